@@ -1,0 +1,73 @@
+"""Batch production for tests, tools and benchmarks (handlers use the durable publisher)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, Message, Producer
+
+_ANY_PARTITION = -1  # librdkafka's "unassigned": the partitioner picks by key
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | str | None
+    value: bytes | str | None
+    partition: int | None = None
+
+
+class ProduceError(RuntimeError):
+    pass
+
+
+def produce_records(
+    bootstrap_servers: str,
+    topic: str,
+    records: Iterable[Record],
+    *,
+    flush_timeout: float = 60.0,
+    config: Mapping[str, str] | None = None,
+) -> int:
+    """Produce in order with idempotence on (per-partition order survives retries).
+
+    Waits for every acknowledgement; raises ProduceError naming the first failed record.
+    """
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "enable.idempotence": "true",
+            "linger.ms": "5",
+            **(config or {}),
+        }
+    )
+    failures: list[str] = []
+
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            failures.append(f"key={msg.key()!r}: {err.str()}")
+
+    count = 0
+    for record in records:
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    value=record.value,
+                    key=record.key,
+                    partition=_ANY_PARTITION if record.partition is None else record.partition,
+                    on_delivery=on_delivery,
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)  # local queue full: let deliveries drain
+        count += 1
+        producer.poll(0)
+    remaining = producer.flush(flush_timeout)
+    if remaining:
+        raise ProduceError(f"{remaining} of {count} records to {topic!r} were not acknowledged")
+    if failures:
+        raise ProduceError(
+            f"{len(failures)} of {count} records to {topic!r} failed; first: {failures[0]}"
+        )
+    return count

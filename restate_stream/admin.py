@@ -1,0 +1,240 @@
+"""Async client for the Restate admin API (deployments, Kafka clusters, subscriptions, SQL).
+
+Restate answers errors as JSON `{"message", "restate_code"}`; they surface as AdminApiError
+with the HTTP status. While the server is still starting (connection refused, 503) requests
+are retried with backoff until a deadline, then AdminUnavailableError names the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+
+class AdminApiError(RuntimeError):
+    def __init__(
+        self, method: str, url: str, status: int, message: str, restate_code: str | None
+    ) -> None:
+        code = f" [{restate_code}]" if restate_code else ""
+        super().__init__(f"{method} {url} -> {status}{code}: {message}")
+        self.method = method
+        self.url = url
+        self.status = status
+        self.message = message
+        self.restate_code = restate_code
+
+
+class AdminUnavailableError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    source: str
+    sink: str
+    options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Subscription:
+        return cls(data["id"], data["source"], data["sink"], dict(data.get("options") or {}))
+
+
+@dataclass(frozen=True)
+class KafkaCluster:
+    name: str
+    properties: dict[str, str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> KafkaCluster:
+        return cls(data["name"], dict(data.get("properties") or {}))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    uri: str | None
+    services: list[str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Deployment:
+        services = [s["name"] if isinstance(s, Mapping) else str(s) for s in data["services"]]
+        return cls(data["id"], data.get("uri"), services)
+
+
+# Retried: the request never reached a server that could act on it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+class AdminClient:
+    def __init__(
+        self,
+        admin_url: str,
+        *,
+        timeout: float = 30.0,
+        startup_timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.admin_url = admin_url.rstrip("/")
+        self.startup_timeout = startup_timeout
+        self._http = httpx.AsyncClient(
+            base_url=self.admin_url, timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> AdminClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        deadline = time.monotonic() + self.startup_timeout
+        delay = 0.1
+        while True:
+            try:
+                response = await self._http.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except _NOT_SENT as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code != 503:
+                    break
+                problem = f"503 {response.text[:200]}"
+            if time.monotonic() + delay > deadline:
+                raise AdminUnavailableError(
+                    f"Restate admin API at {self.admin_url} did not answer {method} {path} within "
+                    f"{self.startup_timeout:.0f}s (last: {problem}); is the server running?"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        if response.status_code >= 400:
+            message, code = response.text, None
+            try:
+                body = response.json()
+                message, code = body.get("message", message), body.get("restate_code")
+            except ValueError:
+                pass
+            raise AdminApiError(method, str(response.url), response.status_code, message, code)
+        return response
+
+    # --- health ---------------------------------------------------------------------------
+
+    async def health(self) -> bool:
+        try:
+            response = await self._http.get("/health")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def wait_ready(self) -> None:
+        await self._request("GET", "/health")
+
+    async def version(self) -> dict[str, Any]:
+        data: dict[str, Any] = (await self._request("GET", "/version")).json()
+        return data
+
+    # --- deployments ----------------------------------------------------------------------
+
+    async def list_deployments(self) -> list[Deployment]:
+        data = (await self._request("GET", "/deployments")).json()
+        return [Deployment.from_json(d) for d in data["deployments"]]
+
+    async def register_deployment(self, uri: str, *, force: bool = True) -> Deployment:
+        """Register (or with force, refresh) the deployment served at `uri`."""
+        body = {"uri": uri, "force": force}
+        data = (await self._request("POST", "/deployments", json=body)).json()
+        return Deployment.from_json({**data, "uri": uri})
+
+    async def delete_deployment(self, deployment_id: str, *, force: bool = True) -> None:
+        params = {"force": "true" if force else "false"}
+        await self._request("DELETE", f"/deployments/{deployment_id}", params=params)
+
+    async def list_services(self) -> list[dict[str, Any]]:
+        services: list[dict[str, Any]] = (await self._request("GET", "/services")).json()[
+            "services"
+        ]
+        return services
+
+    # --- Kafka clusters -------------------------------------------------------------------
+
+    async def list_kafka_clusters(self) -> list[KafkaCluster]:
+        data = (await self._request("GET", "/kafka-clusters")).json()
+        items = data["clusters"] if isinstance(data, Mapping) else data
+        return [KafkaCluster.from_json(c) for c in items]
+
+    async def get_kafka_cluster(self, name: str) -> KafkaCluster | None:
+        try:
+            return KafkaCluster.from_json(
+                (await self._request("GET", f"/kafka-clusters/{name}")).json()
+            )
+        except AdminApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_kafka_cluster(self, name: str, properties: Mapping[str, str]) -> None:
+        body = {"name": name, "properties": dict(properties)}
+        await self._request("POST", "/kafka-clusters", json=body)
+
+    async def update_kafka_cluster(self, name: str, properties: Mapping[str, str]) -> None:
+        body = {"properties": dict(properties)}
+        await self._request("PATCH", f"/kafka-clusters/{name}", json=body)
+
+    async def delete_kafka_cluster(self, name: str, *, force: bool = False) -> None:
+        params = {"force": "true"} if force else None
+        await self._request("DELETE", f"/kafka-clusters/{name}", params=params)
+
+    # --- subscriptions --------------------------------------------------------------------
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        data = (await self._request("GET", "/subscriptions")).json()
+        return [Subscription.from_json(s) for s in data["subscriptions"]]
+
+    async def create_subscription(
+        self, source: str, sink: str, options: Mapping[str, str] | None = None
+    ) -> Subscription:
+        body = {"source": source, "sink": sink, "options": dict(options or {})}
+        return Subscription.from_json(
+            (await self._request("POST", "/subscriptions", json=body)).json()
+        )
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        await self._request("DELETE", f"/subscriptions/{subscription_id}")
+
+    # --- introspection --------------------------------------------------------------------
+
+    async def query(self, sql: str) -> list[dict[str, Any]]:
+        """Run SQL over Restate's introspection tables; rows as dicts."""
+        response = await self._request(
+            "POST", "/query", json={"query": sql}, headers={"Accept": "application/json"}
+        )
+        rows: list[dict[str, Any]] = response.json()["rows"]
+        return rows
+
+
+def sql_literal(value: str) -> str:
+    """A single-quoted SQL string literal for Restate's DataFusion dialect."""
+    return "'" + value.replace("'", "''") + "'"

@@ -1,0 +1,112 @@
+"""Serving a Restate ASGI app with hypercorn over h2c (Restate dials prior-knowledge HTTP/2)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from restate_stream.stack.ports import LOOPBACK, accepts_connections, free_ports, port_is_free
+
+
+def without_lifespan_warnings(app: Any) -> Any:
+    """Answer ASGI lifespan events for apps (like restate.app) that ignore them.
+
+    Otherwise hypercorn logs a lifespan error at every start.
+    """
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return wrapped
+
+
+def hypercorn_config(host: str, port: int, *, log_level: str = "WARNING") -> Config:
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.loglevel = log_level
+    config.accesslog = None
+    # Restate keeps invocations open as long-lived streams; don't cut them at shutdown too early.
+    config.graceful_timeout = 10.0
+    config.keep_alive_timeout = 75.0
+    return config
+
+
+class BackgroundAppServer:
+    """An ASGI app served on a loopback port from a thread with its own event loop.
+
+    For tests and benchmarks in one process with the code that drives them; the worker
+    runner (`restate-stream worker`) serves in the foreground instead.
+    """
+
+    def __init__(self, app: Any, port: int | None = None, host: str = LOOPBACK) -> None:
+        self.app = app
+        self.host = host
+        self.port = port if port is not None else free_ports(1)[0]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        if not port_is_free(self.port, self.host):
+            raise RuntimeError(f"port {self.port} for the app server is already in use")
+        self._thread = threading.Thread(target=self._run, name=f"app-server:{self.port}")
+        self._thread.daemon = True
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"app server on {self.uri} did not start within {timeout}s")
+        if self._error is not None:
+            raise RuntimeError(f"app server on {self.uri} failed to start") from self._error
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        config = hypercorn_config(self.host, self.port)
+
+        async def main() -> None:
+            assert self._stop is not None
+            task = asyncio.ensure_future(
+                serve(without_lifespan_warnings(self.app), config, shutdown_trigger=self._stop.wait)
+            )
+            # hypercorn signals nothing when it is listening: poll the port.
+            while not task.done() and not accepts_connections(self.port, self.host):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            if task.done():
+                self._error = task.exception()
+            self._ready.set()
+            await task
+
+        try:
+            loop.run_until_complete(main())
+        except BaseException as exc:  # reported through start() or stop()
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self._loop is None or self._thread is None or self._stop is None:
+            return
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+        self._thread = None

@@ -1,0 +1,175 @@
+"""One Apache Kafka broker in KRaft combined mode (broker + controller), run from Maven jars."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors import KafkaUnavailableError, wait_for_broker
+from restate_stream.stack.install import KafkaInstall, require_java
+from restate_stream.stack.ports import LOOPBACK, accepts_connections
+from restate_stream.stack.process import ManagedProcess, tail
+
+_LOG4J2 = """\
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = OUT
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.kafkaapis.name = org.apache.kafka.server.metrics
+logger.kafkaapis.level = WARN
+"""
+
+
+class KafkaStartError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class KafkaPorts:
+    broker: int = 9092
+    controller: int = 9093
+
+
+def _cluster_id() -> str:
+    # Kafka's own format: 16 random bytes, URL-safe base64 without padding, not starting with '-'.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def server_properties(data_dir: Path, ports: KafkaPorts) -> str:
+    # Static voters (not --standalone) so a data dir survives a change of controller port.
+    return f"""\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{LOOPBACK}:{ports.controller}
+listeners=PLAINTEXT://{LOOPBACK}:{ports.broker},CONTROLLER://{LOOPBACK}:{ports.controller}
+advertised.listeners=PLAINTEXT://{LOOPBACK}:{ports.broker}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={data_dir / "data"}
+num.partitions=1
+auto.create.topics.enable=true
+# A single node cannot satisfy the defaults of 3 replicas / min ISR 2.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# 128 MiB by default, on a 768 MiB heap.
+log.cleaner.dedupe.buffer.size=4194304
+"""
+
+
+class KafkaBroker:
+    def __init__(
+        self,
+        install: KafkaInstall,
+        data_dir: Path,
+        ports: KafkaPorts | None = None,
+        heap: str = "768m",
+    ) -> None:
+        self.install = install
+        self.data_dir = data_dir
+        self.ports = ports or KafkaPorts()
+        self.heap = heap
+        self.log_path = data_dir / "kafka.log"
+        self.process: ManagedProcess | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{LOOPBACK}:{self.ports.broker}"
+
+    @property
+    def _properties_path(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    def _java_argv(self, java: str, main_class: str, *args: str) -> list[str]:
+        return [
+            java,
+            f"-Xmx{self.heap}",
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.data_dir / 'logs'}",
+            "-cp",
+            self.install.classpath,
+            main_class,
+            *args,
+        ]
+
+    def prepare(self) -> None:
+        """Write the configs and format the storage once (KRaft refuses an unformatted dir)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._properties_path.write_text(server_properties(self.data_dir, self.ports))
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J2)
+        if (self.data_dir / "data" / "meta.properties").exists():
+            return
+        java = require_java()
+        argv = self._java_argv(
+            java,
+            "kafka.tools.StorageTool",
+            "format",
+            "-c",
+            str(self._properties_path),
+            "-t",
+            _cluster_id(),
+            "-g",
+        )
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise KafkaStartError(
+                f"formatting Kafka storage in {self.data_dir / 'data'} failed "
+                f"(exit {result.returncode}):\n{result.stdout}{result.stderr}"
+            )
+
+    def start(self, *, detached: bool = False, timeout: float = 90.0) -> None:
+        self.prepare()
+        java = require_java()
+        self.process = ManagedProcess(
+            "kafka",
+            self._java_argv(java, "kafka.Kafka", str(self._properties_path)),
+            self.log_path,
+            cwd=self.data_dir,
+        )
+        self.process.start(detached=detached)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is not None and not self.process.running():
+                raise KafkaStartError(
+                    f"the Kafka broker exited with code {self.process.returncode} while starting; "
+                    f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
+            try:
+                # A client made before the port opens lingers, logging refused connections.
+                if accepts_connections(self.ports.broker):
+                    wait_for_broker(self.bootstrap_servers, timeout=min(2.0, timeout))
+                    return
+                raise KafkaUnavailableError("port not open yet")
+            except KafkaUnavailableError:
+                if time.monotonic() > deadline:
+                    raise KafkaStartError(
+                        f"the Kafka broker at {self.bootstrap_servers} was not ready within "
+                        f"{timeout:.0f}s; last lines of {self.log_path}:\n{tail(self.log_path)}"
+                    ) from None
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is not None:
+            self.process.stop(timeout)

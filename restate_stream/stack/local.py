@@ -1,0 +1,235 @@
+"""The embedded local stack: one Kafka broker and one Restate server as child processes.
+
+Used three ways: by the pytest plugin (free ports, temp dir, tied to the test process),
+by `restate-stream stack up|down|status` (detached, pids recorded in `<home>/stack.json`),
+and by `restate-stream dev`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from connectors import KafkaUnavailableError, wait_for_broker
+from restate_stream.stack.install import (
+    Progress,
+    cache_dir,
+    install_all,
+    kafka_install,
+    restate_install,
+)
+from restate_stream.stack.kafka import KafkaBroker, KafkaPorts
+from restate_stream.stack.ports import LOOPBACK, ensure_free, free_ports
+from restate_stream.stack.process import stop_group, tail
+from restate_stream.stack.restate import RestatePorts, RestateServer
+
+STATE_FILE = "stack.json"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("RESTATE_STREAM_STACK_HOME") or cache_dir() / "stack")
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    kafka: int = 9092
+    kafka_controller: int = 9093
+    ingress: int = 8080
+    admin: int = 9070
+    fabric: int = 5122
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        return cls(*free_ports(5))
+
+    def by_purpose(self) -> dict[str, int]:
+        return {
+            "Kafka broker": self.kafka,
+            "Kafka controller": self.kafka_controller,
+            "Restate ingress": self.ingress,
+            "Restate admin": self.admin,
+            "Restate fabric": self.fabric,
+        }
+
+
+class StackError(RuntimeError):
+    pass
+
+
+class LocalStack:
+    def __init__(
+        self,
+        home: Path,
+        ports: StackPorts | None = None,
+        cache: Path | None = None,
+    ) -> None:
+        self.home = home
+        self.ports = ports or StackPorts()
+        self.cache = cache
+        self.kafka = KafkaBroker(
+            kafka_install(cache),
+            home / "kafka",
+            KafkaPorts(self.ports.kafka, self.ports.kafka_controller),
+        )
+        self.restate = RestateServer(
+            restate_install(cache),
+            home / "restate",
+            RestatePorts(self.ports.ingress, self.ports.admin, self.ports.fabric),
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    @property
+    def admin_url(self) -> str:
+        return self.restate.admin_url
+
+    @property
+    def ingress_url(self) -> str:
+        return self.restate.ingress_url
+
+    @property
+    def log_paths(self) -> list[Path]:
+        return [self.kafka.log_path, self.restate.log_path]
+
+    def start(
+        self, *, detached: bool = False, install: bool = True, progress: Progress = print
+    ) -> None:
+        """Install if needed, then start Kafka and Restate; on failure stop what started."""
+        if install:
+            install_all(self.cache, progress)
+        ensure_free(self.ports.by_purpose())
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            progress(f"kafka: starting on {self.bootstrap_servers} (log {self.kafka.log_path})")
+            started = time.monotonic()
+            self.kafka.start(detached=detached)
+            progress(f"kafka: ready in {time.monotonic() - started:.1f}s")
+            progress(f"restate: starting, admin {self.admin_url} (log {self.restate.log_path})")
+            started = time.monotonic()
+            self.restate.start(detached=detached)
+            progress(f"restate: ready in {time.monotonic() - started:.1f}s")
+        except BaseException:
+            self.stop()
+            raise
+        if detached:
+            self._write_state()
+
+    def stop(self) -> None:
+        self.restate.stop()
+        self.kafka.stop()
+
+    def logs_tail(self, lines: int = 60) -> str:
+        return "\n".join(f"--- {p} ---\n{tail(p, lines)}" for p in self.log_paths)
+
+    def _write_state(self) -> None:
+        assert self.kafka.process and self.restate.process
+        state = {
+            "ports": asdict(self.ports),
+            "cache": str(self.cache) if self.cache else None,
+            "pids": {"kafka": self.kafka.process.pid, "restate": self.restate.process.pid},
+            "started_at": time.time(),
+        }
+        (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- the detached stack (`stack up` / `stack status` / `stack down`) -------------------------
+
+
+def _read_state(home: Path) -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads((home / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    return state
+
+
+def _ours(pid: int, home: Path) -> bool:
+    """The pid is alive and still the engine we started (pids are recycled)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return str(home) in cmdline
+
+
+@dataclass
+class EngineStatus:
+    name: str
+    pid: int | None
+    running: bool
+    healthy: bool
+    address: str
+    detail: str = ""
+
+
+def stack_status(home: Path) -> list[EngineStatus]:
+    state = _read_state(home)
+    if state is None:
+        raise StackError(f"no stack is running from {home} (no {STATE_FILE}); run `stack up`")
+    ports = StackPorts(**state["ports"])
+    pids: dict[str, int] = state["pids"]
+    bootstrap = f"{LOOPBACK}:{ports.kafka}"
+    kafka_ok, kafka_detail = False, ""
+    if _ours(pids["kafka"], home):
+        try:
+            wait_for_broker(bootstrap, timeout=5.0)
+            kafka_ok = True
+        except KafkaUnavailableError as exc:
+            kafka_detail = str(exc)
+    admin = f"http://{LOOPBACK}:{ports.admin}"
+    restate_ok, restate_detail = False, ""
+    if _ours(pids["restate"], home):
+        try:
+            restate_ok = httpx.get(f"{admin}/health", timeout=3.0).status_code == 200
+        except httpx.HTTPError as exc:
+            restate_detail = str(exc)
+    return [
+        EngineStatus(
+            "kafka", pids["kafka"], _ours(pids["kafka"], home), kafka_ok, bootstrap, kafka_detail
+        ),
+        EngineStatus(
+            "restate",
+            pids["restate"],
+            _ours(pids["restate"], home),
+            restate_ok,
+            f"admin {admin}, ingress http://{LOOPBACK}:{ports.ingress}",
+            restate_detail,
+        ),
+    ]
+
+
+def stack_down(home: Path, progress: Progress = print) -> None:
+    state = _read_state(home)
+    if state is None:
+        progress(f"no stack recorded in {home}: nothing to stop")
+        return
+    # Restate first: it consumes from Kafka and would log errors while Kafka goes away.
+    for name in ("restate", "kafka"):
+        pid = state["pids"][name]
+        if _ours(pid, home):
+            progress(f"{name}: stopping (pid {pid})")
+            stop_group(pid, timeout=30.0)
+        else:
+            progress(f"{name}: not running")
+    (home / STATE_FILE).unlink()

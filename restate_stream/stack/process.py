@@ -1,0 +1,135 @@
+"""A child process in its own process group, stopped group and all.
+
+Engines (JVMs, the Restate server) run in a process group of their own so a stop
+reaches everything they spawned. When the owning Python process dies first, the
+kernel sends the child SIGTERM (PR_SET_PDEATHSIG), so tests never leave orphans;
+`stack up` starts engines detached instead and records their pids for `stack down`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class ManagedProcess:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._popen is None:
+            raise RuntimeError(f"{self.name} was not started")
+        return self._popen.pid
+
+    def start(self, *, detached: bool = False) -> None:
+        """Start in a new session. detached=False ties the child's life to this process."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(self.env or {})},
+                cwd=self.cwd,
+                start_new_session=True,
+                preexec_fn=None if detached else _die_with_parent,
+            )
+
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._popen is None else self._popen.poll()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM to the group, then SIGKILL to the group after `timeout` seconds."""
+        if self._popen is None:
+            return
+        stop_group(self._popen.pid, timeout, reap=self._reap)
+
+    def _reap(self, timeout: float) -> bool:
+        assert self._popen is not None
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return True
+        time.sleep(0.1)
+    return not _group_alive(pgid)
+
+
+def stop_group(
+    pgid: int, timeout: float = 20.0, reap: Callable[[float], bool] | None = None
+) -> None:
+    """Stop the process group led by `pgid`: SIGTERM, then SIGKILL if it lingers.
+
+    `reap` waits for our own child (so it does not stay a zombie); detached groups
+    started by an earlier `stack up` have no such handle and are polled instead.
+    """
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    leader_gone = reap(timeout) if reap is not None else _wait_group_gone(pgid, timeout)
+    if leader_gone and _wait_group_gone(pgid, 2.0):
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if reap is not None:
+        reap(5.0)
+    _wait_group_gone(pgid, 5.0)

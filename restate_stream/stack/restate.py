@@ -1,0 +1,98 @@
+"""One Restate server (single node) run from the npm package's binary."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from restate_stream.stack.install import RestateInstall
+from restate_stream.stack.ports import LOOPBACK
+from restate_stream.stack.process import ManagedProcess, tail
+
+
+class RestateStartError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RestatePorts:
+    ingress: int = 8080
+    admin: int = 9070
+    fabric: int = 5122
+
+
+class RestateServer:
+    def __init__(self, install: RestateInstall, data_dir: Path, ports: RestatePorts | None = None):
+        self.install = install
+        self.data_dir = data_dir
+        self.ports = ports or RestatePorts()
+        self.log_path = data_dir / "restate.log"
+        self.process: ManagedProcess | None = None
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.admin}"
+
+    @property
+    def ingress_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.ingress}"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "RESTATE_BIND_IP": LOOPBACK,
+            "RESTATE_LISTEN_MODE": "tcp",
+            "RESTATE_INGRESS__BIND_PORT": str(self.ports.ingress),
+            "RESTATE_ADMIN__BIND_PORT": str(self.ports.admin),
+            "RESTATE_BIND_PORT": str(self.ports.fabric),
+            "RESTATE_DISABLE_TELEMETRY": "true",
+            "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+        }
+
+    def start(self, *, detached: bool = False, timeout: float = 60.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = ManagedProcess(
+            "restate",
+            [
+                str(self.install.binary),
+                "--no-logo",
+                "--node-name",
+                "restate-stream-local",
+                "--base-dir",
+                str(self.data_dir / "data"),
+            ],
+            self.log_path,
+            env=self.environment(),
+            cwd=self.data_dir,
+        )
+        self.process.start(detached=detached)
+        self.wait_ready(timeout)
+
+    def healthy(self) -> bool:
+        try:
+            admin = httpx.get(f"{self.admin_url}/health", timeout=1.0)
+            ingress = httpx.get(f"{self.ingress_url}/restate/health", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return admin.status_code == 200 and ingress.status_code == 200
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.process is not None and not self.process.running():
+                raise RestateStartError(
+                    f"the Restate server exited with code {self.process.returncode} while "
+                    f"starting; last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
+            if time.monotonic() > deadline:
+                raise RestateStartError(
+                    f"the Restate server (admin {self.admin_url}) was not healthy within "
+                    f"{timeout:.0f}s; last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
+            time.sleep(0.2)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is not None:
+            self.process.stop(timeout)

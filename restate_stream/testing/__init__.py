@@ -1,0 +1,15 @@
+"""Test support: the engines, an in-process app server registered with Restate, state polling.
+
+The fixtures live in `restate_stream.testing.pytest_plugin`, which pytest loads by itself
+once restate-stream is installed.
+"""
+
+from restate_stream.testing.helpers import (
+    ServedApp,
+    object_state,
+    produce_json,
+    serve_app,
+    wait_until,
+)
+
+__all__ = ["ServedApp", "object_state", "produce_json", "serve_app", "wait_until"]

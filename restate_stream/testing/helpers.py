@@ -1,0 +1,78 @@
+"""Helpers for tests against the real engines: serve an app, produce records, poll state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from connectors import Record, produce_records
+from restate_stream.admin import AdminClient, Deployment, sql_literal
+from restate_stream.serving import BackgroundAppServer
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServedApp:
+    server: BackgroundAppServer
+    deployment: Deployment
+
+    @property
+    def uri(self) -> str:
+        return self.server.uri
+
+
+@asynccontextmanager
+async def serve_app(app: Any, admin: AdminClient) -> AsyncIterator[ServedApp]:
+    """Serve `app` in-process on a free port and register it as a Restate deployment."""
+    server = BackgroundAppServer(app)
+    await asyncio.to_thread(server.start)
+    try:
+        deployment = await admin.register_deployment(server.uri, force=True)
+        yield ServedApp(server, deployment)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+def produce_json(bootstrap_servers: str, topic: str, records: Iterable[tuple[str, Any]]) -> int:
+    """Produce (key, value) pairs with the value JSON-encoded, in order, waiting for acks."""
+    return produce_records(
+        bootstrap_servers,
+        topic,
+        (Record(key, json.dumps(value)) for key, value in records),
+    )
+
+
+async def object_state(
+    admin: AdminClient, service: str, state_key: str, *, object_key: str | None = None
+) -> dict[str, Any]:
+    """JSON state `state_key` of every object of `service` (or one), by object key."""
+    where = f"service_name = {sql_literal(service)} AND key = {sql_literal(state_key)}"
+    if object_key is not None:
+        where += f" AND service_key = {sql_literal(object_key)}"
+    rows = await admin.query(f"SELECT service_key, value_utf8 FROM state WHERE {where}")
+    return {row["service_key"]: json.loads(row["value_utf8"]) for row in rows}
+
+
+async def wait_until(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.25,
+    describe: Callable[[T], str] = repr,
+) -> T:
+    """Call `probe` until `done(result)`; on timeout fail with the last result described."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not done after {timeout:.0f}s; last: {describe(result)}")
+        await asyncio.sleep(interval)

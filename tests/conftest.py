@@ -1,0 +1,1 @@
+"""Engine fixtures come from restate-stream's own pytest plugin (restate_stream.testing)."""
