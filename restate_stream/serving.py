@@ -38,9 +38,13 @@ def hypercorn_config(host: str, port: int, *, log_level: str = "WARNING") -> Con
     config.bind = [f"{host}:{port}"]
     config.loglevel = log_level
     config.accesslog = None
-    # Restate keeps invocations open as long-lived streams; don't cut them at shutdown too early.
+    # Restate multiplexes every invocation over a few long-lived h2c connections. hypercorn's
+    # defaults close a connection after 1,000 requests or 5 s idle, which breaks in-flight
+    # invocations (Restate sees "broken pipe" and retries after its inactivity timeout).
+    config.keep_alive_max_requests = 2**31
+    config.keep_alive_timeout = 300.0
+    config.h2_max_concurrent_streams = 1000
     config.graceful_timeout = 10.0
-    config.keep_alive_timeout = 75.0
     return config
 
 
@@ -88,7 +92,7 @@ class BackgroundAppServer:
                 serve(without_lifespan_warnings(self.app), config, shutdown_trigger=self._stop.wait)
             )
             # hypercorn signals nothing when it is listening: poll the port.
-            while not task.done() and not accepts_connections(self.port, self.host):  # noqa: ASYNC110
+            while not task.done() and not accepts_connections(self.port, self.host):
                 await asyncio.sleep(0.01)
             if task.done():
                 self._error = task.exception()

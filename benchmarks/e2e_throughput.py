@@ -1,0 +1,151 @@
+"""End-to-end throughput: Kafka -> Restate subscription -> Python handler -> durable state.
+
+Baseline: a plain confluent-kafka consumer reading the same topic from the start.
+Rates run from the first record seen to the last one done, so group joins are excluded.
+Both run on one fresh local stack; rounds alternate baseline and candidate and the medians
+are compared. The worker is a separate hypercorn process, as in production.
+
+    .venv/bin/python -m benchmarks.e2e_throughput [--records 20000] [--keys 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from confluent_kafka import Consumer
+
+from connectors import Record, TopicAdmin, produce_records
+from restate_stream.admin import AdminClient, sql_literal
+from restate_stream.stack import LocalStack, StackPorts
+from restate_stream.worker import WorkerProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
+    """Records/s from the first record received to the last (group join excluded)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-raw-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": "false",
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    first = 0.0
+    try:
+        while seen < expected:
+            for message in consumer.consume(num_messages=1000, timeout=1.0):
+                if message.error() is None:
+                    if seen == 0:
+                        first = time.perf_counter()
+                    json.loads(message.value())  # the handler side decodes too
+                    seen += 1
+    finally:
+        consumer.close()
+    return (expected - 1) / (time.perf_counter() - first)
+
+
+async def restate_rate(admin: AdminClient, cluster: str, topic: str, expected: int) -> float:
+    """Records/s from the first invocation created to the last completed, as Restate saw it."""
+    subscription = await admin.create_subscription(
+        f"kafka://{cluster}/{topic}",
+        "service://BenchCounter/count",
+        {"auto.offset.reset": "earliest", "group.id": f"bench-{uuid.uuid4().hex}"},
+    )
+    where = f"invoked_by_subscription_id = {sql_literal(subscription.id)}"
+    try:
+        last_report = time.perf_counter()
+        count_sql = (
+            f"SELECT count(*) AS n FROM sys_invocation WHERE {where} AND status = 'completed'"
+        )
+        while (done := (await admin.query(count_sql))[0]["n"]) < expected:
+            if time.perf_counter() - last_report > 5:
+                print(f"    ... {done}/{expected}", flush=True)
+                last_report = time.perf_counter()
+            await asyncio.sleep(0.2)
+        span = await admin.query(
+            f"SELECT min(created_at) AS first, max(completed_at) AS last FROM sys_invocation "
+            f"WHERE {where}"
+        )
+    finally:
+        await admin.delete_subscription(subscription.id)
+    first = datetime.fromisoformat(span[0]["first"])
+    last = datetime.fromisoformat(span[0]["last"])
+    return (expected - 1) / (last - first).total_seconds()
+
+
+async def run(records: int, keys: int, rounds: int, partitions: int) -> None:
+    home = Path(tempfile.mkdtemp(prefix="rs-bench-"))
+    with LocalStack(home, StackPorts.free()) as stack:
+        topic = "bench-e2e"
+        TopicAdmin(stack.bootstrap_servers).create_topic(topic, partitions)
+        print(f"producing {records} records over {keys} keys into {partitions} partitions")
+        produce_records(
+            stack.bootstrap_servers,
+            topic,
+            (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
+        )
+        worker = WorkerProcess("benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT)
+        worker.start()
+        try:
+            async with AdminClient(stack.admin_url) as admin:
+                await admin.register_deployment(worker.uri)
+                await admin.create_kafka_cluster(
+                    "bench", {"bootstrap.servers": stack.bootstrap_servers}
+                )
+                # The first consumer group creates __consumer_offsets (50 partitions): warm up.
+                raw_consume_rate(stack.bootstrap_servers, topic, records)
+                raw: list[float] = []
+                e2e: list[float] = []
+                for r in range(1, rounds + 1):
+                    raw.append(raw_consume_rate(stack.bootstrap_servers, topic, records))
+                    print(f"round {r}: raw consumer   {raw[-1]:>10,.0f} records/s", flush=True)
+                    e2e.append(await restate_rate(admin, "bench", topic, records))
+                    print(f"round {r}: restate e2e    {e2e[-1]:>10,.0f} records/s", flush=True)
+                counts = await admin.query(
+                    "SELECT value_utf8 FROM state WHERE service_name = 'BenchCounter'"
+                )
+                total = sum(int(row["value_utf8"]) for row in counts)
+        finally:
+            worker.stop()
+    raw_median, e2e_median = statistics.median(raw), statistics.median(e2e)
+    print()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
+    print(f"raw confluent-kafka consume (median):  {raw_median:>10,.0f} records/s")
+    print(f"restate-stream end to end (median):  {e2e_median:>10,.0f} records/s")
+    print(f"ratio end-to-end / raw consume:       {e2e_median / raw_median:>10.4f}")
+    if total != records * rounds:
+        raise SystemExit(f"state check failed: {total} increments, expected {records * rounds}")
+    print(
+        f"state check: {total} increments = {records} records x {rounds} rounds, none lost/doubled"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--keys", type=int, default=200)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(run(args.records, args.keys, args.rounds, args.partitions))
+
+
+if __name__ == "__main__":
+    main()

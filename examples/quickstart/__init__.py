@@ -1,0 +1,1 @@
+"""Quickstart: payments from a Kafka topic into per-account balances, exactly once."""

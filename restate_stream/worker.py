@@ -1,0 +1,101 @@
+"""A worker: a Restate app (`module:attribute`) served by hypercorn in a child process.
+
+Restate dials deployments with prior-knowledge HTTP/2; hypercorn accepts h2c on a plain
+port. The child runs in its own process group and dies with its owner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from hypercorn.run import run
+
+from restate_stream._worker_asgi import APP_ENV
+from restate_stream.serving import hypercorn_config
+from restate_stream.stack.ports import LOOPBACK, accepts_connections, ensure_free, free_ports
+from restate_stream.stack.process import ManagedProcess, tail
+
+
+class WorkerStartError(RuntimeError):
+    pass
+
+
+class WorkerProcess:
+    def __init__(
+        self,
+        app: str,
+        log_path: Path,
+        *,
+        port: int | None = None,
+        processes: int = 1,
+        cwd: Path | None = None,
+    ) -> None:
+        self.app = app
+        self.log_path = log_path
+        self.port = port if port is not None else free_ports(1)[0]
+        self.processes = processes
+        self.cwd = cwd
+        self.process: ManagedProcess | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self, *, timeout: float = 30.0) -> None:
+        ensure_free({f"worker for {self.app}": self.port})
+        self.process = ManagedProcess(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "restate_stream.worker",
+                self.app,
+                "--port",
+                str(self.port),
+                "--processes",
+                str(self.processes),
+            ],
+            self.log_path,
+            cwd=self.cwd,
+        )
+        self.process.start()
+        deadline = time.monotonic() + timeout
+        while not accepts_connections(self.port):
+            if not self.process.running() or time.monotonic() > deadline:
+                self.process.stop()
+                raise WorkerStartError(
+                    f"the worker serving {self.app} did not listen on {self.uri}; "
+                    f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is not None:
+            self.process.stop(timeout)
+
+
+def serve_forever(app: str, host: str, port: int, processes: int) -> None:
+    """Serve in the foreground until SIGTERM/SIGINT (hypercorn shuts down gracefully)."""
+    os.environ[APP_ENV] = app
+    config = hypercorn_config(host, port)
+    config.application_path = "restate_stream._worker_asgi:app"
+    config.workers = processes
+    run(config)
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m restate_stream.worker")
+    parser.add_argument("app", help="the Restate app as 'package.module:attribute'")
+    parser.add_argument("--host", default=LOOPBACK)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--processes", type=int, default=1)
+    args = parser.parse_args()
+    serve_forever(args.app, args.host, args.port, args.processes)
+
+
+if __name__ == "__main__":
+    _main()
