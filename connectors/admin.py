@@ -4,21 +4,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 
-# NewTopic is public API but missing from the package's type exports.
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+# NewTopic, NewPartitions and OffsetSpec are public API but missing from the type exports.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+)
 
 
 class KafkaUnavailableError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class PartitionLag:
+    partition: int
+    committed: int | None  # None: the group has committed nothing for this partition
+    end: int  # the high watermark: offset of the next record to be written
+    lag: int
+
+
 class TopicAdmin:
-    def __init__(self, bootstrap_servers: str, **properties: str) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self._client = AdminClient({"bootstrap.servers": bootstrap_servers, **properties})
+    """Topic and consumer-group administration for one Kafka cluster.
+
+    `config` is a bootstrap servers string, or librdkafka properties (SASL/SSL included),
+    the same properties Restate is given for the cluster.
+    """
+
+    def __init__(self, config: str | Mapping[str, str]) -> None:
+        properties: dict[str, str | int | float | bool] = (
+            {"bootstrap.servers": config} if isinstance(config, str) else dict(config)
+        )
+        self.properties = properties
+        self._client = AdminClient(properties)
 
     def topics(self, timeout: float = 10.0) -> dict[str, int]:
         """Topic name -> partition count, as the broker's metadata reports it."""
@@ -28,32 +51,75 @@ class TopicAdmin:
     def create_topic(
         self,
         name: str,
-        partitions: int = 1,
-        replication_factor: int = 1,
+        partitions: int | None = 1,
+        replication_factor: int | None = None,
         config: Mapping[str, str] | None = None,
         timeout: float = 30.0,
     ) -> bool:
-        """Create `name`; returns False if it already existed. Waits until metadata shows it."""
-        topic = NewTopic(name, partitions, replication_factor, config=dict(config or {}))
+        """Create `name`; returns False if it already existed. Waits until metadata shows it.
+
+        None for partitions or replication factor leaves them to the broker's defaults.
+        """
+        topic = NewTopic(
+            name,
+            num_partitions=-1 if partitions is None else partitions,
+            replication_factor=-1 if replication_factor is None else replication_factor,
+            config=dict(config or {}),
+        )
         future = self._client.create_topics([topic], operation_timeout=timeout)[name]
         try:
             future.result(timeout)
-            created = True
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-            created = False
+            return False
         deadline = time.monotonic() + timeout
-        while self.topics(timeout).get(name) != partitions:
+        while (shown := self.topics(timeout).get(name)) is None or (
+            partitions is not None and shown < partitions
+        ):
             if time.monotonic() > deadline:
-                if not created:
-                    break  # existed before with another partition count: the caller's concern
                 raise KafkaUnavailableError(f"topic {name!r} was created but never showed up")
             time.sleep(0.1)
-        return created
+        return True
 
     def delete_topic(self, name: str, timeout: float = 30.0) -> None:
         self._client.delete_topics([name], operation_timeout=timeout)[name].result(timeout)
+
+    def add_partitions(self, name: str, total: int, timeout: float = 30.0) -> None:
+        """Grow `name` to `total` partitions (Kafka cannot shrink a topic)."""
+        request = NewPartitions(name, total)
+        self._client.create_partitions([request], operation_timeout=timeout)[name].result(timeout)
+
+    def group_has_members(self, group: str, timeout: float = 10.0) -> bool:
+        """Whether any consumer is in `group` now (an unknown group has none)."""
+        future = self._client.describe_consumer_groups([group], request_timeout=timeout)[group]
+        try:
+            description = future.result(timeout)
+        except KafkaException:
+            return False
+        return bool(description.members)
+
+    def group_lag(self, group: str, topic: str, timeout: float = 10.0) -> list[PartitionLag]:
+        """Per partition of `topic`: the group's committed offset, the end offset and the lag."""
+        partitions = self.topics(timeout).get(topic)
+        if partitions is None:
+            raise KafkaException(f"topic {topic!r} does not exist")
+        wanted = [TopicPartition(topic, p) for p in range(partitions)]
+        committed_future = self._client.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=timeout
+        )[group]
+        committed = {
+            tp.partition: tp.offset for tp in committed_future.result(timeout).topic_partitions
+        }
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        ends = self._client.list_offsets({tp: latest for tp in wanted}, request_timeout=timeout)
+        result = []
+        for tp in wanted:
+            end = ends[tp].result(timeout).offset
+            done = committed.get(tp.partition)
+            done = done if done is not None and done >= 0 else None
+            result.append(PartitionLag(tp.partition, done, end, end - (done or 0)))
+        return result
 
 
 def wait_for_broker(bootstrap_servers: str, timeout: float = 60.0) -> None:

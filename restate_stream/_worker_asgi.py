@@ -1,29 +1,36 @@
 """The ASGI entry hypercorn imports in each worker process.
 
-hypercorn loads apps by import path in every (spawned) worker process; this module wraps
-the user's app named in RESTATE_STREAM_APP so each process gets the same wrapping.
+hypercorn loads apps by import path in every (spawned) worker process; this module builds
+the user's app named in RESTATE_STREAM_APP the same way in each of them. With identity keys
+configured, the app is rebuilt from its services with Restate's request-signature check on.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
+import restate
+
+from restate_stream.bindings import import_app
 from restate_stream.serving import without_lifespan_warnings
 
 APP_ENV = "RESTATE_STREAM_APP"
+IDENTITY_KEYS_ENV = "RESTATE_STREAM_IDENTITY_KEYS"  # comma-separated publickeyv1_... keys
 
 
-def load_app(path: str) -> Any:
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"app path {path!r}: expected 'package.module:attribute'")
-    module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise ValueError(f"app path {path!r}: module {module_name} has no {attribute!r}") from None
+def build_app(path: str, identity_keys: list[str]) -> Any:
+    app, services = import_app(path)
+    if identity_keys:
+        app = restate.app(services, identity_keys=identity_keys)
+    return without_lifespan_warnings(app)
 
 
-app = without_lifespan_warnings(load_app(os.environ[APP_ENV])) if APP_ENV in os.environ else None
+def _from_environment() -> Any:
+    if APP_ENV not in os.environ:
+        return None
+    keys = [k for k in os.environ.get(IDENTITY_KEYS_ENV, "").split(",") if k]
+    return build_app(os.environ[APP_ENV], keys)
+
+
+app = _from_environment()

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import urlparse
 
+from connectors import TopicAdmin
+from restate_stream.admin import AdminApiError, AdminClient, AdminUnavailableError
+from restate_stream.apply import apply_plan
+from restate_stream.bindings import (
+    AppImportError,
+    BindingsError,
+    BindingsFile,
+    check_against_app,
+    import_app,
+    load_bindings,
+)
+from restate_stream.bindings.edit import set_paused
+from restate_stream.plan import Plan, compute_plan, fetch_live
 from restate_stream.stack import (
     LocalStack,
     PortInUseError,
@@ -21,10 +37,18 @@ from restate_stream.stack import (
 )
 from restate_stream.stack.kafka import KafkaStartError
 from restate_stream.stack.local import stack_down, stack_status
+from restate_stream.stack.ports import LOOPBACK, accepts_connections
 from restate_stream.stack.restate import RestateStartError
+from restate_stream.status import binding_statuses, render
+from restate_stream.worker import WorkerProcess, WorkerStartError, serve_forever
 
 # Errors that carry a complete message for people: printed without a traceback.
 _USER_ERRORS = (
+    BindingsError,
+    AppImportError,
+    AdminApiError,
+    AdminUnavailableError,
+    WorkerStartError,
     StackInstallError,
     PortInUseError,
     StackError,
@@ -97,6 +121,205 @@ def cmd_stack_down(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bindings: validate, plan, apply, pause/resume, status -----------------------------------
+
+
+def load_checked(path: Path, *, check_app: bool = True) -> BindingsFile:
+    """The file's own checks, then (when it names a worker app) the bindings against the app."""
+    spec = load_bindings(path)
+    if check_app and spec.worker is not None:
+        _, services = import_app(spec.worker.app)
+        check_against_app(spec, services)
+    return spec
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = load_checked(args.file, check_app=not args.no_app)
+    checked = "" if args.no_app or spec.worker is None else f", checked against {spec.worker.app}"
+    _say(
+        f"{args.file}: ok ({len(spec.bindings)} bindings, {len(spec.clusters)} Kafka clusters, "
+        f"{len(spec.topics)} topics{checked})"
+    )
+    return 0
+
+
+async def _plan(spec: BindingsFile, admin: AdminClient, args: argparse.Namespace) -> Plan:
+    live = await fetch_live(spec, admin)
+    return compute_plan(
+        spec,
+        live,
+        prune=getattr(args, "prune", False),
+        refresh_clusters=getattr(args, "refresh_clusters", False),
+    )
+
+
+def _admin(spec: BindingsFile, args: argparse.Namespace) -> AdminClient:
+    return AdminClient(spec.restate.admin_url, startup_timeout=args.wait)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    spec = load_checked(args.file)
+
+    async def run() -> Plan:
+        async with _admin(spec, args) as admin:
+            return await _plan(spec, admin, args)
+
+    _say(asyncio.run(run()).render())
+    return 0
+
+
+async def _apply(spec: BindingsFile, args: argparse.Namespace, only: str | None = None) -> int:
+    async with _admin(spec, args) as admin:
+        plan = await _plan(spec, admin, args)
+        if only is not None:
+            plan.changes = [c for c in plan.changes if getattr(c, "binding", None) == only]
+        if plan.empty:
+            _say("No changes: Restate and Kafka already match the file.")
+            return 0
+        report = await apply_plan(plan, spec, admin, progress=_say)
+        applied = sum(o.status == "applied" for o in report.outcomes)
+        _say(f"{applied} of {len(report.outcomes)} change(s) applied.")
+        if not report.ok:
+            print(report.render(), file=sys.stderr)
+            return 1
+        return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    return asyncio.run(_apply(load_checked(args.file), args))
+
+
+def cmd_pause_resume(args: argparse.Namespace) -> int:
+    paused = args.command == "pause"
+    if set_paused(args.file, args.name, paused):
+        _say(f"{args.file}: binding {args.name} now has paused: {str(paused).lower()}")
+    return asyncio.run(_apply(load_checked(args.file), args, only=args.name))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    spec = load_checked(args.file, check_app=False)
+
+    async def run() -> int:
+        async with _admin(spec, args) as admin:
+            statuses = await binding_statuses(spec, admin, TopicAdmin)
+        if args.json:
+            print(json.dumps([s.to_json() for s in statuses], indent=2, default=str))
+        else:
+            _say(render(statuses))
+        return 0
+
+    return asyncio.run(run())
+
+
+# --- worker and dev ---------------------------------------------------------------------------
+
+
+def _worker_port(uri: str) -> int:
+    parsed = urlparse(uri)
+    return parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    spec = load_checked(args.file)
+    if spec.worker is None:
+        raise BindingsError([])  # unreachable in practice: load reports a missing worker
+    worker = spec.worker
+    port = args.port or _worker_port(worker.uri)
+    host = args.host or (
+        LOOPBACK if urlparse(worker.uri).hostname in (LOOPBACK, "localhost") else "0.0.0.0"
+    )
+
+    def register_when_listening() -> None:
+        while not accepts_connections(port, LOOPBACK if host == "0.0.0.0" else host):
+            time.sleep(0.05)
+
+        async def register() -> None:
+            async with _admin(spec, args) as admin:
+                deployment = await admin.register_deployment(worker.uri)
+                _say(
+                    f"worker: registered {worker.uri} as {deployment.id} "
+                    f"({', '.join(deployment.services)})"
+                )
+            if args.apply:
+                await _apply(spec, args)
+
+        try:
+            asyncio.run(register())
+        except _USER_ERRORS as exc:
+            print(f"worker: registration failed (still serving): {exc}", file=sys.stderr)
+
+    threading.Thread(target=register_when_listening, daemon=True).start()
+    processes = args.processes or worker.processes
+    _say(f"worker: serving {worker.app} on {host}:{port} ({processes} process(es))")
+    serve_forever(worker.app, host, port, processes, worker.identity_keys)
+    return 0
+
+
+def _follow(paths: dict[str, Path], offsets: dict[str, int], only_problems: set[str]) -> None:
+    for label, path in paths.items():
+        try:
+            with path.open("rb") as f:
+                f.seek(offsets.get(label, 0))
+                data = f.read()
+                offsets[label] = f.tell()
+        except FileNotFoundError:
+            continue
+        for line in data.decode(errors="replace").splitlines():
+            if label in only_problems and not any(w in line for w in ("WARN", "ERROR")):
+                continue
+            if line.strip():
+                print(f"{label:7} | {line}", flush=True)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    spec = load_checked(args.file)
+    if spec.worker is None:
+        raise StackError(f"{args.file} declares no worker: `dev` needs `worker: {{app: ...}}`")
+    stack = LocalStack(args.home, StackPorts())
+    if stack.admin_url != spec.restate.admin_url.rstrip("/"):
+        _say(
+            f"note: {args.file} names Restate admin {spec.restate.admin_url}; "
+            f"dev runs it at {stack.admin_url}"
+        )
+    stack.start(progress=_say)
+    worker = WorkerProcess(
+        spec.worker.app,
+        args.home / "worker.log",
+        port=_worker_port(spec.worker.uri),
+        cwd=Path.cwd(),
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        worker.start()
+        _say(f"worker: serving {spec.worker.app} at {worker.uri}")
+        code = asyncio.run(_apply(spec, args))
+        if code != 0:
+            return code
+        _say("dev: running; Ctrl-C stops the worker and the engines")
+        logs = {
+            "worker": worker.log_path,
+            "restate": stack.restate.log_path,
+            "kafka": stack.kafka.log_path,
+        }
+        offsets = {
+            label: (p.stat().st_size if p.exists() else 0)
+            for label, p in logs.items()
+            if label != "worker"
+        }
+        while not stopped.wait(0.5):
+            _follow(logs, offsets, only_problems={"kafka", "restate"})
+            if not (worker.process and worker.process.running()):
+                raise WorkerStartError(f"the worker exited; see {worker.log_path}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _say("dev: stopping")
+        worker.stop()
+        stack.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="restate-stream",
@@ -139,6 +362,67 @@ def build_parser() -> argparse.ArgumentParser:
     with_home(stack_commands.add_parser("down", help="stop the engines")).set_defaults(
         func=cmd_stack_down
     )
+
+    def with_file(p: argparse.ArgumentParser, *, server: bool = True) -> argparse.ArgumentParser:
+        p.add_argument(
+            "-f",
+            "--file",
+            type=Path,
+            default=Path("bindings.yaml"),
+            help="the bindings file (default: %(default)s)",
+        )
+        if server:
+            p.add_argument(
+                "--wait",
+                type=float,
+                default=10.0,
+                help="seconds to retry an unreachable Restate admin API (default: %(default)s)",
+            )
+        return p
+
+    validate = with_file(
+        commands.add_parser("validate", help="check the bindings file (no server needed)"),
+        server=False,
+    )
+    validate.add_argument("--no-app", action="store_true", help="skip importing the worker app")
+    validate.set_defaults(func=cmd_validate)
+
+    plan = with_file(commands.add_parser("plan", help="show what apply would change"))
+    plan.add_argument("--prune", action="store_true", help="include deletions of undeclared items")
+    plan.add_argument("--refresh-clusters", action="store_true", help="resend cluster properties")
+    plan.set_defaults(func=cmd_plan)
+
+    apply = with_file(commands.add_parser("apply", help="make Restate and Kafka match the file"))
+    apply.add_argument(
+        "--prune", action="store_true", help="delete subscriptions and clusters not declared"
+    )
+    apply.add_argument(
+        "--refresh-clusters",
+        action="store_true",
+        help="resend cluster properties (Restate redacts secrets, so they cannot be compared)",
+    )
+    apply.set_defaults(func=cmd_apply)
+
+    for verb, text in (("pause", "stop consuming, keep the group"), ("resume", "continue")):
+        p = with_file(commands.add_parser(verb, help=f"{text}: edits the file, then applies"))
+        p.add_argument("name", help="the binding's name")
+        p.set_defaults(func=cmd_pause_resume)
+
+    status_cmd = with_file(commands.add_parser("status", help="lag and invocations per binding"))
+    status_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    status_cmd.set_defaults(func=cmd_status)
+
+    worker = with_file(commands.add_parser("worker", help="serve the bindings file's app"))
+    worker.add_argument("--port", type=int, help="default: the port of worker.uri")
+    worker.add_argument("--host", help="bind address (default: from worker.uri)")
+    worker.add_argument("--processes", type=int, help="default: worker.processes")
+    worker.add_argument("--apply", action="store_true", help="apply the bindings once serving")
+    worker.set_defaults(func=cmd_worker)
+
+    dev = with_home(
+        with_file(commands.add_parser("dev", help="engines + worker + bindings, logs streamed"))
+    )
+    dev.set_defaults(func=cmd_dev)
     return parser
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hypercorn.run import run
 
-from restate_stream._worker_asgi import APP_ENV
+from restate_stream._worker_asgi import APP_ENV, IDENTITY_KEYS_ENV
 from restate_stream.serving import hypercorn_config
 from restate_stream.stack.ports import LOOPBACK, accepts_connections, ensure_free, free_ports
 from restate_stream.stack.process import ManagedProcess, tail
@@ -78,9 +78,12 @@ class WorkerProcess:
             self.process.stop(timeout)
 
 
-def serve_forever(app: str, host: str, port: int, processes: int) -> None:
+def serve_forever(
+    app: str, host: str, port: int, processes: int, identity_keys: list[str] | None = None
+) -> None:
     """Serve in the foreground until SIGTERM/SIGINT (hypercorn shuts down gracefully)."""
     os.environ[APP_ENV] = app
+    os.environ[IDENTITY_KEYS_ENV] = ",".join(identity_keys or [])
     config = hypercorn_config(host, port)
     config.application_path = "restate_stream._worker_asgi:app"
     config.workers = processes

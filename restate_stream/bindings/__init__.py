@@ -1,0 +1,41 @@
+"""The bindings file: which Kafka topics feed which Restate handlers, and how."""
+
+from restate_stream.bindings.app_check import (
+    AppImportError,
+    check_against_app,
+    find_services,
+    handler_kind,
+    import_app,
+)
+from restate_stream.bindings.loader import load_bindings, parse_bindings, parse_duration
+from restate_stream.bindings.model import (
+    Binding,
+    BindingsError,
+    BindingsFile,
+    KafkaClusterSpec,
+    Problem,
+    RestateSettings,
+    RetrySpec,
+    TopicSpec,
+    WorkerSpec,
+)
+
+__all__ = [
+    "AppImportError",
+    "Binding",
+    "BindingsError",
+    "BindingsFile",
+    "KafkaClusterSpec",
+    "Problem",
+    "RestateSettings",
+    "RetrySpec",
+    "TopicSpec",
+    "WorkerSpec",
+    "check_against_app",
+    "find_services",
+    "handler_kind",
+    "import_app",
+    "load_bindings",
+    "parse_bindings",
+    "parse_duration",
+]

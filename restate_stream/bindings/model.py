@@ -1,0 +1,139 @@
+"""The bindings file as data: frozen dataclasses, plus the error type every check reports with.
+
+Each spec remembers where it came from (line, column, and per-field positions) so that checks
+made later, against the app or a live cluster, can point at the exact YAML line too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+Format = Literal["json", "avro", "bytes", "string"]
+AvroWire = Literal["plain", "confluent"]
+Start = Literal["earliest", "latest"]
+
+FORMATS: tuple[Format, ...] = ("json", "avro", "bytes", "string")
+AVRO_WIRES: tuple[AvroWire, ...] = ("plain", "confluent")
+STARTS: tuple[Start, ...] = ("earliest", "latest")
+
+DEFAULT_ADMIN_URL = "http://127.0.0.1:9070"
+DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
+DEFAULT_WORKER_URI = "http://127.0.0.1:9080"
+
+# 1-based (line, column) of a field's value in the YAML file.
+Position = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+class BindingsError(ValueError):
+    """One or more problems in a bindings file; str() lists them one per line."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class RestateSettings:
+    admin_url: str = DEFAULT_ADMIN_URL
+    ingress_url: str = DEFAULT_INGRESS_URL
+
+
+@dataclass(frozen=True)
+class KafkaClusterSpec:
+    name: str
+    properties: dict[str, str]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    cluster: str
+    # None leaves the choice to the broker's defaults (num.partitions, default.replication.factor).
+    partitions: int | None = None
+    replication_factor: int | None = None
+    config: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    app: str
+    uri: str = DEFAULT_WORKER_URI
+    processes: int = 1
+    identity_keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    max_attempts: int | None = None
+    initial_interval: timedelta | None = None
+    max_interval: timedelta | None = None
+    factor: float | None = None
+
+
+@dataclass(frozen=True)
+class Binding:
+    name: str
+    topic: str
+    cluster: str
+    service: str
+    handler: str
+    keyed: bool = True
+    format: Format = "json"
+    schema: Path | None = None
+    avro_wire: AvroWire = "plain"
+    start: Start = "earliest"
+    group: str | None = None
+    dead_letter: str | None = None
+    retry: RetrySpec | None = None
+    paused: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+    column: int = 0
+    # Where each field was written; fields left to their default are absent.
+    positions: dict[str, Position] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def sink(self) -> str:
+        return f"service://{self.service}/{self.handler}"
+
+    @property
+    def source(self) -> str:
+        return f"kafka://{self.cluster}/{self.topic}"
+
+    def position(self, field_name: str) -> Position:
+        """Where `field_name` was written, else where the binding starts."""
+        return self.positions.get(field_name, (self.line, self.column))
+
+
+@dataclass(frozen=True)
+class BindingsFile:
+    path: Path
+    restate: RestateSettings
+    clusters: dict[str, KafkaClusterSpec]
+    topics: dict[str, TopicSpec]
+    worker: WorkerSpec | None
+    bindings: list[Binding]
+
+    def problem(self, index: int, field_name: str, message: str) -> Problem:
+        """A Problem about field `field_name` of bindings[index], at the line it was written."""
+        line, column = self.bindings[index].position(field_name)
+        return Problem(str(self.path), line, column, f"bindings[{index}].{field_name}", message)

@@ -1,0 +1,335 @@
+"""Plan: the difference between a bindings file and what Restate and Kafka run now.
+
+`fetch_live` reads the live state (Restate admin API, Kafka topic metadata); `compute_plan`
+is a pure function from (file, live state) to an ordered list of changes, so every rule
+here is testable without engines. `restate_stream.apply` carries a plan out.
+
+How a binding is recognised on the server: Restate subscriptions carry no name, so every
+binding pins its consumer `group.id` (`group:` in the file, else `restate-stream.<name>`)
+and the subscription with that group.id is the binding's. Pinning also means a recreated
+subscription resumes from the group's committed offsets instead of `auto.offset.reset`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from connectors import TopicAdmin
+from restate_stream.admin import AdminClient, Deployment, KafkaCluster, Subscription
+from restate_stream.bindings import Binding, BindingsFile
+
+GROUP_PREFIX = "restate-stream."
+REDACTED = "***"  # how Restate returns secret cluster properties
+# Options Restate adds to every subscription by itself.
+_SERVER_OPTIONS = {"client.id"}
+
+
+def group_id(binding: Binding) -> str:
+    return binding.group or f"{GROUP_PREFIX}{binding.name}"
+
+
+def subscription_options(binding: Binding) -> dict[str, str]:
+    return {"group.id": group_id(binding), "auto.offset.reset": binding.start, **binding.options}
+
+
+# --- changes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateCluster:
+    name: str
+    properties: dict[str, str]
+
+    def describe(self) -> str:
+        return f"+ kafka cluster {self.name} ({self.properties.get('bootstrap.servers', '?')})"
+
+
+@dataclass(frozen=True)
+class UpdateCluster:
+    name: str
+    properties: dict[str, str]
+    changed: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"~ kafka cluster {self.name}: {', '.join(self.changed)}"
+
+
+@dataclass(frozen=True)
+class DeleteCluster:
+    name: str
+
+    def describe(self) -> str:
+        return f"- kafka cluster {self.name} (not declared; --prune)"
+
+
+@dataclass(frozen=True)
+class CreateTopic:
+    cluster: str
+    name: str
+    partitions: int | None
+    replication_factor: int | None
+    config: dict[str, str]
+    reason: str = "declared"
+
+    def describe(self) -> str:
+        parts = "broker default" if self.partitions is None else str(self.partitions)
+        return f"+ topic {self.name} on {self.cluster} (partitions: {parts}; {self.reason})"
+
+
+@dataclass(frozen=True)
+class AddPartitions:
+    cluster: str
+    name: str
+    current: int
+    wanted: int
+
+    def describe(self) -> str:
+        return f"~ topic {self.name} on {self.cluster}: partitions {self.current} -> {self.wanted}"
+
+
+@dataclass(frozen=True)
+class RegisterDeployment:
+    uri: str
+
+    def describe(self) -> str:
+        return f"+ deployment {self.uri} (the worker must be serving there)"
+
+
+@dataclass(frozen=True)
+class CreateSubscription:
+    binding: str
+    source: str
+    sink: str
+    options: dict[str, str]
+    reason: str
+
+    def describe(self) -> str:
+        return f"+ subscription for {self.binding}: {self.source} -> {self.sink} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class DeleteSubscription:
+    id: str
+    source: str
+    sink: str
+    reason: str
+    binding: str | None = None
+
+    def describe(self) -> str:
+        owner = f" of {self.binding}" if self.binding else ""
+        return f"- subscription {self.id}{owner}: {self.source} -> {self.sink} ({self.reason})"
+
+
+Change = (
+    CreateCluster
+    | UpdateCluster
+    | DeleteCluster
+    | CreateTopic
+    | AddPartitions
+    | RegisterDeployment
+    | CreateSubscription
+    | DeleteSubscription
+)
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def render(self) -> str:
+        lines = [change.describe() for change in self.changes]
+        lines += [f"  {line}" for line in self.unchanged]
+        lines += [f"note: {note}" for note in self.notes]
+        if self.empty:
+            lines.append("No changes: Restate and Kafka match the file.")
+        else:
+            lines.append(f"{len(self.changes)} change(s).")
+        return "\n".join(lines)
+
+
+# --- live state ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveState:
+    clusters: dict[str, KafkaCluster]
+    subscriptions: list[Subscription]
+    deployments: list[Deployment]
+    # cluster name -> topic -> partition count, for the clusters the file declares
+    topics: dict[str, dict[str, int]]
+
+
+TopicAdminFactory = Callable[[Mapping[str, str]], TopicAdmin]
+
+
+async def fetch_live(
+    spec: BindingsFile, admin: AdminClient, topic_admin: TopicAdminFactory = TopicAdmin
+) -> LiveState:
+    clusters, subscriptions, deployments = await asyncio.gather(
+        admin.list_kafka_clusters(), admin.list_subscriptions(), admin.list_deployments()
+    )
+    topics: dict[str, dict[str, int]] = {}
+    for name, cluster in spec.clusters.items():
+        client = topic_admin(cluster.properties)
+        topics[name] = await asyncio.to_thread(client.topics)
+    return LiveState(
+        clusters={c.name: c for c in clusters},
+        subscriptions=subscriptions,
+        deployments=deployments,
+        topics=topics,
+    )
+
+
+# --- the diff --------------------------------------------------------------------------------
+
+
+def _cluster_changes(spec: BindingsFile, live: LiveState, refresh: bool, plan: Plan) -> None:
+    secrets_skipped = False
+    for name, cluster in spec.clusters.items():
+        current = live.clusters.get(name)
+        if current is None:
+            plan.changes.append(CreateCluster(name, cluster.properties))
+            continue
+        changed = []
+        for key in sorted(set(cluster.properties) | set(current.properties)):
+            live_value = current.properties.get(key)
+            if live_value == REDACTED and key in cluster.properties:
+                secrets_skipped = True
+                continue
+            if cluster.properties.get(key) != live_value:
+                changed.append(key)
+        if changed or refresh:
+            plan.changes.append(
+                UpdateCluster(name, cluster.properties, tuple(changed) or ("refresh",))
+            )
+        else:
+            plan.unchanged.append(f"kafka cluster {name}: up to date")
+    if secrets_skipped and not refresh:
+        plan.notes.append(
+            "Restate redacts secret cluster properties, so they are not compared; "
+            "`apply --refresh-clusters` sends them again (after rotating a secret)"
+        )
+
+
+def _wanted_topics(spec: BindingsFile) -> list[CreateTopic]:
+    wanted = {
+        (t.cluster, t.name): CreateTopic(
+            t.cluster, t.name, t.partitions, t.replication_factor, dict(t.config)
+        )
+        for t in spec.topics.values()
+    }
+    for b in spec.bindings:
+        if b.dead_letter and (b.cluster, b.dead_letter) not in wanted:
+            wanted[(b.cluster, b.dead_letter)] = CreateTopic(
+                b.cluster, b.dead_letter, None, None, {}, reason=f"dead letters of {b.name}"
+            )
+    return list(wanted.values())
+
+
+def _topic_changes(spec: BindingsFile, live: LiveState, plan: Plan) -> None:
+    for topic in _wanted_topics(spec):
+        existing = live.topics.get(topic.cluster, {}).get(topic.name)
+        if existing is None:
+            plan.changes.append(topic)
+        elif topic.partitions is not None and existing < topic.partitions:
+            plan.changes.append(
+                AddPartitions(topic.cluster, topic.name, existing, topic.partitions)
+            )
+        else:
+            if topic.partitions is not None and existing > topic.partitions:
+                plan.notes.append(
+                    f"topic {topic.name} has {existing} partitions, the file says "
+                    f"{topic.partitions}: Kafka cannot remove partitions, leaving it"
+                )
+            plan.unchanged.append(f"topic {topic.name}: exists ({existing} partitions)")
+
+
+def _same_subscription(live: Subscription, binding: Binding) -> bool:
+    live_options = {k: v for k, v in live.options.items() if k not in _SERVER_OPTIONS}
+    wanted = {k: v for k, v in subscription_options(binding).items() if k not in _SERVER_OPTIONS}
+    return live.source == binding.source and live.sink == binding.sink and live_options == wanted
+
+
+def _what_changed(live: Subscription, binding: Binding) -> str:
+    if live.sink != binding.sink:
+        return f"handler {live.sink} -> {binding.sink}"
+    if live.source != binding.source:
+        return f"source {live.source} -> {binding.source}"
+    return "options changed"
+
+
+def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan: Plan) -> None:
+    by_group: dict[str, list[Subscription]] = {}
+    for sub in live.subscriptions:
+        by_group.setdefault(sub.options.get("group.id", ""), []).append(sub)
+
+    deletes: list[Change] = []
+    creates: list[Change] = []
+    for b in spec.bindings:
+        group = group_id(b)
+        current = by_group.pop(group, [])
+        if b.paused:
+            deletes += [
+                DeleteSubscription(
+                    s.id, s.source, s.sink, f"paused; {group} keeps its offsets", b.name
+                )
+                for s in current
+            ]
+            if not current:
+                plan.unchanged.append(f"binding {b.name}: paused (group {group})")
+            continue
+        keep = next((s for s in current if _same_subscription(s, b)), None)
+        for s in current:
+            if s is keep:
+                continue
+            reason = f"duplicate of {keep.id}" if keep else _what_changed(s, b)
+            deletes.append(DeleteSubscription(s.id, s.source, s.sink, reason, b.name))
+        if keep is not None:
+            plan.unchanged.append(f"binding {b.name}: subscription {keep.id} up to date")
+        else:
+            reason = "recreated, resumes from group offsets" if current else "new"
+            if not current and b.start:
+                reason = f"new, group {group}, starts at {b.start} unless the group has offsets"
+            creates.append(
+                CreateSubscription(b.name, b.source, b.sink, subscription_options(b), reason)
+            )
+
+    pruned: list[Change] = []
+    for subs in by_group.values():
+        for s in subs:
+            if prune:
+                pruned.append(DeleteSubscription(s.id, s.source, s.sink, "not declared; --prune"))
+            else:
+                plan.notes.append(
+                    f"subscription {s.id} ({s.source} -> {s.sink}) is not declared in the file; "
+                    "kept (--prune deletes it)"
+                )
+    plan.changes += deletes + creates + pruned
+
+
+def compute_plan(
+    spec: BindingsFile, live: LiveState, *, prune: bool = False, refresh_clusters: bool = False
+) -> Plan:
+    plan = Plan()
+    _cluster_changes(spec, live, refresh_clusters, plan)
+    _topic_changes(spec, live, plan)
+    if spec.worker is not None:
+        if any(d.uri == spec.worker.uri for d in live.deployments):
+            plan.unchanged.append(f"deployment {spec.worker.uri}: registered")
+        else:
+            plan.changes.append(RegisterDeployment(spec.worker.uri))
+    _subscription_changes(spec, live, prune, plan)
+    for name in sorted(set(live.clusters) - set(spec.clusters)):
+        if prune:
+            plan.changes.append(DeleteCluster(name))
+        else:
+            plan.notes.append(f"kafka cluster {name} is not declared in the file; kept (--prune)")
+    return plan

@@ -1,0 +1,106 @@
+"""Status per binding: its subscription, consumer lag (Kafka) and invocations (Restate SQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from connectors import PartitionLag
+from restate_stream.admin import AdminClient, sql_literal
+from restate_stream.bindings import BindingsFile
+from restate_stream.plan import TopicAdminFactory, group_id
+
+# Invocation states in which a key's later records wait: the binding is stuck on that key.
+STUCK_STATES = ("backing-off", "paused")
+
+
+@dataclass
+class BindingStatus:
+    name: str
+    source: str
+    sink: str
+    group: str
+    state: str  # "active" | "paused" | "missing" (declared, no subscription: run apply)
+    subscription_ids: list[str] = field(default_factory=list)
+    lag: list[PartitionLag] = field(default_factory=list)
+    lag_error: str | None = None
+    invocations: dict[str, int] = field(default_factory=dict)
+    stuck_keys: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_lag(self) -> int:
+        return sum(p.lag for p in self.lag)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["total_lag"] = self.total_lag
+        return data
+
+
+async def _invocations(admin: AdminClient, sub_ids: list[str]) -> tuple[dict[str, int], list[Any]]:
+    if not sub_ids:
+        return {}, []
+    where = f"invoked_by_subscription_id IN ({', '.join(sql_literal(s) for s in sub_ids)})"
+    rows = await admin.query(
+        f"SELECT status, completion_result, count(*) AS n FROM sys_invocation WHERE {where} "
+        "GROUP BY status, completion_result"
+    )
+    counts: dict[str, int] = {}
+    for row in rows:
+        state = row["status"]
+        if state == "completed":
+            state = "failed" if row.get("completion_result") == "failure" else "succeeded"
+        counts[state] = counts.get(state, 0) + int(row["n"])
+    states = ", ".join(sql_literal(s) for s in STUCK_STATES)
+    stuck = await admin.query(
+        "SELECT target_service_key AS key, status, retry_count, last_failure, id "
+        f"FROM sys_invocation WHERE {where} AND status IN ({states}) "
+        "ORDER BY target_service_key LIMIT 50"
+    )
+    return counts, stuck
+
+
+async def binding_statuses(
+    spec: BindingsFile, admin: AdminClient, topic_admin: TopicAdminFactory
+) -> list[BindingStatus]:
+    subscriptions = await admin.list_subscriptions()
+    result = []
+    for b in spec.bindings:
+        group = group_id(b)
+        subs = [s.id for s in subscriptions if s.options.get("group.id") == group]
+        state = "paused" if b.paused else ("active" if subs else "missing")
+        status = BindingStatus(b.name, b.source, b.sink, group, state, subs)
+        client = topic_admin(spec.clusters[b.cluster].properties)
+        try:
+            status.lag = await asyncio.to_thread(client.group_lag, group, b.topic)
+        except Exception as exc:  # shown next to the binding; the others still report
+            status.lag_error = f"{type(exc).__name__}: {exc}"
+        status.invocations, status.stuck_keys = await _invocations(admin, subs)
+        result.append(status)
+    return result
+
+
+def render(statuses: list[BindingStatus]) -> str:
+    lines = []
+    for s in statuses:
+        lines.append(f"{s.name}  [{s.state}]  {s.source} -> {s.sink}")
+        subs = ", ".join(s.subscription_ids) or "none"
+        lines.append(f"  subscription: {subs}   group: {s.group}")
+        if s.lag_error:
+            lines.append(f"  lag: unknown ({s.lag_error})")
+        else:
+            per_partition = "  ".join(
+                f"p{p.partition}={p.lag}" + ("" if p.committed is not None else "(no commit)")
+                for p in s.lag
+            )
+            lines.append(f"  lag: {s.total_lag}   {per_partition}")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(s.invocations.items())) or "none"
+        lines.append(f"  invocations: {counts}")
+        for stuck in s.stuck_keys:
+            failure = stuck.get("last_failure") or ""
+            lines.append(
+                f"  stuck key {stuck['key']!r}: {stuck['status']} after "
+                f"{stuck.get('retry_count') or 0} retries {failure}".rstrip()
+            )
+    return "\n".join(lines) if lines else "No bindings declared."

@@ -1,0 +1,215 @@
+"""Declarative bindings on the real engines: plan/apply, handler change, pause/resume, prune."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors import TopicAdmin
+from restate_stream.admin import AdminClient
+from restate_stream.apply import apply_plan
+from restate_stream.bindings import BindingsFile, load_bindings
+from restate_stream.bindings.edit import set_paused
+from restate_stream.plan import Plan, compute_plan, fetch_live
+from restate_stream.stack import LocalStack
+from restate_stream.status import binding_statuses
+from restate_stream.testing import ServedApp, object_state, produce_json, wait_until
+from tests.integration.bindings_app import app
+
+pytestmark = pytest.mark.engines
+
+KEYS = 6
+PARTITIONS = 3
+
+
+@dataclass
+class Scenario:
+    stack: LocalStack
+    admin: AdminClient
+    path: Path
+    topic: str
+    cluster: str
+    run: str  # prefix of this test's object keys
+
+    def write(self, handler: str = "record_a", extra: str = "") -> None:
+        self.path.write_text(
+            f"""\
+restate: {{admin_url: "{self.stack.admin_url}"}}
+kafka:
+  clusters:
+    {self.cluster}:
+      bootstrap.servers: "${{TEST_BOOTSTRAP}}"
+topics:
+  {self.topic}: {{cluster: {self.cluster}, partitions: {PARTITIONS}}}
+bindings:
+  - name: {self.topic}
+    topic: {self.topic}
+    handler: BindingsLog/{handler}
+    start: earliest
+{extra}"""
+        )
+
+    def spec(self) -> BindingsFile:
+        return load_bindings(self.path)
+
+    async def plan(self, prune: bool = False) -> Plan:
+        spec = self.spec()
+        return compute_plan(spec, await fetch_live(spec, self.admin), prune=prune)
+
+    async def apply(self, prune: bool = False) -> Plan:
+        plan = await self.plan(prune)
+        report = await apply_plan(plan, self.spec(), self.admin)
+        assert report.ok, report.render()
+        return plan
+
+    def produce(self, seqs: range) -> None:
+        records = [(f"{self.run}-{seq % KEYS}", {"seq": seq}) for seq in seqs]
+        produce_json(self.stack.bootstrap_servers, self.topic, records)
+
+    async def state(self, name: str) -> dict[str, list[int]]:
+        everything = await object_state(self.admin, "BindingsLog", name)
+        return {k: v for k, v in everything.items() if k.startswith(f"{self.run}-")}
+
+    async def wait_count(self, name: str, count: int) -> dict[str, list[int]]:
+        async def probe() -> dict[str, list[int]]:
+            return await self.state(name)
+
+        return await wait_until(
+            probe,
+            lambda s: sum(map(len, s.values())) >= count,
+            timeout=90,
+            describe=lambda s: f"{sum(map(len, s.values()))}/{count} in {name}",
+        )
+
+    def expected(self, seqs: range) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for seq in seqs:
+            out.setdefault(f"{self.run}-{seq % KEYS}", []).append(seq)
+        return out
+
+
+@pytest.fixture
+async def scenario(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Scenario]:
+    monkeypatch.setenv("TEST_BOOTSTRAP", restate_stream_stack.bootstrap_servers)
+    run = uuid.uuid4().hex[:8]
+    async with restate_app(app):
+        s = Scenario(
+            restate_stream_stack,
+            restate_admin,
+            tmp_path / "bindings.yaml",
+            topic=f"bindings-{run}",
+            cluster=f"c-{run}",
+            run=run,
+        )
+        yield s
+        for sub in await restate_admin.list_subscriptions():
+            if sub.source.startswith(f"kafka://{s.cluster}/"):
+                await restate_admin.delete_subscription(sub.id)
+        if await restate_admin.get_kafka_cluster(s.cluster) is not None:
+            await restate_admin.delete_kafka_cluster(s.cluster, force=True)
+
+
+async def test_apply_twice_then_change_handler_keeps_offsets(scenario: Scenario) -> None:
+    scenario.write("record_a")
+    first = await scenario.apply()
+    kinds = sorted(type(c).__name__ for c in first.changes)
+    assert kinds == ["CreateCluster", "CreateSubscription", "CreateTopic"]
+    assert TopicAdmin(scenario.stack.bootstrap_servers).topics()[scenario.topic] == PARTITIONS
+
+    second = await scenario.plan()
+    assert second.empty, second.render()
+    assert "No changes" in second.render()
+
+    scenario.produce(range(0, 300))
+    a = await scenario.wait_count("a", 300)
+    assert a == scenario.expected(range(0, 300))
+
+    scenario.write("record_b")
+    change = await scenario.apply()
+    assert [type(c).__name__ for c in change.changes] == [
+        "DeleteSubscription",
+        "CreateSubscription",
+    ]
+    assert "record_a -> service://BindingsLog/record_b" in change.render()
+    scenario.produce(range(300, 600))
+    b = await scenario.wait_count("b", 300)
+    await asyncio.sleep(1.0)  # let any (wrong) re-delivery of old records show up
+    assert await scenario.state("b") == scenario.expected(range(300, 600)), "skipped or replayed"
+    assert await scenario.state("a") == a, "the old handler ran again"
+    assert b == scenario.expected(range(300, 600))
+    assert (await scenario.plan()).empty
+
+
+async def test_pause_resume_and_status_lag(scenario: Scenario) -> None:
+    scenario.write()
+    await scenario.apply()
+    scenario.produce(range(0, 60))
+    await scenario.wait_count("a", 60)
+
+    assert set_paused(scenario.path, scenario.topic, True)
+    paused_plan = await scenario.apply()
+    assert [type(c).__name__ for c in paused_plan.changes] == ["DeleteSubscription"]
+    live = await scenario.admin.list_subscriptions()
+    assert not [s for s in live if scenario.cluster in s.source]
+
+    scenario.produce(range(60, 150))
+    await asyncio.sleep(2.0)
+    assert sum(map(len, (await scenario.state("a")).values())) == 60, "consumed while paused"
+    [status] = await binding_statuses(scenario.spec(), scenario.admin, TopicAdmin)
+    assert status.state == "paused"
+    assert status.total_lag == 90, status
+    assert status.invocations.get("succeeded") is None  # no subscription, nothing attributed
+
+    assert set_paused(scenario.path, scenario.topic, False)
+    await scenario.apply()
+    final = await scenario.wait_count("a", 150)
+    assert final == scenario.expected(range(0, 150)), "lost or doubled across pause/resume"
+
+    async def lag() -> int:
+        [s] = await binding_statuses(scenario.spec(), scenario.admin, TopicAdmin)
+        return s.total_lag
+
+    assert await wait_until(lag, lambda n: n == 0, timeout=60) == 0
+    [resumed] = await binding_statuses(scenario.spec(), scenario.admin, TopicAdmin)
+    assert resumed.state == "active" and resumed.invocations.get("succeeded") == 90
+
+
+async def test_prune_only_with_the_flag(scenario: Scenario) -> None:
+    scenario.write()
+    await scenario.apply()
+    stray_cluster = f"{scenario.cluster}-stray"
+    await scenario.admin.create_kafka_cluster(
+        stray_cluster, {"bootstrap.servers": scenario.stack.bootstrap_servers}
+    )
+    stray = await scenario.admin.create_subscription(
+        f"kafka://{scenario.cluster}/{scenario.topic}", "service://BindingsLog/record_b"
+    )
+    try:
+        keep = await scenario.apply()
+        assert keep.empty
+        assert any(stray.id in n for n in keep.notes)
+        assert any(stray_cluster in n for n in keep.notes)
+        assert any(s.id == stray.id for s in await scenario.admin.list_subscriptions())
+
+        pruned = await scenario.apply(prune=True)
+        deleted = {getattr(c, "id", None) or getattr(c, "name", None) for c in pruned.changes}
+        assert stray.id in deleted and stray_cluster in deleted
+        assert all(s.id != stray.id for s in await scenario.admin.list_subscriptions())
+        assert await scenario.admin.get_kafka_cluster(stray_cluster) is None
+        assert await scenario.admin.get_kafka_cluster(scenario.cluster) is not None
+    finally:
+        if await scenario.admin.get_kafka_cluster(stray_cluster) is not None:
+            await scenario.admin.delete_kafka_cluster(stray_cluster, force=True)
