@@ -222,7 +222,7 @@ def _worker_port(uri: str) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     spec = load_checked(args.file)
     if spec.worker is None:
-        raise BindingsError([])  # unreachable in practice: load reports a missing worker
+        raise StackError(f"{args.file} declares no worker: add `worker: {{app: module:attr}}`")
     worker = spec.worker
     port = args.port or _worker_port(worker.uri)
     host = args.host or (
@@ -275,7 +275,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     spec = load_checked(args.file)
     if spec.worker is None:
         raise StackError(f"{args.file} declares no worker: `dev` needs `worker: {{app: ...}}`")
-    stack = LocalStack(args.home, StackPorts())
+    stack = LocalStack(args.home, _ports(args))
     if stack.admin_url != spec.restate.admin_url.rstrip("/"):
         _say(
             f"note: {args.file} names Restate admin {spec.restate.admin_url}; "
@@ -343,13 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
         "install", help="install the Restate server (npm) and Kafka broker (Maven)"
     ).set_defaults(func=cmd_stack_install)
 
-    up = with_home(stack_commands.add_parser("up", help="start Kafka and Restate"))
-    defaults = StackPorts()
-    up.add_argument("--kafka-port", type=int, default=defaults.kafka)
-    up.add_argument("--kafka-controller-port", type=int, default=defaults.kafka_controller)
-    up.add_argument("--ingress-port", type=int, default=defaults.ingress)
-    up.add_argument("--admin-port", type=int, default=defaults.admin)
-    up.add_argument("--fabric-port", type=int, default=defaults.fabric)
+    def with_ports(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        defaults = StackPorts()
+        p.add_argument("--kafka-port", type=int, default=defaults.kafka)
+        p.add_argument("--kafka-controller-port", type=int, default=defaults.kafka_controller)
+        p.add_argument("--ingress-port", type=int, default=defaults.ingress)
+        p.add_argument("--admin-port", type=int, default=defaults.admin)
+        p.add_argument("--fabric-port", type=int, default=defaults.fabric)
+        return p
+
+    up = with_ports(with_home(stack_commands.add_parser("up", help="start Kafka and Restate")))
     up.add_argument(
         "--foreground", action="store_true", help="stay attached; Ctrl-C stops the engines"
     )
@@ -419,8 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--apply", action="store_true", help="apply the bindings once serving")
     worker.set_defaults(func=cmd_worker)
 
-    dev = with_home(
-        with_file(commands.add_parser("dev", help="engines + worker + bindings, logs streamed"))
+    dev = with_ports(
+        with_home(
+            with_file(commands.add_parser("dev", help="engines + worker + bindings, logs streamed"))
+        )
     )
     dev.set_defaults(func=cmd_dev)
     return parser

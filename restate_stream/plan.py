@@ -322,7 +322,9 @@ def compute_plan(
     _cluster_changes(spec, live, refresh_clusters, plan)
     _topic_changes(spec, live, plan)
     if spec.worker is not None:
-        if any(d.uri == spec.worker.uri for d in live.deployments):
+        # Restate normalises the URI it stores (a trailing slash).
+        wanted = spec.worker.uri.rstrip("/")
+        if any((d.uri or "").rstrip("/") == wanted for d in live.deployments):
             plan.unchanged.append(f"deployment {spec.worker.uri}: registered")
         else:
             plan.changes.append(RegisterDeployment(spec.worker.uri))

@@ -1,0 +1,180 @@
+"""The commands people run, as subprocesses against the real engines: worker, status, dev."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from restate_stream.admin import AdminClient
+from restate_stream.stack import LocalStack, StackPorts
+from restate_stream.stack.ports import free_ports, port_is_free
+from restate_stream.testing import object_state, produce_json, wait_until
+
+pytestmark = pytest.mark.engines
+
+CLI = [sys.executable, "-m", "restate_stream.cli"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def bindings_yaml(admin_url: str, bootstrap: str, topic: str, worker_port: int) -> str:
+    return f"""\
+restate: {{admin_url: "{admin_url}"}}
+kafka:
+  clusters:
+    {topic}: {{bootstrap.servers: "{bootstrap}"}}
+topics:
+  {topic}: {{cluster: {topic}, partitions: 2}}
+worker:
+  app: examples.quickstart.app:app
+  uri: http://127.0.0.1:{worker_port}
+  processes: 2
+bindings:
+  - name: {topic}
+    topic: {topic}
+    handler: Account/apply_payment
+"""
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+async def test_worker_serves_registers_applies_and_stops_on_sigterm(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    topic = f"cli-{uuid.uuid4().hex[:8]}"
+    port = free_ports(1)[0]
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        bindings_yaml(
+            restate_stream_stack.admin_url, restate_stream_stack.bootstrap_servers, topic, port
+        )
+    )
+    worker = subprocess.Popen(
+        [*CLI, "worker", "-f", str(path), "--apply"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+
+        async def subscribed() -> list[Any]:
+            return [s for s in await restate_admin.list_subscriptions() if s.source.endswith(topic)]
+
+        await wait_until(subscribed, bool, timeout=60)
+        produce_json(
+            restate_stream_stack.bootstrap_servers,
+            topic,
+            [(f"{topic}-{i % 4}", {"amount_cents": 100}) for i in range(200)],
+        )
+
+        async def balances() -> dict[str, Any]:
+            every = await object_state(restate_admin, "Account", "balance")
+            return {k: v for k, v in every.items() if k.startswith(topic)}
+
+        final = await wait_until(balances, lambda b: sum(b.values()) >= 200 * 100, timeout=60)
+        assert final == {f"{topic}-{k}": 50 * 100 for k in range(4)}
+
+        second = run_cli("apply", "-f", str(path))
+        assert second.returncode == 0 and "No changes" in second.stdout, second.stdout
+
+        status = run_cli("status", "-f", str(path), "--json")
+        assert status.returncode == 0, status.stderr
+        [entry] = json.loads(status.stdout)
+        assert entry["state"] == "active" and entry["invocations"]["succeeded"] == 200
+        human = run_cli("status", "-f", str(path))
+        assert f"{topic}  [active]" in human.stdout and "succeeded 200" in human.stdout
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            out, _ = worker.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            out, _ = worker.communicate()
+            pytest.fail(f"worker ignored SIGTERM:\n{out}")
+        for sub in await restate_admin.list_subscriptions():
+            if sub.source.endswith(topic):
+                await restate_admin.delete_subscription(sub.id)
+        await restate_admin.delete_kafka_cluster(topic, force=True)
+    assert worker.returncode == 0, out
+    assert f"registered http://127.0.0.1:{port}" in out and "2 process(es)" in out
+    assert port_is_free(port), "the worker's processes outlived SIGTERM"
+
+
+async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    ports = StackPorts.free()
+    worker_port = free_ports(1)[0]
+    topic = "dev-payments"
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        bindings_yaml(
+            f"http://127.0.0.1:{ports.admin}", f"127.0.0.1:{ports.kafka}", topic, worker_port
+        )
+    )
+    dev = subprocess.Popen(
+        [
+            *CLI,
+            "dev",
+            "-f",
+            str(path),
+            "--home",
+            str(tmp_path / "home"),
+            f"--kafka-port={ports.kafka}",
+            f"--kafka-controller-port={ports.kafka_controller}",
+            f"--ingress-port={ports.ingress}",
+            f"--admin-port={ports.admin}",
+            f"--fabric-port={ports.fabric}",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        assert dev.stdout is not None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = dev.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "dev: running" in line:
+                break
+        assert any("dev: running" in line for line in lines), "".join(lines)
+        produce_json(
+            f"127.0.0.1:{ports.kafka}",
+            topic,
+            [("dev-acct", {"amount_cents": 5}) for _ in range(10)],
+        )
+        async with AdminClient(f"http://127.0.0.1:{ports.admin}") as admin:
+
+            async def balance() -> dict[str, Any]:
+                return await object_state(admin, "Account", "balance")
+
+            assert (await wait_until(balance, lambda b: b.get("dev-acct") == 50))["dev-acct"] == 50
+    finally:
+        os.killpg(dev.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+        try:
+            rest, _ = dev.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            rest, _ = dev.communicate()
+        lines.append(rest)
+    output = "".join(lines)
+    assert dev.returncode == 0, output
+    assert "dev: stopping" in output
+    for port in (ports.kafka, ports.admin, ports.ingress, worker_port):
+        assert port_is_free(port), f"port {port} still held after dev stopped:\n{output}"
