@@ -26,6 +26,7 @@ from restate_stream.plan import (
     RegisterDeployment,
     TopicAdminFactory,
     UpdateCluster,
+    cluster_of,
     group_id,
 )
 
@@ -108,7 +109,7 @@ class _Executor:
         return ""
 
     async def _wait_group_left(self, source: str, group: str | None) -> None:
-        cluster = source.removeprefix("kafka://").split("/", 1)[0]
+        cluster = cluster_of(source)
         if group is None or cluster not in self.spec.clusters:
             return
         admin = self._topics(cluster)

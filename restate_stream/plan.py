@@ -27,7 +27,11 @@ _SERVER_OPTIONS = {"client.id"}
 
 
 def group_id(binding: Binding) -> str:
-    return binding.group or f"{GROUP_PREFIX}{binding.name}"
+    return binding.group or binding.options.get("group.id") or f"{GROUP_PREFIX}{binding.name}"
+
+
+def cluster_of(source: str) -> str:
+    return source.removeprefix("kafka://").split("/", 1)[0]
 
 
 def subscription_options(binding: Binding) -> dict[str, str]:
@@ -267,15 +271,17 @@ def _what_changed(live: Subscription, binding: Binding) -> str:
 
 
 def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan: Plan) -> None:
-    by_group: dict[str, list[Subscription]] = {}
+    # A group id is only unique within one Kafka cluster.
+    by_group: dict[tuple[str, str], list[Subscription]] = {}
     for sub in live.subscriptions:
-        by_group.setdefault(sub.options.get("group.id", ""), []).append(sub)
+        key = (cluster_of(sub.source), sub.options.get("group.id", ""))
+        by_group.setdefault(key, []).append(sub)
 
     deletes: list[Change] = []
     creates: list[Change] = []
     for b in spec.bindings:
         group = group_id(b)
-        current = by_group.pop(group, [])
+        current = by_group.pop((b.cluster, group), [])
         if b.paused:
             deletes += [
                 DeleteSubscription(

@@ -68,7 +68,11 @@ async def binding_statuses(
     result = []
     for b in spec.bindings:
         group = group_id(b)
-        subs = [s.id for s in subscriptions if s.options.get("group.id") == group]
+        subs = [
+            s.id
+            for s in subscriptions
+            if s.options.get("group.id") == group and s.source.startswith(f"kafka://{b.cluster}/")
+        ]
         state = "paused" if b.paused else ("active" if subs else "missing")
         status = BindingStatus(b.name, b.source, b.sink, group, state, subs)
         client = topic_admin(spec.clusters[b.cluster].properties)
