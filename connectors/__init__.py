@@ -2,13 +2,27 @@
 
 from connectors.admin import KafkaUnavailableError, PartitionLag, TopicAdmin, wait_for_broker
 from connectors.produce import ProduceError, Record, produce_records
+from connectors.producer import (
+    AioKafkaProducer,
+    ConfluentProducer,
+    Delivery,
+    KafkaProducer,
+    ProduceFailed,
+    create_producer,
+)
 
 __all__ = [
+    "AioKafkaProducer",
+    "ConfluentProducer",
+    "Delivery",
+    "KafkaProducer",
     "KafkaUnavailableError",
     "PartitionLag",
     "ProduceError",
+    "ProduceFailed",
     "Record",
     "TopicAdmin",
+    "create_producer",
     "produce_records",
     "wait_for_broker",
 ]

@@ -12,15 +12,19 @@ from typing import Any
 
 import restate
 
-from restate_stream.bindings import import_app
+from restate_stream.bindings import import_app, load_bindings
+from restate_stream.bound import bind
 from restate_stream.serving import without_lifespan_warnings
 
 APP_ENV = "RESTATE_STREAM_APP"
+BINDINGS_ENV = "RESTATE_STREAM_BINDINGS"  # the bindings file whose handlers get wrapped
 IDENTITY_KEYS_ENV = "RESTATE_STREAM_IDENTITY_KEYS"  # comma-separated publickeyv1_... keys
 
 
-def build_app(path: str, identity_keys: list[str]) -> Any:
+def build_app(path: str, identity_keys: list[str], bindings: str | None = None) -> Any:
     app, services = import_app(path)
+    if bindings:
+        bind(services, load_bindings(bindings))  # in place: the user's app serves them wrapped
     if identity_keys:
         app = restate.app(services, identity_keys=identity_keys)
     return without_lifespan_warnings(app)
@@ -30,7 +34,7 @@ def _from_environment() -> Any:
     if APP_ENV not in os.environ:
         return None
     keys = [k for k in os.environ.get(IDENTITY_KEYS_ENV, "").split(",") if k]
-    return build_app(os.environ[APP_ENV], keys)
+    return build_app(os.environ[APP_ENV], keys, os.environ.get(BINDINGS_ENV) or None)
 
 
 app = _from_environment()

@@ -251,7 +251,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     threading.Thread(target=register_when_listening, daemon=True).start()
     processes = args.processes or worker.processes
     _say(f"worker: serving {worker.app} on {host}:{port} ({processes} process(es))")
-    serve_forever(worker.app, host, port, processes, worker.identity_keys)
+    serve_forever(worker.app, host, port, processes, worker.identity_keys, bindings=args.file)
     return 0
 
 
@@ -287,6 +287,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         args.home / "worker.log",
         port=_worker_port(spec.worker.uri),
         cwd=Path.cwd(),
+        bindings=args.file.resolve(),
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

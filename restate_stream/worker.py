@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hypercorn.run import run
 
-from restate_stream._worker_asgi import APP_ENV, IDENTITY_KEYS_ENV
+from restate_stream._worker_asgi import APP_ENV, BINDINGS_ENV, IDENTITY_KEYS_ENV
 from restate_stream.serving import hypercorn_config
 from restate_stream.stack.ports import LOOPBACK, accepts_connections, ensure_free, free_ports
 from restate_stream.stack.process import ManagedProcess, tail
@@ -33,8 +33,10 @@ class WorkerProcess:
         port: int | None = None,
         processes: int = 1,
         cwd: Path | None = None,
+        bindings: Path | None = None,
     ) -> None:
         self.app = app
+        self.bindings = bindings
         self.log_path = log_path
         self.port = port if port is not None else free_ports(1)[0]
         self.processes = processes
@@ -58,6 +60,7 @@ class WorkerProcess:
                 str(self.port),
                 "--processes",
                 str(self.processes),
+                *(["--bindings", str(self.bindings)] if self.bindings else []),
             ],
             self.log_path,
             cwd=self.cwd,
@@ -79,11 +82,17 @@ class WorkerProcess:
 
 
 def serve_forever(
-    app: str, host: str, port: int, processes: int, identity_keys: list[str] | None = None
+    app: str,
+    host: str,
+    port: int,
+    processes: int,
+    identity_keys: list[str] | None = None,
+    bindings: Path | None = None,
 ) -> None:
     """Serve in the foreground until SIGTERM/SIGINT (hypercorn shuts down gracefully)."""
     os.environ[APP_ENV] = app
     os.environ[IDENTITY_KEYS_ENV] = ",".join(identity_keys or [])
+    os.environ[BINDINGS_ENV] = str(bindings.resolve()) if bindings else ""
     config = hypercorn_config(host, port)
     config.application_path = "restate_stream._worker_asgi:app"
     config.workers = processes
@@ -96,8 +105,9 @@ def _main() -> None:
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--bindings", type=Path, help="wrap the handlers this file binds")
     args = parser.parse_args()
-    serve_forever(args.app, args.host, args.port, args.processes)
+    serve_forever(args.app, args.host, args.port, args.processes, bindings=args.bindings)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ _BINDING_KEYS = (
     "dead_letter",
     "retry",
     "paused",
+    "dedupe",
     "options",
 )
 
@@ -715,6 +716,7 @@ class _Parser:
         dead_letter = self.topic_name(v("dead_letter"), f("dead_letter"))
         retry = self.retry(v("retry"), f("retry"))
         paused = self.boolean(v("paused"), f("paused"))
+        dedupe = self.boolean(v("dedupe"), f("dedupe"))
         options = self.string_map(
             v("options"), f("options"), "a mapping of subscription options (string -> string)"
         )
@@ -779,6 +781,7 @@ class _Parser:
             dead_letter=dead_letter,
             retry=retry,
             paused=bool(paused),
+            dedupe=bool(dedupe),
             options=options,
             line=line,
             column=column,

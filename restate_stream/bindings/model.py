@@ -105,6 +105,8 @@ class Binding:
     dead_letter: str | None = None
     retry: RetrySpec | None = None
     paused: bool = False
+    # Drop events whose CloudEvents id this object has seen recently (publisher duplicates).
+    dedupe: bool = False
     options: dict[str, str] = field(default_factory=dict)
     line: int = 0
     column: int = 0

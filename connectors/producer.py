@@ -1,0 +1,373 @@
+"""Async Kafka producers behind one small protocol: confluent-kafka (default) or aiokafka.
+
+`send()` returns only once the broker acknowledged the record, with its partition and offset,
+so a caller inside `ctx.run` can journal where the record landed. A producer belongs to the
+event loop it first sends on: create, use and close it on that one loop (create one per loop
+otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
+
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+
+
+class ProduceFailed(RuntimeError):
+    def __init__(
+        self, topic: str, key: bytes | None, reason: str, *, retriable: bool = False
+    ) -> None:
+        super().__init__(f"producing to topic {topic!r} ({_describe_key(key)}) failed: {reason}")
+        self.topic = topic
+        self.key = key
+        self.reason = reason
+        self.retriable = retriable
+
+
+def _describe_key(key: bytes | None) -> str:
+    if key is None:
+        return "no key"
+    try:
+        return f"key {key.decode()!r}"
+    except UnicodeDecodeError:
+        return f"key {key!r}"
+
+
+class KafkaProducer(Protocol):
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> Delivery:
+        """Return once the broker acknowledged the record; raise ProduceFailed otherwise."""
+        ...
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Wait for every record sent so far; TimeoutError if some are still unacknowledged."""
+        ...
+
+    async def close(self) -> None:
+        """Flush, then release the client; a closed producer sends nothing more."""
+        ...
+
+
+def with_defaults(properties: Mapping[str, str]) -> dict[str, str]:
+    """Durable defaults: acks from all replicas, idempotence (no duplicates or reordering
+    on retries) unless acks was lowered, and a short linger so concurrent sends batch."""
+    merged = {"acks": "all", "linger.ms": "5", **properties}
+    if merged["acks"] in ("all", "-1"):
+        merged.setdefault("enable.idempotence", "true")
+    return merged
+
+
+class _LoopBound(ABC):
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("this producer belongs to another event loop; create one per loop")
+        return loop
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class ConfluentProducer(_LoopBound):
+    """librdkafka does the batching and retries; a poll thread hands its delivery reports
+    back to the loop, so sends never block the loop and may run concurrently."""
+
+    def __init__(self, properties: Mapping[str, str]) -> None:
+        try:
+            self._producer = Producer(with_defaults(properties))
+        except KafkaException as exc:
+            raise ValueError(f"invalid producer properties: {_reason(exc)}") from exc
+        self._stopping = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._closed = False
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> Delivery:
+        if self._closed:
+            raise ProduceFailed(topic, key, "the producer is closed")
+        loop = self._bind_loop()
+        if self._poller is None:
+            self._poller = threading.Thread(
+                target=self._poll, name="confluent-producer-poll", daemon=True
+            )
+            self._poller.start()
+        future: asyncio.Future[Delivery] = loop.create_future()
+        on_delivery = functools.partial(self._delivered, loop, future, topic, key)
+        record_headers: list[tuple[str, str | bytes | None]] | None = (
+            list(headers) if headers else None
+        )
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=-1 if partition is None else partition,  # -1: by key
+                    on_delivery=on_delivery,
+                    headers=record_headers,
+                )
+                break
+            except BufferError:
+                await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
+            except KafkaException as exc:
+                raise ProduceFailed(topic, key, _reason(exc)) from exc
+        return await future
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.1)
+
+    @staticmethod
+    def _delivered(
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Delivery],
+        topic: str,
+        key: bytes | None,
+        err: KafkaError | None,
+        msg: Message,
+    ) -> None:
+        # Runs on the poll thread (or in flush's thread); only the loop may touch the future.
+        outcome: Delivery | ProduceFailed
+        if err is not None:
+            outcome = ProduceFailed(topic, key, err.str(), retriable=err.retriable())
+        else:
+            kind, timestamp = msg.timestamp()
+            partition, offset = msg.partition(), msg.offset()
+            outcome = Delivery(
+                topic,
+                -1 if partition is None else partition,
+                -1 if offset is None else offset,  # unknown with acks=0
+                None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+            )
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle, future, outcome)
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        remaining = await asyncio.to_thread(self._producer.flush, timeout)
+        if remaining:
+            raise TimeoutError(f"{remaining} records still unacknowledged after {timeout:g}s")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.flush()
+        finally:
+            self._stopping.set()
+            if self._poller is not None:
+                await asyncio.to_thread(self._poller.join)
+            # Fail whatever flush left behind instead of leaving its senders waiting forever.
+            self._producer.purge()
+            self._producer.poll(0)
+            await asyncio.to_thread(self._producer.close)
+
+
+def _settle(future: asyncio.Future[Delivery], outcome: Delivery | ProduceFailed) -> None:
+    if future.done():  # the sender was cancelled
+        return
+    if isinstance(outcome, ProduceFailed):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _reason(exc: KafkaException) -> str:
+    error = exc.args[0] if exc.args else None
+    return error.str() if isinstance(error, KafkaError) else str(exc)
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _integer(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"producer property {name!r} must be an integer, got {value!r}") from None
+
+
+def _flag(name: str, value: str) -> bool:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"producer property {name!r} must be true or false, got {value!r}")
+
+
+def _acks(name: str, value: str) -> int | str:
+    if value in ("all", "-1"):
+        return "all"
+    if value in ("0", "1"):
+        return int(value)
+    raise ValueError(f"producer property {name!r} must be all, -1, 0 or 1, got {value!r}")
+
+
+# librdkafka property -> (AIOKafkaProducer keyword, parser). aiokafka has one timeout for a
+# record's whole trip, so both librdkafka timeouts map onto it (the smaller wins).
+_AIOKAFKA_KEYWORDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "bootstrap.servers": ("bootstrap_servers", _text),
+    "client.id": ("client_id", _text),
+    "acks": ("acks", _acks),
+    "enable.idempotence": ("enable_idempotence", _flag),
+    "linger.ms": ("linger_ms", _integer),
+    "request.timeout.ms": ("request_timeout_ms", _integer),
+    "message.timeout.ms": ("request_timeout_ms", _integer),
+    "security.protocol": ("security_protocol", lambda _, v: v.upper()),
+    "sasl.mechanism": ("sasl_mechanism", _text),
+    "sasl.username": ("sasl_plain_username", _text),
+    "sasl.password": ("sasl_plain_password", _text),
+    "ssl.ca.location": ("ssl_cafile", _text),
+}
+
+
+def aiokafka_keywords(properties: Mapping[str, str]) -> dict[str, Any]:
+    """AIOKafkaProducer keyword arguments for librdkafka-style `properties` (with defaults)."""
+    keywords: dict[str, Any] = {}
+    for name, value in with_defaults(properties).items():
+        if name not in _AIOKAFKA_KEYWORDS:
+            supported = ", ".join(sorted(_AIOKAFKA_KEYWORDS))
+            raise ValueError(
+                f"producer property {name!r} is not supported by the aiokafka client "
+                f"(supported: {supported}); use the confluent client for other properties"
+            )
+        keyword, parse = _AIOKAFKA_KEYWORDS[name]
+        parsed = parse(name, value)
+        if keyword in keywords:
+            parsed = min(keywords[keyword], parsed)
+        keywords[keyword] = parsed
+    return keywords
+
+
+class AioKafkaProducer(_LoopBound):
+    """Pure-Python alternative; the client starts on the first send, inside the loop."""
+
+    def __init__(self, properties: Mapping[str, str]) -> None:
+        try:
+            import aiokafka
+            import aiokafka.errors
+            import aiokafka.helpers
+        except ImportError as exc:
+            raise ImportError(
+                "the aiokafka client needs aiokafka: pip install 'restate-stream[aiokafka]'"
+            ) from exc
+        self._aiokafka = aiokafka
+        self._keywords = aiokafka_keywords(properties)  # bad properties fail here, not later
+        self._client: Any = None
+        self._start_lock = asyncio.Lock()
+        self._closed = False
+
+    async def _started(self, topic: str, key: bytes | None) -> Any:
+        if self._closed:
+            raise ProduceFailed(topic, key, "the producer is closed")
+        self._bind_loop()
+        async with self._start_lock:
+            if self._client is None:
+                keywords = dict(self._keywords)
+                cafile = keywords.pop("ssl_cafile", None)
+                if keywords.get("security_protocol", "PLAINTEXT").endswith("SSL"):
+                    keywords["ssl_context"] = self._aiokafka.helpers.create_ssl_context(
+                        cafile=cafile
+                    )
+                client = self._aiokafka.AIOKafkaProducer(**keywords)
+                try:
+                    await client.start()
+                except BaseException:
+                    await client.stop()  # a failed start leaves connections behind
+                    raise
+                self._client = client
+        return self._client
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> Delivery:
+        if value is None and key is None:
+            raise ValueError("aiokafka cannot send a record with neither key nor value")
+        try:
+            client = await self._started(topic, key)
+            sent = await client.send_and_wait(
+                topic, value, key=key, partition=partition, headers=list(headers or ())
+            )
+        except self._aiokafka.errors.KafkaError as exc:
+            reason = str(exc) or type(exc).__name__  # aiokafka prefixes its class name
+            raise ProduceFailed(topic, key, reason, retriable=exc.retriable) from exc
+        timestamp = sent.timestamp if sent.timestamp is not None and sent.timestamp >= 0 else None
+        return Delivery(sent.topic, sent.partition, sent.offset, timestamp)
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        if self._client is None:
+            return
+        try:
+            await asyncio.wait_for(self._client.flush(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"records still unacknowledged after {timeout:g}s") from None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._client is not None:
+            try:
+                await self.flush()
+            finally:
+                await self._client.stop()
+
+
+def create_producer(
+    properties: Mapping[str, str], client: Literal["confluent", "aiokafka"] = "confluent"
+) -> KafkaProducer:
+    """A producer for librdkafka-style `properties` (the ones Restate is given for the cluster)."""
+    if client == "confluent":
+        return ConfluentProducer(properties)
+    if client == "aiokafka":
+        return AioKafkaProducer(properties)
+    raise ValueError(f"unknown Kafka client {client!r}: expected 'confluent' or 'aiokafka'")

@@ -1,0 +1,265 @@
+"""Bound handlers: what runs between a Kafka record and the handler a binding names.
+
+For each binding, the named handler is rewrapped in place on its service (plain handlers
+stay untouched): the input is taken as raw bytes, decoded here in the binding's format into
+the type the handler declares (`event: KafkaEvent[T]`), and failures that would otherwise
+lose or block the record go to the binding's dead-letter topic:
+
+- the value cannot be decoded (the SDK would fail the invocation: the record is gone);
+- the handler raises TerminalError;
+- a retryable error persists past the binding's `retry.max_attempts`.
+
+The dead-letter record keeps the original key and value bytes and says where the record came
+from and why it failed; the invocation then completes, so the key's next records proceed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import typing
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import restate
+from restate.handler import Handler
+from restate.retry_policy import InvocationRetryPolicy
+from restate.serde import BytesSerde
+
+from restate_stream.bindings import Binding, BindingsFile
+from restate_stream.event import KafkaCoordinates, KafkaEvent
+from restate_stream.formats import Codec, DecodeError, JsonCodec, codec_for, unwrap_cloudevent
+from restate_stream.publisher import Publisher
+
+log = logging.getLogger("restate_stream.bound")
+
+DEDUPE_STATE = "restate-stream.seen-event-ids"
+DEDUPE_WINDOW = 1000
+_ATTEMPTS_REMEMBERED = 10_000
+
+AnyService = restate.Service | restate.VirtualObject | restate.Workflow
+
+
+def input_type_of(fn: Callable[..., Any]) -> tuple[Any, bool]:
+    """(value type, whether the handler takes a KafkaEvent) from the input parameter's hint.
+
+    `event: KafkaEvent[T]` gets the event with its metadata; `value: T` gets the decoded value
+    alone, so a plain handler can be bound without changing its signature.
+    """
+    hints = typing.get_type_hints(fn)
+    params = [h for name, h in hints.items() if name != "return"]
+    if len(params) < 2:
+        return Any, True
+    hint = params[1]
+    if hint is KafkaEvent:
+        return Any, True
+    if typing.get_origin(hint) is KafkaEvent:
+        (value_type,) = typing.get_args(hint)
+        return value_type, True
+    return hint, False
+
+
+class _Attempts:
+    """Attempts per invocation id in this process (Restate does not tell a handler)."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[str, int] = OrderedDict()
+
+    def next(self, invocation_id: str) -> int:
+        count = self._seen.pop(invocation_id, 0) + 1
+        self._seen[invocation_id] = count
+        while len(self._seen) > _ATTEMPTS_REMEMBERED:
+            self._seen.popitem(last=False)
+        return count
+
+    def forget(self, invocation_id: str) -> None:
+        self._seen.pop(invocation_id, None)
+
+
+def dead_letter_record(
+    binding: Binding,
+    coords: KafkaCoordinates,
+    raw: bytes,
+    error_type: str,
+    message: str,
+    attempts: int,
+) -> dict[str, Any]:
+    value_text: str | None
+    try:
+        value_text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        value_text = None
+    return {
+        "binding": binding.name,
+        "source": {
+            "topic": coords.topic,
+            "partition": coords.partition,
+            "offset": coords.offset,
+            "timestamp": coords.timestamp.isoformat() if coords.timestamp else None,
+            "subscription_id": coords.subscription_id,
+        },
+        "key": coords.key.decode("utf-8", "replace") if coords.key is not None else None,
+        "value": value_text,
+        "value_base64": None if value_text is not None else _b64(raw),
+        "error": {"type": error_type, "message": message},
+        "attempts": attempts,
+        "failed_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class BoundHandler:
+    def __init__(
+        self,
+        binding: Binding,
+        fn: Callable[[Any, Any], Awaitable[Any]],
+        codec: Codec,
+        publisher: Publisher | None,
+        wants_event: bool = True,
+    ) -> None:
+        self.binding = binding
+        self.fn = fn
+        self.codec = codec
+        self.wants_event = wants_event
+        self.publisher = publisher
+        self.attempts = _Attempts()
+        retry = binding.retry
+        self.max_attempts = retry.max_attempts if retry and retry.max_attempts else None
+
+    async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
+        coords = KafkaCoordinates.from_headers(ctx.request().headers)
+        invocation = ctx.request().id
+        try:
+            value, event_id, event_type = self._decode(raw)
+        except DecodeError as exc:
+            await self._dead_letter(ctx, coords, raw, "DecodeError", str(exc), 1)
+            return None
+        if self.binding.dedupe and event_id is not None and await self._seen(ctx, event_id):
+            log.info("dropping duplicate event %s at %s", event_id, coords.describe())
+            return None
+        key = coords.key.decode("utf-8", "replace") if coords.key is not None else None
+        event = KafkaEvent(value, key, coords, raw, event_id, event_type)
+        attempt = self.attempts.next(invocation)
+        try:
+            result = await self.fn(ctx, event if self.wants_event else value)
+        except restate.TerminalError as exc:
+            self.attempts.forget(invocation)
+            await self._dead_letter(ctx, coords, raw, "TerminalError", exc.message, attempt)
+            return None
+        except Exception as exc:
+            if restate.is_internal_exception(exc) or self.max_attempts is None:
+                raise
+            if attempt < self.max_attempts:
+                raise  # Restate retries with the binding's backoff
+            self.attempts.forget(invocation)
+            message = f"{type(exc).__name__}: {exc}"
+            await self._dead_letter(ctx, coords, raw, "RetriesExhausted", message, attempt)
+            return None
+        self.attempts.forget(invocation)
+        return result
+
+    def _decode(self, raw: bytes) -> tuple[Any, str | None, str | None]:
+        if isinstance(self.codec, JsonCodec):
+            data, event_id, event_type = unwrap_cloudevent(self.codec.parse(raw))
+            return self.codec.convert(data), event_id, event_type
+        return self.codec.decode(raw), None, None
+
+    async def _seen(self, ctx: restate.ObjectContext, event_id: str) -> bool:
+        seen: list[str] = await ctx.get(DEDUPE_STATE) or []
+        if event_id in seen:
+            return True
+        seen.append(event_id)
+        ctx.set(DEDUPE_STATE, seen[-DEDUPE_WINDOW:])
+        return False
+
+    async def _dead_letter(
+        self,
+        ctx: restate.ObjectContext,
+        coords: KafkaCoordinates,
+        raw: bytes,
+        error_type: str,
+        message: str,
+        attempts: int,
+    ) -> None:
+        b = self.binding
+        where = f"binding {b.name}, {coords.describe()}, invocation {ctx.request().id}"
+        if b.dead_letter is None or self.publisher is None:
+            log.error(
+                "dropped record (%s): %s: %s; no dead_letter topic set", where, error_type, message
+            )
+            return
+        record = dead_letter_record(b, coords, raw, error_type, message, attempts)
+        key = coords.key.decode("utf-8", "replace") if coords.key is not None else None
+        published = await self.publisher.publish(
+            ctx, b.dead_letter, key, record, event_type="restate-stream.dead-letter"
+        )
+        log.warning(
+            "dead-lettered (%s) to %s[%d]@%d: %s: %s",
+            where,
+            published.topic,
+            published.partition,
+            published.offset,
+            error_type,
+            message,
+        )
+
+
+def _retry_policy(binding: Binding) -> InvocationRetryPolicy | None:
+    retry = binding.retry
+    if retry is None:
+        return None
+    return InvocationRetryPolicy(
+        initial_interval=retry.initial_interval,
+        exponentiation_factor=retry.factor,
+        max_interval=retry.max_interval,
+        # The bound handler dead-letters at max_attempts; this is Restate's backstop should
+        # attempts land on several worker processes (each counts its own).
+        max_attempts=None if retry.max_attempts is None else retry.max_attempts * 4,
+        on_max_attempts="pause",
+    )
+
+
+def bind(
+    services: Iterable[AnyService],
+    spec: BindingsFile,
+    publishers: dict[str, Publisher] | None = None,
+) -> list[str]:
+    """Rewrap, in place, every handler a binding names; returns "Service/handler" names."""
+    by_name = {s.name: s for s in services}
+    publishers = publishers if publishers is not None else {}
+    wrapped = []
+    for b in spec.bindings:
+        service = by_name.get(b.service)
+        if service is None:
+            continue  # check_against_app reports it; serving other bindings still works
+        handler: Handler[Any, Any] = service.handlers[b.handler]
+        # Binding twice (a second bind on the same services) wraps the user's function again.
+        original = handler.fn.fn if isinstance(handler.fn, BoundHandler) else handler.fn
+        user_fn = typing.cast(Callable[[Any, Any], Awaitable[Any]], original)
+        value_type, wants_event = input_type_of(user_fn)
+        codec = codec_for(b.format, value_type, b.schema, b.avro_wire)
+        if b.cluster not in publishers:
+            publishers[b.cluster] = Publisher(spec.clusters[b.cluster].properties)
+        handler.fn = BoundHandler(b, user_fn, codec, publishers[b.cluster], wants_event)
+        handler.arity = 2
+        handler.handler_io.input_serde = BytesSerde()
+        handler.handler_io.accept = "*/*"
+        handler.handler_io.input_type = None
+        if (policy := _retry_policy(b)) is not None:
+            handler.invocation_retry_policy = policy
+        wrapped.append(f"{b.service}/{b.handler}")
+    return wrapped
+
+
+def dead_letter_json(record: bytes) -> dict[str, Any]:
+    """Parse a dead-letter record (inside its CloudEvents envelope) for tools and tests."""
+    data, _, _ = unwrap_cloudevent(json.loads(record))
+    if not isinstance(data, dict):
+        raise ValueError("not a restate-stream dead-letter record")
+    return data

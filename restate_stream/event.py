@@ -1,0 +1,87 @@
+"""KafkaEvent: what a bound handler receives instead of raw bytes.
+
+Restate passes a Kafka record's value as the invocation body and its coordinates as
+invocation headers (`kafka.topic`, `kafka.partition`, `kafka.offset`, `kafka.timestamp`,
+`kafka.key` base64, `restate.subscription.id`); record headers are not forwarded, which is
+why published events carry their id inside a CloudEvents envelope.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class KafkaCoordinates:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime | None
+    key: bytes | None
+    subscription_id: str | None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> KafkaCoordinates:
+        def number(name: str) -> int:
+            try:
+                return int(headers.get(name, "-1"))
+            except ValueError:
+                return -1
+
+        millis = headers.get("kafka.timestamp")
+        timestamp = (
+            datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
+            if millis and millis.lstrip("-").isdigit()
+            else None
+        )
+        key: bytes | None = None
+        if "kafka.key" in headers:
+            try:
+                key = base64.b64decode(headers["kafka.key"])
+            except (binascii.Error, ValueError):
+                key = None
+        return cls(
+            topic=headers.get("kafka.topic", ""),
+            partition=number("kafka.partition"),
+            offset=number("kafka.offset"),
+            timestamp=timestamp,
+            key=key,
+            subscription_id=headers.get("restate.subscription.id"),
+        )
+
+    def describe(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+@dataclass(frozen=True)
+class KafkaEvent(Generic[T]):
+    value: T
+    key: str | None
+    coordinates: KafkaCoordinates
+    raw: bytes
+    # The CloudEvents id when the record was published as an envelope (restate-stream does).
+    event_id: str | None = None
+    event_type: str | None = None
+
+    @property
+    def topic(self) -> str:
+        return self.coordinates.topic
+
+    @property
+    def partition(self) -> int:
+        return self.coordinates.partition
+
+    @property
+    def offset(self) -> int:
+        return self.coordinates.offset
+
+    @property
+    def timestamp(self) -> datetime | None:
+        return self.coordinates.timestamp

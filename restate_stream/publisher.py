@@ -1,0 +1,123 @@
+"""The durable publisher: produce to Kafka from a handler, exactly once per journal.
+
+The produce runs inside `ctx.run`: Restate journals the broker's acknowledgement
+(partition, offset), so a replay of the handler returns the journaled result instead of
+producing again. A crash after the broker acked but before the journal entry completed is
+the one window left: the record is then produced twice, with the same event id (drawn
+from the deterministic `ctx.random()` before the run), so a consumer binding with
+`dedupe: true` processes it once. The id travels in a CloudEvents envelope because Restate
+does not forward Kafka record headers to handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import restate
+from restate import RunOptions
+
+from connectors.producer import KafkaProducer, create_producer
+from restate_stream.formats import Codec, EncodeError, JsonCodec, cloudevent
+
+# Test builds set this to a fault point's name to die there with SIGKILL (crash-safety tests).
+FAULT_ENV = "RESTATE_STREAM_FAULT"
+AFTER_ACK = "after-publish-ack"
+
+
+@dataclass(frozen=True)
+class Published:
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+def validate_key(key: str | None, topic: str) -> bytes | None:
+    """Keys must be UTF-8 text: Restate maps them to object keys and blocks on anything else."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise TypeError(
+            f"publish to {topic!r}: key must be str (UTF-8), got {type(key).__name__}; "
+            "Restate cannot route a non-UTF-8 key and would block that partition"
+        )
+    try:
+        return key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"publish to {topic!r}: key {key!r} is not valid UTF-8: {exc}") from exc
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Publisher:
+    """One Kafka producer per worker process (per event loop), created on first publish."""
+
+    def __init__(
+        self,
+        properties: Mapping[str, str],
+        *,
+        client: Literal["confluent", "aiokafka"] = "confluent",
+        source: str = "restate-stream",
+        max_attempts: int = 10,
+    ) -> None:
+        self.properties = dict(properties)
+        self.client: Literal["confluent", "aiokafka"] = client
+        self.source = source
+        self.max_attempts = max_attempts
+        self._producers: dict[int, KafkaProducer] = {}
+
+    def _producer(self) -> KafkaProducer:
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._producers:
+            self._producers[loop] = create_producer(self.properties, self.client)
+        return self._producers[loop]
+
+    async def close(self) -> None:
+        producers, self._producers = list(self._producers.values()), {}
+        for producer in producers:
+            await producer.close()
+
+    async def publish(
+        self,
+        ctx: restate.Context,
+        topic: str,
+        key: str | None,
+        value: Any,
+        *,
+        event_type: str | None = None,
+        codec: Codec | None = None,
+        envelope: bool = True,
+    ) -> Published:
+        key_bytes = validate_key(key, topic)
+        # Drawn outside ctx.run from Restate's deterministic random: the same on every replay.
+        event_id = str(ctx.uuid())
+        kind = event_type or f"{topic}.published"
+        encoded = None if envelope else (codec or JsonCodec()).encode(value)
+        producer = self._producer()
+
+        async def produce() -> dict[str, int]:
+            if encoded is None:
+                now = datetime.now(UTC).isoformat()  # inside the run: journaled, not replayed
+                payload = cloudevent(event_id, kind, self.source, now, value)
+            else:
+                payload = encoded
+            delivery = await producer.send(topic, payload, key_bytes)
+            _fault(AFTER_ACK)
+            return {"partition": delivery.partition, "offset": delivery.offset}
+
+        try:
+            acked = await ctx.run_typed(
+                f"publish {topic}", produce, RunOptions(max_attempts=self.max_attempts)
+            )
+        except EncodeError as exc:
+            raise restate.TerminalError(f"publish to {topic!r}: {exc}") from exc
+        return Published(event_id, topic, acked["partition"], acked["offset"])

@@ -1,0 +1,146 @@
+"""Poison records on the real engines: each bad record is dead-lettered with its reason,
+every good one is processed once, in order, and keys with poison keep flowing."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer
+
+from connectors import Record, TopicAdmin, produce_records
+from restate_stream.admin import AdminClient
+from restate_stream.apply import apply_plan
+from restate_stream.bindings import load_bindings
+from restate_stream.bound import bind, dead_letter_json
+from restate_stream.plan import compute_plan, fetch_live
+from restate_stream.stack import LocalStack
+from restate_stream.testing import ServedApp, object_state, wait_until
+from tests.integration import poison_app
+
+pytestmark = pytest.mark.engines
+
+
+def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                out.append(message)
+    finally:
+        consumer.close()
+    return out
+
+
+async def test_poison_mix_goes_to_dead_letters_and_keys_keep_flowing(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    tmp_path: Path,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    topic, dlq, cluster = f"orders-{run}", f"orders-{run}.dlq", f"c-{run}"
+    bootstrap = restate_stream_stack.bootstrap_servers
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        f"""\
+restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
+kafka:
+  clusters:
+    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
+topics:
+  {topic}: {{cluster: {cluster}, partitions: 2}}
+bindings:
+  - name: orders
+    topic: {topic}
+    handler: PoisonSink/consume
+    dead_letter: {dlq}
+    retry: {{max_attempts: 3, initial_interval: 50ms, max_interval: 200ms}}
+"""
+    )
+    spec = load_bindings(path)
+    assert bind([poison_app.sink], spec) == ["PoisonSink/consume"]
+
+    keys = [f"{run}-{k}" for k in range(4)]
+    records: list[tuple[str, bytes]] = []
+    good: dict[str, list[int]] = {k: [] for k in keys}
+    bad: dict[tuple[str, int], str] = {}  # (key, index within key) -> expected error type
+    for i in range(120):
+        key = keys[i % 4]
+        n = len([r for r in records if r[0] == key])
+        if i % 10 == 3:
+            records.append((key, b"{not json"))
+            bad[(key, n)] = "DecodeError"
+        elif i % 10 == 5:
+            records.append((key, json.dumps({"id": i}).encode()))  # missing amount
+            bad[(key, n)] = "DecodeError"
+        elif i % 10 == 7:
+            records.append(
+                (key, json.dumps({"id": i, "amount": 1, "outcome": "terminal"}).encode())
+            )
+            bad[(key, n)] = "TerminalError"
+        elif i == 9:
+            records.append((key, json.dumps({"id": i, "amount": 1, "outcome": "flaky"}).encode()))
+            bad[(key, n)] = "RetriesExhausted"
+        else:
+            records.append((key, json.dumps({"id": i, "amount": i}).encode()))
+            good[key].append(i)
+
+    async with restate_app(poison_app.app):
+        report = await apply_plan(
+            compute_plan(spec, await fetch_live(spec, restate_admin)), spec, restate_admin
+        )
+        assert report.ok, report.render()
+        assert dlq in TopicAdmin(bootstrap).topics(), "apply creates the dead-letter topic"
+        produce_records(bootstrap, topic, [Record(k, v) for k, v in records])
+        total_good = sum(map(len, good.values()))
+
+        async def processed() -> dict[str, Any]:
+            state = await object_state(restate_admin, "PoisonSink", "orders")
+            return {k: v for k, v in state.items() if k in good}
+
+        final = await wait_until(
+            processed, lambda s: sum(map(len, s.values())) >= total_good, timeout=120
+        )
+        letters = read_all(bootstrap, dlq, len(bad))
+        subs = [s for s in await restate_admin.list_subscriptions() if cluster in s.source]
+        for s in subs:
+            await restate_admin.delete_subscription(s.id)
+        await restate_admin.delete_kafka_cluster(cluster, force=True)
+
+    for key in keys:
+        assert [order_id for order_id, _ in final[key]] == good[key], f"{key}: lost/dup/order"
+    assert len(letters) == len(bad), "every bad record is dead-lettered exactly once"
+    by_error: dict[str, int] = {}
+    for message in letters:
+        letter = dead_letter_json(message.value())
+        assert message.key().decode() == letter["key"], "the original key is kept"
+        assert letter["binding"] == "orders" and letter["source"]["topic"] == topic
+        assert letter["source"]["offset"] >= 0 and letter["error"]["message"]
+        by_error[letter["error"]["type"]] = by_error.get(letter["error"]["type"], 0) + 1
+        if letter["error"]["type"] == "RetriesExhausted":
+            assert letter["attempts"] == 3
+            assert "downstream unavailable" in letter["error"]["message"]
+        if letter["value"] == "{not json":
+            assert "invalid JSON" in letter["error"]["message"]
+    expected_counts: dict[str, int] = {}
+    for error in bad.values():
+        expected_counts[error] = expected_counts.get(error, 0) + 1
+    assert by_error == expected_counts
+    assert total_good + len(letters) == len(records), "the counts add up"
