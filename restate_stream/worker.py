@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from hypercorn.run import run
@@ -34,9 +35,11 @@ class WorkerProcess:
         processes: int = 1,
         cwd: Path | None = None,
         bindings: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
         self.bindings = bindings
+        self.env = dict(env or {})
         self.log_path = log_path
         self.port = port if port is not None else free_ports(1)[0]
         self.processes = processes
@@ -64,6 +67,7 @@ class WorkerProcess:
             ],
             self.log_path,
             cwd=self.cwd,
+            env=self.env,
         )
         self.process.start()
         deadline = time.monotonic() + timeout

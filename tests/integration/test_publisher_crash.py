@@ -1,0 +1,192 @@
+"""Crash safety of the durable publisher on the real engines, with a separate worker process.
+
+1. The worker dies (SIGKILL) right after the broker acknowledged a publish, before Restate
+   journaled it. The restarted worker replays the handler and publishes again: the record is
+   on the topic twice with the same event id. Downstream, the binding with `dedupe: true`
+   applies the effect once; the one without shows the duplicate.
+2. The worker dies after the publish was journaled: the replay does not publish again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Consumer
+
+from connectors import TopicAdmin
+from restate_stream.admin import AdminClient
+from restate_stream.apply import apply_plan
+from restate_stream.bindings import load_bindings
+from restate_stream.plan import compute_plan, fetch_live
+from restate_stream.publisher import AFTER_ACK, FAULT_ENV
+from restate_stream.stack import LocalStack
+from restate_stream.stack.ports import free_ports
+from restate_stream.testing import object_state, wait_until
+from restate_stream.worker import WorkerProcess
+
+pytestmark = pytest.mark.engines
+REPO = Path(__file__).resolve().parents[2]
+
+
+def records_on(bootstrap: str, topic: str, at_least: int, settle: float = 3.0) -> list[Any]:
+    """Every record on `topic`, read until `at_least` arrived and nothing more for `settle`."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    quiet_since = time.monotonic()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                out.append(json.loads(message.value()))
+                quiet_since = time.monotonic()
+            elif len(out) >= at_least and time.monotonic() - quiet_since > settle:
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+class Harness:
+    def __init__(self, stack: LocalStack, admin: AdminClient, tmp: Path, run: str) -> None:
+        self.stack, self.admin, self.tmp, self.run = stack, admin, tmp, run
+        self.topic = f"crash-{run}"
+        self.port = free_ports(1)[0]
+        self.bindings = tmp / "bindings.yaml"
+        self.bindings.write_text(
+            f"""\
+restate: {{admin_url: "{stack.admin_url}"}}
+kafka:
+  clusters:
+    c-{run}: {{bootstrap.servers: "{stack.bootstrap_servers}"}}
+topics:
+  {self.topic}: {{cluster: c-{run}, partitions: 1}}
+worker: {{app: "tests.integration.crash_app:app", uri: "http://127.0.0.1:{self.port}"}}
+bindings:
+  - {{name: deduped-{run}, topic: {self.topic}, handler: CrashDeduped/count, dedupe: true}}
+  - {{name: plain-{run}, topic: {self.topic}, handler: CrashPlain/count}}
+"""
+        )
+
+    def worker(self, label: str, fault: dict[str, str]) -> WorkerProcess:
+        worker = WorkerProcess(
+            "tests.integration.crash_app:app",
+            self.tmp / f"worker-{label}.log",
+            port=self.port,
+            cwd=REPO,
+            bindings=self.bindings,
+            env={
+                "CRASH_BOOTSTRAP": self.stack.bootstrap_servers,
+                "CRASH_TOPIC": self.topic,
+                **fault,
+            },
+        )
+        worker.start()
+        return worker
+
+    async def apply(self) -> None:
+        spec = load_bindings(self.bindings)
+        report = await apply_plan(
+            compute_plan(spec, await fetch_live(spec, self.admin)), spec, self.admin
+        )
+        assert report.ok, report.render()
+
+    async def emit(self, key: str, n: int) -> None:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{self.stack.ingress_url}/CrashEmitter/{key}/emit/send",
+                json={"key": key, "n": n},
+            )
+        assert response.status_code == 202, response.text
+
+    async def effects(self, service: str, key: str) -> list[int]:
+        state = await object_state(self.admin, service, "effects", object_key=key)
+        return list(state.get(key, []))
+
+    async def cleanup(self) -> None:
+        for sub in await self.admin.list_subscriptions():
+            if sub.source.startswith(f"kafka://c-{self.run}/"):
+                await self.admin.delete_subscription(sub.id)
+        await self.admin.delete_kafka_cluster(f"c-{self.run}", force=True)
+
+
+def wait_exit(worker: WorkerProcess, timeout: float = 60) -> int | None:
+    deadline = time.monotonic() + timeout
+    assert worker.process is not None
+    while worker.process.running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return worker.process.returncode
+
+
+async def test_crash_after_ack_duplicates_and_dedupe_absorbs_it(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    h = Harness(restate_stream_stack, restate_admin, tmp_path, uuid.uuid4().hex[:8])
+    TopicAdmin(restate_stream_stack.bootstrap_servers).create_topic(h.topic, 1)
+    doomed = h.worker("doomed", {FAULT_ENV: AFTER_ACK})
+    try:
+        await h.apply()
+        await h.emit("order-1", 1)
+        assert wait_exit(doomed) is not None, "the fault hook kills the worker after the ack"
+    finally:
+        doomed.stop()
+    survivor = h.worker("survivor", {})
+    try:
+        await restate_admin.register_deployment(survivor.uri)
+
+        async def plain() -> list[int]:
+            return await h.effects("CrashPlain", "order-1")
+
+        assert await wait_until(plain, lambda e: len(e) >= 2, timeout=90) == [1, 1]
+        published = records_on(restate_stream_stack.bootstrap_servers, h.topic, at_least=2)
+        assert len(published) == 2, "the crash window produced the record twice"
+        assert published[0]["id"] == published[1]["id"], "with the same deterministic event id"
+        assert await h.effects("CrashDeduped", "order-1") == [1], "dedupe applied it once"
+        state = await object_state(restate_admin, "CrashEmitter", "published", object_key="order-1")
+        assert state["order-1"][2] == published[0]["id"]
+    finally:
+        survivor.stop()
+        await h.cleanup()
+
+
+async def test_crash_after_journal_does_not_publish_again(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    h = Harness(restate_stream_stack, restate_admin, tmp_path, uuid.uuid4().hex[:8])
+    TopicAdmin(restate_stream_stack.bootstrap_servers).create_topic(h.topic, 1)
+    doomed = h.worker("doomed", {"CRASH_AFTER_JOURNAL": "1"})
+    try:
+        await h.apply()
+        await h.emit("order-2", 7)
+        assert wait_exit(doomed) is not None
+    finally:
+        doomed.stop()
+    survivor = h.worker("survivor", {})
+    try:
+        await restate_admin.register_deployment(survivor.uri)
+
+        async def done() -> dict[str, Any]:
+            return await object_state(
+                restate_admin, "CrashEmitter", "published", object_key="order-2"
+            )
+
+        await wait_until(done, lambda s: "order-2" in s, timeout=90)
+        published = records_on(restate_stream_stack.bootstrap_servers, h.topic, at_least=1)
+        assert len(published) == 1, "a journaled publish is not repeated on replay"
+        assert await h.effects("CrashPlain", "order-2") == [7]
+    finally:
+        survivor.stop()
+        await h.cleanup()
