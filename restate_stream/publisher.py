@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,15 @@ def _fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+_open: weakref.WeakSet[Publisher] = weakref.WeakSet()
+
+
+async def close_publishers() -> None:
+    """Flush and close every publisher's producer on this event loop (worker shutdown)."""
+    for publisher in list(_open):
+        await publisher.close()
+
+
 class Publisher:
     """One Kafka producer per worker process (per event loop), created on first publish."""
 
@@ -74,6 +84,7 @@ class Publisher:
         self.source = source
         self.max_attempts = max_attempts
         self._producers: dict[int, KafkaProducer] = {}
+        _open.add(self)
 
     def _producer(self) -> KafkaProducer:
         loop = id(asyncio.get_running_loop())
@@ -82,8 +93,9 @@ class Publisher:
         return self._producers[loop]
 
     async def close(self) -> None:
-        producers, self._producers = list(self._producers.values()), {}
-        for producer in producers:
+        """Close this loop's producer (a producer is bound to the loop it was made on)."""
+        producer = self._producers.pop(id(asyncio.get_running_loop()), None)
+        if producer is not None:
             await producer.close()
 
     async def publish(

@@ -9,13 +9,15 @@ from typing import Any
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from restate_stream.publisher import close_publishers
 from restate_stream.stack.ports import LOOPBACK, accepts_connections, free_ports, port_is_free
 
 
 def without_lifespan_warnings(app: Any) -> Any:
     """Answer ASGI lifespan events for apps (like restate.app) that ignore them.
 
-    Otherwise hypercorn logs a lifespan error at every start.
+    hypercorn otherwise logs a lifespan error at every start; at shutdown the durable
+    publishers' producers are flushed and closed.
     """
 
     async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -27,6 +29,7 @@ def without_lifespan_warnings(app: Any) -> Any:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await close_publishers()  # flush what handlers produced before exiting
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -1,0 +1,157 @@
+"""Avro in both wire formats and typed JSON through bindings, on the real engines."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer
+
+from connectors import Record, produce_records
+from connectors.avro import AvroCodec
+from restate_stream.admin import AdminClient
+from restate_stream.apply import apply_plan
+from restate_stream.bindings import load_bindings
+from restate_stream.bound import bind, dead_letter_json
+from restate_stream.plan import compute_plan, fetch_live
+from restate_stream.stack import LocalStack
+from restate_stream.testing import ServedApp, object_state, wait_until
+from tests.integration import formats_app
+
+pytestmark = pytest.mark.engines
+SCHEMA = Path(__file__).parent / "schemas" / "payment.avsc"
+OTHER_SCHEMA = {
+    "type": "record",
+    "name": "Other",
+    "fields": [{"name": "label", "type": "string"}, {"name": "weight", "type": "double"}],
+}
+
+
+def dead_letters(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                out.append(dead_letter_json(message.value()))
+    finally:
+        consumer.close()
+    return out
+
+
+async def test_avro_both_wires_and_typed_json(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    tmp_path: Path,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    bootstrap = restate_stream_stack.bootstrap_servers
+    cluster = f"c-{run}"
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        f"""\
+restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
+kafka:
+  clusters:
+    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
+topics:
+  plain-{run}: {{cluster: {cluster}, partitions: 1}}
+  confluent-{run}: {{cluster: {cluster}, partitions: 1}}
+  json-{run}: {{cluster: {cluster}, partitions: 1}}
+bindings:
+  - name: plain-{run}
+    topic: plain-{run}
+    handler: FormatSink/avro_plain
+    format: avro
+    schema: {SCHEMA}
+    dead_letter: dlq-{run}
+  - name: confluent-{run}
+    topic: confluent-{run}
+    handler: FormatSink/avro_confluent
+    format: avro
+    avro_wire: confluent
+    schema: {SCHEMA}
+    dead_letter: dlq-{run}
+  - name: json-{run}
+    topic: json-{run}
+    handler: FormatSink/typed_json
+    dead_letter: dlq-{run}
+"""
+    )
+    spec = load_bindings(path)
+    bind([formats_app.sink], spec)
+    payments = [{"id": i, "amount_cents": 100 * i, "currency": "EUR"} for i in range(20)]
+    plain = AvroCodec(SCHEMA)
+    confluent = AvroCodec(SCHEMA, wire="confluent", schema_id=7)
+    other = AvroCodec(OTHER_SCHEMA)
+    key = f"acct-{run}"
+
+    async with restate_app(formats_app.app):
+        report = await apply_plan(
+            compute_plan(spec, await fetch_live(spec, restate_admin)), spec, restate_admin
+        )
+        assert report.ok, report.render()
+        produce_records(
+            bootstrap,
+            f"plain-{run}",
+            [Record(key, plain.encode(p)) for p in payments[:10]]
+            + [Record(key, other.encode({"label": "x" * 30, "weight": 1.5}))]
+            + [Record(key, plain.encode(p)) for p in payments[10:]],
+        )
+        produce_records(
+            bootstrap,
+            f"confluent-{run}",
+            [Record(key, confluent.encode(p)) for p in payments[:10]]
+            + [Record(key, plain.encode(payments[5]))]  # no magic byte: not Confluent wire
+            + [Record(key, confluent.encode(p)) for p in payments[10:]],
+        )
+        produce_records(
+            bootstrap,
+            f"json-{run}",
+            [Record(key, json.dumps(p)) for p in payments[:10]]
+            + [Record(key, json.dumps({"id": "not a number", "amount_cents": 1, "currency": "X"}))]
+            + [Record(key, json.dumps(p)) for p in payments[10:]],
+        )
+
+        async def state(name: str) -> list[Any]:
+            return list((await object_state(restate_admin, "FormatSink", name)).get(key, []))
+
+        for name in ("avro_plain", "avro_confluent", "typed_json"):
+
+            async def probe(name: str = name) -> list[Any]:
+                return await state(name)
+
+            got = await wait_until(probe, lambda items: len(items) >= 20, timeout=90)
+            if name == "typed_json":
+                assert [{k: v for k, v in g.items() if k != "offset"} for g in got] == payments
+                assert [g["offset"] for g in got] == list(range(10)) + list(range(11, 21))
+            else:
+                assert got == payments, name
+        letters = dead_letters(bootstrap, f"dlq-{run}", 3)
+        for sub in await restate_admin.list_subscriptions():
+            if sub.source.startswith(f"kafka://{cluster}/"):
+                await restate_admin.delete_subscription(sub.id)
+        await restate_admin.delete_kafka_cluster(cluster, force=True)
+
+    by_topic = {letter["source"]["topic"]: letter for letter in letters}
+    assert set(by_topic) == {f"plain-{run}", f"confluent-{run}", f"json-{run}"}
+    assert all(letter["error"]["type"] == "DecodeError" for letter in letters)
+    assert by_topic[f"plain-{run}"]["source"]["offset"] == 10
+    assert "expected 0x00" in by_topic[f"confluent-{run}"]["error"]["message"]
+    assert "does not match Payment" in by_topic[f"json-{run}"]["error"]["message"]
