@@ -44,7 +44,7 @@ class KafkaCoordinates:
         key: bytes | None = None
         if "kafka.key" in headers:
             try:
-                key = base64.b64decode(headers["kafka.key"])
+                key = base64.b64decode(headers["kafka.key"], validate=True)
             except (binascii.Error, ValueError):
                 key = None
         return cls(
