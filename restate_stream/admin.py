@@ -224,6 +224,16 @@ class AdminClient:
     async def delete_subscription(self, subscription_id: str) -> None:
         await self._request("DELETE", f"/subscriptions/{subscription_id}")
 
+    # --- invocations ----------------------------------------------------------------------
+
+    async def kill_invocation(self, invocation_id: str) -> None:
+        """End an invocation now, without running compensations (unblocks a stuck key)."""
+        await self._request("PATCH", f"/invocations/{invocation_id}/kill")
+
+    async def cancel_invocation(self, invocation_id: str) -> None:
+        """Ask an invocation to cancel: it gets a TerminalError and may compensate."""
+        await self._request("PATCH", f"/invocations/{invocation_id}/cancel")
+
     # --- introspection --------------------------------------------------------------------
 
     async def query(self, sql: str) -> list[dict[str, Any]]:

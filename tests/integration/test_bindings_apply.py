@@ -21,6 +21,7 @@ from restate_stream.plan import Plan, compute_plan, fetch_live
 from restate_stream.stack import LocalStack
 from restate_stream.status import binding_statuses
 from restate_stream.testing import ServedApp, object_state, produce_json, wait_until
+from tests.integration import bindings_app
 from tests.integration.bindings_app import app
 
 pytestmark = pytest.mark.engines
@@ -213,3 +214,68 @@ async def test_prune_only_with_the_flag(scenario: Scenario) -> None:
     finally:
         if await scenario.admin.get_kafka_cluster(stray_cluster) is not None:
             await scenario.admin.delete_kafka_cluster(stray_cluster, force=True)
+
+
+async def test_failed_apply_reports_and_rerun_completes(
+    scenario: Scenario,
+    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+) -> None:
+    late_binding = f"""\
+  - name: {scenario.topic}-late
+    topic: {scenario.topic}
+    handler: BindingsLate/handle
+"""
+    scenario.write("record_a")
+    # The late binding comes first in the file but its service is not registered yet.
+    text = scenario.path.read_text().replace("bindings:\n", "bindings:\n" + late_binding)
+    scenario.path.write_text(text)
+    spec = scenario.spec()
+    plan = compute_plan(spec, await fetch_live(spec, scenario.admin))
+    report = await apply_plan(plan, spec, scenario.admin)
+    assert not report.ok
+    statuses = [(type(o.change).__name__, o.status) for o in report.outcomes]
+    assert statuses == [
+        ("CreateCluster", "applied"),
+        ("CreateTopic", "applied"),
+        ("CreateSubscription", "failed"),
+        ("CreateSubscription", "not attempted"),
+    ]
+    rendered = report.render()
+    assert "BindingsLate" in rendered and "2 of 4 change(s) applied" in rendered
+    assert "run apply again" in rendered
+
+    async with restate_app(bindings_app.late_app):
+        rerun = await scenario.apply()
+        assert [type(c).__name__ for c in rerun.changes] == ["CreateSubscription"] * 2
+        assert (await scenario.plan()).empty
+
+
+async def test_status_names_the_stuck_key(scenario: Scenario) -> None:
+    scenario.write("record_or_fail")
+    await scenario.apply()
+    stuck_key = f"{scenario.run}-stuck"
+    produce_json(
+        scenario.stack.bootstrap_servers,
+        scenario.topic,
+        [
+            (stuck_key, {"seq": 1, "fail": True}),
+            (stuck_key, {"seq": 2}),
+            (f"{scenario.run}-ok", {"seq": 3}),
+        ],
+    )
+
+    async def status() -> Any:
+        [s] = await binding_statuses(scenario.spec(), scenario.admin, TopicAdmin)
+        return s
+
+    s = await wait_until(status, lambda s: bool(s.stuck_keys), timeout=60)
+    assert [k["key"] for k in s.stuck_keys] == [stuck_key]
+    assert s.stuck_keys[0]["status"] in ("backing-off", "paused")
+    assert "cannot handle 1 yet" in (s.stuck_keys[0]["last_failure"] or "")
+    ok = await scenario.wait_count("a", 1)
+    assert ok == {f"{scenario.run}-ok": [3]}, "other keys keep flowing; the stuck key waits"
+    for invocation in await scenario.admin.query(
+        "SELECT id FROM sys_invocation WHERE target_service_key = "
+        f"'{stuck_key}' AND status != 'completed'"
+    ):
+        await scenario.admin.kill_invocation(invocation["id"])
