@@ -25,10 +25,18 @@ class RestatePorts:
 
 
 class RestateServer:
-    def __init__(self, install: RestateInstall, data_dir: Path, ports: RestatePorts | None = None):
+    def __init__(
+        self,
+        install: RestateInstall,
+        data_dir: Path,
+        ports: RestatePorts | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.install = install
         self.data_dir = data_dir
         self.ports = ports or RestatePorts()
+        # More RESTATE_* settings, e.g. the request-signing key.
+        self.extra_env = dict(extra_env or {})
         self.log_path = data_dir / "restate.log"
         self.process: ManagedProcess | None = None
 
@@ -49,6 +57,7 @@ class RestateServer:
             "RESTATE_BIND_PORT": str(self.ports.fabric),
             "RESTATE_DISABLE_TELEMETRY": "true",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+            **self.extra_env,
         }
 
     def start(self, *, detached: bool = False, timeout: float = 60.0) -> None:

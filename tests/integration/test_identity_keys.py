@@ -1,0 +1,95 @@
+"""Request signatures: a worker with identity keys serves a Restate server that signs its
+requests with the matching private key, and refuses one that does not sign."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from restate_stream.admin import AdminApiError, AdminClient
+from restate_stream.stack import LocalStack
+from restate_stream.stack.install import restate_install
+from restate_stream.stack.ports import free_ports
+from restate_stream.stack.restate import RestatePorts, RestateServer
+from restate_stream.testing import wait_until
+
+pytestmark = pytest.mark.engines
+REPO = Path(__file__).resolve().parents[2]
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def base58(data: bytes) -> str:
+    number = int.from_bytes(data, "big")
+    out = ""
+    while number:
+        number, digit = divmod(number, 58)
+        out = _BASE58[digit] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
+
+
+def ed25519_keys(directory: Path) -> tuple[Path, str]:
+    """A private key PEM for Restate and the matching `publickeyv1_...` for the SDK."""
+    pem = directory / "signing.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(pem)], check=True)
+    der = subprocess.run(
+        ["openssl", "pkey", "-in", str(pem), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return pem, "publickeyv1_" + base58(der[-32:])  # the raw key ends the DER structure
+
+
+async def test_worker_verifies_request_signatures(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    pem, public_key = ed25519_keys(tmp_path)
+    signing = RestateServer(
+        restate_install(),
+        tmp_path / "signing-restate",
+        RestatePorts(*free_ports(3)),
+        extra_env={"RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(pem)},
+    )
+    signing.start()
+    port = free_ports(1)[0]
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        f"""\
+restate: {{admin_url: "{signing.admin_url}"}}
+kafka:
+  clusters:
+    local: {{bootstrap.servers: "{restate_stream_stack.bootstrap_servers}"}}
+worker:
+  app: examples.quickstart.app:app
+  uri: http://127.0.0.1:{port}
+  identity_keys: ["{public_key}"]
+bindings:
+  - {{name: payments, topic: payments, handler: Account/apply_payment}}
+"""
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "restate_stream.cli", "worker", "-f", str(path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        async with AdminClient(signing.admin_url) as admin:
+
+            async def deployments() -> list[str]:
+                return [d.uri or "" for d in await admin.list_deployments()]
+
+            registered = await wait_until(deployments, bool, timeout=60)
+            assert registered[0].rstrip("/") == f"http://127.0.0.1:{port}"
+        with pytest.raises(AdminApiError) as refused:
+            await restate_admin.register_deployment(f"http://127.0.0.1:{port}")
+        assert refused.value.status >= 400
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+        signing.stop()
+    assert "registered" in output, output
