@@ -27,6 +27,8 @@ from restate_stream.plan import (
     TopicAdminFactory,
     UpdateCluster,
     cluster_of,
+    compute_plan,
+    fetch_live,
     group_id,
 )
 
@@ -153,3 +155,18 @@ async def apply_plan(
             last = report.outcomes[-1]
             progress(f"[{last.status}] {change.describe()}")
     return report
+
+
+async def apply_bindings(
+    spec: BindingsFile,
+    admin: AdminClient,
+    *,
+    prune: bool = False,
+    refresh_clusters: bool = False,
+    topic_admin: TopicAdminFactory = TopicAdmin,
+    progress: Progress | None = None,
+) -> tuple[Plan, ApplyReport]:
+    """Plan against the live state, then apply: what `restate-stream apply` does."""
+    live = await fetch_live(spec, admin, topic_admin)
+    plan = compute_plan(spec, live, prune=prune, refresh_clusters=refresh_clusters)
+    return plan, await apply_plan(plan, spec, admin, topic_admin=topic_admin, progress=progress)

@@ -16,10 +16,9 @@ from confluent_kafka import Consumer
 from connectors import Record, produce_records
 from connectors.avro import AvroCodec
 from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_plan
+from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
 from restate_stream.bound import bind, dead_letter_json
-from restate_stream.plan import compute_plan, fetch_live
 from restate_stream.stack import LocalStack
 from restate_stream.testing import ServedApp, object_state, wait_until
 from tests.integration import formats_app
@@ -103,9 +102,7 @@ bindings:
     key = f"acct-{run}"
 
     async with restate_app(formats_app.app):
-        report = await apply_plan(
-            compute_plan(spec, await fetch_live(spec, restate_admin)), spec, restate_admin
-        )
+        _, report = await apply_bindings(spec, restate_admin)
         assert report.ok, report.render()
         produce_records(
             bootstrap,

@@ -21,9 +21,8 @@ from confluent_kafka import Consumer
 
 from connectors import TopicAdmin
 from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_plan
+from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
-from restate_stream.plan import compute_plan, fetch_live
 from restate_stream.publisher import AFTER_ACK, FAULT_ENV
 from restate_stream.stack import LocalStack
 from restate_stream.stack.ports import free_ports
@@ -99,9 +98,7 @@ bindings:
 
     async def apply(self) -> None:
         spec = load_bindings(self.bindings)
-        report = await apply_plan(
-            compute_plan(spec, await fetch_live(spec, self.admin)), spec, self.admin
-        )
+        _, report = await apply_bindings(spec, self.admin)
         assert report.ok, report.render()
 
     async def emit(self, key: str, n: int) -> None:
