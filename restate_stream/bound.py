@@ -140,7 +140,8 @@ class BoundHandler:
         except DecodeError as exc:
             await self._dead_letter(ctx, coords, raw, "DecodeError", str(exc), 1)
             return None
-        if self.binding.dedupe and event_id is not None and await self._seen(ctx, event_id):
+        dedupe = self.binding.dedupe and event_id is not None
+        if dedupe and event_id in await self._seen_ids(ctx):
             log.info("dropping duplicate event %s at %s", event_id, coords.describe())
             return None
         key = coords.key.decode("utf-8", "replace") if coords.key is not None else None
@@ -162,6 +163,9 @@ class BoundHandler:
             await self._dead_letter(ctx, coords, raw, "RetriesExhausted", message, attempt)
             return None
         self.attempts.forget(invocation)
+        if dedupe and event_id is not None:
+            # Only after success: a dead-lettered event must stay eligible for a redrive.
+            await self._remember(ctx, event_id)
         return result
 
     def _decode(self, raw: bytes) -> tuple[Any, str | None, str | None]:
@@ -170,13 +174,14 @@ class BoundHandler:
             return self.codec.convert(data), event_id, event_type
         return self.codec.decode(raw), None, None
 
-    async def _seen(self, ctx: restate.ObjectContext, event_id: str) -> bool:
+    async def _seen_ids(self, ctx: restate.ObjectContext) -> list[str]:
         seen: list[str] = await ctx.get(DEDUPE_STATE) or []
-        if event_id in seen:
-            return True
+        return seen
+
+    async def _remember(self, ctx: restate.ObjectContext, event_id: str) -> None:
+        seen = await self._seen_ids(ctx)
         seen.append(event_id)
         ctx.set(DEDUPE_STATE, seen[-DEDUPE_WINDOW:])
-        return False
 
     async def _dead_letter(
         self,

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from connectors import TopicAdmin
+from restate_stream import dlq, publish_cli
 from restate_stream.admin import AdminApiError, AdminClient, AdminUnavailableError
 from restate_stream.apply import apply_plan
 from restate_stream.bindings import (
@@ -25,6 +26,7 @@ from restate_stream.bindings import (
     load_bindings,
 )
 from restate_stream.bindings.edit import set_paused
+from restate_stream.bindings.model import AVRO_WIRES, FORMATS
 from restate_stream.plan import Plan, compute_plan, fetch_live
 from restate_stream.stack import (
     LocalStack,
@@ -321,6 +323,56 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- publish by hand, dead letters -------------------------------------------------------------
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    if args.key is not None and args.records is not None:
+        message = "error: --key goes with --value; each line of --file has its own key"
+        print(message, file=sys.stderr)
+        return 2
+    # With --bootstrap the file is optional: it only lends a binding's format, if it exists.
+    spec = None
+    if args.bootstrap is None or args.bindings.exists():
+        spec = load_checked(args.bindings, check_app=False)
+    try:
+        return publish_cli.publish(
+            spec,
+            args.topic,
+            cluster=args.cluster,
+            bootstrap=args.bootstrap,
+            key=args.key,
+            value=args.value,
+            records_file=args.records,
+            fmt=args.format,
+            schema=args.schema,
+            avro_wire=args.avro_wire,
+            schema_id=args.schema_id,
+            envelope=args.envelope,
+        )
+    except publish_cli.PublishError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    spec = load_checked(args.file, check_app=False)
+    try:
+        if args.dlq_command == "list":
+            return dlq.list_dead_letters(spec, args.name, limit=args.limit, as_json=args.json)
+        return dlq.redrive(spec, args.name, dry_run=args.dry_run, timeout=args.timeout)
+    except dlq.DlqError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="restate-stream",
@@ -429,6 +481,72 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     dev.set_defaults(func=cmd_dev)
+
+    publish = commands.add_parser("publish", help="produce records by hand to a topic")
+    publish.add_argument("topic")
+    publish.add_argument(
+        "-f",
+        "--bindings",
+        type=Path,
+        default=Path("bindings.yaml"),
+        help="the bindings file: clusters, and the format of a binding on the topic "
+        "(default: %(default)s)",
+    )
+    where = publish.add_mutually_exclusive_group()
+    where.add_argument("--cluster", help="a Kafka cluster of the bindings file")
+    where.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers")
+    publish.add_argument("--key", help="the record key (UTF-8 text), with --value")
+    what = publish.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--value", help="one record's value: JSON (json, avro), text (string), base64 (bytes)"
+    )
+    what.add_argument(
+        "--file",
+        dest="records",
+        type=Path,
+        metavar="RECORDS.jsonl",
+        help='records, one JSON object a line: {"key": "k", "value": ...} or "value_base64" '
+        "(raw bytes, sent as they are); - reads stdin",
+    )
+    publish.add_argument(
+        "--format", choices=FORMATS, help="default: the binding's on this topic, else json"
+    )
+    publish.add_argument("--schema", type=Path, help="Avro schema file (.avsc) for format avro")
+    publish.add_argument("--avro-wire", choices=AVRO_WIRES, help="default: the binding's, plain")
+    publish.add_argument("--schema-id", type=int, help="registry schema id (confluent wire)")
+    publish.add_argument(
+        "--envelope",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="wrap JSON values in a CloudEvents envelope with a fresh id (default: no)",
+    )
+    publish.set_defaults(func=cmd_publish)
+
+    dlq_cmd = commands.add_parser("dlq", help="list or redrive a binding's dead letters")
+    dlq_commands = dlq_cmd.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dlq_list = with_file(
+        dlq_commands.add_parser("list", help="show the dead letters, read from the beginning"),
+        server=False,
+    )
+    dlq_list.add_argument("name", help="the binding's name")
+    dlq_list.add_argument("--json", action="store_true", help="the records, with dlq coordinates")
+    dlq_list.add_argument("--limit", type=_positive, help="read at most N records")
+    dlq_list.set_defaults(func=cmd_dlq)
+    redrive = with_file(
+        dlq_commands.add_parser(
+            "redrive", help="send each dead letter through the handler again, at most once"
+        ),
+        server=False,
+    )
+    redrive.add_argument("name", help="the binding's name")
+    redrive.add_argument("--dry-run", action="store_true", help="print what would be sent")
+    redrive.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the handler to finish them (default: %(default)s)",
+    )
+    redrive.set_defaults(func=cmd_dlq)
     return parser
 
 

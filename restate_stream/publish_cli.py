@@ -1,0 +1,395 @@
+"""`restate-stream publish`: produce records by hand to a topic, to try a binding.
+
+One record from flags (`--key`, `--value`) or many from a JSONL file, one JSON object a line:
+`{"key": "k", "value": ...}` (a JSON value; for format string a JSON string), or
+`"value_base64"` for raw bytes, sent as they are whatever the format (how to send a poison
+record), and optionally `"partition"`. Every line is checked and encoded before the first
+record is sent, so a file with a bad line sends nothing. Records are produced in file order
+with idempotence, and the command waits for every acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import json
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from connectors import ProduceFailed, create_producer
+from connectors.consume import TopicNotFoundError, partition_count
+from restate_stream.bindings import Binding, BindingsFile
+from restate_stream.bindings.model import Format
+from restate_stream.formats import Codec, JsonCodec, StringCodec, cloudevent
+
+_FIELDS = ("key", "value", "value_base64", "partition")
+_ERRORS_SHOWN = 10
+_IN_FLIGHT = 1000  # far below librdkafka's local queue, so sends never wait for room (order)
+
+
+class PublishError(ValueError):
+    """A problem with a complete message for people (printed without a traceback)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    number: int
+    key: str | None
+    value: Any = None
+    raw: bytes | None = None  # from value_base64: sent as is
+    partition: int | None = None
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
+def check_key(key: Any) -> str | None:
+    """Keys must be UTF-8 text: Restate maps them to object keys and blocks on anything else."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ValueError(f"key must be a string (UTF-8 text), got a JSON {_json_kind(key)}")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"key {key!r} is not valid UTF-8 ({exc.reason})") from None
+    return key
+
+
+def parse_line(text: str, number: int) -> Line | None:
+    """One JSONL line; None for a blank one. ValueError says what is wrong."""
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(
+            f'expected a JSON object like {{"key": "k", "value": ...}}, got a {_json_kind(obj)}'
+        )
+    if unknown := [f for f in obj if f not in _FIELDS]:
+        raise ValueError(f"unknown field {unknown[0]!r} (expected {', '.join(_FIELDS)})")
+    if ("value" in obj) == ("value_base64" in obj):
+        raise ValueError("needs one of value or value_base64")
+    raw = None
+    if "value_base64" in obj:
+        if not isinstance(obj["value_base64"], str):
+            raise ValueError("value_base64 must be a base64 string")
+        try:
+            raw = base64.b64decode(obj["value_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("value_base64 is not valid base64") from None
+    partition = obj.get("partition")
+    if partition is not None and (
+        not isinstance(partition, int) or isinstance(partition, bool) or partition < 0
+    ):
+        raise ValueError("partition must be a non-negative integer")
+    return Line(number, check_key(obj.get("key")), obj.get("value"), raw, partition)
+
+
+def _problems(errors: list[str]) -> PublishError:
+    more = len(errors) - _ERRORS_SHOWN
+    shown = errors[:_ERRORS_SHOWN] + ([f"... and {more} more"] if more > 0 else [])
+    return PublishError("\n".join(shown))
+
+
+def parse_jsonl(lines: Iterable[bytes], source: str) -> list[Line]:
+    """Every record of a JSONL file; PublishError lists the bad lines as `source:line: why`."""
+    parsed: list[Line] = []
+    errors: list[str] = []
+    for number, data in enumerate(lines, start=1):
+        try:
+            line = parse_line(data.decode("utf-8").rstrip("\r\n"), number)
+        except UnicodeDecodeError as exc:
+            errors.append(f"{source}:{number}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+        except ValueError as exc:
+            errors.append(f"{source}:{number}: {exc}")
+        else:
+            if line is not None:
+                parsed.append(line)
+    if errors:
+        raise _problems(errors)
+    if not parsed:
+        raise PublishError(f"{source}: no records")
+    return parsed
+
+
+def value_from_flag(text: str, fmt: Format) -> Line:
+    """The `--value` flag as a record: JSON for json/avro, text for string, base64 for bytes."""
+    if fmt == "string":
+        return Line(0, None, text)
+    if fmt == "bytes":
+        try:
+            return Line(0, None, raw=base64.b64decode(text, validate=True))
+        except (binascii.Error, ValueError):
+            raise ValueError("with format bytes, the value is base64") from None
+    try:
+        return Line(0, None, json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg}); quote strings: '\"text\"'") from None
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+    line: int
+    key: bytes | None
+    value: bytes
+    partition: int | None
+
+
+def codec_for_publish(
+    fmt: Format, schema: Path | None, wire: str, schema_id: int | None
+) -> Codec | None:
+    """None for bytes: raw values only."""
+    if fmt == "json":
+        return JsonCodec()
+    if fmt == "string":
+        return StringCodec()
+    if fmt == "bytes":
+        return None
+    if schema is None:
+        raise PublishError("format avro needs --schema FILE.avsc (or a binding with a schema)")
+    if wire == "confluent" and schema_id is None:
+        raise PublishError("the Confluent wire format needs --schema-id N (the registry's id)")
+    try:
+        from connectors.avro import AvroCodec  # fastavro is an optional extra
+    except ImportError as exc:
+        hint = "format avro needs fastavro: pip install 'restate-stream[avro]'"
+        raise PublishError(hint) from exc
+    try:
+        avro: Codec = AvroCodec(
+            schema, wire="confluent" if wire == "confluent" else "plain", schema_id=schema_id
+        )
+    except ValueError as exc:
+        raise PublishError(str(exc)) from exc
+    return avro
+
+
+def encoder(
+    codec: Codec | None, fmt: Format, topic: str, envelope: bool
+) -> Callable[[Line], bytes]:
+    if envelope and fmt != "json":
+        raise PublishError("--envelope wraps JSON values: it needs format json")
+
+    def encode(line: Line) -> bytes:
+        if line.raw is not None:
+            return line.raw
+        if codec is None:
+            raise ValueError("format bytes takes the value as value_base64")
+        if envelope:
+            now = datetime.now(UTC).isoformat()
+            kind = f"{topic}.published"
+            return cloudevent(str(uuid.uuid4()), kind, "restate-stream.publish", now, line.value)
+        return codec.encode(line.value)
+
+    return encode
+
+
+def prepare(
+    lines: list[Line], encode: Callable[[Line], bytes], source: str, partitions: int
+) -> list[Outgoing]:
+    records: list[Outgoing] = []
+    errors: list[str] = []
+    for line in lines:
+        where = f"{source}:{line.number}" if line.number else source
+        if line.partition is not None and line.partition >= partitions:
+            errors.append(f"{where}: partition {line.partition}: the topic has {partitions}")
+            continue
+        try:
+            value = encode(line)
+        except ValueError as exc:  # EncodeError and Avro mismatches are ValueErrors
+            errors.append(f"{where}: {exc}")
+            continue
+        key = None if line.key is None else line.key.encode("utf-8")
+        records.append(Outgoing(line.number, key, value, line.partition))
+    if errors:
+        raise _problems(errors)
+    return records
+
+
+# --- where to: cluster and topic ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    topic: str
+    cluster: str  # a cluster's name, or the bootstrap servers given
+    properties: dict[str, str]
+    binding: Binding | None  # a binding reading the topic: its format is the default
+
+
+def resolve_target(
+    spec: BindingsFile | None, topic: str, cluster: str | None, bootstrap: str | None
+) -> Target:
+    """--bootstrap, else --cluster, else the topic's declared cluster, else the file's only one."""
+    if bootstrap is not None:
+        binding = next((b for b in spec.bindings if b.topic == topic), None) if spec else None
+        return Target(topic, bootstrap, {"bootstrap.servers": bootstrap}, binding)
+    if spec is None:
+        raise PublishError("no bindings file: pass -f FILE or --bootstrap HOST:PORT")
+    if cluster is None:
+        declared = spec.topics.get(topic)
+        bound = {b.cluster for b in spec.bindings if b.topic == topic}
+        if declared is not None:
+            cluster = declared.cluster
+        elif len(bound) == 1:
+            (cluster,) = bound
+        elif len(spec.clusters) == 1:
+            (cluster,) = spec.clusters
+        else:
+            names = ", ".join(spec.clusters) or "none"
+            raise PublishError(f"{spec.path}: which Kafka cluster? pass --cluster ({names})")
+    if cluster not in spec.clusters:
+        names = ", ".join(spec.clusters) or "none"
+        raise PublishError(f"{spec.path}: no Kafka cluster {cluster!r} (clusters: {names})")
+    binding = next((b for b in spec.bindings if b.topic == topic and b.cluster == cluster), None)
+    return Target(topic, cluster, dict(spec.clusters[cluster].properties), binding)
+
+
+def partitions_of(target: Target) -> int:
+    try:
+        return partition_count(target.properties, target.topic)
+    except TopicNotFoundError:
+        raise PublishError(
+            f"topic {target.topic!r} does not exist on Kafka cluster {target.cluster} "
+            "(apply creates the topics a bindings file declares)"
+        ) from None
+    except ConnectionError as exc:
+        raise PublishError(f"Kafka cluster {target.cluster}: {exc}") from exc
+
+
+# --- producing ----------------------------------------------------------------------------------
+
+
+def progress_line(done: int, total: int, elapsed: float, width: int = 30) -> str:
+    filled = width * done // total if total else width
+    rate = done / elapsed if elapsed > 0 else 0.0
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {rate:,.0f} records/s"
+
+
+class ProgressBar:
+    """Redrawn in place on a terminal, at most ten times a second; silent elsewhere."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total, self.stream, self.done = total, stream, 0
+        self.enabled = stream.isatty() and total > 1
+        self.started = self._drawn = time.monotonic()
+
+    def advance(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.enabled and (now - self._drawn >= 0.1 or self.done == self.total):
+            self._drawn = now
+            line = progress_line(self.done, self.total, now - self.started)
+            self.stream.write(f"\r{line}")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+async def produce(
+    target: Target, records: list[Outgoing], source: str, progress: ProgressBar
+) -> tuple[Counter[int], list[str]]:
+    """Records per partition, and the failures as `source:line: why`."""
+    producer = create_producer(target.properties)
+    written: Counter[int] = Counter()
+    failures: list[str] = []
+    room = asyncio.Semaphore(_IN_FLIGHT)
+
+    async def send(record: Outgoing) -> None:
+        try:
+            delivery = await producer.send(
+                target.topic, record.value, record.key, partition=record.partition
+            )
+            written[delivery.partition] += 1
+        except ProduceFailed as exc:
+            where = f"{source}:{record.line}" if record.line else source
+            failures.append(f"{where}: {exc.reason}")
+        finally:
+            room.release()
+            progress.advance()
+
+    try:
+        sends = []
+        for record in records:
+            await room.acquire()
+            # Tasks start in creation order, and each hands its record to the client before
+            # its first await: the file's order is the produce order.
+            sends.append(asyncio.create_task(send(record)))
+        await asyncio.gather(*sends)
+    finally:
+        await producer.close()
+    return written, failures
+
+
+def publish(
+    spec: BindingsFile | None,
+    topic: str,
+    *,
+    cluster: str | None = None,
+    bootstrap: str | None = None,
+    key: str | None = None,
+    value: str | None = None,
+    records_file: Path | None = None,
+    fmt: Format | None = None,
+    schema: Path | None = None,
+    avro_wire: str | None = None,
+    schema_id: int | None = None,
+    envelope: bool = False,
+) -> int:
+    target = resolve_target(spec, topic, cluster, bootstrap)
+    b = target.binding
+    fmt = fmt or (b.format if b else "json")
+    schema = schema or (b.schema if b else None)
+    wire = avro_wire or (b.avro_wire if b else "plain")
+    encode = encoder(codec_for_publish(fmt, schema, wire, schema_id), fmt, topic, envelope)
+    if records_file is not None:
+        source = "<stdin>" if str(records_file) == "-" else str(records_file)
+        try:
+            if source == "<stdin>":
+                lines = parse_jsonl(sys.stdin.buffer, source)
+            else:
+                with records_file.open("rb") as f:
+                    lines = parse_jsonl(f, source)
+        except OSError as exc:
+            raise PublishError(f"{source}: {exc.strerror or exc}") from exc
+    else:
+        assert value is not None, "argparse requires --value or --file"
+        source = "--value"
+        try:
+            lines = [dataclasses.replace(value_from_flag(value, fmt), key=check_key(key))]
+        except ValueError as exc:
+            raise PublishError(f"--value/--key: {exc}") from exc
+    records = prepare(lines, encode, source, partitions_of(target))
+
+    progress = ProgressBar(len(records), sys.stderr)
+    written, failures = asyncio.run(produce(target, records, source, progress))
+    progress.close()
+    seconds = time.monotonic() - progress.started
+    partitions = ", ".join(f"{p} ({n})" for p, n in sorted(written.items()))
+    rate = f", {len(records) / seconds:,.0f}/s" if len(records) > 1 and seconds > 0 else ""
+    print(
+        f"published {sum(written.values())} of {len(records)} record(s) to {topic} "
+        f"on {target.cluster} in {seconds:.2f}s{rate}; partitions: {partitions or 'none'}"
+    )
+    if failures:
+        print(_problems(failures), file=sys.stderr)
+        return 1
+    return 0

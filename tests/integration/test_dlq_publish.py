@@ -1,0 +1,255 @@
+"""`publish`, `dlq list` and `dlq redrive` as people run them, against the real engines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer
+
+from connectors import TopicAdmin
+from connectors.consume import end_offsets, read_topic
+from restate_stream.admin import AdminClient
+from restate_stream.apply import apply_plan
+from restate_stream.bindings import load_bindings
+from restate_stream.bound import bind
+from restate_stream.plan import compute_plan, fetch_live
+from restate_stream.stack import LocalStack
+from restate_stream.testing import ServedApp, object_state, produce_json, wait_until
+from tests.integration import redrive_app
+
+pytestmark = pytest.mark.engines
+
+CLI = [sys.executable, "-m", "restate_stream.cli"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                out.append(message)
+        # A moment more: anything beyond `expected` would be a duplicate.
+        extra_until = time.monotonic() + 1.0
+        while time.monotonic() < extra_until:
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                out.append(message)
+    finally:
+        consumer.close()
+    return out
+
+
+def outcomes(stdout: str) -> Counter[str]:
+    found: Counter[str] = Counter()
+    for line in stdout.splitlines():
+        for outcome in ("already redriven", "failed again", "ok"):
+            if f"  {outcome}" in line:
+                found[outcome] += 1
+                break
+    return found
+
+
+async def test_dead_letters_are_listed_and_redriven_once(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    tmp_path: Path,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    topic, dlq, cluster = f"redrive-{run}", f"redrive-{run}.dlq", f"r-{run}"
+    bootstrap = restate_stream_stack.bootstrap_servers
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        f"""\
+restate:
+  admin_url: "{restate_stream_stack.admin_url}"
+  ingress_url: "{restate_stream_stack.ingress_url}"
+kafka:
+  clusters:
+    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
+topics:
+  {topic}: {{cluster: {cluster}, partitions: 2}}
+bindings:
+  - name: sink
+    topic: {topic}
+    handler: RedriveSink/consume
+    dead_letter: {dlq}
+"""
+    )
+    redrive_app.POISON_FAILS = True
+    spec = load_bindings(path)
+    assert bind([redrive_app.sink], spec) == ["RedriveSink/consume"]
+    keys = [f"{run}-{k}" for k in range(3)]
+    records = [(keys[i % 3], {"id": i, "poison": i % 4 == 3}) for i in range(24)]
+    poison = {r["id"] for _, r in records if r["poison"]}
+    expected = {k: sorted(r["id"] for key, r in records if key == k) for k in keys}
+
+    async def seen() -> dict[str, list[list[Any]]]:
+        state = await object_state(restate_admin, "RedriveSink", "seen")
+        return {k: v for k, v in state.items() if k in keys}
+
+    def ids(state: dict[str, list[list[Any]]]) -> Counter[int]:
+        return Counter(entry[0] for entries in state.values() for entry in entries)
+
+    async with restate_app(redrive_app.app):
+        report = await apply_plan(
+            compute_plan(spec, await fetch_live(spec, restate_admin)), spec, restate_admin
+        )
+        assert report.ok, report.render()
+        try:
+            produce_json(bootstrap, topic, records)
+            await wait_until(seen, lambda s: sum(ids(s).values()) >= 24 - len(poison), timeout=60)
+            letters = read_all(bootstrap, dlq, len(poison))
+            assert len(letters) == len(poison)
+
+            listed = run_cli("dlq", "list", "sink", "-f", str(path))
+            assert listed.returncode == 0, listed.stderr
+            lines = [line for line in listed.stdout.splitlines() if "TerminalError" in line]
+            assert len(lines) == len(poison), listed.stdout
+            assert f"{len(poison)} dead letter(s) of binding sink on {dlq}" in listed.stdout
+            assert all(f"{topic}[" in line and "is poison" in line for line in lines)
+            as_json = run_cli("dlq", "list", "sink", "-f", str(path), "--json")
+            original = json.loads(as_json.stdout)
+            assert {json.loads(d["value"])["id"] for d in original} == poison
+            assert all(d["dlq"]["topic"] == dlq and d["source"]["topic"] == topic for d in original)
+            fields = ("topic", "partition", "offset")
+            source_of = {
+                json.loads(d["value"])["id"]: [d["source"][f] for f in fields] for d in original
+            }
+
+            dry = run_cli("dlq", "redrive", "sink", "-f", str(path), "--dry-run")
+            assert dry.returncode == 0 and "idempotency-key: redrive/sink/" in dry.stdout
+            assert f"dry run: {len(poison)} of {len(poison)}" in dry.stdout
+            assert sum(ids(await seen()).values()) == 24 - len(poison), "a dry run sends nothing"
+
+            # Still failing: each redriven record is dead-lettered again, at a new offset.
+            first = run_cli("dlq", "redrive", "sink", "-f", str(path))
+            assert first.returncode == 1, first.stdout + first.stderr
+            assert outcomes(first.stdout) == {"failed again": len(poison)}, first.stdout
+
+            # Fixed: the originals were redriven already (and say where their retry went);
+            # the dead letters that retry left are redriven now, and succeed.
+            redrive_app.POISON_FAILS = False
+            second = run_cli("dlq", "redrive", "sink", "-f", str(path))
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert outcomes(second.stdout) == {
+                "already redriven": len(poison),
+                "ok": len(poison),
+            }, second.stdout
+            assert second.stdout.count("it failed again then: now dlq[") == len(poison)
+
+            third = run_cli("dlq", "redrive", "sink", "-f", str(path))
+            assert third.returncode == 0, third.stdout + third.stderr
+            assert outcomes(third.stdout) == {"already redriven": 2 * len(poison)}, third.stdout
+
+            final = await seen()
+            relisted = run_cli("dlq", "list", "sink", "-f", str(path))
+        finally:
+            for sub in await restate_admin.list_subscriptions():
+                if cluster in sub.source:
+                    await restate_admin.delete_subscription(sub.id)
+            await restate_admin.delete_kafka_cluster(cluster, force=True)
+
+    assert ids(final) == Counter(range(24)), "every record processed exactly once in total"
+    for key in keys:
+        assert sorted(entry[0] for entry in final[key]) == expected[key]
+    for entries in final.values():
+        for record_id, *where in entries:
+            if record_id in poison:
+                assert where == source_of[record_id], "the handler saw the original coordinates"
+    assert f"{2 * len(poison)} dead letter(s)" in relisted.stdout, "no new dead letters"
+    assert relisted.stdout.count("(from a redrive)") == len(poison)
+
+
+def write_bindings(path: Path, cluster: str, bootstrap: str) -> None:
+    path.write_text(f'kafka:\n  clusters:\n    {cluster}: {{bootstrap.servers: "{bootstrap}"}}\n')
+
+
+def test_publish_file_produces_every_line_with_its_key(
+    restate_stream_stack: LocalStack, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    topic, bootstrap = f"publish-{run}", restate_stream_stack.bootstrap_servers
+    TopicAdmin(bootstrap).create_topic(topic, partitions=3)
+    bindings = tmp_path / "bindings.yaml"
+    write_bindings(bindings, f"p-{run}", bootstrap)
+    records = tmp_path / "records.jsonl"
+    records.write_text(
+        "".join(json.dumps({"key": f"käy-{i % 7}", "value": {"n": i}}) + "\n" for i in range(500))
+    )
+
+    done = run_cli("publish", topic, "-f", str(bindings), "--file", str(records))
+    assert done.returncode == 0, done.stderr
+    assert f"published 500 of 500 record(s) to {topic}" in done.stdout
+    assert "partitions: 0 (" in done.stdout
+
+    messages = read_all(bootstrap, topic, 500)
+    assert len(messages) == 500
+    by_key: dict[str, list[int]] = {}
+    for message in messages:
+        key, value = message.key().decode(), json.loads(message.value())
+        assert key == f"käy-{value['n'] % 7}"
+        by_key.setdefault(key, []).append(value["n"])
+    assert all(ns == sorted(ns) for ns in by_key.values()), "per-key order is the file's"
+
+    one = run_cli(
+        "publish", topic, "-f", str(tmp_path / "absent.yaml"), "--bootstrap", bootstrap,
+        "--key", "solo", "--value", '{"n": -1}',
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    [solo] = [r for r in read_topic(bootstrap, topic) if r.key == b"solo"]
+    assert json.loads(solo.value or b"") == {"n": -1}
+
+
+def test_publish_rejects_bad_lines_and_sends_nothing(
+    restate_stream_stack: LocalStack, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    topic, bootstrap = f"publish-bad-{run}", restate_stream_stack.bootstrap_servers
+    TopicAdmin(bootstrap).create_topic(topic, partitions=2)
+    bindings = tmp_path / "bindings.yaml"
+    write_bindings(bindings, f"p-{run}", bootstrap)
+    records = tmp_path / "records.jsonl"
+    records.write_text(
+        '{"key": "a", "value": 1}\n'
+        '{"key": "b", "value": 2}\n'
+        '{"key": 7, "value": 3}\n'
+        "\n"
+        '{"key": "c", "value": \n'
+        '{"key": "\\ud800", "value": 5}\n'
+    )
+
+    failed = run_cli("publish", topic, "-f", str(bindings), "--file", str(records))
+    assert failed.returncode == 2
+    assert f"{records}:3: key must be a string (UTF-8 text), got a JSON number" in failed.stderr
+    assert f"{records}:5: not valid JSON" in failed.stderr
+    assert f"{records}:6: key '\\ud800' is not valid UTF-8" in failed.stderr
+    assert sum(end_offsets(bootstrap, topic).values()) == 0, "a bad file sends nothing"
+
+    missing = run_cli("publish", f"nope-{run}", "-f", str(bindings), "--value", "1")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
