@@ -9,7 +9,8 @@ from restate_stream.testing.helpers import (
     object_state,
     produce_json,
     serve_app,
+    topic_records,
     wait_until,
 )
 
-__all__ = ["ServedApp", "object_state", "produce_json", "serve_app", "wait_until"]
+__all__ = ["ServedApp", "object_state", "produce_json", "serve_app", "topic_records", "wait_until"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from connectors import Record, produce_records
+from connectors.consume import ConsumedRecord, end_offsets, read_topic
 from restate_stream.admin import AdminClient, Deployment, sql_literal
 from restate_stream.serving import BackgroundAppServer
 
@@ -76,3 +77,16 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"not done after {timeout:.0f}s; last: {describe(result)}")
         await asyncio.sleep(interval)
+
+
+async def topic_records(
+    bootstrap_servers: str, topic: str, *, at_least: int = 0, timeout: float = 60.0
+) -> list[ConsumedRecord]:
+    """Every record on `topic` (partition, then offset order) once there are `at_least`."""
+
+    async def count() -> int:
+        ends = await asyncio.to_thread(end_offsets, bootstrap_servers, topic)
+        return sum(ends.values())
+
+    await wait_until(count, lambda n: n >= at_least, timeout=timeout)
+    return await asyncio.to_thread(read_topic, bootstrap_servers, topic)

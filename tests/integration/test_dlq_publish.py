@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 
 from connectors import TopicAdmin
 from connectors.consume import end_offsets, read_topic
@@ -24,7 +22,7 @@ from restate_stream.bindings import load_bindings
 from restate_stream.bound import bind
 from restate_stream.plan import compute_plan, fetch_live
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, object_state, produce_json, wait_until
+from restate_stream.testing import ServedApp, object_state, produce_json, topic_records, wait_until
 from tests.integration import redrive_app
 
 pytestmark = pytest.mark.engines
@@ -35,33 +33,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
-
-
-def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(out) < expected and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                out.append(message)
-        # A moment more: anything beyond `expected` would be a duplicate.
-        extra_until = time.monotonic() + 1.0
-        while time.monotonic() < extra_until:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                out.append(message)
-    finally:
-        consumer.close()
-    return out
 
 
 def outcomes(stdout: str) -> Counter[str]:
@@ -124,7 +95,7 @@ bindings:
         try:
             produce_json(bootstrap, topic, records)
             await wait_until(seen, lambda s: sum(ids(s).values()) >= 24 - len(poison), timeout=60)
-            letters = read_all(bootstrap, dlq, len(poison))
+            letters = await topic_records(bootstrap, dlq, at_least=len(poison))
             assert len(letters) == len(poison)
 
             listed = run_cli("dlq", "list", "sink", "-f", str(path))
@@ -190,7 +161,7 @@ def write_bindings(path: Path, cluster: str, bootstrap: str) -> None:
     path.write_text(f'kafka:\n  clusters:\n    {cluster}: {{bootstrap.servers: "{bootstrap}"}}\n')
 
 
-def test_publish_file_produces_every_line_with_its_key(
+async def test_publish_file_produces_every_line_with_its_key(
     restate_stream_stack: LocalStack, tmp_path: Path
 ) -> None:
     run = uuid.uuid4().hex[:8]
@@ -208,11 +179,11 @@ def test_publish_file_produces_every_line_with_its_key(
     assert f"published 500 of 500 record(s) to {topic}" in done.stdout
     assert "partitions: 0 (" in done.stdout
 
-    messages = read_all(bootstrap, topic, 500)
+    messages = await topic_records(bootstrap, topic, at_least=500)
     assert len(messages) == 500
     by_key: dict[str, list[int]] = {}
     for message in messages:
-        key, value = message.key().decode(), json.loads(message.value())
+        key, value = (message.key or b"").decode(), json.loads(message.value or b"")
         assert key == f"käy-{value['n'] % 7}"
         by_key.setdefault(key, []).append(value["n"])
     assert all(ns == sorted(ns) for ns in by_key.values()), "per-key order is the file's"

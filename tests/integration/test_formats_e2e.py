@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 
 from connectors import Record, produce_records
 from connectors.avro import AvroCodec
@@ -20,7 +18,7 @@ from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
 from restate_stream.bound import bind, dead_letter_json
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, object_state, wait_until
+from restate_stream.testing import ServedApp, object_state, topic_records, wait_until
 from tests.integration import formats_app
 
 pytestmark = pytest.mark.engines
@@ -30,27 +28,6 @@ OTHER_SCHEMA = {
     "name": "Other",
     "fields": [{"name": "label", "type": "string"}, {"name": "weight", "type": "double"}],
 }
-
-
-def dead_letters(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": uuid.uuid4().hex,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                out.append(dead_letter_json(message.value()))
-    finally:
-        consumer.close()
-    return out
 
 
 async def test_avro_both_wires_and_typed_json(
@@ -140,7 +117,10 @@ bindings:
                 assert [g["offset"] for g in got] == list(range(10)) + list(range(11, 21))
             else:
                 assert got == payments, name
-        letters = dead_letters(bootstrap, f"dlq-{run}", 3)
+        letters = [
+            dead_letter_json(r.value or b"")
+            for r in await topic_records(bootstrap, f"dlq-{run}", at_least=3)
+        ]
         for sub in await restate_admin.list_subscriptions():
             if sub.source.startswith(f"kafka://{cluster}/"):
                 await restate_admin.delete_subscription(sub.id)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -17,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer
 
 from connectors import TopicAdmin
 from restate_stream.admin import AdminClient
@@ -26,37 +26,11 @@ from restate_stream.bindings import load_bindings
 from restate_stream.publisher import AFTER_ACK, FAULT_ENV
 from restate_stream.stack import LocalStack
 from restate_stream.stack.ports import free_ports
-from restate_stream.testing import object_state, wait_until
+from restate_stream.testing import object_state, topic_records, wait_until
 from restate_stream.worker import WorkerProcess
 
 pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]
-
-
-def records_on(bootstrap: str, topic: str, at_least: int, settle: float = 3.0) -> list[Any]:
-    """Every record on `topic`, read until `at_least` arrived and nothing more for `settle`."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"check-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[Any] = []
-    quiet_since = time.monotonic()
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                out.append(json.loads(message.value()))
-                quiet_since = time.monotonic()
-            elif len(out) >= at_least and time.monotonic() - quiet_since > settle:
-                break
-    finally:
-        consumer.close()
-    return out
 
 
 class Harness:
@@ -113,6 +87,13 @@ bindings:
         state = await object_state(self.admin, service, "effects", object_key=key)
         return list(state.get(key, []))
 
+    async def published(self, at_least: int) -> list[Any]:
+        """The topic's records once `at_least` are there, after a pause that lets extras land."""
+        await topic_records(self.stack.bootstrap_servers, self.topic, at_least=at_least)
+        await asyncio.sleep(3.0)
+        records = await topic_records(self.stack.bootstrap_servers, self.topic)
+        return [json.loads(r.value or b"") for r in records]
+
     async def cleanup(self) -> None:
         for sub in await self.admin.list_subscriptions():
             if sub.source.startswith(f"kafka://c-{self.run}/"):
@@ -148,7 +129,7 @@ async def test_crash_after_ack_duplicates_and_dedupe_absorbs_it(
             return await h.effects("CrashPlain", "order-1")
 
         assert await wait_until(plain, lambda e: len(e) >= 2, timeout=90) == [1, 1]
-        published = records_on(restate_stream_stack.bootstrap_servers, h.topic, at_least=2)
+        published = await h.published(at_least=2)
         assert len(published) == 2, "the crash window produced the record twice"
         assert published[0]["id"] == published[1]["id"], "with the same deterministic event id"
         assert await h.effects("CrashDeduped", "order-1") == [1], "dedupe applied it once"
@@ -181,7 +162,7 @@ async def test_crash_after_journal_does_not_publish_again(
             )
 
         await wait_until(done, lambda s: "order-2" in s, timeout=90)
-        published = records_on(restate_stream_stack.bootstrap_servers, h.topic, at_least=1)
+        published = await h.published(at_least=1)
         assert len(published) == 1, "a journaled publish is not repeated on replay"
         assert await h.effects("CrashPlain", "order-2") == [7]
     finally:
