@@ -14,6 +14,7 @@ import restate
 
 from restate_stream.bindings import import_app, load_bindings
 from restate_stream.bound import bind
+from restate_stream.logs import configure_logging
 from restate_stream.serving import without_lifespan_warnings
 
 APP_ENV = "RESTATE_STREAM_APP"
@@ -33,6 +34,7 @@ def build_app(path: str, identity_keys: list[str], bindings: str | None = None) 
 def _from_environment() -> Any:
     if APP_ENV not in os.environ:
         return None
+    configure_logging()
     keys = [k for k in os.environ.get(IDENTITY_KEYS_ENV, "").split(",") if k]
     return build_app(os.environ[APP_ENV], keys, os.environ.get(BINDINGS_ENV) or None)
 
