@@ -1,13 +1,23 @@
-"""Durable publish throughput: many concurrent Restate invocations, one Publisher.publish each.
+"""Durable publish throughput: Publisher.publish from Restate handlers vs a raw producer.
 
-Candidate: fire-and-forget sends through Restate's ingress to a virtual object handler (in a
-separate hypercorn worker process) that publishes one CloudEvents record with
-`Publisher.publish` (produce inside `ctx.run`, broker ack journaled). The rate runs from the
-first send to the last invocation completed (Restate's `completed_at`): a publish counts once
-its ack is journaled, not merely once the record is on the topic (that rate is printed too).
-Baseline: the same records (same envelope) produced by ConfluentProducer from as many
-concurrent coroutines, each awaiting its ack; aiokafka's adapter is a second baseline.
-Every round writes a fresh topic; rounds alternate baseline and candidate; medians compared.
+Candidates, all in a separate hypercorn worker process, every record one CloudEvents publish
+with `Publisher.publish` (produce inside `ctx.run`, broker ack journaled):
+
+- publish-in-handler, the framework's real use (consume -> handle -> publish): N trigger
+  records over K keys are produced to a fresh trigger topic up front, then a binding (a
+  bindings file applied with compute_plan/apply_plan) subscribes the bound keyed handler
+  `BenchRelay/relay`, which publishes each record to `<trigger>.out`. Rate: first invocation
+  created to last completed (sys_invocation of that subscription), as e2e_throughput measures.
+- no-publish handler: the same shape (`BenchSink/consume`, bound, keyed, same records) doing
+  nothing, to isolate the cost of the durable publish from the subscription's own.
+- HTTP ingress: fire-and-forget sends to `BenchPublisher/publish`, first send to last
+  completed. Kept as a reference only: the Python httpx driver caps it (~400 sends/s here),
+  so it measures the driver rather than the framework.
+
+Baseline: the same records (same envelope) produced by ConfluentProducer from `concurrency`
+coroutines each awaiting its ack (aiokafka's adapter is a second baseline). A subscription
+runs one invocation per key at a time, so concurrency defaults to the number of keys.
+Every round uses fresh topics; rounds alternate baseline and candidates; medians compared.
 
     .venv/bin/python -m benchmarks.publish_throughput [--records 5000] [--keys 200] [--rounds 3]
 """
@@ -17,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import json
 import os
 import platform
 import shutil
@@ -34,16 +45,21 @@ import confluent_kafka
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
-from benchmarks.publish_apps import BOOTSTRAP_ENV
-from connectors import KafkaProducer, TopicAdmin, create_producer
+from benchmarks.publish_apps import BOOTSTRAP_ENV, OUTPUT_SUFFIX
+from connectors import KafkaProducer, Record, TopicAdmin, create_producer, produce_records
 from restate_stream.admin import AdminClient, sql_literal
+from restate_stream.apply import apply_plan
+from restate_stream.bindings import load_bindings
 from restate_stream.formats import cloudevent
+from restate_stream.plan import CreateSubscription, compute_plan, fetch_live
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.stack.install import KAFKA_VERSION
 from restate_stream.worker import WorkerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OBJECT, HANDLER = "BenchPublisher", "publish"
+RELAY, SINK = "BenchRelay/relay", "BenchSink/consume"
+CLUSTER = "bench"
 # httpx's pool does work per waiting request on every event: one client for 200 in-flight
 # sends cost ~9 ms of driver CPU per send here. Small pools keep the load generator cheap.
 LANES_PER_CLIENT = 10
@@ -86,7 +102,78 @@ def topic_end(consumer: Consumer, topic: str, partitions: int) -> int:
     )
 
 
-async def restate_rate(
+def bindings_yaml(bootstrap: str, bindings: Sequence[tuple[str, str, str]]) -> str:
+    """A bindings file: the bench cluster and (name, topic, Service/handler) JSON bindings."""
+    lines = ["kafka:", "  clusters:", f'    {CLUSTER}: {{bootstrap.servers: "{bootstrap}"}}']
+    lines.append("bindings:")
+    for name, topic, handler in bindings:
+        lines += [
+            f"  - name: {name}",
+            f"    topic: {topic}",
+            f"    handler: {handler}",
+            "    format: json",
+            "    start: earliest",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+async def subscription_rate(
+    admin: AdminClient,
+    consumer: Consumer,
+    home: Path,
+    bootstrap: str,
+    name: str,
+    handler: str,
+    records: int,
+    keys: int,
+    partitions: int,
+) -> float:
+    """Records/s of one binding over `records` trigger records produced up front.
+
+    From the first invocation created to the last completed, as Restate saw it. The
+    subscription is created by applying a one-binding file, and deleted afterwards.
+    """
+    admin_client = TopicAdmin(bootstrap)
+    admin_client.create_topic(name, partitions)
+    publishes = handler == RELAY
+    if publishes:
+        admin_client.create_topic(name + OUTPUT_SUFFIX, partitions)
+    del admin_client  # short-lived: none outlives the broker to log reconnect noise
+    triggers = (Record(f"key-{i % keys}", json.dumps(value(i))) for i in range(records))
+    await asyncio.to_thread(produce_records, bootstrap, name, triggers)
+    path = home / f"{name}.yaml"
+    path.write_text(bindings_yaml(bootstrap, [(name, name, handler)]))
+    spec = load_bindings(path)
+    report = await apply_plan(compute_plan(spec, await fetch_live(spec, admin)), spec, admin)
+    if not report.ok:
+        raise SystemExit(report.render())
+    (sub_id,) = (o.detail for o in report.outcomes if isinstance(o.change, CreateSubscription))
+    where = f"invoked_by_subscription_id = {sql_literal(sub_id)}"
+    count_sql = f"SELECT count(*) AS n FROM sys_invocation WHERE {where} AND status = 'completed'"
+    try:
+        while (await admin.query(count_sql))[0]["n"] < records:
+            await asyncio.sleep(0.1)
+        row = (
+            await admin.query(
+                "SELECT min(created_at) AS first, max(completed_at) AS last, count(*) AS n, "
+                "sum(CASE WHEN completion_result = 'success' THEN 0 ELSE 1 END) AS failed "
+                f"FROM sys_invocation WHERE {where}"
+            )
+        )[0]
+    finally:
+        await admin.delete_subscription(sub_id)
+    if row["failed"] or row["n"] != records:
+        raise SystemExit(f"{name}: {row['n']} invocations, {row['failed']} failed; see worker log")
+    if publishes:
+        out = await asyncio.to_thread(topic_end, consumer, name + OUTPUT_SUFFIX, partitions)
+        if out != records:
+            raise SystemExit(f"{out} records on {name}{OUTPUT_SUFFIX}, expected {records}")
+    first = datetime.fromisoformat(row["first"])
+    last = datetime.fromisoformat(row["last"])
+    return (records - 1) / (last - first).total_seconds()
+
+
+async def http_rate(
     clients: Sequence[httpx.AsyncClient],
     admin: AdminClient,
     consumer: Consumer,
@@ -96,8 +183,8 @@ async def restate_rate(
     records: int,
     keys: int,
     concurrency: int,
-) -> tuple[float, float]:
-    """(completed/s, landed/s): first send to last invocation completed / last record landed."""
+) -> float:
+    """Publishes/s driven through the ingress: first send to last invocation completed."""
 
     async def one(i: int) -> None:
         body = {"topic": topic, "value": value(i)}
@@ -105,12 +192,8 @@ async def restate_rate(
         response = await http.post(f"/{OBJECT}/{prefix}{i % keys}/{HANDLER}/send", json=body)
         response.raise_for_status()
 
-    started_wall, started = time.time(), time.perf_counter()
+    started_wall = time.time()
     await in_lanes(records, concurrency, one)
-    # Records land before their invocations complete: watch the topic first, then Restate.
-    while await asyncio.to_thread(topic_end, consumer, topic, partitions) < records:
-        await asyncio.sleep(0.02)
-    landed = time.perf_counter() - started
     where = (
         f"target_service_name = '{OBJECT}' AND target_service_key LIKE {sql_literal(prefix + '%')}"
     )
@@ -131,10 +214,17 @@ async def restate_rate(
         raise SystemExit(f"{on_topic} records on {topic}, expected {records} (duplicates?)")
     last = datetime.fromisoformat(row["last"])
     last = last if last.tzinfo else last.replace(tzinfo=UTC)  # Restate reports UTC
-    return records / (last.timestamp() - started_wall), records / landed
+    return records / (last.timestamp() - started_wall)
 
 
-async def run(records: int, keys: int, rounds: int, partitions: int, concurrency: int) -> None:
+async def run(
+    records: int,
+    keys: int,
+    rounds: int,
+    partitions: int,
+    concurrency: int,
+    http_records: int,
+) -> None:
     home = Path(tempfile.mkdtemp(prefix="rs-bench-publish-"))
     with LocalStack(home, StackPorts.free()) as stack:
         bootstrap = stack.bootstrap_servers
@@ -144,10 +234,17 @@ async def run(records: int, keys: int, rounds: int, partitions: int, concurrency
             TopicAdmin(bootstrap).create_topic(name, partitions)
             return name
 
+        # The worker wraps the handlers its bindings file names; each run's subscription
+        # comes from a one-binding file naming the same handler on that run's fresh topic.
+        worker_bindings = home / "worker-bindings.yaml"
+        worker_bindings.write_text(
+            bindings_yaml(bootstrap, [("relay", "relay", RELAY), ("sink", "sink", SINK)])
+        )
         worker = WorkerProcess(
             "benchmarks.publish_apps:app",
             home / "worker.log",
             cwd=REPO_ROOT,
+            bindings=worker_bindings,
             env={BOOTSTRAP_ENV: bootstrap},
         )
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
@@ -165,34 +262,52 @@ async def run(records: int, keys: int, rounds: int, partitions: int, concurrency
                 ]
                 await admin.register_deployment(worker.uri)
                 server = (await admin.version()).get("version", "?")
-                # Warm-up: producers connected, worker's publisher created, ingress connections.
+
+                async def bound(name: str, handler: str, n: int) -> float:
+                    args = (bootstrap, name, handler, n, keys, partitions)
+                    return await subscription_rate(admin, consumer, home, *args)
+
+                # Warm-up: producers connected, cluster registered, __consumer_offsets made,
+                # the worker's publisher created, ingress connections open.
                 warm = min(records, 500)
                 await raw_rate(confluent, fresh("warm-confluent"), warm, keys, concurrency)
                 await raw_rate(aio, fresh("warm-aiokafka"), warm, keys, concurrency)
-                args = (partitions, "warm-", warm, keys, concurrency)
-                await restate_rate(clients, admin, consumer, fresh("warm-restate"), *args)
+                await bound("warm-relay", RELAY, warm)
+                await bound("warm-sink", SINK, warm)
+                if http_records:
+                    args = (partitions, "warm-", warm, keys, concurrency)
+                    await http_rate(clients, admin, consumer, fresh("warm-http"), *args)
                 raw: list[float] = []
                 raw_aio: list[float] = []
-                done: list[float] = []
-                landed: list[float] = []
+                relayed: list[float] = []
+                sunk: list[float] = []
+                http: list[float] = []
                 for r in range(1, rounds + 1):
                     topic = fresh(f"raw-confluent-{r}")
                     raw.append(await raw_rate(confluent, topic, records, keys, concurrency))
-                    print(f"round {r}: raw confluent   {raw[-1]:>9,.0f} records/s", flush=True)
+                    print(f"round {r}: raw confluent       {raw[-1]:>9,.0f} records/s", flush=True)
                     topic = fresh(f"raw-aiokafka-{r}")
                     raw_aio.append(await raw_rate(aio, topic, records, keys, concurrency))
-                    print(f"round {r}: raw aiokafka    {raw_aio[-1]:>9,.0f} records/s", flush=True)
-                    args = (partitions, f"r{r}-", records, keys, concurrency)
-                    rates = await restate_rate(
-                        clients, admin, consumer, fresh(f"restate-{r}"), *args
-                    )
-                    done.append(rates[0])
-                    landed.append(rates[1])
                     print(
-                        f"round {r}: restate publish {done[-1]:>9,.0f} publishes/s completed "
-                        f"({landed[-1]:,.0f}/s landed)",
+                        f"round {r}: raw aiokafka        {raw_aio[-1]:>9,.0f} records/s",
                         flush=True,
                     )
+                    # Alternate which bound candidate goes first, so neither always follows
+                    # the baseline.
+                    order = [("relay", RELAY, relayed), ("sink", SINK, sunk)]
+                    for label, handler, rates in order if r % 2 else order[::-1]:
+                        rates.append(await bound(f"{label}-{r}", handler, records))
+                        what = "publish-in-handler" if handler == RELAY else "no-publish handler"
+                        print(f"round {r}: {what:<19} {rates[-1]:>9,.0f} records/s", flush=True)
+                    if http_records:
+                        args = (partitions, f"r{r}-", http_records, keys, concurrency)
+                        http.append(
+                            await http_rate(clients, admin, consumer, fresh(f"http-{r}"), *args)
+                        )
+                        print(
+                            f"round {r}: http ingress        {http[-1]:>9,.0f} publishes/s",
+                            flush=True,
+                        )
         finally:
             await confluent.close()
             await aio.close()
@@ -200,7 +315,7 @@ async def run(records: int, keys: int, rounds: int, partitions: int, concurrency
             worker.stop()
     shutil.rmtree(home, ignore_errors=True)
     raw_m, aio_m = statistics.median(raw), statistics.median(raw_aio)
-    done_m, landed_m = statistics.median(done), statistics.median(landed)
+    relay_m, sink_m = statistics.median(relayed), statistics.median(sunk)
     print()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -211,13 +326,17 @@ async def run(records: int, keys: int, rounds: int, partitions: int, concurrency
     )
     print(
         f"records: {records}, keys: {keys}, partitions: {partitions}, "
-        f"concurrency: {concurrency}, rounds: {rounds}"
+        f"concurrency: {concurrency}, rounds: {rounds}, http records: {http_records}"
     )
-    print(f"raw ConfluentProducer, acked (median):        {raw_m:>9,.0f} records/s")
-    print(f"raw AioKafkaProducer, acked (median):         {aio_m:>9,.0f} records/s")
-    print(f"restate durable publish, completed (median):  {done_m:>9,.0f} publishes/s")
-    print(f"restate durable publish, landed (median):     {landed_m:>9,.0f} records/s")
-    print(f"ratio restate completed / raw confluent:      {done_m / raw_m:>9.4f}")
+    print(f"raw ConfluentProducer, acked (median):          {raw_m:>9,.0f} records/s")
+    print(f"raw AioKafkaProducer, acked (median):           {aio_m:>9,.0f} records/s")
+    print(f"subscription, publish-in-handler (median):      {relay_m:>9,.0f} publishes/s")
+    print(f"subscription, no-publish handler (median):      {sink_m:>9,.0f} records/s")
+    if http:
+        http_m = statistics.median(http)
+        print(f"http ingress publish, driver-bound (median):    {http_m:>9,.0f} publishes/s")
+    print(f"ratio publish-in-handler / raw confluent:       {relay_m / raw_m:>9.4f}")
+    print(f"ratio publish-in-handler / no-publish handler:  {relay_m / sink_m:>9.4f}")
 
 
 def main() -> None:
@@ -225,10 +344,21 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5_000)
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument(
+        "--concurrency", type=int, help="raw producer and HTTP lanes (default: --keys)"
+    )
+    parser.add_argument(
+        "--http-records",
+        type=int,
+        default=2_000,
+        help="records per round for the HTTP ingress reference line (0 skips it)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    asyncio.run(run(args.records, args.keys, args.rounds, args.partitions, args.concurrency))
+    concurrency = args.concurrency or args.keys
+    asyncio.run(
+        run(args.records, args.keys, args.rounds, args.partitions, concurrency, args.http_records)
+    )
 
 
 if __name__ == "__main__":
