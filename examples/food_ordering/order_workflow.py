@@ -1,0 +1,115 @@
+"""The order workflow: one run per order id, pay → cook → deliver, as a saga.
+
+Every step that completed registers how to undo it. When a later step fails terminally
+(the card is declined, the restaurant rejects the order, no driver comes in time, or the
+order is cancelled through Restate) the undos run in reverse order and the order ends
+`cancelled: <reason>`. Undos retry until they succeed: a refund must not get lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import restate
+
+from examples.food_ordering import delivery_manager, geo, order_status, payments, restaurant
+from examples.food_ordering.model import DeliveryJob, Order, Outcome
+
+KITCHEN_TIMEOUT = timedelta(seconds=60)
+
+workflow = restate.Workflow("order-workflow")
+
+Undo = Callable[[], Awaitable[object]]
+
+
+@workflow.main()
+async def run(ctx: restate.WorkflowContext, order: Order) -> Outcome:
+    order_id = ctx.key()
+    undo: list[tuple[str, Undo]] = []
+
+    async def status(text: str) -> None:
+        # A call, not a send: the status is stored before the workflow moves on.
+        await ctx.object_call(order_status.set_status, order_id, text)
+
+    try:
+        await status("placed")
+        # Drawn from Restate's deterministic random: the same id on every replay, so the
+        # provider sees one payment however often the charge is retried.
+        payment_id = f"pay_{ctx.uuid().hex[:12]}"
+        await ctx.run_typed(
+            "charge card",
+            payments.charge_card,
+            payments.CHARGE_RETRY,
+            order_id,
+            payment_id,
+            order["total_cents"],
+        )
+        undo.append(
+            (
+                "refund payment",
+                lambda: ctx.run_typed(
+                    "refund payment",
+                    payments.refund_card,
+                    payments.REFUND_RETRY,
+                    order_id,
+                    payment_id,
+                ),
+            )
+        )
+        await status("paid")
+
+        callback_id, food_ready = ctx.awakeable(type_hint=dict)
+        ticket = restaurant.PrepareRequest(
+            order_id=order_id, items=order["items"], callback_id=callback_id
+        )
+        ctx.object_send(restaurant.prepare, order["restaurant"], ticket)
+        await status(f"in preparation at {order['restaurant']}")
+        try:
+            answer = await restate.select(ready=food_ready, timeout=ctx.sleep(KITCHEN_TIMEOUT))
+        except restate.TerminalError as exc:  # the kitchen rejected the awakeable
+            raise restate.TerminalError(f"restaurant rejected the order: {exc.message}") from exc
+        if answer[0] == "timeout":
+            await ctx.object_call(restaurant.cancel, order["restaurant"], order_id)
+            raise restate.TerminalError("the restaurant did not answer in time")
+        undo.append(
+            (
+                "cancel kitchen ticket",
+                lambda: ctx.object_call(restaurant.cancel, order["restaurant"], order_id),
+            )
+        )
+
+        await status("ready, looking for a driver")
+        job = DeliveryJob(
+            order_id=order_id,
+            region=order["region"],
+            restaurant=order["restaurant"],
+            pickup=geo.RESTAURANTS[order["restaurant"]],
+            dropoff=order["address"],
+        )
+        request = delivery_manager.DeliveryRequest(
+            job=job, driver_timeout_s=order["driver_timeout_s"]
+        )
+        driver = await ctx.object_call(delivery_manager.start, order_id, request)
+        await status(f"driver {driver} on the way to {order['restaurant']}")
+        await ctx.promise("picked-up", type_hint=str).value()
+        await status(f"out for delivery with {driver}")
+        await ctx.promise("delivered", type_hint=str).value()
+        await status("delivered")
+        return Outcome(order_id=order_id, outcome="delivered", reason=None, driver=driver)
+    except restate.TerminalError as exc:
+        for name, step in reversed(undo):
+            await status(f"cancelling: {name}")
+            await step()
+        await status(f"cancelled: {exc.message}")
+        return Outcome(order_id=order_id, outcome="cancelled", reason=exc.message, driver=None)
+
+
+@workflow.handler()
+async def picked_up(ctx: restate.WorkflowSharedContext, driver_id: str) -> None:
+    await ctx.promise("picked-up", type_hint=str).resolve(driver_id)
+
+
+@workflow.handler()
+async def delivered(ctx: restate.WorkflowSharedContext, driver_id: str) -> None:
+    await ctx.promise("delivered", type_hint=str).resolve(driver_id)

@@ -1,0 +1,99 @@
+"""A simulated payment provider, and the client the order workflow pays with.
+
+The provider is a virtual object keyed by order id so that every charge and refund it books
+is observable (`ledger`). Like a real payment API it is idempotent per payment id: a retried
+request for the same payment returns the first receipt. Two *different* payment ids for one
+order would show up as two charges, which is what the tests look for.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypedDict
+
+import restate
+from restate import RunOptions
+
+from examples.food_ordering import ingress
+from examples.food_ordering.model import Ledger, Receipt
+
+CARD_LIMIT_CENTS = 100_000  # the simulated card declines anything above this
+
+# Charging retries transient failures a few times, then gives up (and the order is cancelled).
+CHARGE_RETRY: RunOptions[Receipt] = RunOptions(
+    max_attempts=5,
+    initial_retry_interval=timedelta(milliseconds=200),
+    max_retry_interval=timedelta(seconds=2),
+)
+# A refund is a compensation: it must happen, so it retries until it does.
+REFUND_RETRY: RunOptions[Receipt] = RunOptions(
+    initial_retry_interval=timedelta(milliseconds=200),
+    max_retry_interval=timedelta(seconds=5),
+)
+
+provider = restate.VirtualObject("payment-provider")
+
+
+class ChargeRequest(TypedDict):
+    payment_id: str
+    amount_cents: int
+
+
+def _empty() -> Ledger:
+    return {"charges": [], "refunds": []}
+
+
+@provider.handler()
+async def charge(ctx: restate.ObjectContext, request: ChargeRequest) -> Receipt:
+    book: Ledger = await ctx.get("ledger") or _empty()
+    for receipt in book["charges"]:
+        if receipt["payment_id"] == request["payment_id"]:
+            return receipt  # the same payment asked again: nothing new is charged
+    if request["amount_cents"] > CARD_LIMIT_CENTS:
+        raise restate.TerminalError("card declined", 402)
+    receipt = Receipt(
+        payment_id=request["payment_id"], order_id=ctx.key(), amount_cents=request["amount_cents"]
+    )
+    book["charges"].append(receipt)
+    ctx.set("ledger", book)
+    return receipt
+
+
+@provider.handler()
+async def refund(ctx: restate.ObjectContext, payment_id: str) -> Receipt:
+    book: Ledger = await ctx.get("ledger") or _empty()
+    for receipt in book["refunds"]:
+        if receipt["payment_id"] == payment_id:
+            return receipt
+    charged = [r for r in book["charges"] if r["payment_id"] == payment_id]
+    if not charged:
+        raise restate.TerminalError(f"no charge {payment_id} to refund", 404)
+    book["refunds"].append(charged[0])
+    ctx.set("ledger", book)
+    return charged[0]
+
+
+@provider.handler(kind="shared")
+async def ledger(ctx: restate.ObjectSharedContext) -> Ledger:
+    return await ctx.get("ledger") or _empty()
+
+
+# --- the client side: what the order workflow runs inside ctx.run ---------------------------
+
+
+async def charge_card(order_id: str, payment_id: str, amount_cents: int) -> Receipt:
+    receipt: Receipt = await ingress.post(
+        f"/payment-provider/{order_id}/charge",
+        json={"payment_id": payment_id, "amount_cents": amount_cents},
+        idempotency_key=f"charge-{payment_id}",
+    )
+    return receipt
+
+
+async def refund_card(order_id: str, payment_id: str) -> Receipt:
+    receipt: Receipt = await ingress.post(
+        f"/payment-provider/{order_id}/refund",
+        json=payment_id,
+        idempotency_key=f"refund-{payment_id}",
+    )
+    return receipt

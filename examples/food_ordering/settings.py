@@ -1,0 +1,32 @@
+"""Where the app finds Kafka and Restate: the same bindings.yaml that wires its topics.
+
+Read once per process, on first use, so `${KAFKA_BOOTSTRAP}` / `${RESTATE_INGRESS}` resolve
+from the environment the worker was started with (the runner and the tests set them).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from restate_stream.bindings import BindingsFile, load_bindings
+from restate_stream.publisher import Publisher
+
+BINDINGS = Path(__file__).with_name("bindings.yaml")
+CLUSTER = "local"
+DRIVER_UPDATES = "driver-updates"
+
+
+@cache
+def bindings() -> BindingsFile:
+    return load_bindings(BINDINGS)
+
+
+def ingress_url() -> str:
+    return bindings().restate.ingress_url.rstrip("/")
+
+
+@cache
+def publisher() -> Publisher:
+    """One durable Kafka publisher for the phones (its producer is made on first publish)."""
+    return Publisher(bindings().clusters[CLUSTER].properties, source="food-ordering/driver-app")

@@ -1,0 +1,99 @@
+"""The end of the demo: how each order ended, what it cost, and whether the books add up.
+
+Checks, each against state read back through Restate: every order ended as expected; the
+payment provider booked exactly one charge per order, and one refund for each cancelled
+order and none for a delivered one; every driver's twin consumed that phone's location
+fixes from Kafka in order with none missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from examples.food_ordering.client import FoodClient
+from examples.food_ordering.driver_twin import TwinView
+from examples.food_ordering.mobile_app import PhoneView
+from examples.food_ordering.model import Ledger
+from examples.food_ordering.watch import Tracked, finished
+
+
+def _euros(cents: int) -> str:
+    return f"EUR {cents / 100:.2f}" if cents else "-"
+
+
+def books_problem(ledger: Ledger, cancelled: bool) -> str | None:
+    """What is wrong with one order's payments, if anything."""
+    if len(ledger["charges"]) != 1:
+        return f"{len(ledger['charges'])} charges, expected 1"
+    refunds = len(ledger["refunds"])
+    if refunds != (1 if cancelled else 0):
+        return f"{refunds} refunds for a {'cancelled' if cancelled else 'delivered'} order"
+    return None
+
+
+def fixes_problem(phone: PhoneView, twin: TwinView) -> str | None:
+    """Did the twin see the phone's fixes 1, 2, 3... in order, none missing (so far)?"""
+    seen = twin["seen_seqs"]
+    if seen != list(range(1, len(seen) + 1)):
+        return f"out of order or with gaps: {seen}"
+    if len(seen) > phone["seq"]:
+        return f"twin saw {len(seen)} fixes, the phone sent {phone['seq']}"
+    if len(seen) < phone["seq"] and not phone["running"]:
+        return f"twin saw {len(seen)} of {phone['seq']} fixes"
+    return None
+
+
+async def drivers_settled(
+    client: FoodClient, drivers: list[str], timeout: float = 15.0
+) -> list[tuple[PhoneView, TwinView]]:
+    """Phones and twins, once each stopped phone's twin caught up with its last fix."""
+    deadline = time.monotonic() + timeout
+    while True:
+        phones = await asyncio.gather(*(client.phone(d) for d in drivers))
+        twins = await asyncio.gather(*(client.twin(d) for d in drivers))
+        caught_up = all(
+            p["running"] or (t["seen_seqs"] or [0])[-1] >= p["seq"]
+            for p, t in zip(phones, twins, strict=True)
+        )
+        if caught_up or time.monotonic() > deadline:
+            return list(zip(phones, twins, strict=True))
+        await asyncio.sleep(0.25)
+
+
+async def summarize(
+    client: FoodClient, tracked: list[Tracked], expected: dict[str, str], drivers: list[str]
+) -> bool:
+    ok = True
+    ledgers = await asyncio.gather(*(client.ledger(o.order_id) for o in tracked))
+    print("summary:")
+    print(f"  {'order':<15} {'who':<5} {'paid':>10} {'refunded':>10} {'took':>6}  outcome")
+    for order, ledger in zip(tracked, ledgers, strict=True):
+        status = order.status or "not started"
+        cancelled = status.startswith("cancelled")
+        took = f"{order.finished_at - order.placed_at:5.1f}s" if order.finished_at else "  -   "
+        paid = sum(r["amount_cents"] for r in ledger["charges"])
+        refunded = sum(r["amount_cents"] for r in ledger["refunds"])
+        outcome = f"delivered by {order.driver}" if status == "delivered" else status
+        problems = []
+        if not finished(order.status):
+            problems.append("STUCK")
+        elif ("cancelled" if cancelled else "delivered") != expected[order.order_id]:
+            problems.append(f"expected {expected[order.order_id]}")
+        if finished(order.status) and (books := books_problem(ledger, cancelled)):
+            problems.append(books)
+        ok &= not problems
+        flag = f"  <- {'; '.join(problems)}" if problems else ""
+        print(
+            f"  {order.order_id:<15} {order.customer:<5} {_euros(paid):>10} "
+            f"{_euros(refunded):>10} {took:>6}  {outcome}{flag}"
+        )
+    for phone, twin in await drivers_settled(client, drivers):
+        problem = fixes_problem(phone, twin)
+        ok &= problem is None
+        verdict = problem or f"saw {len(twin['seen_seqs'])}, in order, none missing"
+        print(
+            f"  {phone['driver_id']}: published {phone['seq']} location fixes to driver-updates; "
+            f"twin: {verdict}"
+        )
+    return ok

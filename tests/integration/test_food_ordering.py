@@ -1,0 +1,325 @@
+"""The food-ordering example on the real engines, served by a separate worker process.
+
+One worker (WorkerProcess, wrapped by the example's own bindings.yaml, pointed at the
+session's stack through the file's `${...}` variables) serves every test here. Each test
+uses its own region, drivers and customers, so tests do not see each other's orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from examples.food_ordering import app, scenario
+from examples.food_ordering.client import FoodClient
+from examples.food_ordering.delivery_manager import NO_DRIVER
+from examples.food_ordering.model import Cart, Item, Point
+from examples.food_ordering.settings import BINDINGS
+from examples.food_ordering.summary import books_problem, fixes_problem
+from examples.food_ordering.watch import finished
+from restate_stream.admin import AdminClient
+from restate_stream.apply import apply_plan
+from restate_stream.bindings import BindingsFile, check_against_app, load_bindings
+from restate_stream.plan import compute_plan, fetch_live, group_id
+from restate_stream.publisher import FAULT_ENV
+from restate_stream.stack import LocalStack
+from restate_stream.stack.ports import free_ports
+from restate_stream.stack.process import tail
+from restate_stream.testing import wait_until
+from restate_stream.worker import WorkerProcess
+
+pytestmark = pytest.mark.engines
+
+REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+@dataclass
+class Food:
+    worker: WorkerProcess
+    spec: BindingsFile
+    ingress_url: str
+
+    def log(self) -> str:
+        return f"--- last lines of {self.worker.log_path} ---\n{tail(self.worker.log_path, 40)}"
+
+    async def until(
+        self,
+        probe: Callable[[], Awaitable[T]],
+        done: Callable[[T], bool],
+        timeout: float = 60.0,
+    ) -> T:
+        try:
+            return await wait_until(probe, done, timeout=timeout, interval=0.2)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{self.log()}") from None
+
+
+async def _apply(spec: BindingsFile) -> None:
+    async with AdminClient(spec.restate.admin_url) as admin:
+        report = await apply_plan(compute_plan(spec, await fetch_live(spec, admin)), spec, admin)
+        assert report.ok, report.render()
+
+
+async def _unsubscribe(spec: BindingsFile) -> None:
+    """So that Restate stops sending driver-updates to a worker that is gone."""
+    groups = {group_id(b) for b in spec.bindings}
+    async with AdminClient(spec.restate.admin_url) as admin:
+        for sub in await admin.list_subscriptions():
+            if sub.options.get("group.id") in groups:
+                await admin.delete_subscription(sub.id)
+
+
+@pytest.fixture(scope="module")
+def food(
+    restate_stream_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Food]:
+    stack = restate_stream_stack
+    port = free_ports(1)[0]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("KAFKA_BOOTSTRAP", stack.bootstrap_servers)
+        env.setenv("RESTATE_ADMIN", stack.admin_url)
+        env.setenv("RESTATE_INGRESS", stack.ingress_url)
+        env.setenv("WORKER_URI", f"http://127.0.0.1:{port}")
+        env.delenv(FAULT_ENV, raising=False)
+        spec = load_bindings(BINDINGS)
+        check_against_app(spec, app.services)
+        assert spec.worker is not None and spec.worker.uri.endswith(f":{port}")
+        log = tmp_path_factory.mktemp("food-ordering") / "worker.log"
+        worker = WorkerProcess(spec.worker.app, log, port=port, cwd=REPO, bindings=BINDINGS)
+        worker.start()
+        try:
+            asyncio.run(_apply(spec))
+            yield Food(worker, spec, stack.ingress_url)
+        finally:
+            asyncio.run(_unsubscribe(spec))
+            worker.stop()
+
+
+def run_id() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+def cart(region: str, customer: str, *dishes: str, timeout_s: float = 30.0) -> Cart:
+    menu = dict(scenario.MENUS["sushi-kaito"]) | {scenario.UNAVAILABLE[1]: scenario.UNAVAILABLE[2]}
+    items = [Item(name=d, quantity=1, price_cents=menu[d]) for d in dishes]
+    return Cart(
+        customer=customer,
+        restaurant="sushi-kaito",
+        region=region,
+        address=Point(x=5.5, y=2.0),
+        items=items,
+        total_cents=sum(i["price_cents"] for i in items),
+        driver_timeout_s=timeout_s,
+    )
+
+
+async def start_drivers(client: FoodClient, region: str, count: int) -> list[str]:
+    drivers = scenario.drivers(count, prefix=f"{region}-driver")
+    for driver_id, position in drivers:
+        await client.start_driver(driver_id, region, position)
+    return [d for d, _ in drivers]
+
+
+async def stop_drivers(client: FoodClient, drivers: list[str]) -> None:
+    for driver_id in drivers:
+        await client.stop_driver(driver_id)
+
+
+async def ended(
+    food: Food, client: FoodClient, order_ids: list[str], timeout: float = 60
+) -> list[str]:
+    async def statuses() -> list[str | None]:
+        return [(await client.status(o))["status"] for o in order_ids]
+
+    final = await food.until(statuses, lambda s: all(finished(x) for x in s), timeout)
+    return [s or "" for s in final]
+
+
+async def test_happy_path_delivers(food: Food) -> None:
+    region = f"happy-{run_id()}"
+    async with FoodClient(food.ingress_url) as client:
+        drivers = await start_drivers(client, region, 1)
+        try:
+            order_id = await client.place_order(cart(region, "ann", "miso soup"), region)
+            etas: list[float] = []
+
+            async def status() -> str | None:
+                if (eta := await client.eta(order_id)) is not None:
+                    etas.append(eta)
+                return (await client.status(order_id))["status"]
+
+            await food.until(status, finished)
+            view = await client.status(order_id)
+            outcome = await client.outcome(order_id)
+            ledger = await client.ledger(order_id)
+        finally:
+            await stop_drivers(client, drivers)
+
+    assert view["status"] == "delivered", view
+    assert [h["status"] for h in view["history"]] == [
+        "placed",
+        "paid",
+        "in preparation at sushi-kaito",
+        "ready, looking for a driver",
+        f"driver {drivers[0]} on the way to sushi-kaito",
+        f"out for delivery with {drivers[0]}",
+        "delivered",
+    ]
+    assert outcome == {
+        "order_id": order_id,
+        "outcome": "delivered",
+        "reason": None,
+        "driver": drivers[0],
+    }
+    assert etas and min(etas) < max(etas), f"the ETA counted down while driving: {etas}"
+    assert view["eta_s"] is None, "no ETA once delivered"
+    assert books_problem(ledger, cancelled=False) is None, ledger
+    assert ledger["charges"][0]["amount_cents"] == 400
+
+
+async def test_restaurant_rejection_refunds_once_and_cancels(food: Food) -> None:
+    region = f"reject-{run_id()}"
+    async with FoodClient(food.ingress_url) as client:
+        order_id = await client.place_order(cart(region, "bo", "edamame", "fugu sashimi"), region)
+        [status] = await ended(food, client, [order_id])
+        view = await client.status(order_id)
+        ledger = await client.ledger(order_id)
+        outcome = await client.outcome(order_id)
+
+    reason = "restaurant rejected the order: fugu sashimi sold out at sushi-kaito"
+    assert status == f"cancelled: {reason}"
+    assert outcome["outcome"] == "cancelled" and outcome["reason"] == reason
+    assert [h["status"] for h in view["history"]] == [
+        "placed",
+        "paid",
+        "in preparation at sushi-kaito",
+        "cancelling: refund payment",
+        f"cancelled: {reason}",
+    ]
+    assert len(ledger["charges"]) == 1 and ledger["refunds"] == ledger["charges"], ledger
+
+
+async def test_no_driver_in_time_compensates_in_reverse_order(food: Food) -> None:
+    region = f"empty-{run_id()}"  # no driver ever works here
+    async with FoodClient(food.ingress_url) as client:
+        order_id = await client.place_order(cart(region, "cleo", "edamame", timeout_s=1.5), region)
+        [status] = await ended(food, client, [order_id])
+        view = await client.status(order_id)
+        ledger = await client.ledger(order_id)
+        tickets = await client.kitchen("sushi-kaito")
+        pool = await client.driver_pool(region)
+
+    assert status == f"cancelled: {NO_DRIVER}"
+    assert [h["status"] for h in view["history"]][-4:] == [
+        "ready, looking for a driver",
+        "cancelling: cancel kitchen ticket",  # undone last step first
+        "cancelling: refund payment",
+        f"cancelled: {NO_DRIVER}",
+    ]
+    assert len(ledger["charges"]) == 1 and ledger["refunds"] == ledger["charges"], ledger
+    assert tickets[order_id]["status"] == "cancelled"
+    assert pool == {"free_drivers": [], "waiting": []}, "the timed-out request was withdrawn"
+
+
+async def test_same_idempotency_key_places_one_order(
+    food: Food, restate_admin: AdminClient
+) -> None:
+    region = f"dup-{run_id()}"
+    key = f"checkout-{region}"
+    the_cart = cart(region, "dev", "salmon nigiri")
+    async with FoodClient(food.ingress_url) as client:
+        drivers = await start_drivers(client, region, 1)
+        try:
+            first = await client.place_order(the_cart, key)
+            again = await asyncio.gather(*(client.place_order(the_cart, key) for _ in range(3)))
+            other = await client.place_order(the_cart, f"{key}-other")
+            await ended(food, client, [first, other])
+            ledgers = [await client.ledger(o) for o in (first, other)]
+        finally:
+            await stop_drivers(client, drivers)
+
+    assert again == [first] * 3, "the same key gives back the first order"
+    assert other != first, "another key is another order"
+    rows = await restate_admin.query(
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'order-api' "
+        f"AND idempotency_key = '{key}'"
+    )
+    assert len(rows) == 1, rows
+    runs = await restate_admin.query(
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'order-workflow' "
+        f"AND target_handler_name = 'run' AND target_service_key IN ('{first}', '{other}')"
+    )
+    assert len(runs) == 2, runs
+    for ledger in ledgers:
+        assert books_problem(ledger, cancelled=False) is None, ledger
+
+
+async def test_driver_locations_are_consumed_in_order_per_driver(food: Food) -> None:
+    region = f"gps-{run_id()}"
+    async with FoodClient(food.ingress_url) as client:
+        drivers = await start_drivers(client, region, 3)
+        try:
+            order_id = await client.place_order(cart(region, "emil", "edamame"), region)
+            await ended(food, client, [order_id])
+        finally:
+            await stop_drivers(client, drivers)
+
+        async def settled() -> list[tuple[int, list[int]]]:
+            phones = [await client.phone(d) for d in drivers]
+            twins = [await client.twin(d) for d in drivers]
+            return [(p["seq"], t["seen_seqs"]) for p, t in zip(phones, twins, strict=True)]
+
+        await food.until(settled, lambda s: all(seen[-1:] == [seq] for seq, seen in s))
+        phones = [await client.phone(d) for d in drivers]
+        twins = [await client.twin(d) for d in drivers]
+
+    for phone, twin in zip(phones, twins, strict=True):
+        assert phone["seq"] >= 5, phone
+        assert fixes_problem(phone, twin) is None, (phone["seq"], twin["seen_seqs"])
+        assert twin["location"] is not None and twin["location"]["seq"] == phone["seq"]
+        assert twin["last_kafka_offset"] is not None and twin["last_kafka_offset"] >= 0
+
+
+async def test_worker_restart_mid_demo_loses_no_order_and_charges_once(food: Food) -> None:
+    region = f"restart-{run_id()}"
+    carts = scenario.carts(5, reject=3, region=region)
+    async with FoodClient(food.ingress_url) as client:
+        drivers = await start_drivers(client, region, 2)
+        try:
+            orders = [await client.place_order(c, f"{region}-{n}") for n, c in enumerate(carts)]
+
+            async def statuses() -> list[str | None]:
+                return [(await client.status(o))["status"] for o in orders]
+
+            # Mid-demo: some order is on the road while others still wait for the kitchen or
+            # a driver.
+            await food.until(
+                statuses,
+                lambda s: (
+                    any((x or "").startswith("driver ") for x in s)
+                    and not all(finished(x) for x in s)
+                ),
+            )
+            first_pid = food.worker.process.pid if food.worker.process else None
+            food.worker.stop()
+            assert food.worker.process is not None and not food.worker.process.running()
+            await asyncio.sleep(1.0)  # everything keeps arriving at Restate meanwhile
+            food.worker.start()
+            assert food.worker.process.pid != first_pid, "a new worker process"
+            final = await ended(food, client, orders, timeout=120)
+            ledgers = [await client.ledger(o) for o in orders]
+        finally:
+            await stop_drivers(client, drivers)
+
+    for n, (status, ledger) in enumerate(zip(final, ledgers, strict=True)):
+        cancelled = n == 2  # carts are numbered from 1: reject=3 is index 2
+        expected = "cancelled: restaurant rejected" if cancelled else "delivered"
+        assert status.startswith(expected), (n, status)
+        assert books_problem(ledger, cancelled) is None, (n, ledger)
