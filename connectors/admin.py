@@ -95,8 +95,10 @@ class TopicAdmin:
         future = self._client.describe_consumer_groups([group], request_timeout=timeout)[group]
         try:
             description = future.result(timeout)
-        except KafkaException:
-            return False
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                return False
+            raise  # a timeout or an auth error says nothing about the members
         return bool(description.members)
 
     def group_lag(self, group: str, topic: str, timeout: float = 10.0) -> list[PartitionLag]:

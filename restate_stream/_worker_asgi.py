@@ -12,7 +12,7 @@ from typing import Any
 
 import restate
 
-from restate_stream.bindings import import_app, load_bindings
+from restate_stream.bindings import check_against_app, import_app, load_bindings
 from restate_stream.bound import bind
 from restate_stream.logs import configure_logging
 from restate_stream.serving import without_lifespan_warnings
@@ -25,7 +25,9 @@ IDENTITY_KEYS_ENV = "RESTATE_STREAM_IDENTITY_KEYS"  # comma-separated publickeyv
 def build_app(path: str, identity_keys: list[str], bindings: str | None = None) -> Any:
     app, services = import_app(path)
     if bindings:
-        bind(services, load_bindings(bindings))  # in place: the user's app serves them wrapped
+        spec = load_bindings(bindings)
+        check_against_app(spec, services)  # a missing handler is named with file and line
+        bind(services, spec)  # in place: the user's app serves them wrapped
     if identity_keys:
         app = restate.app(services, identity_keys=identity_keys)
     return without_lifespan_warnings(app)

@@ -29,7 +29,6 @@ from restate_stream.plan import (
     cluster_of,
     compute_plan,
     fetch_live,
-    group_id,
 )
 
 Progress = Callable[[str], None]
@@ -105,28 +104,24 @@ class _Executor:
                 return f"{deployment.id} serving {', '.join(deployment.services)}"
             case CreateSubscription(_, source, sink, options, _):
                 return (await self.admin.create_subscription(source, sink, options)).id
-            case DeleteSubscription(sub_id, source, _, _, _):
+            case DeleteSubscription(sub_id, source, _, _, _, wait_group):
                 await self.admin.delete_subscription(sub_id)
-                await self._wait_group_left(source, _group_of(self.spec, change))
+                if wait_group is not None:
+                    await self._wait_group_left(cluster_of(source), wait_group)
         return ""
 
-    async def _wait_group_left(self, source: str, group: str | None) -> None:
-        cluster = cluster_of(source)
-        if group is None or cluster not in self.spec.clusters:
-            return
+    async def _wait_group_left(self, cluster: str, group: str) -> None:
+        if cluster not in self.spec.clusters:
+            return  # a cluster the file does not declare: no properties to ask Kafka with
         admin = self._topics(cluster)
         deadline = time.monotonic() + GROUP_DRAIN_TIMEOUT
-        while time.monotonic() < deadline:
-            if not await asyncio.to_thread(admin.group_has_members, group):
-                return
+        while await asyncio.to_thread(admin.group_has_members, group):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the deleted subscription's consumer is still in group {group!r} after "
+                    f"{GROUP_DRAIN_TIMEOUT:.0f}s; not creating the next one on the same group"
+                )
             await asyncio.sleep(0.2)
-
-
-def _group_of(spec: BindingsFile, change: DeleteSubscription) -> str | None:
-    for b in spec.bindings:
-        if b.name == change.binding:
-            return group_id(b)
-    return None
 
 
 async def apply_plan(

@@ -16,6 +16,7 @@ from and why it failed; the invocation then completes, so the key's next records
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import logging
 import typing
@@ -25,9 +26,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import restate
+from restate.exceptions import SdkInternalBaseException
 from restate.handler import Handler
 from restate.retry_policy import InvocationRetryPolicy
 from restate.serde import BytesSerde
+from restate.server_context import DisconnectedException
 
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.event import KafkaCoordinates, KafkaEvent
@@ -49,11 +52,11 @@ def input_type_of(fn: Callable[..., Any]) -> tuple[Any, bool]:
     `event: KafkaEvent[T]` gets the event with its metadata; `value: T` gets the decoded value
     alone, so a plain handler can be bound without changing its signature.
     """
-    hints = typing.get_type_hints(fn)
-    params = [h for name, h in hints.items() if name != "return"]
+    params = list(inspect.signature(fn).parameters)
     if len(params) < 2:
         return Any, True
-    hint = params[1]
+    # By name: get_type_hints leaves out parameters without annotations (often `ctx`).
+    hint = typing.get_type_hints(fn).get(params[1], Any)
     if hint is KafkaEvent:
         return Any, True
     if typing.get_origin(hint) is KafkaEvent:
@@ -63,12 +66,16 @@ def input_type_of(fn: Callable[..., Any]) -> tuple[Any, bool]:
 
 
 class _Attempts:
-    """Attempts per invocation id in this process (Restate does not tell a handler)."""
+    """Failed attempts per invocation id in this process (Restate does not tell a handler).
+
+    Only failures of the handler count: an attempt also ends when the handler suspends or a
+    ctx.run step is retried, and those must not use up the binding's retries.
+    """
 
     def __init__(self) -> None:
         self._seen: OrderedDict[str, int] = OrderedDict()
 
-    def next(self, invocation_id: str) -> int:
+    def failed(self, invocation_id: str) -> int:
         count = self._seen.pop(invocation_id, 0) + 1
         self._seen[invocation_id] = count
         while len(self._seen) > _ATTEMPTS_REMEMBERED:
@@ -77,6 +84,22 @@ class _Attempts:
 
     def forget(self, invocation_id: str) -> None:
         self._seen.pop(invocation_id, None)
+
+
+def _causes(exc: BaseException) -> tuple[restate.TerminalError | None, bool]:
+    """(the TerminalError in the cause chain, whether an SDK-internal signal is in it).
+
+    The SDK fails an invocation for a TerminalError anywhere in `__cause__`, so a handler
+    that wraps one (`raise MyError() from terminal`) is treated as terminal here too.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, restate.TerminalError):
+            return cause, False
+        if isinstance(cause, SdkInternalBaseException):
+            return None, True
+        cause = cause.__cause__
+    return None, False
 
 
 def dead_letter_record(
@@ -101,7 +124,7 @@ def dead_letter_record(
             "timestamp": coords.timestamp.isoformat() if coords.timestamp else None,
             "subscription_id": coords.subscription_id,
         },
-        "key": coords.key.decode("utf-8", "replace") if coords.key is not None else None,
+        "key": coords.key_text,
         "value": value_text,
         "value_base64": None if value_text is not None else _b64(raw),
         "error": {"type": error_type, "message": message},
@@ -144,23 +167,25 @@ class BoundHandler:
         if dedupe and event_id in await self._seen_ids(ctx):
             log.info("dropping duplicate event %s at %s", event_id, coords.describe())
             return None
-        key = coords.key.decode("utf-8", "replace") if coords.key is not None else None
-        event = KafkaEvent(value, key, coords, raw, event_id, event_type)
-        attempt = self.attempts.next(invocation)
+        event = KafkaEvent(value, coords.key_text, coords, raw, event_id, event_type)
         try:
             result = await self.fn(ctx, event if self.wants_event else value)
-        except restate.TerminalError as exc:
-            self.attempts.forget(invocation)
-            await self._dead_letter(ctx, coords, raw, "TerminalError", exc.message, attempt)
-            return None
+        except DisconnectedException:
+            raise  # the attempt ended, not the handler: nothing to count or dead-letter
         except Exception as exc:
-            if restate.is_internal_exception(exc) or self.max_attempts is None:
-                raise
-            if attempt < self.max_attempts:
+            terminal, internal = _causes(exc)
+            if internal:
+                raise  # a suspension or SDK signal wrapped by user code: the SDK handles it
+            failures = self.attempts.failed(invocation)
+            if terminal is not None:
+                message = terminal.message
+                await self._dead_letter(ctx, coords, raw, "TerminalError", message, failures)
+            elif self.max_attempts is None or failures < self.max_attempts:
                 raise  # Restate retries with the binding's backoff
-            self.attempts.forget(invocation)
-            message = f"{type(exc).__name__}: {exc}"
-            await self._dead_letter(ctx, coords, raw, "RetriesExhausted", message, attempt)
+            else:
+                message = f"{type(exc).__name__}: {exc}"
+                await self._dead_letter(ctx, coords, raw, "RetriesExhausted", message, failures)
+            self.attempts.forget(invocation)  # after the dead letter is journaled
             return None
         self.attempts.forget(invocation)
         if dedupe and event_id is not None:
@@ -200,10 +225,22 @@ class BoundHandler:
             )
             return
         record = dead_letter_record(b, coords, raw, error_type, message, attempts)
-        key = coords.key.decode("utf-8", "replace") if coords.key is not None else None
-        published = await self.publisher.publish(
-            ctx, b.dead_letter, key, record, event_type="restate-stream.dead-letter"
-        )
+        try:
+            published = await self.publisher.publish(
+                ctx,
+                b.dead_letter,
+                coords.key_text,
+                record,
+                event_type="restate-stream.dead-letter",
+                retry_forever=True,
+            )
+        except restate.TerminalError as exc:
+            # Refused for good (too large, not authorised): retry the invocation, blocking
+            # the key, rather than complete it and lose the record. `from None`: the SDK
+            # would otherwise find the TerminalError as the cause and fail the invocation.
+            raise RuntimeError(
+                f"dead-lettering ({where}) to {b.dead_letter!r} failed: {exc.message}"
+            ) from None
         log.warning(
             "dead-lettered (%s) to %s[%d]@%d: %s: %s",
             where,
@@ -215,17 +252,19 @@ class BoundHandler:
         )
 
 
-def _retry_policy(binding: Binding) -> InvocationRetryPolicy | None:
+def _retry_policy(binding: Binding, processes: int) -> InvocationRetryPolicy | None:
     retry = binding.retry
     if retry is None:
         return None
+    # Each worker process counts failures on its own; attempts may spread over all of them.
+    backstop = None if retry.max_attempts is None else retry.max_attempts * (processes + 1)
     return InvocationRetryPolicy(
         initial_interval=retry.initial_interval,
         exponentiation_factor=retry.factor,
         max_interval=retry.max_interval,
         # The bound handler dead-letters at max_attempts; this is Restate's backstop should
         # attempts land on several worker processes (each counts its own).
-        max_attempts=None if retry.max_attempts is None else retry.max_attempts * 4,
+        max_attempts=backstop,
         on_max_attempts="pause",
     )
 
@@ -237,6 +276,7 @@ def bind(
 ) -> list[str]:
     """Rewrap, in place, every handler a binding names; returns "Service/handler" names."""
     by_name = {s.name: s for s in services}
+    processes = spec.worker.processes if spec.worker is not None else 1
     publishers = publishers if publishers is not None else {}
     wrapped = []
     for b in spec.bindings:
@@ -256,7 +296,7 @@ def bind(
         handler.handler_io.input_serde = BytesSerde()
         handler.handler_io.accept = "*/*"
         handler.handler_io.input_type = None
-        if (policy := _retry_policy(b)) is not None:
+        if (policy := _retry_policy(b, processes)) is not None:
             handler.invocation_retry_policy = policy
         wrapped.append(f"{b.service}/{b.handler}")
     return wrapped

@@ -8,7 +8,6 @@ import json
 import signal
 import sys
 import threading
-import time
 from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlparse
@@ -39,7 +38,7 @@ from restate_stream.stack import (
 )
 from restate_stream.stack.kafka import KafkaStartError
 from restate_stream.stack.local import stack_down, stack_status
-from restate_stream.stack.ports import LOOPBACK, accepts_connections
+from restate_stream.stack.ports import LOOPBACK, wait_until_listening
 from restate_stream.stack.restate import RestateStartError
 from restate_stream.status import binding_statuses, render
 from restate_stream.worker import WorkerProcess, WorkerStartError, serve_forever
@@ -232,8 +231,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
 
     def register_when_listening() -> None:
-        while not accepts_connections(port, LOOPBACK if host == "0.0.0.0" else host):
-            time.sleep(0.05)
+        if not wait_until_listening(port, LOOPBACK if host == "0.0.0.0" else host, timeout=120):
+            print(
+                f"worker: not listening on {host}:{port} after 120s; not registered",
+                file=sys.stderr,
+            )
+            return
 
         async def register() -> None:
             async with _admin(spec, args) as admin:
@@ -273,16 +276,45 @@ def _follow(paths: dict[str, Path], offsets: dict[str, int], only_problems: set[
                 print(f"{label:7} | {line}", flush=True)
 
 
+def _loopback_port(address: str) -> int | None:
+    """The port of a loopback `host:port` or URL; None for another host."""
+    parsed = urlparse(address if "://" in address else f"//{address}")
+    if parsed.hostname in (LOOPBACK, "localhost") and parsed.port:
+        return parsed.port
+    return None
+
+
+def _dev_ports(spec: BindingsFile, args: argparse.Namespace) -> StackPorts:
+    """The ports the file points at (dev runs the engines the file names), flags filling in."""
+    from_file: dict[str, tuple[int | None, str]] = {
+        "admin": (_loopback_port(spec.restate.admin_url), "restate.admin_url"),
+        "ingress": (_loopback_port(spec.restate.ingress_url), "restate.ingress_url"),
+    }
+    if len(spec.clusters) == 1:
+        ((name, cluster),) = spec.clusters.items()
+        servers = cluster.properties.get("bootstrap.servers", "").split(",")[0]
+        from_file["kafka"] = (_loopback_port(servers), f"kafka.clusters.{name}.bootstrap.servers")
+    defaults = StackPorts()
+    chosen: dict[str, int] = {}
+    for field in ("kafka", "kafka_controller", "ingress", "admin", "fabric"):
+        flag: int | None = getattr(args, f"{field}_port")
+        file_port, where = from_file.get(field, (None, ""))
+        # apply talks to the file's admin URL and Kafka: those must be the engines dev runs.
+        must_agree = field in ("admin", "kafka")
+        if must_agree and flag is not None and file_port is not None and flag != file_port:
+            raise StackError(
+                f"--{field.replace('_', '-')}-port {flag}, but {args.file} ({where}) says "
+                f"{file_port}: dev runs the engines where the file points"
+            )
+        chosen[field] = flag or file_port or getattr(defaults, field)
+    return StackPorts(**chosen)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     spec = load_checked(args.file)
     if spec.worker is None:
         raise StackError(f"{args.file} declares no worker: `dev` needs `worker: {{app: ...}}`")
-    stack = LocalStack(args.home, _ports(args))
-    if stack.admin_url != spec.restate.admin_url.rstrip("/"):
-        _say(
-            f"note: {args.file} names Restate admin {spec.restate.admin_url}; "
-            f"dev runs it at {stack.admin_url}"
-        )
+    stack = LocalStack(args.home, _dev_ports(spec, args))
     stack.start(progress=_say)
     worker = WorkerProcess(
         spec.worker.app,
@@ -290,6 +322,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         port=_worker_port(spec.worker.uri),
         cwd=Path.cwd(),
         bindings=args.file.resolve(),
+        identity_keys=spec.worker.identity_keys,
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -396,13 +429,17 @@ def build_parser() -> argparse.ArgumentParser:
         "install", help="install the Restate server (npm) and Kafka broker (Maven)"
     ).set_defaults(func=cmd_stack_install)
 
-    def with_ports(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def with_ports(
+        p: argparse.ArgumentParser, *, from_file: bool = False
+    ) -> argparse.ArgumentParser:
+        # dev takes its ports from the bindings file unless a flag says otherwise.
         defaults = StackPorts()
-        p.add_argument("--kafka-port", type=int, default=defaults.kafka)
-        p.add_argument("--kafka-controller-port", type=int, default=defaults.kafka_controller)
-        p.add_argument("--ingress-port", type=int, default=defaults.ingress)
-        p.add_argument("--admin-port", type=int, default=defaults.admin)
-        p.add_argument("--fabric-port", type=int, default=defaults.fabric)
+        for field in ("kafka", "kafka_controller", "ingress", "admin", "fabric"):
+            p.add_argument(
+                f"--{field.replace('_', '-')}-port",
+                type=int,
+                default=None if from_file else getattr(defaults, field),
+            )
         return p
 
     up = with_ports(with_home(stack_commands.add_parser("up", help="start Kafka and Restate")))
@@ -478,7 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev = with_ports(
         with_home(
             with_file(commands.add_parser("dev", help="engines + worker + bindings, logs streamed"))
-        )
+        ),
+        from_file=True,
     )
     dev.set_defaults(func=cmd_dev)
 

@@ -56,6 +56,11 @@ class KafkaCoordinates:
             subscription_id=headers.get("restate.subscription.id"),
         )
 
+    @property
+    def key_text(self) -> str | None:
+        """The record key as text (Restate only routes UTF-8 keys)."""
+        return self.key.decode("utf-8", "replace") if self.key is not None else None
+
     def describe(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}"
 

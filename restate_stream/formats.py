@@ -95,10 +95,7 @@ class JsonCodec:
         return self.convert(self.parse(data))
 
     def encode(self, value: Any) -> bytes:
-        try:
-            return json.dumps(to_jsonable(value), separators=(",", ":")).encode()
-        except (TypeError, ValueError) as exc:
-            raise EncodeError(f"not JSON-serialisable: {exc}") from exc
+        return json_text(value).encode()
 
 
 def codec_for(
@@ -120,18 +117,30 @@ def codec_for(
     raise ValueError(f"unknown format {fmt!r}: expected json, avro, bytes or string")
 
 
+def json_text(value: Any) -> str:
+    """Compact JSON for `value` (pydantic models and dataclasses included), or EncodeError."""
+    try:
+        return json.dumps(to_jsonable(value), separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(f"not JSON-serialisable: {exc}") from exc
+
+
 def cloudevent(event_id: str, event_type: str, source: str, time: str, data: Any) -> bytes:
     """A CloudEvents 1.0 structured-mode JSON envelope around `data`."""
-    envelope = {
+    return cloudevent_json(event_id, event_type, source, time, json_text(data))
+
+
+def cloudevent_json(event_id: str, event_type: str, source: str, time: str, data: str) -> bytes:
+    """The envelope around `data` already encoded as JSON text (encoded once, checked early)."""
+    head = {
         "specversion": CLOUDEVENTS_SPEC,
         "id": event_id,
         "source": source,
         "type": event_type,
         "time": time,
         "datacontenttype": "application/json",
-        "data": to_jsonable(data),
     }
-    return json.dumps(envelope, separators=(",", ":")).encode()
+    return (json.dumps(head, separators=(",", ":"))[:-1] + ',"data":' + data + "}").encode()
 
 
 def unwrap_cloudevent(obj: Any) -> tuple[Any, str | None, str | None]:

@@ -27,11 +27,20 @@ _SERVER_OPTIONS = {"client.id"}
 
 
 def group_id(binding: Binding) -> str:
-    return binding.group or binding.options.get("group.id") or f"{GROUP_PREFIX}{binding.name}"
+    return binding.consumer_group
 
 
 def cluster_of(source: str) -> str:
     return source.removeprefix("kafka://").split("/", 1)[0]
+
+
+def subscription_key(sub: Subscription) -> tuple[str, str]:
+    """(cluster, group.id): what identifies a binding's subscription (group ids are per cluster)."""
+    return cluster_of(sub.source), sub.options.get("group.id", "")
+
+
+def binding_key(binding: Binding) -> tuple[str, str]:
+    return binding.cluster, binding.consumer_group
 
 
 def subscription_options(binding: Binding) -> dict[str, str]:
@@ -96,9 +105,10 @@ class AddPartitions:
 @dataclass(frozen=True)
 class RegisterDeployment:
     uri: str
+    reason: str = "the worker must be serving there"
 
     def describe(self) -> str:
-        return f"+ deployment {self.uri} (the worker must be serving there)"
+        return f"+ deployment {self.uri} ({self.reason})"
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,9 @@ class DeleteSubscription:
     sink: str
     reason: str
     binding: str | None = None
+    # The binding's group must be empty before the next subscription on it joins (recreate,
+    # pause); not for a duplicate whose twin stays in the group.
+    wait_group: str | None = None
 
     def describe(self) -> str:
         owner = f" of {self.binding}" if self.binding else ""
@@ -169,6 +182,8 @@ class LiveState:
     deployments: list[Deployment]
     # cluster name -> topic -> partition count, for the clusters the file declares
     topics: dict[str, dict[str, int]]
+    # "Service/handler" of every handler Restate knows
+    handlers: set[str] = field(default_factory=set)
 
 
 TopicAdminFactory = Callable[[Mapping[str, str]], TopicAdmin]
@@ -177,8 +192,11 @@ TopicAdminFactory = Callable[[Mapping[str, str]], TopicAdmin]
 async def fetch_live(
     spec: BindingsFile, admin: AdminClient, topic_admin: TopicAdminFactory = TopicAdmin
 ) -> LiveState:
-    clusters, subscriptions, deployments = await asyncio.gather(
-        admin.list_kafka_clusters(), admin.list_subscriptions(), admin.list_deployments()
+    clusters, subscriptions, deployments, services = await asyncio.gather(
+        admin.list_kafka_clusters(),
+        admin.list_subscriptions(),
+        admin.list_deployments(),
+        admin.list_services(),
     )
     topics: dict[str, dict[str, int]] = {}
     for name, cluster in spec.clusters.items():
@@ -189,6 +207,11 @@ async def fetch_live(
         subscriptions=subscriptions,
         deployments=deployments,
         topics=topics,
+        handlers={
+            f"{service['name']}/{handler['name']}"
+            for service in services
+            for handler in service.get("handlers", [])
+        },
     )
 
 
@@ -274,18 +297,17 @@ def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan
     # A group id is only unique within one Kafka cluster.
     by_group: dict[tuple[str, str], list[Subscription]] = {}
     for sub in live.subscriptions:
-        key = (cluster_of(sub.source), sub.options.get("group.id", ""))
-        by_group.setdefault(key, []).append(sub)
+        by_group.setdefault(subscription_key(sub), []).append(sub)
 
     deletes: list[Change] = []
     creates: list[Change] = []
     for b in spec.bindings:
         group = group_id(b)
-        current = by_group.pop((b.cluster, group), [])
+        current = by_group.pop(binding_key(b), [])
         if b.paused:
             deletes += [
                 DeleteSubscription(
-                    s.id, s.source, s.sink, f"paused; {group} keeps its offsets", b.name
+                    s.id, s.source, s.sink, f"paused; {group} keeps its offsets", b.name, group
                 )
                 for s in current
             ]
@@ -296,8 +318,11 @@ def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan
         for s in current:
             if s is keep:
                 continue
-            reason = f"duplicate of {keep.id}" if keep else _what_changed(s, b)
-            deletes.append(DeleteSubscription(s.id, s.source, s.sink, reason, b.name))
+            if keep is not None:
+                reason, wait = f"duplicate of {keep.id}", None
+            else:
+                reason, wait = _what_changed(s, b), s.options.get("group.id")
+            deletes.append(DeleteSubscription(s.id, s.source, s.sink, reason, b.name, wait))
         if keep is not None:
             plan.unchanged.append(f"binding {b.name}: subscription {keep.id} up to date")
         else:
@@ -330,10 +355,19 @@ def compute_plan(
     if spec.worker is not None:
         # Restate normalises the URI it stores (a trailing slash).
         wanted = spec.worker.uri.rstrip("/")
-        if any((d.uri or "").rstrip("/") == wanted for d in live.deployments):
-            plan.unchanged.append(f"deployment {spec.worker.uri}: registered")
-        else:
+        missing = sorted(
+            f"{b.service}/{b.handler}"
+            for b in spec.bindings
+            if f"{b.service}/{b.handler}" not in live.handlers
+        )
+        if not any((d.uri or "").rstrip("/") == wanted for d in live.deployments):
             plan.changes.append(RegisterDeployment(spec.worker.uri))
+        elif missing:
+            # The worker serves handlers Restate has not discovered yet: register again.
+            reason = f"refresh: Restate does not know {', '.join(missing)}"
+            plan.changes.append(RegisterDeployment(spec.worker.uri, reason))
+        else:
+            plan.unchanged.append(f"deployment {spec.worker.uri}: registered")
     _subscription_changes(spec, live, prune, plan)
     for name in sorted(set(live.clusters) - set(spec.clusters)):
         if prune:

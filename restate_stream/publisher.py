@@ -23,8 +23,8 @@ from typing import Any, Literal
 import restate
 from restate import RunOptions
 
-from connectors.producer import KafkaProducer, create_producer
-from restate_stream.formats import Codec, EncodeError, JsonCodec, cloudevent
+from connectors.producer import KafkaProducer, ProduceFailed, create_producer
+from restate_stream.formats import Codec, EncodeError, JsonCodec, cloudevent_json, json_text
 
 # Test builds set this to a fault point's name to die there with SIGKILL (crash-safety tests).
 FAULT_ENV = "RESTATE_STREAM_FAULT"
@@ -63,9 +63,14 @@ _open: weakref.WeakSet[Publisher] = weakref.WeakSet()
 
 
 async def close_publishers() -> None:
-    """Flush and close every publisher's producer on this event loop (worker shutdown)."""
-    for publisher in list(_open):
-        await publisher.close()
+    """Flush and close every publisher's producer on this event loop (worker shutdown).
+
+    All are closed even if one fails; the first failure is raised afterwards.
+    """
+    results = await asyncio.gather(*(p.close() for p in list(_open)), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 class Publisher:
@@ -108,28 +113,40 @@ class Publisher:
         event_type: str | None = None,
         codec: Codec | None = None,
         envelope: bool = True,
+        retry_forever: bool = False,
     ) -> Published:
-        key_bytes = validate_key(key, topic)
+        """Produce `value` and wait for the broker's ack, exactly once per journal.
+
+        A value that cannot be encoded, a key that is not UTF-8 text, and a permanent broker
+        refusal (too large, not authorised) raise TerminalError; transient errors are retried
+        (`retry_forever` for dead letters, which must not be given up on).
+        """
+        try:
+            key_bytes = validate_key(key, topic)
+            # Encoded once, before the run: a bad value fails now, not after retries.
+            data = json_text(value) if envelope else (codec or JsonCodec()).encode(value)
+        except (EncodeError, TypeError, ValueError) as exc:
+            raise restate.TerminalError(f"publish to {topic!r}: {exc}") from None
         # Drawn outside ctx.run from Restate's deterministic random: the same on every replay.
         event_id = str(ctx.uuid())
         kind = event_type or f"{topic}.published"
-        encoded = None if envelope else (codec or JsonCodec()).encode(value)
         producer = self._producer()
 
         async def produce() -> dict[str, int]:
-            if encoded is None:
+            if isinstance(data, str):
                 now = datetime.now(UTC).isoformat()  # inside the run: journaled, not replayed
-                payload = cloudevent(event_id, kind, self.source, now, value)
+                payload = cloudevent_json(event_id, kind, self.source, now, data)
             else:
-                payload = encoded
-            delivery = await producer.send(topic, payload, key_bytes)
+                payload = data
+            try:
+                delivery = await producer.send(topic, payload, key_bytes)
+            except ProduceFailed as exc:
+                if not exc.retriable:
+                    raise restate.TerminalError(str(exc)) from None
+                raise
             _fault(AFTER_ACK)
             return {"partition": delivery.partition, "offset": delivery.offset}
 
-        try:
-            acked = await ctx.run_typed(
-                f"publish {topic}", produce, RunOptions(max_attempts=self.max_attempts)
-            )
-        except EncodeError as exc:
-            raise restate.TerminalError(f"publish to {topic!r}: {exc}") from exc
+        attempts = None if retry_forever else self.max_attempts
+        acked = await ctx.run_typed(f"publish {topic}", produce, RunOptions(max_attempts=attempts))
         return Published(event_id, topic, acked["partition"], acked["offset"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -29,7 +30,11 @@ def without_lifespan_warnings(app: Any) -> Any:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await close_publishers()  # flush what handlers produced before exiting
+                try:
+                    await close_publishers()  # flush what handlers produced before exiting
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -75,12 +80,16 @@ class BackgroundAppServer:
     def start(self, timeout: float = 10.0) -> None:
         if not port_is_free(self.port, self.host):
             raise RuntimeError(f"port {self.port} for the app server is already in use")
+        self._ready.clear()
+        self._error = None
         self._thread = threading.Thread(target=self._run, name=f"app-server:{self.port}")
         self._thread.daemon = True
         self._thread.start()
         if not self._ready.wait(timeout):
+            self.stop()
             raise RuntimeError(f"app server on {self.uri} did not start within {timeout}s")
         if self._error is not None:
+            self.stop()
             raise RuntimeError(f"app server on {self.uri} failed to start") from self._error
 
     def _run(self) -> None:
@@ -104,16 +113,24 @@ class BackgroundAppServer:
 
         try:
             loop.run_until_complete(main())
-        except BaseException as exc:  # reported through start() or stop()
+        except BaseException as exc:  # reported by start() or stop()
             self._error = exc
             self._ready.set()
         finally:
             loop.close()
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self._loop is None or self._thread is None or self._stop is None:
+        """Stop serving; raises if the server crashed after it started or will not stop."""
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None or loop is None or stop is None:
             return
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
+        # A closed loop raises RuntimeError: the server has ended by itself.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout)
         self._thread = None
+        if thread.is_alive():
+            raise RuntimeError(f"app server on {self.uri} did not stop within {timeout}s")
+        if self._error is not None and self._ready.is_set():
+            error, self._error = self._error, None
+            raise RuntimeError(f"app server on {self.uri} failed while serving") from error

@@ -9,7 +9,7 @@ from typing import Any
 from connectors import PartitionLag
 from restate_stream.admin import AdminClient, sql_literal
 from restate_stream.bindings import BindingsFile
-from restate_stream.plan import TopicAdminFactory, group_id
+from restate_stream.plan import TopicAdminFactory, binding_key, group_id, subscription_key
 
 # Invocation states in which a key's later records wait: the binding is stuck on that key.
 STUCK_STATES = ("backing-off", "paused")
@@ -68,11 +68,7 @@ async def binding_statuses(
     result = []
     for b in spec.bindings:
         group = group_id(b)
-        subs = [
-            s.id
-            for s in subscriptions
-            if s.options.get("group.id") == group and s.source.startswith(f"kafka://{b.cluster}/")
-        ]
+        subs = [s.id for s in subscriptions if subscription_key(s) == binding_key(b)]
         state = "paused" if b.paused else ("active" if subs else "missing")
         status = BindingStatus(b.name, b.source, b.sink, group, state, subs)
         client = topic_admin(spec.clusters[b.cluster].properties)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from hypercorn.run import run
 
 from restate_stream._worker_asgi import APP_ENV, BINDINGS_ENV, IDENTITY_KEYS_ENV
 from restate_stream.serving import hypercorn_config
-from restate_stream.stack.ports import LOOPBACK, accepts_connections, ensure_free, free_ports
+from restate_stream.stack.ports import LOOPBACK, ensure_free, free_ports, wait_until_listening
 from restate_stream.stack.process import ManagedProcess, tail
 
 
@@ -36,9 +35,11 @@ class WorkerProcess:
         cwd: Path | None = None,
         bindings: Path | None = None,
         env: Mapping[str, str] | None = None,
+        identity_keys: list[str] | None = None,
     ) -> None:
         self.app = app
         self.bindings = bindings
+        self.identity_keys = list(identity_keys or [])
         self.env = dict(env or {})
         self.log_path = log_path
         self.port = port if port is not None else free_ports(1)[0]
@@ -64,21 +65,19 @@ class WorkerProcess:
                 "--processes",
                 str(self.processes),
                 *(["--bindings", str(self.bindings)] if self.bindings else []),
+                *(["--identity-keys", ",".join(self.identity_keys)] if self.identity_keys else []),
             ],
             self.log_path,
             cwd=self.cwd,
             env=self.env,
         )
         self.process.start()
-        deadline = time.monotonic() + timeout
-        while not accepts_connections(self.port):
-            if not self.process.running() or time.monotonic() > deadline:
-                self.process.stop()
-                raise WorkerStartError(
-                    f"the worker serving {self.app} did not listen on {self.uri}; "
-                    f"last lines of {self.log_path}:\n{tail(self.log_path)}"
-                )
-            time.sleep(0.05)
+        if not wait_until_listening(self.port, timeout=timeout, alive=self.process.running):
+            self.process.stop()
+            raise WorkerStartError(
+                f"the worker serving {self.app} did not listen on {self.uri}; "
+                f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+            )
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is not None:
@@ -110,8 +109,10 @@ def _main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--bindings", type=Path, help="wrap the handlers this file binds")
+    parser.add_argument("--identity-keys", default="", help="comma-separated publickeyv1_...")
     args = parser.parse_args()
-    serve_forever(args.app, args.host, args.port, args.processes, bindings=args.bindings)
+    keys = [k for k in args.identity_keys.split(",") if k]
+    serve_forever(args.app, args.host, args.port, args.processes, keys, bindings=args.bindings)
 
 
 if __name__ == "__main__":

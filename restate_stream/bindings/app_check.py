@@ -74,6 +74,13 @@ def check_against_app(spec: BindingsFile, services: Iterable[AnyService]) -> Non
                 f"key; set keyed: true, or point at a plain service handler"
             )
             problems.append(spec.problem(i, "keyed", message))
+        if binding.dedupe and handler_kind(service, binding.handler) in ("shared", "service"):
+            message = (
+                "dedupe keeps the seen event ids in the object's state, which needs an "
+                f"exclusive object handler; '{binding.service}/{binding.handler}' is "
+                f"{handler_kind(service, binding.handler)}"
+            )
+            problems.append(spec.problem(i, "dedupe", message))
     if problems:
         raise BindingsError(problems)
 

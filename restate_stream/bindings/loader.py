@@ -660,17 +660,21 @@ class _Parser:
             binding = self.binding(m, clusters, topics)
             if binding is None:
                 continue
-            if binding.group is not None:
-                group_key = (binding.cluster, binding.group)
-                if group_key in groups:
-                    other, line = groups[group_key]
-                    self.report(
-                        binding.position("group"),
-                        m.field("group"),
-                        f"consumer group {binding.group!r} is already used by binding "
-                        f"{other!r} (line {line}); each binding needs its own group",
-                    )
-                groups.setdefault(group_key, (binding.name, binding.line))
+            # Two bindings in one group would split the partitions between them. (A repeated
+            # name repeats the default group too: that is reported once, as the name.)
+            group_key = (binding.cluster, binding.consumer_group)
+            repeated_default = binding.group is None and "group.id" not in binding.options
+            if group_key in groups and not (
+                repeated_default and groups[group_key][0] == binding.name
+            ):
+                other, line = groups[group_key]
+                self.report(
+                    binding.position("group"),
+                    m.field("group"),
+                    f"consumer group {binding.consumer_group!r} is already used by binding "
+                    f"{other!r} (line {line}); each binding needs its own group",
+                )
+            groups.setdefault(group_key, (binding.name, binding.line))
             route = (binding.source, binding.sink)
             if route in routes:
                 other, line = routes[route]
@@ -750,6 +754,12 @@ class _Parser:
                 v("dead_letter") or m.node,
                 f("dead_letter"),
                 "the dead-letter topic must differ from the binding's topic",
+            )
+        if dedupe and format_ not in (None, "json"):
+            self.report(
+                v("dedupe") or m.node,
+                f("dedupe"),
+                "dedupe needs format json: the event id travels in a CloudEvents JSON envelope",
             )
         for option, own_field in (("group.id", "group"), ("auto.offset.reset", "start")):
             if option in options and v(own_field) is not None:

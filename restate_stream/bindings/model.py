@@ -114,6 +114,11 @@ class Binding:
     positions: dict[str, Position] = field(default_factory=dict, compare=False, repr=False)
 
     @property
+    def consumer_group(self) -> str:
+        """The pinned Kafka group.id: how apply finds this binding's subscription again."""
+        return self.group or self.options.get("group.id") or f"restate-stream.{self.name}"
+
+    @property
     def sink(self) -> str:
         return f"service://{self.service}/{self.handler}"
 

@@ -10,12 +10,14 @@ never downloaded again.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -147,8 +149,22 @@ def _run(argv: list[str], what: str, log: Path) -> None:
         )
 
 
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """One installer at a time per target (two test sessions may start together)."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with (root.parent / f".{root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def install_restate(cache: Path | None = None, progress: Progress = print) -> RestateInstall:
     target = restate_install(cache)
+    with _exclusive(target.root):
+        return _install_restate(target, progress)
+
+
+def _install_restate(target: RestateInstall, progress: Progress) -> RestateInstall:
     if target.complete:
         progress(f"restate-server {RESTATE_SERVER_VERSION}: present at {target.binary}")
         return target
@@ -187,6 +203,11 @@ def install_restate(cache: Path | None = None, progress: Progress = print) -> Re
 def install_kafka(cache: Path | None = None, progress: Progress = print) -> KafkaInstall:
     target = kafka_install(cache)
     require_java()
+    with _exclusive(target.root):
+        return _install_kafka(target, progress)
+
+
+def _install_kafka(target: KafkaInstall, progress: Progress) -> KafkaInstall:
     if target.complete:
         progress(f"kafka {KAFKA_VERSION}: present at {target.lib}")
         return target

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable
 
 LOOPBACK = "127.0.0.1"
 
@@ -54,3 +56,19 @@ def accepts_connections(port: int, host: str = LOOPBACK, timeout: float = 0.5) -
             return True
     except OSError:
         return False
+
+
+def wait_until_listening(
+    port: int,
+    host: str = LOOPBACK,
+    *,
+    timeout: float = 30.0,
+    alive: Callable[[], bool] = lambda: True,
+) -> bool:
+    """Poll until `port` accepts connections; False on timeout or once `alive()` says no."""
+    deadline = time.monotonic() + timeout
+    while not accepts_connections(port, host):
+        if not alive() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -19,9 +19,17 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+# Resolved now, not in the child: after fork only async-signal-safe work is safe (no dlopen).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    def in_child() -> None:  # between fork and exec
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return in_child
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -67,7 +75,7 @@ class ManagedProcess:
                 env={**os.environ, **(self.env or {})},
                 cwd=self.cwd,
                 start_new_session=True,
-                preexec_fn=None if detached else _die_with_parent,
+                preexec_fn=None if detached else _die_with_parent(os.getpid()),
             )
 
     def running(self) -> bool:

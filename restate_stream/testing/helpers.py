@@ -32,7 +32,7 @@ class ServedApp:
 async def serve_app(app: Any, admin: AdminClient) -> AsyncIterator[ServedApp]:
     """Serve `app` in-process on a free port and register it as a Restate deployment."""
     server = BackgroundAppServer(app)
-    await asyncio.to_thread(server.start)
+    await asyncio.to_thread(server.start)  # stops what it started if it fails
     try:
         deployment = await admin.register_deployment(server.uri, force=True)
         yield ServedApp(server, deployment)

@@ -199,3 +199,20 @@ def test_import_app_errors(app_module: tuple[str, Path]) -> None:
         import_app("rs_test_missing_mod:app", app_dir=directory)
     with pytest.raises(AppImportError, match="has no attribute 'ap'; did you mean 'app'"):
         import_app(f"{name}:ap", app_dir=directory)
+
+
+def test_dedupe_needs_an_exclusive_handler() -> None:
+    obj = restate.VirtualObject("Dd")
+
+    @obj.handler(kind="shared")
+    async def peek(ctx: restate.ObjectSharedContext, event: dict[str, Any]) -> None: ...
+
+    spec = parse_bindings(
+        "kafka: {clusters: {local: {bootstrap.servers: 'k:9092'}}}\n"
+        "bindings:\n"
+        "  - {name: b, topic: t, handler: Dd/peek, dedupe: true}\n",
+        Path("dd.yaml"),
+        env={},
+    )
+    with pytest.raises(BindingsError, match=r"dd.yaml:3:.*bindings\[0\]\.dedupe: .*exclusive"):
+        check_against_app(spec, [obj])

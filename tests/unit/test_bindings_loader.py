@@ -550,3 +550,24 @@ def test_all_problems_in_one_pass_sorted_by_line() -> None:
 def test_load_missing_file(tmp_path: Path) -> None:
     with pytest.raises(BindingsError, match="cannot read the file"):
         load_bindings(tmp_path / "absent.yaml")
+
+
+def test_default_group_colliding_with_a_pinned_one_is_an_error() -> None:
+    text = (
+        "kafka: {clusters: {local: {bootstrap.servers: 'k:9092'}}}\n"
+        "bindings:\n"
+        "  - {name: a, topic: t1, handler: S/h}\n"
+        "  - {name: b, topic: t2, handler: S/h2, group: restate-stream.a}\n"
+    )
+    with pytest.raises(BindingsError, match=r"consumer group 'restate-stream.a' is already used"):
+        parse_bindings(text, Path("g.yaml"), env={})
+
+
+def test_dedupe_needs_json() -> None:
+    text = (
+        "kafka: {clusters: {local: {bootstrap.servers: 'k:9092'}}}\n"
+        "bindings:\n"
+        "  - {name: a, topic: t1, handler: S/h, format: string, dedupe: true}\n"
+    )
+    with pytest.raises(BindingsError, match=r"g.yaml:3:.*dedupe needs format json"):
+        parse_bindings(text, Path("g.yaml"), env={})

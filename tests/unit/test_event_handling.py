@@ -138,3 +138,31 @@ def test_dead_letter_record_keeps_the_original_and_the_reason() -> None:
     assert binary["value"] is None and base64.b64decode(binary["value_base64"]) == b"\xff\x00"
     envelope = cloudevent("id", "restate-stream.dead-letter", "s", "now", text)
     assert dead_letter_json(envelope) == text
+
+
+def test_input_type_when_ctx_has_no_annotation() -> None:
+    async def untyped_ctx(ctx, value: Point) -> None: ...  # type: ignore[no-untyped-def]
+    async def untyped_ctx_event(ctx, event: KafkaEvent[Model]) -> None: ...  # type: ignore[no-untyped-def]
+
+    assert input_type_of(untyped_ctx) == (Point, False)
+    assert input_type_of(untyped_ctx_event) == (Model, True)
+
+
+def test_terminal_errors_are_found_through_wrapping_exceptions() -> None:
+    import restate
+    from restate.exceptions import SdkInternalBaseException
+
+    from restate_stream.bound import _causes
+
+    terminal = restate.TerminalError("rejected")
+    try:
+        try:
+            raise terminal
+        except restate.TerminalError as exc:
+            raise ValueError("wrapped") from exc
+    except ValueError as wrapped:
+        assert _causes(wrapped) == (terminal, False)
+    assert _causes(RuntimeError("plain")) == (None, False)
+    internal = RuntimeError("wraps a suspension")
+    internal.__cause__ = SdkInternalBaseException("suspended")
+    assert _causes(internal) == (None, True)

@@ -46,12 +46,18 @@ def live(
     subscriptions: list[Subscription] | None = None,
     deployments: list[Deployment] | None = None,
     topics: dict[str, dict[str, int]] | None = None,
+    handlers: set[str] | None = None,
 ) -> LiveState:
+    subscriptions = subscriptions or []
     return LiveState(
         clusters={name: KafkaCluster(name, props) for name, props in (clusters or {}).items()},
-        subscriptions=subscriptions or [],
+        subscriptions=subscriptions,
         deployments=deployments or [],
         topics=topics or {},
+        # By default Restate knows the handlers the live subscriptions point at.
+        handlers=handlers
+        if handlers is not None
+        else {s.sink.removeprefix("service://") for s in subscriptions},
     )
 
 
@@ -567,3 +573,12 @@ def test_group_id_in_options_converges() -> None:
     state = converged(subscriptions=[sub("sub_1", "custom")])
     plan = compute_plan(spec, state)
     assert plan.changes == [], plan.render()
+
+
+def test_registered_worker_missing_a_bound_handler_is_registered_again() -> None:
+    state = converged(
+        deployments=[Deployment("dp_1", "http://worker:9080/", ["Orders"])], handlers=set()
+    )
+    [change] = compute_plan(parse(WORKER), state).changes
+    assert isinstance(change, RegisterDeployment)
+    assert "Restate does not know Orders/handle" in change.describe()
