@@ -11,9 +11,13 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaExcep
 # NewTopic, NewPartitions and OffsetSpec are public API but missing from the type exports.
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
     NewPartitions,
     NewTopic,
     OffsetSpec,
+    ResourceType,
 )
 
 
@@ -84,6 +88,20 @@ class TopicAdmin:
 
     def delete_topic(self, name: str, timeout: float = 30.0) -> None:
         self._client.delete_topics([name], operation_timeout=timeout)[name].result(timeout)
+
+    def set_topic_config(self, name: str, config: Mapping[str, str], timeout: float = 30.0) -> None:
+        """Set topic-level configs (others keep their values)."""
+        resource = ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in config.items()
+            ],
+        )
+        futures = self._client.incremental_alter_configs([resource], request_timeout=timeout)
+        for future in futures.values():
+            future.result(timeout)
 
     def add_partitions(self, name: str, total: int, timeout: float = 30.0) -> None:
         """Grow `name` to `total` partitions (Kafka cannot shrink a topic)."""

@@ -235,9 +235,9 @@ class BoundHandler:
                 retry_forever=True,
             )
         except restate.TerminalError as exc:
-            # Refused for good (too large, not authorised): retry the invocation, blocking
-            # the key, rather than complete it and lose the record. `from None`: the SDK
-            # would otherwise find the TerminalError as the cause and fail the invocation.
+            # Not publishable (bad key or value): retry the invocation, blocking the key,
+            # rather than complete it and lose the record. `from None`: the SDK would
+            # otherwise find the TerminalError as the cause and fail the invocation.
             raise RuntimeError(
                 f"dead-lettering ({where}) to {b.dead_letter!r} failed: {exc.message}"
             ) from None

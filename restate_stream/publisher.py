@@ -118,8 +118,9 @@ class Publisher:
         """Produce `value` and wait for the broker's ack, exactly once per journal.
 
         A value that cannot be encoded, a key that is not UTF-8 text, and a permanent broker
-        refusal (too large, not authorised) raise TerminalError; transient errors are retried
-        (`retry_forever` for dead letters, which must not be given up on).
+        refusal (too large, not authorised) raise TerminalError; transient errors are retried.
+        With `retry_forever` (dead letters, which must not be given up on) every broker error
+        is retried, so the publish succeeds once an operator fixes the cause.
         """
         try:
             key_bytes = validate_key(key, topic)
@@ -141,7 +142,9 @@ class Publisher:
             try:
                 delivery = await producer.send(topic, payload, key_bytes)
             except ProduceFailed as exc:
-                if not exc.retriable:
+                # A TerminalError inside the run is journaled: every replay would fail the
+                # same way even after the cause is fixed. Dead letters keep retrying instead.
+                if not exc.retriable and not retry_forever:
                     raise restate.TerminalError(str(exc)) from None
                 raise
             _fault(AFTER_ACK)

@@ -3,6 +3,7 @@ every good one is processed once, in order, and keys with poison keep flowing.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -118,3 +119,78 @@ bindings:
         expected_counts[error] = expected_counts.get(error, 0) + 1
     assert by_error == expected_counts
     assert total_good + len(letters) == len(records), "the counts add up"
+
+
+async def test_a_refused_dead_letter_blocks_the_key_instead_of_losing_the_record(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    tmp_path: Path,
+) -> None:
+    """The dead-letter topic refuses the record (too large): the invocation keeps retrying,
+    the key's later records wait, other keys flow; once the topic accepts it, all proceed."""
+    run = uuid.uuid4().hex[:8]
+    topic, dlq, cluster = f"orders-{run}", f"orders-{run}.dlq", f"c-{run}"
+    bootstrap = restate_stream_stack.bootstrap_servers
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        f"""\
+restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
+kafka:
+  clusters:
+    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
+topics:
+  {topic}: {{cluster: {cluster}, partitions: 1}}
+  {dlq}: {{cluster: {cluster}, partitions: 1, config: {{max.message.bytes: "300"}}}}
+bindings:
+  - name: orders
+    topic: {topic}
+    handler: PoisonSink/consume
+    dead_letter: {dlq}
+    retry: {{initial_interval: 100ms, max_interval: 500ms}}
+"""
+    )
+    spec = load_bindings(path)
+    bind([poison_app.sink], spec)
+    blocked, flowing = f"{run}-blocked", f"{run}-flowing"
+    # Undecodable (no such field) and too large for the dead-letter topic's limit.
+    rejected = {"id": 1, "amount": 1, "note": "x" * 400}
+
+    async with restate_app(poison_app.app):
+        _, report = await apply_bindings(spec, restate_admin)
+        assert report.ok, report.render()
+        produce_records(
+            bootstrap,
+            topic,
+            [
+                Record(blocked, json.dumps(rejected)),
+                Record(blocked, json.dumps({"id": 2, "amount": 2})),
+                Record(flowing, json.dumps({"id": 3, "amount": 3})),
+            ],
+        )
+
+        async def orders() -> dict[str, Any]:
+            state = await object_state(restate_admin, "PoisonSink", "orders")
+            return {k: [i for i, _ in v] for k, v in state.items() if k in (blocked, flowing)}
+
+        assert (await wait_until(orders, lambda s: flowing in s, timeout=60)) == {flowing: [3]}
+        await asyncio.sleep(2.0)
+        assert blocked not in await orders(), "the key waits behind the unrecorded failure"
+        assert await topic_records(bootstrap, dlq) == [], "the dead-letter topic refused it"
+        pending = await restate_admin.query(
+            "SELECT status, last_failure FROM sys_invocation WHERE target_service_key = "
+            f"'{blocked}' AND status != 'completed'"
+        )
+        assert pending and "Message size too large" in (pending[0]["last_failure"] or "")
+
+        # The operator raises the limit: the next retry records the dead letter.
+        TopicAdmin(bootstrap).set_topic_config(dlq, {"max.message.bytes": "1048576"})
+        final = await wait_until(orders, lambda s: blocked in s, timeout=60)
+        [letter] = await topic_records(bootstrap, dlq, at_least=1)
+        for sub in await restate_admin.list_subscriptions():
+            if cluster in sub.source:
+                await restate_admin.delete_subscription(sub.id)
+        await restate_admin.delete_kafka_cluster(cluster, force=True)
+
+    assert final == {blocked: [2], flowing: [3]}
+    assert dead_letter_json(letter.value or b"")["error"]["type"] == "DecodeError"
