@@ -178,3 +178,32 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "dev: stopping" in output
     for port in (ports.kafka, ports.admin, ports.ingress, worker_port):
         assert port_is_free(port), f"port {port} still held after dev stopped:\n{output}"
+
+
+@pytest.mark.parametrize(
+    ("broken", "expected"),
+    [
+        ("    handler: Account/apply_paymnt\n", "has no handler 'apply_paymnt'"),
+        ("    handler: Account/apply_payment\n    strat: earliest\n", "did you mean 'start'"),
+        ("    handler: Account/apply_payment\n    retry: {initial_interval: soon}\n", "duration"),
+    ],
+)
+async def test_a_broken_file_applies_nothing(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    tmp_path: Path,
+    broken: str,
+    expected: str,
+) -> None:
+    topic = f"broken-{uuid.uuid4().hex[:8]}"
+    text = bindings_yaml(
+        restate_stream_stack.admin_url, restate_stream_stack.bootstrap_servers, topic, 1
+    ).replace("    handler: Account/apply_payment\n", broken)
+    path = tmp_path / "bindings.yaml"
+    path.write_text(text)
+    before = (await restate_admin.list_kafka_clusters(), await restate_admin.list_subscriptions())
+    result = run_cli("apply", "-f", str(path))
+    assert result.returncode == 2
+    assert f"{path}:" in result.stderr and expected in result.stderr, result.stderr
+    after = (await restate_admin.list_kafka_clusters(), await restate_admin.list_subscriptions())
+    assert after == before, "nothing was applied"
