@@ -11,7 +11,8 @@ counter = restate.VirtualObject("BenchCounter")
 
 @counter.handler()
 async def count(ctx: restate.ObjectContext, event: dict[str, Any]) -> None:
-    ctx.set("count", (await ctx.get("count") or 0) + 1)
+    current: int = await ctx.get("count", type_hint=int) or 0
+    ctx.set("count", current + 1)
 
 
 app = restate.app([counter])

@@ -51,7 +51,7 @@ def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
                 if message.error() is None:
                     if seen == 0:
                         first = time.perf_counter()
-                    json.loads(message.value())  # the handler side decodes too
+                    json.loads(message.value() or b"null")  # the handler side decodes too
                     seen += 1
     finally:
         consumer.close()

@@ -14,7 +14,8 @@ async def apply_payment(ctx: restate.ObjectContext, payment: dict[str, Any]) -> 
     # Exclusive handler: one invocation per account at a time, in partition order.
     balance: int = await ctx.get("balance") or 0
     ctx.set("balance", balance + int(payment["amount_cents"]))
-    ctx.set("payments", (await ctx.get("payments") or 0) + 1)
+    payments: int = await ctx.get("payments", type_hint=int) or 0
+    ctx.set("payments", payments + 1)
 
 
 @account.handler(kind="shared")
