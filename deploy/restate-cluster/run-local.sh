@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Try the 3-node cluster of restate.toml on one machine: each node on loopback with its own
+# ports, base dir, log and process group, run from the binary `restate-stream stack install`
+# put in the cache.
+#
+#   deploy/restate-cluster/run-local.sh [start|stop|status]     (default: start)
+#
+# Settings (environment):
+#   CLUSTER_HOME   data, logs and pids       (default: ~/.cache/restate-stream/cluster)
+#   SERVER_BIN     restate-server binary     (default: the one restate-stream installed)
+#   FABRIC_PORTS / ADMIN_PORTS / INGRESS_PORTS   three ports each, node 1 first
+#                  (default: "5122 25122 35122" / "9070 29070 39070" / "8080 28080 38080")
+# Not named RESTATE_*: restate-server reads every RESTATE_* variable as configuration.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+home=${CLUSTER_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/restate-stream/cluster}
+read -r -a fabric <<<"${FABRIC_PORTS:-5122 25122 35122}"
+read -r -a admin <<<"${ADMIN_PORTS:-9070 29070 39070}"
+read -r -a ingress <<<"${INGRESS_PORTS:-8080 28080 38080}"
+nodes=(1 2 3)
+
+die() { echo "run-local: $*" >&2; exit 1; }
+
+server_bin() {
+  if [[ -n "${SERVER_BIN:-}" ]]; then echo "$SERVER_BIN"; return; fi
+  local python=python3
+  [[ -x "$repo/.venv/bin/python" ]] && python="$repo/.venv/bin/python"
+  "$python" -c 'from restate_stream.stack.install import restate_install as r; print(r().binary)'
+}
+
+pid_of() { cat "$home/node-$1/pid" 2>/dev/null || true; }
+alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
+answers() { curl -sf -o /dev/null --max-time 1 "$1"; }
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_node() {
+  local i=$1 n=$(($1 - 1)) bin=$2 addresses=$3 dir="$home/node-$1"
+  mkdir -p "$dir"
+  (
+    set -a
+    # shellcheck disable=SC1090  # node name, id, auto-provision; the address is replaced below
+    . "$here/node-$i.env"
+    set +a
+    export RESTATE_BIND_IP=127.0.0.1 RESTATE_LISTEN_MODE=tcp \
+      RESTATE_BIND_PORT="${fabric[n]}" \
+      RESTATE_ADMIN__BIND_PORT="${admin[n]}" \
+      RESTATE_INGRESS__BIND_PORT="${ingress[n]}" \
+      RESTATE_ADVERTISED_ADDRESS="http://127.0.0.1:${fabric[n]}/" \
+      RESTATE_METADATA_CLIENT__ADDRESSES="$addresses" \
+      RESTATE_LOG_DISABLE_ANSI_CODES=true RESTATE_DISABLE_TELEMETRY=true
+    # Not a job-control shell, so the child is no group leader and setsid needs no fork:
+    # $! is the server's pid and the id of its new process group.
+    setsid "$bin" --no-logo --config-file "$here/restate.toml" --base-dir "$dir/data" \
+      >>"$dir/restate.log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
+  )
+}
+
+cmd_start() {
+  command -v curl >/dev/null || die "curl is needed to wait for the nodes"
+  local bin i pid
+  bin=$(server_bin) || die "no restate-server: run \`restate-stream stack install\` or set SERVER_BIN"
+  [[ -x "$bin" ]] || die "$bin is missing: run \`restate-stream stack install\` or set SERVER_BIN"
+  for i in "${nodes[@]}"; do
+    alive "$(pid_of "$i")" && die "node $i already runs (pid $(pid_of "$i")): \`$0 stop\` first"
+  done
+  for port in "${fabric[@]}" "${admin[@]}" "${ingress[@]}"; do
+    port_taken "$port" && die "port $port on 127.0.0.1 is in use; choose others (see the header)"
+  done
+  local addresses="["
+  for i in "${nodes[@]}"; do addresses+="\"http://127.0.0.1:${fabric[i - 1]}/\","; done
+  addresses="${addresses%,}]"
+  for i in "${nodes[@]}"; do start_node "$i" "$bin" "$addresses"; done
+  echo "run-local: started 3 nodes from $bin; data and logs under $home"
+
+  local deadline=$((SECONDS + 90))
+  for i in "${nodes[@]}"; do
+    pid=$(pid_of "$i")
+    until answers "http://127.0.0.1:${admin[i - 1]}/health" \
+      && answers "http://127.0.0.1:${ingress[i - 1]}/restate/health"; do
+      if ! alive "$pid"; then
+        tail -n 30 "$home/node-$i/restate.log" >&2
+        cmd_stop
+        die "node $i exited while starting; log: $home/node-$i/restate.log"
+      fi
+      if ((SECONDS >= deadline)); then
+        cmd_stop
+        die "node $i not healthy after 90s; log: $home/node-$i/restate.log"
+      fi
+      sleep 0.5
+    done
+  done
+  for i in "${nodes[@]}"; do
+    echo "node $i: admin http://127.0.0.1:${admin[i - 1]}  ingress" \
+      "http://127.0.0.1:${ingress[i - 1]}  fabric ${fabric[i - 1]}  pid $(pid_of "$i")"
+  done
+  echo "cluster: $(curl -sf "http://127.0.0.1:${admin[0]}/cluster-health")"
+  echo "run-local: \`$0 stop\` stops all three"
+}
+
+cmd_stop() {
+  local i pid t
+  for i in "${nodes[@]}"; do
+    pid=$(pid_of "$i")
+    alive "$pid" && kill -TERM -- "-$pid" 2>/dev/null || true
+  done
+  for i in "${nodes[@]}"; do
+    pid=$(pid_of "$i")
+    for ((t = 0; t < 100; t++)); do alive "$pid" || break; sleep 0.2; done
+    if alive "$pid"; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
+    rm -f "$home/node-$i/pid"
+  done
+  echo "run-local: stopped"
+}
+
+cmd_status() {
+  local i pid code=0
+  for i in "${nodes[@]}"; do
+    pid=$(pid_of "$i")
+    if ! alive "$pid"; then
+      echo "node $i: down"; code=1
+    elif answers "http://127.0.0.1:${admin[i - 1]}/health"; then
+      echo "node $i: healthy (pid $pid, admin ${admin[i - 1]})"
+    else
+      echo "node $i: running, admin not answering (pid $pid)"; code=1
+    fi
+  done
+  return $code
+}
+
+case "${1:-start}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  *) die "usage: $0 [start|stop|status]" ;;
+esac

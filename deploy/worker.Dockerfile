@@ -1,0 +1,27 @@
+# The restate-stream worker: the project installed with pip plus the example apps, serving the
+# app that the mounted /app/bindings.yaml names, over h2c (Restate dials prior-knowledge HTTP/2).
+# Build from the repository root:  docker build -f deploy/worker.Dockerfile -t restate-stream-worker:0.1.0 .
+FROM python:3.11.13-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+# What the wheel build reads: the readme is package metadata, the pom is force-included.
+COPY pyproject.toml README.md ./
+COPY deploy/kafka/pom.xml deploy/kafka/pom.xml
+COPY restate_stream restate_stream
+COPY connectors connectors
+RUN pip install ".[avro]" && rm -rf /src
+
+# The example apps are not in the wheel: bindings name them as importable modules.
+WORKDIR /app
+COPY examples examples
+ENV PYTHONPATH=/app
+
+RUN useradd --system --uid 10001 --no-create-home worker
+USER 10001
+EXPOSE 9080
+CMD ["restate-stream", "worker", "-f", "/app/bindings.yaml", "--host", "0.0.0.0"]
