@@ -6,12 +6,19 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from connectors.avro import AvroCodec, AvroDecodeError
+from connectors.schema_registry import SchemaRegistryClient
 from restate_stream.formats import DecodeError
 
 
 class BindingAvroCodec:
-    def __init__(self, schema: Path, wire: str) -> None:
-        self._codec = AvroCodec(schema, wire=cast(Literal["plain", "confluent"], wire))
+    def __init__(self, schema: Path, wire: str, registry_url: str | None = None) -> None:
+        # Lookups are cached per schema id: only the first record of a new id asks the
+        # registry; a registry that is down raises (the invocation is retried, not
+        # dead-lettered), an id it does not know is a DecodeError.
+        registry = SchemaRegistryClient(registry_url) if registry_url else None
+        self._codec = AvroCodec(
+            schema, wire=cast(Literal["plain", "confluent"], wire), registry=registry
+        )
 
     def decode(self, data: bytes) -> Any:
         try:
@@ -24,5 +31,5 @@ class BindingAvroCodec:
         return encoded
 
 
-def avro_codec(schema: Path, wire: str) -> BindingAvroCodec:
-    return BindingAvroCodec(schema, wire)
+def avro_codec(schema: Path, wire: str, registry_url: str | None = None) -> BindingAvroCodec:
+    return BindingAvroCodec(schema, wire, registry_url)

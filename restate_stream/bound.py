@@ -288,7 +288,7 @@ def bind(
         original = handler.fn.fn if isinstance(handler.fn, BoundHandler) else handler.fn
         user_fn = typing.cast(Callable[[Any, Any], Awaitable[Any]], original)
         value_type, wants_event = input_type_of(user_fn)
-        codec = codec_for(b.format, value_type, b.schema, b.avro_wire)
+        codec = codec_for(b.format, value_type, b.schema, b.avro_wire, b.schema_registry)
         if b.cluster not in publishers:
             publishers[b.cluster] = Publisher(spec.clusters[b.cluster].properties)
         handler.fn = BoundHandler(b, user_fn, codec, publishers[b.cluster], wants_event)

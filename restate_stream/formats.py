@@ -99,7 +99,11 @@ class JsonCodec:
 
 
 def codec_for(
-    fmt: str, value_type: Any = None, schema: Path | None = None, wire: str = "plain"
+    fmt: str,
+    value_type: Any = None,
+    schema: Path | None = None,
+    wire: str = "plain",
+    registry_url: str | None = None,
 ) -> Codec:
     if fmt == "json":
         return JsonCodec(value_type)
@@ -112,7 +116,7 @@ def codec_for(
 
         if schema is None:
             raise ValueError("format avro needs a schema file")
-        codec: Codec = avro_codec(schema, wire)
+        codec: Codec = avro_codec(schema, wire, registry_url)
         return codec
     raise ValueError(f"unknown format {fmt!r}: expected json, avro, bytes or string")
 

@@ -63,6 +63,7 @@ _BINDING_KEYS = (
     "format",
     "schema",
     "avro_wire",
+    "schema_registry",
     "start",
     "group",
     "dead_letter",
@@ -715,6 +716,7 @@ class _Parser:
         format_: Format | None = self.choice(v("format"), f("format"), FORMATS)
         schema = self.string(v("schema"), f("schema"), "a path to an Avro schema (.avsc) file")
         avro_wire: AvroWire | None = self.choice(v("avro_wire"), f("avro_wire"), AVRO_WIRES)
+        schema_registry = self.url(v("schema_registry"), f("schema_registry"))
         start: Start | None = self.choice(v("start"), f("start"), STARTS)
         group = self.string(v("group"), f("group"), "a consumer group id")
         dead_letter = self.topic_name(v("dead_letter"), f("dead_letter"))
@@ -748,6 +750,13 @@ class _Parser:
                 v("avro_wire") or m.node,
                 f("avro_wire"),
                 f"avro_wire applies only to format: avro (format is {format_})",
+            )
+        if v("schema_registry") is not None and (format_ != "avro" or avro_wire != "confluent"):
+            self.report(
+                v("schema_registry") or m.node,
+                f("schema_registry"),
+                "schema_registry applies only to format: avro with avro_wire: confluent "
+                "(it resolves the schema ids those records carry)",
             )
         if topic is not None and dead_letter == topic:
             self.report(
@@ -786,6 +795,7 @@ class _Parser:
             format=format_,
             schema=schema_path,
             avro_wire=avro_wire or "plain",
+            schema_registry=schema_registry,
             start=start or "earliest",
             group=group,
             dead_letter=dead_letter,

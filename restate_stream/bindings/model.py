@@ -100,6 +100,8 @@ class Binding:
     format: Format = "json"
     schema: Path | None = None
     avro_wire: AvroWire = "plain"
+    # Resolves the writer schema of Confluent-wire records written under another schema id.
+    schema_registry: str | None = None
     start: Start = "earliest"
     group: str | None = None
     dead_letter: str | None = None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -132,3 +134,103 @@ bindings:
     assert by_topic[f"plain-{run}"]["source"]["offset"] == 10
     assert "expected 0x00" in by_topic[f"confluent-{run}"]["error"]["message"]
     assert "does not match Payment" in by_topic[f"json-{run}"]["error"]["message"]
+
+
+class _Registry(BaseHTTPRequestHandler):
+    """The one Schema Registry call decoding needs: GET /schemas/ids/{id}."""
+
+    schemas: ClassVar[dict[int, dict[str, Any]]] = {}
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        schema_id = int(self.path.rsplit("/", 1)[-1])
+        if schema_id in self.schemas:
+            body, status = {"schema": json.dumps(self.schemas[schema_id])}, 200
+        else:
+            body, status = {"error_code": 40403, "message": f"Schema {schema_id} not found"}, 404
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_confluent_wire_resolves_writer_schemas_through_a_registry(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    tmp_path: Path,
+) -> None:
+    # The producer wrote with a newer schema (an extra field) registered as id 42.
+    writer = json.loads(SCHEMA.read_text())
+    writer["fields"].append({"name": "note", "type": "string", "default": ""})
+    _Registry.schemas = {42: writer}
+    _Registry.requests = []
+    registry = ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    threading.Thread(target=registry.serve_forever, daemon=True).start()
+    run = uuid.uuid4().hex[:8]
+    bootstrap = restate_stream_stack.bootstrap_servers
+    cluster, topic = f"c-{run}", f"registry-{run}"
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        f"""\
+restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
+kafka:
+  clusters:
+    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
+topics:
+  {topic}: {{cluster: {cluster}, partitions: 1}}
+bindings:
+  - name: {topic}
+    topic: {topic}
+    handler: FormatSink/avro_confluent
+    format: avro
+    avro_wire: confluent
+    schema: {SCHEMA}
+    schema_registry: http://127.0.0.1:{registry.server_address[1]}
+    dead_letter: dlq-{run}
+"""
+    )
+    spec = load_bindings(path)
+    bind([formats_app.sink], spec)
+    newer = AvroCodec(writer, wire="confluent", schema_id=42)
+    unknown = AvroCodec(writer, wire="confluent", schema_id=99)
+    key = f"acct-{run}"
+    payments = [{"id": i, "amount_cents": i, "currency": "EUR", "note": "n"} for i in range(5)]
+    try:
+        async with restate_app(formats_app.app):
+            _, report = await apply_bindings(spec, restate_admin)
+            assert report.ok, report.render()
+            produce_records(
+                bootstrap,
+                topic,
+                [Record(key, newer.encode(p)) for p in payments[:3]]
+                + [Record(key, unknown.encode(payments[3]))]
+                + [Record(key, newer.encode(payments[4]))],
+            )
+
+            async def state() -> list[Any]:
+                items = await object_state(restate_admin, "FormatSink", "avro_confluent")
+                return list(items.get(key, []))
+
+            got = await wait_until(state, lambda items: len(items) >= 4, timeout=60)
+            [letter] = await topic_records(bootstrap, f"dlq-{run}", at_least=1)
+            for sub in await restate_admin.list_subscriptions():
+                if sub.source.startswith(f"kafka://{cluster}/"):
+                    await restate_admin.delete_subscription(sub.id)
+            await restate_admin.delete_kafka_cluster(cluster, force=True)
+    finally:
+        registry.shutdown()
+
+    # Read with the binding's (older) schema: the extra field is dropped, nothing is lost.
+    assert got == [
+        {k: v for k, v in p.items() if k != "note"} for i, p in enumerate(payments) if i != 3
+    ]
+    error = dead_letter_json(letter.value or b"")["error"]
+    assert error["type"] == "DecodeError" and "unknown schema id 99" in error["message"]
+    assert _Registry.requests.count("/schemas/ids/42") == 1, "ids are looked up once, then cached"

@@ -571,3 +571,27 @@ def test_dedupe_needs_json() -> None:
     )
     with pytest.raises(BindingsError, match=r"g.yaml:3:.*dedupe needs format json"):
         parse_bindings(text, Path("g.yaml"), env={})
+
+
+def test_schema_registry_only_with_confluent_avro(tmp_path: Path) -> None:
+    schema = tmp_path / "s.avsc"
+    schema.write_text('{"type": "record", "name": "R", "fields": []}')
+    base = (
+        "kafka: {clusters: {local: {bootstrap.servers: 'k:9092'}}}\n"
+        "bindings:\n"
+        "  - {name: a, topic: t, handler: S/h, format: avro, schema: s.avsc, %s}\n"
+    )
+    ok = parse_bindings(
+        base % "avro_wire: confluent, schema_registry: 'http://registry:8081'",
+        tmp_path / "b.yaml",
+        env={},
+    )
+    assert ok.bindings[0].schema_registry == "http://registry:8081"
+    with pytest.raises(BindingsError, match=r"b.yaml:3:.*schema_registry applies only to"):
+        parse_bindings(
+            base % "schema_registry: 'http://registry:8081'", tmp_path / "b.yaml", env={}
+        )
+    with pytest.raises(BindingsError, match=r"schema_registry: expected an http"):
+        parse_bindings(
+            base % "avro_wire: confluent, schema_registry: registry", tmp_path / "b.yaml", env={}
+        )
