@@ -6,6 +6,7 @@ once restate-stream is installed.
 
 from restate_stream.testing.helpers import (
     ServedApp,
+    drop_cluster,
     object_state,
     produce_json,
     serve_app,
@@ -13,4 +14,12 @@ from restate_stream.testing.helpers import (
     wait_until,
 )
 
-__all__ = ["ServedApp", "object_state", "produce_json", "serve_app", "topic_records", "wait_until"]
+__all__ = [
+    "ServedApp",
+    "drop_cluster",
+    "object_state",
+    "produce_json",
+    "serve_app",
+    "topic_records",
+    "wait_until",
+]

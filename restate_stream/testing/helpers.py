@@ -90,3 +90,12 @@ async def topic_records(
 
     await wait_until(count, lambda n: n >= at_least, timeout=timeout)
     return await asyncio.to_thread(read_topic, bootstrap_servers, topic)
+
+
+async def drop_cluster(admin: AdminClient, cluster: str) -> None:
+    """Delete a Kafka cluster and its subscriptions (a forced cluster delete leaves them)."""
+    for sub in await admin.list_subscriptions():
+        if sub.source.startswith(f"kafka://{cluster}/"):
+            await admin.delete_subscription(sub.id)
+    if await admin.get_kafka_cluster(cluster) is not None:
+        await admin.delete_kafka_cluster(cluster, force=True)

@@ -20,7 +20,7 @@ from restate_stream.bindings.edit import set_paused
 from restate_stream.plan import Plan, compute_plan, fetch_live
 from restate_stream.stack import LocalStack
 from restate_stream.status import binding_statuses
-from restate_stream.testing import ServedApp, object_state, produce_json, wait_until
+from restate_stream.testing import ServedApp, drop_cluster, object_state, produce_json, wait_until
 from tests.integration import bindings_app
 from tests.integration.bindings_app import app
 
@@ -116,11 +116,7 @@ async def scenario(
             run=run,
         )
         yield s
-        for sub in await restate_admin.list_subscriptions():
-            if sub.source.startswith(f"kafka://{s.cluster}/"):
-                await restate_admin.delete_subscription(sub.id)
-        if await restate_admin.get_kafka_cluster(s.cluster) is not None:
-            await restate_admin.delete_kafka_cluster(s.cluster, force=True)
+        await drop_cluster(restate_admin, s.cluster)
 
 
 async def test_apply_twice_then_change_handler_keeps_offsets(scenario: Scenario) -> None:
@@ -212,8 +208,7 @@ async def test_prune_only_with_the_flag(scenario: Scenario) -> None:
         assert await scenario.admin.get_kafka_cluster(stray_cluster) is None
         assert await scenario.admin.get_kafka_cluster(scenario.cluster) is not None
     finally:
-        if await scenario.admin.get_kafka_cluster(stray_cluster) is not None:
-            await scenario.admin.delete_kafka_cluster(stray_cluster, force=True)
+        await drop_cluster(scenario.admin, stray_cluster)
 
 
 async def test_failed_apply_reports_and_rerun_completes(

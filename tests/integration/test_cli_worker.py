@@ -17,7 +17,7 @@ import pytest
 from restate_stream.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.stack.ports import free_ports, port_is_free
-from restate_stream.testing import object_state, produce_json, wait_until
+from restate_stream.testing import drop_cluster, object_state, produce_json, wait_until
 
 pytestmark = pytest.mark.engines
 
@@ -103,10 +103,7 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
             os.killpg(worker.pid, signal.SIGKILL)
             out, _ = worker.communicate()
             pytest.fail(f"worker ignored SIGTERM:\n{out}")
-        for sub in await restate_admin.list_subscriptions():
-            if sub.source.endswith(topic):
-                await restate_admin.delete_subscription(sub.id)
-        await restate_admin.delete_kafka_cluster(topic, force=True)
+        await drop_cluster(restate_admin, topic)
     assert worker.returncode == 0, out
     assert f"registered http://127.0.0.1:{port}" in out and "2 process(es)" in out
     assert port_is_free(port), "the worker's processes outlived SIGTERM"

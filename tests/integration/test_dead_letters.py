@@ -19,7 +19,7 @@ from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
 from restate_stream.bound import bind, dead_letter_json
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, object_state, topic_records, wait_until
+from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
 from tests.integration import poison_app
 
 pytestmark = pytest.mark.engines
@@ -94,10 +94,7 @@ bindings:
             processed, lambda s: sum(map(len, s.values())) >= total_good, timeout=120
         )
         letters = await topic_records(bootstrap, dlq, at_least=len(bad))
-        subs = [s for s in await restate_admin.list_subscriptions() if cluster in s.source]
-        for s in subs:
-            await restate_admin.delete_subscription(s.id)
-        await restate_admin.delete_kafka_cluster(cluster, force=True)
+        await drop_cluster(restate_admin, cluster)
 
     for key in keys:
         assert [order_id for order_id, _ in final[key]] == good[key], f"{key}: lost/dup/order"
@@ -187,10 +184,7 @@ bindings:
         TopicAdmin(bootstrap).set_topic_config(dlq, {"max.message.bytes": "1048576"})
         final = await wait_until(orders, lambda s: blocked in s, timeout=60)
         [letter] = await topic_records(bootstrap, dlq, at_least=1)
-        for sub in await restate_admin.list_subscriptions():
-            if cluster in sub.source:
-                await restate_admin.delete_subscription(sub.id)
-        await restate_admin.delete_kafka_cluster(cluster, force=True)
+        await drop_cluster(restate_admin, cluster)
 
     assert final == {blocked: [2], flowing: [3]}
     assert dead_letter_json(letter.value or b"")["error"]["type"] == "DecodeError"

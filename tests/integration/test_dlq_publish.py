@@ -22,7 +22,14 @@ from restate_stream.bindings import load_bindings
 from restate_stream.bound import bind
 from restate_stream.plan import compute_plan, fetch_live
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, object_state, produce_json, topic_records, wait_until
+from restate_stream.testing import (
+    ServedApp,
+    drop_cluster,
+    object_state,
+    produce_json,
+    topic_records,
+    wait_until,
+)
 from tests.integration import redrive_app
 
 pytestmark = pytest.mark.engines
@@ -141,10 +148,7 @@ bindings:
             final = await seen()
             relisted = run_cli("dlq", "list", "sink", "-f", str(path))
         finally:
-            for sub in await restate_admin.list_subscriptions():
-                if cluster in sub.source:
-                    await restate_admin.delete_subscription(sub.id)
-            await restate_admin.delete_kafka_cluster(cluster, force=True)
+            await drop_cluster(restate_admin, cluster)
 
     assert ids(final) == Counter(range(24)), "every record processed exactly once in total"
     for key in keys:

@@ -17,7 +17,7 @@ import restate
 from connectors import TopicAdmin
 from restate_stream.admin import AdminClient, sql_literal
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, object_state, produce_json, wait_until
+from restate_stream.testing import ServedApp, drop_cluster, object_state, produce_json, wait_until
 
 pytestmark = pytest.mark.engines
 
@@ -77,8 +77,7 @@ async def test_keyed_records_arrive_exactly_once_in_order(
                 "AND completion_result = 'success'"
             )
         finally:
-            await restate_admin.delete_subscription(subscription.id)
-            await restate_admin.delete_kafka_cluster(topic, force=True)
+            await drop_cluster(restate_admin, topic)
 
     assert len(final) == KEYS
     for key, seqs in expected.items():

@@ -20,7 +20,7 @@ from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
 from restate_stream.bound import bind, dead_letter_json
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, object_state, topic_records, wait_until
+from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
 from tests.integration import formats_app
 
 pytestmark = pytest.mark.engines
@@ -123,10 +123,7 @@ bindings:
             dead_letter_json(r.value or b"")
             for r in await topic_records(bootstrap, f"dlq-{run}", at_least=3)
         ]
-        for sub in await restate_admin.list_subscriptions():
-            if sub.source.startswith(f"kafka://{cluster}/"):
-                await restate_admin.delete_subscription(sub.id)
-        await restate_admin.delete_kafka_cluster(cluster, force=True)
+        await drop_cluster(restate_admin, cluster)
 
     by_topic = {letter["source"]["topic"]: letter for letter in letters}
     assert set(by_topic) == {f"plain-{run}", f"confluent-{run}", f"json-{run}"}
@@ -220,10 +217,7 @@ bindings:
 
             got = await wait_until(state, lambda items: len(items) >= 4, timeout=60)
             [letter] = await topic_records(bootstrap, f"dlq-{run}", at_least=1)
-            for sub in await restate_admin.list_subscriptions():
-                if sub.source.startswith(f"kafka://{cluster}/"):
-                    await restate_admin.delete_subscription(sub.id)
-            await restate_admin.delete_kafka_cluster(cluster, force=True)
+            await drop_cluster(restate_admin, cluster)
     finally:
         registry.shutdown()
 

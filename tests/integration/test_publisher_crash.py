@@ -26,7 +26,7 @@ from restate_stream.bindings import load_bindings
 from restate_stream.publisher import AFTER_ACK, FAULT_ENV
 from restate_stream.stack import LocalStack
 from restate_stream.stack.ports import free_ports
-from restate_stream.testing import object_state, topic_records, wait_until
+from restate_stream.testing import drop_cluster, object_state, topic_records, wait_until
 from restate_stream.worker import WorkerProcess
 
 pytestmark = pytest.mark.engines
@@ -95,10 +95,7 @@ bindings:
         return [json.loads(r.value or b"") for r in records]
 
     async def cleanup(self) -> None:
-        for sub in await self.admin.list_subscriptions():
-            if sub.source.startswith(f"kafka://c-{self.run}/"):
-                await self.admin.delete_subscription(sub.id)
-        await self.admin.delete_kafka_cluster(f"c-{self.run}", force=True)
+        await drop_cluster(self.admin, f"c-{self.run}")
 
 
 def wait_exit(worker: WorkerProcess, timeout: float = 60) -> int | None:
