@@ -118,6 +118,7 @@ class ConfluentProducer(_LoopBound):
             raise ValueError(f"invalid producer properties: {_reason(exc)}") from exc
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
+        self._enqueue_lock = asyncio.Lock()
         self._closed = False
 
     async def send(
@@ -141,21 +142,24 @@ class ConfluentProducer(_LoopBound):
         record_headers: list[tuple[str, str | bytes | None]] | None = (
             list(headers) if headers else None
         )
-        while True:
-            try:
-                self._producer.produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    partition=-1 if partition is None else partition,  # -1: by key
-                    on_delivery=on_delivery,
-                    headers=record_headers,
-                )
-                break
-            except BufferError:
-                await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
-            except KafkaException as exc:
-                raise ProduceFailed(topic, key, _reason(exc)) from exc
+        # Sends enter the local queue in call order: while one waits for queue space, later
+        # ones wait behind it, so records of a key cannot overtake each other.
+        async with self._enqueue_lock:
+            while True:
+                try:
+                    self._producer.produce(
+                        topic,
+                        value=value,
+                        key=key,
+                        partition=-1 if partition is None else partition,  # -1: by key
+                        on_delivery=on_delivery,
+                        headers=record_headers,
+                    )
+                    break
+                except BufferError:
+                    await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
+                except KafkaException as exc:
+                    raise ProduceFailed(topic, key, _reason(exc)) from exc
         return await future
 
     def _poll(self) -> None:

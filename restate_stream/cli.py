@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Sized
 from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlparse
@@ -134,12 +135,16 @@ def load_checked(path: Path, *, check_app: bool = True) -> BindingsFile:
     return spec
 
 
+def _count(items: Sized, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = load_checked(args.file, check_app=not args.no_app)
     checked = "" if args.no_app or spec.worker is None else f", checked against {spec.worker.app}"
     _say(
-        f"{args.file}: ok ({len(spec.bindings)} bindings, {len(spec.clusters)} Kafka clusters, "
-        f"{len(spec.topics)} topics{checked})"
+        f"{args.file}: ok ({_count(spec.bindings, 'binding')}, "
+        f"{_count(spec.clusters, 'Kafka cluster')}, {_count(spec.topics, 'topic')}{checked})"
     )
     return 0
 
@@ -353,6 +358,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         _say("dev: stopping")
         worker.stop()
         stack.stop()
+        _say("dev: stopped (worker, Restate and Kafka)")
     return 0
 
 

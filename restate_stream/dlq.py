@@ -251,9 +251,17 @@ async def send_all(
 ) -> list[RedriveResult]:
     """Send in dead-letter order (one key's letters keep their order), then wait for each."""
     results: list[RedriveResult] = []
+    # A key whose letter could not be sent: its later letters wait for the next redrive, so
+    # they cannot overtake it.
+    held: set[str | None] = set()
     for item in requests:
         if isinstance(item, RedriveResult):
             results.append(item)
+            continue
+        key = (item.letter.record or {}).get("key")
+        if key in held:
+            why = "an earlier dead letter of this key was not sent; redrive again"
+            results.append(RedriveResult(item.letter, "skipped", why))
             continue
         try:
             response = await http.post(item.url, content=item.body, headers=item.headers)
@@ -264,9 +272,11 @@ async def send_all(
                 f"{sent} of {len(requests)} sent. Redrive again once it is up: it is idempotent"
             ) from exc
         except httpx.HTTPError as exc:
+            held.add(key)
             results.append(RedriveResult(item.letter, "error", f"{type(exc).__name__}: {exc}"))
             continue
         if not response.is_success:
+            held.add(key)
             results.append(RedriveResult(item.letter, "error", _reason(response)))
             continue
         body = response.json()

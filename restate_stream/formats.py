@@ -8,9 +8,12 @@ dataclass, or plain JSON for `dict`/`list`/`Any`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any, Protocol
+
+import pydantic
 
 CLOUDEVENTS_SPEC = "1.0"
 
@@ -52,6 +55,11 @@ class StringCodec:
         return value.encode("utf-8")
 
 
+@functools.cache
+def _adapter(t: type) -> pydantic.TypeAdapter[Any]:
+    return pydantic.TypeAdapter(t)
+
+
 def to_jsonable(value: Any) -> Any:
     if hasattr(value, "model_dump"):  # pydantic v2
         return value.model_dump(mode="json")
@@ -86,8 +94,10 @@ class JsonCodec:
             if not isinstance(obj, dict):
                 raise DecodeError(f"expected a JSON object for {t.__name__}")
             try:
-                return t(**obj)
-            except TypeError as exc:
+                # Field types are checked (a str where the dataclass says int is bad data,
+                # found here and dead-lettered, not a TypeError deep in the handler).
+                return _adapter(t).validate_python(obj)
+            except pydantic.ValidationError as exc:
                 raise DecodeError(f"does not match {t.__name__}: {exc}") from exc
         return obj
 

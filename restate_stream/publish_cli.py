@@ -328,8 +328,16 @@ async def produce(
 
     try:
         sends = []
-        for record in records:
+        for index, record in enumerate(records):
             await room.acquire()
+            if failures:
+                # Stop at the first failure: what follows would land after a gap (and a key's
+                # later records before its failed one). Records already in flight finish.
+                room.release()
+                rest = records[index:]
+                first = f"{source}:{rest[0].line}" if rest[0].line else source
+                failures.append(f"{first}: this and {len(rest) - 1} later record(s) not sent")
+                break
             # Tasks start in creation order, and each hands its record to the client before
             # its first await: the file's order is the produce order.
             sends.append(asyncio.create_task(send(record)))

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from connectors import PartitionLag
+from connectors.consume import end_offsets
 from restate_stream.admin import AdminClient, sql_literal
 from restate_stream.bindings import BindingsFile
 from restate_stream.plan import TopicAdminFactory, binding_key, group_id, subscription_key
@@ -27,6 +28,9 @@ class BindingStatus:
     lag_error: str | None = None
     invocations: dict[str, int] = field(default_factory=dict)
     stuck_keys: list[dict[str, Any]] = field(default_factory=list)
+    dead_letter_topic: str | None = None
+    # Records written to the dead-letter topic so far (all bindings sharing it).
+    dead_letters: int | None = None
 
     @property
     def total_lag(self) -> int:
@@ -77,6 +81,14 @@ async def binding_statuses(
         except Exception as exc:  # shown next to the binding; the others still report
             status.lag_error = f"{type(exc).__name__}: {exc}"
         status.invocations, status.stuck_keys = await _invocations(admin, subs)
+        if b.dead_letter is not None:
+            status.dead_letter_topic = b.dead_letter
+            properties = spec.clusters[b.cluster].properties
+            try:
+                ends = await asyncio.to_thread(end_offsets, properties, b.dead_letter)
+                status.dead_letters = sum(ends.values())
+            except Exception:  # not created yet (apply makes it): unknown, not an error
+                status.dead_letters = None
         result.append(status)
     return result
 
@@ -97,6 +109,9 @@ def render(statuses: list[BindingStatus]) -> str:
             lines.append(f"  lag: {s.total_lag}   {per_partition}")
         counts = ", ".join(f"{k} {v}" for k, v in sorted(s.invocations.items())) or "none"
         lines.append(f"  invocations: {counts}")
+        if s.dead_letter_topic is not None:
+            written = "?" if s.dead_letters is None else str(s.dead_letters)
+            lines.append(f"  dead letters: {written} on {s.dead_letter_topic}")
         for stuck in s.stuck_keys:
             failure = stuck.get("last_failure") or ""
             lines.append(

@@ -36,15 +36,24 @@ async def start(ctx: restate.ObjectContext, request: DeliveryRequest) -> str:
     ask = driver_matcher.DriverRequest(order_id=job["order_id"], callback_id=callback_id)
     ctx.object_send(driver_matcher.request_driver, job["region"], ask)
     timeout = ctx.sleep(timedelta(seconds=request["driver_timeout_s"]))
-    match await restate.select(driver=driver, timeout=timeout):
-        case ["driver", driver_id]:
-            pass
-        case _:
-            # The matcher may have picked a driver just now: withdraw tells us atomically.
-            if await ctx.object_call(driver_matcher.withdraw, job["region"], callback_id):
-                ctx.clear("job")
-                raise restate.TerminalError(NO_DRIVER)
-            driver_id = await driver
+    try:
+        match await restate.select(driver=driver, timeout=timeout):
+            case ["driver", driver_id]:
+                pass
+            case _:
+                # The matcher may have picked a driver just now: withdraw tells us atomically.
+                if await ctx.object_call(driver_matcher.withdraw, job["region"], callback_id):
+                    ctx.clear("job")
+                    raise restate.TerminalError(NO_DRIVER)
+                driver_id = await driver
+    except restate.TerminalError as exc:
+        if exc.message != NO_DRIVER:
+            # Cancelled while waiting: take the request back, or return the driver it got,
+            # so no driver is left promised to an order that is gone.
+            if not await ctx.object_call(driver_matcher.withdraw, job["region"], callback_id):
+                ctx.object_send(driver_matcher.driver_available, job["region"], await driver)
+            ctx.clear("job")
+        raise
     await ctx.object_call(driver_twin.assign, driver_id, job)
     ctx.set("driver", driver_id)
     return str(driver_id)

@@ -55,9 +55,13 @@ async def start(ctx: restate.ObjectContext, request: StartRequest) -> None:
     ctx.set("running", True)
     ctx.set("region", request["region"])
     ctx.set("position", request["position"])
+    # A new loop generation: a tick still pending from before a stop carries the old one
+    # and ends there, so a quick stop/start never runs two loops.
+    loop: int = (await ctx.get("loop", type_hint=int) or 0) + 1
+    ctx.set("loop", loop)
     await _publish(ctx, request["position"])
     ctx.object_send(driver_twin.go_online, ctx.key(), request["region"])
-    ctx.object_send(tick, ctx.key(), None, send_delay=TICK)
+    ctx.object_send(tick, ctx.key(), loop, send_delay=TICK)
 
 
 @phone.handler()
@@ -66,10 +70,11 @@ async def stop(ctx: restate.ObjectContext) -> None:
 
 
 @phone.handler()
-async def tick(ctx: restate.ObjectContext) -> None:
+async def tick(ctx: restate.ObjectContext, loop: int) -> None:
     running: bool | None = await ctx.get("running")
     position: Point | None = await ctx.get("position")
-    if not running or position is None:
+    current: int | None = await ctx.get("loop", type_hint=int)
+    if not running or position is None or loop != current:
         return
     job: DeliveryJob | None = await ctx.get("job")
     if job is None:
@@ -93,8 +98,9 @@ async def tick(ctx: restate.ObjectContext) -> None:
             ctx.object_send(
                 driver_twin.go_online, ctx.key(), region, send_delay=BREAK_AFTER_DELIVERY
             )
+    # The next tick first: a publish that fails for good must not end the loop.
+    ctx.object_send(tick, ctx.key(), loop, send_delay=TICK)
     await _publish(ctx, position)
-    ctx.object_send(tick, ctx.key(), None, send_delay=TICK)
 
 
 @phone.handler(kind="shared")

@@ -7,7 +7,7 @@ packages; the Kafka event is a dataclass, which restate-stream's bound handler d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class Point(TypedDict):
@@ -58,6 +58,8 @@ class Ledger(TypedDict):
 
     charges: list[Receipt]
     refunds: list[Receipt]
+    # Payments refunded before any charge arrived: a late charge for them is refused.
+    voided: NotRequired[list[str]]
 
 
 class DeliveryJob(TypedDict):

@@ -37,14 +37,9 @@ async def run(ctx: restate.WorkflowContext, order: Order) -> Outcome:
         # Drawn from Restate's deterministic random: the same id on every replay, so the
         # provider sees one payment however often the charge is retried.
         payment_id = f"pay_{ctx.uuid().hex[:12]}"
-        await ctx.run_typed(
-            "charge card",
-            payments.charge_card,
-            payments.CHARGE_RETRY,
-            order_id,
-            payment_id,
-            order["total_cents"],
-        )
+        # Registered before the charge: if the charge gives up after the provider booked it
+        # (a timeout on our side), the refund still runs; refunding an uncharged payment
+        # voids it instead.
         undo.append(
             (
                 "refund payment",
@@ -56,6 +51,14 @@ async def run(ctx: restate.WorkflowContext, order: Order) -> Outcome:
                     payment_id,
                 ),
             )
+        )
+        await ctx.run_typed(
+            "charge card",
+            payments.charge_card,
+            payments.CHARGE_RETRY,
+            order_id,
+            payment_id,
+            order["total_cents"],
         )
         await status("paid")
 
@@ -100,7 +103,11 @@ async def run(ctx: restate.WorkflowContext, order: Order) -> Outcome:
     except restate.TerminalError as exc:
         for name, step in reversed(undo):
             await status(f"cancelling: {name}")
-            await step()
+            try:
+                await step()
+            except restate.TerminalError as failed:
+                # One undo failing for good must not skip the others.
+                await status(f"cancelling: {name} failed: {failed.message}")
         await status(f"cancelled: {exc.message}")
         return Outcome(order_id=order_id, outcome="cancelled", reason=exc.message, driver=None)
 

@@ -49,6 +49,9 @@ async def charge(ctx: restate.ObjectContext, request: ChargeRequest) -> Receipt:
     for receipt in book["charges"]:
         if receipt["payment_id"] == request["payment_id"]:
             return receipt  # the same payment asked again: nothing new is charged
+    if request["payment_id"] in book.get("voided", []):
+        # The order gave up on this payment (and refunded it) before the charge arrived.
+        raise restate.TerminalError(f"payment {request['payment_id']} was voided", 409)
     if request["amount_cents"] > CARD_LIMIT_CENTS:
         raise restate.TerminalError("card declined", 402)
     receipt = Receipt(
@@ -67,7 +70,11 @@ async def refund(ctx: restate.ObjectContext, payment_id: str) -> Receipt:
             return receipt
     charged = [r for r in book["charges"] if r["payment_id"] == payment_id]
     if not charged:
-        raise restate.TerminalError(f"no charge {payment_id} to refund", 404)
+        # Nothing charged (yet): void the payment so a charge still on its way is refused.
+        # Calls for one order queue on this object, so a charge sent earlier ran first.
+        book["voided"] = [*book.get("voided", []), payment_id]
+        ctx.set("ledger", book)
+        return Receipt(payment_id=payment_id, order_id=ctx.key(), amount_cents=0)
     book["refunds"].append(charged[0])
     ctx.set("ledger", book)
     return charged[0]

@@ -7,17 +7,30 @@ comments included, is left byte for byte.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from restate_stream.bindings.loader import load_bindings
-from restate_stream.bindings.model import BindingsError, Problem
+from restate_stream.bindings.loader import load_bindings, parse_bindings
+from restate_stream.bindings.model import BindingsError, BindingsFile, Problem
 
 _TOKEN = re.compile(r"[^\s,}#]+")
 
 
+_PLAIN_BOOLEAN = re.compile(r"(?i)true|false|yes|no|on|off")
+
+
+def _refuse(path: Path, line: int, column: int, name: str, why: str) -> BindingsError:
+    return BindingsError([Problem(str(path), line, column, f"binding {name}", why)])
+
+
 def set_paused(path: Path, name: str, paused: bool) -> bool:
-    """Set `paused` of binding `name`; returns False when it already had that value."""
+    """Set `paused` of binding `name`; returns False when it already had that value.
+
+    Only a plain `paused: true|false` written in the binding itself is rewritten (or a new
+    line added); anything cleverer (interpolation, anchors, merge keys) is refused rather
+    than guessed at. The result is loaded again before it replaces the file.
+    """
     spec = load_bindings(path)
     matches = [b for b in spec.bindings if b.name == name]
     if not matches:
@@ -28,34 +41,54 @@ def set_paused(path: Path, name: str, paused: bool) -> bool:
     binding = matches[0]
     if binding.paused == paused:
         return False
-    lines = path.read_text().splitlines(keepends=True)
+    with path.open(encoding="utf-8", newline="") as f:  # newline="": keep CRLF files CRLF
+        lines = f.read().splitlines(keepends=True)
     value = "true" if paused else "false"
+    yourself = f"write `paused: {value}` into it yourself"
     if "paused" in binding.positions:
         line, column = binding.positions["paused"]
         text = lines[line - 1]
         token = _TOKEN.match(text, column - 1)
-        assert token is not None, "the loader pointed at the paused value"
+        if token is None or not _PLAIN_BOOLEAN.fullmatch(token.group()):
+            raise _refuse(
+                path, line, column, name, f"`paused` is not a plain true/false; {yourself}"
+            )
         lines[line - 1] = text[: token.start()] + value + text[token.end() :]
     else:
         line, column = binding.positions["name"]
         text = lines[line - 1]
         key_column = text.rfind("name", 0, column - 1)
         if key_column < 0 or "{" in text[:key_column]:
-            raise BindingsError(
-                [
-                    Problem(
-                        str(path),
-                        line,
-                        column,
-                        f"binding {name}",
-                        "cannot add `paused` to a flow-style binding; write `paused: "
-                        f"{value}` into it yourself",
-                    )
-                ]
-            )
-        newline = "\n" if text.endswith("\n") else ""
-        if not newline:
-            lines[line - 1] = text + "\n"
-        lines.insert(line, " " * key_column + f"paused: {value}\n")
-    path.write_text("".join(lines))
+            raise _refuse(path, line, column, name, f"a flow-style binding; {yourself}")
+        ending = "\r\n" if text.endswith("\r\n") else "\n"
+        if not text.endswith(("\n", "\r")):
+            lines[line - 1] = text + ending
+        lines.insert(line, " " * key_column + f"paused: {value}{ending}")
+    edited = "".join(lines)
+    _check_edit(path, edited, spec, name, paused)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("w", encoding="utf-8", newline="") as f:
+        f.write(edited)
+    os.replace(temporary, path)  # atomic: a reader sees the old file or the new one
     return True
+
+
+def _check_edit(path: Path, edited: str, before: BindingsFile, name: str, paused: bool) -> None:
+    """The edit changed exactly `paused` of binding `name`, or the file is left alone."""
+    after = parse_bindings(edited, path)
+    changed = {
+        b.name
+        for b, a in zip(before.bindings, after.bindings, strict=False)
+        if (b.name, b.paused) != (a.name, a.paused)
+    }
+    target = next((b for b in after.bindings if b.name == name), None)
+    if changed != {name} or target is None or target.paused != paused:
+        binding = next(b for b in before.bindings if b.name == name)
+        raise _refuse(
+            path,
+            binding.line,
+            binding.column,
+            name,
+            "editing `paused` here would change other bindings too (anchors or merge keys?); "
+            "set it in the file yourself",
+        )

@@ -86,11 +86,12 @@ _KAFKA_TOPIC = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}")
 _HANDLER = re.compile(r"[^/\s]+/[^/\s]+")
 _APP_REF = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _IDENTITY_KEY = re.compile(r"publickeyv1_\S+")
-_DURATION = re.compile(r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|m|h)?")
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _BOOTSTRAP_KEYS = ("bootstrap.servers", "metadata.broker.list")
 
-_DURATION_EXPECTED = "a duration like 200ms, 1.5s, 10s, 2m, 1h (a bare number means seconds)"
+# A unit is required: a bare 100 read as seconds, when 100ms was meant, is a silent 1000x.
+_DURATION_EXPECTED = "a duration with a unit, like 200ms, 1.5s, 10s, 2m, 1h"
 _TOPIC_EXPECTED = "a Kafka topic name (letters, digits, '.', '_' and '-', at most 249 characters)"
 _NAME_EXPECTED = (
     "a name of lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -117,14 +118,10 @@ def parse_bindings(text: str, path: Path, env: Mapping[str, str] | None = None) 
 
 
 def parse_duration(value: Any) -> timedelta | None:
-    """A timedelta from 200ms / 1.5s / 10s / 2m / 1h or a bare number of seconds; else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return timedelta(seconds=value) if value >= 0 else None
+    """A timedelta from 200ms / 1.5s / 10s / 2m / 1h; None for anything else (bare numbers too)."""
     if not isinstance(value, str) or not (match := _DURATION.fullmatch(value.strip())):
         return None
-    return timedelta(seconds=float(match["number"]) * _UNIT_SECONDS[match["unit"] or "s"])
+    return timedelta(seconds=float(match["number"]) * _UNIT_SECONDS[match["unit"]])
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:

@@ -57,6 +57,8 @@ class RestateServer:
             "RESTATE_BIND_PORT": str(self.ports.fabric),
             "RESTATE_DISABLE_TELEMETRY": "true",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+            # One line per event, so a warning can be followed (and grepped) whole.
+            "RESTATE_LOG_FORMAT": "compact",
             **self.extra_env,
         }
 

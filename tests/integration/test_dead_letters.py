@@ -19,6 +19,8 @@ from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
 from restate_stream.bound import bind, dead_letter_json
 from restate_stream.stack import LocalStack
+from restate_stream.status import binding_statuses
+from restate_stream.status import render as render_status
 from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
 from tests.integration import poison_app
 
@@ -94,6 +96,9 @@ bindings:
             processed, lambda s: sum(map(len, s.values())) >= total_good, timeout=120
         )
         letters = await topic_records(bootstrap, dlq, at_least=len(bad))
+        [status] = await binding_statuses(spec, restate_admin, TopicAdmin)
+        assert (status.dead_letter_topic, status.dead_letters) == (dlq, len(bad))
+        assert f"dead letters: {len(bad)} on {dlq}" in render_status([status])
         await drop_cluster(restate_admin, cluster)
 
     for key in keys:
@@ -150,8 +155,8 @@ bindings:
     spec = load_bindings(path)
     bind([poison_app.sink], spec)
     blocked, flowing = f"{run}-blocked", f"{run}-flowing"
-    # Undecodable (no such field) and too large for the dead-letter topic's limit.
-    rejected = {"id": 1, "amount": 1, "note": "x" * 400}
+    # Undecodable (text where Order says int) and too large for the dead-letter topic.
+    rejected = {"id": 1, "amount": "x" * 400}
 
     async with restate_app(poison_app.app):
         _, report = await apply_bindings(spec, restate_admin)

@@ -323,3 +323,19 @@ async def test_worker_restart_mid_demo_loses_no_order_and_charges_once(food: Foo
         expected = "cancelled: restaurant rejected" if cancelled else "delivered"
         assert status.startswith(expected), (n, status)
         assert books_problem(ledger, cancelled) is None, (n, ledger)
+
+
+async def test_a_refund_before_the_charge_voids_the_payment(food: Food) -> None:
+    """The saga registers the refund before charging: if the charge gave up on our side but
+    reaches the provider later, the earlier refund has voided it and it is refused."""
+    from examples.food_ordering import payments
+
+    order_id = f"order-void-{uuid.uuid4().hex[:6]}"
+    refund = await payments.refund_card(order_id, "pay_void")
+    assert refund["amount_cents"] == 0
+    with pytest.raises(Exception, match="voided"):
+        await payments.charge_card(order_id, "pay_void", 1_000)
+    async with FoodClient(food.ingress_url) as client:
+        ledger = await client.ledger(order_id)
+    assert ledger["charges"] == [] and ledger["refunds"] == []
+    assert ledger.get("voided") == ["pay_void"]

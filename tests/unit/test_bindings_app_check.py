@@ -40,7 +40,7 @@ async def handle_location(ctx: restate.ObjectContext, location: dict[str, Any]) 
 
 
 @twin.handler(kind="shared")
-async def peek(ctx: restate.ObjectSharedContext) -> None:
+async def peek(ctx: restate.ObjectSharedContext, event: dict[str, Any]) -> None:
     return None
 
 
@@ -215,4 +215,22 @@ def test_dedupe_needs_an_exclusive_handler() -> None:
         env={},
     )
     with pytest.raises(BindingsError, match=r"dd.yaml:3:.*bindings\[0\]\.dedupe: .*exclusive"):
+        check_against_app(spec, [obj])
+
+
+def test_a_handler_without_input_cannot_be_bound() -> None:
+    obj = restate.VirtualObject("NoInput")
+
+    @obj.handler(kind="shared")
+    async def total(ctx: restate.ObjectSharedContext) -> int:
+        return 0
+
+    spec = parse_bindings(
+        "kafka: {clusters: {local: {bootstrap.servers: 'k:9092'}}}\n"
+        "bindings:\n"
+        "  - {name: b, topic: t, handler: NoInput/total}\n",
+        Path("ni.yaml"),
+        env={},
+    )
+    with pytest.raises(BindingsError, match=r"ni.yaml:3:.*'NoInput/total' takes no input"):
         check_against_app(spec, [obj])

@@ -234,9 +234,9 @@ def test_merge_keys_are_honoured() -> None:
         ("10s", timedelta(seconds=10)),
         ("2m", timedelta(minutes=2)),
         ("1h", timedelta(hours=1)),
-        ("3", timedelta(seconds=3)),
-        (0.25, timedelta(seconds=0.25)),
-        (7, timedelta(seconds=7)),
+        ("3", None),  # a unit is required
+        (0.25, None),
+        (7, None),
         ("fast", None),
         ("10 parsecs", None),
         (True, None),
@@ -396,8 +396,16 @@ def test_bad_duration() -> None:
 """
     )
     assert (p.line, p.column, p.field) == (9, 25, "bindings[0].retry.initial_interval")
-    assert "expected a duration like 200ms, 1.5s, 10s, 2m" in p.message
+    assert "expected a duration with a unit, like 200ms, 1.5s, 10s, 2m" in p.message
     assert p.message.endswith("got 'fast'")
+
+
+def test_a_bare_number_is_not_a_duration() -> None:
+    p = only_problem(
+        HEADER + "  - {name: a, topic: t, handler: S/h, retry: {initial_interval: 100}}\n"
+    )
+    assert p.field == "bindings[0].retry.initial_interval"
+    assert "with a unit" in p.message and p.message.endswith("got 100")
 
 
 def test_retry_bounds() -> None:

@@ -184,3 +184,29 @@ def test_settle_points_already_redriven_letters_at_what_their_redrive_left() -> 
     assert results[1].outcome == "ok" and results[1].earlier_failure is None
     assert summary(BINDING, results) == "redrive orders: 2 dead letter(s): 1 ok, 1 already redriven"
     assert summary(BINDING, []) == "redrive orders: 0 dead letter(s): nothing to do"
+
+
+async def test_a_key_whose_letter_was_not_sent_holds_its_later_letters() -> None:
+    import httpx
+
+    from restate_stream.dlq import send_all
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/attach"):
+            return httpx.Response(200)
+        sent.append(request.headers["kafka.offset"])
+        if request.headers["kafka.offset"] == "1":
+            return httpx.Response(500, json={"message": "boom"})
+        return httpx.Response(202, json={"invocationId": f"inv_{len(sent)}", "status": "Accepted"})
+
+    requests = [
+        redrive_request(BINDING, INGRESS, letter(10, source_offset=1)),
+        redrive_request(BINDING, INGRESS, letter(11, source_offset=2)),
+        redrive_request(BINDING, INGRESS, letter(12, source_offset=3, key=b"other")),
+    ]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        results = await send_all(http, INGRESS, list(requests), timeout=5)
+    assert [r.outcome for r in results] == ["error", "skipped", "ok"]
+    assert sent == ["1", "3"], "the held key's later letter was not sent"

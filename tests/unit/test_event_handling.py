@@ -166,3 +166,8 @@ def test_terminal_errors_are_found_through_wrapping_exceptions() -> None:
     internal = RuntimeError("wraps a suspension")
     internal.__cause__ = SdkInternalBaseException("suspended")
     assert _causes(internal) == (None, True)
+
+
+def test_dataclass_field_types_are_checked() -> None:
+    with pytest.raises(DecodeError, match="does not match Point"):
+        JsonCodec(Point).decode(b'{"x": "lots", "y": 2}')
