@@ -118,6 +118,13 @@ class AvroCodec:
             )
         return self._read(data, _HEADER, self._writer_schema(int.from_bytes(data[1:5], "big")))
 
+    def needs_lookup(self, data: bytes) -> bool:
+        """Whether decoding `data` asks the registry (a blocking request) first."""
+        if self.wire != "confluent" or self.registry is None or len(data) < _HEADER:
+            return False
+        schema_id = int.from_bytes(data[1:5], "big")
+        return schema_id != self.schema_id and not self.registry.knows(schema_id)
+
     def _writer_schema(self, schema_id: int) -> Any:
         if schema_id == self.schema_id or (self.schema_id is None and self.registry is None):
             return self.schema

@@ -58,6 +58,10 @@ class SchemaRegistryClient:
         self._by_id: dict[int, Any] = {}
         self._registered: dict[tuple[str, str], int] = {}
 
+    def knows(self, schema_id: int) -> bool:
+        """Whether `schema_id` is cached: schema_by_id answers without a request."""
+        return schema_id in self._by_id
+
     def schema_by_id(self, schema_id: int) -> Any:
         """The parsed (fastavro) Avro schema registered under `schema_id`."""
         if schema_id not in self._by_id:

@@ -20,6 +20,9 @@ class BindingAvroCodec:
             schema, wire=cast(Literal["plain", "confluent"], wire), registry=registry
         )
 
+    def needs_io(self, data: bytes) -> bool:
+        return self._codec.needs_lookup(data)
+
     def decode(self, data: bytes) -> Any:
         try:
             return self._codec.decode(data)

@@ -15,6 +15,7 @@ from and why it failed; the invocation then completes, so the key's next records
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import json
@@ -159,7 +160,7 @@ class BoundHandler:
         coords = KafkaCoordinates.from_headers(ctx.request().headers)
         invocation = ctx.request().id
         try:
-            value, event_id, event_type = self._decode(raw)
+            value, event_id, event_type = await self._decode(raw)
         except DecodeError as exc:
             await self._dead_letter(ctx, coords, raw, "DecodeError", str(exc), 1)
             return None
@@ -193,10 +194,14 @@ class BoundHandler:
             await self._remember(ctx, event_id)
         return result
 
-    def _decode(self, raw: bytes) -> tuple[Any, str | None, str | None]:
+    async def _decode(self, raw: bytes) -> tuple[Any, str | None, str | None]:
         if isinstance(self.codec, JsonCodec):
             data, event_id, event_type = unwrap_cloudevent(self.codec.parse(raw))
             return self.codec.convert(data), event_id, event_type
+        needs_io = getattr(self.codec, "needs_io", None)
+        if needs_io is not None and needs_io(raw):
+            # A schema id not seen yet: the registry lookup blocks, so not on the event loop.
+            return await asyncio.to_thread(self.codec.decode, raw), None, None
         return self.codec.decode(raw), None, None
 
     async def _seen_ids(self, ctx: restate.ObjectContext) -> list[str]:
