@@ -20,6 +20,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
+from connectors.logs import with_logger
+
 
 class KafkaUnavailableError(RuntimeError):
     pass
@@ -45,7 +47,7 @@ class TopicAdmin:
             {"bootstrap.servers": config} if isinstance(config, str) else dict(config)
         )
         self.properties = properties
-        self._client = AdminClient(properties)
+        self._client = AdminClient(with_logger(properties))
 
     def topics(self, timeout: float = 10.0) -> dict[str, int]:
         """Topic name -> partition count, as the broker's metadata reports it."""

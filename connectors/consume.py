@@ -21,6 +21,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from connectors.logs import with_logger
+
 Config = str | Mapping[str, str]
 
 
@@ -41,13 +43,15 @@ class ConsumedRecord:
 def _consumer(config: Config) -> Consumer:
     properties = {"bootstrap.servers": config} if isinstance(config, str) else dict(config)
     return Consumer(
-        {
-            **properties,
-            "group.id": f"restate-stream-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": "false",
-            "enable.auto.offset.store": "false",
-            "enable.partition.eof": "true",
-        }
+        with_logger(
+            {
+                **properties,
+                "group.id": f"restate-stream-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": "false",
+                "enable.auto.offset.store": "false",
+                "enable.partition.eof": "true",
+            }
+        )
     )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from connectors.logs import with_logger
+
 _ANY_PARTITION = -1  # librdkafka's "unassigned": the partitioner picks by key
 
 
@@ -34,12 +36,14 @@ def produce_records(
     Waits for every acknowledgement; raises ProduceError naming the first failed record.
     """
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "enable.idempotence": "true",
-            "linger.ms": "5",
-            **(config or {}),
-        }
+        with_logger(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "enable.idempotence": "true",
+                "linger.ms": "5",
+                **(config or {}),
+            }
+        )
     )
     failures: list[str] = []
 

@@ -20,6 +20,8 @@ from typing import Any, Literal, Protocol, Self
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
+from connectors.logs import with_logger
+
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -113,7 +115,7 @@ class ConfluentProducer(_LoopBound):
 
     def __init__(self, properties: Mapping[str, str]) -> None:
         try:
-            self._producer = Producer(with_defaults(properties))
+            self._producer = Producer(with_logger(with_defaults(properties)))
         except KafkaException as exc:
             raise ValueError(f"invalid producer properties: {_reason(exc)}") from exc
         self._stopping = threading.Event()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 import threading
@@ -596,6 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # librdkafka's transient warnings (a fresh broker loading its coordinator, a broker
+    # restarting) are noise at a prompt; its errors still show.
+    logging.getLogger("connectors.librdkafka").setLevel(logging.ERROR)
     try:
         code: int = args.func(args)
     except _USER_ERRORS as exc:
