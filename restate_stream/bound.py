@@ -23,7 +23,7 @@ import logging
 import typing
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import restate
@@ -42,6 +42,7 @@ log = logging.getLogger("restate_stream.bound")
 
 DEDUPE_STATE = "restate-stream.seen-event-ids"
 DEDUPE_WINDOW = 1000
+REDRIVE_WINDOW = timedelta(days=30)
 _ATTEMPTS_REMEMBERED = 10_000
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
@@ -301,6 +302,9 @@ def bind(
         handler.handler_io.input_serde = BytesSerde()
         handler.handler_io.accept = "*/*"
         handler.handler_io.input_type = None
+        # `dlq redrive` calls this handler with an idempotency key per dead letter: keep those
+        # results long enough that a redrive weeks later still recognises what it sent.
+        handler.idempotency_retention = REDRIVE_WINDOW
         if (policy := _retry_policy(b, processes)) is not None:
             handler.invocation_retry_policy = policy
         wrapped.append(f"{b.service}/{b.handler}")
