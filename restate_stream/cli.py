@@ -22,6 +22,7 @@ from restate_stream.bindings import (
     AppImportError,
     BindingsError,
     BindingsFile,
+    Problem,
     check_against_app,
     import_app,
     load_bindings,
@@ -131,7 +132,11 @@ def load_checked(path: Path, *, check_app: bool = True) -> BindingsFile:
     """The file's own checks, then (when it names a worker app) the bindings against the app."""
     spec = load_bindings(path)
     if check_app and spec.worker is not None:
-        _, services = import_app(spec.worker.app)
+        try:
+            _, services = import_app(spec.worker.app)
+        except AppImportError as exc:
+            line, column = spec.worker.app_position
+            raise BindingsError([Problem(str(path), line, column, "worker.app", str(exc))]) from exc
         check_against_app(spec, services)
     return spec
 

@@ -619,7 +619,9 @@ class _Parser:
         )
         if app is None:
             return None
-        return WorkerSpec(app, uri or DEFAULT_WORKER_URI, processes or 1, keys)
+        app_node = m.value("app")
+        position = _position(app_node) if app_node is not None else (0, 0)
+        return WorkerSpec(app, uri or DEFAULT_WORKER_URI, processes or 1, keys, position)
 
     def bindings(
         self,

@@ -79,6 +79,8 @@ class WorkerSpec:
     uri: str = DEFAULT_WORKER_URI
     processes: int = 1
     identity_keys: list[str] = field(default_factory=list)
+    # Where `app` was written, so an import failure can point at it.
+    app_position: Position = (0, 0)
 
 
 @dataclass(frozen=True)

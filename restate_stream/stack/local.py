@@ -107,6 +107,10 @@ class LocalStack:
         if install:
             install_all(self.cache, progress)
         ensure_free(self.ports.by_purpose())
+        progress(
+            "ports: "
+            + ", ".join(f"{purpose} {port}" for purpose, port in self.ports.by_purpose().items())
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         try:
             progress(f"kafka: starting on {self.bootstrap_servers} (log {self.kafka.log_path})")

@@ -234,3 +234,17 @@ def test_a_handler_without_input_cannot_be_bound() -> None:
     )
     with pytest.raises(BindingsError, match=r"ni.yaml:3:.*'NoInput/total' takes no input"):
         check_against_app(spec, [obj])
+
+
+def test_an_unimportable_worker_app_is_named_with_its_line(tmp_path: Path) -> None:
+    from restate_stream.cli import load_checked
+
+    path = tmp_path / "b.yaml"
+    path.write_text(
+        "kafka: {clusters: {local: {bootstrap.servers: 'k:9092'}}}\n"
+        "worker:\n"
+        "  app: no_such_module_here:app\n"
+        "bindings: []\n"
+    )
+    with pytest.raises(BindingsError, match=r"b.yaml:3:8: worker.app: cannot import"):
+        load_checked(path)
