@@ -15,7 +15,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from connectors import TopicAdmin
-from restate_stream import dlq, publish_cli
+from connectors.consume import TopicNotFoundError
+from restate_stream import dlq, publish_cli, tail_cli
 from restate_stream.admin import AdminApiError, AdminClient, AdminUnavailableError
 from restate_stream.apply import apply_plan
 from restate_stream.bindings import (
@@ -400,6 +401,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_tail(args: argparse.Namespace) -> int:
+    spec = None
+    if args.bootstrap is None or args.bindings.exists():
+        spec = load_checked(args.bindings, check_app=False)
+    try:
+        target = publish_cli.resolve_target(spec, args.topic, args.cluster, args.bootstrap)
+        count = tail_cli.tail(target, last=args.last, follow=args.follow, say=_say)
+    except (publish_cli.PublishError, TopicNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.follow:
+        _say(f"{count} record(s) on {args.topic}")
+    return 0
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     spec = load_checked(args.file, check_app=False)
     try:
@@ -571,6 +587,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="wrap JSON values in a CloudEvents envelope with a fresh id (default: no)",
     )
     publish.set_defaults(func=cmd_publish)
+
+    tail = commands.add_parser("tail", help="show a topic's records (no consumer group)")
+    tail.add_argument("topic")
+    tail.add_argument(
+        "-f",
+        "--bindings",
+        type=Path,
+        default=Path("bindings.yaml"),
+        help="the bindings file naming the Kafka cluster (default: %(default)s)",
+    )
+    tail_where = tail.add_mutually_exclusive_group()
+    tail_where.add_argument("--cluster", help="a Kafka cluster of the bindings file")
+    tail_where.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers")
+    tail.add_argument("--last", type=int, metavar="N", help="only the last N per partition")
+    tail.add_argument("--follow", action="store_true", help="keep showing new records")
+    tail.set_defaults(func=cmd_tail)
 
     dlq_cmd = commands.add_parser("dlq", help="list or redrive a binding's dead letters")
     dlq_commands = dlq_cmd.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")

@@ -228,3 +228,20 @@ def test_publish_rejects_bad_lines_and_sends_nothing(
 
     missing = run_cli("publish", f"nope-{run}", "-f", str(bindings), "--value", "1")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_tail_shows_what_publish_sent(restate_stream_stack: LocalStack, tmp_path: Path) -> None:
+    topic = f"tail-{uuid.uuid4().hex[:8]}"
+    bootstrap = restate_stream_stack.bootstrap_servers
+    TopicAdmin(bootstrap).create_topic(topic, 2)
+    sent = run_cli(
+        "publish", topic, "--bootstrap", bootstrap, "--key", "k-1", "--value", '{"n": 1}'
+    )
+    assert sent.returncode == 0, sent.stderr
+    shown = run_cli("tail", topic, "--bootstrap", bootstrap)
+    assert shown.returncode == 0, shown.stderr
+    [line] = [x for x in shown.stdout.splitlines() if "key=k-1" in x]
+    assert line.endswith('key=k-1  {"n":1}')
+    assert f"1 record(s) on {topic}" in shown.stdout
+    missing = run_cli("tail", "no-such-topic-here", "--bootstrap", bootstrap)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
