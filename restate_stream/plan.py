@@ -20,7 +20,6 @@ from connectors import TopicAdmin
 from restate_stream.admin import AdminClient, Deployment, KafkaCluster, Subscription
 from restate_stream.bindings import Binding, BindingsFile
 
-GROUP_PREFIX = "restate-stream."
 REDACTED = "***"  # how Restate returns secret cluster properties
 # Options Restate adds to every subscription by itself.
 _SERVER_OPTIONS = {"client.id"}

@@ -23,6 +23,7 @@ STARTS: tuple[Start, ...] = ("earliest", "latest")
 DEFAULT_ADMIN_URL = "http://127.0.0.1:9070"
 DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
 DEFAULT_WORKER_URI = "http://127.0.0.1:9080"
+GROUP_PREFIX = "restate-stream."  # default consumer group of a binding: this + its name
 
 # 1-based (line, column) of a field's value in the YAML file.
 Position = tuple[int, int]
@@ -120,7 +121,7 @@ class Binding:
     @property
     def consumer_group(self) -> str:
         """The pinned Kafka group.id: how apply finds this binding's subscription again."""
-        return self.group or self.options.get("group.id") or f"restate-stream.{self.name}"
+        return self.group or self.options.get("group.id") or f"{GROUP_PREFIX}{self.name}"
 
     @property
     def sink(self) -> str:
