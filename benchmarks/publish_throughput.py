@@ -5,7 +5,7 @@ with `Publisher.publish` (produce inside `ctx.run`, broker ack journaled):
 
 - publish-in-handler, the framework's real use (consume -> handle -> publish): N trigger
   records over K keys are produced to a fresh trigger topic up front, then a binding (a
-  bindings file applied with compute_plan/apply_plan) subscribes the bound keyed handler
+  bindings file applied with apply_bindings) subscribes the bound keyed handler
   `BenchRelay/relay`, which publishes each record to `<trigger>.out`. Rate: first invocation
   created to last completed (sys_invocation of that subscription), as e2e_throughput measures.
 - no-publish handler: the same shape (`BenchSink/consume`, bound, keyed, same records) doing
@@ -48,10 +48,10 @@ from confluent_kafka import Consumer, TopicPartition
 from benchmarks.publish_apps import BOOTSTRAP_ENV, OUTPUT_SUFFIX
 from connectors import KafkaProducer, Record, TopicAdmin, create_producer, produce_records
 from restate_stream.admin import AdminClient, sql_literal
-from restate_stream.apply import apply_plan
+from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
 from restate_stream.formats import cloudevent
-from restate_stream.plan import CreateSubscription, compute_plan, fetch_live
+from restate_stream.plan import CreateSubscription
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.stack.install import KAFKA_VERSION
 from restate_stream.worker import WorkerProcess
@@ -144,7 +144,7 @@ async def subscription_rate(
     path = home / f"{name}.yaml"
     path.write_text(bindings_yaml(bootstrap, [(name, name, handler)]))
     spec = load_bindings(path)
-    report = await apply_plan(compute_plan(spec, await fetch_live(spec, admin)), spec, admin)
+    _, report = await apply_bindings(spec, admin)
     if not report.ok:
         raise SystemExit(report.render())
     (sub_id,) = (o.detail for o in report.outcomes if isinstance(o.change, CreateSubscription))

@@ -20,7 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from connectors.logs import with_logger
+from connectors.logs import Config, client_properties
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -42,12 +42,8 @@ class TopicAdmin:
     the same properties Restate is given for the cluster.
     """
 
-    def __init__(self, config: str | Mapping[str, str]) -> None:
-        properties: dict[str, str | int | float | bool] = (
-            {"bootstrap.servers": config} if isinstance(config, str) else dict(config)
-        )
-        self.properties = properties
-        self._client = AdminClient(with_logger(properties))
+    def __init__(self, config: Config) -> None:
+        self._client = AdminClient(client_properties(config))
 
     def topics(self, timeout: float = 10.0) -> dict[str, int]:
         """Topic name -> partition count, as the broker's metadata reports it."""

@@ -21,9 +21,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from connectors.logs import with_logger
-
-Config = str | Mapping[str, str]
+from connectors.logs import Config, client_properties
 
 
 class TopicNotFoundError(LookupError):
@@ -41,17 +39,14 @@ class ConsumedRecord:
 
 
 def _consumer(config: Config) -> Consumer:
-    properties = {"bootstrap.servers": config} if isinstance(config, str) else dict(config)
     return Consumer(
-        with_logger(
-            {
-                **properties,
-                "group.id": f"restate-stream-reader-{uuid.uuid4().hex}",
-                "enable.auto.commit": "false",
-                "enable.auto.offset.store": "false",
-                "enable.partition.eof": "true",
-            }
-        )
+        {
+            **client_properties(config),
+            "group.id": f"restate-stream-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": "false",
+            "enable.auto.offset.store": "false",
+            "enable.partition.eof": "true",
+        }
     )
 
 

@@ -16,3 +16,12 @@ LIBRDKAFKA = logging.getLogger("connectors.librdkafka")
 def with_logger(properties: Mapping[str, Any]) -> dict[str, Any]:
     """Client properties with librdkafka's log routed to the `connectors.librdkafka` logger."""
     return {"logger": LIBRDKAFKA, **properties}
+
+
+# Where a Kafka client connects: bootstrap servers, or librdkafka properties (SASL/SSL too).
+Config = str | Mapping[str, str]
+
+
+def client_properties(config: Config) -> dict[str, Any]:
+    """librdkafka properties for `config`, with the log routed through Python logging."""
+    return with_logger({"bootstrap.servers": config} if isinstance(config, str) else config)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer
 
 from connectors.logs import with_logger
-
-_ANY_PARTITION = -1  # librdkafka's "unassigned": the partitioner picks by key
+from connectors.producer import with_defaults
 
 
 @dataclass(frozen=True)
@@ -36,14 +35,7 @@ def produce_records(
     Waits for every acknowledgement; raises ProduceError naming the first failed record.
     """
     producer = Producer(
-        with_logger(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "enable.idempotence": "true",
-                "linger.ms": "5",
-                **(config or {}),
-            }
-        )
+        with_logger(with_defaults({"bootstrap.servers": bootstrap_servers, **(config or {})}))
     )
     failures: list[str] = []
 
@@ -59,7 +51,7 @@ def produce_records(
                     topic,
                     value=record.value,
                     key=record.key,
-                    partition=_ANY_PARTITION if record.partition is None else record.partition,
+                    partition=-1 if record.partition is None else record.partition,  # -1: by key
                     on_delivery=on_delivery,
                 )
                 break

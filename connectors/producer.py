@@ -311,6 +311,8 @@ class AioKafkaProducer(_LoopBound):
         if self._closed:
             raise ProduceFailed(topic, key, "the producer is closed")
         self._bind_loop()
+        if self._client is not None:
+            return self._client  # started: no lock on every send
         async with self._start_lock:
             if self._client is None:
                 keywords = dict(self._keywords)

@@ -22,6 +22,11 @@ BINDINGS_ENV = "RESTATE_STREAM_BINDINGS"  # the bindings file whose handlers get
 IDENTITY_KEYS_ENV = "RESTATE_STREAM_IDENTITY_KEYS"  # comma-separated publickeyv1_... keys
 
 
+def split_keys(text: str) -> list[str]:
+    """Identity keys from their comma-separated form (env var, --identity-keys)."""
+    return [key for key in text.split(",") if key]
+
+
 def build_app(path: str, identity_keys: list[str], bindings: str | None = None) -> Any:
     app, services = import_app(path)
     if bindings:
@@ -37,7 +42,7 @@ def _from_environment() -> Any:
     if APP_ENV not in os.environ:
         return None
     configure_logging()
-    keys = [k for k in os.environ.get(IDENTITY_KEYS_ENV, "").split(",") if k]
+    keys = split_keys(os.environ.get(IDENTITY_KEYS_ENV, ""))
     return build_app(os.environ[APP_ENV], keys, os.environ.get(BINDINGS_ENV) or None)
 
 

@@ -128,15 +128,11 @@ def dead_letter_record(
         },
         "key": coords.key_text,
         "value": value_text,
-        "value_base64": None if value_text is not None else _b64(raw),
+        "value_base64": None if value_text is not None else base64.b64encode(raw).decode(),
         "error": {"type": error_type, "message": message},
         "attempts": attempts,
         "failed_at": datetime.now(UTC).isoformat(),
     }
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 class BoundHandler:
@@ -145,7 +141,7 @@ class BoundHandler:
         binding: Binding,
         fn: Callable[[Any, Any], Awaitable[Any]],
         codec: Codec,
-        publisher: Publisher | None,
+        publisher: Publisher,
         wants_event: bool = True,
     ) -> None:
         self.binding = binding
@@ -225,7 +221,7 @@ class BoundHandler:
     ) -> None:
         b = self.binding
         where = f"binding {b.name}, {coords.describe()}, invocation {ctx.request().id}"
-        if b.dead_letter is None or self.publisher is None:
+        if b.dead_letter is None:
             log.error(
                 "dropped record (%s): %s: %s; no dead_letter topic set", where, error_type, message
             )
@@ -262,14 +258,13 @@ def _retry_policy(binding: Binding, processes: int) -> InvocationRetryPolicy | N
     retry = binding.retry
     if retry is None:
         return None
-    # Each worker process counts failures on its own; attempts may spread over all of them.
+    # The bound handler dead-letters at max_attempts, but each worker process counts its
+    # own failures: Restate's limit is a backstop for attempts spread over all of them.
     backstop = None if retry.max_attempts is None else retry.max_attempts * (processes + 1)
     return InvocationRetryPolicy(
         initial_interval=retry.initial_interval,
         exponentiation_factor=retry.factor,
         max_interval=retry.max_interval,
-        # The bound handler dead-letters at max_attempts; this is Restate's backstop should
-        # attempts land on several worker processes (each counts its own).
         max_attempts=backstop,
         on_max_attempts="pause",
     )

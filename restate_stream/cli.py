@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import signal
@@ -41,7 +42,7 @@ from restate_stream.stack import (
     install_all,
 )
 from restate_stream.stack.kafka import KafkaStartError
-from restate_stream.stack.local import stack_down, stack_status
+from restate_stream.stack.local import stack_down, stack_running, stack_status
 from restate_stream.stack.ports import LOOPBACK, wait_until_listening
 from restate_stream.stack.restate import RestateStartError
 from restate_stream.status import binding_statuses, render
@@ -59,6 +60,9 @@ _USER_ERRORS = (
     StackError,
     KafkaStartError,
     RestateStartError,
+    publish_cli.PublishError,
+    dlq.DlqError,
+    TopicNotFoundError,
 )
 
 
@@ -66,14 +70,19 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+# StackPorts' fields, each with a --<field>-port flag.
+_PORT_FIELDS = tuple(f.name for f in dataclasses.fields(StackPorts))
+
+
 def _ports(args: argparse.Namespace) -> StackPorts:
-    return StackPorts(
-        kafka=args.kafka_port,
-        kafka_controller=args.kafka_controller_port,
-        ingress=args.ingress_port,
-        admin=args.admin_port,
-        fabric=args.fabric_port,
-    )
+    return StackPorts(**{field: getattr(args, f"{field}_port") for field in _PORT_FIELDS})
+
+
+def _optional_spec(args: argparse.Namespace) -> BindingsFile | None:
+    """With --bootstrap the bindings file is optional: it only lends a binding's format."""
+    if args.bootstrap is None or args.bindings.exists():
+        return load_checked(args.bindings, check_app=False)
+    return None
 
 
 def cmd_stack_install(args: argparse.Namespace) -> int:
@@ -83,7 +92,7 @@ def cmd_stack_install(args: argparse.Namespace) -> int:
 
 def cmd_stack_up(args: argparse.Namespace) -> int:
     home: Path = args.home
-    if (home / "stack.json").exists() and any(s.running for s in stack_status(home)):
+    if stack_running(home):
         raise StackError(f"a stack is already running from {home}: `stack status` or `stack down`")
     stack = LocalStack(home, _ports(args))
     stack.start(detached=not args.foreground, progress=_say)
@@ -308,7 +317,7 @@ def _dev_ports(spec: BindingsFile, args: argparse.Namespace) -> StackPorts:
         from_file["kafka"] = (_loopback_port(servers), f"kafka.clusters.{name}.bootstrap.servers")
     defaults = StackPorts()
     chosen: dict[str, int] = {}
-    for field in ("kafka", "kafka_controller", "ingress", "admin", "fabric"):
+    for field in _PORT_FIELDS:
         flag: int | None = getattr(args, f"{field}_port")
         file_port, where = from_file.get(field, (None, ""))
         # apply talks to the file's admin URL and Kafka: those must be the engines dev runs.
@@ -377,40 +386,27 @@ def cmd_publish(args: argparse.Namespace) -> int:
         message = "error: --key goes with --value; each line of --file has its own key"
         print(message, file=sys.stderr)
         return 2
-    # With --bootstrap the file is optional: it only lends a binding's format, if it exists.
-    spec = None
-    if args.bootstrap is None or args.bindings.exists():
-        spec = load_checked(args.bindings, check_app=False)
-    try:
-        return publish_cli.publish(
-            spec,
-            args.topic,
-            cluster=args.cluster,
-            bootstrap=args.bootstrap,
-            key=args.key,
-            value=args.value,
-            records_file=args.records,
-            fmt=args.format,
-            schema=args.schema,
-            avro_wire=args.avro_wire,
-            schema_id=args.schema_id,
-            envelope=args.envelope,
-        )
-    except publish_cli.PublishError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return publish_cli.publish(
+        _optional_spec(args),
+        args.topic,
+        cluster=args.cluster,
+        bootstrap=args.bootstrap,
+        key=args.key,
+        value=args.value,
+        records_file=args.records,
+        fmt=args.format,
+        schema=args.schema,
+        avro_wire=args.avro_wire,
+        schema_id=args.schema_id,
+        envelope=args.envelope,
+    )
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    spec = None
-    if args.bootstrap is None or args.bindings.exists():
-        spec = load_checked(args.bindings, check_app=False)
-    try:
-        target = publish_cli.resolve_target(spec, args.topic, args.cluster, args.bootstrap)
-        count = tail_cli.tail(target, last=args.last, follow=args.follow, say=_say)
-    except (publish_cli.PublishError, TopicNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    target = publish_cli.resolve_target(
+        _optional_spec(args), args.topic, args.cluster, args.bootstrap
+    )
+    count = tail_cli.tail(target, last=args.last, follow=args.follow, say=_say)
     if not args.follow:
         _say(f"{count} record(s) on {args.topic}")
     return 0
@@ -418,13 +414,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     spec = load_checked(args.file, check_app=False)
-    try:
-        if args.dlq_command == "list":
-            return dlq.list_dead_letters(spec, args.name, limit=args.limit, as_json=args.json)
-        return dlq.redrive(spec, args.name, dry_run=args.dry_run, timeout=args.timeout)
-    except dlq.DlqError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.dlq_command == "list":
+        return dlq.list_dead_letters(spec, args.name, limit=args.limit, as_json=args.json)
+    return dlq.redrive(spec, args.name, dry_run=args.dry_run, timeout=args.timeout)
 
 
 def _positive(text: str) -> int:
@@ -462,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         # dev takes its ports from the bindings file unless a flag says otherwise.
         defaults = StackPorts()
-        for field in ("kafka", "kafka_controller", "ingress", "admin", "fabric"):
+        for field in _PORT_FIELDS:
             p.add_argument(
                 f"--{field.replace('_', '-')}-port",
                 type=int,

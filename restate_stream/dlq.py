@@ -60,6 +60,10 @@ class DeadLetter:
         return None if self.record is None else self.record.get("binding")
 
     @property
+    def key(self) -> str | None:
+        return None if self.record is None else self.record.get("key")
+
+    @property
     def source(self) -> dict[str, Any]:
         source = (self.record or {}).get("source")
         return source if isinstance(source, dict) else {}
@@ -104,7 +108,7 @@ def _one_line(text: Any, width: int) -> str:
 
 
 def _key(letter: DeadLetter) -> str:
-    key = (letter.record or {}).get("key")
+    key = letter.key
     return "key=-" if key is None else f"key={json.dumps(key, ensure_ascii=False)}"
 
 
@@ -183,7 +187,7 @@ def redrive_request(binding: Binding, ingress_url: str, letter: DeadLetter) -> R
     """The ingress call that hands `letter` to the binding's handler as its subscription would."""
     if letter.record is None:
         raise NotRedrivable(letter.problem or "not a dead-letter record")
-    key = letter.record.get("key")
+    key = letter.key
     service, handler = quote(binding.service, safe=""), quote(binding.handler, safe="")
     if binding.keyed:
         if key is None:
@@ -258,7 +262,7 @@ async def send_all(
         if isinstance(item, RedriveResult):
             results.append(item)
             continue
-        key = (item.letter.record or {}).get("key")
+        key = item.letter.key
         if key in held:
             why = "an earlier dead letter of this key was not sent; redrive again"
             results.append(RedriveResult(item.letter, "skipped", why))

@@ -25,10 +25,6 @@ REDACTED = "***"  # how Restate returns secret cluster properties
 _SERVER_OPTIONS = {"client.id"}
 
 
-def group_id(binding: Binding) -> str:
-    return binding.consumer_group
-
-
 def cluster_of(source: str) -> str:
     return source.removeprefix("kafka://").split("/", 1)[0]
 
@@ -42,8 +38,20 @@ def binding_key(binding: Binding) -> tuple[str, str]:
     return binding.cluster, binding.consumer_group
 
 
+def by_binding_key(subscriptions: list[Subscription]) -> dict[tuple[str, str], list[Subscription]]:
+    """Live subscriptions grouped by (cluster, group.id): each binding's are under its key."""
+    grouped: dict[tuple[str, str], list[Subscription]] = {}
+    for sub in subscriptions:
+        grouped.setdefault(subscription_key(sub), []).append(sub)
+    return grouped
+
+
 def subscription_options(binding: Binding) -> dict[str, str]:
-    return {"group.id": group_id(binding), "auto.offset.reset": binding.start, **binding.options}
+    return {
+        "group.id": binding.consumer_group,
+        "auto.offset.reset": binding.start,
+        **binding.options,
+    }
 
 
 # --- changes ---------------------------------------------------------------------------------
@@ -293,15 +301,12 @@ def _what_changed(live: Subscription, binding: Binding) -> str:
 
 
 def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan: Plan) -> None:
-    # A group id is only unique within one Kafka cluster.
-    by_group: dict[tuple[str, str], list[Subscription]] = {}
-    for sub in live.subscriptions:
-        by_group.setdefault(subscription_key(sub), []).append(sub)
+    by_group = by_binding_key(live.subscriptions)
 
     deletes: list[Change] = []
     creates: list[Change] = []
     for b in spec.bindings:
-        group = group_id(b)
+        group = b.consumer_group
         current = by_group.pop(binding_key(b), [])
         if b.paused:
             deletes += [

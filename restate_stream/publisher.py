@@ -4,7 +4,7 @@ The produce runs inside `ctx.run`: Restate journals the broker's acknowledgement
 (partition, offset), so a replay of the handler returns the journaled result instead of
 producing again. A crash after the broker acked but before the journal entry completed is
 the one window left: the record is then produced twice, with the same event id (drawn
-from the deterministic `ctx.random()` before the run), so a consumer binding with
+from Restate's deterministic `ctx.uuid()` before the run), so a consumer binding with
 `dedupe: true` processes it once. The id travels in a CloudEvents envelope because Restate
 does not forward Kafka record headers to handlers.
 """

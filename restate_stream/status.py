@@ -10,7 +10,7 @@ from connectors import PartitionLag
 from connectors.consume import end_offsets
 from restate_stream.admin import AdminClient, sql_literal
 from restate_stream.bindings import BindingsFile
-from restate_stream.plan import TopicAdminFactory, binding_key, group_id, subscription_key
+from restate_stream.plan import TopicAdminFactory, binding_key, by_binding_key
 
 # Invocation states in which a key's later records wait: the binding is stuck on that key.
 STUCK_STATES = ("backing-off", "paused")
@@ -68,29 +68,36 @@ async def _invocations(admin: AdminClient, sub_ids: list[str]) -> tuple[dict[str
 async def binding_statuses(
     spec: BindingsFile, admin: AdminClient, topic_admin: TopicAdminFactory
 ) -> list[BindingStatus]:
-    subscriptions = await admin.list_subscriptions()
+    subscriptions = by_binding_key(await admin.list_subscriptions())
+    clients = {name: topic_admin(c.properties) for name, c in spec.clusters.items()}
+    dead_letters: dict[tuple[str, str], int | None] = {}  # bindings may share a topic
     result = []
     for b in spec.bindings:
-        group = group_id(b)
-        subs = [s.id for s in subscriptions if subscription_key(s) == binding_key(b)]
+        group = b.consumer_group
+        subs = [s.id for s in subscriptions.get(binding_key(b), [])]
         state = "paused" if b.paused else ("active" if subs else "missing")
         status = BindingStatus(b.name, b.source, b.sink, group, state, subs)
-        client = topic_admin(spec.clusters[b.cluster].properties)
         try:
-            status.lag = await asyncio.to_thread(client.group_lag, group, b.topic)
+            status.lag = await asyncio.to_thread(clients[b.cluster].group_lag, group, b.topic)
         except Exception as exc:  # shown next to the binding; the others still report
             status.lag_error = f"{type(exc).__name__}: {exc}"
         status.invocations, status.stuck_keys = await _invocations(admin, subs)
         if b.dead_letter is not None:
             status.dead_letter_topic = b.dead_letter
-            properties = spec.clusters[b.cluster].properties
-            try:
-                ends = await asyncio.to_thread(end_offsets, properties, b.dead_letter)
-                status.dead_letters = sum(ends.values())
-            except Exception:  # not created yet (apply makes it): unknown, not an error
-                status.dead_letters = None
+            where = (b.cluster, b.dead_letter)
+            if where not in dead_letters:
+                dead_letters[where] = await _written(spec.clusters[b.cluster].properties, where[1])
+            status.dead_letters = dead_letters[where]
         result.append(status)
     return result
+
+
+async def _written(properties: dict[str, str], topic: str) -> int | None:
+    """Records written to `topic` so far; None while it does not exist (apply creates it)."""
+    try:
+        return sum((await asyncio.to_thread(end_offsets, properties, topic)).values())
+    except Exception:
+        return None
 
 
 def render(statuses: list[BindingStatus]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hypercorn.run import run
 
-from restate_stream._worker_asgi import APP_ENV, BINDINGS_ENV, IDENTITY_KEYS_ENV
+from restate_stream._worker_asgi import APP_ENV, BINDINGS_ENV, IDENTITY_KEYS_ENV, split_keys
 from restate_stream.serving import hypercorn_config
 from restate_stream.stack.ports import LOOPBACK, ensure_free, free_ports, wait_until_listening
 from restate_stream.stack.process import ManagedProcess, tail
@@ -111,7 +111,7 @@ def _main() -> None:
     parser.add_argument("--bindings", type=Path, help="wrap the handlers this file binds")
     parser.add_argument("--identity-keys", default="", help="comma-separated publickeyv1_...")
     args = parser.parse_args()
-    keys = [k for k in args.identity_keys.split(",") if k]
+    keys = split_keys(args.identity_keys)
     serve_forever(args.app, args.host, args.port, args.processes, keys, bindings=args.bindings)
 
 

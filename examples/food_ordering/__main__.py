@@ -28,9 +28,8 @@ from examples.food_ordering.settings import BINDINGS
 from examples.food_ordering.summary import summarize
 from examples.food_ordering.watch import Tracked, Watcher
 from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_plan
+from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
-from restate_stream.plan import compute_plan, fetch_live
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.stack.ports import free_ports
 from restate_stream.stack.process import tail
@@ -107,8 +106,7 @@ async def run(args: argparse.Namespace) -> int:
         try:
             async with AdminClient(spec.restate.admin_url) as admin:
                 print(f"apply {BINDINGS.relative_to(REPO_ROOT)}:")
-                plan = compute_plan(spec, await fetch_live(spec, admin))
-                report = await apply_plan(plan, spec, admin, progress=_indent)
+                _, report = await apply_bindings(spec, admin, progress=_indent)
                 if not report.ok:
                     print(report.render())
                     return 1

@@ -74,17 +74,17 @@ def check_against_app(spec: BindingsFile, services: Iterable[AnyService]) -> Non
                 f"key; set keyed: true, or point at a plain service handler"
             )
             problems.append(spec.problem(i, "keyed", message))
-        if service.handlers[binding.handler].arity < 2:
+        if handlers[binding.handler].arity < 2:
             message = (
                 f"'{binding.service}/{binding.handler}' takes no input; a binding delivers "
                 "each record as the handler's input (ctx, event)"
             )
             problems.append(spec.problem(i, "handler", message))
-        if binding.dedupe and handler_kind(service, binding.handler) in ("shared", "service"):
+        kind = handler_kind(service, binding.handler)
+        if binding.dedupe and kind in ("shared", "service"):
             message = (
                 "dedupe keeps the seen event ids in the object's state, which needs an "
-                f"exclusive object handler; '{binding.service}/{binding.handler}' is "
-                f"{handler_kind(service, binding.handler)}"
+                f"exclusive object handler; '{binding.service}/{binding.handler}' is {kind}"
             )
             problems.append(spec.problem(i, "dedupe", message))
     if problems:

@@ -763,7 +763,7 @@ class _Parser:
                 f("dead_letter"),
                 "the dead-letter topic must differ from the binding's topic",
             )
-        if dedupe and format_ not in (None, "json"):
+        if dedupe and format_ != "json":
             self.report(
                 v("dedupe") or m.node,
                 f("dedupe"),

@@ -111,14 +111,13 @@ class KafkaBroker:
             *args,
         ]
 
-    def prepare(self) -> None:
+    def prepare(self, java: str) -> None:
         """Write the configs and format the storage once (KRaft refuses an unformatted dir)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._properties_path.write_text(server_properties(self.data_dir, self.ports))
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2)
         if (self.data_dir / "data" / "meta.properties").exists():
             return
-        java = require_java()
         argv = self._java_argv(
             java,
             "kafka.tools.StorageTool",
@@ -137,8 +136,8 @@ class KafkaBroker:
             )
 
     def start(self, *, detached: bool = False, timeout: float = 90.0) -> None:
-        self.prepare()
-        java = require_java()
+        java = require_java()  # each check starts a JVM: once per start
+        self.prepare(java)
         self.process = ManagedProcess(
             "kafka",
             self._java_argv(java, "kafka.Kafka", str(self._properties_path)),

@@ -26,7 +26,7 @@ from restate_stream.stack.install import (
     restate_install,
 )
 from restate_stream.stack.kafka import KafkaBroker, KafkaPorts
-from restate_stream.stack.ports import LOOPBACK, ensure_free, free_ports
+from restate_stream.stack.ports import ensure_free, free_ports
 from restate_stream.stack.process import stop_group, tail
 from restate_stream.stack.restate import RestatePorts, RestateServer
 
@@ -39,11 +39,11 @@ def default_home() -> Path:
 
 @dataclass(frozen=True)
 class StackPorts:
-    kafka: int = 9092
-    kafka_controller: int = 9093
-    ingress: int = 8080
-    admin: int = 9070
-    fabric: int = 5122
+    kafka: int = KafkaPorts.broker
+    kafka_controller: int = KafkaPorts.controller
+    ingress: int = RestatePorts.ingress
+    admin: int = RestatePorts.admin
+    fabric: int = RestatePorts.fabric
 
     @classmethod
     def free(cls) -> StackPorts:
@@ -191,36 +191,42 @@ def stack_status(home: Path) -> list[EngineStatus]:
     state = _read_state(home)
     if state is None:
         raise StackError(f"no stack is running from {home} (no {STATE_FILE}); run `stack up`")
-    ports = StackPorts(**state["ports"])
+    # Only to name the addresses: building a LocalStack starts nothing.
+    stack = LocalStack(home, StackPorts(**state["ports"]))
     pids: dict[str, int] = state["pids"]
-    bootstrap = f"{LOOPBACK}:{ports.kafka}"
+    kafka_up, restate_up = _ours(pids["kafka"], home), _ours(pids["restate"], home)
     kafka_ok, kafka_detail = False, ""
-    if _ours(pids["kafka"], home):
+    if kafka_up:
         try:
-            wait_for_broker(bootstrap, timeout=5.0)
+            wait_for_broker(stack.bootstrap_servers, timeout=5.0)
             kafka_ok = True
         except KafkaUnavailableError as exc:
             kafka_detail = str(exc)
-    admin = f"http://{LOOPBACK}:{ports.admin}"
     restate_ok, restate_detail = False, ""
-    if _ours(pids["restate"], home):
+    if restate_up:
         try:
-            restate_ok = httpx.get(f"{admin}/health", timeout=3.0).status_code == 200
+            restate_ok = httpx.get(f"{stack.admin_url}/health", timeout=3.0).status_code == 200
         except httpx.HTTPError as exc:
             restate_detail = str(exc)
     return [
         EngineStatus(
-            "kafka", pids["kafka"], _ours(pids["kafka"], home), kafka_ok, bootstrap, kafka_detail
+            "kafka", pids["kafka"], kafka_up, kafka_ok, stack.bootstrap_servers, kafka_detail
         ),
         EngineStatus(
             "restate",
             pids["restate"],
-            _ours(pids["restate"], home),
+            restate_up,
             restate_ok,
-            f"admin {admin}, ingress http://{LOOPBACK}:{ports.ingress}",
+            f"admin {stack.admin_url}, ingress {stack.ingress_url}",
             restate_detail,
         ),
     ]
+
+
+def stack_running(home: Path) -> bool:
+    """Whether an engine recorded by `stack up` in `home` is still alive (no health probes)."""
+    state = _read_state(home)
+    return state is not None and any(_ours(pid, home) for pid in state["pids"].values())
 
 
 def stack_down(home: Path, progress: Progress = print) -> None:

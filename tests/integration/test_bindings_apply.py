@@ -14,7 +14,7 @@ import pytest
 
 from connectors import TopicAdmin
 from restate_stream.admin import AdminApiError, AdminClient
-from restate_stream.apply import apply_plan
+from restate_stream.apply import apply_bindings
 from restate_stream.bindings import BindingsFile, load_bindings
 from restate_stream.bindings.edit import set_paused
 from restate_stream.plan import Plan, compute_plan, fetch_live
@@ -65,8 +65,7 @@ bindings:
         return compute_plan(spec, await fetch_live(spec, self.admin), prune=prune)
 
     async def apply(self, prune: bool = False) -> Plan:
-        plan = await self.plan(prune)
-        report = await apply_plan(plan, self.spec(), self.admin)
+        plan, report = await apply_bindings(self.spec(), self.admin, prune=prune)
         assert report.ok, report.render()
         return plan
 
@@ -224,9 +223,7 @@ async def test_failed_apply_reports_and_rerun_completes(
     # The late binding comes first in the file but its service is not registered yet.
     text = scenario.path.read_text().replace("bindings:\n", "bindings:\n" + late_binding)
     scenario.path.write_text(text)
-    spec = scenario.spec()
-    plan = compute_plan(spec, await fetch_live(spec, scenario.admin))
-    report = await apply_plan(plan, spec, scenario.admin)
+    _, report = await apply_bindings(scenario.spec(), scenario.admin)
     assert not report.ok
     statuses = [(type(o.change).__name__, o.status) for o in report.outcomes]
     assert statuses == [

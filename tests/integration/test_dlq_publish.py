@@ -17,10 +17,9 @@ import pytest
 from connectors import TopicAdmin
 from connectors.consume import end_offsets, read_topic
 from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_plan
+from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
 from restate_stream.bound import bind
-from restate_stream.plan import compute_plan, fetch_live
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
     ServedApp,
@@ -95,9 +94,7 @@ bindings:
         return Counter(entry[0] for entries in state.values() for entry in entries)
 
     async with restate_app(redrive_app.app):
-        report = await apply_plan(
-            compute_plan(spec, await fetch_live(spec, restate_admin)), spec, restate_admin
-        )
+        _, report = await apply_bindings(spec, restate_admin)
         assert report.ok, report.render()
         try:
             produce_json(bootstrap, topic, records)

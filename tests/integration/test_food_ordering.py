@@ -24,9 +24,8 @@ from examples.food_ordering.settings import BINDINGS
 from examples.food_ordering.summary import books_problem, fixes_problem
 from examples.food_ordering.watch import finished
 from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_plan
+from restate_stream.apply import apply_bindings
 from restate_stream.bindings import BindingsFile, check_against_app, load_bindings
-from restate_stream.plan import compute_plan, fetch_live, group_id
 from restate_stream.publisher import FAULT_ENV
 from restate_stream.stack import LocalStack
 from restate_stream.stack.ports import free_ports
@@ -63,13 +62,13 @@ class Food:
 
 async def _apply(spec: BindingsFile) -> None:
     async with AdminClient(spec.restate.admin_url) as admin:
-        report = await apply_plan(compute_plan(spec, await fetch_live(spec, admin)), spec, admin)
+        _, report = await apply_bindings(spec, admin)
         assert report.ok, report.render()
 
 
 async def _unsubscribe(spec: BindingsFile) -> None:
     """So that Restate stops sending driver-updates to a worker that is gone."""
-    groups = {group_id(b) for b in spec.bindings}
+    groups = {b.consumer_group for b in spec.bindings}
     async with AdminClient(spec.restate.admin_url) as admin:
         for sub in await admin.list_subscriptions():
             if sub.options.get("group.id") in groups:
