@@ -24,6 +24,10 @@ from confluent_kafka import (
 from connectors.logs import Config, client_properties
 
 
+class TopicUnreadableError(ConnectionError):
+    """The broker could not be asked (down, unreachable): the message names the topic."""
+
+
 class TopicNotFoundError(LookupError):
     pass
 
@@ -71,7 +75,7 @@ def partition_count(config: Config, topic: str, timeout: float = 10.0) -> int:
     try:
         return len(_partitions(consumer, topic, timeout))
     except KafkaException as exc:
-        raise ConnectionError(f"cannot read the metadata of {topic!r}: {exc}") from exc
+        raise TopicUnreadableError(f"cannot read the metadata of {topic!r}: {exc}") from exc
     finally:
         consumer.close()
 
@@ -82,7 +86,7 @@ def end_offsets(config: Config, topic: str, timeout: float = 10.0) -> dict[int, 
     try:
         return _ends(consumer, topic, _partitions(consumer, topic, timeout), timeout)
     except KafkaException as exc:
-        raise ConnectionError(f"cannot read offsets of {topic!r}: {exc}") from exc
+        raise TopicUnreadableError(f"cannot read offsets of {topic!r}: {exc}") from exc
     finally:
         consumer.close()
 
@@ -122,7 +126,7 @@ def read_topic(
             if error is not None and error.code() != KafkaError._PARTITION_EOF:
                 if error.retriable():
                     continue  # librdkafka retries by itself; the deadline bounds the wait
-                raise ConnectionError(f"reading {topic!r}: {error.str()}")
+                raise TopicUnreadableError(f"reading {topic!r}: {error.str()}")
             offset = message.offset()
             if partition not in pending or offset is None:
                 continue  # a partition read far enough keeps fetching until the end
@@ -142,6 +146,6 @@ def read_topic(
         records.sort(key=lambda r: (r.partition, r.offset))
         return records[:limit] if limit is not None else records
     except KafkaException as exc:
-        raise ConnectionError(f"cannot read {topic!r}: {exc}") from exc
+        raise TopicUnreadableError(f"cannot read {topic!r}: {exc}") from exc
     finally:
         consumer.close()

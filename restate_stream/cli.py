@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from connectors import TopicAdmin
-from connectors.consume import TopicNotFoundError
+from connectors.consume import TopicNotFoundError, TopicUnreadableError
 from restate_stream import dlq, publish_cli, tail_cli
 from restate_stream.admin import AdminApiError, AdminClient, AdminUnavailableError
 from restate_stream.apply import apply_plan
@@ -63,6 +63,7 @@ _USER_ERRORS = (
     publish_cli.PublishError,
     dlq.DlqError,
     TopicNotFoundError,
+    TopicUnreadableError,
 )
 
 
