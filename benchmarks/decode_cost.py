@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.avro import AvroCodec
-from restate_stream.formats import JsonCodec
+from restate_stream.runtime.formats import JsonCodec
 
 SCHEMA: dict[str, Any] = {
     "type": "record",

@@ -25,9 +25,9 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from connectors import Record, TopicAdmin, produce_records
-from restate_stream.admin import AdminClient, sql_literal
+from restate_stream.control.admin import AdminClient, sql_literal
+from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
-from restate_stream.worker import WorkerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import restate
 
-from restate_stream.event import KafkaEvent
-from restate_stream.publisher import Publisher
+from restate_stream.runtime.event import KafkaEvent
+from restate_stream.runtime.publisher import Publisher
 
 BOOTSTRAP_ENV = "BENCH_BOOTSTRAP"
 OUTPUT_SUFFIX = ".out"

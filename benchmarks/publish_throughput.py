@@ -47,14 +47,14 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.publish_apps import BOOTSTRAP_ENV, OUTPUT_SUFFIX
 from connectors import KafkaProducer, Record, TopicAdmin, create_producer, produce_records
-from restate_stream.admin import AdminClient, sql_literal
-from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
-from restate_stream.formats import cloudevent
-from restate_stream.plan import CreateSubscription
+from restate_stream.control.admin import AdminClient, sql_literal
+from restate_stream.control.apply import apply_bindings
+from restate_stream.control.plan import CreateSubscription
+from restate_stream.runtime.formats import cloudevent
+from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.stack.install import KAFKA_VERSION
-from restate_stream.worker import WorkerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OBJECT, HANDLER = "BenchPublisher", "publish"

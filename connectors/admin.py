@@ -21,9 +21,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from connectors.logs import Config, client_properties
+from restate_stream.errors import RestateStreamError
 
 
-class KafkaUnavailableError(RuntimeError):
+class KafkaUnavailableError(RestateStreamError, RuntimeError):
     pass
 
 

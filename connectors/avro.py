@@ -23,12 +23,13 @@ import fastavro.validation
 from fastavro.read import SchemaResolutionError
 
 from connectors.schema_registry import SCHEMA_NOT_FOUND, SchemaRegistryClient, SchemaRegistryError
+from restate_stream.errors import RestateStreamError
 
 _MAGIC = 0
 _HEADER = 5  # magic byte + schema id
 
 
-class AvroDecodeError(ValueError):
+class AvroDecodeError(RestateStreamError, ValueError):
     pass
 
 

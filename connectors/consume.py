@@ -22,13 +22,14 @@ from confluent_kafka import (
 )
 
 from connectors.logs import Config, client_properties
+from restate_stream.errors import RestateStreamError
 
 
-class TopicUnreadableError(ConnectionError):
+class TopicUnreadableError(RestateStreamError, ConnectionError):
     """The broker could not be asked (down, unreachable): the message names the topic."""
 
 
-class TopicNotFoundError(LookupError):
+class TopicNotFoundError(RestateStreamError, LookupError):
     pass
 
 

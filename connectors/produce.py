@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from connectors.logs import with_logger
 from connectors.producer import with_defaults
+from restate_stream.errors import RestateStreamError
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class Record:
     partition: int | None = None
 
 
-class ProduceError(RuntimeError):
+class ProduceError(RestateStreamError, RuntimeError):
     pass
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, Self
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
 from connectors.logs import with_logger
+from restate_stream.errors import RestateStreamError
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -33,7 +34,7 @@ class Delivery:
     timestamp_ms: int | None
 
 
-class ProduceFailed(RuntimeError):
+class ProduceFailed(RestateStreamError, RuntimeError):
     def __init__(
         self, topic: str, key: bytes | None, reason: str, *, retriable: bool = False
     ) -> None:

@@ -16,12 +16,14 @@ from urllib.parse import quote
 import fastavro
 import httpx
 
+from restate_stream.errors import RestateStreamError
+
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 SCHEMA_NOT_FOUND = 40403  # the registry's error_code for an unknown schema id
 _FASTAVRO_KEYS = {"__fastavro_parsed", "__named_schemas"}
 
 
-class SchemaRegistryError(RuntimeError):
+class SchemaRegistryError(RestateStreamError, RuntimeError):
     def __init__(
         self,
         method: str,

@@ -1,12 +1,12 @@
 """restate-stream: Kafka-centric event processing on Restate.
 
-The names a handler module needs; the rest lives in the submodules (`restate_stream.admin`,
+The names a handler module needs; the rest lives in the submodules (`restate_stream.control.admin`,
 `.plan`, `.apply`, `.stack`, `.testing`, ...).
 """
 
 from restate_stream.bindings import BindingsError, load_bindings
-from restate_stream.event import KafkaEvent
-from restate_stream.publisher import Published, Publisher
+from restate_stream.runtime.event import KafkaEvent
+from restate_stream.runtime.publisher import Published, Publisher
 
 __version__ = "0.1.0"
 

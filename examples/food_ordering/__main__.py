@@ -27,13 +27,13 @@ from examples.food_ordering.client import FoodClient
 from examples.food_ordering.settings import BINDINGS
 from examples.food_ordering.summary import summarize
 from examples.food_ordering.watch import Tracked, Watcher
-from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_bindings
+from restate_stream._util.ports import free_ports
+from restate_stream._util.process import tail
 from restate_stream.bindings import load_bindings
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
-from restate_stream.stack.ports import free_ports
-from restate_stream.stack.process import tail
-from restate_stream.worker import WorkerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ import restate
 
 from examples.food_ordering import delivery_manager, driver_matcher
 from examples.food_ordering.model import DeliveryJob, Location, Point
-from restate_stream.event import KafkaEvent
+from restate_stream.runtime.event import KafkaEvent
 
 SEEN_KEPT = 5_000  # sequence numbers kept for inspection; a demo run sees a few hundred
 

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from restate_stream.bindings import BindingsFile, load_bindings
-from restate_stream.publisher import Publisher
+from restate_stream.runtime.publisher import Publisher
 
 BINDINGS = Path(__file__).with_name("bindings.yaml")
 CLUSTER = "local"

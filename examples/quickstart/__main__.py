@@ -20,10 +20,10 @@ from collections import Counter
 from pathlib import Path
 
 from connectors import Record, TopicAdmin, produce_records
-from restate_stream.admin import AdminClient
+from restate_stream.control.admin import AdminClient
+from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.testing import object_state
-from restate_stream.worker import WorkerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,6 +20,7 @@ import restate
 from restate.endpoint import Endpoint
 
 from restate_stream.bindings.model import BindingsError, BindingsFile, Problem
+from restate_stream.errors import RestateStreamError
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
 
@@ -28,7 +29,7 @@ _SERVICE_TYPES = (restate.Service, restate.VirtualObject, restate.Workflow)
 _WRAPPED_NAMES = ("app", "application", "asgi_app", "wrapped", "inner")
 
 
-class AppImportError(ImportError):
+class AppImportError(RestateStreamError, ImportError):
     pass
 
 

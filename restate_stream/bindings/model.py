@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
+from restate_stream.errors import RestateStreamError
+
 Format = Literal["json", "avro", "bytes", "string"]
 AvroWire = Literal["plain", "confluent"]
 Start = Literal["earliest", "latest"]
@@ -42,7 +44,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
 
 
-class BindingsError(ValueError):
+class BindingsError(RestateStreamError, ValueError):
     """One or more problems in a bindings file; str() lists them one per line."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:

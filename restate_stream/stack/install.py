@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from restate_stream.errors import RestateStreamError
+
 RESTATE_SERVER_VERSION = "1.7.12"
 KAFKA_VERSION = "4.2.0"
 # Kafka codes against SLF4J 1.x and Maven brings no binding: this log4j2 release matches 4.2.
@@ -34,7 +36,7 @@ _MARKER = ".installed"
 Progress = Callable[[str], None]
 
 
-class StackInstallError(RuntimeError):
+class StackInstallError(RestateStreamError, RuntimeError):
     pass
 
 

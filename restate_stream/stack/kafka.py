@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors import KafkaUnavailableError, wait_for_broker
+from restate_stream._util.ports import LOOPBACK, accepts_connections
+from restate_stream._util.process import ManagedProcess, tail
+from restate_stream.errors import RestateStreamError
 from restate_stream.stack.install import KafkaInstall, require_java
-from restate_stream.stack.ports import LOOPBACK, accepts_connections
-from restate_stream.stack.process import ManagedProcess, tail
 
 _LOG4J2 = """\
 status = warn
@@ -29,7 +30,7 @@ logger.kafkaapis.level = WARN
 """
 
 
-class KafkaStartError(RuntimeError):
+class KafkaStartError(RestateStreamError, RuntimeError):
     pass
 
 

@@ -18,6 +18,9 @@ from typing import Any
 import httpx
 
 from connectors import KafkaUnavailableError, wait_for_broker
+from restate_stream._util.ports import ensure_free, free_ports
+from restate_stream._util.process import stop_group, tail
+from restate_stream.errors import RestateStreamError
 from restate_stream.stack.install import (
     Progress,
     cache_dir,
@@ -26,8 +29,6 @@ from restate_stream.stack.install import (
     restate_install,
 )
 from restate_stream.stack.kafka import KafkaBroker, KafkaPorts
-from restate_stream.stack.ports import ensure_free, free_ports
-from restate_stream.stack.process import stop_group, tail
 from restate_stream.stack.restate import RestatePorts, RestateServer
 
 STATE_FILE = "stack.json"
@@ -59,7 +60,7 @@ class StackPorts:
         }
 
 
-class StackError(RuntimeError):
+class StackError(RestateStreamError, RuntimeError):
     pass
 
 

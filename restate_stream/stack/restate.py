@@ -8,12 +8,13 @@ from pathlib import Path
 
 import httpx
 
+from restate_stream._util.ports import LOOPBACK
+from restate_stream._util.process import ManagedProcess, tail
+from restate_stream.errors import RestateStreamError
 from restate_stream.stack.install import RestateInstall
-from restate_stream.stack.ports import LOOPBACK
-from restate_stream.stack.process import ManagedProcess, tail
 
 
-class RestateStartError(RuntimeError):
+class RestateStartError(RestateStreamError, RuntimeError):
     pass
 
 

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from connectors import Record, produce_records
 from connectors.consume import ConsumedRecord, end_offsets, read_topic
-from restate_stream.admin import AdminClient, Deployment, sql_literal
-from restate_stream.serving import BackgroundAppServer
+from restate_stream.control.admin import AdminClient, Deployment, sql_literal
+from restate_stream.runtime.serving import BackgroundAppServer
 
 T = TypeVar("T")
 

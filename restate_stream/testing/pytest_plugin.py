@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from restate_stream.admin import AdminClient
+from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.testing.helpers import ServedApp, serve_app
 

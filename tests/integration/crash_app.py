@@ -1,7 +1,7 @@
 """Apps for the publisher crash-safety test: a publisher that can die on cue, two consumers.
 
 CRASH_BOOTSTRAP and CRASH_TOPIC come from the test; RESTATE_STREAM_FAULT makes the worker
-SIGKILL itself right after the broker acknowledged a publish (restate_stream.publisher).
+SIGKILL itself right after the broker acknowledged a publish (restate_stream.runtime.publisher).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import restate
 
-from restate_stream.event import KafkaEvent
-from restate_stream.publisher import Publisher
+from restate_stream.runtime.event import KafkaEvent
+from restate_stream.runtime.publisher import Publisher
 
 publisher = Publisher({"bootstrap.servers": os.environ.get("CRASH_BOOTSTRAP", "127.0.0.1:9092")})
 emitter = restate.VirtualObject("CrashEmitter")

@@ -7,7 +7,7 @@ from typing import Any
 import restate
 from pydantic import BaseModel
 
-from restate_stream.event import KafkaEvent
+from restate_stream.runtime.event import KafkaEvent
 
 
 class Payment(BaseModel):

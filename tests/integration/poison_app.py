@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import restate
 
-from restate_stream.event import KafkaEvent
+from restate_stream.runtime.event import KafkaEvent
 
 
 @dataclass

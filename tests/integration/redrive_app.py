@@ -6,7 +6,7 @@ from typing import Any
 
 import restate
 
-from restate_stream.event import KafkaEvent
+from restate_stream.runtime.event import KafkaEvent
 
 # Records marked poison fail while this is set; the test clears it (the app runs in-process).
 POISON_FAILS = True

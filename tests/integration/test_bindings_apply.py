@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from connectors import TopicAdmin
-from restate_stream.admin import AdminApiError, AdminClient
-from restate_stream.apply import apply_bindings
 from restate_stream.bindings import BindingsFile, load_bindings
 from restate_stream.bindings.edit import set_paused
-from restate_stream.plan import Plan, compute_plan, fetch_live
+from restate_stream.control.admin import AdminApiError, AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.control.plan import Plan, compute_plan, fetch_live
+from restate_stream.control.status import binding_statuses
 from restate_stream.stack import LocalStack
-from restate_stream.status import binding_statuses
 from restate_stream.testing import ServedApp, drop_cluster, object_state, produce_json, wait_until
 from tests.integration import bindings_app
 from tests.integration.bindings_app import app

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from restate_stream.admin import AdminClient
+from restate_stream._util.ports import free_ports, port_is_free
+from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
-from restate_stream.stack.ports import free_ports, port_is_free
 from restate_stream.testing import drop_cluster, object_state, produce_json, wait_until
 
 pytestmark = pytest.mark.engines

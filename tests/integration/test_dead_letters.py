@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from connectors import Record, TopicAdmin, produce_records
-from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
-from restate_stream.bound import bind, dead_letter_json
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.control.status import binding_statuses
+from restate_stream.control.status import render as render_status
+from restate_stream.runtime.bound import bind, dead_letter_json
 from restate_stream.stack import LocalStack
-from restate_stream.status import binding_statuses
-from restate_stream.status import render as render_status
 from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
 from tests.integration import poison_app
 

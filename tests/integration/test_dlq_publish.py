@@ -16,10 +16,10 @@ import pytest
 
 from connectors import TopicAdmin
 from connectors.consume import end_offsets, read_topic
-from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
-from restate_stream.bound import bind
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.runtime.bound import bind
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
     ServedApp,

@@ -15,7 +15,7 @@ import pytest
 import restate
 
 from connectors import TopicAdmin
-from restate_stream.admin import AdminClient, sql_literal
+from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.stack import LocalStack
 from restate_stream.testing import ServedApp, drop_cluster, object_state, produce_json, wait_until
 

@@ -23,15 +23,15 @@ from examples.food_ordering.model import Cart, Item, Point
 from examples.food_ordering.settings import BINDINGS
 from examples.food_ordering.summary import books_problem, fixes_problem
 from examples.food_ordering.watch import finished
-from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_bindings
+from restate_stream._util.ports import free_ports
+from restate_stream._util.process import tail
 from restate_stream.bindings import BindingsFile, check_against_app, load_bindings
-from restate_stream.publisher import FAULT_ENV
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.runtime.publisher import FAULT_ENV
+from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
-from restate_stream.stack.ports import free_ports
-from restate_stream.stack.process import tail
 from restate_stream.testing import wait_until
-from restate_stream.worker import WorkerProcess
 
 pytestmark = pytest.mark.engines
 

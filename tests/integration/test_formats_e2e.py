@@ -15,10 +15,10 @@ import pytest
 
 from connectors import Record, produce_records
 from connectors.avro import AvroCodec
-from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_bindings
 from restate_stream.bindings import load_bindings
-from restate_stream.bound import bind, dead_letter_json
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.runtime.bound import bind, dead_letter_json
 from restate_stream.stack import LocalStack
 from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
 from tests.integration import formats_app

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from restate_stream.admin import AdminApiError, AdminClient
+from restate_stream._util.ports import free_ports
+from restate_stream.control.admin import AdminApiError, AdminClient
 from restate_stream.stack import LocalStack
 from restate_stream.stack.install import restate_install
-from restate_stream.stack.ports import free_ports
 from restate_stream.stack.restate import RestatePorts, RestateServer
 from restate_stream.testing import wait_until
 

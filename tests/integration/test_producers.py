@@ -13,8 +13,8 @@ from confluent_kafka import Consumer
 
 from connectors import TopicAdmin
 from connectors.producer import Delivery, ProduceFailed, create_producer
+from restate_stream._util.ports import free_ports
 from restate_stream.stack import LocalStack
-from restate_stream.stack.ports import free_ports
 
 pytestmark = pytest.mark.engines
 

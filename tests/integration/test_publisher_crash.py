@@ -20,14 +20,14 @@ import httpx
 import pytest
 
 from connectors import TopicAdmin
-from restate_stream.admin import AdminClient
-from restate_stream.apply import apply_bindings
+from restate_stream._util.ports import free_ports
 from restate_stream.bindings import load_bindings
-from restate_stream.publisher import AFTER_ACK, FAULT_ENV
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.runtime.publisher import AFTER_ACK, FAULT_ENV
+from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
-from restate_stream.stack.ports import free_ports
 from restate_stream.testing import drop_cluster, object_state, topic_records, wait_until
-from restate_stream.worker import WorkerProcess
 
 pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]

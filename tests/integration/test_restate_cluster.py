@@ -21,10 +21,10 @@ import httpx
 import pytest
 import restate
 
-from restate_stream.admin import AdminApiError, AdminClient
+from restate_stream._util.ports import LOOPBACK, free_ports
+from restate_stream._util.process import ManagedProcess, tail
+from restate_stream.control.admin import AdminApiError, AdminClient
 from restate_stream.stack.install import install_restate
-from restate_stream.stack.ports import LOOPBACK, free_ports
-from restate_stream.stack.process import ManagedProcess, tail
 from restate_stream.testing import object_state, serve_app, wait_until
 
 pytestmark = pytest.mark.engines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from restate_stream.admin import AdminApiError, AdminClient, AdminUnavailableError
+from restate_stream.control.admin import AdminApiError, AdminClient, AdminUnavailableError
 
 
 async def test_restate_error_message_and_status_surface() -> None:

@@ -21,7 +21,7 @@ from restate_stream.bindings import (
     import_app,
     parse_bindings,
 )
-from restate_stream.serving import without_lifespan_warnings
+from restate_stream.runtime.serving import without_lifespan_warnings
 
 greeter = restate.Service("greeter")
 
@@ -237,7 +237,7 @@ def test_a_handler_without_input_cannot_be_bound() -> None:
 
 
 def test_an_unimportable_worker_app_is_named_with_its_line(tmp_path: Path) -> None:
-    from restate_stream.cli import load_checked
+    from restate_stream.cli.main import load_checked
 
     path = tmp_path / "b.yaml"
     path.write_text(

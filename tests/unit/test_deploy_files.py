@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from restate_stream.bindings import BindingsError, BindingsFile, parse_bindings
-from restate_stream.cli import build_parser
+from restate_stream.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -12,7 +12,6 @@ import pytest
 
 from connectors.consume import ConsumedRecord
 from restate_stream.bindings import Binding, parse_bindings
-from restate_stream.bound import dead_letter_record
 from restate_stream.dlq import (
     DeadLetter,
     DlqError,
@@ -28,8 +27,9 @@ from restate_stream.dlq import (
     settle,
     summary,
 )
-from restate_stream.event import KafkaCoordinates
-from restate_stream.formats import cloudevent
+from restate_stream.runtime.bound import dead_letter_record
+from restate_stream.runtime.event import KafkaCoordinates
+from restate_stream.runtime.formats import cloudevent
 
 BINDING = Binding("orders", "orders", "local", "Orders", "handle", dead_letter="orders.dlq")
 INGRESS = "http://127.0.0.1:8080/"

@@ -12,9 +12,9 @@ import pytest
 from pydantic import BaseModel
 
 from restate_stream.bindings import Binding
-from restate_stream.bound import dead_letter_json, dead_letter_record, input_type_of
-from restate_stream.event import KafkaCoordinates, KafkaEvent
-from restate_stream.formats import (
+from restate_stream.runtime.bound import dead_letter_json, dead_letter_record, input_type_of
+from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
+from restate_stream.runtime.formats import (
     DecodeError,
     EncodeError,
     JsonCodec,
@@ -22,7 +22,7 @@ from restate_stream.formats import (
     cloudevent,
     unwrap_cloudevent,
 )
-from restate_stream.publisher import validate_key
+from restate_stream.runtime.publisher import validate_key
 
 
 @dataclass
@@ -152,7 +152,7 @@ def test_terminal_errors_are_found_through_wrapping_exceptions() -> None:
     import restate
     from restate.exceptions import SdkInternalBaseException
 
-    from restate_stream.bound import _causes
+    from restate_stream.runtime.bound import _causes
 
     terminal = restate.TerminalError("rejected")
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from restate_stream import logs
+from restate_stream.runtime import logs
 
 
 def _record() -> logging.LogRecord:

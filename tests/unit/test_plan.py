@@ -5,9 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from restate_stream.admin import Deployment, KafkaCluster, Subscription
 from restate_stream.bindings import BindingsFile, parse_bindings
-from restate_stream.plan import (
+from restate_stream.control.admin import Deployment, KafkaCluster, Subscription
+from restate_stream.control.plan import (
     AddPartitions,
     CreateCluster,
     CreateSubscription,

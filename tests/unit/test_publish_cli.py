@@ -11,8 +11,8 @@ import pytest
 
 from restate_stream.bindings import parse_bindings
 from restate_stream.cli import main
-from restate_stream.formats import JsonCodec, StringCodec, unwrap_cloudevent
-from restate_stream.publish_cli import (
+from restate_stream.runtime.formats import JsonCodec, StringCodec, unwrap_cloudevent
+from restate_stream.topics.publish import (
     Line,
     ProgressBar,
     PublishError,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from restate_stream._util.ports import free_ports, port_is_free
 from restate_stream.stack import LocalStack, PortInUseError, StackPorts
 from restate_stream.stack import install as install_mod
 from restate_stream.stack.kafka import KafkaPorts, _cluster_id, server_properties
-from restate_stream.stack.ports import free_ports, port_is_free
 
 
 def test_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from connectors.consume import ConsumedRecord
-from restate_stream.formats import cloudevent
-from restate_stream.tail_cli import WIDTH, render
+from restate_stream.runtime.formats import cloudevent
+from restate_stream.topics.tail import WIDTH, render
 
 
 def record(value: bytes | None, key: bytes | None = b"k-1") -> ConsumedRecord:

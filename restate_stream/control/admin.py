@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 
+from restate_stream.errors import RestateStreamError
 
-class AdminApiError(RuntimeError):
+
+class AdminApiError(RestateStreamError, RuntimeError):
     def __init__(
         self, method: str, url: str, status: int, message: str, restate_code: str | None
     ) -> None:
@@ -30,7 +32,7 @@ class AdminApiError(RuntimeError):
         self.restate_code = restate_code
 
 
-class AdminUnavailableError(RuntimeError):
+class AdminUnavailableError(RestateStreamError, RuntimeError):
     pass
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from connectors import PartitionLag
 from connectors.consume import end_offsets
-from restate_stream.admin import AdminClient, sql_literal
 from restate_stream.bindings import BindingsFile
-from restate_stream.plan import TopicAdminFactory, binding_key, by_binding_key
+from restate_stream.control.admin import AdminClient, sql_literal
+from restate_stream.control.plan import TopicAdminFactory, binding_key, by_binding_key
 
 # Invocation states in which a key's later records wait: the binding is stuck on that key.
 STUCK_STATES = ("backing-off", "paused")

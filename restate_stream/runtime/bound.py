@@ -34,11 +34,17 @@ from restate.serde import BytesSerde
 from restate.server_context import DisconnectedException
 
 from restate_stream.bindings import Binding, BindingsFile
-from restate_stream.event import KafkaCoordinates, KafkaEvent
-from restate_stream.formats import Codec, DecodeError, JsonCodec, codec_for, unwrap_cloudevent
-from restate_stream.publisher import Publisher
+from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
+from restate_stream.runtime.formats import (
+    Codec,
+    DecodeError,
+    JsonCodec,
+    codec_for,
+    unwrap_cloudevent,
+)
+from restate_stream.runtime.publisher import Publisher
 
-log = logging.getLogger("restate_stream.bound")
+log = logging.getLogger("restate_stream.runtime.bound")
 
 DEDUPE_STATE = "restate-stream.seen-event-ids"
 DEDUPE_WINDOW = 1000

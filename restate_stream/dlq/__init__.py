@@ -34,12 +34,13 @@ from connectors.consume import (
     read_topic,
 )
 from restate_stream.bindings import Binding, BindingsFile
-from restate_stream.bound import dead_letter_json
+from restate_stream.errors import RestateStreamError
+from restate_stream.runtime.bound import dead_letter_json
 
 _MESSAGE_WIDTH = 60
 
 
-class DlqError(RuntimeError):
+class DlqError(RestateStreamError, RuntimeError):
     """A problem with a complete message for people (printed without a traceback)."""
 
 
@@ -156,7 +157,7 @@ def of_binding(letters: Iterable[DeadLetter], name: str) -> tuple[list[DeadLette
 # --- redrive: the request ---------------------------------------------------------------------
 
 
-class NotRedrivable(ValueError):
+class NotRedrivable(RestateStreamError, ValueError):
     pass
 
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 from connectors.consume import ConsumedRecord, end_offsets, read_topic
-from restate_stream.formats import unwrap_cloudevent
-from restate_stream.publish_cli import Target
+from restate_stream.runtime.formats import unwrap_cloudevent
+from restate_stream.topics.publish import Target
 
 WIDTH = 160
 

@@ -13,9 +13,9 @@ from typing import Any
 import restate
 
 from restate_stream.bindings import check_against_app, import_app, load_bindings
-from restate_stream.bound import bind
-from restate_stream.logs import configure_logging
-from restate_stream.serving import without_lifespan_warnings
+from restate_stream.runtime.bound import bind
+from restate_stream.runtime.logs import configure_logging
+from restate_stream.runtime.serving import without_lifespan_warnings
 
 APP_ENV = "RESTATE_STREAM_APP"
 BINDINGS_ENV = "RESTATE_STREAM_BINDINGS"  # the bindings file whose handlers get wrapped

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from connectors import TopicAdmin
-from restate_stream.admin import AdminClient
 from restate_stream.bindings import BindingsFile
-from restate_stream.plan import (
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.plan import (
     AddPartitions,
     Change,
     CreateCluster,

@@ -24,7 +24,7 @@ import restate
 from restate import RunOptions
 
 from connectors.producer import KafkaProducer, ProduceFailed, create_producer
-from restate_stream.formats import Codec, EncodeError, JsonCodec, cloudevent_json, json_text
+from restate_stream.runtime.formats import Codec, EncodeError, JsonCodec, cloudevent_json, json_text
 
 # Test builds set this to a fault point's name to die there with SIGKILL (crash-safety tests).
 FAULT_ENV = "RESTATE_STREAM_FAULT"

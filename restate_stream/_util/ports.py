@@ -6,10 +6,12 @@ import socket
 import time
 from collections.abc import Callable
 
+from restate_stream.errors import RestateStreamError
+
 LOOPBACK = "127.0.0.1"
 
 
-class PortInUseError(RuntimeError):
+class PortInUseError(RestateStreamError, RuntimeError):
     def __init__(self, port: int, purpose: str) -> None:
         super().__init__(
             f"port {port} ({purpose}) on {LOOPBACK} is already in use: stop what holds it "

@@ -7,7 +7,7 @@ from typing import Any, Literal, cast
 
 from connectors.avro import AvroCodec, AvroDecodeError
 from connectors.schema_registry import SchemaRegistryClient
-from restate_stream.formats import DecodeError
+from restate_stream.runtime.formats.base import DecodeError
 
 
 class BindingAvroCodec:

@@ -2,7 +2,7 @@
 
 `fetch_live` reads the live state (Restate admin API, Kafka topic metadata); `compute_plan`
 is a pure function from (file, live state) to an ordered list of changes, so every rule
-here is testable without engines. `restate_stream.apply` carries a plan out.
+here is testable without engines. `restate_stream.control.apply` carries a plan out.
 
 How a binding is recognised on the server: Restate subscriptions carry no name, so every
 binding pins its consumer `group.id` (`group:` in the file, else `restate-stream.<name>`)
@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from connectors import TopicAdmin
-from restate_stream.admin import AdminClient, Deployment, KafkaCluster, Subscription
 from restate_stream.bindings import Binding, BindingsFile
+from restate_stream.control.admin import AdminClient, Deployment, KafkaCluster, Subscription
 
 REDACTED = "***"  # how Restate returns secret cluster properties
 # Options Restate adds to every subscription by itself.

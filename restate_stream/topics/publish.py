@@ -28,14 +28,15 @@ from connectors import ProduceFailed, create_producer
 from connectors.consume import TopicNotFoundError, partition_count
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.bindings.model import Format
-from restate_stream.formats import Codec, JsonCodec, StringCodec, cloudevent
+from restate_stream.errors import RestateStreamError
+from restate_stream.runtime.formats import Codec, JsonCodec, StringCodec, cloudevent
 
 _FIELDS = ("key", "value", "value_base64", "partition")
 _ERRORS_SHOWN = 10
 _IN_FLIGHT = 1000  # far below librdkafka's local queue, so sends never wait for room (order)
 
 
-class PublishError(ValueError):
+class PublishError(RestateStreamError, ValueError):
     """A problem with a complete message for people (printed without a traceback)."""
 
 

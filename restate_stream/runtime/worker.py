@@ -14,13 +14,14 @@ from pathlib import Path
 
 from hypercorn.run import run
 
-from restate_stream._worker_asgi import APP_ENV, BINDINGS_ENV, IDENTITY_KEYS_ENV, split_keys
-from restate_stream.serving import hypercorn_config
-from restate_stream.stack.ports import LOOPBACK, ensure_free, free_ports, wait_until_listening
-from restate_stream.stack.process import ManagedProcess, tail
+from restate_stream._util.ports import LOOPBACK, ensure_free, free_ports, wait_until_listening
+from restate_stream._util.process import ManagedProcess, tail
+from restate_stream.errors import RestateStreamError
+from restate_stream.runtime._asgi import APP_ENV, BINDINGS_ENV, IDENTITY_KEYS_ENV, split_keys
+from restate_stream.runtime.serving import hypercorn_config
 
 
-class WorkerStartError(RuntimeError):
+class WorkerStartError(RestateStreamError, RuntimeError):
     pass
 
 
@@ -58,7 +59,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 "-m",
-                "restate_stream.worker",
+                "restate_stream.runtime.worker",
                 self.app,
                 "--port",
                 str(self.port),
@@ -97,13 +98,13 @@ def serve_forever(
     os.environ[IDENTITY_KEYS_ENV] = ",".join(identity_keys or [])
     os.environ[BINDINGS_ENV] = str(bindings.resolve()) if bindings else ""
     config = hypercorn_config(host, port)
-    config.application_path = "restate_stream._worker_asgi:app"
+    config.application_path = "restate_stream.runtime._asgi:app"
     config.workers = processes
     run(config)
 
 
 def _main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m restate_stream.worker")
+    parser = argparse.ArgumentParser(prog="python -m restate_stream.runtime.worker")
     parser.add_argument("app", help="the Restate app as 'package.module:attribute'")
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, required=True)

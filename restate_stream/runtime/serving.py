@@ -10,8 +10,8 @@ from typing import Any
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from restate_stream.publisher import close_publishers
-from restate_stream.stack.ports import LOOPBACK, accepts_connections, free_ports, port_is_free
+from restate_stream._util.ports import LOOPBACK, accepts_connections, free_ports, port_is_free
+from restate_stream.runtime.publisher import close_publishers
 
 
 def without_lifespan_warnings(app: Any) -> Any:

@@ -17,9 +17,8 @@ from urllib.parse import urlparse
 
 from connectors import TopicAdmin
 from connectors.consume import TopicNotFoundError, TopicUnreadableError
-from restate_stream import dlq, publish_cli, tail_cli
-from restate_stream.admin import AdminApiError, AdminClient, AdminUnavailableError
-from restate_stream.apply import apply_plan
+from restate_stream import dlq
+from restate_stream._util.ports import LOOPBACK, wait_until_listening
 from restate_stream.bindings import (
     AppImportError,
     BindingsError,
@@ -31,7 +30,11 @@ from restate_stream.bindings import (
 )
 from restate_stream.bindings.edit import set_paused
 from restate_stream.bindings.model import AVRO_WIRES, FORMATS
-from restate_stream.plan import Plan, compute_plan, fetch_live
+from restate_stream.control.admin import AdminApiError, AdminClient, AdminUnavailableError
+from restate_stream.control.apply import apply_plan
+from restate_stream.control.plan import Plan, compute_plan, fetch_live
+from restate_stream.control.status import binding_statuses, render
+from restate_stream.runtime.worker import WorkerProcess, WorkerStartError, serve_forever
 from restate_stream.stack import (
     LocalStack,
     PortInUseError,
@@ -43,10 +46,9 @@ from restate_stream.stack import (
 )
 from restate_stream.stack.kafka import KafkaStartError
 from restate_stream.stack.local import stack_down, stack_running, stack_status
-from restate_stream.stack.ports import LOOPBACK, wait_until_listening
 from restate_stream.stack.restate import RestateStartError
-from restate_stream.status import binding_statuses, render
-from restate_stream.worker import WorkerProcess, WorkerStartError, serve_forever
+from restate_stream.topics import publish as publish_cli
+from restate_stream.topics import tail as tail_cli
 
 # Errors that carry a complete message for people: printed without a traceback.
 _USER_ERRORS = (

@@ -1,0 +1,1 @@
+"""Private utilities: child processes, ports, polling."""

@@ -1,0 +1,1 @@
+"""The control plane: the Restate admin API, plan, apply and status."""

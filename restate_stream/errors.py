@@ -1,0 +1,9 @@
+"""One exception tree: every error restate-stream raises for people to read derives from here.
+
+Each subclass also keeps the built-in base it had (ValueError, RuntimeError, ...), so code
+that catches those keeps working; the command line prints any RestateStreamError as one line.
+"""
+
+
+class RestateStreamError(Exception):
+    """An error whose message is complete for a person: what failed, where, what to do."""

@@ -1,0 +1,1 @@
+"""The runtime: serving the app, bound handlers, events, formats, the durable publisher."""

@@ -1,0 +1,38 @@
+"""CloudEvents 1.0 structured mode: the envelope that carries an event id with its data.
+
+Restate does not forward Kafka record headers, so the id travels inside the value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from restate_stream.runtime.formats.json import json_text
+
+CLOUDEVENTS_SPEC = "1.0"
+
+
+def cloudevent(event_id: str, event_type: str, source: str, time: str, data: Any) -> bytes:
+    """A CloudEvents 1.0 structured-mode JSON envelope around `data`."""
+    return cloudevent_json(event_id, event_type, source, time, json_text(data))
+
+
+def cloudevent_json(event_id: str, event_type: str, source: str, time: str, data: str) -> bytes:
+    """The envelope around `data` already encoded as JSON text (encoded once, checked early)."""
+    head = {
+        "specversion": CLOUDEVENTS_SPEC,
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "time": time,
+        "datacontenttype": "application/json",
+    }
+    return (json.dumps(head, separators=(",", ":"))[:-1] + ',"data":' + data + "}").encode()
+
+
+def unwrap_cloudevent(obj: Any) -> tuple[Any, str | None, str | None]:
+    """(data, id, type) of a CloudEvents envelope; (obj, None, None) for anything else."""
+    if isinstance(obj, dict) and obj.get("specversion") == CLOUDEVENTS_SPEC and "id" in obj:
+        return obj.get("data"), str(obj["id"]), obj.get("type")
+    return obj, None, None

@@ -1,0 +1,76 @@
+"""JSON values, decoded into the handler's declared type.
+
+A pydantic model, a dataclass (field types checked), or plain JSON for `dict`/`list`/`Any`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from typing import Any
+
+import pydantic
+
+from restate_stream.runtime.formats.base import DecodeError, EncodeError
+
+
+@functools.cache
+def _adapter(t: type) -> pydantic.TypeAdapter[Any]:
+    return pydantic.TypeAdapter(t)
+
+
+def to_jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):  # pydantic v2
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+class JsonCodec:
+    def __init__(self, value_type: Any = None) -> None:
+        self.value_type = value_type
+
+    def parse(self, data: bytes) -> Any:
+        try:
+            return json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DecodeError(f"invalid JSON: {exc}") from exc
+
+    def convert(self, obj: Any) -> Any:
+        """Turn parsed JSON into the declared type."""
+        t = self.value_type
+        if t is None or t is Any or t in (dict, list, str, int, float, bool):
+            if t in (dict, list, str, int, float, bool) and not isinstance(obj, t):
+                raise DecodeError(f"expected a JSON {t.__name__}, got {type(obj).__name__}")
+            return obj
+        if hasattr(t, "model_validate"):
+            try:
+                return t.model_validate(obj)
+            except Exception as exc:  # pydantic.ValidationError, without importing pydantic
+                raise DecodeError(f"does not match {t.__name__}: {exc}") from exc
+        if isinstance(t, type) and dataclasses.is_dataclass(t):
+            if not isinstance(obj, dict):
+                raise DecodeError(f"expected a JSON object for {t.__name__}")
+            try:
+                # Field types are checked (a str where the dataclass says int is bad data,
+                # found here and dead-lettered, not a TypeError deep in the handler).
+                return _adapter(t).validate_python(obj)
+            except pydantic.ValidationError as exc:
+                raise DecodeError(f"does not match {t.__name__}: {exc}") from exc
+        return obj
+
+    def decode(self, data: bytes) -> Any:
+        return self.convert(self.parse(data))
+
+    def encode(self, value: Any) -> bytes:
+        return json_text(value).encode()
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON for `value` (pydantic models and dataclasses included), or EncodeError."""
+    try:
+        return json.dumps(to_jsonable(value), separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(f"not JSON-serialisable: {exc}") from exc

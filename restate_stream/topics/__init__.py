@@ -1,0 +1,1 @@
+"""Records on topics by hand: `publish` and `tail`."""
