@@ -30,6 +30,7 @@ from restate_stream.bindings.model import (
     WorkerSpec,
 )
 from restate_stream.bindings.schema import (
+    FIELD_KEYS,
     BindingEntry,
     FileSpec,
     TopicEntry,
@@ -84,7 +85,9 @@ def _problem(path: Path, doc: Document, error: ErrorDetails) -> Problem | None:
     """A pydantic error, told at the place it was written and in the words of the schema."""
     at: tuple[str, ...] = error.get("ctx", {}).get("at", ())
     # A default is validated under the field's name, not its key (`schema_`, not `schema`).
-    loc: Loc = tuple(p.rstrip("_") if isinstance(p, str) else p for p in (*error["loc"], *at))
+    loc: Loc = tuple(
+        FIELD_KEYS.get(p, p) if isinstance(p, str) else p for p in (*error["loc"], *at)
+    )
     if any(loc[:end] in doc.unreadable for end in range(len(loc) + 1)):
         return None  # the value was not read (an unset variable...), which is reported
     is_key = loc[-1:] == ("[key]",)

@@ -333,6 +333,15 @@ class FileSpec(_Spec):
     ] = []
 
 
+# Fields named apart from their key (the key is a BaseModel attribute): name -> key.
+FIELD_KEYS = {
+    name: field.alias
+    for model in _Spec.__subclasses__()
+    for name, field in model.model_fields.items()
+    if field.alias
+}
+
+
 def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
     """`annotation` without Annotated[...] and `| None`, and the metadata taken off it."""
     metadata: list[Any] = []
@@ -353,28 +362,31 @@ def _model_fields(annotation: Any) -> dict[str, Any] | None:
     return None
 
 
-def expected_at(loc: Loc) -> str | None:
-    """What the value at `loc` (a pydantic error location) should be, in words."""
+def _type_at(loc: Loc) -> tuple[Any, list[Any]]:
+    """The type of the value at `loc` (a pydantic error location) and its metadata."""
     annotation: Any = FileSpec
     metadata: list[Any] = []
     parts = list(loc)
     while parts:
         part = parts.pop(0)
         annotation, _ = _unwrap(annotation)
-        fields = _model_fields(annotation)
-        if fields is not None:
-            if part not in fields:
-                return None
+        fields = _model_fields(annotation) or {}
+        if part in fields:
             annotation, metadata = fields[str(part)].annotation, fields[str(part)].metadata
         elif get_origin(annotation) in (dict, list):
-            args = get_args(annotation)
-            is_key = parts[:1] == ["[key]"]
-            annotation, metadata = (args[0] if is_key else args[-1]), []
+            is_key = parts[:1] == ["[key]"]  # ("name", "[key]"): the key itself
+            annotation, metadata = get_args(annotation)[0 if is_key else -1], []
             del parts[:is_key]
         else:
-            return None
+            return None, []
     annotation, inner = _unwrap(annotation)
-    expects = [m.text for m in [*metadata, *inner] if isinstance(m, Expect)]
+    return annotation, [*metadata, *inner]
+
+
+def expected_at(loc: Loc) -> str | None:
+    """What the value at `loc` should be, in words."""
+    annotation, metadata = _type_at(loc)
+    expects = [m.text for m in metadata if isinstance(m, Expect)]
     if expects:
         return expects[-1]
     if annotation is bool:
@@ -386,14 +398,4 @@ def expected_at(loc: Loc) -> str | None:
 
 def keys_at(loc: Loc) -> list[str]:
     """The keys allowed in the mapping at `loc`."""
-    annotation: Any = FileSpec
-    for part in loc:
-        annotation, _ = _unwrap(annotation)
-        fields = _model_fields(annotation)
-        if fields is not None:
-            annotation = fields[str(part)].annotation if part in fields else None
-        else:
-            args = get_args(annotation)
-            annotation = args[-1] if args else None
-    fields = _model_fields(_unwrap(annotation)[0])
-    return list(fields or ())
+    return list(_model_fields(_type_at(loc)[0]) or ())
