@@ -1,34 +1,57 @@
-"""The bindings file as data: frozen dataclasses, plus the error type every check reports with.
+"""The bindings file as the rest of the code sees it, and the error type every check reports with.
 
-Each spec remembers where it came from (line, column, and per-field positions) so that checks
-made later, against the app or a live cluster, can point at the exact YAML line too.
+schema.py is the file as written; these are the specs resolved from it (each binding's cluster
+and schema path). Each remembers where it came from (line, column, and per-field positions) so
+that checks made later, against the app or a live cluster, can point at the YAML line too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import get_args
 
+from restate_stream.bindings._yaml import Position
+from restate_stream.bindings.schema import (
+    DEFAULT_ADMIN_URL,
+    DEFAULT_INGRESS_URL,
+    DEFAULT_WORKER_URI,
+    AvroWire,
+    Format,
+    RestateSettings,
+    RetrySpec,
+    Start,
+)
 from restate_stream.errors import RestateStreamError
 
-Format = Literal["json", "avro", "bytes", "string"]
-AvroWire = Literal["plain", "confluent"]
-Start = Literal["earliest", "latest"]
+__all__ = [
+    "AVRO_WIRES",
+    "DEFAULT_ADMIN_URL",
+    "DEFAULT_INGRESS_URL",
+    "DEFAULT_WORKER_URI",
+    "FORMATS",
+    "GROUP_PREFIX",
+    "STARTS",
+    "AvroWire",
+    "Binding",
+    "BindingsError",
+    "BindingsFile",
+    "Format",
+    "KafkaClusterSpec",
+    "Position",
+    "Problem",
+    "RestateSettings",
+    "RetrySpec",
+    "Start",
+    "TopicSpec",
+    "WorkerSpec",
+]
 
-FORMATS: tuple[Format, ...] = ("json", "avro", "bytes", "string")
-AVRO_WIRES: tuple[AvroWire, ...] = ("plain", "confluent")
-STARTS: tuple[Start, ...] = ("earliest", "latest")
-
-DEFAULT_ADMIN_URL = "http://127.0.0.1:9070"
-DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
-DEFAULT_WORKER_URI = "http://127.0.0.1:9080"
+FORMATS: tuple[Format, ...] = get_args(Format)
+AVRO_WIRES: tuple[AvroWire, ...] = get_args(AvroWire)
+STARTS: tuple[Start, ...] = get_args(Start)
 GROUP_PREFIX = "restate-stream."  # default consumer group of a binding: this + its name
-
-# 1-based (line, column) of a field's value in the YAML file.
-Position = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -50,12 +73,6 @@ class BindingsError(RestateStreamError, ValueError):
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column))
         super().__init__("\n".join(str(p) for p in self.problems))
-
-
-@dataclass(frozen=True)
-class RestateSettings:
-    admin_url: str = DEFAULT_ADMIN_URL
-    ingress_url: str = DEFAULT_INGRESS_URL
 
 
 @dataclass(frozen=True)
@@ -84,14 +101,6 @@ class WorkerSpec:
     identity_keys: list[str] = field(default_factory=list)
     # Where `app` was written, so an import failure can point at it.
     app_position: Position = (0, 0)
-
-
-@dataclass(frozen=True)
-class RetrySpec:
-    max_attempts: int | None = None
-    initial_interval: timedelta | None = None
-    max_interval: timedelta | None = None
-    factor: float | None = None
 
 
 @dataclass(frozen=True)

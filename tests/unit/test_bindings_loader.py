@@ -603,3 +603,60 @@ def test_schema_registry_only_with_confluent_avro(tmp_path: Path) -> None:
         parse_bindings(
             base % "avro_wire: confluent, schema_registry: registry", tmp_path / "b.yaml", env={}
         )
+
+
+def test_text_values_are_taken_as_written() -> None:
+    spec = parse(
+        HEADER + "  - {name: a, topic: 2024, handler: S/h, options: {x: 0x10, y: yes, z: 1.50}}\n"
+    )
+    (b,) = spec.bindings
+    assert b.topic == "2024"
+    assert b.options == {"x": "0x10", "y": "true", "z": "1.50"}
+
+
+def test_unknown_nested_key_suggests_at_the_key() -> None:
+    p = only_problem(
+        HEADER + "  - name: a\n    topic: t\n    handler: S/h\n    retry:\n      max_attempt: 3\n"
+    )
+    assert (p.line, p.column, p.field) == (9, 7, "bindings[0].retry.max_attempt")
+    assert p.message == "unknown key 'max_attempt'; did you mean 'max_attempts'?"
+
+
+def test_resolved_fields_are_not_keys_of_the_file() -> None:
+    p = only_problem(HEADER + "  - {name: a, topic: t, handler: S/h, service: S}\n")
+    assert p.field == "bindings[0].service"
+    assert p.message.startswith("unknown key 'service'")
+
+
+def test_null_means_not_written() -> None:
+    spec = parse(
+        """\
+        kafka: {clusters: {local: {bootstrap.servers: b}}}
+        restate:
+        topics:
+          t:
+        bindings:
+          - {name: a, topic: t, handler: S/h, retry: ~, group: ~, paused: ~}
+        """
+    )
+    assert spec.restate.admin_url == "http://127.0.0.1:9070"
+    assert spec.topics["t"].cluster == "local" and spec.topics["t"].partitions is None
+    (b,) = spec.bindings
+    assert (b.retry, b.group, b.paused) == (None, None, False)
+
+
+def test_an_unreadable_value_is_reported_once() -> None:
+    p = only_problem(
+        "kafka: {clusters: {local: {bootstrap.servers: b}}}\ntopics:\n  t: {partitions: '${P}'}\n"
+    )
+    assert (p.line, p.field) == (3, "topics.t.partitions")
+    assert "P is not set" in p.message
+
+
+def test_option_set_by_own_field_points_at_the_option() -> None:
+    p = only_problem(
+        HEADER + "  - name: a\n    topic: t\n    handler: S/h\n    group: g\n"
+        "    options:\n      group.id: g2\n"
+    )
+    assert (p.line, p.field) == (10, "bindings[0].options.group.id")
+    assert p.message == "group.id is set by group:; drop it from options"

@@ -1,0 +1,401 @@
+"""The bindings file's shape as pydantic models: keys, types, ranges and the rules between fields.
+
+Each value type says in words what it expects (`Expect`); a problem reads
+`expected <that>; got <what was written>`. Rules within one binding are validators here;
+rules across sections (which cluster, shared consumer groups) are checked in loader.py,
+which sees the whole file.
+
+Adding an option is adding a field: a sub-mapping like `retry:` is one more `_Spec` model.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from restate_stream.bindings._yaml import Loc, WrittenFloat, WrittenInt
+
+Format = Literal["json", "avro", "bytes", "string"]
+AvroWire = Literal["plain", "confluent"]
+Start = Literal["earliest", "latest"]
+
+DEFAULT_ADMIN_URL = "http://127.0.0.1:9070"
+DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
+DEFAULT_WORKER_URI = "http://127.0.0.1:9080"
+BOOTSTRAP_KEYS = ("bootstrap.servers", "metadata.broker.list")
+
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class Expect:
+    """What a value should be, in the words a problem uses: `expected <text>; got ...`."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def rule(message: str, *at: str) -> PydanticCustomError:
+    """A broken rule, reported as written (at key `at` inside the value, if given)."""
+    return PydanticCustomError("rule", message, {"at": at})
+
+
+def parse_duration(value: Any) -> timedelta | None:
+    """A timedelta from 200ms / 1.5s / 10s / 2m / 1h; None for anything else (bare numbers too)."""
+    if not isinstance(value, str) or not (match := _DURATION.fullmatch(value.strip())):
+        return None
+    return timedelta(seconds=float(match["number"]) * _UNIT_SECONDS[match["unit"]])
+
+
+def _as_text(value: Any) -> Any:
+    """Text fields take scalars as written: `topic: 2024` is the topic "2024", `yes` is "true"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, WrittenInt | WrittenFloat):
+        return value.text
+    return value
+
+
+def _matching(pattern: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(text: str) -> str:
+        if not compiled.fullmatch(text):
+            raise ValueError("no match")
+        return text
+
+    return AfterValidator(check)
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("not a URL")
+    return text
+
+
+def _duration(value: Any) -> Any:
+    # A unit is required: a bare 100 read as seconds, when 100ms was meant, is a silent 1000x.
+    duration = parse_duration(value)
+    if duration is None or duration <= timedelta(0):
+        raise ValueError("not a duration")
+    return duration
+
+
+_TEXT = BeforeValidator(_as_text)
+_NOT_EMPTY = Field(min_length=1)
+
+Text = Annotated[str, _TEXT, _NOT_EMPTY]
+# Any string, even empty: librdkafka properties, topic configs, subscription options.
+Value = Annotated[str, _TEXT, Expect("a string value")]
+TopicName = Annotated[
+    str,
+    _TEXT,
+    _matching(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}"),
+    Expect("a Kafka topic name (letters, digits, '.', '_' and '-', at most 249 characters)"),
+]
+BindingName = Annotated[
+    str,
+    _TEXT,
+    _matching(r"[a-z0-9][a-z0-9._-]*"),
+    Expect(
+        "a name of lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+    ),
+]
+# Restate turns cluster names into hosts of kafka:// URIs, so they must be hostname labels.
+ClusterName = Annotated[
+    str,
+    _matching(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"),
+    Expect(
+        "a hostname label, as Restate requires of cluster names: lowercase letters, digits "
+        "and '-', 1 to 63 characters, not starting or ending with '-'"
+    ),
+]
+HandlerRef = Annotated[
+    str,
+    _TEXT,
+    _matching(r"[^/\s]+/[^/\s]+"),
+    Expect('"Service/handler" like driver-digital-twin/handle_location'),
+]
+AppRef = Annotated[
+    str,
+    _TEXT,
+    _matching(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"),
+    Expect('"module.path:attribute" like examples.food_ordering.app:app'),
+]
+IdentityKey = Annotated[
+    str, _TEXT, _matching(r"publickeyv1_\S+"), Expect("a Restate public key (publickeyv1_...)")
+]
+Url = Annotated[str, _TEXT, AfterValidator(_url), Expect("an http:// or https:// URL")]
+PositiveInt = Annotated[int, Field(ge=1), Expect("an integer >= 1")]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    Expect("a duration with a unit, like 200ms, 1.5s, 10s, 2m, 1h"),
+]
+
+
+def _has_bootstrap(properties: dict[str, str]) -> dict[str, str]:
+    if not any(key in properties for key in BOOTSTRAP_KEYS):
+        raise rule(
+            "missing required property 'bootstrap.servers' (or 'metadata.broker.list'), "
+            "like bootstrap.servers: 127.0.0.1:9092"
+        )
+    for key in BOOTSTRAP_KEYS:
+        if properties.get(key) == "":
+            raise rule("must not be empty", key)
+    return properties
+
+
+ClusterProperties = Annotated[
+    dict[str, Value], AfterValidator(_has_bootstrap), Expect("a mapping of librdkafka properties")
+]
+
+
+class _Spec(BaseModel):
+    """A mapping of the file: only the keys declared, each value of its declared type.
+
+    A field named like a BaseModel attribute gets a trailing `_` and its key as alias.
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unwritten(cls, data: Any) -> Any:
+        """`key:` with no value (null) means the same as leaving the key out."""
+        if not isinstance(data, dict):
+            return data
+        known = {f.alias or name for name, f in cls.model_fields.items()}
+        return {k: v for k, v in data.items() if v is not None or k not in known}
+
+
+class RestateSettings(_Spec):
+    admin_url: Url = DEFAULT_ADMIN_URL
+    ingress_url: Url = DEFAULT_INGRESS_URL
+
+
+class RetrySpec(_Spec):
+    max_attempts: PositiveInt | None = None
+    initial_interval: Duration | None = None
+    max_interval: Duration | None = None
+    factor: Annotated[float, Field(ge=1.0), Expect("a number >= 1.0")] | None = None
+
+    @field_validator("max_interval")
+    @classmethod
+    def _not_below_initial(cls, value: timedelta | None, info: ValidationInfo) -> timedelta | None:
+        initial = info.data.get("initial_interval")
+        if value is not None and initial is not None and value < initial:
+            raise rule("max_interval must not be shorter than initial_interval")
+        return value
+
+
+class KafkaSection(_Spec):
+    clusters: Annotated[
+        dict[ClusterName, ClusterProperties],
+        Field(min_length=1),
+        Expect("at least one cluster (a mapping of cluster name -> librdkafka properties)"),
+    ]
+
+
+class TopicEntry(_Spec):
+    # None: the only cluster; partitions and replication None: the broker's defaults.
+    cluster: Annotated[Text, Expect("a cluster name")] | None = None
+    partitions: PositiveInt | None = None
+    replication_factor: PositiveInt | None = None
+    config: Annotated[dict[str, Value], Expect("a mapping of topic configs")] = {}
+
+
+class WorkerEntry(_Spec):
+    app: AppRef
+    uri: Url = DEFAULT_WORKER_URI
+    processes: PositiveInt = 1
+    identity_keys: Annotated[
+        list[IdentityKey], Expect("a list of Restate public keys (publickeyv1_...)")
+    ] = []
+
+
+class BindingEntry(_Spec):
+    """One item of `bindings:`. Validators see the fields declared above them (info.data);
+    one that failed is absent there, so a bad value never causes a second problem."""
+
+    name: BindingName
+    topic: TopicName
+    cluster: Annotated[Text, Expect("a cluster name")] | None = None
+    handler: HandlerRef
+    keyed: bool = True
+    format: Format = "json"
+    schema_: Annotated[Text, Expect("a path to an Avro schema (.avsc) file")] | None = Field(
+        None, alias="schema", validate_default=True
+    )
+    avro_wire: AvroWire = "plain"
+    schema_registry: Url | None = None
+    start: Start = "earliest"
+    group: Annotated[Text, Expect("a consumer group id")] | None = None
+    dead_letter: TopicName | None = None
+    retry: RetrySpec | None = None
+    paused: bool = False
+    dedupe: bool = False
+    options: Annotated[
+        dict[str, Value], Expect("a mapping of subscription options (string -> string)")
+    ] = {}
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema_fits_format(cls, schema: str | None, info: ValidationInfo) -> str | None:
+        format_ = info.data.get("format")
+        if schema is None:
+            if format_ == "avro":
+                raise rule(
+                    "format: avro needs schema: (an .avsc file, relative to this file's directory)"
+                )
+            return None
+        if format_ not in (None, "avro"):
+            raise rule(f"schema applies only to format: avro (format is {format_})")
+        path = Path(info.context["base"] if info.context else ".") / schema
+        if format_ == "avro" and not path.is_file():
+            raise rule(f"schema file not found: {path}")
+        return schema
+
+    @field_validator("avro_wire")
+    @classmethod
+    def _avro_wire_fits_format(cls, wire: AvroWire, info: ValidationInfo) -> AvroWire:
+        format_ = info.data.get("format")
+        if format_ not in (None, "avro"):
+            raise rule(f"avro_wire applies only to format: avro (format is {format_})")
+        return wire
+
+    @field_validator("schema_registry")
+    @classmethod
+    def _registry_fits_wire(cls, url: str | None, info: ValidationInfo) -> str | None:
+        format_, wire = info.data.get("format"), info.data.get("avro_wire")
+        known = url is not None and format_ is not None and wire is not None
+        if known and (format_, wire) != ("avro", "confluent"):
+            raise rule(
+                "schema_registry applies only to format: avro with avro_wire: confluent "
+                "(it resolves the schema ids those records carry)"
+            )
+        return url
+
+    @field_validator("dead_letter")
+    @classmethod
+    def _dead_letter_elsewhere(cls, topic: str | None, info: ValidationInfo) -> str | None:
+        if topic is not None and topic == info.data.get("topic"):
+            raise rule("the dead-letter topic must differ from the binding's topic")
+        return topic
+
+    @field_validator("dedupe")
+    @classmethod
+    def _dedupe_needs_json(cls, dedupe: bool, info: ValidationInfo) -> bool:
+        if dedupe and info.data.get("format", "json") != "json":
+            raise rule(
+                "dedupe needs format json: the event id travels in a CloudEvents JSON envelope"
+            )
+        return dedupe
+
+    @model_validator(mode="after")
+    def _options_leave_own_fields(self) -> BindingEntry:
+        for option, own_field in (("group.id", "group"), ("auto.offset.reset", "start")):
+            if option in self.options and own_field in self.model_fields_set:
+                raise rule(
+                    f"{option} is set by {own_field}:; drop it from options", "options", option
+                )
+        return self
+
+
+class FileSpec(_Spec):
+    restate: RestateSettings = RestateSettings()
+    kafka: Annotated[KafkaSection, Expect("a mapping with clusters:")]
+    topics: Annotated[
+        dict[TopicName, TopicEntry | None],
+        Expect("a mapping of topic name -> {cluster, partitions, replication_factor, config}"),
+    ] = {}
+    worker: WorkerEntry | None = None
+    bindings: Annotated[
+        list[Annotated[BindingEntry, Expect("a mapping (a binding)")]],
+        Expect("a list of bindings"),
+    ] = []
+
+
+# Fields named apart from their key (the key is a BaseModel attribute): name -> key.
+FIELD_KEYS = {
+    name: field.alias
+    for model in _Spec.__subclasses__()
+    for name, field in model.model_fields.items()
+    if field.alias
+}
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """`annotation` without Annotated[...] and `| None`, and the metadata taken off it."""
+    metadata: list[Any] = []
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation, *more = get_args(annotation)
+            metadata = [*more, *metadata]
+        elif origin in (Union, UnionType) and type(None) in get_args(annotation):
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation, metadata
+
+
+def _model_fields(annotation: Any) -> dict[str, Any] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {f.alias or name: f for name, f in annotation.model_fields.items()}
+    return None
+
+
+def _type_at(loc: Loc) -> tuple[Any, list[Any]]:
+    """The type of the value at `loc` (a pydantic error location) and its metadata."""
+    annotation: Any = FileSpec
+    metadata: list[Any] = []
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        annotation, _ = _unwrap(annotation)
+        fields = _model_fields(annotation) or {}
+        if part in fields:
+            annotation, metadata = fields[str(part)].annotation, fields[str(part)].metadata
+        elif get_origin(annotation) in (dict, list):
+            is_key = parts[:1] == ["[key]"]  # ("name", "[key]"): the key itself
+            annotation, metadata = get_args(annotation)[0 if is_key else -1], []
+            del parts[:is_key]
+        else:
+            return None, []
+    annotation, inner = _unwrap(annotation)
+    return annotation, [*metadata, *inner]
+
+
+def expected_at(loc: Loc) -> str | None:
+    """What the value at `loc` should be, in words."""
+    annotation, metadata = _type_at(loc)
+    expects = [m.text for m in metadata if isinstance(m, Expect)]
+    if expects:
+        return expects[-1]
+    if annotation is bool:
+        return "true or false"
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(get_args(annotation))
+    return "a mapping" if _model_fields(annotation) is not None else None
+
+
+def keys_at(loc: Loc) -> list[str]:
+    """The keys allowed in the mapping at `loc`."""
+    return list(_model_fields(_type_at(loc)[0]) or ())
