@@ -120,7 +120,9 @@ def parse_command_line(argv: list[str]) -> ParsedCommand:
     params: dict[str, Any] = {}
     command: click.Command = cli
     while isinstance(command, click.Group):
-        args = [*ctx._protected_args, *ctx.args] if hasattr(ctx, "_protected_args") else ctx.args
+        # click keeps the subcommand's name and arguments apart (protected_args, deprecated
+        # as public in 8.2); together they are what follows the group's own options.
+        args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         name, sub, rest = command.resolve_command(ctx, args)
         if sub is None or name is None:
             raise click.UsageError(f"no command in {argv}")
