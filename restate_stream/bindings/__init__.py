@@ -7,6 +7,7 @@ from restate_stream.bindings.app_check import (
     handler_kind,
     import_app,
 )
+from restate_stream.bindings.checked import load_checked
 from restate_stream.bindings.loader import load_bindings, parse_bindings, parse_duration
 from restate_stream.bindings.model import (
     Binding,
@@ -36,6 +37,7 @@ __all__ = [
     "handler_kind",
     "import_app",
     "load_bindings",
+    "load_checked",
     "parse_bindings",
     "parse_duration",
 ]

@@ -1,5 +1,9 @@
-"""The `restate-stream` command line."""
+"""The `restate-stream` command line (click), one module per command group.
 
-from restate_stream.cli.main import main
+The commands call the domain packages (bindings, control, stack, topics, dlq), which return
+data; rendering it (tables, colours, progress) happens here.
+"""
+
+from restate_stream.cli.app import main
 
 __all__ = ["main"]

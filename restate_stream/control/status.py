@@ -98,31 +98,3 @@ async def _written(properties: dict[str, str], topic: str) -> int | None:
         return sum((await asyncio.to_thread(end_offsets, properties, topic)).values())
     except Exception:
         return None
-
-
-def render(statuses: list[BindingStatus]) -> str:
-    lines = []
-    for s in statuses:
-        lines.append(f"{s.name}  [{s.state}]  {s.source} -> {s.sink}")
-        subs = ", ".join(s.subscription_ids) or "none"
-        lines.append(f"  subscription: {subs}   group: {s.group}")
-        if s.lag_error:
-            lines.append(f"  lag: unknown ({s.lag_error})")
-        else:
-            per_partition = "  ".join(
-                f"p{p.partition}={p.lag}" + ("" if p.committed is not None else "(no commit)")
-                for p in s.lag
-            )
-            lines.append(f"  lag: {s.total_lag}   {per_partition}")
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(s.invocations.items())) or "none"
-        lines.append(f"  invocations: {counts}")
-        if s.dead_letter_topic is not None:
-            written = "?" if s.dead_letters is None else str(s.dead_letters)
-            lines.append(f"  dead letters: {written} on {s.dead_letter_topic}")
-        for stuck in s.stuck_keys:
-            failure = stuck.get("last_failure") or ""
-            lines.append(
-                f"  stuck key {stuck['key']!r}: {stuck['status']} after "
-                f"{stuck.get('retry_count') or 0} retries {failure}".rstrip()
-            )
-    return "\n".join(lines) if lines else "No bindings declared."

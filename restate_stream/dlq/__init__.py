@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -108,30 +106,6 @@ def _one_line(text: Any, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _key(letter: DeadLetter) -> str:
-    key = letter.key
-    return "key=-" if key is None else f"key={json.dumps(key, ensure_ascii=False)}"
-
-
-def render_line(letter: DeadLetter) -> str:
-    if letter.record is None:
-        return f"{letter.position:>12}  ({letter.problem})"
-    topic, partition, offset = letter.source_coordinates
-    error = letter.record.get("error") or {}
-    parts = [
-        f"{letter.position:>12}",
-        f"{topic}[{partition}]@{offset}",
-        _key(letter),
-        str(error.get("type", "?")),
-        json.dumps(_one_line(error.get("message", ""), _MESSAGE_WIDTH), ensure_ascii=False),
-        f"attempts={letter.record.get('attempts', '?')}",
-        str(letter.record.get("failed_at", "?")),
-    ]
-    if letter.from_redrive:
-        parts.append("(from a redrive)")
-    return "  ".join(parts)
-
-
 def find_binding(spec: BindingsFile, name: str) -> Binding:
     for binding in spec.bindings:
         if binding.name == name:
@@ -212,15 +186,6 @@ def redrive_request(binding: Binding, ingress_url: str, letter: DeadLetter) -> R
         headers["kafka.key"] = base64.b64encode(key.encode("utf-8")).decode()
     url = f"{ingress_url.rstrip('/')}/{target}/send"
     return RedriveRequest(letter, url, headers, letter.value_bytes())
-
-
-def render_request(request: RedriveRequest) -> str:
-    body = request.body.decode("utf-8", "replace")
-    lines = [f"{request.letter.position:>12}  POST {request.url}"]
-    indent = " " * 14
-    lines += [f"{indent}{name}: {value}" for name, value in request.headers.items()]
-    lines.append(f"{indent}body ({len(request.body)} bytes): {_one_line(body, 100)}")
-    return "\n".join(lines)
 
 
 # --- redrive: running it ----------------------------------------------------------------------
@@ -347,24 +312,6 @@ def settle(
     return results
 
 
-def render_result(result: RedriveResult) -> str:
-    letter = result.letter
-    topic, partition, offset = letter.source_coordinates
-    where = f"{letter.position:>12}  {topic}[{partition}]@{offset}  {_key(letter)}"
-    detail = f": {result.detail}" if result.detail else ""
-    invocation = f"  ({result.invocation_id})" if result.invocation_id else ""
-    return f"{where}  {result.outcome}{detail}{invocation}"
-
-
-def summary(binding: Binding, results: list[RedriveResult]) -> str:
-    counts: Mapping[str, int] = {
-        outcome: sum(r.outcome == outcome for r in results)
-        for outcome in ("ok", "failed again", "already redriven", "pending", "error", "skipped")
-    }
-    shown = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
-    return f"redrive {binding.name}: {len(results)} dead letter(s): {shown or 'nothing to do'}"
-
-
 # --- the commands -----------------------------------------------------------------------------
 
 
@@ -395,21 +342,43 @@ def read_letters(
     return [parse_dead_letter(r) for r in records]
 
 
-def list_dead_letters(spec: BindingsFile, name: str, *, limit: int | None, as_json: bool) -> int:
+@dataclass(frozen=True)
+class Listing:
+    """A binding's dead letters (and unreadable records of its topic), oldest first."""
+
+    binding: Binding
+    letters: list[DeadLetter]
+    others: int  # records of other bindings sharing the dead-letter topic
+
+
+def list_dead_letters(spec: BindingsFile, name: str, *, limit: int | None) -> Listing:
     binding = find_binding(spec, name)
     letters, others = of_binding(read_letters(spec, binding, limit=limit), name)
-    if as_json:
-        print(json.dumps([letter.to_json() for letter in letters], indent=2, ensure_ascii=False))
-        return 0
-    for letter in letters:
-        print(render_line(letter))
-    note = f" ({others} of other bindings not shown)" if others else ""
-    print(f"{len(letters)} dead letter(s) of binding {name} on {binding.dead_letter}{note}")
-    return 0
+    return Listing(binding, letters, others)
 
 
-def redrive(spec: BindingsFile, name: str, *, dry_run: bool, timeout: float) -> int:
-    """Exit status 0 when every dead letter is now handled (ok or already redriven)."""
+@dataclass(frozen=True)
+class RedriveReport:
+    binding: Binding
+    ingress_url: str
+    # What was (or, in a dry run, would be) sent; a RedriveResult for a letter not sendable.
+    items: list[RedriveRequest | RedriveResult]
+    results: list[RedriveResult] | None  # None for a dry run
+
+    @property
+    def ok(self) -> bool:
+        """Every dead letter is now handled (ok or already redriven); a dry run is ok."""
+        return self.results is None or all(r.outcome in SUCCESSFUL for r in self.results)
+
+
+def redrive(
+    spec: BindingsFile,
+    name: str,
+    *,
+    dry_run: bool,
+    timeout: float,
+    progress: Callable[[str], None] | None = None,
+) -> RedriveReport:
     binding = find_binding(spec, name)
     letters, _ = of_binding(read_letters(spec, binding), name)
     ingress = spec.restate.ingress_url
@@ -420,20 +389,14 @@ def redrive(spec: BindingsFile, name: str, *, dry_run: bool, timeout: float) -> 
         except NotRedrivable as exc:
             items.append(RedriveResult(letter, "skipped", str(exc)))
     if dry_run:
-        for item in items:
-            if isinstance(item, RedriveRequest):
-                print(render_request(item))
-            else:
-                print(f"{item.letter.position:>12}  skipped: {item.detail}")
-        sendable = sum(isinstance(i, RedriveRequest) for i in items)
-        print(f"dry run: {sendable} of {len(items)} dead letter(s) of {name} would be sent")
-        return 0
+        return RedriveReport(binding, ingress, items, None)
     assert binding.dead_letter is not None
     try:
         before = end_offsets(_kafka(spec, binding), binding.dead_letter)
     except (ConnectionError, TopicNotFoundError) as exc:
         raise DlqError(f"Kafka cluster {binding.cluster}: {exc}") from exc
-    print(f"redriving {len(items)} dead letter(s) of {name} through {ingress}", file=sys.stderr)
+    if progress is not None:
+        progress(f"redriving {len(items)} dead letter(s) of {name} through {ingress}")
 
     async def send() -> list[RedriveResult]:
         async with httpx.AsyncClient(timeout=30.0) as http:
@@ -441,7 +404,4 @@ def redrive(spec: BindingsFile, name: str, *, dry_run: bool, timeout: float) -> 
 
     results = asyncio.run(send())
     new, _ = of_binding(read_letters(spec, binding, start=before), name)
-    for result in settle(results, letters, new):
-        print(render_result(result))
-    print(summary(binding, results))
-    return 0 if all(r.outcome in SUCCESSFUL for r in results) else 1
+    return RedriveReport(binding, ingress, items, settle(results, letters, new))

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from connectors import ProduceFailed, create_producer
 from connectors.consume import TopicNotFoundError, partition_count
@@ -276,45 +276,45 @@ def partitions_of(target: Target) -> int:
 # --- producing ----------------------------------------------------------------------------------
 
 
-def progress_line(done: int, total: int, elapsed: float, width: int = 30) -> str:
-    filled = width * done // total if total else width
-    rate = done / elapsed if elapsed > 0 else 0.0
-    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {rate:,.0f} records/s"
+@dataclasses.dataclass(frozen=True)
+class PublishResult:
+    """What `publish` did: records written per partition, and the ones that failed."""
+
+    topic: str
+    cluster: str
+    total: int  # records prepared to send
+    partitions: dict[int, int]  # partition -> records written
+    failures: list[str]  # `source:line: why`
+    seconds: float
+
+    @property
+    def written(self) -> int:
+        return sum(self.partitions.values())
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def failure_report(self) -> str:
+        return str(_problems(self.failures))
 
 
-class ProgressBar:
-    """Redrawn in place on a terminal, at most ten times a second; silent elsewhere."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total, self.stream, self.done = total, stream, 0
-        self.enabled = stream.isatty() and total > 1
-        self.started = self._drawn = time.monotonic()
-
-    def advance(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if self.enabled and (now - self._drawn >= 0.1 or self.done == self.total):
-            self._drawn = now
-            line = progress_line(self.done, self.total, now - self.started)
-            self.stream.write(f"\r{line}")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+# Called after each acknowledged (or failed) record with (done, total).
+Progress = Callable[[int, int], None]
 
 
 async def produce(
-    target: Target, records: list[Outgoing], source: str, progress: ProgressBar
+    target: Target, records: list[Outgoing], source: str, progress: Progress | None = None
 ) -> tuple[Counter[int], list[str]]:
     """Records per partition, and the failures as `source:line: why`."""
     producer = create_producer(target.properties)
     written: Counter[int] = Counter()
     failures: list[str] = []
     room = asyncio.Semaphore(_IN_FLIGHT)
+    done = 0
 
     async def send(record: Outgoing) -> None:
+        nonlocal done
         try:
             delivery = await producer.send(
                 target.topic, record.value, record.key, partition=record.partition
@@ -324,8 +324,10 @@ async def produce(
             where = f"{source}:{record.line}" if record.line else source
             failures.append(f"{where}: {exc.reason}")
         finally:
+            done += 1
             room.release()
-            progress.advance()
+            if progress is not None:
+                progress(done, len(records))
 
     try:
         sends = []
@@ -362,7 +364,10 @@ def publish(
     avro_wire: str | None = None,
     schema_id: int | None = None,
     envelope: bool = False,
-) -> int:
+    progress: Progress | None = None,
+) -> PublishResult:
+    """Check and encode every record, then send them in order; raises PublishError before
+    sending anything when a record is bad."""
     target = resolve_target(spec, topic, cluster, bootstrap)
     b = target.binding
     fmt = fmt or (b.format if b else "json")
@@ -380,7 +385,7 @@ def publish(
         except OSError as exc:
             raise PublishError(f"{source}: {exc.strerror or exc}") from exc
     else:
-        assert value is not None, "argparse requires --value or --file"
+        assert value is not None, "the command line requires --value or --records"
         source = "--value"
         try:
             lines = [dataclasses.replace(value_from_flag(value, fmt), key=check_key(key))]
@@ -388,17 +393,8 @@ def publish(
             raise PublishError(f"--value/--key: {exc}") from exc
     records = prepare(lines, encode, source, partitions_of(target))
 
-    progress = ProgressBar(len(records), sys.stderr)
+    started = time.monotonic()
     written, failures = asyncio.run(produce(target, records, source, progress))
-    progress.close()
-    seconds = time.monotonic() - progress.started
-    partitions = ", ".join(f"{p} ({n})" for p, n in sorted(written.items()))
-    rate = f", {len(records) / seconds:,.0f}/s" if len(records) > 1 and seconds > 0 else ""
-    print(
-        f"published {sum(written.values())} of {len(records)} record(s) to {topic} "
-        f"on {target.cluster} in {seconds:.2f}s{rate}; partitions: {partitions or 'none'}"
+    return PublishResult(
+        topic, target.cluster, len(records), dict(written), failures, time.monotonic() - started
     )
-    if failures:
-        print(_problems(failures), file=sys.stderr)
-        return 1
-    return 0

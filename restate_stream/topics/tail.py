@@ -1,43 +1,17 @@
-"""`restate-stream tail TOPIC`: show a topic's records, for people checking what landed.
+"""`restate-stream tail TOPIC`: read a topic's records, for people checking what landed.
 
 Reads without a consumer group (nothing is committed), from the beginning or the last N
-per partition, and with --follow keeps polling for new records until Ctrl-C. Values are
-shown as text (CloudEvents envelopes unwrapped to their data and id), else as base64.
+per partition, and with follow keeps polling for new records until Ctrl-C. The command line
+renders each record (restate_stream.cli.topics).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Callable
 
 from connectors.consume import ConsumedRecord, end_offsets, read_topic
-from restate_stream.runtime.formats import unwrap_cloudevent
 from restate_stream.topics.publish import Target
-
-WIDTH = 160
-
-
-def render(record: ConsumedRecord) -> str:
-    key = record.key.decode("utf-8", "replace") if record.key is not None else "-"
-    value = record.value or b""
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        shown = f"base64:{base64.b64encode(value).decode()}"
-    else:
-        shown = text
-        try:
-            data, event_id, _ = unwrap_cloudevent(json.loads(text))
-        except ValueError:
-            pass
-        else:
-            if event_id is not None:
-                shown = f"[event {event_id}] {json.dumps(data, separators=(',', ':'))}"
-    if len(shown) > WIDTH:
-        shown = shown[: WIDTH - 1] + "…"
-    return f"p{record.partition}@{record.offset}  key={key}  {shown}"
 
 
 def tail(
@@ -45,10 +19,10 @@ def tail(
     *,
     last: int | None,
     follow: bool,
-    say: Callable[[str], None] = print,
+    show: Callable[[ConsumedRecord], None],
     poll_interval: float = 0.5,
 ) -> int:
-    """Print the records; returns how many were printed (until Ctrl-C with follow)."""
+    """Hand each record to `show`; returns how many were shown (until Ctrl-C with follow)."""
     start: dict[int, int] | None = None
     if last is not None:
         ends = end_offsets(target.properties, target.topic)
@@ -58,7 +32,7 @@ def tail(
         while True:
             records = read_topic(target.properties, target.topic, start=start)
             for record in records:
-                say(render(record))
+                show(record)
             shown += len(records)
             if not follow:
                 return shown

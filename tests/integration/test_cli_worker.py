@@ -94,7 +94,8 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
         [entry] = json.loads(status.stdout)
         assert entry["state"] == "active" and entry["invocations"]["succeeded"] == 200
         human = run_cli("status", "-f", str(path))
-        assert f"{topic}  [active]" in human.stdout and "succeeded 200" in human.stdout
+        [row] = [line for line in human.stdout.splitlines() if line.startswith(f"{topic} ")]
+        assert "active" in row and "succeeded 200" in row, human.stdout
     finally:
         worker.send_signal(signal.SIGTERM)
         try:

@@ -15,10 +15,10 @@ import pytest
 
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream.bindings import load_bindings
+from restate_stream.cli.status import render_text as render_status
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
 from restate_stream.control.status import binding_statuses
-from restate_stream.control.status import render as render_status
 from restate_stream.runtime.bound import bind, dead_letter_json
 from restate_stream.stack import LocalStack
 from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
@@ -98,7 +98,7 @@ bindings:
         letters = await topic_records(bootstrap, dlq, at_least=len(bad))
         [status] = await binding_statuses(spec, restate_admin, TopicAdmin)
         assert (status.dead_letter_topic, status.dead_letters) == (dlq, len(bad))
-        assert f"dead letters: {len(bad)} on {dlq}" in render_status([status])
+        assert f"{len(bad)} on {dlq}" in render_status([status])
         await drop_cluster(restate_admin, cluster)
 
     for key in keys:

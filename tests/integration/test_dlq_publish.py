@@ -175,7 +175,7 @@ async def test_publish_file_produces_every_line_with_its_key(
         "".join(json.dumps({"key": f"käy-{i % 7}", "value": {"n": i}}) + "\n" for i in range(500))
     )
 
-    done = run_cli("publish", topic, "-f", str(bindings), "--file", str(records))
+    done = run_cli("publish", topic, "-f", str(bindings), "--records", str(records))
     assert done.returncode == 0, done.stderr
     assert f"published 500 of 500 record(s) to {topic}" in done.stdout
     assert "partitions: 0 (" in done.stdout
@@ -216,7 +216,7 @@ def test_publish_rejects_bad_lines_and_sends_nothing(
         '{"key": "\\ud800", "value": 5}\n'
     )
 
-    failed = run_cli("publish", topic, "-f", str(bindings), "--file", str(records))
+    failed = run_cli("publish", topic, "-f", str(bindings), "--records", str(records))
     assert failed.returncode == 2
     assert f"{records}:3: key must be a string (UTF-8 text), got a JSON number" in failed.stderr
     assert f"{records}:5: not valid JSON" in failed.stderr

@@ -237,7 +237,7 @@ def test_a_handler_without_input_cannot_be_bound() -> None:
 
 
 def test_an_unimportable_worker_app_is_named_with_its_line(tmp_path: Path) -> None:
-    from restate_stream.cli.main import load_checked
+    from restate_stream.bindings import load_checked
 
     path = tmp_path / "b.yaml"
     path.write_text(

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import click
 import pytest
 import yaml
 
 from restate_stream.bindings import BindingsError, BindingsFile, parse_bindings
-from restate_stream.cli.main import build_parser
+from restate_stream.cli.app import ParsedCommand, parse_command_line
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -95,12 +96,12 @@ def secret_values() -> dict[str, str]:
     }
 
 
-def parse_cli(argv: list[str]) -> Any:
+def parse_cli(argv: list[str]) -> ParsedCommand:
     assert argv[0] == "restate-stream", argv
     try:
-        return build_parser().parse_args(argv[1:])
-    except SystemExit as exc:  # argparse reports and exits on what it does not accept
-        raise AssertionError(f"the CLI rejects {shlex.join(argv)}") from exc
+        return parse_command_line(argv[1:])
+    except click.UsageError as exc:
+        raise AssertionError(f"the CLI rejects {shlex.join(argv)}: {exc}") from exc
 
 
 # --- every file -----------------------------------------------------------------------------
@@ -186,13 +187,13 @@ def test_compose_env_resolves_the_bindings_to_compose_services() -> None:
 def test_compose_and_dockerfile_commands_match_the_cli() -> None:
     services = load_compose()["services"]
     worker = parse_cli(services["worker"]["command"])
-    assert (worker.command, worker.file, worker.host) == (
-        "worker",
+    assert (worker.path, worker.params["file"], worker.params["host"]) == (
+        ("worker",),
         Path("/app/bindings.yaml"),
         "0.0.0.0",
     )
     apply = parse_cli(services["apply"]["command"])
-    assert (apply.command, apply.file) == ("apply", Path("/app/bindings.yaml"))
+    assert (apply.path, apply.params["file"]) == (("apply",), Path("/app/bindings.yaml"))
     (cmd,) = re.findall(r"^CMD\s+(\[.*\])$", (DEPLOY / "worker.Dockerfile").read_text(), re.M)
     assert json.loads(cmd) == services["worker"]["command"]
 
@@ -252,9 +253,10 @@ def test_k8s_commands_match_the_cli() -> None:
         (container,) = pod_spec(workload)["containers"]
         args = parse_cli(container["command"])
         mounted = {m["mountPath"] for m in container["volumeMounts"]}
-        assert str(args.file) in mounted, f"{workload['metadata']['name']} reads {args.file}"
-        commands[workload["kind"]] = args.command
-    assert commands == {"Deployment": "worker", "Job": "apply"}
+        file = args.params["file"]
+        assert str(file) in mounted, f"{workload['metadata']['name']} reads {file}"
+        commands[workload["kind"]] = args.path
+    assert commands == {"Deployment": ("worker",), "Job": ("apply",)}
 
 
 def configmap_bindings(env: dict[str, str]) -> BindingsFile:

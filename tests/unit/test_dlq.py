@@ -12,6 +12,7 @@ import pytest
 
 from connectors.consume import ConsumedRecord
 from restate_stream.bindings import Binding, parse_bindings
+from restate_stream.cli.dlq import render_line, render_request, render_result, summary
 from restate_stream.dlq import (
     DeadLetter,
     DlqError,
@@ -21,11 +22,7 @@ from restate_stream.dlq import (
     of_binding,
     parse_dead_letter,
     redrive_request,
-    render_line,
-    render_request,
-    render_result,
     settle,
-    summary,
 )
 from restate_stream.runtime.bound import dead_letter_record
 from restate_stream.runtime.event import KafkaCoordinates

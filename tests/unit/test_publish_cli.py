@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 from pathlib import Path
 
@@ -11,17 +10,17 @@ import pytest
 
 from restate_stream.bindings import parse_bindings
 from restate_stream.cli import main
+from restate_stream.cli.topics import progress_bar, render_result
 from restate_stream.runtime.formats import JsonCodec, StringCodec, unwrap_cloudevent
 from restate_stream.topics.publish import (
     Line,
-    ProgressBar,
     PublishError,
+    PublishResult,
     codec_for_publish,
     encoder,
     parse_jsonl,
     parse_line,
     prepare,
-    progress_line,
     resolve_target,
     value_from_flag,
 )
@@ -166,19 +165,26 @@ def test_targets_come_from_flags_the_topic_or_the_only_cluster() -> None:
     assert resolve_target(one, "anything", None, None).cluster == "only"
 
 
-def test_progress_line_and_bar_only_on_a_terminal() -> None:
-    assert progress_line(250, 500, 2.0, width=10) == "[#####.....] 250/500  125 records/s"
-    assert progress_line(0, 0, 0.0, width=4) == "[####] 0/0  0 records/s"
-    quiet = io.StringIO()
-    bar = ProgressBar(100, quiet)
-    for _ in range(100):
-        bar.advance()
-    bar.close()
-    assert quiet.getvalue() == "" and bar.done == 100
+def test_no_progress_bar_in_a_pipe(capsys: pytest.CaptureFixture[str]) -> None:
+    with progress_bar() as advance:
+        for done in range(1, 101):
+            advance(done, 100)
+    assert capsys.readouterr() == ("", "")
 
 
-def test_cli_rejects_key_with_a_file(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["publish", "t", "--file", "r.jsonl", "--key", "k"]) == 2
+def test_the_result_line_names_counts_partitions_and_rate() -> None:
+    result = PublishResult("t", "local", 500, {1: 200, 0: 290}, ["f:7: broker down"], 2.0)
+    assert (result.written, result.ok) == (490, False)
+    assert render_result(result) == (
+        "published 490 of 500 record(s) to t on local in 2.00s, 250/s; partitions: 0 (290), 1 (200)"
+    )
+    assert result.failure_report() == "f:7: broker down"
+
+
+def test_cli_rejects_key_with_records(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["publish", "t", "--records", "r.jsonl", "--key", "k"]) == 2
     assert "--key goes with --value" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["publish", "t"])  # neither --value nor --file
+    assert main(["publish", "t"]) == 2
+    assert "one of --value, --records is needed" in capsys.readouterr().err
+    assert main(["publish", "t", "--value", "1", "--cluster", "c", "--bootstrap", "b:1"]) == 2
+    assert "--cluster and --bootstrap exclude each other" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""Options shared by several commands, each defined once."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from restate_stream.stack import StackPorts, default_home
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# StackPorts' fields, each with a --<field>-port flag.
+PORT_FIELDS = tuple(f.name for f in dataclasses.fields(StackPorts))
+
+DEFAULT_BINDINGS = Path("bindings.yaml")
+
+
+def bindings_file(f: F) -> F:
+    """-f/--file: the bindings file, for every command that reads it."""
+    return click.option(
+        "-f",
+        "--file",
+        "file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_BINDINGS,
+        show_default=True,
+        help="the bindings file",
+    )(f)
+
+
+def wait(f: F) -> F:
+    return click.option(
+        "--wait",
+        type=float,
+        default=10.0,
+        show_default=True,
+        help="seconds to retry an unreachable Restate admin API",
+    )(f)
+
+
+def home(f: F) -> F:
+    return click.option(
+        "--home",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=default_home(),
+        show_default=True,
+        help="where the stack keeps its data, logs and pids",
+    )(f)
+
+
+def as_json(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="machine-readable output")(f)
+
+
+def ports(*, from_file: bool = False) -> Callable[[F], F]:
+    """A --<engine>-port flag per StackPorts field, handed to the command as `ports`, a dict
+    field -> port (None when not given and `from_file`: dev takes the file's ports)."""
+    defaults = StackPorts()
+
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kwargs["ports"] = {field: kwargs.pop(f"{field}_port") for field in PORT_FIELDS}
+            return f(*args, **kwargs)
+
+        decorated: Any = wrapper
+        for field in reversed(PORT_FIELDS):
+            decorated = click.option(
+                f"--{field.replace('_', '-')}-port",
+                f"{field}_port",
+                type=int,
+                default=None if from_file else getattr(defaults, field),
+                show_default=not from_file,
+            )(decorated)
+        result: F = decorated
+        return result
+
+    return decorate

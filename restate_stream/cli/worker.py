@@ -1,0 +1,184 @@
+"""`restate-stream worker` (serve the bindings file's app) and `dev` (engines + worker + apply)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import click
+
+from restate_stream._util.ports import LOOPBACK, wait_until_listening
+from restate_stream.bindings import BindingsFile, load_checked
+from restate_stream.cli import options
+from restate_stream.cli.bindings import admin_client, apply_file
+from restate_stream.cli.output import note, say
+from restate_stream.errors import RestateStreamError
+from restate_stream.runtime.worker import WorkerProcess, WorkerStartError, serve_forever
+from restate_stream.stack import LocalStack, StackError, StackPorts
+
+
+def _worker_port(uri: str) -> int:
+    parsed = urlparse(uri)
+    return parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+@click.command()
+@options.bindings_file
+@options.wait
+@click.option("--port", type=int, help="default: the port of worker.uri")
+@click.option("--host", help="bind address (default: from worker.uri)")
+@click.option("--processes", type=int, help="default: worker.processes")
+@click.option("--apply", "apply_bindings", is_flag=True, help="apply the bindings once serving")
+def worker(
+    file: Path,
+    wait: float,
+    port: int | None,
+    host: str | None,
+    processes: int | None,
+    apply_bindings: bool,
+) -> int:
+    """Serve the bindings file's app."""
+    spec = load_checked(file)
+    if spec.worker is None:
+        raise StackError(f"{file} declares no worker: add `worker: {{app: module:attr}}`")
+    app = spec.worker
+    port = port or _worker_port(app.uri)
+    host = host or (
+        LOOPBACK if urlparse(app.uri).hostname in (LOOPBACK, "localhost") else "0.0.0.0"
+    )
+    bound_port, bound_host = port, host
+
+    def register_when_listening() -> None:
+        probe = LOOPBACK if bound_host == "0.0.0.0" else bound_host
+        if not wait_until_listening(bound_port, probe, timeout=120):
+            note(f"worker: not listening on {bound_host}:{bound_port} after 120s; not registered")
+            return
+
+        async def register() -> None:
+            async with admin_client(spec, wait) as admin:
+                deployment = await admin.register_deployment(app.uri)
+                say(
+                    f"worker: registered {app.uri} as {deployment.id} "
+                    f"({', '.join(deployment.services)})"
+                )
+            if apply_bindings:
+                await apply_file(spec, wait=wait)
+
+        try:
+            asyncio.run(register())
+        except RestateStreamError as exc:
+            note(("worker: registration failed (still serving): ", "red"), str(exc))
+
+    threading.Thread(target=register_when_listening, daemon=True).start()
+    count = processes or app.processes
+    say(f"worker: serving {app.app} on {host}:{port} ({count} process(es))")
+    serve_forever(app.app, host, port, count, app.identity_keys, bindings=file)
+    return 0
+
+
+def _follow(paths: dict[str, Path], offsets: dict[str, int], only_problems: set[str]) -> None:
+    """Print what the logs gained since the last call, each line labelled with its engine."""
+    for label, path in paths.items():
+        try:
+            with path.open("rb") as f:
+                f.seek(offsets.get(label, 0))
+                data = f.read()
+                offsets[label] = f.tell()
+        except FileNotFoundError:
+            continue
+        for line in data.decode(errors="replace").splitlines():
+            if label in only_problems and not any(w in line for w in ("WARN", "ERROR")):
+                continue
+            if line.strip():
+                style = "red" if "ERROR" in line else ("yellow" if "WARN" in line else "")
+                say((f"{label:7} | ", "dim"), (line, style))
+
+
+def _loopback_port(address: str) -> int | None:
+    """The port of a loopback `host:port` or URL; None for another host."""
+    parsed = urlparse(address if "://" in address else f"//{address}")
+    if parsed.hostname in (LOOPBACK, "localhost") and parsed.port:
+        return parsed.port
+    return None
+
+
+def dev_ports(spec: BindingsFile, file: Path, flags: dict[str, int | None]) -> StackPorts:
+    """The ports the file points at (dev runs the engines the file names), flags filling in."""
+    from_file: dict[str, tuple[int | None, str]] = {
+        "admin": (_loopback_port(spec.restate.admin_url), "restate.admin_url"),
+        "ingress": (_loopback_port(spec.restate.ingress_url), "restate.ingress_url"),
+    }
+    if len(spec.clusters) == 1:
+        ((name, cluster),) = spec.clusters.items()
+        servers = cluster.properties.get("bootstrap.servers", "").split(",")[0]
+        from_file["kafka"] = (_loopback_port(servers), f"kafka.clusters.{name}.bootstrap.servers")
+    defaults = StackPorts()
+    chosen: dict[str, Any] = {}
+    for field, flag in flags.items():
+        file_port, where = from_file.get(field, (None, ""))
+        # apply talks to the file's admin URL and Kafka: those must be the engines dev runs.
+        must_agree = field in ("admin", "kafka")
+        if must_agree and flag is not None and file_port is not None and flag != file_port:
+            raise StackError(
+                f"--{field.replace('_', '-')}-port {flag}, but {file} ({where}) says "
+                f"{file_port}: dev runs the engines where the file points"
+            )
+        chosen[field] = flag or file_port or getattr(defaults, field)
+    return StackPorts(**chosen)
+
+
+@click.command()
+@options.bindings_file
+@options.wait
+@options.home
+@options.ports(from_file=True)
+def dev(file: Path, wait: float, home: Path, ports: dict[str, int | None]) -> int:
+    """Engines + worker + bindings, logs streamed; Ctrl-C stops everything."""
+    spec = load_checked(file)
+    if spec.worker is None:
+        raise StackError(f"{file} declares no worker: `dev` needs `worker: {{app: ...}}`")
+    stack = LocalStack(home, dev_ports(spec, file, ports))
+    stack.start(progress=say)
+    process = WorkerProcess(
+        spec.worker.app,
+        home / "worker.log",
+        port=_worker_port(spec.worker.uri),
+        cwd=Path.cwd(),
+        bindings=file.resolve(),
+        identity_keys=spec.worker.identity_keys,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        process.start()
+        say(f"worker: serving {spec.worker.app} at {process.uri}")
+        code = asyncio.run(apply_file(spec, wait=wait))
+        if code != 0:
+            return code
+        say(("dev: running", "bold green"), "; Ctrl-C stops the worker and the engines")
+        logs = {
+            "worker": process.log_path,
+            "restate": stack.restate.log_path,
+            "kafka": stack.kafka.log_path,
+        }
+        offsets = {
+            label: (p.stat().st_size if p.exists() else 0)
+            for label, p in logs.items()
+            if label != "worker"
+        }
+        while not stopped.wait(0.5):
+            _follow(logs, offsets, only_problems={"kafka", "restate"})
+            if not (process.process and process.process.running()):
+                raise WorkerStartError(f"the worker exited; see {process.log_path}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("dev: stopping")
+        process.stop()
+        stack.stop()
+        say("dev: stopped (worker, Restate and Kafka)")
+    return 0
