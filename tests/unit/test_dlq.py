@@ -7,9 +7,11 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from restate import TerminalError
 from restate.client import Client
 
 from connectors.consume import ConsumedRecord
@@ -35,8 +37,10 @@ from restate_stream.dlq import (
     settle,
     summary,
 )
+from restate_stream.runtime.bound import BoundHandler
 from restate_stream.runtime.dead_letter import (
     DEAD_LETTER_TYPE,
+    REDRIVE_OF_HEADER,
     RESOLVED_TYPE,
     DeadLetter,
     LetterRef,
@@ -45,7 +49,8 @@ from restate_stream.runtime.dead_letter import (
     parse_record,
 )
 from restate_stream.runtime.event import KafkaCoordinates
-from restate_stream.runtime.formats import cloudevent
+from restate_stream.runtime.formats import JsonCodec, cloudevent
+from restate_stream.runtime.publisher import Published, Publisher
 
 BINDING = Binding("orders", "orders", "local", "Orders", "handle", dead_letter="orders.dlq")
 INGRESS = "http://127.0.0.1:8080/"
@@ -324,3 +329,59 @@ async def test_a_key_whose_letter_did_not_go_through_holds_its_later_letters() -
     assert results[0].detail == "500 boom"
     assert [offset for offset, _ in sent] == ["1", "3"], "the held key's later letter waits"
     assert all(key and key.startswith("redrive/orders/0/") for _, key in sent)
+
+
+# --- the writer: what a redriven invocation leaves on the dead-letter topic --------------------
+
+
+class _Request:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers, self.id = headers, "inv_1"
+
+
+class _Ctx:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._request = _Request(headers)
+
+    def request(self) -> _Request:
+        return self._request
+
+
+class _Publisher(Publisher):
+    def __init__(self) -> None:
+        super().__init__({})
+        self.sent: list[tuple[str, str | None, Any, str | None]] = []
+
+    async def publish(
+        self, ctx: Any, topic: str, key: str | None, value: Any, **options: Any
+    ) -> Published:
+        self.sent.append((topic, key, value, options.get("event_type")))
+        return Published("id", topic, 0, len(self.sent) - 1)
+
+
+@pytest.mark.parametrize("redriven", [False, True])
+async def test_the_bound_handler_names_the_redriven_letter_in_what_it_writes(
+    redriven: bool,
+) -> None:
+    async def handle(ctx: Any, value: dict[str, Any]) -> None:
+        if value.get("poison"):
+            raise TerminalError("poison")
+
+    headers = coords(subscription=None if redriven else "sub_1").to_headers()
+    if redriven:
+        headers[REDRIVE_OF_HEADER] = "orders.dlq/0/5"
+    publisher = _Publisher()
+    bound = BoundHandler(BINDING, handle, JsonCodec(), publisher, wants_event=False)
+    ctx: Any = _Ctx(headers)
+    await bound(ctx, b'{"poison": true}')
+    await bound(ctx, b'{"poison": false}')
+    ref = LetterRef(topic="orders.dlq", partition=0, offset=5) if redriven else None
+    [(topic, key, letter, kind), *rest] = publisher.sent
+    assert (topic, key, kind) == ("orders.dlq", KEY, DEAD_LETTER_TYPE)
+    assert DeadLetter.from_json(letter).redrive_of == ref
+    if not redriven:
+        assert rest == [], "a subscription's successful record leaves nothing"
+        return
+    [(topic, key, marker, kind)] = rest
+    assert (topic, key, kind) == ("orders.dlq", KEY, RESOLVED_TYPE)
+    assert Resolution.model_validate(marker).redrive_of == ref
