@@ -306,9 +306,11 @@ def test_settle_reads_outcomes_from_the_topic() -> None:
 
 async def test_a_key_whose_letter_did_not_go_through_holds_its_later_letters() -> None:
     sent: list[tuple[str, str | None]] = []
+    paths: set[bytes] = set()
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append((request.headers["kafka.offset"], request.headers.get("idempotency-key")))
+        paths.add(request.url.raw_path)
         if request.headers["kafka.offset"] == "1":
             return httpx.Response(500, json={"message": "boom"})
         return httpx.Response(200, content=b"")
@@ -329,6 +331,7 @@ async def test_a_key_whose_letter_did_not_go_through_holds_its_later_letters() -
     assert results[0].detail == "500 boom"
     assert [offset for offset, _ in sent] == ["1", "3"], "the held key's later letter waits"
     assert all(key and key.startswith("redrive/orders/0/") for _, key in sent)
+    assert paths == {b"/Orders/acct%2F7%20%C3%A9/handle", b"/Orders/other/handle"}
 
 
 # --- the writer: what a redriven invocation leaves on the dead-letter topic --------------------
