@@ -202,7 +202,7 @@ def prepare(
         except ValueError as exc:  # EncodeError and Avro mismatches are ValueErrors
             errors.append(f"{where}: {exc}")
             continue
-        key = None if line.key is None else line.key.encode("utf-8")
+        key = check_key(line.key)
         records.append(Outgoing(line.number, key, value, line.partition))
     if errors:
         raise _problems(errors)
