@@ -1,25 +1,35 @@
-"""`restate-stream dlq list|redrive`: a binding's dead letters, and sending them through again."""
+"""`restate-stream dlq list|redrive`: a binding's dead letters per source record, and sending
+the unresolved ones through the handler again."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import get_args
 
 import click
-from rich.text import Text
 
-from restate_stream import dlq as dead_letters
+from restate_stream._util.text import one_line
 from restate_stream.bindings import Binding, load_checked
 from restate_stream.cli import options
-from restate_stream.cli.output import note, print_json, say, show, table
-from restate_stream.dlq import DeadLetter, RedriveRequest, RedriveResult
+from restate_stream.cli.output import note, print_json, say
+from restate_stream.dlq import (
+    SUCCESSFUL,
+    Listing,
+    Outcome,
+    RedriveRequest,
+    RedriveResult,
+    SourceHistory,
+    find_binding,
+    load_listing,
+    plan_redrive,
+    run_redrive,
+)
+from restate_stream.dlq.redrive import MESSAGE_WIDTH
 
-_MESSAGE_WIDTH = 60
 _OUTCOME_STYLES = {
-    "ok": "green",
-    "already redriven": "green",
+    "resolved": "green",
+    "done": "green",
     "failed again": "red",
     "error": "bold red",
     "pending": "yellow",
@@ -27,65 +37,61 @@ _OUTCOME_STYLES = {
 }
 
 
-def _one_line(text: Any, width: int) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _key(letter: DeadLetter) -> str:
-    key = letter.key
+def _key(key: str | None) -> str:
     return "key=-" if key is None else f"key={json.dumps(key, ensure_ascii=False)}"
 
 
-def _columns(letter: DeadLetter) -> list[str]:
-    """position, source, key, error type, message, attempts, failed at, note."""
-    if letter.record is None:
-        return [letter.position, "", "", "", f"({letter.problem})", "", "", ""]
-    topic, partition, offset = letter.source_coordinates
-    error = letter.record.get("error") or {}
-    return [
-        letter.position,
-        f"{topic}[{partition}]@{offset}",
-        _key(letter),
-        str(error.get("type", "?")),
-        json.dumps(_one_line(error.get("message", ""), _MESSAGE_WIDTH), ensure_ascii=False),
-        f"attempts={letter.record.get('attempts', '?')}",
-        str(letter.record.get("failed_at", "?")),
-        "(from a redrive)" if letter.from_redrive else "",
-    ]
+def render_history(history: SourceHistory) -> str:
+    latest = history.latest.letter
+    return "  ".join(
+        [
+            history.source.describe(),
+            _key(history.key),
+            f"letters={len(history.letters)}",
+            f"attempts={history.attempts}",
+            latest.error.type,
+            json.dumps(one_line(latest.error.message, MESSAGE_WIDTH), ensure_ascii=False),
+            latest.failed_at.isoformat(),
+            f"latest={history.latest.position}",
+            "resolved" if history.resolved else "unresolved",
+        ]
+    )
 
 
-def render_line(letter: DeadLetter) -> str:
-    """A dead letter as one line of text."""
-    first, *rest = _columns(letter)
-    return "  ".join([f"{first:>12}", *(c for c in rest if c)])
+def render_listing(listing: Listing) -> str:
+    lines = [render_history(h) for h in listing.records]
+    lines += [f"{u.position:>12}  ({u.problem})" for u in listing.unreadable]
+    unresolved = len(listing.unresolved)
+    note = f"; {listing.others} of other bindings not shown" if listing.others else ""
+    lines.append(
+        f"{len(listing.records)} source record(s) with dead letters of binding "
+        f"{listing.binding} on {listing.topic}: {unresolved} unresolved, "
+        f"{len(listing.records) - unresolved} resolved ({listing.letter_count} letter(s){note})"
+    )
+    return "\n".join(lines)
 
 
-def render_request(request: RedriveRequest) -> str:
+def render_request(request: RedriveRequest, ingress_url: str) -> str:
     body = request.body.decode("utf-8", "replace")
-    lines = [f"{request.letter.position:>12}  POST {request.url}"]
+    url = f"{ingress_url.rstrip('/')}/{request.path}"
+    lines = [f"{request.letter.position:>12}  POST {url}"]
     indent = " " * 14
+    lines.append(f"{indent}idempotency-key: {request.idempotency_key}")
     lines += [f"{indent}{name}: {value}" for name, value in request.headers.items()]
-    lines.append(f"{indent}body ({len(request.body)} bytes): {_one_line(body, 100)}")
+    lines.append(f"{indent}body ({len(request.body)} bytes): {one_line(body, 100)}")
     return "\n".join(lines)
 
 
 def render_result(result: RedriveResult) -> str:
-    letter = result.letter
-    topic, partition, offset = letter.source_coordinates
-    where = f"{letter.position:>12}  {topic}[{partition}]@{offset}  {_key(letter)}"
+    where = f"{result.letter.position:>12}  {result.history.source.describe()}"
     detail = f": {result.detail}" if result.detail else ""
-    invocation = f"  ({result.invocation_id})" if result.invocation_id else ""
-    return f"{where}  {result.outcome}{detail}{invocation}"
+    return f"{where}  {_key(result.history.key)}  {result.outcome}{detail}"
 
 
 def summary(binding: Binding, results: list[RedriveResult]) -> str:
-    counts: Mapping[str, int] = {
-        outcome: sum(r.outcome == outcome for r in results)
-        for outcome in ("ok", "failed again", "already redriven", "pending", "error", "skipped")
-    }
+    counts = {o: sum(r.outcome == o for r in results) for o in get_args(Outcome)}
     shown = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
-    return f"redrive {binding.name}: {len(results)} dead letter(s): {shown or 'nothing to do'}"
+    return f"redrive {binding.name}: {len(results)} source record(s): {shown or 'nothing to do'}"
 
 
 @click.group("dlq")
@@ -99,26 +105,16 @@ def dlq() -> None:
 @options.as_json
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="read at most N records")
 def list_command(name: str, file: Path, as_json: bool, limit: int | None) -> int:
-    """Show the dead letters, read from the beginning (--json: the records, with dlq
-    coordinates)."""
-    listing = dead_letters.list_dead_letters(load_checked(file, check_app=False), name, limit=limit)
+    """One entry per source record with its history (--json: every letter too)."""
+    spec = load_checked(file, check_app=False)
+    listing = load_listing(spec, find_binding(spec, name), limit=limit)
     if as_json:
-        print_json([letter.to_json() for letter in listing.letters])
+        shown = [h.to_json() for h in listing.records]
+        shown += [{"dlq": u.at.model_dump(), "problem": u.problem} for u in listing.unreadable]
+        print_json(shown)
         return 0
-    if listing.letters:
-        grid = table(
-            "DLQ", "SOURCE", "KEY", "ERROR", "MESSAGE", "ATTEMPTS", "FAILED AT", ""
-        )  # fmt: skip
-        for letter in listing.letters:
-            cells = _columns(letter)
-            style = "red" if letter.record is None else ""
-            grid.add_row(*cells[:3], Text(cells[3], "red"), *cells[4:], style=style)
-        show(grid)
-    others = f" ({listing.others} of other bindings not shown)" if listing.others else ""
-    say(
-        f"{len(listing.letters)} dead letter(s) of binding {name} "
-        f"on {listing.binding.dead_letter}{others}"
-    )
+    for line in render_listing(listing).splitlines():
+        say(line)
     return 0
 
 
@@ -134,20 +130,24 @@ def list_command(name: str, file: Path, as_json: bool, limit: int | None) -> int
     help="seconds to wait for the handler to finish them",
 )
 def redrive(name: str, file: Path, dry_run: bool, timeout: float) -> int:
-    """Send each dead letter through the handler again, at most once. Exit status 0 when every
-    dead letter is now handled (ok or already redriven)."""
+    """Send each unresolved source record's latest dead letter through the handler again.
+    Exit status 0 when every one of them is now resolved."""
     spec = load_checked(file, check_app=False)
-    report = dead_letters.redrive(spec, name, dry_run=dry_run, timeout=timeout, progress=note)
-    if report.results is None:
-        for item in report.items:
+    binding = find_binding(spec, name)
+    ingress = spec.restate.ingress_url
+    if dry_run:
+        items = plan_redrive(binding, load_listing(spec, binding))
+        for item in items:
             if isinstance(item, RedriveRequest):
-                say(render_request(item))
+                say(render_request(item, ingress))
             else:
                 say(f"{item.letter.position:>12}  ", ("skipped", "yellow"), f": {item.detail}")
-        sendable = sum(isinstance(i, RedriveRequest) for i in report.items)
-        say(f"dry run: {sendable} of {len(report.items)} dead letter(s) of {name} would be sent")
+        sendable = sum(isinstance(i, RedriveRequest) for i in items)
+        say(f"dry run: {sendable} of {len(items)} unresolved source record(s) would be sent")
         return 0
-    for result in report.results:
+    note(f"redriving the unresolved dead letters of {name} through {ingress}")
+    results = run_redrive(spec, binding, timeout)
+    for result in results:
         say((render_result(result), _OUTCOME_STYLES.get(result.outcome, "")))
-    say((summary(report.binding, report.results), "bold"))
-    return 0 if report.ok else 1
+    say((summary(binding, results), "bold"))
+    return 0 if all(r.outcome in SUCCESSFUL for r in results) else 1

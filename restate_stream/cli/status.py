@@ -45,7 +45,9 @@ def _dead_letters(s: BindingStatus) -> Text:
     if s.dead_letter_topic is None:
         return Text("-", "dim")
     written = "?" if s.dead_letters is None else str(s.dead_letters)
-    return Text(f"{written} on {s.dead_letter_topic}", "red" if s.dead_letters else "")
+    resolved = f" ({s.dead_letters_resolved} resolved)" if s.dead_letters_resolved else ""
+    style = "red" if s.dead_letters else ""
+    return Text(f"{written} on {s.dead_letter_topic}{resolved}", style)
 
 
 def render_statuses(statuses: list[BindingStatus]) -> RenderableType:

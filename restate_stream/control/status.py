@@ -1,4 +1,5 @@
-"""Status per binding: its subscription, consumer lag (Kafka) and invocations (Restate SQL)."""
+"""Status per binding: its subscription, consumer lag (Kafka), invocations (Restate SQL) and
+dead letters (per source record, not yet resolved: restate_stream.dlq)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from connectors import PartitionLag
-from connectors.consume import end_offsets
-from restate_stream.bindings import BindingsFile
+from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.control.plan import TopicAdminFactory, binding_key, by_binding_key
+from restate_stream.dlq import Entry, by_source_record, read_entries
 
 # Invocation states in which a key's later records wait: the binding is stuck on that key.
 STUCK_STATES = ("backing-off", "paused")
@@ -29,8 +30,10 @@ class BindingStatus:
     invocations: dict[str, int] = field(default_factory=dict)
     stuck_keys: list[dict[str, Any]] = field(default_factory=list)
     dead_letter_topic: str | None = None
-    # Records written to the dead-letter topic so far (all bindings sharing it).
+    # Source records of this binding with dead letters: not yet resolved, and resolved by a
+    # redrive (restate_stream.dlq); None while the topic cannot be read.
     dead_letters: int | None = None
+    dead_letters_resolved: int | None = None
 
     @property
     def total_lag(self) -> int:
@@ -70,7 +73,7 @@ async def binding_statuses(
 ) -> list[BindingStatus]:
     subscriptions = by_binding_key(await admin.list_subscriptions())
     clients = {name: topic_admin(c.properties) for name, c in spec.clusters.items()}
-    dead_letters: dict[tuple[str, str], int | None] = {}  # bindings may share a topic
+    entries: dict[tuple[str, str], list[Entry] | None] = {}  # bindings may share a topic
     result = []
     for b in spec.bindings:
         group = b.consumer_group
@@ -85,16 +88,20 @@ async def binding_statuses(
         if b.dead_letter is not None:
             status.dead_letter_topic = b.dead_letter
             where = (b.cluster, b.dead_letter)
-            if where not in dead_letters:
-                dead_letters[where] = await _written(spec.clusters[b.cluster].properties, where[1])
-            status.dead_letters = dead_letters[where]
+            if where not in entries:
+                entries[where] = await _entries(spec, b)
+            read = entries[where]
+            if read is not None:
+                listing = by_source_record(read, b.name, b.dead_letter)
+                status.dead_letters = len(listing.unresolved)
+                status.dead_letters_resolved = len(listing.records) - status.dead_letters
         result.append(status)
     return result
 
 
-async def _written(properties: dict[str, str], topic: str) -> int | None:
-    """Records written to `topic` so far; None while it does not exist (apply creates it)."""
+async def _entries(spec: BindingsFile, binding: Binding) -> list[Entry] | None:
+    """The dead-letter topic's records; None while it cannot be read (apply creates it)."""
     try:
-        return sum((await asyncio.to_thread(end_offsets, properties, topic)).values())
-    except Exception:
+        return await asyncio.to_thread(read_entries, spec, binding, timeout=10.0)
+    except Exception:  # shown as unknown next to the binding; the others still report
         return None

@@ -9,21 +9,22 @@ lose or block the record go to the binding's dead-letter topic:
 - the handler raises TerminalError;
 - a retryable error persists past the binding's `retry.max_attempts`.
 
-The dead-letter record keeps the original key and value bytes and says where the record came
-from and why it failed; the invocation then completes, so the key's next records proceed.
+The dead-letter record (runtime/dead_letter.py) keeps the original key and value bytes and
+says where the record came from and why it failed; the invocation then completes, so the key's
+next records proceed. An invocation `dlq redrive` started from a dead letter (the
+`restate-stream.redrive-of` header) names that letter in a new dead letter if it fails again,
+and otherwise writes a Resolution for it: the dead-letter topic tells which records are done.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
-import json
 import logging
 import typing
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import restate
@@ -34,6 +35,14 @@ from restate.serde import BytesSerde
 from restate.server_context import DisconnectedException
 
 from restate_stream.bindings import Binding, BindingsFile
+from restate_stream.runtime.dead_letter import (
+    DEAD_LETTER_TYPE,
+    REDRIVE_OF_HEADER,
+    RESOLVED_TYPE,
+    DeadLetter,
+    LetterRef,
+    Resolution,
+)
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
 from restate_stream.runtime.formats import (
     Codec,
@@ -110,37 +119,6 @@ def _causes(exc: BaseException) -> tuple[restate.TerminalError | None, bool]:
     return None, False
 
 
-def dead_letter_record(
-    binding: Binding,
-    coords: KafkaCoordinates,
-    raw: bytes,
-    error_type: str,
-    message: str,
-    attempts: int,
-) -> dict[str, Any]:
-    value_text: str | None
-    try:
-        value_text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        value_text = None
-    return {
-        "binding": binding.name,
-        "source": {
-            "topic": coords.topic,
-            "partition": coords.partition,
-            "offset": coords.offset,
-            "timestamp": coords.timestamp.isoformat() if coords.timestamp else None,
-            "subscription_id": coords.subscription_id,
-        },
-        "key": coords.key_text,
-        "value": value_text,
-        "value_base64": None if value_text is not None else base64.b64encode(raw).decode(),
-        "error": {"type": error_type, "message": message},
-        "attempts": attempts,
-        "failed_at": datetime.now(UTC).isoformat(),
-    }
-
-
 class BoundHandler:
     def __init__(
         self,
@@ -160,16 +138,19 @@ class BoundHandler:
         self.max_attempts = retry.max_attempts if retry and retry.max_attempts else None
 
     async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
-        coords = KafkaCoordinates.from_headers(ctx.request().headers)
+        headers = ctx.request().headers
+        coords = KafkaCoordinates.from_headers(headers)
+        redrive_of = LetterRef.from_header(headers.get(REDRIVE_OF_HEADER))
         invocation = ctx.request().id
         try:
             value, event_id, event_type = await self._decode(raw)
         except DecodeError as exc:
-            await self._dead_letter(ctx, coords, raw, "DecodeError", str(exc), 1)
+            await self._dead_letter(ctx, coords, raw, "DecodeError", str(exc), 1, redrive_of)
             return None
         dedupe = self.binding.dedupe and event_id is not None
         if dedupe and event_id in await self._seen_ids(ctx):
             log.info("dropping duplicate event %s at %s", event_id, coords.describe())
+            await self._resolved(ctx, coords, redrive_of)  # processed before: done
             return None
         event = KafkaEvent(value, coords.key_text, coords, raw, event_id, event_type)
         try:
@@ -182,19 +163,19 @@ class BoundHandler:
                 raise  # a suspension or SDK signal wrapped by user code: the SDK handles it
             failures = self.attempts.failed(invocation)
             if terminal is not None:
-                message = terminal.message
-                await self._dead_letter(ctx, coords, raw, "TerminalError", message, failures)
+                kind, message = "TerminalError", terminal.message
             elif self.max_attempts is None or failures < self.max_attempts:
                 raise  # Restate retries with the binding's backoff
             else:
-                message = f"{type(exc).__name__}: {exc}"
-                await self._dead_letter(ctx, coords, raw, "RetriesExhausted", message, failures)
+                kind, message = "RetriesExhausted", f"{type(exc).__name__}: {exc}"
+            await self._dead_letter(ctx, coords, raw, kind, message, failures, redrive_of)
             self.attempts.forget(invocation)  # after the dead letter is journaled
             return None
         self.attempts.forget(invocation)
         if dedupe and event_id is not None:
             # Only after success: a dead-lettered event must stay eligible for a redrive.
             await self._remember(ctx, event_id)
+        await self._resolved(ctx, coords, redrive_of)
         return result
 
     async def _decode(self, raw: bytes) -> tuple[Any, str | None, str | None]:
@@ -224,6 +205,7 @@ class BoundHandler:
         error_type: str,
         message: str,
         attempts: int,
+        redrive_of: LetterRef | None,
     ) -> None:
         b = self.binding
         where = f"binding {b.name}, {coords.describe()}, invocation {ctx.request().id}"
@@ -232,14 +214,14 @@ class BoundHandler:
                 "dropped record (%s): %s: %s; no dead_letter topic set", where, error_type, message
             )
             return
-        record = dead_letter_record(b, coords, raw, error_type, message, attempts)
+        letter = DeadLetter.of(b.name, coords, raw, error_type, message, attempts, redrive_of)
         try:
             published = await self.publisher.publish(
                 ctx,
                 b.dead_letter,
                 coords.key_text,
-                record,
-                event_type="restate-stream.dead-letter",
+                letter.to_json(),
+                event_type=DEAD_LETTER_TYPE,
                 retry_forever=True,
             )
         except restate.TerminalError as exc:
@@ -258,6 +240,31 @@ class BoundHandler:
             error_type,
             message,
         )
+
+    async def _resolved(
+        self, ctx: restate.ObjectContext, coords: KafkaCoordinates, redrive_of: LetterRef | None
+    ) -> None:
+        """A redriven letter went through: say so on the dead-letter topic (`dlq` reads it)."""
+        topic = self.binding.dead_letter
+        if redrive_of is None or topic is None:
+            return
+        resolution = Resolution.of(self.binding.name, coords, redrive_of)
+        try:
+            await self.publisher.publish(
+                ctx,
+                topic,
+                coords.key_text,
+                resolution.to_json(),
+                event_type=RESOLVED_TYPE,
+                retry_forever=True,
+            )
+        except restate.TerminalError as exc:
+            # As for a dead letter: retry rather than fail an invocation whose handler ran.
+            raise RuntimeError(
+                f"recording the redrive of {redrive_of.describe()} on {topic!r} failed: "
+                f"{exc.message}"
+            ) from None
+        log.info("redrive of %s resolved %s", redrive_of.describe(), coords.describe())
 
 
 def _retry_policy(binding: Binding, processes: int) -> InvocationRetryPolicy | None:
@@ -310,11 +317,3 @@ def bind(
             handler.invocation_retry_policy = policy
         wrapped.append(f"{b.service}/{b.handler}")
     return wrapped
-
-
-def dead_letter_json(record: bytes) -> dict[str, Any]:
-    """Parse a dead-letter record (inside its CloudEvents envelope) for tools and tests."""
-    data, _, _ = unwrap_cloudevent(json.loads(record))
-    if not isinstance(data, dict):
-        raise ValueError("not a restate-stream dead-letter record")
-    return data

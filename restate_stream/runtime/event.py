@@ -3,7 +3,9 @@
 Restate passes a Kafka record's value as the invocation body and its coordinates as
 invocation headers (`kafka.topic`, `kafka.partition`, `kafka.offset`, `kafka.timestamp`,
 `kafka.key` base64, `restate.subscription.id`); record headers are not forwarded, which is
-why published events carry their id inside a CloudEvents envelope.
+why published events carry their id inside a CloudEvents envelope. KafkaCoordinates owns that
+header contract both ways: `from_headers` (the bound handler) and `to_headers` (`dlq redrive`,
+which hands a record back to its handler as the subscription would have).
 """
 
 from __future__ import annotations
@@ -15,7 +17,36 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from restate_stream.errors import RestateStreamError
+
 T = TypeVar("T")
+
+
+class InvalidKeyError(RestateStreamError, ValueError):
+    pass
+
+
+_KINDS = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def check_key(key: object) -> bytes | None:
+    """A record key as bytes. Keys must be UTF-8 text: Restate maps them to object keys and
+    blocks the partition on anything else. InvalidKeyError says why not."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        kind = _KINDS.get(type(key), type(key).__name__)
+        raise InvalidKeyError(f"key must be a string (UTF-8 text), got {kind}")
+    try:
+        return key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError(f"key {key!r} is not valid UTF-8 ({exc.reason})") from None
 
 
 @dataclass(frozen=True)
@@ -55,6 +86,21 @@ class KafkaCoordinates:
             key=key,
             subscription_id=headers.get("restate.subscription.id"),
         )
+
+    def to_headers(self) -> dict[str, str]:
+        """The invocation headers `from_headers` reads back into these coordinates."""
+        headers = {
+            "kafka.topic": self.topic,
+            "kafka.partition": str(self.partition),
+            "kafka.offset": str(self.offset),
+        }
+        if self.timestamp is not None:
+            headers["kafka.timestamp"] = str(round(self.timestamp.timestamp() * 1000))
+        if self.key is not None:
+            headers["kafka.key"] = base64.b64encode(self.key).decode()
+        if self.subscription_id is not None:
+            headers["restate.subscription.id"] = self.subscription_id
+        return headers
 
     @property
     def key_text(self) -> str | None:

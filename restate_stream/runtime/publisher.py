@@ -24,6 +24,7 @@ import restate
 from restate import RunOptions
 
 from connectors.producer import KafkaProducer, ProduceFailed, create_producer
+from restate_stream.runtime.event import check_key
 from restate_stream.runtime.formats import Codec, EncodeError, JsonCodec, cloudevent_json, json_text
 
 # Test builds set this to a fault point's name to die there with SIGKILL (crash-safety tests).
@@ -37,21 +38,6 @@ class Published:
     topic: str
     partition: int
     offset: int
-
-
-def validate_key(key: str | None, topic: str) -> bytes | None:
-    """Keys must be UTF-8 text: Restate maps them to object keys and blocks on anything else."""
-    if key is None:
-        return None
-    if not isinstance(key, str):
-        raise TypeError(
-            f"publish to {topic!r}: key must be str (UTF-8), got {type(key).__name__}; "
-            "Restate cannot route a non-UTF-8 key and would block that partition"
-        )
-    try:
-        return key.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"publish to {topic!r}: key {key!r} is not valid UTF-8: {exc}") from exc
 
 
 def _fault(point: str) -> None:
@@ -123,10 +109,10 @@ class Publisher:
         is retried, so the publish succeeds once an operator fixes the cause.
         """
         try:
-            key_bytes = validate_key(key, topic)
+            key_bytes = check_key(key)
             # Encoded once, before the run: a bad value fails now, not after retries.
             data = json_text(value) if envelope else (codec or JsonCodec()).encode(value)
-        except (EncodeError, TypeError, ValueError) as exc:
+        except (EncodeError, TypeError, ValueError) as exc:  # InvalidKeyError is a ValueError
             raise restate.TerminalError(f"publish to {topic!r}: {exc}") from None
         # Drawn outside ctx.run from Restate's deterministic random: the same on every replay.
         event_id = str(ctx.uuid())

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import sys
 import time
+import typing
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -29,7 +30,8 @@ from connectors.consume import TopicNotFoundError, partition_count
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.bindings.model import Format
 from restate_stream.errors import RestateStreamError
-from restate_stream.runtime.formats import Codec, JsonCodec, StringCodec, cloudevent
+from restate_stream.runtime.event import check_key
+from restate_stream.runtime.formats import Codec, cloudevent, codec_for
 
 _FIELDS = ("key", "value", "value_base64", "partition")
 _ERRORS_SHOWN = 10
@@ -54,17 +56,9 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), "number")
 
 
-def check_key(key: Any) -> str | None:
-    """Keys must be UTF-8 text: Restate maps them to object keys and blocks on anything else."""
-    if key is None:
-        return None
-    if not isinstance(key, str):
-        raise ValueError(f"key must be a string (UTF-8 text), got a JSON {_json_kind(key)}")
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"key {key!r} is not valid UTF-8 ({exc.reason})") from None
-    return key
+def _key(key: Any) -> str | None:
+    check_key(key)  # raises InvalidKeyError (a ValueError) naming what is wrong
+    return typing.cast(str | None, key)
 
 
 def parse_line(text: str, number: int) -> Line | None:
@@ -96,7 +90,7 @@ def parse_line(text: str, number: int) -> Line | None:
         not isinstance(partition, int) or isinstance(partition, bool) or partition < 0
     ):
         raise ValueError("partition must be a non-negative integer")
-    return Line(number, check_key(obj.get("key")), obj.get("value"), raw, partition)
+    return Line(number, _key(obj.get("key")), obj.get("value"), raw, partition)
 
 
 def _problems(errors: list[str]) -> PublishError:
@@ -155,29 +149,22 @@ class Outgoing:
 def codec_for_publish(
     fmt: Format, schema: Path | None, wire: str, schema_id: int | None
 ) -> Codec | None:
-    """None for bytes: raw values only."""
-    if fmt == "json":
-        return JsonCodec()
-    if fmt == "string":
-        return StringCodec()
+    """formats.codec_for, with errors that name this command's flags; None for bytes (raw
+    values only)."""
     if fmt == "bytes":
         return None
-    if schema is None:
-        raise PublishError("format avro needs --schema FILE.avsc (or a binding with a schema)")
-    if wire == "confluent" and schema_id is None:
-        raise PublishError("the Confluent wire format needs --schema-id N (the registry's id)")
+    if fmt == "avro":
+        if schema is None:
+            raise PublishError("format avro needs --schema FILE.avsc (or a binding with a schema)")
+        if wire == "confluent" and schema_id is None:
+            raise PublishError("the Confluent wire format needs --schema-id N (the registry's id)")
     try:
-        from connectors.avro import AvroCodec  # fastavro is an optional extra
-    except ImportError as exc:
+        return codec_for(fmt, schema=schema, wire=wire, schema_id=schema_id)
+    except ImportError as exc:  # fastavro is an optional extra
         hint = "format avro needs fastavro: pip install 'restate-stream[avro]'"
         raise PublishError(hint) from exc
-    try:
-        avro: Codec = AvroCodec(
-            schema, wire="confluent" if wire == "confluent" else "plain", schema_id=schema_id
-        )
     except ValueError as exc:
         raise PublishError(str(exc)) from exc
-    return avro
 
 
 def encoder(
@@ -215,7 +202,7 @@ def prepare(
         except ValueError as exc:  # EncodeError and Avro mismatches are ValueErrors
             errors.append(f"{where}: {exc}")
             continue
-        key = None if line.key is None else line.key.encode("utf-8")
+        key = check_key(line.key)
         records.append(Outgoing(line.number, key, value, line.partition))
     if errors:
         raise _problems(errors)
@@ -388,7 +375,7 @@ def publish(
         assert value is not None, "the command line requires --value or --records"
         source = "--value"
         try:
-            lines = [dataclasses.replace(value_from_flag(value, fmt), key=check_key(key))]
+            lines = [dataclasses.replace(value_from_flag(value, fmt), key=_key(key))]
         except ValueError as exc:
             raise PublishError(f"--value/--key: {exc}") from exc
     records = prepare(lines, encode, source, partitions_of(target))

@@ -19,7 +19,8 @@ from restate_stream.cli.status import render_text as render_status
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
 from restate_stream.control.status import binding_statuses
-from restate_stream.runtime.bound import bind, dead_letter_json
+from restate_stream.runtime.bound import bind
+from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
 from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
 from tests.integration import poison_app
@@ -106,7 +107,7 @@ bindings:
     assert len(letters) == len(bad), "every bad record is dead-lettered exactly once"
     by_error: dict[str, int] = {}
     for message in letters:
-        letter = dead_letter_json(message.value or b"")
+        letter = parse_record(message.value or b"").to_json()
         assert (message.key or b"").decode() == letter["key"], "the original key is kept"
         assert letter["binding"] == "orders" and letter["source"]["topic"] == topic
         assert letter["source"]["offset"] >= 0 and letter["error"]["message"]
@@ -192,4 +193,4 @@ bindings:
         await drop_cluster(restate_admin, cluster)
 
     assert final == {blocked: [2], flowing: [3]}
-    assert dead_letter_json(letter.value or b"")["error"]["type"] == "DecodeError"
+    assert parse_record(letter.value or b"").to_json()["error"]["type"] == "DecodeError"

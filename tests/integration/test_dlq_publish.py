@@ -19,6 +19,7 @@ from connectors.consume import end_offsets, read_topic
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
+from restate_stream.control.status import binding_statuses
 from restate_stream.runtime.bound import bind
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
@@ -44,19 +45,21 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 def outcomes(stdout: str) -> Counter[str]:
     found: Counter[str] = Counter()
     for line in stdout.splitlines():
-        for outcome in ("already redriven", "failed again", "ok"):
+        for outcome in ("failed again", "resolved", "done", "pending", "error", "skipped"):
             if f"  {outcome}" in line:
                 found[outcome] += 1
                 break
     return found
 
 
-async def test_dead_letters_are_listed_and_redriven_once(
+async def test_redrive_sends_each_source_record_once_until_it_is_resolved(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
     restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
     tmp_path: Path,
 ) -> None:
+    """Two poison records, redriven twice while they still fail: two entries with three
+    letters each, not six entries; once fixed, one redrive resolves both, the next sends none."""
     run = uuid.uuid4().hex[:8]
     topic, dlq, cluster = f"redrive-{run}", f"redrive-{run}.dlq", f"r-{run}"
     bootstrap = restate_stream_stack.bootstrap_servers
@@ -82,7 +85,7 @@ bindings:
     spec = load_bindings(path)
     assert bind([redrive_app.sink], spec) == ["RedriveSink/consume"]
     keys = [f"{run}-{k}" for k in range(3)]
-    records = [(keys[i % 3], {"id": i, "poison": i % 4 == 3}) for i in range(24)]
+    records = [(keys[i % 3], {"id": i, "poison": i in (3, 7)}) for i in range(12)]
     poison = {r["id"] for _, r in records if r["poison"]}
     expected = {k: sorted(r["id"] for key, r in records if key == k) for k in keys}
 
@@ -93,69 +96,74 @@ bindings:
     def ids(state: dict[str, list[list[Any]]]) -> Counter[int]:
         return Counter(entry[0] for entries in state.values() for entry in entries)
 
+    def listed() -> list[dict[str, Any]]:
+        done = run_cli("dlq", "list", "sink", "-f", str(path), "--json")
+        assert done.returncode == 0, done.stderr
+        entries: list[dict[str, Any]] = json.loads(done.stdout)
+        return entries
+
+    def redrive() -> subprocess.CompletedProcess[str]:
+        return run_cli("dlq", "redrive", "sink", "-f", str(path))
+
     async with restate_app(redrive_app.app):
         _, report = await apply_bindings(spec, restate_admin)
         assert report.ok, report.render()
         try:
             produce_json(bootstrap, topic, records)
-            await wait_until(seen, lambda s: sum(ids(s).values()) >= 24 - len(poison), timeout=60)
-            letters = await topic_records(bootstrap, dlq, at_least=len(poison))
-            assert len(letters) == len(poison)
-
-            listed = run_cli("dlq", "list", "sink", "-f", str(path))
-            assert listed.returncode == 0, listed.stderr
-            lines = [line for line in listed.stdout.splitlines() if "TerminalError" in line]
-            assert len(lines) == len(poison), listed.stdout
-            assert f"{len(poison)} dead letter(s) of binding sink on {dlq}" in listed.stdout
-            assert all(f"{topic}[" in line and "is poison" in line for line in lines)
-            as_json = run_cli("dlq", "list", "sink", "-f", str(path), "--json")
-            original = json.loads(as_json.stdout)
-            assert {json.loads(d["value"])["id"] for d in original} == poison
-            assert all(d["dlq"]["topic"] == dlq and d["source"]["topic"] == topic for d in original)
+            await wait_until(seen, lambda s: sum(ids(s).values()) >= 12 - len(poison), timeout=60)
+            await topic_records(bootstrap, dlq, at_least=len(poison))
+            original = listed()
+            assert len(original) == len(poison)
+            assert {json.loads(e["history"][0]["value"])["id"] for e in original} == poison
             fields = ("topic", "partition", "offset")
             source_of = {
-                json.loads(d["value"])["id"]: [d["source"][f] for f in fields] for d in original
+                json.loads(e["history"][0]["value"])["id"]: [e["source"][f] for f in fields]
+                for e in original
             }
 
             dry = run_cli("dlq", "redrive", "sink", "-f", str(path), "--dry-run")
             assert dry.returncode == 0 and "idempotency-key: redrive/sink/" in dry.stdout
             assert f"dry run: {len(poison)} of {len(poison)}" in dry.stdout
-            assert sum(ids(await seen()).values()) == 24 - len(poison), "a dry run sends nothing"
+            assert sum(ids(await seen()).values()) == 12 - len(poison), "a dry run sends nothing"
 
-            # Still failing: each redriven record is dead-lettered again, at a new offset.
-            first = run_cli("dlq", "redrive", "sink", "-f", str(path))
-            assert first.returncode == 1, first.stdout + first.stderr
-            assert outcomes(first.stdout) == {"failed again": len(poison)}, first.stdout
+            # Still failing, twice: each redrive sends each source record's latest letter
+            # once, and the new letter joins that record's history.
+            for _ in range(2):
+                again = redrive()
+                assert again.returncode == 1, again.stdout + again.stderr
+                assert outcomes(again.stdout) == {"failed again": len(poison)}, again.stdout
+            history = listed()
+            assert len(history) == len(poison), history
+            assert all(e["letter_count"] == 3 and not e["resolved"] for e in history), history
+            text = run_cli("dlq", "list", "sink", "-f", str(path))
+            assert text.stdout.count("letters=3") == len(poison), text.stdout
+            assert f"{len(poison)} unresolved, 0 resolved (6 letter(s)" in text.stdout
+            [status] = await binding_statuses(spec, restate_admin, TopicAdmin)
+            assert (status.dead_letters, status.dead_letters_resolved) == (len(poison), 0)
 
-            # Fixed: the originals were redriven already (and say where their retry went);
-            # the dead letters that retry left are redriven now, and succeed.
+            # Fixed: one redrive resolves both; the next finds nothing to send.
             redrive_app.POISON_FAILS = False
-            second = run_cli("dlq", "redrive", "sink", "-f", str(path))
-            assert second.returncode == 0, second.stdout + second.stderr
-            assert outcomes(second.stdout) == {
-                "already redriven": len(poison),
-                "ok": len(poison),
-            }, second.stdout
-            assert second.stdout.count("it failed again then: now dlq[") == len(poison)
-
-            third = run_cli("dlq", "redrive", "sink", "-f", str(path))
-            assert third.returncode == 0, third.stdout + third.stderr
-            assert outcomes(third.stdout) == {"already redriven": 2 * len(poison)}, third.stdout
-
+            fixed = redrive()
+            assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+            assert outcomes(fixed.stdout) == {"resolved": len(poison)}, fixed.stdout
+            after = redrive()
+            assert after.returncode == 0, after.stdout + after.stderr
+            assert "0 source record(s): nothing to do" in after.stdout, after.stdout
             final = await seen()
-            relisted = run_cli("dlq", "list", "sink", "-f", str(path))
+            resolved = listed()
+            [status] = await binding_statuses(spec, restate_admin, TopicAdmin)
         finally:
             await drop_cluster(restate_admin, cluster)
 
-    assert ids(final) == Counter(range(24)), "every record processed exactly once in total"
+    assert ids(final) == Counter(range(12)), "every record processed exactly once in total"
     for key in keys:
         assert sorted(entry[0] for entry in final[key]) == expected[key]
     for entries in final.values():
         for record_id, *where in entries:
             if record_id in poison:
                 assert where == source_of[record_id], "the handler saw the original coordinates"
-    assert f"{2 * len(poison)} dead letter(s)" in relisted.stdout, "no new dead letters"
-    assert relisted.stdout.count("(from a redrive)") == len(poison)
+    assert all(e["resolved"] and e["letter_count"] == 3 for e in resolved), resolved
+    assert (status.dead_letters, status.dead_letters_resolved) == (0, len(poison))
 
 
 def write_bindings(path: Path, cluster: str, bootstrap: str) -> None:
@@ -218,7 +226,7 @@ def test_publish_rejects_bad_lines_and_sends_nothing(
 
     failed = run_cli("publish", topic, "-f", str(bindings), "--records", str(records))
     assert failed.returncode == 2
-    assert f"{records}:3: key must be a string (UTF-8 text), got a JSON number" in failed.stderr
+    assert f"{records}:3: key must be a string (UTF-8 text), got a number" in failed.stderr
     assert f"{records}:5: not valid JSON" in failed.stderr
     assert f"{records}:6: key '\\ud800' is not valid UTF-8" in failed.stderr
     assert sum(end_offsets(bootstrap, topic).values()) == 0, "a bad file sends nothing"

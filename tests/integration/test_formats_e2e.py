@@ -18,7 +18,8 @@ from connectors.avro import AvroCodec
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
-from restate_stream.runtime.bound import bind, dead_letter_json
+from restate_stream.runtime.bound import bind
+from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
 from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
 from tests.integration import formats_app
@@ -120,7 +121,7 @@ bindings:
             else:
                 assert got == payments, name
         letters = [
-            dead_letter_json(r.value or b"")
+            parse_record(r.value or b"").to_json()
             for r in await topic_records(bootstrap, f"dlq-{run}", at_least=3)
         ]
         await drop_cluster(restate_admin, cluster)
@@ -225,6 +226,6 @@ bindings:
     assert got == [
         {k: v for k, v in p.items() if k != "note"} for i, p in enumerate(payments) if i != 3
     ]
-    error = dead_letter_json(letter.value or b"")["error"]
+    error = parse_record(letter.value or b"").to_json()["error"]
     assert error["type"] == "DecodeError" and "unknown schema id 99" in error["message"]
     assert _Registry.requests.count("/schemas/ids/42") == 1, "ids are looked up once, then cached"

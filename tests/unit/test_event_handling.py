@@ -12,8 +12,9 @@ import pytest
 from pydantic import BaseModel
 
 from restate_stream.bindings import Binding
-from restate_stream.runtime.bound import dead_letter_json, dead_letter_record, input_type_of
-from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
+from restate_stream.runtime.bound import input_type_of
+from restate_stream.runtime.dead_letter import DeadLetter, parse_record
+from restate_stream.runtime.event import InvalidKeyError, KafkaCoordinates, KafkaEvent, check_key
 from restate_stream.runtime.formats import (
     DecodeError,
     EncodeError,
@@ -22,7 +23,6 @@ from restate_stream.runtime.formats import (
     cloudevent,
     unwrap_cloudevent,
 )
-from restate_stream.runtime.publisher import validate_key
 
 
 @dataclass
@@ -102,12 +102,14 @@ def test_cloudevents_envelope_round_trip() -> None:
 
 
 def test_keys_must_be_utf8_text() -> None:
-    assert validate_key("ключ", "t") == "ключ".encode()
-    assert validate_key(None, "t") is None
-    with pytest.raises(TypeError, match="key must be str"):
-        validate_key(b"\xff", "orders")  # type: ignore[arg-type]
+    assert check_key("ключ") == "ключ".encode()
+    assert check_key(None) is None
+    with pytest.raises(InvalidKeyError, match=r"key must be a string \(UTF-8 text\), got bytes"):
+        check_key(b"\xff")
+    with pytest.raises(InvalidKeyError, match="got a number"):
+        check_key(7)
     with pytest.raises(ValueError, match="not valid UTF-8"):
-        validate_key("\udcff", "orders")
+        check_key("\udcff")
 
 
 def test_handler_input_type_from_annotations() -> None:
@@ -123,7 +125,7 @@ def test_handler_input_type_from_annotations() -> None:
 def test_dead_letter_record_keeps_the_original_and_the_reason() -> None:
     binding = Binding(name="b", topic="orders", cluster="c", service="S", handler="h")
     coords = KafkaCoordinates.from_headers(HEADERS)
-    text = dead_letter_record(binding, coords, b"{bad", "DecodeError", "invalid JSON", 1)
+    text = DeadLetter.of(binding.name, coords, b"{bad", "DecodeError", "invalid JSON", 1).to_json()
     assert text["value"] == "{bad" and text["value_base64"] is None
     assert text["source"] == {
         "topic": "orders",
@@ -134,10 +136,10 @@ def test_dead_letter_record_keeps_the_original_and_the_reason() -> None:
     }
     assert (text["key"], text["binding"], text["attempts"]) == ("k-1", "b", 1)
     assert text["error"] == {"type": "DecodeError", "message": "invalid JSON"}
-    binary = dead_letter_record(binding, coords, b"\xff\x00", "DecodeError", "m", 2)
+    binary = DeadLetter.of(binding.name, coords, b"\xff\x00", "DecodeError", "m", 2).to_json()
     assert binary["value"] is None and base64.b64decode(binary["value_base64"]) == b"\xff\x00"
     envelope = cloudevent("id", "restate-stream.dead-letter", "s", "now", text)
-    assert dead_letter_json(envelope) == text
+    assert parse_record(envelope).to_json() == text
 
 
 def test_input_type_when_ctx_has_no_annotation() -> None:

@@ -43,8 +43,8 @@ def test_lines_carry_key_value_raw_bytes_and_partition() -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ('{"key": 7, "value": 1}', "key must be a string (UTF-8 text), got a JSON number"),
-        ('{"key": ["a"], "value": 1}', "got a JSON array"),
+        ('{"key": 7, "value": 1}', "key must be a string (UTF-8 text), got a number"),
+        ('{"key": ["a"], "value": 1}', "got an array"),
         ('{"key": "\\ud800", "value": 1}', "is not valid UTF-8"),
         ('{"key": "k", "value": ', "not valid JSON: Expecting value (column 23)"),
         ("[1, 2]", "expected a JSON object"),
@@ -68,7 +68,7 @@ def test_parse_jsonl_names_file_and_line_of_every_bad_line() -> None:
     with pytest.raises(PublishError) as caught:
         parse_jsonl(data, "r.jsonl")
     lines = str(caught.value).splitlines()
-    assert lines[0] == "r.jsonl:3: key must be a string (UTF-8 text), got a JSON number"
+    assert lines[0] == "r.jsonl:3: key must be a string (UTF-8 text), got a number"
     assert lines[1].startswith("r.jsonl:4: not valid JSON")
     assert lines[2] == "r.jsonl:5: not UTF-8 text (invalid start byte at byte 9)"
     assert len(lines) == 3

@@ -42,7 +42,10 @@ def codec_for(
     schema: Path | None = None,
     wire: str = "plain",
     registry_url: str | None = None,
+    schema_id: int | None = None,
 ) -> Codec:
+    """The codec for a format. `schema_id` is the registry id of `schema`, which encoding in
+    the Confluent wire format writes (a publisher's concern; decoding needs the registry)."""
     if fmt == "json":
         return JsonCodec(value_type)
     if fmt == "bytes":
@@ -54,6 +57,6 @@ def codec_for(
 
         if schema is None:
             raise ValueError("format avro needs a schema file")
-        codec: Codec = avro_codec(schema, wire, registry_url)
+        codec: Codec = avro_codec(schema, wire, registry_url, schema_id)
         return codec
     raise ValueError(f"unknown format {fmt!r}: expected json, avro, bytes or string")

@@ -11,13 +11,22 @@ from restate_stream.runtime.formats.base import DecodeError
 
 
 class BindingAvroCodec:
-    def __init__(self, schema: Path, wire: str, registry_url: str | None = None) -> None:
+    def __init__(
+        self,
+        schema: Path,
+        wire: str,
+        registry_url: str | None = None,
+        schema_id: int | None = None,
+    ) -> None:
         # Lookups are cached per schema id: only the first record of a new id asks the
         # registry; a registry that is down raises (the invocation is retried, not
         # dead-lettered), an id it does not know is a DecodeError.
         registry = SchemaRegistryClient(registry_url) if registry_url else None
         self._codec = AvroCodec(
-            schema, wire=cast(Literal["plain", "confluent"], wire), registry=registry
+            schema,
+            wire=cast(Literal["plain", "confluent"], wire),
+            schema_id=schema_id,
+            registry=registry,
         )
 
     def needs_io(self, data: bytes) -> bool:
@@ -34,5 +43,7 @@ class BindingAvroCodec:
         return encoded
 
 
-def avro_codec(schema: Path, wire: str, registry_url: str | None = None) -> BindingAvroCodec:
-    return BindingAvroCodec(schema, wire, registry_url)
+def avro_codec(
+    schema: Path, wire: str, registry_url: str | None = None, schema_id: int | None = None
+) -> BindingAvroCodec:
+    return BindingAvroCodec(schema, wire, registry_url, schema_id)
