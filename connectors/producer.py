@@ -3,9 +3,9 @@
 `send()` returns only once the broker acknowledged the record, with its partition and offset,
 so a caller inside `ctx.run` can journal where the record landed. `send_many()` hands a whole
 list to the client at once (in list order, so records of a key keep their order) and returns
-every record's outcome, acknowledgement or failure, once all are settled. A producer belongs to the
-event loop it first sends on: create, use and close it on that one loop (create one per loop
-otherwise).
+every record's outcome, acknowledgement or failure, once all are settled. A producer belongs
+to the event loop it first sends on: create, use and close it on that one loop (create one
+per loop otherwise).
 """
 
 from __future__ import annotations

@@ -211,12 +211,13 @@ class Publisher:
         - a crash after the acks but before the journal entry publishes the whole batch again
           with the same ids (as `publish` does for one record);
         - if some records fail for retriable reasons the run fails (BatchPublishFailed) and is
-          retried as a whole: records already acknowledged are sent again with the same ids.
-        Either way a consumer binding with `dedupe: true` applies each event once.
-        - If a record is refused for good (too large, not authorised), the call raises
-          TerminalError naming its index; records acknowledged in that attempt stay on their
-          topics (Kafka has no rollback without transactions). With `retry_forever` every
-          failure is retried instead, as in `publish`.
+          retried as a whole (up to `max_attempts`): records already acknowledged are sent
+          again with the same ids.
+        In both cases a consumer binding with `dedupe: true` applies each event once.
+        If a record is refused for good (too large, not authorised), the call raises
+        TerminalError naming its index; records acknowledged in that attempt stay on their
+        topics (Kafka has no rollback without transactions). With `retry_forever` every
+        failure is retried instead, as in `publish`.
         """
         batch = list(records)
         prepared: list[tuple[str, bytes | None, str | bytes, str]] = []
