@@ -360,7 +360,8 @@ async def run(
     print(f"raw ConfluentProducer, acked (median):          {raw_m:>9,.0f} records/s")
     print(f"raw AioKafkaProducer, acked (median):           {aio_m:>9,.0f} records/s")
     print(f"subscription, publish-in-handler (median):      {relay_m:>9,.0f} publishes/s")
-    print(f"subscription, publish_many x{fan_out:<4} (median):    {many_m:>9,.0f} publishes/s")
+    many_label = f"subscription, publish_many x{fan_out} (median):"
+    print(f"{many_label:<48}{many_m:>9,.0f} publishes/s")
     print(f"subscription, no-publish handler (median):      {sink_m:>9,.0f} records/s")
     if http:
         http_m = statistics.median(http)
