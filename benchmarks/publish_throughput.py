@@ -8,6 +8,11 @@ with `Publisher.publish` (produce inside `ctx.run`, broker ack journaled):
   bindings file applied with apply_bindings) subscribes the bound keyed handler
   `BenchRelay/relay`, which publishes each record to `<trigger>.out`. Rate: first invocation
   created to last completed (sys_invocation of that subscription), as e2e_throughput measures.
+- publish_many: the same binding shape, but each trigger record asks the bound handler
+  `BenchRelayMany/relay_many` for `--fan-out` records (default 100), published with ONE
+  `Publisher.publish_many` (one `ctx.run`, all acks journaled together): `records / fan_out`
+  invocations produce the same `records` output records. Rate: output records over first
+  invocation created to last completed.
 - no-publish handler: the same shape (`BenchSink/consume`, bound, keyed, same records) doing
   nothing, to isolate the cost of the durable publish from the subscription's own.
 - HTTP ingress: fire-and-forget sends to `BenchPublisher/publish`, first send to last
@@ -20,6 +25,7 @@ runs one invocation per key at a time, so concurrency defaults to the number of 
 Every round uses fresh topics; rounds alternate baseline and candidates; medians compared.
 
     .venv/bin/python -m benchmarks.publish_throughput [--records 5000] [--keys 200] [--rounds 3]
+        [--fan-out 100]
 """
 
 from __future__ import annotations
@@ -39,13 +45,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import confluent_kafka
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
-from benchmarks.publish_apps import BOOTSTRAP_ENV, OUTPUT_SUFFIX
+from benchmarks.publish_apps import BOOTSTRAP_ENV, OUTPUT_SUFFIX, value
 from connectors import KafkaProducer, Record, TopicAdmin, create_producer, produce_records
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
@@ -58,15 +63,11 @@ from restate_stream.stack.install import KAFKA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OBJECT, HANDLER = "BenchPublisher", "publish"
-RELAY, SINK = "BenchRelay/relay", "BenchSink/consume"
+RELAY, RELAY_MANY, SINK = "BenchRelay/relay", "BenchRelayMany/relay_many", "BenchSink/consume"
 CLUSTER = "bench"
 # httpx's pool does work per waiting request on every event: one client for 200 in-flight
 # sends cost ~9 ms of driver CPU per send here. Small pools keep the load generator cheap.
 LANES_PER_CLIENT = 10
-
-
-def value(i: int) -> dict[str, Any]:
-    return {"seq": i, "driver": f"driver-{i % 97}", "lat": 52.37 + i * 1e-6, "lon": 4.89}
 
 
 async def in_lanes(records: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> None:
@@ -127,19 +128,29 @@ async def subscription_rate(
     records: int,
     keys: int,
     partitions: int,
+    fan_out: int = 1,
 ) -> float:
-    """Records/s of one binding over `records` trigger records produced up front.
+    """Records/s of one binding over `records` records (trigger records, or for RELAY_MANY
+    output records: `records / fan_out` triggers each asking for `fan_out`).
 
     From the first invocation created to the last completed, as Restate saw it. The
     subscription is created by applying a one-binding file, and deleted afterwards.
     """
     admin_client = TopicAdmin(bootstrap)
     admin_client.create_topic(name, partitions)
-    publishes = handler == RELAY
+    publishes = handler in (RELAY, RELAY_MANY)
     if publishes:
         admin_client.create_topic(name + OUTPUT_SUFFIX, partitions)
     del admin_client  # short-lived: none outlives the broker to log reconnect noise
-    triggers = (Record(f"key-{i % keys}", json.dumps(value(i))) for i in range(records))
+    invocations = records
+    if handler == RELAY_MANY:
+        invocations = records // fan_out
+        asks = (
+            {"first": t * fan_out, "fan_out": fan_out, "keys": keys} for t in range(invocations)
+        )
+        triggers = (Record(f"key-{t % keys}", json.dumps(ask)) for t, ask in enumerate(asks))
+    else:
+        triggers = (Record(f"key-{i % keys}", json.dumps(value(i))) for i in range(records))
     await asyncio.to_thread(produce_records, bootstrap, name, triggers)
     path = home / f"{name}.yaml"
     path.write_text(bindings_yaml(bootstrap, [(name, name, handler)]))
@@ -151,7 +162,7 @@ async def subscription_rate(
     where = f"invoked_by_subscription_id = {sql_literal(sub_id)}"
     count_sql = f"SELECT count(*) AS n FROM sys_invocation WHERE {where} AND status = 'completed'"
     try:
-        while (await admin.query(count_sql))[0]["n"] < records:
+        while (await admin.query(count_sql))[0]["n"] < invocations:
             await asyncio.sleep(0.1)
         row = (
             await admin.query(
@@ -162,7 +173,7 @@ async def subscription_rate(
         )[0]
     finally:
         await admin.delete_subscription(sub_id)
-    if row["failed"] or row["n"] != records:
+    if row["failed"] or row["n"] != invocations:
         raise SystemExit(f"{name}: {row['n']} invocations, {row['failed']} failed; see worker log")
     if publishes:
         out = await asyncio.to_thread(topic_end, consumer, name + OUTPUT_SUFFIX, partitions)
@@ -170,6 +181,9 @@ async def subscription_rate(
             raise SystemExit(f"{out} records on {name}{OUTPUT_SUFFIX}, expected {records}")
     first = datetime.fromisoformat(row["first"])
     last = datetime.fromisoformat(row["last"])
+    if handler == RELAY_MANY:
+        # Every output record is inside the span (the first invocation's too).
+        return records / (last - first).total_seconds()
     return (records - 1) / (last - first).total_seconds()
 
 
@@ -224,6 +238,7 @@ async def run(
     partitions: int,
     concurrency: int,
     http_records: int,
+    fan_out: int,
 ) -> None:
     home = Path(tempfile.mkdtemp(prefix="rs-bench-publish-"))
     with LocalStack(home, StackPorts.free()) as stack:
@@ -238,7 +253,14 @@ async def run(
         # comes from a one-binding file naming the same handler on that run's fresh topic.
         worker_bindings = home / "worker-bindings.yaml"
         worker_bindings.write_text(
-            bindings_yaml(bootstrap, [("relay", "relay", RELAY), ("sink", "sink", SINK)])
+            bindings_yaml(
+                bootstrap,
+                [
+                    ("relay", "relay", RELAY),
+                    ("relay-many", "relay-many", RELAY_MANY),
+                    ("sink", "sink", SINK),
+                ],
+            )
         )
         worker = WorkerProcess(
             "benchmarks.publish_apps:app",
@@ -264,7 +286,7 @@ async def run(
                 server = (await admin.version()).get("version", "?")
 
                 async def bound(name: str, handler: str, n: int) -> float:
-                    args = (bootstrap, name, handler, n, keys, partitions)
+                    args = (bootstrap, name, handler, n, keys, partitions, fan_out)
                     return await subscription_rate(admin, consumer, home, *args)
 
                 # Warm-up: producers connected, cluster registered, __consumer_offsets made,
@@ -273,6 +295,7 @@ async def run(
                 await raw_rate(confluent, fresh("warm-confluent"), warm, keys, concurrency)
                 await raw_rate(aio, fresh("warm-aiokafka"), warm, keys, concurrency)
                 await bound("warm-relay", RELAY, warm)
+                await bound("warm-relay-many", RELAY_MANY, fan_out * max(1, warm // fan_out))
                 await bound("warm-sink", SINK, warm)
                 if http_records:
                     args = (partitions, "warm-", warm, keys, concurrency)
@@ -280,6 +303,7 @@ async def run(
                 raw: list[float] = []
                 raw_aio: list[float] = []
                 relayed: list[float] = []
+                batched: list[float] = []
                 sunk: list[float] = []
                 http: list[float] = []
                 for r in range(1, rounds + 1):
@@ -294,10 +318,13 @@ async def run(
                     )
                     # Alternate which bound candidate goes first, so neither always follows
                     # the baseline.
-                    order = [("relay", RELAY, relayed), ("sink", SINK, sunk)]
-                    for label, handler, rates in order if r % 2 else order[::-1]:
+                    order = [
+                        ("relay", RELAY, relayed, "publish-in-handler"),
+                        ("relay-many", RELAY_MANY, batched, f"publish_many x{fan_out}"),
+                        ("sink", SINK, sunk, "no-publish handler"),
+                    ]
+                    for label, handler, rates, what in order if r % 2 else order[::-1]:
                         rates.append(await bound(f"{label}-{r}", handler, records))
-                        what = "publish-in-handler" if handler == RELAY else "no-publish handler"
                         print(f"round {r}: {what:<19} {rates[-1]:>9,.0f} records/s", flush=True)
                     if http_records:
                         args = (partitions, f"r{r}-", http_records, keys, concurrency)
@@ -316,6 +343,7 @@ async def run(
     shutil.rmtree(home, ignore_errors=True)
     raw_m, aio_m = statistics.median(raw), statistics.median(raw_aio)
     relay_m, sink_m = statistics.median(relayed), statistics.median(sunk)
+    many_m = statistics.median(batched)
     print()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -326,17 +354,22 @@ async def run(
     )
     print(
         f"records: {records}, keys: {keys}, partitions: {partitions}, "
-        f"concurrency: {concurrency}, rounds: {rounds}, http records: {http_records}"
+        f"concurrency: {concurrency}, rounds: {rounds}, http records: {http_records}, "
+        f"publish_many fan-out: {fan_out} ({records // fan_out} invocations)"
     )
     print(f"raw ConfluentProducer, acked (median):          {raw_m:>9,.0f} records/s")
     print(f"raw AioKafkaProducer, acked (median):           {aio_m:>9,.0f} records/s")
     print(f"subscription, publish-in-handler (median):      {relay_m:>9,.0f} publishes/s")
+    many_label = f"subscription, publish_many x{fan_out} (median):"
+    print(f"{many_label:<48}{many_m:>9,.0f} publishes/s")
     print(f"subscription, no-publish handler (median):      {sink_m:>9,.0f} records/s")
     if http:
         http_m = statistics.median(http)
         print(f"http ingress publish, driver-bound (median):    {http_m:>9,.0f} publishes/s")
     print(f"ratio publish-in-handler / raw confluent:       {relay_m / raw_m:>9.4f}")
     print(f"ratio publish-in-handler / no-publish handler:  {relay_m / sink_m:>9.4f}")
+    print(f"ratio publish_many / raw confluent:             {many_m / raw_m:>9.4f}")
+    print(f"ratio publish_many / publish-in-handler:        {many_m / relay_m:>9.4f}")
 
 
 def main() -> None:
@@ -354,10 +387,23 @@ def main() -> None:
         help="records per round for the HTTP ingress reference line (0 skips it)",
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--fan-out", type=int, default=100, help="records per publish_many invocation"
+    )
     args = parser.parse_args()
+    if args.fan_out < 1 or args.records % args.fan_out:
+        parser.error(f"--records ({args.records}) must be a multiple of --fan-out ({args.fan_out})")
     concurrency = args.concurrency or args.keys
     asyncio.run(
-        run(args.records, args.keys, args.rounds, args.partitions, concurrency, args.http_records)
+        run(
+            args.records,
+            args.keys,
+            args.rounds,
+            args.partitions,
+            concurrency,
+            args.http_records,
+            args.fan_out,
+        )
     )
 
 

@@ -8,6 +8,7 @@ from connectors.producer import (
     Delivery,
     KafkaProducer,
     ProduceFailed,
+    ProducerRecord,
     create_producer,
 )
 
@@ -20,6 +21,7 @@ __all__ = [
     "PartitionLag",
     "ProduceError",
     "ProduceFailed",
+    "ProducerRecord",
     "Record",
     "TopicAdmin",
     "create_producer",

@@ -1,9 +1,11 @@
 """Async Kafka producers behind one small protocol: confluent-kafka (default) or aiokafka.
 
 `send()` returns only once the broker acknowledged the record, with its partition and offset,
-so a caller inside `ctx.run` can journal where the record landed. A producer belongs to the
-event loop it first sends on: create, use and close it on that one loop (create one per loop
-otherwise).
+so a caller inside `ctx.run` can journal where the record landed. `send_many()` hands a whole
+list to the client at once (in list order, so records of a key keep their order) and returns
+every record's outcome, acknowledgement or failure, once all are settled. A producer belongs
+to the event loop it first sends on: create, use and close it on that one loop (create one
+per loop otherwise).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, NoReturn, Protocol, Self
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
@@ -32,6 +34,15 @@ class Delivery:
     partition: int
     offset: int
     timestamp_ms: int | None
+
+
+@dataclass(frozen=True)
+class ProducerRecord:
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers | None = None
+    partition: int | None = None  # None: by key
 
 
 class ProduceFailed(RestateStreamError, RuntimeError):
@@ -64,6 +75,13 @@ class KafkaProducer(Protocol):
         partition: int | None = None,
     ) -> Delivery:
         """Return once the broker acknowledged the record; raise ProduceFailed otherwise."""
+        ...
+
+    async def send_many(self, records: Sequence[ProducerRecord]) -> list[Delivery | ProduceFailed]:
+        """Send all concurrently, in list order; each record's ack or failure, in that order.
+
+        A failed record does not stop the others: the caller sees which ones landed.
+        """
         ...
 
     async def flush(self, timeout: float = 30.0) -> None:
@@ -132,38 +150,61 @@ class ConfluentProducer(_LoopBound):
         headers: Headers | None = None,
         partition: int | None = None,
     ) -> Delivery:
-        if self._closed:
-            raise ProduceFailed(topic, key, "the producer is closed")
+        record = ProducerRecord(topic, value, key, headers, partition)
+        (future,) = await self._enqueue([record])
+        return await future
+
+    async def send_many(self, records: Sequence[ProducerRecord]) -> list[Delivery | ProduceFailed]:
+        futures = await self._enqueue(records)
+        # Only ProduceFailed is ever set on these futures (see _settle and _enqueue).
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        return [o if isinstance(o, Delivery | ProduceFailed) else _unexpected(o) for o in outcomes]
+
+    async def _enqueue(self, records: Sequence[ProducerRecord]) -> list[asyncio.Future[Delivery]]:
+        """Hand `records` to librdkafka in order; one future per record, settled on its ack."""
         loop = self._bind_loop()
         if self._poller is None:
             self._poller = threading.Thread(
                 target=self._poll, name="confluent-producer-poll", daemon=True
             )
             self._poller.start()
-        future: asyncio.Future[Delivery] = loop.create_future()
-        on_delivery = functools.partial(self._delivered, loop, future, topic, key)
-        record_headers: list[tuple[str, str | bytes | None]] | None = (
-            list(headers) if headers else None
-        )
+        futures: list[asyncio.Future[Delivery]] = []
         # Sends enter the local queue in call order: while one waits for queue space, later
         # ones wait behind it, so records of a key cannot overtake each other.
         async with self._enqueue_lock:
-            while True:
-                try:
-                    self._producer.produce(
-                        topic,
-                        value=value,
-                        key=key,
-                        partition=-1 if partition is None else partition,  # -1: by key
-                        on_delivery=on_delivery,
-                        headers=record_headers,
+            for record in records:
+                future: asyncio.Future[Delivery] = loop.create_future()
+                futures.append(future)
+                if self._closed:
+                    future.set_exception(
+                        ProduceFailed(record.topic, record.key, "the producer is closed")
                     )
-                    break
-                except BufferError:
-                    await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
-                except KafkaException as exc:
-                    raise ProduceFailed(topic, key, _reason(exc)) from exc
-        return await future
+                    continue
+                on_delivery = functools.partial(
+                    self._delivered, loop, future, record.topic, record.key
+                )
+                headers: list[tuple[str, str | bytes | None]] | None = (
+                    list(record.headers) if record.headers else None
+                )
+                while True:
+                    try:
+                        self._producer.produce(
+                            record.topic,
+                            value=record.value,
+                            key=record.key,
+                            partition=-1 if record.partition is None else record.partition,
+                            on_delivery=on_delivery,
+                            headers=headers,
+                        )
+                        break
+                    except BufferError:
+                        await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
+                    except KafkaException as exc:
+                        # Refused before it was queued (too large, unknown partition): final.
+                        reason = _reason(exc)
+                        future.set_exception(ProduceFailed(record.topic, record.key, reason))
+                        break
+        return futures
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
@@ -222,6 +263,10 @@ def _settle(future: asyncio.Future[Delivery], outcome: Delivery | ProduceFailed)
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def _unexpected(outcome: BaseException) -> NoReturn:
+    raise outcome
 
 
 def _reason(exc: KafkaException) -> str:
@@ -349,8 +394,59 @@ class AioKafkaProducer(_LoopBound):
         except self._aiokafka.errors.KafkaError as exc:
             reason = str(exc) or type(exc).__name__  # aiokafka prefixes its class name
             raise ProduceFailed(topic, key, reason, retriable=exc.retriable) from exc
-        timestamp = sent.timestamp if sent.timestamp is not None and sent.timestamp >= 0 else None
-        return Delivery(sent.topic, sent.partition, sent.offset, timestamp)
+        return _aiokafka_delivery(sent)
+
+    async def send_many(self, records: Sequence[ProducerRecord]) -> list[Delivery | ProduceFailed]:
+        for record in records:
+            if record.value is None and record.key is None:
+                raise ValueError("aiokafka cannot send a record with neither key nor value")
+        errors = self._aiokafka.errors
+        # send() appends to the client's batches in call order and returns the ack's future,
+        # so awaiting each send() keeps list order while the acks are awaited together.
+        if not records:
+            return []
+        try:
+            client = await self._started(records[0].topic, records[0].key)
+        except errors.KafkaError as exc:
+            return [self._failed(record, exc) for record in records]  # no client: none sent
+        except ProduceFailed as exc:  # closed
+            return [ProduceFailed(r.topic, r.key, exc.reason) for r in records]
+        pending: list[asyncio.Future[Any] | ProduceFailed] = []
+        for record in records:
+            try:
+                pending.append(
+                    await client.send(
+                        record.topic,
+                        record.value,
+                        key=record.key,
+                        partition=record.partition,
+                        headers=list(record.headers or ()),
+                    )
+                )
+            except errors.KafkaError as exc:
+                pending.append(self._failed(record, exc))
+        acks = await asyncio.gather(
+            *(p for p in pending if not isinstance(p, ProduceFailed)), return_exceptions=True
+        )
+        outcomes: list[Delivery | ProduceFailed] = []
+        settled = iter(acks)
+        for record, p in zip(records, pending, strict=True):
+            if isinstance(p, ProduceFailed):
+                outcomes.append(p)
+                continue
+            ack = next(settled)
+            if isinstance(ack, errors.KafkaError):
+                outcomes.append(self._failed(record, ack))
+            elif isinstance(ack, BaseException):
+                raise ack
+            else:
+                outcomes.append(_aiokafka_delivery(ack))
+        return outcomes
+
+    @staticmethod
+    def _failed(record: ProducerRecord, exc: Any) -> ProduceFailed:
+        reason = str(exc) or type(exc).__name__
+        return ProduceFailed(record.topic, record.key, reason, retriable=bool(exc.retriable))
 
     async def flush(self, timeout: float = 30.0) -> None:
         if self._client is None:
@@ -369,6 +465,11 @@ class AioKafkaProducer(_LoopBound):
                 await self.flush()
             finally:
                 await self._client.stop()
+
+
+def _aiokafka_delivery(sent: Any) -> Delivery:
+    timestamp = sent.timestamp if sent.timestamp is not None and sent.timestamp >= 0 else None
+    return Delivery(sent.topic, sent.partition, sent.offset, timestamp)
 
 
 def create_producer(

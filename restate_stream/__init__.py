@@ -6,8 +6,8 @@ The names a handler module needs; the rest lives in the submodules (`restate_str
 
 from restate_stream.bindings import BindingsError, load_bindings
 from restate_stream.runtime.event import KafkaEvent
-from restate_stream.runtime.publisher import Published, Publisher
+from restate_stream.runtime.publisher import Outgoing, Published, Publisher
 
 __version__ = "0.1.0"
 
-__all__ = ["BindingsError", "KafkaEvent", "Published", "Publisher", "load_bindings"]
+__all__ = ["BindingsError", "KafkaEvent", "Outgoing", "Published", "Publisher", "load_bindings"]

@@ -7,6 +7,9 @@ the one window left: the record is then produced twice, with the same event id (
 from Restate's deterministic `ctx.uuid()` before the run), so a consumer binding with
 `dedupe: true` processes it once. The id travels in a CloudEvents envelope because Restate
 does not forward Kafka record headers to handlers.
+
+`publish_many` does the same for a whole list in one `ctx.run`: one journal entry and one
+concurrent round of broker acks for the batch instead of one of each per record.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import os
 import signal
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,7 +26,14 @@ from typing import Any, Literal
 import restate
 from restate import RunOptions
 
-from connectors.producer import KafkaProducer, ProduceFailed, create_producer
+from connectors.producer import (
+    Delivery,
+    KafkaProducer,
+    ProduceFailed,
+    ProducerRecord,
+    create_producer,
+)
+from restate_stream.errors import RestateStreamError
 from restate_stream.runtime.event import check_key
 from restate_stream.runtime.formats import Codec, EncodeError, JsonCodec, cloudevent_json, json_text
 
@@ -38,6 +48,30 @@ class Published:
     topic: str
     partition: int
     offset: int
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One record for `Publisher.publish_many`; `event_type` overrides the call's default."""
+
+    topic: str
+    key: str | None
+    value: Any
+    event_type: str | None = None
+
+
+class BatchPublishFailed(RestateStreamError, RuntimeError):
+    """Some records of a `publish_many` were not acknowledged, all for retriable reasons."""
+
+    def __init__(self, failed: list[tuple[int, ProduceFailed]], total: int) -> None:
+        first, error = failed[0]
+        super().__init__(
+            f"publish_many: {len(failed)} of {total} records failed (first: record {first}, "
+            f"{error}); the other {total - len(failed)} were acknowledged and stay on their "
+            "topics, a retry publishes them again with the same event ids"
+        )
+        self.failed = failed
+        self.total = total
 
 
 def _fault(point: str) -> None:
@@ -109,11 +143,9 @@ class Publisher:
         is retried, so the publish succeeds once an operator fixes the cause.
         """
         try:
-            key_bytes = check_key(key)
-            # Encoded once, before the run: a bad value fails now, not after retries.
-            data = json_text(value) if envelope else (codec or JsonCodec()).encode(value)
-        except (EncodeError, TypeError, ValueError) as exc:  # InvalidKeyError is a ValueError
-            raise restate.TerminalError(f"publish to {topic!r}: {exc}") from None
+            key_bytes, data = _encoded(topic, key, value, envelope, codec)
+        except _Invalid as exc:
+            raise restate.TerminalError(str(exc)) from None
         # Drawn outside ctx.run from Restate's deterministic random: the same on every replay.
         event_id = str(ctx.uuid())
         kind = event_type or f"{topic}.published"
@@ -139,3 +171,107 @@ class Publisher:
         attempts = None if retry_forever else self.max_attempts
         acked = await ctx.run_typed(f"publish {topic}", produce, RunOptions(max_attempts=attempts))
         return Published(event_id, topic, acked["partition"], acked["offset"])
+
+    async def publish_many(
+        self,
+        ctx: restate.Context,
+        records: Iterable[Outgoing],
+        *,
+        event_type: str | None = None,
+        codec: Codec | None = None,
+        envelope: bool = True,
+        retry_forever: bool = False,
+    ) -> list[Published]:
+        """Produce every record in ONE durable step: one `ctx.run`, all acks journaled together.
+
+        All records go to the producer at once, in list order (records of a key keep their
+        order), and the run waits for every broker ack; its journaled result is the list of
+        (topic, partition, offset, event id), one per record, in input order, returned as
+        `Published`. Payloads are not journaled, only the acks. An empty list does nothing.
+
+        Before the run every record is checked and encoded (key UTF-8 text, value encodable):
+        a bad one raises TerminalError naming its index, and nothing is published.
+
+        Event ids come from `ctx.uuid()` before the run, one per record, so they are the same
+        on every attempt. The run is all or nothing in the journal, not on the topics:
+        - a crash after the acks but before the journal entry publishes the whole batch again
+          with the same ids (as `publish` does for one record);
+        - if some records fail for retriable reasons the run fails (BatchPublishFailed) and is
+          retried as a whole (up to `max_attempts`): records already acknowledged are sent
+          again with the same ids.
+        In both cases a consumer binding with `dedupe: true` applies each event once.
+        If a record is refused for good (too large, not authorised), the call raises
+        TerminalError naming its index; records acknowledged in that attempt stay on their
+        topics (Kafka has no rollback without transactions). With `retry_forever` every
+        failure is retried instead, as in `publish`.
+        """
+        batch = list(records)
+        prepared: list[tuple[str, bytes | None, str | bytes, str]] = []
+        for i, record in enumerate(batch):
+            where = f"publish_many record {i} of {len(batch)}"
+            if not isinstance(record, Outgoing):
+                raise restate.TerminalError(
+                    f"{where}: expected an Outgoing(topic, key, value), got {type(record).__name__}"
+                )
+            try:
+                key_bytes, data = _encoded(record.topic, record.key, record.value, envelope, codec)
+            except _Invalid as exc:
+                raise restate.TerminalError(f"{where}: {exc}") from None
+            kind = record.event_type or event_type or f"{record.topic}.published"
+            prepared.append((record.topic, key_bytes, data, kind))
+        if not prepared:
+            return []
+        # Drawn outside ctx.run, in list order: the same ids on every replay and retry.
+        event_ids = [str(ctx.uuid()) for _ in prepared]
+        producer = self._producer()
+
+        async def produce_all() -> list[dict[str, Any]]:
+            now = datetime.now(UTC).isoformat()  # inside the run: journaled, not replayed
+            outgoing = [
+                ProducerRecord(
+                    topic,
+                    cloudevent_json(event_id, kind, self.source, now, data)
+                    if isinstance(data, str)
+                    else data,
+                    key_bytes,
+                )
+                for (topic, key_bytes, data, kind), event_id in zip(
+                    prepared, event_ids, strict=True
+                )
+            ]
+            outcomes = await producer.send_many(outgoing)
+            failed = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, ProduceFailed)]
+            if failed:
+                error = BatchPublishFailed(failed, len(outcomes))
+                # Journaled if terminal: only for a refusal that no retry can fix.
+                if not retry_forever and any(not f.retriable for _, f in failed):
+                    raise restate.TerminalError(str(error)) from None
+                raise error
+            _fault(AFTER_ACK)
+            return [
+                {"topic": d.topic, "partition": d.partition, "offset": d.offset, "event_id": e}
+                for d, e in zip(outcomes, event_ids, strict=True)
+                if isinstance(d, Delivery)
+            ]
+
+        attempts = None if retry_forever else self.max_attempts
+        name = f"publish_many {len(prepared)} records"
+        acked = await ctx.run_typed(name, produce_all, RunOptions(max_attempts=attempts))
+        return [Published(a["event_id"], a["topic"], a["partition"], a["offset"]) for a in acked]
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _encoded(
+    topic: str, key: str | None, value: Any, envelope: bool, codec: Codec | None
+) -> tuple[bytes | None, str | bytes]:
+    """The key's bytes and the value, encoded once before the run (a bad one fails now, not
+    after retries): JSON text for the envelope, or the codec's bytes."""
+    try:
+        key_bytes = check_key(key)
+        data = json_text(value) if envelope else (codec or JsonCodec()).encode(value)
+    except (EncodeError, TypeError, ValueError) as exc:  # InvalidKeyError is a ValueError
+        raise _Invalid(f"publish to {topic!r}: {exc}") from None
+    return key_bytes, data
