@@ -161,7 +161,10 @@ class KafkaBroker:
             # A client made before the port opens lingers, logging refused connections.
             if not accepts_connections(self.ports.broker):
                 return False
-            admin = admin or TopicAdmin(self.bootstrap_servers)
+            # Reconnect backoff kept short: librdkafka's default grows to 10 s between tries.
+            admin = admin or TopicAdmin(
+                {"bootstrap.servers": self.bootstrap_servers, "reconnect.backoff.max.ms": "500"}
+            )
             return admin.broker_count(timeout=min(2.0, timeout)) > 0
 
         try:
