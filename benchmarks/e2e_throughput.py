@@ -25,11 +25,13 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from connectors import Record, TopicAdmin, produce_records
+from restate_stream._util.poll import apoll
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+COMPLETION_TIMEOUT = 600.0  # seconds for one round's invocations: a hang fails the run
 
 
 def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
@@ -71,11 +73,21 @@ async def restate_rate(admin: AdminClient, cluster: str, topic: str, expected: i
         count_sql = (
             f"SELECT count(*) AS n FROM sys_invocation WHERE {where} AND status = 'completed'"
         )
-        while (done := (await admin.query(count_sql))[0]["n"]) < expected:
+
+        async def completed() -> int:
+            nonlocal last_report
+            done: int = (await admin.query(count_sql))[0]["n"]
             if time.perf_counter() - last_report > 5:
                 print(f"    ... {done}/{expected}", flush=True)
                 last_report = time.perf_counter()
-            await asyncio.sleep(0.2)
+            return done
+
+        await apoll(
+            completed,
+            until=lambda done: done >= expected,
+            what=f"{expected} completed invocations",
+            timeout=COMPLETION_TIMEOUT,
+        )
         span = await admin.query(
             f"SELECT min(created_at) AS first, max(completed_at) AS last FROM sys_invocation "
             f"WHERE {where}"

@@ -52,6 +52,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.publish_apps import BOOTSTRAP_ENV, OUTPUT_SUFFIX, value
 from connectors import KafkaProducer, Record, TopicAdmin, create_producer, produce_records
+from restate_stream._util.poll import apoll
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.control.apply import apply_bindings
@@ -68,6 +69,22 @@ CLUSTER = "bench"
 # httpx's pool does work per waiting request on every event: one client for 200 in-flight
 # sends cost ~9 ms of driver CPU per send here. Small pools keep the load generator cheap.
 LANES_PER_CLIENT = 10
+
+
+async def _completed(admin: AdminClient, count_sql: str, records: int) -> None:
+    """Wait until `count_sql` counts `records` invocations (a hang fails the run)."""
+
+    async def count() -> int:
+        n: int = (await admin.query(count_sql))[0]["n"]
+        return n
+
+    await apoll(
+        count,
+        until=lambda n: n >= records,
+        what=f"{records} completed invocations",
+        timeout=600,
+        interval=0.1,
+    )
 
 
 async def in_lanes(records: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> None:
@@ -162,8 +179,7 @@ async def subscription_rate(
     where = f"invoked_by_subscription_id = {sql_literal(sub_id)}"
     count_sql = f"SELECT count(*) AS n FROM sys_invocation WHERE {where} AND status = 'completed'"
     try:
-        while (await admin.query(count_sql))[0]["n"] < invocations:
-            await asyncio.sleep(0.1)
+        await _completed(admin, count_sql, invocations)
         row = (
             await admin.query(
                 "SELECT min(created_at) AS first, max(completed_at) AS last, count(*) AS n, "
@@ -212,8 +228,7 @@ async def http_rate(
         f"target_service_name = '{OBJECT}' AND target_service_key LIKE {sql_literal(prefix + '%')}"
     )
     count_sql = f"SELECT count(*) AS n FROM sys_invocation WHERE {where} AND status = 'completed'"
-    while (await admin.query(count_sql))[0]["n"] < records:
-        await asyncio.sleep(0.1)
+    await _completed(admin, count_sql, records)
     row = (
         await admin.query(
             "SELECT max(completed_at) AS last, "

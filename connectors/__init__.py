@@ -1,6 +1,6 @@
 """The Kafka-facing side of restate-stream: the only package that imports Kafka clients."""
 
-from connectors.admin import KafkaUnavailableError, PartitionLag, TopicAdmin, wait_for_broker
+from connectors.admin import KafkaUnavailableError, PartitionLag, TopicAdmin
 from connectors.produce import ProduceError, Record, produce_records
 from connectors.producer import (
     AioKafkaProducer,
@@ -26,5 +26,4 @@ __all__ = [
     "TopicAdmin",
     "create_producer",
     "produce_records",
-    "wait_for_broker",
 ]

@@ -46,6 +46,19 @@ class TopicAdmin:
     def __init__(self, config: Config) -> None:
         self._client = AdminClient(client_properties(config))
 
+    def broker_count(self, timeout: float = 2.0) -> int:
+        """Brokers in the cluster's metadata: one request (the port opens before brokers answer).
+
+        Raises KafkaUnavailableError when no answer comes within `timeout`; callers that wait
+        for a starting broker poll this with one TopicAdmin.
+        """
+        try:
+            return len(self._client.list_topics(timeout=timeout).brokers)
+        except KafkaException as exc:
+            raise KafkaUnavailableError(
+                f"no answer to a metadata request within {timeout:g}s: {exc}"
+            ) from exc
+
     def topics(self, timeout: float = 10.0) -> dict[str, int]:
         """Topic name -> partition count, as the broker's metadata reports it."""
         metadata = self._client.list_topics(timeout=timeout)
@@ -76,12 +89,16 @@ class TopicAdmin:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
             return False
+        # A local loop: connectors may not use restate_stream's poll helper.
         deadline = time.monotonic() + timeout
         while (shown := self.topics(timeout).get(name)) is None or (
             partitions is not None and shown < partitions
         ):
             if time.monotonic() > deadline:
-                raise KafkaUnavailableError(f"topic {name!r} was created but never showed up")
+                raise KafkaUnavailableError(
+                    f"topic {name!r} was created but metadata did not show it "
+                    f"with {partitions} partition(s) within {timeout:g}s (shown: {shown})"
+                )
             time.sleep(0.1)
         return True
 
@@ -139,22 +156,3 @@ class TopicAdmin:
             done = done if done is not None and done >= 0 else None
             result.append(PartitionLag(tp.partition, done, end, end - (done or 0)))
         return result
-
-
-def wait_for_broker(bootstrap_servers: str, timeout: float = 60.0) -> None:
-    """Return once the broker answers a metadata request; the port opens before that."""
-    deadline = time.monotonic() + timeout
-    admin = TopicAdmin(bootstrap_servers)
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            metadata = admin._client.list_topics(timeout=2.0)
-            if metadata.brokers:
-                return
-        except KafkaException as exc:
-            last_error = exc
-        time.sleep(0.2)
-    raise KafkaUnavailableError(
-        f"Kafka at {bootstrap_servers} did not answer a metadata request within {timeout:.0f}s"
-        + (f": {last_error}" if last_error else "")
-    )

@@ -1,17 +1,29 @@
 """Talking to the food-ordering app from outside, through Restate's HTTP ingress.
 
-Orders are placed with an idempotency key: a customer's app that retries "place order"
-after a timeout (or a double click) gets the first submission's answer back instead of a
-second order. The workflow itself also runs at most once per order id.
+Calls go through the SDK's own ingress client, `restate.create_client`: it takes the handler
+function itself (so the service name, the key and the serdes come from its declaration) and an
+idempotency key where one is wanted. Orders are placed with one: a customer's app that
+retries "place order" after a timeout (or a double click) gets the first submission's answer
+back instead of a second order. The workflow itself also runs at most once per order id.
 """
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any
 
 import httpx
+import restate
 
+from examples.food_ordering import (
+    driver_matcher,
+    driver_twin,
+    mobile_app,
+    order_api,
+    order_status,
+    payments,
+    restaurant,
+)
 from examples.food_ordering.driver_matcher import Pool
 from examples.food_ordering.driver_twin import TwinView
 from examples.food_ordering.mobile_app import PhoneView, StartRequest
@@ -21,9 +33,16 @@ from examples.food_ordering.restaurant import Ticket
 
 class FoodClient:
     def __init__(self, ingress_url: str, *, timeout: float = 30.0) -> None:
-        self._http = httpx.AsyncClient(base_url=ingress_url.rstrip("/"), timeout=timeout)
+        self._url = ingress_url.rstrip("/")
+        self._timeout = timeout
+        self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> FoodClient:
+        self._restate = await self._stack.enter_async_context(restate.create_client(self._url))
+        # Waiting for a workflow's result (attaching) is not in the SDK client: plain HTTP.
+        self._http = await self._stack.enter_async_context(
+            httpx.AsyncClient(base_url=self._url, timeout=self._timeout)
+        )
         return self
 
     async def __aexit__(
@@ -32,19 +51,14 @@ class FoodClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._http.aclose()
-
-    async def _call(self, path: str, body: Any = None, **headers: str) -> Any:
-        response = await self._http.post(path, json=body, headers=headers)
-        response.raise_for_status()
-        return response.json() if response.content else None
+        await self._stack.aclose()
 
     async def place_order(self, cart: Cart, idempotency_key: str) -> str:
         """Check out `cart`; the same idempotency key always gives back the same order id."""
-        placed = await self._call(
-            "/order-api/place_order", cart, **{"idempotency-key": idempotency_key}
+        placed = await self._restate.service_call(
+            order_api.place_order, cart, idempotency_key=idempotency_key
         )
-        return str(placed["order_id"])
+        return placed["order_id"]
 
     async def outcome(self, order_id: str) -> Outcome:
         """Wait for the workflow to finish and return how the order ended."""
@@ -54,36 +68,29 @@ class FoodClient:
         return result
 
     async def status(self, order_id: str) -> StatusView:
-        view: StatusView = await self._call(f"/order-status/{order_id}/get_status")
-        return view
+        return await self._restate.object_call(order_status.get_status, order_id, None)
 
     async def eta(self, order_id: str) -> float | None:
-        eta: float | None = await self._call(f"/order-status/{order_id}/get_eta")
-        return eta
+        return await self._restate.object_call(order_status.get_eta, order_id, None)
 
     async def ledger(self, order_id: str) -> Ledger:
-        book: Ledger = await self._call(f"/payment-provider/{order_id}/ledger")
-        return book
+        return await self._restate.object_call(payments.ledger, order_id, None)
 
     async def start_driver(self, driver_id: str, region: str, position: Point) -> None:
         request = StartRequest(region=region, position=position)
-        await self._call(f"/driver-mobile-app/{driver_id}/start", request)
+        await self._restate.object_call(mobile_app.start, driver_id, request)
 
     async def stop_driver(self, driver_id: str) -> None:
-        await self._call(f"/driver-mobile-app/{driver_id}/stop")
+        await self._restate.object_call(mobile_app.stop, driver_id, None)
 
     async def phone(self, driver_id: str) -> PhoneView:
-        view: PhoneView = await self._call(f"/driver-mobile-app/{driver_id}/get_phone")
-        return view
+        return await self._restate.object_call(mobile_app.get_phone, driver_id, None)
 
-    async def kitchen(self, restaurant: str) -> dict[str, Ticket]:
-        tickets: dict[str, Ticket] = await self._call(f"/restaurant-pos/{restaurant}/get_tickets")
-        return tickets
+    async def kitchen(self, restaurant_id: str) -> dict[str, Ticket]:
+        return await self._restate.object_call(restaurant.get_tickets, restaurant_id, None)
 
     async def driver_pool(self, region: str) -> Pool:
-        pool: Pool = await self._call(f"/driver-matcher/{region}/get_pool")
-        return pool
+        return await self._restate.object_call(driver_matcher.get_pool, region, None)
 
     async def twin(self, driver_id: str) -> TwinView:
-        view: TwinView = await self._call(f"/driver-digital-twin/{driver_id}/get_info")
-        return view
+        return await self._restate.object_call(driver_twin.get_info, driver_id, None)

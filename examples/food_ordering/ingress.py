@@ -2,22 +2,43 @@
 
 The payment provider and the restaurant's point of sale stand in for external systems: the
 order workflow reaches the provider over HTTP (with an idempotency key, as with a real
-payment API) and the restaurant answers the workflow's awakeable through the ingress
-callback endpoint. Both run inside `ctx.run`, so a replay never repeats a completed call.
+payment API) through the SDK's ingress client, and the restaurant answers the workflow's
+awakeable through the ingress callback endpoint (which that client does not cover). Both run
+inside `ctx.run`, so a replay never repeats a completed call.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, TypeVar
 
 import httpx
 import restate
+from restate.context import HandlerType
 
 from examples.food_ordering.settings import ingress_url
+
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
 class IngressError(RuntimeError):
     """A retryable failure (network, 5xx): `ctx.run` retries it by its policy."""
+
+
+async def object_call(
+    handler: HandlerType[In, Out], key: str, arg: In, *, idempotency_key: str | None = None
+) -> Out:
+    """Call a virtual object's handler; errors are sorted as in `post`."""
+    try:
+        async with restate.create_client(ingress_url()) as client:
+            return await client.object_call(handler, key, arg, idempotency_key=idempotency_key)
+    except restate.HttpError as exc:
+        if exc.status_code >= 500:
+            raise IngressError(f"{handler.__name__} on {key!r}: {exc} {exc.body}") from exc
+        raise restate.TerminalError(_message(exc.body or exc.message), exc.status_code) from exc
+    except httpx.HTTPError as exc:
+        raise IngressError(f"{handler.__name__} on {key!r}: {exc!r}") from exc
 
 
 async def post(
@@ -39,13 +60,14 @@ async def post(
     if response.status_code >= 500:
         raise IngressError(f"POST {path}: {response.status_code} {response.text[:200]}")
     if response.status_code >= 400:
-        raise restate.TerminalError(_message(response), response.status_code)
+        raise restate.TerminalError(_message(response.text), response.status_code)
     return response.json() if response.content else None
 
 
-def _message(response: httpx.Response) -> str:
+def _message(text: str) -> str:
+    """The ingress's error message out of its JSON error body."""
     try:
-        body = response.json()
+        body = json.loads(text)
     except ValueError:
-        return response.text
+        return text
     return str(body.get("message", body)) if isinstance(body, dict) else str(body)

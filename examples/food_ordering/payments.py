@@ -89,18 +89,13 @@ async def ledger(ctx: restate.ObjectSharedContext) -> Ledger:
 
 
 async def charge_card(order_id: str, payment_id: str, amount_cents: int) -> Receipt:
-    receipt: Receipt = await ingress.post(
-        f"/payment-provider/{order_id}/charge",
-        json={"payment_id": payment_id, "amount_cents": amount_cents},
-        idempotency_key=f"charge-{payment_id}",
+    request = ChargeRequest(payment_id=payment_id, amount_cents=amount_cents)
+    return await ingress.object_call(
+        charge, order_id, request, idempotency_key=f"charge-{payment_id}"
     )
-    return receipt
 
 
 async def refund_card(order_id: str, payment_id: str) -> Receipt:
-    receipt: Receipt = await ingress.post(
-        f"/payment-provider/{order_id}/refund",
-        json=payment_id,
-        idempotency_key=f"refund-{payment_id}",
+    return await ingress.object_call(
+        refund, order_id, payment_id, idempotency_key=f"refund-{payment_id}"
     )
-    return receipt

@@ -9,13 +9,13 @@ fixes from Kafka in order with none missing.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from examples.food_ordering.client import FoodClient
 from examples.food_ordering.driver_twin import TwinView
 from examples.food_ordering.mobile_app import PhoneView
 from examples.food_ordering.model import Ledger
 from examples.food_ordering.watch import Tracked, finished
+from restate_stream._util.poll import PollTimeout, apoll
 
 
 def _euros(cents: int) -> str:
@@ -48,17 +48,21 @@ async def drivers_settled(
     client: FoodClient, drivers: list[str], timeout: float = 15.0
 ) -> list[tuple[PhoneView, TwinView]]:
     """Phones and twins, once each stopped phone's twin caught up with its last fix."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def views() -> list[tuple[PhoneView, TwinView]]:
         phones = await asyncio.gather(*(client.phone(d) for d in drivers))
         twins = await asyncio.gather(*(client.twin(d) for d in drivers))
-        caught_up = all(
-            p["running"] or (t["seen_seqs"] or [0])[-1] >= p["seq"]
-            for p, t in zip(phones, twins, strict=True)
+        return list(zip(phones, twins, strict=True))
+
+    def caught_up(pairs: list[tuple[PhoneView, TwinView]]) -> bool:
+        return all(p["running"] or (t["seen_seqs"] or [0])[-1] >= p["seq"] for p, t in pairs)
+
+    try:
+        return await apoll(
+            views, until=caught_up, what="twins to catch up", timeout=timeout, interval=0.25
         )
-        if caught_up or time.monotonic() > deadline:
-            return list(zip(phones, twins, strict=True))
-        await asyncio.sleep(0.25)
+    except PollTimeout:
+        return await views()  # the summary reports which twin lags
 
 
 async def summarize(

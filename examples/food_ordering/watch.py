@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from examples.food_ordering.client import FoodClient
 from examples.food_ordering.mobile_app import PhoneView
 from examples.food_ordering.model import StatusView
+from restate_stream._util.poll import PollTimeout, apoll
 
 DRIVER_LINE_EVERY_S = 1.5
 
@@ -101,9 +102,15 @@ class Watcher:
 
     async def run(self, deadline_s: float, interval_s: float = 0.25) -> bool:
         """Poll until every order finished (True) or the deadline passed (False)."""
-        deadline = time.monotonic() + deadline_s
-        while not self.done and time.monotonic() < deadline:
+
+        async def all_done() -> bool:
             await self.poll()
-            if not self.done:
-                await asyncio.sleep(interval_s)
-        return self.done
+            return self.done
+
+        try:
+            await apoll(
+                all_done, what="every order to finish", timeout=deadline_s, interval=interval_s
+            )
+        except PollTimeout:
+            return False
+        return True

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from connectors import Record, TopicAdmin, produce_records
+from restate_stream._util.poll import PollTimeout, apoll
 from restate_stream.control.admin import AdminClient
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
@@ -69,13 +70,23 @@ async def run(payments: int, accounts: int, keep_running: bool) -> int:
                 )
                 print(f"kafka: produced {payments} payments for {accounts} accounts")
                 started = time.monotonic()
-                done = 0
-                while done < payments and time.monotonic() - started < 300:
-                    counts = await object_state(admin, "Account", "payments")
-                    done = sum(counts.values())
+
+                async def processed() -> int:
+                    done: int = sum((await object_state(admin, "Account", "payments")).values())
                     print(f"\rprocessing {_bar(done, payments)}", end="", flush=True)
-                    await asyncio.sleep(0.5)
-                print(f"\nprocessed in {time.monotonic() - started:.1f}s")
+                    return done
+
+                try:
+                    await apoll(
+                        processed,
+                        until=lambda done: done >= payments,
+                        what=f"{payments} payments to be processed",
+                        timeout=300,
+                        interval=0.5,
+                    )
+                    print(f"\nprocessed in {time.monotonic() - started:.1f}s")
+                except PollTimeout as exc:
+                    print(f"\n{exc}")  # the balances below show what is missing
                 balances = await object_state(admin, "Account", "balance")
                 ok = True
                 print(f"{'account':10} {'balance':>12} {'expected':>12}")

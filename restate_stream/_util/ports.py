@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 
+from restate_stream._util.poll import PollTimeout, poll
 from restate_stream.errors import RestateStreamError
 
 LOOPBACK = "127.0.0.1"
@@ -68,9 +68,20 @@ def wait_until_listening(
     alive: Callable[[], bool] = lambda: True,
 ) -> bool:
     """Poll until `port` accepts connections; False on timeout or once `alive()` says no."""
-    deadline = time.monotonic() + timeout
-    while not accepts_connections(port, host):
-        if not alive() or time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
+
+    def listening() -> bool:
+        if accepts_connections(port, host):
+            return True
+        if not alive():
+            raise _Died
+        return False
+
+    try:
+        poll(listening, what=f"{host}:{port} to accept connections", timeout=timeout, interval=0.05)
+    except (_Died, PollTimeout):
+        return False
     return True
+
+
+class _Died(Exception):
+    """The process that should open the port is gone: stop waiting."""

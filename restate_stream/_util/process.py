@@ -12,9 +12,10 @@ import ctypes
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from restate_stream._util.poll import PollTimeout, poll
 
 _PR_SET_PDEATHSIG = 1
 
@@ -111,12 +112,11 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _group_alive(pgid):
-            return True
-        time.sleep(0.1)
-    return not _group_alive(pgid)
+    try:
+        poll(lambda: not _group_alive(pgid), what=f"process group {pgid} to exit", timeout=timeout)
+    except PollTimeout:
+        return False
+    return True
 
 
 def stop_group(

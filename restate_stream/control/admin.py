@@ -7,8 +7,6 @@ are retried with backoff until a deadline, then AdminUnavailableError names the 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -16,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from restate_stream._util.poll import PollTimeout, apoll
 from restate_stream.errors import RestateStreamError
 
 
@@ -112,26 +111,25 @@ class AdminClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        deadline = time.monotonic() + self.startup_timeout
-        delay = 0.1
-        while True:
-            try:
-                response = await self._http.request(
-                    method, path, json=json, params=params, headers=headers
-                )
-            except _NOT_SENT as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code != 503:
-                    break
-                problem = f"503 {response.text[:200]}"
-            if time.monotonic() + delay > deadline:
-                raise AdminUnavailableError(
-                    f"Restate admin API at {self.admin_url} did not answer {method} {path} within "
-                    f"{self.startup_timeout:.0f}s (last: {problem}); is the server running?"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+
+        async def send() -> httpx.Response:
+            return await self._http.request(method, path, json=json, params=params, headers=headers)
+
+        try:
+            # Not sent or 503 (still starting): safe to repeat; anything else is an answer.
+            response = await apoll(
+                send,
+                until=lambda r: r.status_code != 503,
+                what=f"Restate admin API at {self.admin_url} to answer {method} {path}",
+                timeout=self.startup_timeout,
+                interval=0.1,
+                backoff=2.0,
+                max_interval=2.0,
+                retry_on=_NOT_SENT,
+                describe=lambda r: f"{r.status_code} {r.text[:200]}",
+            )
+        except PollTimeout as exc:
+            raise AdminUnavailableError(f"{exc}; is the server running?") from None
         if response.status_code >= 400:
             message, code = response.text, None
             try:

@@ -7,11 +7,11 @@ attempted; the plan is recomputed from live state on the next run, so rerunning 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from connectors import TopicAdmin
+from restate_stream._util.poll import apoll
 from restate_stream.bindings import BindingsFile
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.plan import (
@@ -114,14 +114,18 @@ class _Executor:
         if cluster not in self.spec.clusters:
             return  # a cluster the file does not declare: no properties to ask Kafka with
         admin = self._topics(cluster)
-        deadline = time.monotonic() + GROUP_DRAIN_TIMEOUT
-        while await asyncio.to_thread(admin.group_has_members, group):
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the deleted subscription's consumer is still in group {group!r} after "
-                    f"{GROUP_DRAIN_TIMEOUT:.0f}s; not creating the next one on the same group"
-                )
-            await asyncio.sleep(0.2)
+
+        async def has_members() -> bool:
+            return await asyncio.to_thread(admin.group_has_members, group)
+
+        # The next subscription on the same group must not join while the old consumer is in.
+        await apoll(
+            has_members,
+            until=lambda members: not members,
+            what=f"the deleted subscription's consumer to leave group {group!r}",
+            timeout=GROUP_DRAIN_TIMEOUT,
+            describe=lambda _: "still a member",
+        )
 
 
 async def apply_plan(

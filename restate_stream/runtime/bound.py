@@ -28,13 +28,11 @@ from datetime import timedelta
 from typing import Any
 
 import restate
-from restate.exceptions import SdkInternalBaseException
-from restate.handler import Handler
-from restate.retry_policy import InvocationRetryPolicy
-from restate.serde import BytesSerde
-from restate.server_context import DisconnectedException
+from restate import InvocationRetryPolicy, SdkInternalBaseException
 
 from restate_stream.bindings import Binding, BindingsFile
+from restate_stream.runtime import _sdk
+from restate_stream.runtime._sdk import DisconnectedException
 from restate_stream.runtime.dead_letter import (
     DEAD_LETTER_TYPE,
     REDRIVE_OF_HEADER,
@@ -297,23 +295,22 @@ def bind(
         service = by_name.get(b.service)
         if service is None:
             continue  # check_against_app reports it; serving other bindings still works
-        handler: Handler[Any, Any] = service.handlers[b.handler]
+        handler = _sdk.registered_handler(service, b.handler)
         # Binding twice (a second bind on the same services) wraps the user's function again.
-        original = handler.fn.fn if isinstance(handler.fn, BoundHandler) else handler.fn
-        user_fn = typing.cast(Callable[[Any, Any], Awaitable[Any]], original)
+        current = _sdk.handler_function(handler)
+        original = current.fn if isinstance(current, BoundHandler) else current
+        user_fn: Callable[[Any, Any], Awaitable[Any]] = original
         value_type, wants_event = input_type_of(user_fn)
         codec = codec_for(b.format, value_type, b.schema, b.avro_wire, b.schema_registry)
         if b.cluster not in publishers:
             publishers[b.cluster] = Publisher(spec.clusters[b.cluster].properties)
-        handler.fn = BoundHandler(b, user_fn, codec, publishers[b.cluster], wants_event)
-        handler.arity = 2
-        handler.handler_io.input_serde = BytesSerde()
-        handler.handler_io.accept = "*/*"
-        handler.handler_io.input_type = None
-        # `dlq redrive` calls this handler with an idempotency key per dead letter: keep those
-        # results long enough that a redrive weeks later still recognises what it sent.
-        handler.idempotency_retention = REDRIVE_WINDOW
-        if (policy := _retry_policy(b, processes)) is not None:
-            handler.invocation_retry_policy = policy
+        _sdk.take_raw_input(
+            handler,
+            BoundHandler(b, user_fn, codec, publishers[b.cluster], wants_event),
+            # `dlq redrive` calls this handler with an idempotency key per dead letter: keep
+            # those results long enough that a redrive weeks later still recognises what it sent.
+            idempotency_retention=REDRIVE_WINDOW,
+            retry_policy=_retry_policy(b, processes),
+        )
         wrapped.append(f"{b.service}/{b.handler}")
     return wrapped

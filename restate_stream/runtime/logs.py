@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from restate.server_context import current_context, restate_context_is_replaying
+from restate_stream.runtime._sdk import current_invocation_id, replaying
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(invocation_id)s] %(message)s"
 _MARK = "_restate_stream_handler"
@@ -16,13 +16,9 @@ _MARK = "_restate_stream_handler"
 
 class InvocationIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            ctx = current_context()
-        except LookupError:
-            ctx = None
-        if ctx is not None and restate_context_is_replaying.get():
+        if replaying():
             return False
-        record.invocation_id = ctx.request().id if ctx is not None else "-"
+        record.invocation_id = current_invocation_id() or "-"
         return True
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors import KafkaUnavailableError, wait_for_broker
+from connectors import KafkaUnavailableError, TopicAdmin
+from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.ports import LOOPBACK, accepts_connections
 from restate_stream._util.process import ManagedProcess, tail
 from restate_stream.errors import RestateStreamError
@@ -149,26 +149,32 @@ class KafkaBroker:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        admin: TopicAdmin | None = None  # one client, made once the port is open
+
+        def ready() -> bool:
+            nonlocal admin
             if self.process is not None and not self.process.running():
                 raise KafkaStartError(
                     f"the Kafka broker exited with code {self.process.returncode} while starting; "
                     f"last lines of {self.log_path}:\n{tail(self.log_path)}"
                 )
-            try:
-                # A client made before the port opens lingers, logging refused connections.
-                if accepts_connections(self.ports.broker):
-                    wait_for_broker(self.bootstrap_servers, timeout=min(2.0, timeout))
-                    return
-                raise KafkaUnavailableError("port not open yet")
-            except KafkaUnavailableError:
-                if time.monotonic() > deadline:
-                    raise KafkaStartError(
-                        f"the Kafka broker at {self.bootstrap_servers} was not ready within "
-                        f"{timeout:.0f}s; last lines of {self.log_path}:\n{tail(self.log_path)}"
-                    ) from None
-                time.sleep(0.2)
+            # A client made before the port opens lingers, logging refused connections.
+            if not accepts_connections(self.ports.broker):
+                return False
+            # Reconnect backoff kept short: librdkafka's default grows to 10 s between tries.
+            admin = admin or TopicAdmin(
+                {"bootstrap.servers": self.bootstrap_servers, "reconnect.backoff.max.ms": "500"}
+            )
+            return admin.broker_count(timeout=min(2.0, timeout)) > 0
+
+        try:
+            poll(ready, what="Kafka readiness", timeout=timeout, retry_on=(KafkaUnavailableError,))
+        except PollTimeout as exc:
+            raise KafkaStartError(
+                f"the Kafka broker at {self.bootstrap_servers} was not ready within "
+                f"{timeout:.0f}s (last: {exc.last}); last lines of {self.log_path}:\n"
+                f"{tail(self.log_path)}"
+            ) from None
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is not None:

@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from connectors import KafkaUnavailableError, wait_for_broker
+from connectors import KafkaUnavailableError, TopicAdmin
+from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.ports import ensure_free, free_ports
 from restate_stream._util.process import stop_group, tail
 from restate_stream.errors import RestateStreamError
@@ -199,9 +200,14 @@ def stack_status(home: Path) -> list[EngineStatus]:
     kafka_ok, kafka_detail = False, ""
     if kafka_up:
         try:
-            wait_for_broker(stack.bootstrap_servers, timeout=5.0)
+            poll(
+                TopicAdmin(stack.bootstrap_servers).broker_count,
+                what=f"Kafka at {stack.bootstrap_servers} to list its brokers",
+                timeout=5.0,
+                retry_on=(KafkaUnavailableError,),
+            )
             kafka_ok = True
-        except KafkaUnavailableError as exc:
+        except PollTimeout as exc:
             kafka_detail = str(exc)
     restate_ok, restate_detail = False, ""
     if restate_up:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.ports import LOOPBACK
 from restate_stream._util.process import ManagedProcess, tail
 from restate_stream.errors import RestateStreamError
@@ -91,19 +91,23 @@ class RestateServer:
         return admin.status_code == 200 and ingress.status_code == 200
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.healthy():
+        def healthy_or_exited() -> bool:
+            if self.healthy():
+                return True
             if self.process is not None and not self.process.running():
                 raise RestateStartError(
                     f"the Restate server exited with code {self.process.returncode} while "
                     f"starting; last lines of {self.log_path}:\n{tail(self.log_path)}"
                 )
-            if time.monotonic() > deadline:
-                raise RestateStartError(
-                    f"the Restate server (admin {self.admin_url}) was not healthy within "
-                    f"{timeout:.0f}s; last lines of {self.log_path}:\n{tail(self.log_path)}"
-                )
-            time.sleep(0.2)
+            return False
+
+        try:
+            poll(healthy_or_exited, what="Restate health", timeout=timeout)
+        except PollTimeout:
+            raise RestateStartError(
+                f"the Restate server (admin {self.admin_url}) was not healthy within "
+                f"{timeout:.0f}s; last lines of {self.log_path}:\n{tail(self.log_path)}"
+            ) from None
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.process is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 
 from connectors import Record, produce_records
 from connectors.consume import ConsumedRecord, end_offsets, read_topic
+from restate_stream._util.poll import apoll
 from restate_stream.control.admin import AdminClient, Deployment, sql_literal
 from restate_stream.runtime.serving import BackgroundAppServer
 
@@ -68,15 +68,12 @@ async def wait_until(
     interval: float = 0.25,
     describe: Callable[[T], str] = repr,
 ) -> T:
-    """Call `probe` until `done(result)`; on timeout fail with the last result described."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not done after {timeout:.0f}s; last: {describe(result)}")
-        await asyncio.sleep(interval)
+    """Call `probe` until `done(result)`; on timeout fail (a TimeoutError) with the last
+    result described."""
+    what = f"{getattr(probe, '__name__', 'probe')}() to pass the check"
+    return await apoll(
+        probe, until=done, what=what, timeout=timeout, interval=interval, describe=describe
+    )
 
 
 async def topic_records(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from restate_stream.runtime import logs
+from restate_stream.runtime import _sdk, logs
 
 
 def _record() -> logging.LogRecord:
@@ -23,12 +23,12 @@ def test_outside_a_handler_the_id_is_a_dash() -> None:
 
 def test_inside_a_handler_the_id_is_the_invocation(monkeypatch: pytest.MonkeyPatch) -> None:
     ctx: Any = SimpleNamespace(request=lambda: SimpleNamespace(id="inv_123"))
-    monkeypatch.setattr(logs, "current_context", lambda: ctx)
+    monkeypatch.setattr(_sdk, "current_context", lambda: ctx)
     record = _record()
     assert logs.InvocationIdFilter().filter(record)
     assert logging.Formatter(logs.FORMAT).format(record).endswith("x [inv_123] hello")
-    token = logs.restate_context_is_replaying.set(True)
+    token = _sdk.restate_context_is_replaying.set(True)
     try:
         assert not logs.InvocationIdFilter().filter(_record()), "replayed lines are dropped"
     finally:
-        logs.restate_context_is_replaying.reset(token)
+        _sdk.restate_context_is_replaying.reset(token)
