@@ -32,6 +32,7 @@ from restate_stream.bindings.edit import set_paused
 from restate_stream.bindings.model import AVRO_WIRES, FORMATS
 from restate_stream.control.admin import AdminApiError, AdminClient, AdminUnavailableError
 from restate_stream.control.apply import apply_plan
+from restate_stream.control.blocked import UnblockError, UnblockReport, unblock
 from restate_stream.control.plan import Plan, compute_plan, fetch_live
 from restate_stream.control.status import binding_statuses, render
 from restate_stream.runtime.worker import WorkerProcess, WorkerStartError, serve_forever
@@ -66,6 +67,7 @@ _USER_ERRORS = (
     dlq.DlqError,
     TopicNotFoundError,
     TopicUnreadableError,
+    UnblockError,
 )
 
 
@@ -234,6 +236,45 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def render_unblock(report: UnblockReport) -> str:
+    lines = []
+    for b in report.not_reached:
+        lines.append(
+            f"{b.topic} p{b.partition}@{b.offset}: the consumer had not reached it yet; "
+            "nothing moved (run unblock again once status shows it blocked)"
+        )
+    if report.nothing_blocked:
+        return f"{report.binding}: nothing blocked (group {report.group})"
+    for b in report.blocked:
+        where = (
+            f"dead-lettered to {report.dead_letter_topic}"
+            if report.dead_letter_topic
+            else "DROPPED (--force-drop)"
+        )
+        key = f", key {b.key_bytes_hex}" if b.key_bytes_hex is not None else ""
+        lines.append(f"{b.topic} p{b.partition}@{b.offset} ({b.reason}{key}): {where}")
+    for partition, offset in sorted(report.offsets.items()):
+        lines.append(f"group {report.group}: p{partition} now resumes at offset {offset}")
+    if report.deleted_subscriptions:
+        lines.append(f"subscription deleted: {', '.join(report.deleted_subscriptions)}")
+    if report.created_subscriptions:
+        lines.append(f"subscription recreated: {', '.join(report.created_subscriptions)}")
+    elif report.deleted_subscriptions:
+        lines.append("subscription not recreated (the binding is paused): resume continues")
+    return "\n".join(lines)
+
+
+def cmd_unblock(args: argparse.Namespace) -> int:
+    spec = load_checked(args.file, check_app=False)
+
+    async def run() -> UnblockReport:
+        async with _admin(spec, args) as admin:
+            return await unblock(spec, args.name, admin, force_drop=args.force_drop)
+
+    _say(render_unblock(asyncio.run(run())))
+    return 0
 
 
 # --- worker and dev ---------------------------------------------------------------------------
@@ -527,6 +568,19 @@ def build_parser() -> argparse.ArgumentParser:
     status_cmd = with_file(commands.add_parser("status", help="lag and invocations per binding"))
     status_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     status_cmd.set_defaults(func=cmd_status)
+
+    unblock_cmd = with_file(
+        commands.add_parser(
+            "unblock", help="move a binding past records its subscription cannot deliver"
+        )
+    )
+    unblock_cmd.add_argument("name", help="the binding's name")
+    unblock_cmd.add_argument(
+        "--force-drop",
+        action="store_true",
+        help="without a dead_letter topic: drop the blocking records instead of refusing",
+    )
+    unblock_cmd.set_defaults(func=cmd_unblock)
 
     worker = with_file(commands.add_parser("worker", help="serve the bindings file's app"))
     worker.add_argument("--port", type=int, help="default: the port of worker.uri")

@@ -10,6 +10,7 @@ from connectors import PartitionLag
 from connectors.consume import end_offsets
 from restate_stream.bindings import BindingsFile
 from restate_stream.control.admin import AdminClient, sql_literal
+from restate_stream.control.blocked import BlockedPartition, find_blocked
 from restate_stream.control.plan import TopicAdminFactory, binding_key, by_binding_key
 
 # Invocation states in which a key's later records wait: the binding is stuck on that key.
@@ -31,6 +32,9 @@ class BindingStatus:
     dead_letter_topic: str | None = None
     # Records written to the dead-letter topic so far (all bindings sharing it).
     dead_letters: int | None = None
+    # Partitions Restate's subscription cannot get past (`restate-stream unblock` moves on).
+    blocked: list[BlockedPartition] = field(default_factory=list)
+    blocked_error: str | None = None
 
     @property
     def total_lag(self) -> int:
@@ -81,6 +85,12 @@ async def binding_statuses(
             status.lag = await asyncio.to_thread(clients[b.cluster].group_lag, group, b.topic)
         except Exception as exc:  # shown next to the binding; the others still report
             status.lag_error = f"{type(exc).__name__}: {exc}"
+        if subs and status.total_lag > 0:
+            properties = spec.clusters[b.cluster].properties
+            try:
+                status.blocked = await asyncio.to_thread(find_blocked, b, properties, status.lag)
+            except Exception as exc:  # shown next to the binding, like the lag
+                status.blocked_error = f"{type(exc).__name__}: {exc}"
         status.invocations, status.stuck_keys = await _invocations(admin, subs)
         if b.dead_letter is not None:
             status.dead_letter_topic = b.dead_letter
@@ -114,6 +124,10 @@ def render(statuses: list[BindingStatus]) -> str:
                 for p in s.lag
             )
             lines.append(f"  lag: {s.total_lag}   {per_partition}")
+        for blocked in s.blocked:
+            lines.append(f"  blocked {blocked.describe()}; run restate-stream unblock {s.name}")
+        if s.blocked_error:
+            lines.append(f"  blocked: unknown ({s.blocked_error})")
         counts = ", ".join(f"{k} {v}" for k, v in sorted(s.invocations.items())) or "none"
         lines.append(f"  invocations: {counts}")
         if s.dead_letter_topic is not None:
