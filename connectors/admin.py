@@ -115,14 +115,19 @@ class TopicAdmin:
 
     def group_has_members(self, group: str, timeout: float = 10.0) -> bool:
         """Whether any consumer is in `group` now (an unknown group has none)."""
+        return bool(self.group_member_ids(group, timeout))
+
+    def group_member_ids(self, group: str, timeout: float = 10.0) -> frozenset[str]:
+        """The member ids of `group` now (an unknown group has none); a consumer that is
+        recreated joins with a new id."""
         future = self._client.describe_consumer_groups([group], request_timeout=timeout)[group]
         try:
             description = future.result(timeout)
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
-                return False
+                return frozenset()
             raise  # a timeout or an auth error says nothing about the members
-        return bool(description.members)
+        return frozenset(m.member_id for m in description.members)
 
     def set_group_offsets(
         self, group: str, topic: str, offsets: Mapping[int, int], timeout: float = 10.0

@@ -52,6 +52,8 @@ SCAN_LIMIT = 1000
 UNROUTABLE_KEY = "UnroutableKey"
 # How long unblock waits for Restate's consumer to leave the group after the delete.
 GROUP_LEAVE_TIMEOUT = 30.0
+# How long unblock watches for Restate's consumer failing (being recreated) on the record.
+RESTART_WINDOW = 15.0
 
 
 class UnblockError(RestateStreamError, RuntimeError):
@@ -108,25 +110,47 @@ def _read(
     return read_partition(properties, topic, partition, offset, limit)
 
 
+def _scan(
+    binding: Binding,
+    properties: Mapping[str, str],
+    lag: Iterable[PartitionLag],
+    read: RecordReader,
+) -> list[tuple[BlockedPartition, bool]]:
+    """Each blocked partition, and whether its record is the very one the group's position
+    points at (True) or lies further on, past records the group has not committed."""
+    if not binding.keyed:
+        return []
+    blocked = []
+    for partition, offset in read_positions(binding, lag):
+        records = read(properties, binding.topic, partition, offset, SCAN_LIMIT)
+        for index, record in enumerate(records):
+            reason = blocking_reason(binding, record.key)
+            if reason is not None:
+                key_hex = None if record.key is None else record.key.hex(" ")
+                at = record.offset
+                found = BlockedPartition(binding.topic, partition, at, reason, key_hex)
+                blocked.append((found, index == 0))
+                break  # the consumer stops at the first one
+    return blocked
+
+
 def find_blocked(
     binding: Binding,
     properties: Mapping[str, str],
     lag: Iterable[PartitionLag],
     read: RecordReader = _read,
 ) -> list[BlockedPartition]:
-    """The partitions of `binding` whose next record Restate cannot deliver (blocking I/O)."""
-    if not binding.keyed:
-        return []
-    blocked = []
-    for partition, offset in read_positions(binding, lag):
-        for record in read(properties, binding.topic, partition, offset, SCAN_LIMIT):
-            reason = blocking_reason(binding, record.key)
-            if reason is not None:
-                key_hex = None if record.key is None else record.key.hex(" ")
-                at = record.offset
-                blocked.append(BlockedPartition(binding.topic, partition, at, reason, key_hex))
-                break  # the consumer stops at the first one
-    return blocked
+    """The partitions of `binding` with a record Restate cannot deliver, at or after the
+    group's position: the first such record of each (blocking I/O)."""
+    return [b for b, _ in _scan(binding, properties, lag, read)]
+
+
+async def _scan_live(
+    spec: BindingsFile, binding: Binding, topics: TopicAdmin, read: RecordReader
+) -> list[tuple[BlockedPartition, bool]]:
+    properties = spec.clusters[binding.cluster].properties
+    lag = await asyncio.to_thread(topics.group_lag, binding.consumer_group, binding.topic)
+    return await asyncio.to_thread(_scan, binding, properties, lag, read)
 
 
 async def diagnose(
@@ -135,12 +159,9 @@ async def diagnose(
     topic_admin: TopicAdminFactory = TopicAdmin,
     read: RecordReader = _read,
 ) -> list[BlockedPartition]:
-    """Read the binding's group lag, then the record each lagging partition waits on."""
-    properties = spec.clusters[binding.cluster].properties
-    lag = await asyncio.to_thread(
-        topic_admin(properties).group_lag, binding.consumer_group, binding.topic
-    )
-    return await asyncio.to_thread(find_blocked, binding, properties, lag, read)
+    """Read the binding's group lag, then the records each lagging partition waits on."""
+    topics = topic_admin(spec.clusters[binding.cluster].properties)
+    return [b for b, _ in await _scan_live(spec, binding, topics, read)]
 
 
 # --- unblock ---------------------------------------------------------------------------------
@@ -214,6 +235,17 @@ def _refusal(spec: BindingsFile, binding: Binding, blocked: list[BlockedPartitio
     )
 
 
+def _not_reached(binding: Binding, ahead: list[BlockedPartition], window: float) -> str:
+    where = ", ".join(f"{b.topic}[{b.partition}]@{b.offset}" for b in ahead)
+    return (
+        f"binding {binding.name}: {where} cannot be delivered, but Restate's consumer in group "
+        f"{binding.consumer_group} was not seen failing on it within {window:.0f}s, so the "
+        "records before it may not all be handed to Restate yet, and moving the group's "
+        "offset past it would skip them. Nothing was changed. If the binding is paused, "
+        "resume it; then run unblock again once the partition has stopped there"
+    )
+
+
 async def _wait_group_empty(topics: TopicAdmin, group: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while await asyncio.to_thread(topics.group_has_members, group):
@@ -242,6 +274,19 @@ async def _recreate(
     return [o.detail for o in report.outcomes if o.detail]
 
 
+async def _consumer_restarts(topics: TopicAdmin, group: str, window: float) -> bool:
+    """Whether the group's consumer is replaced within `window` seconds: Restate recreates
+    its consumer each time the consumer task fails (every second or two on a bad record)."""
+    first = await asyncio.to_thread(topics.group_member_ids, group)
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        now = await asyncio.to_thread(topics.group_member_ids, group)
+        if now - first or (first and not first <= now):
+            return True
+    return False
+
+
 async def unblock(
     spec: BindingsFile,
     name: str,
@@ -251,45 +296,59 @@ async def unblock(
     topic_admin: TopicAdminFactory = TopicAdmin,
     read: RecordReader = _read,
     group_timeout: float = GROUP_LEAVE_TIMEOUT,
+    restart_window: float = RESTART_WINDOW,
 ) -> UnblockReport:
     """Move binding `name` past the records its subscription cannot deliver.
 
-    Order matters for losing nothing: the record is on the dead-letter topic (acknowledged)
-    before the offset moves past it, and the offset moves only past the record the group's
-    own committed offset points at, once no consumer is left to move it further.
+    Nothing is lost: each record is on the dead-letter topic (acknowledged) before the
+    group's offset moves past it, and the offset moves only once no consumer is left in the
+    group. Nothing else is skipped: the group's committed offset often lags behind the record
+    (Restate commits every few seconds and its consumer keeps failing before that), so the
+    move also passes the records in between; it does so only when they were handed to
+    Restate, i.e. when Restate's consumer is seen failing (restarting) while the record is
+    the first undeliverable one after the group's position. Restate deduplicates Kafka
+    records per (group, topic, partition, offset), so those records are not run twice either
+    way.
     """
     binding = find_binding(spec, name)
     report = UnblockReport(binding.name, binding.consumer_group)
-    blocked = await diagnose(spec, binding, topic_admin, read)
-    if not blocked:
+    topics = topic_admin(spec.clusters[binding.cluster].properties)
+    scanned = await _scan_live(spec, binding, topics, read)
+    if not scanned:
         return report
+    blocked = [b for b, _ in scanned]
     if binding.dead_letter is None and not force_drop:
         raise UnblockError(_refusal(spec, binding, blocked))
+    subscriptions = by_binding_key(await admin.list_subscriptions()).get(binding_key(binding), [])
+    ahead = [b for b, at_position in scanned if not at_position]
+    if ahead and not (
+        subscriptions and await _consumer_restarts(topics, binding.consumer_group, restart_window)
+    ):
+        raise UnblockError(_not_reached(binding, ahead, restart_window))
 
     properties = spec.clusters[binding.cluster].properties
-    topics = topic_admin(properties)
-    subscriptions = by_binding_key(await admin.list_subscriptions()).get(binding_key(binding), [])
     for sub in subscriptions:
         await admin.delete_subscription(sub.id)
         report.deleted_subscriptions.append(sub.id)
     try:
         await _wait_group_empty(topics, binding.consumer_group, group_timeout)
-        # Again, from the offsets the consumer committed as it left: the authoritative ones.
-        settled = await diagnose(spec, binding, topic_admin, read)
+        # Again, from the offsets the consumer committed as it left.
+        settled = [b for b, _ in await _scan_live(spec, binding, topics, read)]
         settled_at = {(b.partition, b.offset) for b in settled}
         report.not_reached = [b for b in blocked if (b.partition, b.offset) not in settled_at]
-        report.blocked = settled
-        if not settled:
+        report.blocked = [b for b in settled if b in blocked]
+        if not report.blocked:
             return report
         if binding.dead_letter is not None:
             sub_id = subscriptions[0].id if subscriptions else None
             letters = []
-            for b in settled:
+            for b in report.blocked:
                 found = await asyncio.to_thread(read, properties, b.topic, b.partition, b.offset, 1)
                 record = found[0] if found else None
                 if record is None or record.offset != b.offset:
                     raise UnblockError(f"{b.topic}[{b.partition}]@{b.offset} is gone; not moving")
                 letters.append(dead_letter_message(binding, b, record, sub_id))
+            # Acknowledged by the broker (or an error) before any offset moves.
             await asyncio.to_thread(
                 produce_records,
                 properties["bootstrap.servers"],
@@ -298,7 +357,7 @@ async def unblock(
                 config=properties,
             )
             report.dead_letter_topic = binding.dead_letter
-        report.offsets = {b.partition: b.offset + 1 for b in settled}
+        report.offsets = {b.partition: b.offset + 1 for b in report.blocked}
         await asyncio.to_thread(
             topics.set_group_offsets, binding.consumer_group, binding.topic, report.offsets
         )
