@@ -6,7 +6,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 # NewTopic, NewPartitions and OffsetSpec are public API but missing from the type exports.
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -44,7 +49,8 @@ class TopicAdmin:
     """
 
     def __init__(self, config: Config) -> None:
-        self._client = AdminClient(client_properties(config))
+        self._properties = client_properties(config)
+        self._client = AdminClient(self._properties)
 
     def broker_count(self, timeout: float = 2.0) -> int:
         """Brokers in the cluster's metadata: one request (the port opens before brokers answer).
@@ -126,14 +132,58 @@ class TopicAdmin:
 
     def group_has_members(self, group: str, timeout: float = 10.0) -> bool:
         """Whether any consumer is in `group` now (an unknown group has none)."""
+        return bool(self.group_member_ids(group, timeout))
+
+    def group_member_ids(self, group: str, timeout: float = 10.0) -> frozenset[str]:
+        """The member ids of `group` now (an unknown group has none); a consumer that is
+        recreated joins with a new id."""
         future = self._client.describe_consumer_groups([group], request_timeout=timeout)[group]
         try:
             description = future.result(timeout)
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
-                return False
+                return frozenset()
             raise  # a timeout or an auth error says nothing about the members
-        return bool(description.members)
+        return frozenset(m.member_id for m in description.members)
+
+    def set_group_offsets(
+        self, group: str, topic: str, offsets: Mapping[int, int], timeout: float = 10.0
+    ) -> None:
+        """Commit `offsets` (partition -> next offset to read) of `topic` for `group`.
+
+        Kafka accepts a commit from outside the group only while it has no members; the
+        group's other offsets stay. Committed by a consumer that never joins, for the same
+        reason as in committed_offsets.
+        """
+        consumer = self._group_consumer(group)
+        try:
+            wanted = [TopicPartition(topic, p, o) for p, o in sorted(offsets.items())]
+            result = consumer.commit(offsets=wanted, asynchronous=False)
+            for tp in result or []:
+                if tp.error is not None:
+                    raise KafkaException(tp.error)
+        finally:
+            consumer.close()
+
+    def _group_consumer(self, group: str) -> Consumer:
+        return Consumer({**self._properties, "group.id": group, "enable.auto.commit": "false"})
+
+    def committed_offsets(
+        self, group: str, topic: str, partitions: int, timeout: float = 10.0
+    ) -> dict[int, int]:
+        """Partition -> `group`'s committed offset (negative: none) for `topic`.
+
+        Asked through a consumer that never joins the group, not through the AdminClient's
+        list_consumer_group_offsets: librdkafka crashes the process (SIGSEGV) when that
+        request meets NOT_COORDINATOR, e.g. while a new group's coordinator loads
+        (librdkafka #5040); the consumer's own offset fetch retries instead.
+        """
+        consumer = Consumer({**self._properties, "group.id": group, "enable.auto.commit": "false"})
+        try:
+            wanted = [TopicPartition(topic, p) for p in range(partitions)]
+            return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout)}
+        finally:
+            consumer.close()
 
     def group_lag(self, group: str, topic: str, timeout: float = 10.0) -> list[PartitionLag]:
         """Per partition of `topic`: the group's committed offset, the end offset and the lag."""
@@ -141,12 +191,7 @@ class TopicAdmin:
         if partitions is None:
             raise KafkaException(f"topic {topic!r} does not exist")
         wanted = [TopicPartition(topic, p) for p in range(partitions)]
-        committed_future = self._client.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=timeout
-        )[group]
-        committed = {
-            tp.partition: tp.offset for tp in committed_future.result(timeout).topic_partitions
-        }
+        committed = self.committed_offsets(group, topic, partitions, timeout)
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         ends = self._client.list_offsets({tp: latest for tp in wanted}, request_timeout=timeout)
         result = []

@@ -150,3 +150,68 @@ def read_topic(
         raise TopicUnreadableError(f"cannot read {topic!r}: {exc}") from exc
     finally:
         consumer.close()
+
+
+def read_partition(
+    config: Config,
+    topic: str,
+    partition: int,
+    offset: int | None,
+    limit: int,
+    timeout: float = 10.0,
+) -> list[ConsumedRecord]:
+    """Up to `limit` records of one partition from `offset` (None: its first record, the low
+    watermark), in order, ending at the end the partition had when called. An offset that
+    holds no record (compacted, a transaction marker) gives the next one: the records a
+    consumer positioned there gets."""
+    consumer = _consumer(config)
+    try:
+        _partitions(consumer, topic, timeout)
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=timeout
+        )
+        start = low if offset is None else max(offset, low)
+        records: list[ConsumedRecord] = []
+        if start >= high or limit < 1:
+            return records
+        consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + timeout
+        while len(records) < limit:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"reading {topic}[{partition}] from {start}: {len(records)} of up to "
+                    f"{limit} records read within {timeout:g}s"
+                )
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    break
+                if error.retriable():
+                    continue
+                raise TopicUnreadableError(f"reading {topic}[{partition}]@{start}: {error.str()}")
+            at = message.offset()
+            if at is None or at >= high:
+                break
+            kind, ts = message.timestamp()
+            timestamp = None if kind == TIMESTAMP_NOT_AVAILABLE else ts
+            records.append(
+                ConsumedRecord(topic, partition, at, message.key(), message.value(), timestamp)
+            )
+            if at + 1 >= high:
+                break
+        return records
+    except KafkaException as exc:
+        raise TopicUnreadableError(f"cannot read {topic}[{partition}]@{offset}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def read_record(
+    config: Config, topic: str, partition: int, offset: int | None, timeout: float = 10.0
+) -> ConsumedRecord | None:
+    """The record a consumer positioned at `offset` gets first; None at the partition's end."""
+    records = read_partition(config, topic, partition, offset, 1, timeout)
+    return records[0] if records else None

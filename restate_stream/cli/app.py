@@ -82,6 +82,7 @@ for command in (
     bindings.pause,
     bindings.resume,
     status.status,
+    bindings.unblock_command,
     worker.worker,
     worker.dev,
     topics.publish_command,

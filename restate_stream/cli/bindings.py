@@ -14,6 +14,7 @@ from restate_stream.cli import options
 from restate_stream.cli.output import err, plural, say, show
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import ApplyReport, apply_plan
+from restate_stream.control.blocked import UnblockReport, unblock
 from restate_stream.control.plan import Plan, compute_plan, fetch_live
 
 _CHANGE_STYLES = {"+": "green", "~": "yellow", "-": "red"}
@@ -170,3 +171,53 @@ def pause(name: str, file: Path, wait: float) -> int:
 def resume(name: str, file: Path, wait: float) -> int:
     """Continue consuming: edits the file, then applies."""
     return _pause_or_resume(file, name, wait, paused=False)
+
+
+def render_unblock(report: UnblockReport) -> str:
+    lines = []
+    for b in report.not_reached:
+        lines.append(
+            f"{b.topic} p{b.partition}@{b.offset}: the consumer had not reached it yet; "
+            "nothing moved (run unblock again once status shows it blocked)"
+        )
+    if report.nothing_blocked:
+        return f"{report.binding}: nothing blocked (group {report.group})"
+    for b in report.blocked:
+        where = (
+            f"dead-lettered to {report.dead_letter_topic}"
+            if report.dead_letter_topic
+            else "DROPPED (--force-drop)"
+        )
+        key = f", key {b.key_bytes_hex}" if b.key_bytes_hex is not None else ""
+        lines.append(f"{b.topic} p{b.partition}@{b.offset} ({b.reason}{key}): {where}")
+    for partition, offset in sorted(report.offsets.items()):
+        lines.append(f"group {report.group}: p{partition} now resumes at offset {offset}")
+    if report.deleted_subscriptions:
+        lines.append(f"subscription deleted: {', '.join(report.deleted_subscriptions)}")
+    if report.created_subscriptions:
+        lines.append(f"subscription recreated: {', '.join(report.created_subscriptions)}")
+    elif report.deleted_subscriptions:
+        lines.append("subscription not recreated (the binding is paused): resume continues")
+    return "\n".join(lines)
+
+
+@click.command("unblock")
+@click.argument("name")
+@options.bindings_file
+@options.wait
+@click.option(
+    "--force-drop",
+    is_flag=True,
+    help="without a dead_letter topic: drop the blocked records (they are named first)",
+)
+def unblock_command(name: str, file: Path, wait: float, force_drop: bool) -> int:
+    """Move a binding past records its subscription cannot deliver (dead-lettered first)."""
+    spec = load_checked(file, check_app=False)
+
+    async def run() -> UnblockReport:
+        async with admin_client(spec, wait) as admin:
+            return await unblock(spec, name, admin, force_drop=force_drop)
+
+    for line in render_unblock(asyncio.run(run())).splitlines():
+        say(line)
+    return 0

@@ -69,6 +69,11 @@ def render_statuses(statuses: list[BindingStatus]) -> RenderableType:
             _invocations(s),
             _dead_letters(s),
         )
+        for blocked in s.blocked:
+            line = f"{s.name}: blocked {blocked.describe()}; run restate-stream unblock {s.name}"
+            stuck.append(f"\n{line}", "bold red")
+        if s.blocked_error:
+            stuck.append(f"\n{s.name}: blocked partitions unknown ({s.blocked_error})", "yellow")
         for key in s.stuck_keys:
             failure = key.get("last_failure") or ""
             line = (

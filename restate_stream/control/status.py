@@ -10,6 +10,7 @@ from typing import Any
 from connectors import PartitionLag
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.control.admin import AdminClient, sql_literal
+from restate_stream.control.blocked import BlockedPartition, find_blocked
 from restate_stream.control.plan import TopicAdminFactory, binding_key, by_binding_key
 from restate_stream.dlq import Entry, by_source_record, read_entries
 
@@ -34,6 +35,9 @@ class BindingStatus:
     # redrive (restate_stream.dlq); None while the topic cannot be read.
     dead_letters: int | None = None
     dead_letters_resolved: int | None = None
+    # Partitions Restate's subscription cannot get past (`restate-stream unblock` moves on).
+    blocked: list[BlockedPartition] = field(default_factory=list)
+    blocked_error: str | None = None
 
     @property
     def total_lag(self) -> int:
@@ -84,6 +88,12 @@ async def binding_statuses(
             status.lag = await asyncio.to_thread(clients[b.cluster].group_lag, group, b.topic)
         except Exception as exc:  # shown next to the binding; the others still report
             status.lag_error = f"{type(exc).__name__}: {exc}"
+        if subs and status.total_lag > 0:
+            properties = spec.clusters[b.cluster].properties
+            try:
+                status.blocked = await asyncio.to_thread(find_blocked, b, properties, status.lag)
+            except Exception as exc:  # shown next to the binding, like the lag
+                status.blocked_error = f"{type(exc).__name__}: {exc}"
         status.invocations, status.stuck_keys = await _invocations(admin, subs)
         if b.dead_letter is not None:
             status.dead_letter_topic = b.dead_letter

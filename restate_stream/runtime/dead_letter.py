@@ -97,6 +97,8 @@ class DeadLetter(_Model):
     attempts: int
     failed_at: IsoDatetime
     redrive_of: LetterRef | None = None
+    # The raw key when it is not UTF-8 (`key` then shows it with replacement characters).
+    key_base64: str | None = None
 
     @classmethod
     def of(
@@ -123,6 +125,7 @@ class DeadLetter(_Model):
             attempts=attempts,
             failed_at=datetime.now(UTC),
             redrive_of=redrive_of,
+            key_base64=_base64_unless_utf8(coords.key),
         )
 
     def value_bytes(self) -> bytes:
@@ -133,14 +136,16 @@ class DeadLetter(_Model):
     def coordinates(self) -> KafkaCoordinates:
         """The source record's coordinates, as its invocation headers carried them."""
         s = self.source
-        key = None if self.key is None else self.key.encode("utf-8")
+        if self.key_base64 is not None:
+            key: bytes | None = base64.b64decode(self.key_base64)
+        else:
+            key = None if self.key is None else self.key.encode("utf-8")
         return KafkaCoordinates(s.topic, s.partition, s.offset, s.timestamp, key, s.subscription_id)
 
     def to_json(self) -> dict[str, Any]:
         # Letters from a subscription keep exactly the JSON earlier versions wrote.
-        return self.model_dump(
-            mode="json", exclude={"redrive_of"} if self.redrive_of is None else None
-        )
+        unset = {name for name in ("redrive_of", "key_base64") if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=unset or None)
 
     @classmethod
     def from_json(cls, data: Any) -> DeadLetter:
@@ -166,6 +171,16 @@ class Resolution(_Model):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _base64_unless_utf8(key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    try:
+        key.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(key).decode()
+    return None
 
 
 def _source(coords: KafkaCoordinates) -> SourceRecord:
