@@ -166,6 +166,11 @@ def test_targets_come_from_flags_the_topic_or_the_only_cluster() -> None:
     assert resolve_target(one, "anything", None, None).cluster == "only"
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def test_progress_line_and_bar_only_on_a_terminal() -> None:
     assert progress_line(250, 500, 2.0, width=10) == "[#####.....] 250/500  125 records/s"
     assert progress_line(0, 0, 0.0, width=4) == "[####] 0/0  0 records/s"
@@ -177,8 +182,29 @@ def test_progress_line_and_bar_only_on_a_terminal() -> None:
     assert quiet.getvalue() == "" and bar.done == 100
 
 
+def test_the_bar_is_drawn_in_place_on_a_terminal_and_ends_complete() -> None:
+    terminal = Terminal()
+    bar = ProgressBar(100, terminal)
+    for _ in range(100):
+        bar.advance()
+    bar.close()
+    drawn = terminal.getvalue()
+    # Redrawn at most ten times a second, but always at the end, then the line is closed.
+    assert drawn.startswith("\r[") and drawn.endswith("\n")
+    last = drawn.rstrip("\n").rsplit("\r", 1)[-1]
+    assert last.startswith("[" + "#" * 30 + "] 100/100  "), last
+    assert last.endswith(" records/s")
+    single = Terminal()
+    one = ProgressBar(1, single)  # a single record: no bar to watch
+    one.advance()
+    one.close()
+    assert single.getvalue() == ""
+
+
 def test_cli_rejects_key_with_a_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["publish", "t", "--file", "r.jsonl", "--key", "k"]) == 2
     assert "--key goes with --value" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as caught:
         main(["publish", "t"])  # neither --value nor --file
+    assert caught.value.code == 2  # a usage error, as the shell sees it
+    assert "--value" in capsys.readouterr().err
