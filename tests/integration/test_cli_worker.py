@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from connectors.admin import TopicAdmin
 from restate_stream._util.ports import free_ports, port_is_free
 from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
@@ -34,13 +36,16 @@ kafka:
 topics:
   {topic}: {{cluster: {topic}, partitions: 2}}
 worker:
-  app: examples.quickstart.app:app
+  app: tests.integration.pids_app:app
   uri: http://127.0.0.1:{worker_port}
   processes: 2
 bindings:
   - name: {topic}
     topic: {topic}
     handler: Account/apply_payment
+  - name: {topic}-probe
+    topic: {topic}
+    handler: PidProbe/record
 """
 
 
@@ -76,7 +81,7 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
         produce_json(
             restate_stream_stack.bootstrap_servers,
             topic,
-            [(f"{topic}-{i % 4}", {"amount_cents": 100}) for i in range(200)],
+            [(f"{topic}-{i % 40}", {"amount_cents": 100}) for i in range(200)],
         )
 
         async def balances() -> dict[str, Any]:
@@ -84,14 +89,25 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
             return {k: v for k, v in every.items() if k.startswith(topic)}
 
         final = await wait_until(balances, lambda b: sum(b.values()) >= 200 * 100, timeout=60)
-        assert final == {f"{topic}-{k}": 50 * 100 for k in range(4)}
+        assert final == {f"{topic}-{k}": 5 * 100 for k in range(40)}
+
+        # Both processes serve invocations: the probe saw more than one worker pid.
+        async def pids() -> dict[str, list[int]]:
+            every = await object_state(restate_admin, "PidProbe", "pids")
+            return {k: v for k, v in every.items() if k.startswith(topic)}
+
+        served = await wait_until(pids, lambda p: sum(map(len, p.values())) >= 200, timeout=60)
+        distinct = {pid for each in served.values() for pid in each}
+        assert len(distinct) == 2 and worker.pid not in distinct, distinct
 
         second = run_cli("apply", "-f", str(path))
         assert second.returncode == 0 and "No changes" in second.stdout, second.stdout
 
         status = run_cli("status", "-f", str(path), "--json")
         assert status.returncode == 0, status.stderr
-        [entry] = json.loads(status.stdout)
+        entries = json.loads(status.stdout)
+        by_name = {e["name"]: e for e in entries}
+        entry = by_name[topic]
         assert entry["state"] == "active" and entry["invocations"]["succeeded"] == 200
         human = run_cli("status", "-f", str(path))
         assert f"{topic}  [active]" in human.stdout and "succeeded 200" in human.stdout
@@ -106,6 +122,9 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
         await drop_cluster(restate_admin, topic)
     assert worker.returncode == 0, out
     assert f"registered http://127.0.0.1:{port}" in out and "2 process(es)" in out
+    # Each log line a handler writes names the invocation it ran under.
+    probes = re.findall(rf"\[(inv_\w+)\] probe {topic}-\d+ served by pid \d+", out)
+    assert len(set(probes)) >= 200, out[-3000:]
     assert port_is_free(port), "the worker's processes outlived SIGTERM"
 
 
@@ -204,3 +223,5 @@ async def test_a_broken_file_applies_nothing(
     assert f"{path}:" in result.stderr and expected in result.stderr, result.stderr
     after = (await restate_admin.list_kafka_clusters(), await restate_admin.list_subscriptions())
     assert after == before, "nothing was applied"
+    topics = TopicAdmin(restate_stream_stack.bootstrap_servers).topics()
+    assert topic not in topics, f"the declared topic {topic} was created by a broken file"
