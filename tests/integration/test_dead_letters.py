@@ -184,7 +184,7 @@ bindings:
             )
 
         def refused(rows: list[dict[str, Any]]) -> bool:
-            return bool(rows) and "Message size too large" in (rows[0]["last_failure"] or "")
+            return any("Message size too large" in (r.get("last_failure") or "") for r in rows)
 
         await wait_until(pending, refused, timeout=60)
         assert blocked not in await orders(), "the key waits behind the unrecorded failure"

@@ -134,14 +134,17 @@ async def test_crash_after_ack_duplicates_and_dedupe_absorbs_it(
             return await h.effects("CrashPlain", "order-1")
 
         assert await wait_until(plain, lambda e: len(e) >= 2, timeout=90) == [1, 1]
+        # Read before the marker below overwrites it: the id the crashed invocation journaled.
+        emitted = await object_state(
+            restate_admin, "CrashEmitter", "published", object_key="order-1"
+        )
         assert await h.marker("CrashDeduped", "order-1", 2) == [1, 2], "dedupe applied it once"
         assert await h.effects("CrashPlain", "order-1") == [1, 1, 2]
         published = await h.published(at_least=3)
         assert len(published) == 3, "the crash window produced the record twice (+ the marker)"
         assert published[0]["id"] == published[1]["id"], "with the same deterministic event id"
         assert published[2]["id"] != published[0]["id"]
-        state = await object_state(restate_admin, "CrashEmitter", "published", object_key="order-1")
-        assert state["order-1"][2] == published[0]["id"]
+        assert emitted["order-1"][2] == published[0]["id"], "the journaled id is the one sent"
     finally:
         survivor.stop()
         await h.cleanup()
