@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,14 +15,14 @@ from typing import Any
 import pytest
 
 from connectors.admin import TopicAdmin
+from restate_stream import testing
 from restate_stream._util.ports import free_ports, port_is_free
 from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
-from restate_stream.testing import drop_cluster, object_state, produce_json, wait_until
+from restate_stream.testing import CLI, drop_cluster, object_state, produce_json, wait_until
 
 pytestmark = pytest.mark.engines
 
-CLI = [sys.executable, "-m", "restate_stream.cli"]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -49,8 +48,8 @@ bindings:
 """
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return testing.run_cli(*args, cwd=REPO)
 
 
 async def test_worker_serves_registers_applies_and_stops_on_sigterm(

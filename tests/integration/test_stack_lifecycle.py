@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from restate_stream.stack import StackPorts
+from restate_stream.testing import CLI
 
 pytestmark = pytest.mark.engines
-
-CLI = [sys.executable, "-m", "restate_stream.cli"]
 
 
 def _alive(pid: int) -> bool:
