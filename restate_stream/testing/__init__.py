@@ -5,7 +5,7 @@ The fixtures live in `restate_stream.testing.pytest_plugin`, which pytest loads 
 once restate-stream is installed.
 """
 
-from restate_stream.testing.files import CLI, bindings_yaml, run_cli
+from restate_stream.testing.files import CLI, LineReader, bindings_yaml, run_cli
 from restate_stream.testing.helpers import (
     ServedApp,
     drop_cluster,
@@ -26,6 +26,7 @@ from restate_stream.testing.memory import (
 
 __all__ = [
     "CLI",
+    "LineReader",
     "MemoryContext",
     "MemoryPublisher",
     "Sent",

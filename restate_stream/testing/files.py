@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -73,3 +76,40 @@ def run_cli(
         env={**os.environ, **env} if env is not None else None,
         input=input,
     )
+
+
+class LineReader:
+    """Lines of a subprocess's text output, read by a thread so that waiting for one has a
+    deadline (a bare readline() on a hung process blocks the test forever)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)  # end of output
+
+    def until(self, done: Callable[[str], bool], timeout: float) -> str | None:
+        """The first next line for which `done` holds, or None at end of output or deadline."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                return None
+            if line is None:
+                self._queue.put(None)  # keep reporting the end
+                return None
+            self.lines.append(line)
+            if done(line):
+                return line
+        return None
+
+    def rest(self, timeout: float = 30.0) -> str:
+        """Everything read so far and up to the end of output (after the process exited)."""
+        self.until(lambda _: False, timeout)
+        return "".join(self.lines)

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,14 @@ from restate_stream import testing
 from restate_stream._util.ports import free_ports, port_is_free
 from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
-from restate_stream.testing import CLI, drop_cluster, object_state, produce_json, wait_until
+from restate_stream.testing import (
+    CLI,
+    LineReader,
+    drop_cluster,
+    object_state,
+    produce_json,
+    wait_until,
+)
 
 pytestmark = pytest.mark.engines
 
@@ -157,18 +163,11 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         text=True,
         start_new_session=True,
     )
-    lines: list[str] = []
+    assert dev.stdout is not None
+    output = LineReader(dev.stdout)
     try:
-        assert dev.stdout is not None
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = dev.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "dev: running" in line:
-                break
-        assert any("dev: running" in line for line in lines), "".join(lines)
+        running = output.until(lambda line: "dev: running" in line, timeout=180)
+        assert running is not None, "".join(output.lines)
         produce_json(
             f"127.0.0.1:{ports.kafka}",
             topic,
@@ -183,16 +182,15 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         os.killpg(dev.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
         try:
-            rest, _ = dev.communicate(timeout=60)
+            dev.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(dev.pid, signal.SIGKILL)
-            rest, _ = dev.communicate()
-        lines.append(rest)
-    output = "".join(lines)
-    assert dev.returncode == 0, output
-    assert "dev: stopping" in output
+            dev.wait()
+    text = output.rest()
+    assert dev.returncode == 0, text
+    assert "dev: stopping" in text
     for port in (ports.kafka, ports.admin, ports.ingress, worker_port):
-        assert port_is_free(port), f"port {port} still held after dev stopped:\n{output}"
+        assert port_is_free(port), f"port {port} still held after dev stopped:\n{text}"
 
 
 @pytest.mark.parametrize(
