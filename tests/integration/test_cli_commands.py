@@ -109,6 +109,13 @@ async def test_validate_plan_apply_pause_resume(
         code, out, err = cli("status", "-f", file)
         assert code == 0 and f"{topic}  [active]" in out, out
 
+        # After rotating a secret: the cluster's properties are sent again, nothing else.
+        code, out, err = cli("apply", "-f", file, "--refresh-clusters")
+        assert code == 0, err
+        assert f"~ kafka cluster {cluster}: refresh" in out and "subscription" not in out, out
+        code, out, err = cli("plan", "-f", file)
+        assert code == 0 and "No changes" in out, out
+
         code, out, err = cli("pause", "no-such-binding", "-f", file)
         assert code != 0 and "no-such-binding" in err, (out, err)
         await drop_cluster(restate_admin, cluster)
