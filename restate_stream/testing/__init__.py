@@ -1,9 +1,11 @@
-"""Test support: the engines, an in-process app server registered with Restate, state polling.
+"""Test support: the engines, an in-process app server registered with Restate, state polling,
+an in-memory context and publisher for engine-free handler tests, bindings files, the CLI.
 
 The fixtures live in `restate_stream.testing.pytest_plugin`, which pytest loads by itself
 once restate-stream is installed.
 """
 
+from restate_stream.testing.files import CLI, LineReader, bindings_yaml, run_cli
 from restate_stream.testing.helpers import (
     ServedApp,
     drop_cluster,
@@ -13,12 +15,30 @@ from restate_stream.testing.helpers import (
     topic_records,
     wait_until,
 )
+from restate_stream.testing.memory import (
+    MemoryContext,
+    MemoryPublisher,
+    Sent,
+    as_context,
+    invoke,
+    kafka_headers,
+)
 
 __all__ = [
+    "CLI",
+    "LineReader",
+    "MemoryContext",
+    "MemoryPublisher",
+    "Sent",
     "ServedApp",
+    "as_context",
+    "bindings_yaml",
     "drop_cluster",
+    "invoke",
+    "kafka_headers",
     "object_state",
     "produce_json",
+    "run_cli",
     "serve_app",
     "topic_records",
     "wait_until",

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.admin import TopicAdmin
+from restate_stream import testing
 from restate_stream._util.ports import free_ports, port_is_free
 from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
-from restate_stream.testing import drop_cluster, object_state, produce_json, wait_until
+from restate_stream.testing import (
+    CLI,
+    LineReader,
+    drop_cluster,
+    object_state,
+    produce_json,
+    wait_until,
+)
 
 pytestmark = pytest.mark.engines
 
-CLI = [sys.executable, "-m", "restate_stream.cli"]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -34,18 +41,21 @@ kafka:
 topics:
   {topic}: {{cluster: {topic}, partitions: 2}}
 worker:
-  app: examples.quickstart.app:app
+  app: tests.integration.pids_app:app
   uri: http://127.0.0.1:{worker_port}
   processes: 2
 bindings:
   - name: {topic}
     topic: {topic}
     handler: Account/apply_payment
+  - name: {topic}-probe
+    topic: {topic}
+    handler: PidProbe/record
 """
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return testing.run_cli(*args, cwd=REPO)
 
 
 async def test_worker_serves_registers_applies_and_stops_on_sigterm(
@@ -76,7 +86,7 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
         produce_json(
             restate_stream_stack.bootstrap_servers,
             topic,
-            [(f"{topic}-{i % 4}", {"amount_cents": 100}) for i in range(200)],
+            [(f"{topic}-{i % 40}", {"amount_cents": 100}) for i in range(200)],
         )
 
         async def balances() -> dict[str, Any]:
@@ -84,14 +94,25 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
             return {k: v for k, v in every.items() if k.startswith(topic)}
 
         final = await wait_until(balances, lambda b: sum(b.values()) >= 200 * 100, timeout=60)
-        assert final == {f"{topic}-{k}": 50 * 100 for k in range(4)}
+        assert final == {f"{topic}-{k}": 5 * 100 for k in range(40)}
+
+        # Both processes serve invocations: the probe saw more than one worker pid.
+        async def pids() -> dict[str, list[int]]:
+            every = await object_state(restate_admin, "PidProbe", "pids")
+            return {k: v for k, v in every.items() if k.startswith(topic)}
+
+        served = await wait_until(pids, lambda p: sum(map(len, p.values())) >= 200, timeout=60)
+        distinct = {pid for each in served.values() for pid in each}
+        assert len(distinct) == 2 and worker.pid not in distinct, distinct
 
         second = run_cli("apply", "-f", str(path))
         assert second.returncode == 0 and "No changes" in second.stdout, second.stdout
 
         status = run_cli("status", "-f", str(path), "--json")
         assert status.returncode == 0, status.stderr
-        [entry] = json.loads(status.stdout)
+        entries = json.loads(status.stdout)
+        by_name = {e["name"]: e for e in entries}
+        entry = by_name[topic]
         assert entry["state"] == "active" and entry["invocations"]["succeeded"] == 200
         human = run_cli("status", "-f", str(path))
         [row] = [line for line in human.stdout.splitlines() if line.startswith(f"{topic} ")]
@@ -107,6 +128,9 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
         await drop_cluster(restate_admin, topic)
     assert worker.returncode == 0, out
     assert f"registered http://127.0.0.1:{port}" in out and "2 process(es)" in out
+    # Each log line a handler writes names the invocation it ran under.
+    probes = re.findall(rf"\[(inv_\w+)\] probe {topic}-\d+ served by pid \d+", out)
+    assert len(set(probes)) >= 200, out[-3000:]
     assert port_is_free(port), "the worker's processes outlived SIGTERM"
 
 
@@ -140,18 +164,11 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         text=True,
         start_new_session=True,
     )
-    lines: list[str] = []
+    assert dev.stdout is not None
+    output = LineReader(dev.stdout)
     try:
-        assert dev.stdout is not None
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = dev.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "dev: running" in line:
-                break
-        assert any("dev: running" in line for line in lines), "".join(lines)
+        running = output.until(lambda line: "dev: running" in line, timeout=180)
+        assert running is not None, "".join(output.lines)
         produce_json(
             f"127.0.0.1:{ports.kafka}",
             topic,
@@ -166,16 +183,15 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         os.killpg(dev.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
         try:
-            rest, _ = dev.communicate(timeout=60)
+            dev.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(dev.pid, signal.SIGKILL)
-            rest, _ = dev.communicate()
-        lines.append(rest)
-    output = "".join(lines)
-    assert dev.returncode == 0, output
-    assert "dev: stopping" in output
+            dev.wait()
+    text = output.rest()
+    assert dev.returncode == 0, text
+    assert "dev: stopping" in text
     for port in (ports.kafka, ports.admin, ports.ingress, worker_port):
-        assert port_is_free(port), f"port {port} still held after dev stopped:\n{output}"
+        assert port_is_free(port), f"port {port} still held after dev stopped:\n{text}"
 
 
 @pytest.mark.parametrize(
@@ -205,3 +221,5 @@ async def test_a_broken_file_applies_nothing(
     assert f"{path}:" in result.stderr and expected in result.stderr, result.stderr
     after = (await restate_admin.list_kafka_clusters(), await restate_admin.list_subscriptions())
     assert after == before, "nothing was applied"
+    topics = TopicAdmin(restate_stream_stack.bootstrap_servers).topics()
+    assert topic not in topics, f"the declared topic {topic} was created by a broken file"

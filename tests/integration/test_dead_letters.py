@@ -3,7 +3,6 @@ every good one is processed once, in order, and keys with poison keep flowing.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -177,14 +176,20 @@ bindings:
             return {k: [i for i, _ in v] for k, v in state.items() if k in (blocked, flowing)}
 
         assert (await wait_until(orders, lambda s: flowing in s, timeout=60)) == {flowing: [3]}
-        await asyncio.sleep(2.0)
+
+        # The marker that the refusal happened: the blocked key's invocation failed on it.
+        async def pending() -> list[dict[str, Any]]:
+            return await restate_admin.query(
+                "SELECT status, last_failure FROM sys_invocation WHERE target_service_key = "
+                f"'{blocked}' AND status != 'completed'"
+            )
+
+        def refused(rows: list[dict[str, Any]]) -> bool:
+            return any("Message size too large" in (r.get("last_failure") or "") for r in rows)
+
+        await wait_until(pending, refused, timeout=60)
         assert blocked not in await orders(), "the key waits behind the unrecorded failure"
         assert await topic_records(bootstrap, dlq) == [], "the dead-letter topic refused it"
-        pending = await restate_admin.query(
-            "SELECT status, last_failure FROM sys_invocation WHERE target_service_key = "
-            f"'{blocked}' AND status != 'completed'"
-        )
-        assert pending and "Message size too large" in (pending[0]["last_failure"] or "")
 
         # The operator raises the limit: the next retry records the dead letter.
         TopicAdmin(bootstrap).set_topic_config(dlq, {"max.message.bytes": "1048576"})

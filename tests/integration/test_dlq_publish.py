@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import pytest
 
 from connectors import TopicAdmin
 from connectors.consume import end_offsets, read_topic
+from restate_stream import testing
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
@@ -34,12 +34,11 @@ from tests.integration import redrive_app
 
 pytestmark = pytest.mark.engines
 
-CLI = [sys.executable, "-m", "restate_stream.cli"]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return testing.run_cli(*args, cwd=REPO)
 
 
 def outcomes(stdout: str) -> Counter[str]:

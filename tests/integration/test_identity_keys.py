@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from restate_stream._util.ports import free_ports
@@ -85,9 +86,24 @@ bindings:
 
             registered = await wait_until(deployments, bool, timeout=60)
             assert registered[0].rstrip("/") == f"http://127.0.0.1:{port}"
+
+        # Through the signing Restate, a handler runs and its state is there to read.
+        async with httpx.AsyncClient(base_url=signing.ingress_url, timeout=30) as ingress:
+            paid = await ingress.post(
+                "/Account/acct-signed/apply_payment", json={"amount_cents": 7}
+            )
+            assert paid.status_code == 200, paid.text
+            balance = await ingress.post("/Account/acct-signed/balance")
+            assert balance.status_code == 200 and balance.json() == 7, balance.text
+
+        # An unsigned request, straight to the worker, is refused as unauthenticated.
+        async with httpx.AsyncClient(http2=False, timeout=30) as direct:
+            unsigned = await direct.get(f"http://127.0.0.1:{port}/discover")
+        assert unsigned.status_code == 401, (unsigned.status_code, unsigned.text)
+        # And so is the Restate server that does not sign: it cannot even discover the worker.
         with pytest.raises(AdminApiError) as refused:
             await restate_admin.register_deployment(f"http://127.0.0.1:{port}")
-        assert refused.value.status >= 400
+        assert refused.value.status >= 400 and "401" in str(refused.value), refused.value
     finally:
         worker.send_signal(signal.SIGTERM)
         output, _ = worker.communicate(timeout=30)

@@ -100,12 +100,11 @@ async def test_no_broker_fails_fast_naming_the_topic(client: Client) -> None:
     (port,) = free_ports(1)  # free means closed: nothing listens there
     timeout = {"confluent": "message.timeout.ms", "aiokafka": "request.timeout.ms"}[client]
     producer = create_producer({"bootstrap.servers": f"127.0.0.1:{port}", timeout: "2000"}, client)
-    started = time.monotonic()
     try:
+        # A hang would end in TimeoutError, not ProduceFailed: the bound is not a timing claim.
         with pytest.raises(ProduceFailed, match="topic 'nowhere'") as raised:
             await asyncio.wait_for(producer.send("nowhere", b"v", key=b"k-1"), 15)
     finally:
         await producer.close()
-    assert time.monotonic() - started < 10
     assert "key 'k-1'" in str(raised.value)
     assert raised.value.topic == "nowhere"

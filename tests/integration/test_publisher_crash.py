@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -88,11 +87,20 @@ bindings:
         return list(state.get(key, []))
 
     async def published(self, at_least: int) -> list[Any]:
-        """The topic's records once `at_least` are there, after a pause that lets extras land."""
-        await topic_records(self.stack.bootstrap_servers, self.topic, at_least=at_least)
-        await asyncio.sleep(3.0)
-        records = await topic_records(self.stack.bootstrap_servers, self.topic)
+        """The topic's records once `at_least` are there."""
+        records = await topic_records(self.stack.bootstrap_servers, self.topic, at_least=at_least)
         return [json.loads(r.value or b"") for r in records]
+
+    async def marker(self, service: str, key: str, n: int) -> list[int]:
+        """Emit `n` after the crash and wait until `service` counted it: a later invocation on
+        the same key and a later record in the partition, so whatever the crashed invocation
+        could still produce or apply has been by then."""
+        await self.emit(key, n)
+
+        async def effects() -> list[int]:
+            return await self.effects(service, key)
+
+        return await wait_until(effects, lambda e: e[-1:] == [n], timeout=90)
 
     async def cleanup(self) -> None:
         await drop_cluster(self.admin, f"c-{self.run}")
@@ -126,12 +134,17 @@ async def test_crash_after_ack_duplicates_and_dedupe_absorbs_it(
             return await h.effects("CrashPlain", "order-1")
 
         assert await wait_until(plain, lambda e: len(e) >= 2, timeout=90) == [1, 1]
-        published = await h.published(at_least=2)
-        assert len(published) == 2, "the crash window produced the record twice"
+        # Read before the marker below overwrites it: the id the crashed invocation journaled.
+        emitted = await object_state(
+            restate_admin, "CrashEmitter", "published", object_key="order-1"
+        )
+        assert await h.marker("CrashDeduped", "order-1", 2) == [1, 2], "dedupe applied it once"
+        assert await h.effects("CrashPlain", "order-1") == [1, 1, 2]
+        published = await h.published(at_least=3)
+        assert len(published) == 3, "the crash window produced the record twice (+ the marker)"
         assert published[0]["id"] == published[1]["id"], "with the same deterministic event id"
-        assert await h.effects("CrashDeduped", "order-1") == [1], "dedupe applied it once"
-        state = await object_state(restate_admin, "CrashEmitter", "published", object_key="order-1")
-        assert state["order-1"][2] == published[0]["id"]
+        assert published[2]["id"] != published[0]["id"]
+        assert emitted["order-1"][2] == published[0]["id"], "the journaled id is the one sent"
     finally:
         survivor.stop()
         await h.cleanup()
@@ -159,9 +172,9 @@ async def test_crash_after_journal_does_not_publish_again(
             )
 
         await wait_until(done, lambda s: "order-2" in s, timeout=90)
-        published = await h.published(at_least=1)
-        assert len(published) == 1, "a journaled publish is not repeated on replay"
-        assert await h.effects("CrashPlain", "order-2") == [7]
+        assert await h.marker("CrashPlain", "order-2", 8) == [7, 8]
+        published = await h.published(at_least=2)
+        assert len(published) == 2, "a journaled publish is not repeated on replay (+ the marker)"
     finally:
         survivor.stop()
         await h.cleanup()

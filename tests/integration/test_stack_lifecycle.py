@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from restate_stream.stack import StackPorts
+from restate_stream.testing import CLI, LineReader
 
 pytestmark = pytest.mark.engines
-
-CLI = [sys.executable, "-m", "restate_stream.cli"]
 
 
 def _alive(pid: int) -> bool:
@@ -96,7 +95,9 @@ def test_engines_die_with_a_killed_owner(tmp_path: Path) -> None:
     )
     try:
         assert owner.stdout is not None
-        pids: list[int] = json.loads(owner.stdout.readline())
+        first = LineReader(owner.stdout).until(lambda _: True, timeout=180)
+        assert first is not None, "the owner never reported its engines' pids"
+        pids: list[int] = json.loads(first)
         assert all(_alive(p) for p in pids)
         owner.send_signal(signal.SIGKILL)  # no cleanup code runs in the owner
         owner.wait(10)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,6 +174,24 @@ def test_no_progress_bar_in_a_pipe(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr() == ("", "")
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_bar_is_drawn_on_a_terminal_and_ends_complete(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    with progress_bar() as advance:
+        for done in range(1, 101):
+            advance(done, 100)
+    drawn = terminal.getvalue()
+    # The last frame before the (transient) bar is cleared shows every record done.
+    assert "publishing" in drawn and "100/100" in drawn, drawn
+
+
 def test_the_result_line_names_counts_partitions_and_rate() -> None:
     result = PublishResult("t", "local", 500, {1: 200, 0: 290}, ["f:7: broker down"], 2.0)
     assert (result.written, result.ok) == (490, False)
@@ -184,7 +204,7 @@ def test_the_result_line_names_counts_partitions_and_rate() -> None:
 def test_cli_rejects_key_with_records(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["publish", "t", "--records", "r.jsonl", "--key", "k"]) == 2
     assert "--key goes with --value" in capsys.readouterr().err
-    assert main(["publish", "t"]) == 2
+    assert main(["publish", "t"]) == 2  # a usage error, as the shell sees it
     assert "one of --value, --records is needed" in capsys.readouterr().err
     assert main(["publish", "t", "--value", "1", "--cluster", "c", "--bootstrap", "b:1"]) == 2
     assert "--cluster and --bootstrap exclude each other" in capsys.readouterr().err
