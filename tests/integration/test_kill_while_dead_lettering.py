@@ -139,9 +139,14 @@ async def test_a_kill_after_the_dead_letter_ack_leaves_one_source_record_entry(
     assert "dead-lettered" in survivor_log, "the restarted worker finished the dead-lettering"
 
     assert listed.returncode == 0, listed.stderr
-    [entry] = json.loads(listed.stdout)  # one entry for the source record, however many letters
+    [entry] = json.loads(listed.stdout)  # one entry for the source record
     assert entry["source"]["offset"] == 0 and entry["source"]["topic"] == topic
     assert entry["key"] == key and not entry["resolved"]
     assert entry["latest"]["error"]["type"] == "TerminalError"
+    # A crash copy (same event id) is the same failure: one letter, one attempt; the later
+    # copy is the latest, the one a redrive would send.
+    assert (entry["letter_count"], entry["attempts"]) == (1, 1), entry
+    assert entry["latest"]["dlq"]["offset"] == letters[-1].offset
     assert text.returncode == 0, text.stderr
     assert f"1 source record(s) with dead letters of binding sink on {dlq}" in text.stdout
+    assert "letters=1" in text.stdout, text.stdout
