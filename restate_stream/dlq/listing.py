@@ -5,6 +5,7 @@ See the package docstring for the rule that makes a source record resolved.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from restate_stream.runtime.dead_letter import (
     SourceRecord,
     parse_record,
 )
+from restate_stream.runtime.formats import unwrap_cloudevent
 
 
 class DlqError(RestateStreamError, RuntimeError):
@@ -33,6 +35,7 @@ class DlqError(RestateStreamError, RuntimeError):
 class StoredLetter:
     at: LetterRef  # where on the dead-letter topic
     letter: DeadLetter
+    event_id: str | None = None  # its CloudEvents id: the same on a crash-duplicated copy
 
     @property
     def position(self) -> str:
@@ -69,7 +72,8 @@ def parse_entry(record: ConsumedRecord) -> Entry:
         return Unreadable(at, f"not a restate-stream dead-letter record: {exc}")
     if isinstance(parsed, Resolution):
         return StoredResolution(at, parsed)
-    return StoredLetter(at, parsed)
+    _, event_id, _ = unwrap_cloudevent(json.loads(record.value or b""))  # parsed above
+    return StoredLetter(at, parsed, event_id)
 
 
 # --- one entry per source record ---------------------------------------------------------------
@@ -158,10 +162,27 @@ def by_source_record(entries: Iterable[Entry], binding: str, topic: str = "") ->
             coordinates = entry.letter.source.coordinates
             histories.setdefault(coordinates, SourceHistory(binding, [])).letters.append(entry)
     for history in histories.values():
+        history.letters = _distinct(history.letters)
         history.letters.sort(key=lambda s: (s.letter.failed_at, s.at.partition, s.at.offset))
         history.resolution = resolutions.get(history.latest.at)
     records = sorted(histories.values(), key=lambda h: h.letters[0].letter.failed_at)
     return Listing(binding, topic, records, unreadable, others)
+
+
+def _distinct(letters: list[StoredLetter]) -> list[StoredLetter]:
+    """One copy of each letter. A worker that dies between the broker's ack of a dead letter
+    and Restate's journal entry publishes it again on replay: the same event id, redrive_of
+    and error, only failed_at differs. That is one failure, not two. The later copy is kept
+    (topic order): it is the one earlier versions showed as latest, so a Resolution written
+    for it still matches."""
+
+    def same(s: StoredLetter) -> tuple[Any, ...] | None:
+        if s.event_id is None:
+            return None
+        return (s.event_id, s.letter.redrive_of, s.letter.error)
+
+    last = {same(s): s for s in letters if s.event_id is not None}
+    return [s for s in letters if s.event_id is None or last[same(s)] is s]
 
 
 # --- reading -----------------------------------------------------------------------------------
