@@ -76,8 +76,7 @@ def worker(
     threading.Thread(target=register_when_listening, daemon=True).start()
     count = processes or app.processes
     say(f"worker: serving {app.app} on {host}:{port} ({count} process(es))")
-    serve_forever(app.app, host, port, count, app.identity_keys, bindings=file)
-    return 0
+    return serve_forever(app.app, host, port, count, app.identity_keys, bindings=file)
 
 
 def _follow(paths: dict[str, Path], offsets: dict[str, int], only_problems: set[str]) -> None:

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from hypercorn.run import run
 
@@ -92,15 +97,47 @@ def serve_forever(
     processes: int,
     identity_keys: list[str] | None = None,
     bindings: Path | None = None,
-) -> None:
-    """Serve in the foreground until SIGTERM/SIGINT (hypercorn shuts down gracefully)."""
+) -> int:
+    """Serve in the foreground until SIGTERM/SIGINT (hypercorn shuts down gracefully); exits
+    non-zero when a serving process dies on its own."""
     os.environ[APP_ENV] = app
     os.environ[IDENTITY_KEYS_ENV] = ",".join(identity_keys or [])
     os.environ[BINDINGS_ENV] = str(bindings.resolve()) if bindings else ""
     config = hypercorn_config(host, port)
     config.application_path = "restate_stream.runtime._asgi:app"
     config.workers = processes
-    run(config)
+    stopping = threading.Event()
+    with _noting_shutdown_signals(stopping):
+        code = run(config)
+    if not stopping.is_set():
+        # hypercorn stops every serving process when one dies, yet reports 0 when the dead one
+        # was the last it held: exit non-zero so a supervisor restarts the worker.
+        raise SystemExit(
+            f"worker for {app}: a serving process exited unexpectedly (hypercorn status {code})"
+        )
+    return code
+
+
+@contextmanager
+def _noting_shutdown_signals(stopping: threading.Event) -> Iterator[None]:
+    """Set `stopping` when SIGTERM/SIGINT arrives, around the handlers hypercorn installs."""
+    install = signal.signal
+
+    def noting(signum: int, handler: Any) -> Any:
+        if signum in (signal.SIGTERM, signal.SIGINT) and callable(handler):
+
+            def shutdown(number: int, frame: FrameType | None) -> None:
+                stopping.set()
+                handler(number, frame)
+
+            return install(signum, shutdown)
+        return install(signum, handler)
+
+    signal.signal = noting  # type: ignore[assignment]  # restored below
+    try:
+        yield
+    finally:
+        signal.signal = install
 
 
 def _main() -> None:
