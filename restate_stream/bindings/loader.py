@@ -30,8 +30,11 @@ from restate_stream.bindings.model import (
     AVRO_WIRES,
     DEFAULT_WORKER_URI,
     FORMATS,
+    MAX_BATCH_RECORDS,
+    MAX_BATCH_WAIT,
     STARTS,
     AvroWire,
+    BatchSpec,
     Binding,
     BindingsError,
     BindingsFile,
@@ -53,6 +56,7 @@ _RESTATE_KEYS = ("admin_url", "ingress_url")
 _KAFKA_KEYS = ("clusters",)
 _TOPIC_KEYS = ("cluster", "partitions", "replication_factor", "config")
 _WORKER_KEYS = ("app", "uri", "processes", "identity_keys")
+_BATCH_KEYS = ("max_records", "max_wait")
 _RETRY_KEYS = ("max_attempts", "initial_interval", "max_interval", "factor")
 _BINDING_KEYS = (
     "name",
@@ -71,6 +75,7 @@ _BINDING_KEYS = (
     "paused",
     "dedupe",
     "options",
+    "batch",
 )
 
 _NULL = "tag:yaml.org,2002:null"
@@ -722,6 +727,7 @@ class _Parser:
         retry = self.retry(v("retry"), f("retry"))
         paused = self.boolean(v("paused"), f("paused"))
         dedupe = self.boolean(v("dedupe"), f("dedupe"))
+        batch = self.batch(v("batch"), f("batch"))
         options = self.string_map(
             v("options"), f("options"), "a mapping of subscription options (string -> string)"
         )
@@ -769,6 +775,20 @@ class _Parser:
                 f("dedupe"),
                 "dedupe needs format json: the event id travels in a CloudEvents JSON envelope",
             )
+        if batch is not None and dedupe:
+            self.report(
+                v("dedupe") or m.node,
+                f("dedupe"),
+                "dedupe is not available on a batched binding (the high-water offset already "
+                "drops redelivered records)",
+            )
+        if batch is not None and set(options) - {"group.id"}:
+            self.report(
+                v("options") or m.node,
+                f("options"),
+                "a batched binding has no Restate subscription, so it takes no subscription "
+                "options (group.id aside)",
+            )
         for option, own_field in (("group.id", "group"), ("auto.offset.reset", "start")):
             if option in options and v(own_field) is not None:
                 self.report(
@@ -802,6 +822,7 @@ class _Parser:
             paused=bool(paused),
             dedupe=bool(dedupe),
             options=options,
+            batch=batch,
             line=line,
             column=column,
             positions={key: _position(value) for key, (_, value) in m.items.items()},
@@ -837,6 +858,30 @@ class _Parser:
                 f"(line {declared.line}), not {cluster!r}",
             )
         return cluster
+
+    def batch(self, node: yaml.Node | None, path: str) -> BatchSpec | None:
+        m = self.mapping(node, path, _BATCH_KEYS, "a mapping {max_records, max_wait}")
+        if m is None:
+            return None
+        max_records = self.integer(m.value("max_records"), m.field("max_records"), 1)
+        max_wait = self.duration(m.value("max_wait"), m.field("max_wait"))
+        if max_records is not None and max_records > MAX_BATCH_RECORDS:
+            self.report(
+                m.value("max_records") or m.node,
+                m.field("max_records"),
+                f"expected at most {MAX_BATCH_RECORDS} records per batch; got {max_records}",
+            )
+            return None
+        if max_wait is not None and max_wait > MAX_BATCH_WAIT:
+            self.report(
+                m.value("max_wait") or m.node,
+                m.field("max_wait"),
+                f"expected at most {MAX_BATCH_WAIT.total_seconds():g}s; got "
+                f"{max_wait.total_seconds():g}s",
+            )
+            return None
+        default = BatchSpec()
+        return BatchSpec(max_records or default.max_records, max_wait or default.max_wait)
 
     def retry(self, node: yaml.Node | None, path: str) -> RetrySpec | None:
         m = self.mapping(node, path, _RETRY_KEYS, "a mapping")

@@ -94,6 +94,28 @@ class RetrySpec:
     factor: float | None = None
 
 
+# Limits of a batch: one invocation body holds at most this many records.
+MAX_BATCH_RECORDS = 100_000
+MAX_BATCH_WAIT = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """A batched binding: restate-stream's own consumer delivers one invocation per key per batch.
+
+    A batch is cut when it holds `max_records` records or `max_wait` after its first record.
+    """
+
+    max_records: int = 500
+    max_wait: timedelta = timedelta(milliseconds=50)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_records <= MAX_BATCH_RECORDS:
+            raise ValueError(f"max_records must be 1..{MAX_BATCH_RECORDS}, got {self.max_records}")
+        if not timedelta(0) < self.max_wait <= MAX_BATCH_WAIT:
+            raise ValueError(f"max_wait must be > 0 and <= {MAX_BATCH_WAIT}, got {self.max_wait}")
+
+
 @dataclass(frozen=True)
 class Binding:
     name: str
@@ -115,6 +137,8 @@ class Binding:
     # Drop events whose CloudEvents id this object has seen recently (publisher duplicates).
     dedupe: bool = False
     options: dict[str, str] = field(default_factory=dict)
+    # Batched delivery by restate-stream's own consumer instead of a Restate subscription.
+    batch: BatchSpec | None = None
     line: int = 0
     column: int = 0
     # Where each field was written; fields left to their default are absent.

@@ -294,18 +294,24 @@ def bind(
         # Binding twice (a second bind on the same services) wraps the user's function again.
         original = handler.fn.fn if isinstance(handler.fn, BoundHandler) else handler.fn
         user_fn = typing.cast(Callable[[Any, Any], Awaitable[Any]], original)
-        value_type, wants_event = input_type_of(user_fn)
-        codec = codec_for(b.format, value_type, b.schema, b.avro_wire, b.schema_registry)
         if b.cluster not in publishers:
             publishers[b.cluster] = Publisher(spec.clusters[b.cluster].properties)
-        handler.fn = BoundHandler(b, user_fn, codec, publishers[b.cluster], wants_event)
+        if b.batch is not None:
+            from restate_stream.batch.handler import BATCH_IDEMPOTENCY_RETENTION, batch_handler
+
+            handler.fn = batch_handler(b, user_fn, publishers[b.cluster])
+            handler.idempotency_retention = BATCH_IDEMPOTENCY_RETENTION
+        else:
+            value_type, wants_event = input_type_of(user_fn)
+            codec = codec_for(b.format, value_type, b.schema, b.avro_wire, b.schema_registry)
+            handler.fn = BoundHandler(b, user_fn, codec, publishers[b.cluster], wants_event)
+            # `dlq redrive` calls this handler with an idempotency key per dead letter: keep
+            # those results long enough that a redrive weeks later still recognises what it sent.
+            handler.idempotency_retention = REDRIVE_WINDOW
         handler.arity = 2
         handler.handler_io.input_serde = BytesSerde()
         handler.handler_io.accept = "*/*"
         handler.handler_io.input_type = None
-        # `dlq redrive` calls this handler with an idempotency key per dead letter: keep those
-        # results long enough that a redrive weeks later still recognises what it sent.
-        handler.idempotency_retention = REDRIVE_WINDOW
         if (policy := _retry_policy(b, processes)) is not None:
             handler.invocation_retry_policy = policy
         wrapped.append(f"{b.service}/{b.handler}")
