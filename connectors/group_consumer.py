@@ -103,7 +103,7 @@ class GroupConsumer:
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.generation += 1
         self.assigned = {tp.partition for tp in partitions}
-        log.info("%s: assigned %s[%s]", self.group_id, self.topic, sorted(self.assigned))
+        log.info("%s: assigned %s%s", self.group_id, self.topic, sorted(self.assigned))
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.generation += 1

@@ -270,3 +270,59 @@ async def test_batch_binding_exactly_once_through_two_sigkills(
     assert len(final) == keys
     for key, seqs in expected.items():
         assert final[key] == seqs, f"{key}: lost, repeated or reordered records"
+
+
+async def test_batch_binding_exactly_once_across_rebalances(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    """A worker of two processes; a second worker joins the group mid-stream (rebalance) and
+    later leaves it (rebalance again); every key's state is exactly what was produced."""
+    records, keys = 30_000, 200
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    topic = f"items-{run}"
+    h = WorkerHarness(stack, tmp_path, run, "{max_records: 300, max_wait: 20ms}", processes=2)
+    spec = load_bindings(h.bindings)
+    group = spec.bindings[0].consumer_group
+    expected: dict[str, list[int]] = defaultdict(list)
+    for s in range(records):
+        expected[f"k{s % keys}"].append(s)
+
+    kafka = TopicAdmin(stack.bootstrap_servers)
+    kafka.create_topic(topic, 4)
+    half = records // 2
+    await asyncio.to_thread(produce_items, stack.bootstrap_servers, topic, range(half), keys)
+    first = h.start()
+    second: WorkerProcess | None = None
+    try:
+        _, report = await apply_bindings(spec, restate_admin)
+        assert report.ok, report.render()
+        await wait_until(
+            lambda: applied(restate_admin),
+            lambda s: total(s) >= 3_000,
+            timeout=240,
+            describe=lambda s: f"{total(s)} applied",
+        )
+        # Not registered with Restate: it only joins the group (its sends go to the ingress).
+        second = h.start(processes=1, port=free_ports(1)[0])
+        await asyncio.to_thread(
+            produce_items, stack.bootstrap_servers, topic, range(half, records), keys
+        )
+        await wait_until(
+            lambda: applied(restate_admin),
+            lambda s: total(s) >= half + 3_000,
+            timeout=240,
+            describe=lambda s: f"{total(s)} applied",
+        )
+        second.stop()  # leaves the group: its partitions move back mid-stream
+        final = await wait_exact(restate_admin, stack, group, topic, expected)
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
+        await drop_cluster(restate_admin, f"c-{run}")
+    assert len(final) == keys
+    for key, seqs in expected.items():
+        assert final[key] == seqs, f"{key}: lost, repeated or reordered records"
+    # Both workers delivered: the second one's log shows it was assigned partitions.
+    assert "assigned" in (tmp_path / "worker-2.log").read_text()
