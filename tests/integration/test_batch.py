@@ -52,8 +52,10 @@ topics:
 {extra}"""
 
 
-async def applied(admin: AdminClient) -> dict[str, list[int]]:
-    return await object_state(admin, "BatchLog", "seqs")
+async def applied(admin: AdminClient, run: str = "") -> dict[str, list[int]]:
+    """Applied sequence numbers by key, of this test's keys (they start with its run id)."""
+    state = await object_state(admin, "BatchLog", "seqs")
+    return {k: v for k, v in state.items() if k.startswith(run)}
 
 
 def total(state: dict[str, list[int]]) -> int:
@@ -116,7 +118,7 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
         try:
 
             async def progress() -> tuple[dict[str, list[int]], list[dict[str, Any]]]:
-                state = await applied(restate_admin)
+                state = {k: v for k, v in (await applied(restate_admin)).items() if k in expected}
                 letters = [
                     dead_letter_json(r.value or b"")
                     for r in await topic_records(stack.bootstrap_servers, dlq)
@@ -199,19 +201,24 @@ class WorkerHarness:
         return worker
 
 
-def produce_items(bootstrap: str, topic: str, seqs: range, keys: int) -> None:
+def produce_items(bootstrap: str, topic: str, run: str, seqs: range, keys: int) -> None:
     produce_records(
-        bootstrap, topic, (Record(f"k{s % keys}", json.dumps({"seq": s})) for s in seqs)
+        bootstrap, topic, (Record(f"{run}-k{s % keys}", json.dumps({"seq": s})) for s in seqs)
     )
 
 
 async def wait_exact(
-    admin: AdminClient, stack: LocalStack, group: str, topic: str, expected: dict[str, list[int]]
+    admin: AdminClient,
+    stack: LocalStack,
+    group: str,
+    run: str,
+    expected: dict[str, list[int]],
 ) -> dict[str, list[int]]:
     """State once every record is applied and the group committed to the end of the topic."""
     want = sum(len(v) for v in expected.values())
+    topic = f"items-{run}"
     await wait_until(
-        lambda: applied(admin),
+        lambda: applied(admin, run),
         lambda s: total(s) >= want,
         timeout=300,
         interval=1.0,
@@ -222,8 +229,8 @@ async def wait_exact(
     async def lag() -> int:
         return sum(p.lag for p in await asyncio.to_thread(kafka.group_lag, group, topic))
 
-    await wait_until(lag, lambda n: n == 0, timeout=120, describe=lambda n: f"lag {n}")
-    return await applied(admin)
+    await wait_until(lag, lambda n: n == 0, timeout=300, describe=lambda n: f"lag {n}")
+    return await applied(admin, run)
 
 
 async def test_batch_binding_exactly_once_through_two_sigkills(
@@ -237,10 +244,10 @@ async def test_batch_binding_exactly_once_through_two_sigkills(
     spec = load_bindings(h.bindings)
     expected: dict[str, list[int]] = defaultdict(list)
     for s in range(records):
-        expected[f"k{s % keys}"].append(s)
+        expected[f"{run}-k{s % keys}"].append(s)
 
     TopicAdmin(stack.bootstrap_servers).create_topic(topic, 4)
-    await asyncio.to_thread(produce_items, stack.bootstrap_servers, topic, range(20_000), keys)
+    await asyncio.to_thread(produce_items, stack.bootstrap_servers, topic, run, range(20_000), keys)
     worker = h.start()
     try:
         _, report = await apply_bindings(spec, restate_admin)
@@ -250,7 +257,7 @@ async def test_batch_binding_exactly_once_through_two_sigkills(
         ), "a batched binding must have no Restate subscription"
         for kill_at, more in ((5_000, range(20_000, records)), (30_000, range(0))):
             await wait_until(
-                lambda: applied(restate_admin),
+                lambda: applied(restate_admin, run),
                 lambda s, n=kill_at: total(s) >= n,  # type: ignore[misc]
                 timeout=240,
                 interval=0.2,
@@ -258,10 +265,12 @@ async def test_batch_binding_exactly_once_through_two_sigkills(
             )
             kill_group(worker)
             if more:
-                await asyncio.to_thread(produce_items, stack.bootstrap_servers, topic, more, keys)
+                await asyncio.to_thread(
+                    produce_items, stack.bootstrap_servers, topic, run, more, keys
+                )
             worker = h.start()
         final = await wait_exact(
-            restate_admin, stack, spec.bindings[0].consumer_group, topic, expected
+            restate_admin, stack, spec.bindings[0].consumer_group, run, expected
         )
     finally:
         worker.stop()
@@ -286,19 +295,19 @@ async def test_batch_binding_exactly_once_across_rebalances(
     group = spec.bindings[0].consumer_group
     expected: dict[str, list[int]] = defaultdict(list)
     for s in range(records):
-        expected[f"k{s % keys}"].append(s)
+        expected[f"{run}-k{s % keys}"].append(s)
 
     kafka = TopicAdmin(stack.bootstrap_servers)
     kafka.create_topic(topic, 4)
     half = records // 2
-    await asyncio.to_thread(produce_items, stack.bootstrap_servers, topic, range(half), keys)
+    await asyncio.to_thread(produce_items, stack.bootstrap_servers, topic, run, range(half), keys)
     first = h.start()
     second: WorkerProcess | None = None
     try:
         _, report = await apply_bindings(spec, restate_admin)
         assert report.ok, report.render()
         await wait_until(
-            lambda: applied(restate_admin),
+            lambda: applied(restate_admin, run),
             lambda s: total(s) >= 3_000,
             timeout=240,
             describe=lambda s: f"{total(s)} applied",
@@ -306,16 +315,16 @@ async def test_batch_binding_exactly_once_across_rebalances(
         # Not registered with Restate: it only joins the group (its sends go to the ingress).
         second = h.start(processes=1, port=free_ports(1)[0])
         await asyncio.to_thread(
-            produce_items, stack.bootstrap_servers, topic, range(half, records), keys
+            produce_items, stack.bootstrap_servers, topic, run, range(half, records), keys
         )
         await wait_until(
-            lambda: applied(restate_admin),
+            lambda: applied(restate_admin, run),
             lambda s: total(s) >= half + 3_000,
             timeout=240,
             describe=lambda s: f"{total(s)} applied",
         )
         second.stop()  # leaves the group: its partitions move back mid-stream
-        final = await wait_exact(restate_admin, stack, group, topic, expected)
+        final = await wait_exact(restate_admin, stack, group, run, expected)
     finally:
         if second is not None:
             second.stop()
