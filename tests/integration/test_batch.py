@@ -109,6 +109,10 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
             value["fail"] = "terminal"
         records.append(Record(key, json.dumps(value), headers=tag))
         expected[object_key_for(key)].append(seq)
+    # Keyless records: one object, key "" (documented in docs/architecture.md).
+    for seq in range(2_000, 2_005):
+        records.append(Record(None, json.dumps({"seq": seq})))
+        expected[""].append(seq)
     produce_records(stack.bootstrap_servers, topic, records)
     decodable = sum(len(v) for v in expected.values())
 
@@ -159,6 +163,9 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
             assert sorted(refused_seqs) == sorted(set(refused_seqs))
             assert state[key] == [s for s in seqs if s not in refused_seqs]
             assert state[key][-1] == seqs[-1]
+        elif key == "":
+            # Keyless records land on any partition: one object, ordered per partition only.
+            assert sorted(state[key]) == seqs
         else:
             assert state[key] == seqs, f"{key}: lost, repeated or reordered records"
     binary_object = object_key_for(binary_key)
