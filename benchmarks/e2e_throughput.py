@@ -135,15 +135,24 @@ async def batched_rate(
     task = asyncio.create_task(delivery.run(stop))
     try:
         last_report = time.perf_counter()
+        accepted_at: float | None = None
         while (done := await counted(admin, "BenchBatchCounter") - before) < expected:
             if task.done():
                 task.result()  # raises what stopped the delivery
                 raise RuntimeError("the delivery stopped before every record was counted")
+            if accepted_at is None and delivery.delivered >= expected:
+                accepted_at = time.perf_counter()
             if time.perf_counter() - last_report > 5:
                 print(f"    ... {done}/{expected}", flush=True)
                 last_report = time.perf_counter()
             await asyncio.sleep(0.05)
         end = time.perf_counter()
+        if accepted_at is not None and delivery.first_dispatch is not None:
+            print(
+                f"    all sends accepted after {accepted_at - delivery.first_dispatch:.2f}s, "
+                f"all counted after {end - delivery.first_dispatch:.2f}s",
+                flush=True,
+            )
     finally:
         stop.set()
         await task
