@@ -1,17 +1,21 @@
-"""End-to-end throughput: Kafka -> Restate subscription -> Python handler -> durable state.
+"""End-to-end throughput: Kafka -> Restate -> Python handler -> durable state.
 
-Baseline: a plain confluent-kafka consumer reading the same topic from the start.
+Three ways over the same topic: a plain confluent-kafka consumer (the baseline), a Restate
+subscription (one invocation per record), and batched bindings (restate-stream's consumer,
+one invocation per key per batch; one row per batch size).
 Rates run from the first record seen to the last one done, so group joins are excluded.
 Both run on one fresh local stack; rounds alternate baseline and candidate and the medians
 are compared. The worker is a separate hypercorn process, as in production.
 
     .venv/bin/python -m benchmarks.e2e_throughput [--records 20000] [--keys 200] [--rounds 3]
+        [--batch-sizes 1000,10000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -24,8 +28,11 @@ from pathlib import Path
 
 from confluent_kafka import Consumer
 
+from benchmarks.apps import BATCH_HANDLERS
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream._util.poll import apoll
+from restate_stream.batch import BatchDelivery
+from restate_stream.bindings import Binding, load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
@@ -99,7 +106,79 @@ async def restate_rate(admin: AdminClient, cluster: str, topic: str, expected: i
     return (expected - 1) / (last - first).total_seconds()
 
 
-async def run(records: int, keys: int, rounds: int, partitions: int) -> None:
+BATCH_WAIT = "50ms"
+
+
+def batch_bindings(stack: LocalStack, topic: str, sizes: list[int], rounds: int) -> str:
+    """One paused binding per (batch size, round), each on its own handler: the worker wraps
+    them; the benchmark runs their deliveries itself, one at a time."""
+    lines = [
+        f'restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}',
+        f'kafka: {{clusters: {{bench: {{bootstrap.servers: "{stack.bootstrap_servers}"}}}}}}',
+        "bindings:",
+    ]
+    for i, (size, r) in enumerate((size, r) for size in sizes for r in range(rounds)):
+        lines.append(
+            f"  - {{name: batch-{size}-{r}, topic: {topic}, handler: BenchBatchCounter/count_{i},"
+            f" paused: true, batch: {{max_records: {size}, max_wait: {BATCH_WAIT}}}}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+async def counted(admin: AdminClient, service: str) -> int:
+    rows = await admin.query(
+        f"SELECT value_utf8 FROM state WHERE service_name = {sql_literal(service)} "
+        "AND key = 'count'"
+    )
+    return sum(int(row["value_utf8"]) for row in rows)
+
+
+async def batched_rate(
+    admin: AdminClient, binding: Binding, stack: LocalStack, expected: int
+) -> float:
+    """Records/s from the first batch sent to the last record counted in state."""
+    before = await counted(admin, "BenchBatchCounter")
+    delivery = BatchDelivery(
+        dataclasses.replace(binding, paused=False),
+        {"bootstrap.servers": stack.bootstrap_servers},
+        stack.ingress_url,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(delivery.run(stop))
+    try:
+        last_report = time.perf_counter()
+        accepted_at: float | None = None
+        while (done := await counted(admin, "BenchBatchCounter") - before) < expected:
+            if task.done():
+                task.result()  # raises what stopped the delivery
+                raise RuntimeError("the delivery stopped before every record was counted")
+            if accepted_at is None and delivery.delivered >= expected:
+                accepted_at = time.perf_counter()
+            if time.perf_counter() - last_report > 5:
+                print(f"    ... {done}/{expected}", flush=True)
+                last_report = time.perf_counter()
+            await asyncio.sleep(0.2)  # as the unbatched rate polls: SQL costs Restate CPU
+        end = time.perf_counter()
+        if accepted_at is not None and delivery.first_dispatch is not None:
+            print(
+                f"    all sends accepted after {accepted_at - delivery.first_dispatch:.2f}s, "
+                f"all counted after {end - delivery.first_dispatch:.2f}s",
+                flush=True,
+            )
+    finally:
+        stop.set()
+        await task
+    assert delivery.first_dispatch is not None
+    if done != expected:
+        raise SystemExit(f"batched state check failed: {done} counted, expected {expected}")
+    return (expected - 1) / (end - delivery.first_dispatch)
+
+
+async def run(
+    records: int, keys: int, rounds: int, partitions: int, batch_sizes: list[int]
+) -> None:
+    if len(batch_sizes) * rounds > BATCH_HANDLERS:
+        raise SystemExit(f"at most {BATCH_HANDLERS} batched rounds (batch sizes x rounds)")
     home = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     with LocalStack(home, StackPorts.free()) as stack:
         topic = "bench-e2e"
@@ -110,7 +189,12 @@ async def run(records: int, keys: int, rounds: int, partitions: int) -> None:
             topic,
             (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
         )
-        worker = WorkerProcess("benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT)
+        bindings_path = home / "bindings.yaml"
+        bindings_path.write_text(batch_bindings(stack, topic, batch_sizes, rounds))
+        batched_bindings = {b.name: b for b in load_bindings(bindings_path).bindings}
+        worker = WorkerProcess(
+            "benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT, bindings=bindings_path
+        )
         worker.start()
         try:
             async with AdminClient(stack.admin_url) as admin:
@@ -122,11 +206,17 @@ async def run(records: int, keys: int, rounds: int, partitions: int) -> None:
                 raw_consume_rate(stack.bootstrap_servers, topic, records)
                 raw: list[float] = []
                 e2e: list[float] = []
+                batched: dict[int, list[float]] = {size: [] for size in batch_sizes}
                 for r in range(1, rounds + 1):
                     raw.append(raw_consume_rate(stack.bootstrap_servers, topic, records))
                     print(f"round {r}: raw consumer   {raw[-1]:>10,.0f} records/s", flush=True)
                     e2e.append(await restate_rate(admin, "bench", topic, records))
                     print(f"round {r}: restate e2e    {e2e[-1]:>10,.0f} records/s", flush=True)
+                    for size in batch_sizes:
+                        binding = batched_bindings[f"batch-{size}-{r - 1}"]
+                        rate = await batched_rate(admin, binding, stack, records)
+                        batched[size].append(rate)
+                        print(f"round {r}: batched {size:>6}  {rate:>10,.0f} records/s", flush=True)
                 counts = await admin.query(
                     "SELECT value_utf8 FROM state WHERE service_name = 'BenchCounter'"
                 )
@@ -142,6 +232,12 @@ async def run(records: int, keys: int, rounds: int, partitions: int) -> None:
     print(f"raw confluent-kafka consume (median):  {raw_median:>10,.0f} records/s")
     print(f"restate-stream end to end (median):  {e2e_median:>10,.0f} records/s")
     print(f"ratio end-to-end / raw consume:       {e2e_median / raw_median:>10.4f}")
+    for size, rates in batched.items():
+        median = statistics.median(rates)
+        print(
+            f"batched, max_records {size:>6}, max_wait {BATCH_WAIT} (median): {median:>10,.0f} "
+            f"records/s = {median / raw_median:.4f} x raw, {median / e2e_median:.1f} x unbatched"
+        )
     if total != records * rounds:
         raise SystemExit(f"state check failed: {total} increments, expected {records * rounds}")
     print(
@@ -155,8 +251,10 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-sizes", default="1000,10000", help="comma-separated max_records")
     args = parser.parse_args()
-    asyncio.run(run(args.records, args.keys, args.rounds, args.partitions))
+    sizes = [int(size) for size in args.batch_sizes.split(",") if size]
+    asyncio.run(run(args.records, args.keys, args.rounds, args.partitions, sizes))
 
 
 if __name__ == "__main__":

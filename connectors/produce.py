@@ -17,6 +17,7 @@ class Record:
     key: bytes | str | None
     value: bytes | str | None
     partition: int | None = None
+    headers: list[tuple[str, str | bytes | None]] | None = None
 
 
 class ProduceError(RestateStreamError, RuntimeError):
@@ -53,6 +54,7 @@ def produce_records(
                     value=record.value,
                     key=record.key,
                     partition=-1 if record.partition is None else record.partition,  # -1: by key
+                    headers=record.headers,
                     on_delivery=on_delivery,
                 )
                 break

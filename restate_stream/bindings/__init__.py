@@ -10,6 +10,7 @@ from restate_stream.bindings.app_check import (
 from restate_stream.bindings.checked import load_checked
 from restate_stream.bindings.loader import load_bindings, parse_bindings, parse_duration
 from restate_stream.bindings.model import (
+    BatchSpec,
     Binding,
     BindingsError,
     BindingsFile,
@@ -23,6 +24,7 @@ from restate_stream.bindings.model import (
 
 __all__ = [
     "AppImportError",
+    "BatchSpec",
     "Binding",
     "BindingsError",
     "BindingsFile",

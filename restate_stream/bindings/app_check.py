@@ -82,6 +82,8 @@ def check_against_app(spec: BindingsFile, services: Iterable[AnyService]) -> Non
             )
             problems.append(spec.problem(i, "handler", message))
         kind = handler_kind(service, binding.handler)
+        if binding.batch is not None:
+            problems.extend(_batch_problems(spec, i, service, kind))
         if binding.dedupe and kind in ("shared", "service"):
             message = (
                 "dedupe keeps the seen event ids in the object's state, which needs an "
@@ -90,6 +92,25 @@ def check_against_app(spec: BindingsFile, services: Iterable[AnyService]) -> Non
             problems.append(spec.problem(i, "dedupe", message))
     if problems:
         raise BindingsError(problems)
+
+
+def _batch_problems(spec: BindingsFile, i: int, service: AnyService, kind: str) -> list[Problem]:
+    """A batched binding keeps its high-water offsets in object state: an exclusive object
+    handler, whose input is a list of events."""
+    from restate_stream.batch.handler import batch_value_type  # runtime side; imports restate
+
+    binding = spec.bindings[i]
+    name = f"'{binding.service}/{binding.handler}'"
+    if not isinstance(service, restate.VirtualObject) or kind != "exclusive":
+        what = kind if isinstance(service, restate.VirtualObject) else "not a virtual object"
+        message = f"batch needs an exclusive virtual object handler; {name} is {what}"
+        return [spec.problem(i, "batch", message)]
+    handler = service.handlers[binding.handler]
+    fn = getattr(handler.fn, "fn", handler.fn)  # the user function of a bound handler
+    if not batch_value_type(fn)[0]:
+        message = f"batch needs {name} to take `events: list[KafkaEvent[T]]` as its input"
+        return [spec.problem(i, "batch", message)]
+    return []
 
 
 def handler_kind(service: AnyService, handler: str) -> str:

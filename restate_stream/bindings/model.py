@@ -17,7 +17,10 @@ from restate_stream.bindings.schema import (
     DEFAULT_ADMIN_URL,
     DEFAULT_INGRESS_URL,
     DEFAULT_WORKER_URI,
+    MAX_BATCH_RECORDS,
+    MAX_BATCH_WAIT,
     AvroWire,
+    BatchSpec,
     Format,
     RestateSettings,
     RetrySpec,
@@ -32,8 +35,11 @@ __all__ = [
     "DEFAULT_WORKER_URI",
     "FORMATS",
     "GROUP_PREFIX",
+    "MAX_BATCH_RECORDS",
+    "MAX_BATCH_WAIT",
     "STARTS",
     "AvroWire",
+    "BatchSpec",
     "Binding",
     "BindingsError",
     "BindingsFile",
@@ -124,6 +130,8 @@ class Binding:
     # Drop events whose CloudEvents id this object has seen recently (publisher duplicates).
     dedupe: bool = False
     options: dict[str, str] = field(default_factory=dict)
+    # Batched delivery by restate-stream's own consumer instead of a Restate subscription.
+    batch: BatchSpec | None = None
     line: int = 0
     column: int = 0
     # Where each field was written; fields left to their default are absent.

@@ -206,6 +206,36 @@ class RetrySpec(_Spec):
         return value
 
 
+# Limits of a batch: one invocation body holds at most this many records.
+MAX_BATCH_RECORDS = 100_000
+MAX_BATCH_WAIT = timedelta(seconds=60)
+
+
+class BatchSpec(_Spec):
+    """A batched binding: restate-stream's own consumer delivers one invocation per key per
+    batch, cut when it holds `max_records` records or `max_wait` after its first record."""
+
+    max_records: PositiveInt = 500
+    max_wait: Duration = timedelta(milliseconds=50)
+
+    @field_validator("max_records")
+    @classmethod
+    def _records_within_limit(cls, value: int) -> int:
+        if value > MAX_BATCH_RECORDS:
+            raise rule(f"expected at most {MAX_BATCH_RECORDS} records per batch; got {value}")
+        return value
+
+    @field_validator("max_wait")
+    @classmethod
+    def _wait_within_limit(cls, value: timedelta) -> timedelta:
+        if value > MAX_BATCH_WAIT:
+            limit, got = MAX_BATCH_WAIT.total_seconds(), value.total_seconds()
+            raise rule(f"expected at most {limit:g}s; got {got:g}s")
+        if value <= timedelta(0):
+            raise rule("expected a duration above 0")
+        return value
+
+
 class KafkaSection(_Spec):
     clusters: Annotated[
         dict[ClusterName, ClusterProperties],
@@ -251,6 +281,7 @@ class BindingEntry(_Spec):
     dead_letter: TopicName | None = None
     retry: RetrySpec | None = None
     paused: bool = False
+    batch: BatchSpec | None = None
     dedupe: bool = False
     options: Annotated[
         dict[str, Value], Expect("a mapping of subscription options (string -> string)")
@@ -303,11 +334,28 @@ class BindingEntry(_Spec):
     @field_validator("dedupe")
     @classmethod
     def _dedupe_needs_json(cls, dedupe: bool, info: ValidationInfo) -> bool:
+        if dedupe and info.data.get("batch") is not None:
+            raise rule(
+                "dedupe is not available on a batched binding (the high-water offset already "
+                "drops redelivered records)"
+            )
         if dedupe and info.data.get("format", "json") != "json":
             raise rule(
                 "dedupe needs format json: the event id travels in a CloudEvents JSON envelope"
             )
         return dedupe
+
+    @field_validator("options")
+    @classmethod
+    def _no_subscription_options_when_batched(
+        cls, options: dict[str, str], info: ValidationInfo
+    ) -> dict[str, str]:
+        if info.data.get("batch") is not None and set(options) - {"group.id"}:
+            raise rule(
+                "a batched binding has no Restate subscription, so it takes no subscription "
+                "options (group.id aside)"
+            )
+        return options
 
     @model_validator(mode="after")
     def _options_leave_own_fields(self) -> BindingEntry:

@@ -318,6 +318,18 @@ def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan
             if not current:
                 plan.unchanged.append(f"binding {b.name}: paused (group {group})")
             continue
+        if b.batch is not None:
+            # Delivered by the worker's own consumer in the same group: no subscription, and
+            # one left from an unbatched past goes (the group keeps its offsets).
+            deletes += [
+                DeleteSubscription(
+                    s.id, s.source, s.sink, f"batched; {group} keeps its offsets", b.name, group
+                )
+                for s in current
+            ]
+            if not current:
+                plan.unchanged.append(f"binding {b.name}: batched, delivered by the worker")
+            continue
         keep = next((s for s in current if _same_subscription(s, b)), None)
         for s in current:
             if s is keep:

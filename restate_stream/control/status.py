@@ -24,7 +24,8 @@ class BindingStatus:
     source: str
     sink: str
     group: str
-    state: str  # "active" | "paused" | "missing" (declared, no subscription: run apply)
+    # "active" | "paused" | "missing" (declared, no subscription: run apply) | "batched"
+    state: str
     subscription_ids: list[str] = field(default_factory=list)
     lag: list[PartitionLag] = field(default_factory=list)
     lag_error: str | None = None
@@ -82,7 +83,12 @@ async def binding_statuses(
     for b in spec.bindings:
         group = b.consumer_group
         subs = [s.id for s in subscriptions.get(binding_key(b), [])]
-        state = "paused" if b.paused else ("active" if subs else "missing")
+        if b.paused:
+            state = "paused"
+        elif b.batch is not None:
+            state = "batched"  # delivered by the worker's own consumer: no subscription
+        else:
+            state = "active" if subs else "missing"
         status = BindingStatus(b.name, b.source, b.sink, group, state, subs)
         try:
             status.lag = await asyncio.to_thread(clients[b.cluster].group_lag, group, b.topic)

@@ -12,6 +12,7 @@ from typing import Any
 
 import restate
 
+from restate_stream.batch.runner import BatchRunner
 from restate_stream.bindings import check_against_app, import_app, load_bindings
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.logs import configure_logging
@@ -29,13 +30,17 @@ def split_keys(text: str) -> list[str]:
 
 def build_app(path: str, identity_keys: list[str], bindings: str | None = None) -> Any:
     app, services = import_app(path)
+    runner: BatchRunner | None = None
     if bindings:
         spec = load_bindings(bindings)
         check_against_app(spec, services)  # a missing handler is named with file and line
         bind(services, spec)  # in place: the user's app serves them wrapped
+        runner = BatchRunner(spec) or None  # batched bindings: their consumers run here
     if identity_keys:
         app = restate.app(services, identity_keys=identity_keys)
-    return without_lifespan_warnings(app)
+    if runner is None:
+        return without_lifespan_warnings(app)
+    return without_lifespan_warnings(app, startup=runner.start, shutdown=runner.stop)
 
 
 def _from_environment() -> Any:

@@ -300,16 +300,25 @@ def bind(
         current = _sdk.handler_function(handler)
         original = current.fn if isinstance(current, BoundHandler) else current
         user_fn: Callable[[Any, Any], Awaitable[Any]] = original
-        value_type, wants_event = input_type_of(user_fn)
-        codec = codec_for(b.format, value_type, b.schema, b.avro_wire, b.schema_registry)
         if b.cluster not in publishers:
             publishers[b.cluster] = Publisher(spec.clusters[b.cluster].properties)
-        _sdk.take_raw_input(
-            handler,
-            BoundHandler(b, user_fn, codec, publishers[b.cluster], wants_event),
+        wrapper: BoundHandler
+        if b.batch is not None:
+            from restate_stream.batch.handler import BATCH_IDEMPOTENCY_RETENTION, batch_handler
+
+            wrapper = batch_handler(b, user_fn, publishers[b.cluster])
+            retention = BATCH_IDEMPOTENCY_RETENTION
+        else:
+            value_type, wants_event = input_type_of(user_fn)
+            codec = codec_for(b.format, value_type, b.schema, b.avro_wire, b.schema_registry)
+            wrapper = BoundHandler(b, user_fn, codec, publishers[b.cluster], wants_event)
             # `dlq redrive` calls this handler with an idempotency key per dead letter: keep
             # those results long enough that a redrive weeks later still recognises what it sent.
-            idempotency_retention=REDRIVE_WINDOW,
+            retention = REDRIVE_WINDOW
+        _sdk.take_raw_input(
+            handler,
+            wrapper,
+            idempotency_retention=retention,
             retry_policy=_retry_policy(b, processes),
         )
         wrapped.append(f"{b.service}/{b.handler}")

@@ -5,7 +5,8 @@ invocation headers (`kafka.topic`, `kafka.partition`, `kafka.offset`, `kafka.tim
 `kafka.key` base64, `restate.subscription.id`); record headers are not forwarded, which is
 why published events carry their id inside a CloudEvents envelope. KafkaCoordinates owns that
 header contract both ways: `from_headers` (the bound handler) and `to_headers` (`dlq redrive`,
-which hands a record back to its handler as the subscription would have).
+which hands a record back to its handler as the subscription would have). Batched bindings
+(restate_stream.batch) read Kafka themselves, so their events also carry the record headers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,25 @@ from typing import Generic, TypeVar
 from restate_stream.errors import RestateStreamError
 
 T = TypeVar("T")
+
+# Object keys of records whose key is not UTF-8 text (or starts with this prefix itself):
+# the prefix and the key bytes in base64. Injective, so two keys never share an object.
+BINARY_KEY_PREFIX = "b64:"
+
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+def object_key_for(key: bytes | None) -> str:
+    """The Restate object key for a Kafka record key (keyless records share the key "")."""
+    if key is None:
+        return ""
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and not text.startswith(BINARY_KEY_PREFIX):
+        return text
+    return BINARY_KEY_PREFIX + base64.b64encode(key).decode("ascii")
 
 
 class InvalidKeyError(RestateStreamError, ValueError):
@@ -120,6 +140,13 @@ class KafkaEvent(Generic[T]):
     # The CloudEvents id when the record was published as an envelope (restate-stream does).
     event_id: str | None = None
     event_type: str | None = None
+    # The record's Kafka headers, in order (batched bindings only: subscriptions drop them).
+    headers: Headers = ()
+
+    @property
+    def key_bytes(self) -> bytes | None:
+        """The record key as written to Kafka (`key` is its text or object-key form)."""
+        return self.coordinates.key
 
     @property
     def topic(self) -> str:

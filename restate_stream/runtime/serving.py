@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -14,11 +15,17 @@ from restate_stream._util.ports import LOOPBACK, accepts_connections, free_ports
 from restate_stream.runtime.publisher import close_publishers
 
 
-def without_lifespan_warnings(app: Any) -> Any:
+def without_lifespan_warnings(
+    app: Any,
+    *,
+    startup: Callable[[], Awaitable[None]] | None = None,
+    shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> Any:
     """Answer ASGI lifespan events for apps (like restate.app) that ignore them.
 
     hypercorn otherwise logs a lifespan error at every start; at shutdown the durable
-    publishers' producers are flushed and closed.
+    publishers' producers are flushed and closed. `startup`/`shutdown` run in each serving
+    process (the batched bindings' consumers start and stop there).
     """
 
     async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -28,9 +35,13 @@ def without_lifespan_warnings(app: Any) -> Any:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if startup is not None:
+                    await startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
+                    if shutdown is not None:
+                        await shutdown()
                     await close_publishers()  # flush what handlers produced before exiting
                 except Exception as exc:
                     await send({"type": "lifespan.shutdown.failed", "message": str(exc)})

@@ -1,0 +1,205 @@
+"""A consumer-group member for restate-stream's own delivery (batched bindings).
+
+confluent-kafka's Consumer blocks, so every call on it runs on one dedicated thread; asyncio
+code awaits them. Offsets are stored and committed only when the caller says so (never
+automatically). Rebalance callbacks run on that thread, inside `poll`: `on_revoke` gets the
+revoked partitions and returns offsets that are safe to commit before they go (everything
+before them was accepted downstream); they are committed synchronously, then given up.
+
+A `poll` during which the assignment changed returns nothing: records fetched before the
+change may sit next to records fetched after it in one result, and taking either could skip
+or reorder records. The partitions it returned records of are sought back to their committed
+offsets (or the start policy), so nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    OFFSET_INVALID,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+
+from connectors.logs import Config, client_properties
+
+log = logging.getLogger("connectors.group_consumer")
+
+
+@dataclass(frozen=True, slots=True)
+class PolledRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes | None], ...]:
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, dict) else raw
+    return tuple((k, v.encode() if isinstance(v, str) else v) for k, v in items)
+
+
+# partitions revoked -> {partition: next offset to commit} (may be empty)
+RevokeHandler = Callable[[list[int]], Mapping[int, int]]
+
+
+class GroupConsumer:
+    def __init__(
+        self,
+        config: Config,
+        topic: str,
+        group_id: str,
+        *,
+        start: str = "earliest",
+        on_revoke: RevokeHandler | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.group_id = group_id
+        self.start_at = start
+        self.on_revoke = on_revoke
+        self.properties = {
+            **client_properties(config),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": start,
+            **(properties or {}),
+        }
+        # Bumped by every revoke and assign: `poll` compares it before and after.
+        self.generation = 0
+        self.assigned: set[int] = set()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"kafka:{group_id}")
+        self._consumer: Consumer | None = None
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def start(self) -> None:
+        await self._call(self._start)
+
+    def _start(self) -> None:
+        self._consumer = Consumer(self.properties)
+        self._consumer.subscribe(
+            [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+        )
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.generation += 1
+        self.assigned = {tp.partition for tp in partitions}
+        log.info("%s: assigned %s%s", self.group_id, self.topic, sorted(self.assigned))
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.generation += 1
+        revoked = sorted(tp.partition for tp in partitions)
+        offsets = dict(self.on_revoke(revoked)) if self.on_revoke is not None else {}
+        if offsets:
+            try:
+                consumer.commit(offsets=self._topic_partitions(offsets), asynchronous=False)
+            except KafkaException as exc:  # the group moved on: the new owner re-reads them
+                log.warning("%s: commit on revoke failed: %s", self.group_id, exc)
+        self.assigned -= set(revoked)
+        log.info("%s: revoked %s%s", self.group_id, self.topic, revoked)
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost, not revoked: another member may own them already; committing could rewind it.
+        self.generation += 1
+        lost = sorted(tp.partition for tp in partitions)
+        if self.on_revoke is not None:
+            self.on_revoke(lost)
+        self.assigned -= set(lost)
+        log.warning("%s: lost %s%s", self.group_id, self.topic, lost)
+
+    def _topic_partitions(self, offsets: Mapping[int, int]) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())]
+
+    async def poll(self, max_records: int, timeout: float) -> list[PolledRecord]:
+        """Up to `max_records` records, waiting at most `timeout` seconds for the first."""
+        result: list[PolledRecord] = await self._call(self._poll, max_records, timeout)
+        return result
+
+    def _poll(self, max_records: int, timeout: float) -> list[PolledRecord]:
+        consumer = self._consumer
+        assert consumer is not None, "start() first"
+        generation = self.generation
+        messages = consumer.consume(max_records, timeout)
+        if self.generation != generation:
+            self._rewind({m.partition() or 0 for m in messages if m.error() is None})
+            return []
+        out: list[PolledRecord] = []
+        for m in messages:
+            error = m.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("%s: %s", self.group_id, error.str())
+                continue
+            kind, ts = m.timestamp()
+            out.append(
+                PolledRecord(
+                    m.topic() or self.topic,
+                    m.partition() or 0,
+                    m.offset() or 0,
+                    None if kind == TIMESTAMP_NOT_AVAILABLE else ts,
+                    m.key(),
+                    m.value(),
+                    _headers(m.headers()),
+                )
+            )
+        return out
+
+    def _rewind(self, partitions: set[int]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        owned = sorted(partitions & self.assigned)
+        if not owned:
+            return
+        committed = consumer.committed([TopicPartition(self.topic, p) for p in owned], timeout=10)
+        fallback = OFFSET_BEGINNING if self.start_at == "earliest" else OFFSET_END
+        for tp in committed:
+            offset = tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else fallback
+            consumer.seek(TopicPartition(self.topic, tp.partition, offset))
+        log.info(
+            "%s: assignment changed mid-poll; re-reading %s from committed", self.group_id, owned
+        )
+
+    async def commit(self, offsets: Mapping[int, int]) -> None:
+        """Commit {partition: next offset} (asynchronously: librdkafka sends them in order)."""
+        if offsets:
+            await self._call(self._commit, dict(offsets))
+
+    def _commit(self, offsets: dict[int, int]) -> None:
+        assert self._consumer is not None
+        try:
+            self._consumer.commit(offsets=self._topic_partitions(offsets), asynchronous=True)
+        except KafkaException as exc:  # e.g. no longer a member: the records are re-read
+            log.warning("%s: commit %s failed: %s", self.group_id, offsets, exc)
+
+    async def close(self) -> None:
+        """Leave the group (on_revoke runs one last time) and stop the thread."""
+        try:
+            await self._call(self._close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            consumer.close()

@@ -1,0 +1,251 @@
+"""The delivery side of a batched binding: Kafka group member -> Restate ingress sends.
+
+Per poll cycle, records are collected into a batch until it holds `max_records` or
+`max_wait` has passed since its first record; the batch is grouped by object key and each
+key's records (in read order: per partition, ascending offsets) become one invocation, a
+one-way send `POST {ingress}/{Service}/{key}/{handler}/send`. Sends of one key go one after
+another: the next is posted only once Restate accepted the previous (202), because Restate
+queues a key's invocations in arrival order, and that order is what makes the object's
+high-water check exact (docs/architecture.md, "Batched bindings: why exactly once"). A
+batch's offsets are committed once every send of it, and of every batch before it, was
+accepted. Batches are pipelined: the next one is read while sends are in flight, bounded by
+`max_batches_in_flight` and `max_concurrent_sends`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import httpx
+
+from connectors.group_consumer import GroupConsumer, PolledRecord
+from restate_stream.batch.wire import WireRecord, encode_batch
+from restate_stream.bindings import Binding
+from restate_stream.runtime.event import object_key_for
+
+log = logging.getLogger("restate_stream.batch")
+
+REVOKE_DRAIN_TIMEOUT = 10.0
+# A member that died (SIGKILL, OOM) holds its partitions until its session times out: 10 s
+# instead of librdkafka's 45 s, so its partitions move to a live worker sooner.
+CONSUMER_PROPERTIES = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_000}
+
+
+@dataclass
+class _Batch:
+    next_offsets: dict[int, int]  # partition -> offset after the batch's last record
+    sends: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def done(self) -> bool:
+        return all(t.done() and not t.cancelled() for t in self.sends)
+
+
+def idempotency_key(binding: str, key: str, records: list[PolledRecord]) -> str:
+    """Names exactly the records of one send: a resend of the same ones is one invocation.
+
+    The ranges (not just the first offset) are in it: a batch cut differently after a
+    restart must not be mistaken for the earlier, smaller one and dropped by Restate.
+    """
+    ranges: dict[tuple[str, int], list[int]] = {}
+    for r in records:
+        ranges.setdefault((r.topic, r.partition), []).append(r.offset)
+    parts = [f"{t}/{p}:{o[0]}-{o[-1]}:{len(o)}" for (t, p), o in sorted(ranges.items())]
+    digest = hashlib.sha256("\n".join([binding, key, *parts]).encode()).hexdigest()[:32]
+    return f"rs-batch-{digest}"
+
+
+class BatchDelivery:
+    def __init__(
+        self,
+        binding: Binding,
+        kafka: Mapping[str, str],
+        ingress_url: str,
+        *,
+        max_concurrent_sends: int = 64,
+        max_batches_in_flight: int = 8,
+    ) -> None:
+        assert binding.batch is not None, f"binding {binding.name} is not batched"
+        self.binding = binding
+        self.max_records = binding.batch.max_records
+        self.max_wait = binding.batch.max_wait.total_seconds()
+        self.kafka = dict(kafka)
+        self.ingress_url = ingress_url.rstrip("/")
+        self.max_batches_in_flight = max_batches_in_flight
+        self._send_slots = asyncio.Semaphore(max_concurrent_sends)
+        self._batches: deque[_Batch] = deque()
+        self._tails: dict[str, asyncio.Task[None]] = {}  # object key -> its latest send
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.delivered = 0  # records whose send Restate accepted (for logs and benchmarks)
+        self.first_dispatch: float | None = None  # perf_counter() at the first batch
+
+    # --- running --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; then finish what is in flight (bounded) and leave."""
+        self._loop = asyncio.get_running_loop()
+        b = self.binding
+        consumer = GroupConsumer(
+            self.kafka,
+            b.topic,
+            b.consumer_group,
+            start=b.start,
+            on_revoke=self._on_revoke,
+            properties=CONSUMER_PROPERTIES,
+        )
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(
+            base_url=self.ingress_url, timeout=30.0, limits=limits
+        ) as client:
+            self._client = client
+            await consumer.start()
+            log.info("binding %s: delivering %s to %s in batches", b.name, b.topic, b.sink)
+            try:
+                while not stop.is_set():
+                    records = await self._cut(consumer, stop)
+                    if records:
+                        self._dispatch(records)
+                    await consumer.commit(self._completed_offsets())
+                    while len(self._batches) >= self.max_batches_in_flight and not stop.is_set():
+                        await asyncio.wait(self._batches[0].sends, timeout=0.5)
+                        await consumer.commit(self._completed_offsets())
+            finally:
+                await consumer.close()  # runs on_revoke: drains and commits what was accepted
+                await self._abandon()
+
+    async def _cut(self, consumer: GroupConsumer, stop: asyncio.Event) -> list[PolledRecord]:
+        records: list[PolledRecord] = []
+        generation = consumer.generation
+        deadline: float | None = None
+        while len(records) < self.max_records and not stop.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            timeout = 0.2 if deadline is None else deadline - now
+            polled = await consumer.poll(self.max_records - len(records), timeout)
+            if consumer.generation != generation:
+                # Records read before a rebalance: the partitions' owner re-reads them.
+                records, generation, deadline = [], consumer.generation, None
+                continue
+            if polled and deadline is None:
+                deadline = time.monotonic() + self.max_wait
+            records.extend(polled)
+            if deadline is None and self._batches:
+                break  # idle: let the loop commit what completed
+        return records
+
+    def _dispatch(self, records: list[PolledRecord]) -> None:
+        if self.first_dispatch is None:
+            self.first_dispatch = time.perf_counter()
+        by_key: dict[str, list[PolledRecord]] = {}
+        next_offsets: dict[int, int] = {}
+        for r in records:
+            by_key.setdefault(object_key_for(r.key), []).append(r)
+            next_offsets[r.partition] = max(next_offsets.get(r.partition, 0), r.offset + 1)
+        batch = _Batch(next_offsets)
+        for key, group in by_key.items():
+            previous = self._tails.get(key)
+            task = asyncio.create_task(self._send(key, group, previous))
+            self._tails[key] = task
+            task.add_done_callback(functools.partial(self._forget_tail, key))
+            batch.sends.append(task)
+        self._batches.append(batch)
+
+    def _forget_tail(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._tails.get(key) is task:
+            del self._tails[key]
+
+    def _completed_offsets(self) -> dict[int, int]:
+        """Offsets of the leading batches whose sends were all accepted (removed from the queue)."""
+        offsets: dict[int, int] = {}
+        while self._batches and self._batches[0].done():
+            batch = self._batches.popleft()
+            for partition, offset in batch.next_offsets.items():
+                offsets[partition] = max(offsets.get(partition, 0), offset)
+        return offsets
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def _send(
+        self, key: str, records: list[PolledRecord], previous: asyncio.Task[None] | None
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])  # per-key FIFO: accepted before the next is posted
+        if previous is not None and previous.cancelled():
+            raise asyncio.CancelledError  # the chain was abandoned (rebalance, shutdown)
+        assert self._client is not None
+        b = self.binding
+        url = f"/{b.service}/{quote(key, safe='')}/{b.handler}/send"
+        body = encode_batch(
+            [
+                WireRecord(
+                    r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers
+                )
+                for r in records
+            ]
+        )
+        headers = {
+            "content-type": "application/json",
+            "idempotency-key": idempotency_key(b.name, key, records),
+        }
+        delay = 0.05
+        while True:
+            async with self._send_slots:
+                try:
+                    response = await self._client.post(url, content=body, headers=headers)
+                    if response.status_code in (200, 202):
+                        self.delivered += len(records)
+                        return
+                    problem = f"HTTP {response.status_code}: {response.text[:300]}"
+                except httpx.HTTPError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+            # Not accepted: retry the same send (same idempotency key) until it is; the key's
+            # later records wait, and nothing of this batch is committed meanwhile.
+            first = records[0]
+            log.warning(
+                "binding %s: send of %d records for key %r (%s[%d]@%d...) to %s%s not "
+                "accepted (%s); retrying in %.2fs",
+                b.name, len(records), key, first.topic, first.partition, first.offset,
+                self.ingress_url, url, problem, delay,
+            )  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # --- rebalances and shutdown ----------------------------------------------------------
+
+    def _on_revoke(self, partitions: list[int]) -> Mapping[int, int]:
+        """On the consumer's thread: drain in-flight sends (bounded), return what to commit."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return {}
+        future = asyncio.run_coroutine_threadsafe(self._drain(REVOKE_DRAIN_TIMEOUT), loop)
+        return future.result()
+
+    async def _drain(self, timeout: float) -> dict[int, int]:
+        sends = [t for batch in self._batches for t in batch.sends]
+        if sends:
+            await asyncio.wait(sends, timeout=timeout)
+        offsets = self._completed_offsets()
+        await self._abandon()  # the rest is re-read by the partitions' next owner
+        return offsets
+
+    async def _abandon(self) -> None:
+        """Cancel sends not accepted yet. One already posted may still be accepted later:
+        harmless, since it was posted after the key's earlier records were accepted."""
+        tasks = [t for batch in self._batches for t in batch.sends]
+        self._batches.clear()
+        self._tails.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,148 @@
+"""The object side of a batched binding: one invocation, many records of one key.
+
+Before the user's handler runs, records at or below the object's high-water offset for their
+source partition are dropped (they were applied by an earlier invocation: a redelivery), and
+each remaining record is decoded in the binding's format; one that cannot be decoded goes to
+the dead-letter topic alone. After the handler, the new high-water offsets are written in the
+same invocation, so they commit together with the handler's state changes. A TerminalError or
+exhausted retries dead-letter every record passed to the handler, and the high-water still
+advances: the key moves on. Dead-letter publishing is the unbatched bound handler's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import typing
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import restate
+from restate.server_context import DisconnectedException
+
+from restate_stream.batch.wire import WireError, WireRecord, decode_batch
+from restate_stream.bindings import Binding
+from restate_stream.runtime.bound import BoundHandler, _causes
+from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
+from restate_stream.runtime.formats import Codec, DecodeError, codec_for
+from restate_stream.runtime.publisher import Publisher
+
+log = logging.getLogger("restate_stream.batch")
+
+HIGH_WATER_PREFIX = "restate-stream.high-water/"
+# Sends carry idempotency keys; resends happen within seconds (before the offsets commit), and
+# a resend after this still changes nothing (the high-water drops it). Kept short because
+# Restate stores one entry per invocation.
+BATCH_IDEMPOTENCY_RETENTION = timedelta(hours=1)
+
+
+def high_water_state(binding: str) -> str:
+    """The state key of a binding's high-water offsets: {"topic/partition": offset}."""
+    return f"{HIGH_WATER_PREFIX}{binding}"
+
+
+def source_name(topic: str, partition: int) -> str:
+    return f"{topic}/{partition}"
+
+
+def batch_value_type(fn: Callable[..., Any]) -> tuple[bool, Any]:
+    """(whether the input is `list[KafkaEvent[T]]`, T) from the handler's input hint."""
+    params = list(inspect.signature(fn).parameters)
+    if len(params) < 2:
+        return False, None
+    hint = typing.get_type_hints(fn).get(params[1])
+    if typing.get_origin(hint) is not list:
+        return False, None
+    (item,) = typing.get_args(hint) or (None,)
+    if item is KafkaEvent:
+        return True, Any
+    if typing.get_origin(item) is KafkaEvent:
+        return True, typing.get_args(item)[0]
+    return False, None
+
+
+def _coordinates(r: WireRecord) -> KafkaCoordinates:
+    ts = datetime.fromtimestamp(r.timestamp_ms / 1000, tz=UTC) if r.timestamp_ms else None
+    return KafkaCoordinates(r.topic, r.partition, r.offset, ts, r.key, None)
+
+
+class BatchBoundHandler(BoundHandler):
+    """A bound handler whose input is a batch body and whose user function takes a list."""
+
+    async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
+        try:
+            records = decode_batch(raw)
+        except WireError as exc:
+            # Not a body restate-stream's consumer writes: fail visibly, change nothing.
+            raise restate.TerminalError(f"binding {self.binding.name}: {exc}") from None
+        state_key = high_water_state(self.binding.name)
+        high: dict[str, int] = await ctx.get(state_key) or {}
+        fresh = [r for r in records if r.offset > high.get(source_name(*r.source), -1)]
+        if len(fresh) < len(records):
+            log.info(
+                "binding %s, key %r: dropped %d of %d records at or below the high-water %s",
+                self.binding.name, ctx.key(), len(records) - len(fresh), len(records), high,
+            )  # fmt: skip
+        events: list[KafkaEvent[Any]] = []
+        for r in fresh:
+            coords = _coordinates(r)
+            value_bytes = r.value if r.value is not None else b""
+            try:
+                value, event_id, event_type = await self._decode(value_bytes)
+            except DecodeError as exc:
+                await self._dead_letter(
+                    ctx, coords, value_bytes, "DecodeError", str(exc), 1, redrive_of=None
+                )
+                continue
+            events.append(
+                KafkaEvent(value, ctx.key(), coords, value_bytes, event_id, event_type, r.headers)
+            )
+        if events:
+            await self._handle(ctx, events)
+        for r in fresh:
+            name = source_name(*r.source)
+            high[name] = max(high.get(name, -1), r.offset)
+        if fresh:
+            ctx.set(state_key, high)
+        return None
+
+    async def _handle(self, ctx: restate.ObjectContext, events: list[KafkaEvent[Any]]) -> None:
+        invocation = ctx.request().id
+        try:
+            await self.fn(ctx, events)
+        except DisconnectedException:
+            raise  # the attempt ended, not the handler
+        except Exception as exc:
+            terminal, internal = _causes(exc)
+            if internal:
+                raise
+            failures = self.attempts.failed(invocation)
+            if terminal is not None:
+                error_type, message = "TerminalError", terminal.message
+            elif self.max_attempts is None or failures < self.max_attempts:
+                raise  # Restate retries the whole invocation (the journal replays)
+            else:
+                error_type, message = "RetriesExhausted", f"{type(exc).__name__}: {exc}"
+            for event in events:
+                coords = event.coordinates
+                await self._dead_letter(
+                    ctx, coords, event.raw, error_type, message, failures, redrive_of=None
+                )
+        self.attempts.forget(invocation)
+
+
+def batch_handler(
+    binding: Binding, fn: Callable[[Any, Any], Awaitable[Any]], publisher: Publisher
+) -> BatchBoundHandler:
+    """The wrapper for `fn`, which must take `list[KafkaEvent[T]]` (ValueError otherwise)."""
+    is_list, value_type = batch_value_type(fn)
+    if not is_list:
+        raise ValueError(
+            f"binding {binding.name}: handler {binding.service}/{binding.handler} is batched, so "
+            "its input must be declared `events: list[KafkaEvent[T]]`"
+        )
+    codec: Codec = codec_for(
+        binding.format, value_type, binding.schema, binding.avro_wire, binding.schema_registry
+    )
+    return BatchBoundHandler(binding, fn, codec, publisher, wants_event=True)

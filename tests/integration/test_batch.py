@@ -1,0 +1,344 @@
+"""Batched bindings on the real engines: restate-stream's own consumer sends one invocation
+per key per batch through Restate's ingress; the object's high-water offsets make redelivery
+(after SIGKILLs, rebalances) change nothing twice; poison records are dead letters alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors import Record, TopicAdmin, produce_records
+from restate_stream._util.ports import free_ports
+from restate_stream.batch import BatchRunner
+from restate_stream.bindings import check_against_app, load_bindings
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.runtime.bound import bind, dead_letter_json
+from restate_stream.runtime.event import object_key_for
+from restate_stream.runtime.worker import WorkerProcess
+from restate_stream.stack import LocalStack
+from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
+from tests.integration import batch_app
+
+pytestmark = pytest.mark.engines
+REPO = Path(__file__).resolve().parents[2]
+
+
+def bindings_yaml(
+    stack: LocalStack, run: str, *, partitions: int, batch: str, extra: str = "", worker: str = ""
+) -> str:
+    return f"""\
+restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}
+kafka:
+  clusters:
+    c-{run}: {{bootstrap.servers: "{stack.bootstrap_servers}"}}
+topics:
+  items-{run}: {{cluster: c-{run}, partitions: {partitions}}}
+{worker}bindings:
+  - name: items-{run}
+    topic: items-{run}
+    handler: BatchLog/on_items
+    batch: {batch}
+{extra}"""
+
+
+async def applied(admin: AdminClient, run: str = "") -> dict[str, list[int]]:
+    """Applied sequence numbers by key, of this test's keys (they start with its run id)."""
+    state = await object_state(admin, "BatchLog", "seqs")
+    return {k: v for k, v in state.items() if k.startswith(run)}
+
+
+def total(state: dict[str, list[int]]) -> int:
+    return sum(len(v) for v in state.values())
+
+
+async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    tmp_path: Path,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    topic, dlq = f"items-{run}", f"items-{run}.dlq"
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        bindings_yaml(
+            stack,
+            run,
+            partitions=2,
+            batch="{max_records: 100, max_wait: 20ms}",
+            extra=f"    dead_letter: {dlq}\n",
+        )
+    )
+    spec = load_bindings(path)
+    check_against_app(spec, [batch_app.batch_log])
+    assert bind([batch_app.batch_log], spec) == ["BatchLog/on_items"]
+    admin = TopicAdmin(stack.bootstrap_servers)
+    admin.create_topic(topic, 2)
+    admin.create_topic(dlq, 1)
+
+    # 8 text keys and one key that is not UTF-8; every 13th record is not JSON; one record of
+    # key k3 makes the handler raise TerminalError (its whole invocation is dead-lettered).
+    binary_key = b"\xff\xfe" + run.encode()
+    keys: list[bytes] = [f"{run}-k{k}".encode() for k in range(8)] + [binary_key]
+    records: list[Record] = []
+    expected: dict[str, list[int]] = defaultdict(list)
+    poison_seqs: set[int] = set()
+    terminal_seq = 500
+    terminal_key = object_key_for(keys[500 % len(keys)])
+    for seq in range(1_800):
+        key = keys[seq % len(keys)]
+        tag = [("tag", f"t{seq}".encode())]
+        if seq % 13 == 0:
+            records.append(Record(key, b"{not json", headers=tag))
+            poison_seqs.add(seq)
+            continue
+        value: dict[str, Any] = {"seq": seq}
+        if seq == terminal_seq:
+            value["fail"] = "terminal"
+        records.append(Record(key, json.dumps(value), headers=tag))
+        expected[object_key_for(key)].append(seq)
+    # Keyless records: one object, key "" (documented in docs/architecture.md).
+    for seq in range(2_000, 2_005):
+        records.append(Record(None, json.dumps({"seq": seq})))
+        expected[""].append(seq)
+    produce_records(stack.bootstrap_servers, topic, records)
+    decodable = sum(len(v) for v in expected.values())
+
+    async with restate_app(batch_app.app):
+        runner = BatchRunner(spec)
+        await runner.start()
+        try:
+
+            async def progress() -> tuple[dict[str, list[int]], list[dict[str, Any]]]:
+                state = {k: v for k, v in (await applied(restate_admin)).items() if k in expected}
+                letters = [
+                    dead_letter_json(r.value or b"")
+                    for r in await topic_records(stack.bootstrap_servers, dlq)
+                ]
+                return state, letters
+
+            def settled(p: tuple[dict[str, list[int]], list[dict[str, Any]]]) -> bool:
+                state, letters = p
+                refused = [d for d in letters if d["error"]["type"] == "TerminalError"]
+                decode = [d for d in letters if d["error"]["type"] == "DecodeError"]
+                return total(state) + len(refused) >= decodable and len(decode) >= len(poison_seqs)
+
+            state, letters = await wait_until(
+                progress,
+                settled,
+                timeout=120,
+                describe=lambda p: f"{total(p[0])} applied, {len(p[1])} dead letters",
+            )
+            tags = await object_state(restate_admin, "BatchLog", "tags")
+        finally:
+            await runner.stop()
+            await drop_cluster(restate_admin, f"c-{run}")
+
+    decode_errors = [d for d in letters if d["error"]["type"] == "DecodeError"]
+    refused = [d for d in letters if d["error"]["type"] == "TerminalError"]
+    assert {d["value"] for d in decode_errors} == {"{not json"}
+    assert len(decode_errors) == len(poison_seqs)
+    # Each poison record alone, at its own offset; none twice.
+    assert len({(d["source"]["partition"], d["source"]["offset"]) for d in decode_errors}) == len(
+        poison_seqs
+    )
+    refused_seqs = [json.loads(d["value"])["seq"] for d in refused]
+    assert terminal_seq in refused_seqs
+    assert {d["key"] for d in refused} == {terminal_key}
+    for key, seqs in expected.items():
+        if key == terminal_key:
+            # The refused invocation's records are dead letters; the key moved on after them.
+            assert sorted(refused_seqs) == sorted(set(refused_seqs))
+            assert state[key] == [s for s in seqs if s not in refused_seqs]
+            assert state[key][-1] == seqs[-1]
+        elif key == "":
+            # Keyless records land on any partition: one object, ordered per partition only.
+            assert sorted(state[key]) == seqs
+        else:
+            assert state[key] == seqs, f"{key}: lost, repeated or reordered records"
+    binary_object = object_key_for(binary_key)
+    assert binary_object.startswith("b64:") and binary_object in state
+    assert tags[f"{run}-k1"] == [f"t{s}" for s in expected[f"{run}-k1"]]
+
+
+def kill_group(worker: WorkerProcess) -> None:
+    assert worker.process is not None
+    os.killpg(worker.process.pid, signal.SIGKILL)
+    worker.stop()  # reaps; the group is already gone
+
+
+class WorkerHarness:
+    def __init__(self, stack: LocalStack, tmp: Path, run: str, batch: str, processes: int) -> None:
+        self.stack, self.tmp, self.run = stack, tmp, run
+        self.port = free_ports(1)[0]
+        self.processes = processes
+        self.bindings = tmp / "bindings.yaml"
+        worker = (
+            f'worker: {{app: "tests.integration.batch_app:app", '
+            f'uri: "http://127.0.0.1:{self.port}", processes: {processes}}}\n'
+        )
+        self.bindings.write_text(
+            bindings_yaml(stack, run, partitions=4, batch=batch, worker=worker)
+        )
+        self.started = 0
+
+    def start(self, processes: int | None = None, port: int | None = None) -> WorkerProcess:
+        self.started += 1
+        worker = WorkerProcess(
+            "tests.integration.batch_app:app",
+            self.tmp / f"worker-{self.started}.log",
+            port=port or self.port,
+            processes=processes or self.processes,
+            cwd=REPO,
+            bindings=self.bindings,
+        )
+        worker.start(timeout=60)
+        return worker
+
+
+def produce_items(bootstrap: str, topic: str, run: str, seqs: range, keys: int) -> None:
+    produce_records(
+        bootstrap, topic, (Record(f"{run}-k{s % keys}", json.dumps({"seq": s})) for s in seqs)
+    )
+
+
+async def wait_exact(
+    admin: AdminClient,
+    stack: LocalStack,
+    group: str,
+    run: str,
+    expected: dict[str, list[int]],
+) -> dict[str, list[int]]:
+    """State once every record is applied and the group committed to the end of the topic."""
+    want = sum(len(v) for v in expected.values())
+    topic = f"items-{run}"
+    await wait_until(
+        lambda: applied(admin, run),
+        lambda s: total(s) >= want,
+        timeout=300,
+        interval=1.0,
+        describe=lambda s: f"{total(s)}/{want} applied",
+    )
+    kafka = TopicAdmin(stack.bootstrap_servers)
+
+    async def lag() -> int:
+        return sum(p.lag for p in await asyncio.to_thread(kafka.group_lag, group, topic))
+
+    await wait_until(lag, lambda n: n == 0, timeout=300, describe=lambda n: f"lag {n}")
+    return await applied(admin, run)
+
+
+async def test_batch_binding_exactly_once_through_two_sigkills(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    records, keys = 50_000, 200
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    topic = f"items-{run}"
+    h = WorkerHarness(stack, tmp_path, run, "{max_records: 500, max_wait: 20ms}", processes=1)
+    spec = load_bindings(h.bindings)
+    expected: dict[str, list[int]] = defaultdict(list)
+    for s in range(records):
+        expected[f"{run}-k{s % keys}"].append(s)
+
+    TopicAdmin(stack.bootstrap_servers).create_topic(topic, 4)
+    await asyncio.to_thread(produce_items, stack.bootstrap_servers, topic, run, range(20_000), keys)
+    worker = h.start()
+    try:
+        _, report = await apply_bindings(spec, restate_admin)
+        assert report.ok, report.render()
+        assert not await restate_admin.list_subscriptions() or all(
+            f"c-{run}" not in s.source for s in await restate_admin.list_subscriptions()
+        ), "a batched binding must have no Restate subscription"
+        for kill_at, more in ((5_000, range(20_000, records)), (30_000, range(0))):
+            await wait_until(
+                lambda: applied(restate_admin, run),
+                lambda s, n=kill_at: total(s) >= n,  # type: ignore[misc]
+                timeout=240,
+                interval=0.2,
+                describe=lambda s: f"{total(s)} applied",
+            )
+            kill_group(worker)
+            if more:
+                await asyncio.to_thread(
+                    produce_items, stack.bootstrap_servers, topic, run, more, keys
+                )
+            worker = h.start()
+        final = await wait_exact(
+            restate_admin, stack, spec.bindings[0].consumer_group, run, expected
+        )
+    finally:
+        worker.stop()
+        await drop_cluster(restate_admin, f"c-{run}")
+    assert h.started == 3
+    assert len(final) == keys
+    for key, seqs in expected.items():
+        assert final[key] == seqs, f"{key}: lost, repeated or reordered records"
+
+
+async def test_batch_binding_exactly_once_across_rebalances(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    """A worker of two processes; a second worker joins the group mid-stream (rebalance) and
+    later leaves it (rebalance again); every key's state is exactly what was produced."""
+    records, keys = 30_000, 200
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    topic = f"items-{run}"
+    h = WorkerHarness(stack, tmp_path, run, "{max_records: 300, max_wait: 20ms}", processes=2)
+    spec = load_bindings(h.bindings)
+    group = spec.bindings[0].consumer_group
+    expected: dict[str, list[int]] = defaultdict(list)
+    for s in range(records):
+        expected[f"{run}-k{s % keys}"].append(s)
+
+    kafka = TopicAdmin(stack.bootstrap_servers)
+    kafka.create_topic(topic, 4)
+    half = records // 2
+    await asyncio.to_thread(produce_items, stack.bootstrap_servers, topic, run, range(half), keys)
+    first = h.start()
+    second: WorkerProcess | None = None
+    try:
+        _, report = await apply_bindings(spec, restate_admin)
+        assert report.ok, report.render()
+        await wait_until(
+            lambda: applied(restate_admin, run),
+            lambda s: total(s) >= 3_000,
+            timeout=240,
+            describe=lambda s: f"{total(s)} applied",
+        )
+        # Not registered with Restate: it only joins the group (its sends go to the ingress).
+        second = h.start(processes=1, port=free_ports(1)[0])
+        await asyncio.to_thread(
+            produce_items, stack.bootstrap_servers, topic, run, range(half, records), keys
+        )
+        await wait_until(
+            lambda: applied(restate_admin, run),
+            lambda s: total(s) >= half + 3_000,
+            timeout=240,
+            describe=lambda s: f"{total(s)} applied",
+        )
+        second.stop()  # leaves the group: its partitions move back mid-stream
+        final = await wait_exact(restate_admin, stack, group, run, expected)
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
+        await drop_cluster(restate_admin, f"c-{run}")
+    assert len(final) == keys
+    for key, seqs in expected.items():
+        assert final[key] == seqs, f"{key}: lost, repeated or reordered records"
+    # Both workers delivered: the second one's log shows it was assigned partitions.
+    assert "assigned" in (tmp_path / "worker-2.log").read_text()

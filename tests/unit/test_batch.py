@@ -1,0 +1,170 @@
+"""Batched bindings without engines: the wire body, object keys, idempotency keys, the
+`batch:` field's validation, the app check and the plan (no subscription)."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import restate
+
+from connectors.group_consumer import PolledRecord
+from restate_stream.batch import (
+    BatchSpec,
+    WireError,
+    WireRecord,
+    decode_batch,
+    encode_batch,
+    idempotency_key,
+)
+from restate_stream.bindings import BindingsError, check_against_app, parse_bindings
+from restate_stream.control.admin import Subscription
+from restate_stream.control.plan import (
+    CreateSubscription,
+    DeleteSubscription,
+    LiveState,
+    compute_plan,
+)
+from restate_stream.runtime.event import KafkaEvent, object_key_for
+
+FILE = Path("conf/bindings.yaml")
+
+
+def parse(text: str) -> Any:
+    return parse_bindings(textwrap.dedent(text), FILE, {})
+
+
+BATCHED = """\
+kafka:
+  clusters:
+    local: {bootstrap.servers: "127.0.0.1:9092"}
+bindings:
+  - name: clicks
+    topic: clicks
+    handler: Clicks/on_clicks
+    batch: {max_records: 500, max_wait: 50ms}
+"""
+
+
+def test_wire_round_trip_keeps_bytes_headers_and_nulls() -> None:
+    records = [
+        WireRecord("t", 0, 7, 1_700_000_000_000, b"\xff\xfe", b'{"a":1}', (("h", b"\x00"),)),
+        WireRecord("t", 1, 8, None, None, None, (("empty", None),)),
+    ]
+    assert decode_batch(encode_batch(records)) == records
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "not JSON"),
+        (b'{"v": 2, "records": []}', '"v": 1'),
+        (b'{"v": 1, "records": [{"t": "x", "p": 0}]}', "records[0]"),
+        (b'{"v": 1, "records": [{"t": "x", "p": 0, "o": 1, "v": "%%"}]}', "records[0].v"),
+    ],
+)
+def test_malformed_bodies_name_the_problem(body: bytes, message: str) -> None:
+    with pytest.raises(WireError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        decode_batch(body)
+
+
+def test_object_keys_are_injective_and_text_keys_stay_readable() -> None:
+    assert object_key_for(b"user-1") == "user-1"
+    assert object_key_for(None) == ""
+    binary = object_key_for(b"\xff\xfe")
+    assert binary == "b64://4="
+    # A text key that looks like an encoded one is encoded too, so the two never collide.
+    assert object_key_for(b"b64://4=") not in (binary, "b64://4=")
+    assert object_key_for(b"b64://4=").startswith("b64:")
+
+
+def _polled(partition: int, offsets: list[int]) -> list[PolledRecord]:
+    return [PolledRecord("t", partition, o, None, b"k", b"v", ()) for o in offsets]
+
+
+def test_idempotency_key_names_exactly_the_records_of_a_send() -> None:
+    first = idempotency_key("b", "k", _polled(0, [10, 11]))
+    assert first == idempotency_key("b", "k", _polled(0, [10, 11]))
+    # Cut differently after a restart: same first offset, more records -> another key.
+    assert first != idempotency_key("b", "k", _polled(0, [10, 11, 12]))
+    assert first != idempotency_key("b", "other", _polled(0, [10, 11]))
+    assert first != idempotency_key("b", "k", _polled(1, [10, 11]))
+
+
+def test_batch_field_is_read() -> None:
+    (binding,) = parse(BATCHED).bindings
+    assert binding.batch == BatchSpec(max_records=500, max_wait=timedelta(milliseconds=50))
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        ("{max_records: 0, max_wait: 50ms}", "8:26: bindings[0].batch.max_records: expected an"),
+        ("{max_records: 200000}", "8:26: bindings[0].batch.max_records: expected at most"),
+        ("{max_wait: 5m}", "8:23: bindings[0].batch.max_wait: expected at most 60s"),
+        ("{max_wait: 50}", "8:23: bindings[0].batch.max_wait: expected a duration"),
+        ("{size: 5}", "8:13: bindings[0].batch.size: unknown key 'size'"),
+    ],
+)
+def test_batch_limits_are_checked_with_file_and_line(batch: str, expected: str) -> None:
+    text = BATCHED.replace("{max_records: 500, max_wait: 50ms}", batch)
+    with pytest.raises(BindingsError) as raised:
+        parse(text)
+    assert f"conf/bindings.yaml:{expected}" in str(raised.value)
+
+
+def test_batch_with_dedupe_or_subscription_options_is_refused() -> None:
+    text = BATCHED + "    dedupe: true\n    options: {fetch.max.bytes: '1'}\n"
+    with pytest.raises(BindingsError) as raised:
+        parse(text)
+    message = str(raised.value)
+    assert "bindings[0].dedupe: dedupe is not available on a batched binding" in message
+    assert "bindings[0].options: a batched binding has no Restate subscription" in message
+
+
+clicks = restate.VirtualObject("Clicks")
+
+
+@clicks.handler()
+async def on_clicks(ctx: restate.ObjectContext, events: list[KafkaEvent[dict[str, Any]]]) -> None:
+    return None
+
+
+@clicks.handler()
+async def on_click(ctx: restate.ObjectContext, event: KafkaEvent[dict[str, Any]]) -> None:
+    return None
+
+
+@clicks.handler(kind="shared")
+async def peek(ctx: restate.ObjectSharedContext, events: list[KafkaEvent[Any]]) -> None:
+    return None
+
+
+def test_app_check_wants_an_exclusive_object_handler_taking_a_list() -> None:
+    check_against_app(parse(BATCHED), [clicks])  # fine
+    for handler, message in (
+        ("on_click", "batch needs 'Clicks/on_click' to take `events: list[KafkaEvent[T]]`"),
+        ("peek", "batch needs an exclusive virtual object handler; 'Clicks/peek' is shared"),
+    ):
+        spec = parse(BATCHED.replace("Clicks/on_clicks", f"Clicks/{handler}"))
+        with pytest.raises(BindingsError) as raised:
+            check_against_app(spec, [clicks])
+        assert f"conf/bindings.yaml:8:12: bindings[0].batch: {message}" in str(raised.value)
+
+
+def test_plan_creates_no_subscription_and_removes_an_unbatched_one() -> None:
+    spec = parse(BATCHED)
+    group = spec.bindings[0].consumer_group
+    empty = LiveState({}, [], [], {}, set())
+    assert not [c for c in compute_plan(spec, empty).changes if isinstance(c, CreateSubscription)]
+    old = Subscription(
+        "sub_1", "kafka://local/clicks", "service://Clicks/on_clicks", {"group.id": group}
+    )
+    live = LiveState({}, [old], [], {}, {"Clicks/on_clicks"})
+    changes = compute_plan(spec, live).changes
+    deletes = [c for c in changes if isinstance(c, DeleteSubscription)]
+    assert [d.id for d in deletes] == ["sub_1"]
+    assert not [c for c in changes if isinstance(c, CreateSubscription)]
