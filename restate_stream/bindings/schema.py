@@ -92,7 +92,8 @@ def _url(text: str) -> str:
 
 def _duration(value: Any) -> Any:
     # A unit is required: a bare 100 read as seconds, when 100ms was meant, is a silent 1000x.
-    duration = parse_duration(value)
+    # (A timedelta comes from code building a spec, not from YAML.)
+    duration = value if isinstance(value, timedelta) else parse_duration(value)
     if duration is None or duration <= timedelta(0):
         raise ValueError("not a duration")
     return duration
