@@ -13,6 +13,7 @@ from restate_stream.testing.helpers import (
     produce_json,
     serve_app,
     topic_records,
+    wait_exit,
     wait_until,
 )
 from restate_stream.testing.memory import (
@@ -41,5 +42,6 @@ __all__ = [
     "run_cli",
     "serve_app",
     "topic_records",
+    "wait_exit",
     "wait_until",
 ]

@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 
 from connectors import Record, produce_records
 from connectors.consume import ConsumedRecord, end_offsets, read_topic
-from restate_stream._util.poll import apoll
+from restate_stream._util.poll import PollTimeout, apoll, poll
 from restate_stream.control.admin import AdminClient, Deployment, sql_literal
 from restate_stream.runtime.serving import BackgroundAppServer
+from restate_stream.runtime.worker import WorkerProcess
 
 T = TypeVar("T")
 
@@ -96,3 +97,16 @@ async def drop_cluster(admin: AdminClient, cluster: str) -> None:
             await admin.delete_subscription(sub.id)
     if await admin.get_kafka_cluster(cluster) is not None:
         await admin.delete_kafka_cluster(cluster, force=True)
+
+
+def wait_exit(worker: WorkerProcess, timeout: float = 60.0) -> int | None:
+    """The exit status of a started worker once it has exited, or None if it still runs
+    after `timeout` seconds (for a worker expected to die by itself, e.g. a fault hook)."""
+    process = worker.process
+    if process is None:
+        raise ValueError(f"worker {worker.uri} was never started")
+    try:
+        poll(lambda: not process.running(), what=f"worker {worker.uri} to exit", timeout=timeout)
+    except PollTimeout:
+        return None
+    return process.returncode

@@ -26,7 +26,14 @@ from restate_stream.control.status import BindingStatus, binding_statuses
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
+from restate_stream.testing import (
+    ServedApp,
+    bindings_yaml,
+    drop_cluster,
+    object_state,
+    topic_records,
+    wait_until,
+)
 from tests.integration import poison_app
 
 pytestmark = pytest.mark.engines
@@ -46,19 +53,19 @@ async def test_blocked_partition_is_named_and_unblocked(
     bootstrap = restate_stream_stack.bootstrap_servers
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        f"""\
-restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
-kafka:
-  clusters:
-    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  {topic}: {{cluster: {cluster}, partitions: 2}}
-bindings:
-  - name: orders
-    topic: {topic}
-    handler: PoisonSink/consume
-    dead_letter: {dlq}
-"""
+        bindings_yaml(
+            admin_url=restate_stream_stack.admin_url,
+            clusters={cluster: bootstrap},
+            topics={topic: {"cluster": cluster, "partitions": 2}},
+            bindings=[
+                {
+                    "name": "orders",
+                    "topic": topic,
+                    "handler": "PoisonSink/consume",
+                    "dead_letter": dlq,
+                }
+            ],
+        )
     )
     spec = load_bindings(path)
     assert bind([poison_app.sink], spec) == ["PoisonSink/consume"]

@@ -15,7 +15,6 @@ import pytest
 
 from connectors import TopicAdmin
 from connectors.consume import end_offsets, read_topic
-from restate_stream import testing
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
@@ -24,21 +23,17 @@ from restate_stream.runtime.bound import bind
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
     ServedApp,
+    bindings_yaml,
     drop_cluster,
     object_state,
     produce_json,
+    run_cli,
     topic_records,
     wait_until,
 )
 from tests.integration import redrive_app
 
 pytestmark = pytest.mark.engines
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return testing.run_cli(*args, cwd=REPO)
 
 
 def outcomes(stdout: str) -> Counter[str]:
@@ -64,21 +59,20 @@ async def test_redrive_sends_each_source_record_once_until_it_is_resolved(
     bootstrap = restate_stream_stack.bootstrap_servers
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        f"""\
-restate:
-  admin_url: "{restate_stream_stack.admin_url}"
-  ingress_url: "{restate_stream_stack.ingress_url}"
-kafka:
-  clusters:
-    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  {topic}: {{cluster: {cluster}, partitions: 2}}
-bindings:
-  - name: sink
-    topic: {topic}
-    handler: RedriveSink/consume
-    dead_letter: {dlq}
-"""
+        bindings_yaml(
+            admin_url=restate_stream_stack.admin_url,
+            ingress_url=restate_stream_stack.ingress_url,
+            clusters={cluster: bootstrap},
+            topics={topic: {"cluster": cluster, "partitions": 2}},
+            bindings=[
+                {
+                    "name": "sink",
+                    "topic": topic,
+                    "handler": "RedriveSink/consume",
+                    "dead_letter": dlq,
+                }
+            ],
+        )
     )
     redrive_app.POISON_FAILS = True
     spec = load_bindings(path)
@@ -165,10 +159,6 @@ bindings:
     assert (status.dead_letters, status.dead_letters_resolved) == (0, len(poison))
 
 
-def write_bindings(path: Path, cluster: str, bootstrap: str) -> None:
-    path.write_text(f'kafka:\n  clusters:\n    {cluster}: {{bootstrap.servers: "{bootstrap}"}}\n')
-
-
 async def test_publish_file_produces_every_line_with_its_key(
     restate_stream_stack: LocalStack, tmp_path: Path
 ) -> None:
@@ -176,7 +166,7 @@ async def test_publish_file_produces_every_line_with_its_key(
     topic, bootstrap = f"publish-{run}", restate_stream_stack.bootstrap_servers
     TopicAdmin(bootstrap).create_topic(topic, partitions=3)
     bindings = tmp_path / "bindings.yaml"
-    write_bindings(bindings, f"p-{run}", bootstrap)
+    bindings.write_text(bindings_yaml(clusters={f"p-{run}": bootstrap}))
     records = tmp_path / "records.jsonl"
     records.write_text(
         "".join(json.dumps({"key": f"käy-{i % 7}", "value": {"n": i}}) + "\n" for i in range(500))
@@ -212,7 +202,7 @@ def test_publish_rejects_bad_lines_and_sends_nothing(
     topic, bootstrap = f"publish-bad-{run}", restate_stream_stack.bootstrap_servers
     TopicAdmin(bootstrap).create_topic(topic, partitions=2)
     bindings = tmp_path / "bindings.yaml"
-    write_bindings(bindings, f"p-{run}", bootstrap)
+    bindings.write_text(bindings_yaml(clusters={f"p-{run}": bootstrap}))
     records = tmp_path / "records.jsonl"
     records.write_text(
         '{"key": "a", "value": 1}\n'

@@ -21,7 +21,14 @@ from restate_stream.control.apply import apply_bindings
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
+from restate_stream.testing import (
+    ServedApp,
+    bindings_yaml,
+    drop_cluster,
+    object_state,
+    topic_records,
+    wait_until,
+)
 from tests.integration import formats_app
 
 pytestmark = pytest.mark.engines
@@ -43,35 +50,39 @@ async def test_avro_both_wires_and_typed_json(
     bootstrap = restate_stream_stack.bootstrap_servers
     cluster = f"c-{run}"
     path = tmp_path / "bindings.yaml"
+    avro = {"format": "avro", "schema": SCHEMA}
     path.write_text(
-        f"""\
-restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
-kafka:
-  clusters:
-    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  plain-{run}: {{cluster: {cluster}, partitions: 1}}
-  confluent-{run}: {{cluster: {cluster}, partitions: 1}}
-  json-{run}: {{cluster: {cluster}, partitions: 1}}
-bindings:
-  - name: plain-{run}
-    topic: plain-{run}
-    handler: FormatSink/avro_plain
-    format: avro
-    schema: {SCHEMA}
-    dead_letter: dlq-{run}
-  - name: confluent-{run}
-    topic: confluent-{run}
-    handler: FormatSink/avro_confluent
-    format: avro
-    avro_wire: confluent
-    schema: {SCHEMA}
-    dead_letter: dlq-{run}
-  - name: json-{run}
-    topic: json-{run}
-    handler: FormatSink/typed_json
-    dead_letter: dlq-{run}
-"""
+        bindings_yaml(
+            admin_url=restate_stream_stack.admin_url,
+            clusters={cluster: bootstrap},
+            topics={
+                f"{name}-{run}": {"cluster": cluster, "partitions": 1}
+                for name in ("plain", "confluent", "json")
+            },
+            bindings=[
+                {
+                    "name": f"plain-{run}",
+                    "topic": f"plain-{run}",
+                    "handler": "FormatSink/avro_plain",
+                    **avro,
+                    "dead_letter": f"dlq-{run}",
+                },
+                {
+                    "name": f"confluent-{run}",
+                    "topic": f"confluent-{run}",
+                    "handler": "FormatSink/avro_confluent",
+                    **avro,
+                    "avro_wire": "confluent",
+                    "dead_letter": f"dlq-{run}",
+                },
+                {
+                    "name": f"json-{run}",
+                    "topic": f"json-{run}",
+                    "handler": "FormatSink/typed_json",
+                    "dead_letter": f"dlq-{run}",
+                },
+            ],
+        )
     )
     spec = load_bindings(path)
     bind([formats_app.sink], spec)
@@ -176,23 +187,23 @@ async def test_confluent_wire_resolves_writer_schemas_through_a_registry(
     cluster, topic = f"c-{run}", f"registry-{run}"
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        f"""\
-restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
-kafka:
-  clusters:
-    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  {topic}: {{cluster: {cluster}, partitions: 1}}
-bindings:
-  - name: {topic}
-    topic: {topic}
-    handler: FormatSink/avro_confluent
-    format: avro
-    avro_wire: confluent
-    schema: {SCHEMA}
-    schema_registry: http://127.0.0.1:{registry.server_address[1]}
-    dead_letter: dlq-{run}
-"""
+        bindings_yaml(
+            admin_url=restate_stream_stack.admin_url,
+            clusters={cluster: bootstrap},
+            topics={topic: {"cluster": cluster, "partitions": 1}},
+            bindings=[
+                {
+                    "name": topic,
+                    "topic": topic,
+                    "handler": "FormatSink/avro_confluent",
+                    "format": "avro",
+                    "avro_wire": "confluent",
+                    "schema": SCHEMA,
+                    "schema_registry": f"http://127.0.0.1:{registry.server_address[1]}",
+                    "dead_letter": f"dlq-{run}",
+                }
+            ],
+        )
     )
     spec = load_bindings(path)
     bind([formats_app.sink], spec)
