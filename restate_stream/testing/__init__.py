@@ -1,5 +1,6 @@
 """Test support: the engines, an in-process app server registered with Restate, state polling,
-an in-memory context and publisher for engine-free handler tests, bindings files, the CLI.
+an in-memory context and publisher for engine-free handler tests, bindings files, the CLI,
+a Schema Registry stand-in.
 
 The fixtures live in `restate_stream.testing.pytest_plugin`, which pytest loads by itself
 once restate-stream is installed.
@@ -24,12 +25,14 @@ from restate_stream.testing.memory import (
     invoke,
     kafka_headers,
 )
+from restate_stream.testing.registry import SchemaRegistryStub
 
 __all__ = [
     "CLI",
     "LineReader",
     "MemoryContext",
     "MemoryPublisher",
+    "SchemaRegistryStub",
     "Sent",
     "ServedApp",
     "as_context",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -22,6 +20,7 @@ from restate_stream.runtime.bound import bind
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
+    SchemaRegistryStub,
     ServedApp,
     bindings_yaml,
     drop_cluster,
@@ -145,30 +144,6 @@ async def test_avro_both_wires_and_typed_json(
     assert "does not match Payment" in by_topic[f"json-{run}"]["error"]["message"]
 
 
-class _Registry(BaseHTTPRequestHandler):
-    """The one Schema Registry call decoding needs: GET /schemas/ids/{id}."""
-
-    schemas: ClassVar[dict[int, dict[str, Any]]] = {}
-    requests: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        schema_id = int(self.path.rsplit("/", 1)[-1])
-        if schema_id in self.schemas:
-            body, status = {"schema": json.dumps(self.schemas[schema_id])}, 200
-        else:
-            body, status = {"error_code": 40403, "message": f"Schema {schema_id} not found"}, 404
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 async def test_confluent_wire_resolves_writer_schemas_through_a_registry(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
@@ -178,10 +153,8 @@ async def test_confluent_wire_resolves_writer_schemas_through_a_registry(
     # The producer wrote with a newer schema (an extra field) registered as id 42.
     writer = json.loads(SCHEMA.read_text())
     writer["fields"].append({"name": "note", "type": "string", "default": ""})
-    _Registry.schemas = {42: writer}
-    _Registry.requests = []
-    registry = ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
-    threading.Thread(target=registry.serve_forever, daemon=True).start()
+    registry = SchemaRegistryStub({42: writer})
+    registry.start()
     run = uuid.uuid4().hex[:8]
     bootstrap = restate_stream_stack.bootstrap_servers
     cluster, topic = f"c-{run}", f"registry-{run}"
@@ -199,7 +172,7 @@ async def test_confluent_wire_resolves_writer_schemas_through_a_registry(
                     "format": "avro",
                     "avro_wire": "confluent",
                     "schema": SCHEMA,
-                    "schema_registry": f"http://127.0.0.1:{registry.server_address[1]}",
+                    "schema_registry": registry.url,
                     "dead_letter": f"dlq-{run}",
                 }
             ],
@@ -231,7 +204,7 @@ async def test_confluent_wire_resolves_writer_schemas_through_a_registry(
             [letter] = await topic_records(bootstrap, f"dlq-{run}", at_least=1)
             await drop_cluster(restate_admin, cluster)
     finally:
-        registry.shutdown()
+        registry.stop()
 
     # Read with the binding's (older) schema: the extra field is dropped, nothing is lost.
     assert got == [
@@ -239,4 +212,4 @@ async def test_confluent_wire_resolves_writer_schemas_through_a_registry(
     ]
     error = parse_record(letter.value or b"").to_json()["error"]
     assert error["type"] == "DecodeError" and "unknown schema id 99" in error["message"]
-    assert _Registry.requests.count("/schemas/ids/42") == 1, "ids are looked up once, then cached"
+    assert registry.requests.count("/schemas/ids/42") == 1, "ids are looked up once, then cached"
