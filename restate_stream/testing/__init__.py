@@ -8,6 +8,7 @@ once restate-stream is installed.
 
 from restate_stream.testing.files import CLI, LineReader, bindings_yaml, run_cli
 from restate_stream.testing.helpers import (
+    RestateApp,
     ServedApp,
     drop_cluster,
     object_state,
@@ -32,6 +33,7 @@ __all__ = [
     "LineReader",
     "MemoryContext",
     "MemoryPublisher",
+    "RestateApp",
     "SchemaRegistryStub",
     "Sent",
     "ServedApp",

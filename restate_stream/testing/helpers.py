@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from connectors import Record, produce_records
 from connectors.consume import ConsumedRecord, end_offsets, read_topic
@@ -27,6 +27,10 @@ class ServedApp:
     @property
     def uri(self) -> str:
         return self.server.uri
+
+
+RestateApp: TypeAlias = Callable[[Any], AbstractAsyncContextManager[ServedApp]]
+"""The `restate_app` fixture: `async with restate_app(app) as served:` serves and registers."""
 
 
 @asynccontextmanager

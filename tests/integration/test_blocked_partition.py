@@ -8,8 +8,6 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from restate_stream.runtime.bound import bind
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
-    ServedApp,
+    RestateApp,
     bindings_yaml,
     drop_cluster,
     object_state,
@@ -44,7 +42,7 @@ BAD_KEY = b"\xff\xfe"
 async def test_blocked_partition_is_named_and_unblocked(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from restate_stream.runtime.bound import bind
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
-    ServedApp,
+    RestateApp,
     bindings_yaml,
     drop_cluster,
     object_state,
@@ -37,7 +35,7 @@ pytestmark = pytest.mark.engines
 async def test_poison_mix_goes_to_dead_letters_and_keys_keep_flowing(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     run = uuid.uuid4().hex[:8]
@@ -137,7 +135,7 @@ async def test_poison_mix_goes_to_dead_letters_and_keys_keep_flowing(
 async def test_a_refused_dead_letter_blocks_the_key_instead_of_losing_the_record(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     """The dead-letter topic refuses the record (too large): the invocation keeps retrying,

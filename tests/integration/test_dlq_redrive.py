@@ -6,8 +6,6 @@ import json
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from restate_stream.control.status import binding_statuses
 from restate_stream.runtime.bound import bind
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
-    ServedApp,
+    RestateApp,
     bindings_yaml,
     drop_cluster,
     object_state,
@@ -48,7 +46,7 @@ def outcomes(stdout: str) -> Counter[str]:
 async def test_redrive_sends_each_source_record_once_until_it_is_resolved(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     """Two poison records, redriven twice while they still fail: two entries with three

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,8 @@ from restate_stream.runtime.bound import bind
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
+    RestateApp,
     SchemaRegistryStub,
-    ServedApp,
     bindings_yaml,
     drop_cluster,
     object_state,
@@ -42,7 +40,7 @@ OTHER_SCHEMA = {
 async def test_avro_both_wires_and_typed_json(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     run = uuid.uuid4().hex[:8]
@@ -147,7 +145,7 @@ async def test_avro_both_wires_and_typed_json(
 async def test_confluent_wire_resolves_writer_schemas_through_a_registry(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     # The producer wrote with a newer schema (an extra field) registered as id 42.

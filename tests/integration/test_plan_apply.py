@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from restate_stream.control.plan import Plan, compute_plan, fetch_live
 from restate_stream.control.status import binding_statuses
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
-    ServedApp,
+    RestateApp,
     bindings_yaml,
     drop_cluster,
     object_state,
@@ -104,7 +103,7 @@ class Scenario:
 async def scenario(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Scenario]:
@@ -224,7 +223,7 @@ async def test_prune_only_with_the_flag(scenario: Scenario) -> None:
 
 async def test_failed_apply_reports_and_rerun_completes(
     scenario: Scenario,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
 ) -> None:
     late_binding = {
         "name": f"{scenario.topic}-late",
