@@ -6,7 +6,6 @@ import json
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 
@@ -14,8 +13,12 @@ class SchemaRegistryStub:
     """Answers the one call decoding needs, GET /schemas/ids/{id}, from `schemas`; unknown
     ids get the registry's 404. `requests` lists the paths asked for, in order.
 
-        with SchemaRegistryStub({7: schema}) as registry:
+        registry = SchemaRegistryStub({7: schema})
+        registry.start()
+        try:
             ... registry.url ...
+        finally:
+            registry.stop()
     """
 
     def __init__(self, schemas: Mapping[int, Mapping[str, Any]]) -> None:
@@ -35,18 +38,6 @@ class SchemaRegistryStub:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
-
-    def __enter__(self) -> SchemaRegistryStub:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self

@@ -203,8 +203,9 @@ async def test_a_registry_lookup_runs_off_the_event_loop_and_unknown_ids_dead_le
         return original(self, schema_id)
 
     monkeypatch.setattr(SchemaRegistryClient, "schema_by_id", schema_by_id)
-    # A Schema Registry that knows schema id 7 only.
-    with SchemaRegistryStub({7: json.loads(SCHEMA.read_text())}) as registry:
+    registry = SchemaRegistryStub({7: json.loads(SCHEMA.read_text())})  # knows id 7 only
+    registry.start()
+    try:
         obj, seen = recorder()
         publisher = MemoryPublisher()
         url = registry.url
@@ -216,6 +217,8 @@ async def test_a_registry_lookup_runs_off_the_event_loop_and_unknown_ids_dead_le
         [sent] = publisher.sent
         assert sent.value["error"]["type"] == "DecodeError"
         assert "unknown schema id 99" in sent.value["error"]["message"]
+    finally:
+        registry.stop()
 
 
 async def test_a_registry_outage_is_retried_not_dead_lettered() -> None:
