@@ -1,5 +1,6 @@
 """Test support: the engines, an in-process app server registered with Restate, state polling,
-an in-memory context and publisher for engine-free handler tests, bindings files, the CLI.
+an in-memory context and publisher for engine-free handler tests, bindings files, the CLI,
+a Schema Registry stand-in.
 
 The fixtures live in `restate_stream.testing.pytest_plugin`, which pytest loads by itself
 once restate-stream is installed.
@@ -7,12 +8,14 @@ once restate-stream is installed.
 
 from restate_stream.testing.files import CLI, LineReader, bindings_yaml, run_cli
 from restate_stream.testing.helpers import (
+    RestateApp,
     ServedApp,
     drop_cluster,
     object_state,
     produce_json,
     serve_app,
     topic_records,
+    wait_exit,
     wait_until,
 )
 from restate_stream.testing.memory import (
@@ -23,12 +26,15 @@ from restate_stream.testing.memory import (
     invoke,
     kafka_headers,
 )
+from restate_stream.testing.registry import SchemaRegistryStub
 
 __all__ = [
     "CLI",
     "LineReader",
     "MemoryContext",
     "MemoryPublisher",
+    "RestateApp",
+    "SchemaRegistryStub",
     "Sent",
     "ServedApp",
     "as_context",
@@ -41,5 +47,6 @@ __all__ = [
     "run_cli",
     "serve_app",
     "topic_records",
+    "wait_exit",
     "wait_until",
 ]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from connectors import Record, produce_records
 from connectors.consume import ConsumedRecord, end_offsets, read_topic
-from restate_stream._util.poll import apoll
+from restate_stream._util.poll import PollTimeout, apoll, poll
 from restate_stream.control.admin import AdminClient, Deployment, sql_literal
 from restate_stream.runtime.serving import BackgroundAppServer
+from restate_stream.runtime.worker import WorkerProcess
 
 T = TypeVar("T")
 
@@ -26,6 +27,10 @@ class ServedApp:
     @property
     def uri(self) -> str:
         return self.server.uri
+
+
+RestateApp: TypeAlias = Callable[[Any], AbstractAsyncContextManager[ServedApp]]
+"""The `restate_app` fixture: `async with restate_app(app) as served:` serves and registers."""
 
 
 @asynccontextmanager
@@ -96,3 +101,16 @@ async def drop_cluster(admin: AdminClient, cluster: str) -> None:
             await admin.delete_subscription(sub.id)
     if await admin.get_kafka_cluster(cluster) is not None:
         await admin.delete_kafka_cluster(cluster, force=True)
+
+
+def wait_exit(worker: WorkerProcess, timeout: float = 60.0) -> int | None:
+    """The exit status of a started worker once it has exited, or None if it still runs
+    after `timeout` seconds (for a worker expected to die by itself, e.g. a fault hook)."""
+    process = worker.process
+    if process is None:
+        raise ValueError(f"worker {worker.uri} was never started")
+    try:
+        poll(lambda: not process.running(), what=f"worker {worker.uri} to exit", timeout=timeout)
+    except PollTimeout:
+        return None
+    return process.returncode

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest_asyncio
 
 from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
-from restate_stream.testing.helpers import ServedApp, serve_app
+from restate_stream.testing.helpers import RestateApp, ServedApp, serve_app
 
 _started: list[LocalStack] = []
 
@@ -48,9 +48,7 @@ async def restate_admin(restate_stream_stack: LocalStack) -> AsyncIterator[Admin
 
 
 @pytest.fixture
-def restate_app(
-    restate_admin: AdminClient,
-) -> Callable[[Any], AbstractAsyncContextManager[ServedApp]]:
+def restate_app(restate_admin: AdminClient) -> RestateApp:
     def serve(app: Any) -> AbstractAsyncContextManager[ServedApp]:
         return serve_app(app, restate_admin)
 

@@ -8,8 +8,6 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,14 @@ from restate_stream.control.status import BindingStatus, binding_statuses
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
+from restate_stream.testing import (
+    RestateApp,
+    bindings_yaml,
+    drop_cluster,
+    object_state,
+    topic_records,
+    wait_until,
+)
 from tests.integration import poison_app
 
 pytestmark = pytest.mark.engines
@@ -37,7 +42,7 @@ BAD_KEY = b"\xff\xfe"
 async def test_blocked_partition_is_named_and_unblocked(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -46,19 +51,19 @@ async def test_blocked_partition_is_named_and_unblocked(
     bootstrap = restate_stream_stack.bootstrap_servers
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        f"""\
-restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
-kafka:
-  clusters:
-    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  {topic}: {{cluster: {cluster}, partitions: 2}}
-bindings:
-  - name: orders
-    topic: {topic}
-    handler: PoisonSink/consume
-    dead_letter: {dlq}
-"""
+        bindings_yaml(
+            admin_url=restate_stream_stack.admin_url,
+            clusters={cluster: bootstrap},
+            topics={topic: {"cluster": cluster, "partitions": 2}},
+            bindings=[
+                {
+                    "name": "orders",
+                    "topic": topic,
+                    "handler": "PoisonSink/consume",
+                    "dead_letter": dlq,
+                }
+            ],
+        )
     )
     spec = load_bindings(path)
     assert bind([poison_app.sink], spec) == ["PoisonSink/consume"]

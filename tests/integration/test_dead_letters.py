@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,14 @@ from restate_stream.control.status import binding_statuses
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
+from restate_stream.testing import (
+    RestateApp,
+    bindings_yaml,
+    drop_cluster,
+    object_state,
+    topic_records,
+    wait_until,
+)
 from tests.integration import poison_app
 
 pytestmark = pytest.mark.engines
@@ -30,7 +35,7 @@ pytestmark = pytest.mark.engines
 async def test_poison_mix_goes_to_dead_letters_and_keys_keep_flowing(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     run = uuid.uuid4().hex[:8]
@@ -38,20 +43,24 @@ async def test_poison_mix_goes_to_dead_letters_and_keys_keep_flowing(
     bootstrap = restate_stream_stack.bootstrap_servers
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        f"""\
-restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
-kafka:
-  clusters:
-    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  {topic}: {{cluster: {cluster}, partitions: 2}}
-bindings:
-  - name: orders
-    topic: {topic}
-    handler: PoisonSink/consume
-    dead_letter: {dlq}
-    retry: {{max_attempts: 3, initial_interval: 50ms, max_interval: 200ms}}
-"""
+        bindings_yaml(
+            admin_url=restate_stream_stack.admin_url,
+            clusters={cluster: bootstrap},
+            topics={topic: {"cluster": cluster, "partitions": 2}},
+            bindings=[
+                {
+                    "name": "orders",
+                    "topic": topic,
+                    "handler": "PoisonSink/consume",
+                    "dead_letter": dlq,
+                    "retry": {
+                        "max_attempts": 3,
+                        "initial_interval": "50ms",
+                        "max_interval": "200ms",
+                    },
+                }
+            ],
+        )
     )
     spec = load_bindings(path)
     assert bind([poison_app.sink], spec) == ["PoisonSink/consume"]
@@ -126,7 +135,7 @@ bindings:
 async def test_a_refused_dead_letter_blocks_the_key_instead_of_losing_the_record(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     """The dead-letter topic refuses the record (too large): the invocation keeps retrying,
@@ -136,21 +145,23 @@ async def test_a_refused_dead_letter_blocks_the_key_instead_of_losing_the_record
     bootstrap = restate_stream_stack.bootstrap_servers
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        f"""\
-restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
-kafka:
-  clusters:
-    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  {topic}: {{cluster: {cluster}, partitions: 1}}
-  {dlq}: {{cluster: {cluster}, partitions: 1, config: {{max.message.bytes: "300"}}}}
-bindings:
-  - name: orders
-    topic: {topic}
-    handler: PoisonSink/consume
-    dead_letter: {dlq}
-    retry: {{initial_interval: 100ms, max_interval: 500ms}}
-"""
+        bindings_yaml(
+            admin_url=restate_stream_stack.admin_url,
+            clusters={cluster: bootstrap},
+            topics={
+                topic: {"cluster": cluster, "partitions": 1},
+                dlq: {"cluster": cluster, "partitions": 1, "config": {"max.message.bytes": "300"}},
+            },
+            bindings=[
+                {
+                    "name": "orders",
+                    "topic": topic,
+                    "handler": "PoisonSink/consume",
+                    "dead_letter": dlq,
+                    "retry": {"initial_interval": "100ms", "max_interval": "500ms"},
+                }
+            ],
+        )
     )
     spec = load_bindings(path)
     bind([poison_app.sink], spec)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ from restate_stream.control.admin import AdminApiError, AdminClient
 from restate_stream.stack import LocalStack
 from restate_stream.stack.install import restate_install
 from restate_stream.stack.restate import RestatePorts, RestateServer
-from restate_stream.testing import wait_until
+from restate_stream.testing import CLI, bindings_yaml, wait_until
 
 pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]
@@ -58,21 +57,21 @@ async def test_worker_verifies_request_signatures(
     port = free_ports(1)[0]
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        f"""\
-restate: {{admin_url: "{signing.admin_url}"}}
-kafka:
-  clusters:
-    local: {{bootstrap.servers: "{restate_stream_stack.bootstrap_servers}"}}
-worker:
-  app: examples.quickstart.app:app
-  uri: http://127.0.0.1:{port}
-  identity_keys: ["{public_key}"]
-bindings:
-  - {{name: payments, topic: payments, handler: Account/apply_payment}}
-"""
+        bindings_yaml(
+            admin_url=signing.admin_url,
+            clusters={"local": restate_stream_stack.bootstrap_servers},
+            worker={
+                "app": "examples.quickstart.app:app",
+                "uri": f"http://127.0.0.1:{port}",
+                "identity_keys": [public_key],
+            },
+            bindings=[
+                {"name": "payments", "topic": "payments", "handler": "Account/apply_payment"}
+            ],
+        )
     )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "restate_stream.cli", "worker", "-f", str(path)],
+        [*CLI, "worker", "-f", str(path)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -30,10 +29,12 @@ from restate_stream.runtime.publisher import AFTER_ACK, FAULT_ENV
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
+    bindings_yaml,
     drop_cluster,
     object_state,
     produce_json,
     topic_records,
+    wait_exit,
     wait_until,
 )
 from tests.integration.publish_many_app import KEYS
@@ -77,22 +78,27 @@ class Harness:
         admin_client.create_topic(self.out, 2)
         self.port = free_ports(1)[0]
         self.bindings = tmp / "bindings.yaml"
-        run = self.run
+        run, cluster = self.run, f"c-{self.run}"
         self.bindings.write_text(
-            f"""\
-restate: {{admin_url: "{stack.admin_url}"}}
-kafka:
-  clusters:
-    c-{run}: {{bootstrap.servers: "{stack.bootstrap_servers}"}}
-topics:
-  {self.source}: {{cluster: c-{run}, partitions: 2}}
-  {self.out}: {{cluster: c-{run}, partitions: 2}}
-worker: {{app: "{APP}", uri: "http://127.0.0.1:{self.port}"}}
-bindings:
-  - {{name: relay-{run}, topic: {self.source}, handler: ManyRelay/fan_out}}
-  - {{name: deduped-{run}, topic: {self.out}, handler: ManyDeduped/record, dedupe: true}}
-  - {{name: plain-{run}, topic: {self.out}, handler: ManyPlain/record}}
-"""
+            bindings_yaml(
+                admin_url=stack.admin_url,
+                clusters={cluster: stack.bootstrap_servers},
+                topics={
+                    self.source: {"cluster": cluster, "partitions": 2},
+                    self.out: {"cluster": cluster, "partitions": 2},
+                },
+                worker={"app": APP, "uri": f"http://127.0.0.1:{self.port}"},
+                bindings=[
+                    {"name": f"relay-{run}", "topic": self.source, "handler": "ManyRelay/fan_out"},
+                    {
+                        "name": f"deduped-{run}",
+                        "topic": self.out,
+                        "handler": "ManyDeduped/record",
+                        "dedupe": True,
+                    },
+                    {"name": f"plain-{run}", "topic": self.out, "handler": "ManyPlain/record"},
+                ],
+            )
         )
 
     def worker(self, label: str, env: dict[str, str]) -> WorkerProcess:
@@ -153,14 +159,6 @@ bindings:
 
     async def cleanup(self) -> None:
         await drop_cluster(self.admin, f"c-{self.run}")
-
-
-def wait_exit(worker: WorkerProcess, timeout: float = 60) -> int | None:
-    deadline = time.monotonic() + timeout
-    assert worker.process is not None
-    while worker.process.running() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return worker.process.returncode
 
 
 async def test_bound_handler_publishes_each_batch_once_with_distinct_ids(

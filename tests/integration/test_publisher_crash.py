@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,18 @@ from restate_stream.control.apply import apply_bindings
 from restate_stream.runtime.publisher import AFTER_ACK, FAULT_ENV
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
-from restate_stream.testing import drop_cluster, object_state, topic_records, wait_until
+from restate_stream.testing import (
+    bindings_yaml,
+    drop_cluster,
+    object_state,
+    topic_records,
+    wait_exit,
+    wait_until,
+)
 
 pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]
+APP = "tests.integration.crash_app:app"
 
 
 class Harness:
@@ -38,24 +45,28 @@ class Harness:
         self.topic = f"crash-{run}"
         self.port = free_ports(1)[0]
         self.bindings = tmp / "bindings.yaml"
+        cluster = f"c-{run}"
         self.bindings.write_text(
-            f"""\
-restate: {{admin_url: "{stack.admin_url}"}}
-kafka:
-  clusters:
-    c-{run}: {{bootstrap.servers: "{stack.bootstrap_servers}"}}
-topics:
-  {self.topic}: {{cluster: c-{run}, partitions: 1}}
-worker: {{app: "tests.integration.crash_app:app", uri: "http://127.0.0.1:{self.port}"}}
-bindings:
-  - {{name: deduped-{run}, topic: {self.topic}, handler: CrashDeduped/count, dedupe: true}}
-  - {{name: plain-{run}, topic: {self.topic}, handler: CrashPlain/count}}
-"""
+            bindings_yaml(
+                admin_url=stack.admin_url,
+                clusters={cluster: stack.bootstrap_servers},
+                topics={self.topic: {"cluster": cluster, "partitions": 1}},
+                worker={"app": APP, "uri": f"http://127.0.0.1:{self.port}"},
+                bindings=[
+                    {
+                        "name": f"deduped-{run}",
+                        "topic": self.topic,
+                        "handler": "CrashDeduped/count",
+                        "dedupe": True,
+                    },
+                    {"name": f"plain-{run}", "topic": self.topic, "handler": "CrashPlain/count"},
+                ],
+            )
         )
 
     def worker(self, label: str, fault: dict[str, str]) -> WorkerProcess:
         worker = WorkerProcess(
-            "tests.integration.crash_app:app",
+            APP,
             self.tmp / f"worker-{label}.log",
             port=self.port,
             cwd=REPO,
@@ -104,14 +115,6 @@ bindings:
 
     async def cleanup(self) -> None:
         await drop_cluster(self.admin, f"c-{self.run}")
-
-
-def wait_exit(worker: WorkerProcess, timeout: float = 60) -> int | None:
-    deadline = time.monotonic() + timeout
-    assert worker.process is not None
-    while worker.process.running() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return worker.process.returncode
 
 
 async def test_crash_after_ack_duplicates_and_dedupe_absorbs_it(

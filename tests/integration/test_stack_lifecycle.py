@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from restate_stream.stack import StackPorts
-from restate_stream.testing import CLI, LineReader
+from restate_stream.testing import LineReader, run_cli
 
 pytestmark = pytest.mark.engines
 
@@ -47,34 +47,20 @@ def test_cli_up_status_down_leaves_no_process(tmp_path: Path) -> None:
         f"--admin-port={ports.admin}",
         f"--fabric-port={ports.fabric}",
     ]
-    up = subprocess.run(
-        [*CLI, "stack", "up", "--home", str(home), *port_args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    up = run_cli("stack", "up", "--home", str(home), *port_args, timeout=180)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        status = subprocess.run(
-            [*CLI, "stack", "status", "--home", str(home), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        status = run_cli("stack", "status", "--home", str(home), "--json", timeout=60)
         assert status.returncode == 0, status.stdout + status.stderr
         engines = {e["name"]: e for e in json.loads(status.stdout)}
         assert engines["kafka"]["healthy"] and engines["restate"]["healthy"]
         pids = [engines["kafka"]["pid"], engines["restate"]["pid"]]
         assert all(_alive(p) for p in pids)
     finally:
-        down = subprocess.run(
-            [*CLI, "stack", "down", "--home", str(home)], capture_output=True, text=True, timeout=90
-        )
+        down = run_cli("stack", "down", "--home", str(home), timeout=90)
     assert down.returncode == 0, down.stdout + down.stderr
     assert _wait_gone(pids, 5) == []
-    after = subprocess.run(
-        [*CLI, "stack", "status", "--home", str(home)], capture_output=True, text=True, timeout=30
-    )
+    after = run_cli("stack", "status", "--home", str(home), timeout=30)
     assert after.returncode == 2 and "no stack is running" in after.stderr
 
 

@@ -48,6 +48,7 @@ from restate_stream.runtime.dead_letter import (
 from restate_stream.runtime.event import KafkaCoordinates
 from restate_stream.runtime.formats import JsonCodec, cloudevent
 from restate_stream.runtime.publisher import Published, Publisher
+from restate_stream.testing import bindings_yaml
 
 BINDING = Binding("orders", "orders", "local", "Orders", "handle", dead_letter="orders.dlq")
 INGRESS = "http://127.0.0.1:8080/"
@@ -260,16 +261,19 @@ def test_unkeyed_bindings_call_the_service_and_keyed_ones_need_a_key() -> None:
 
 
 def test_find_binding() -> None:
-    spec = parse_bindings(
-        """\
-kafka: {clusters: {local: {bootstrap.servers: "k:9092"}}}
-bindings:
-  - {name: orders, topic: orders, handler: Orders/handle, dead_letter: shared.dlq}
-  - {name: plain, topic: other, handler: Orders/other}
-""",
-        Path("b.yaml"),
-        {},
+    text = bindings_yaml(
+        clusters={"local": "k:9092"},
+        bindings=[
+            {
+                "name": "orders",
+                "topic": "orders",
+                "handler": "Orders/handle",
+                "dead_letter": "shared.dlq",
+            },
+            {"name": "plain", "topic": "other", "handler": "Orders/other"},
+        ],
     )
+    spec = parse_bindings(text, Path("b.yaml"), {})
     assert find_binding(spec, "orders").dead_letter == "shared.dlq"
     with pytest.raises(DlqError, match="sets no dead_letter"):
         find_binding(spec, "plain")

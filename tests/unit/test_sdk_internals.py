@@ -28,7 +28,7 @@ def test_the_installed_sdk_has_what_sdk_py_uses() -> None:
     if not _sdk.sdk_version().startswith(TRIED_WITH + "."):
         pytest.fail(
             f"restate-sdk {_sdk.sdk_version()} is installed; runtime/_sdk.py was checked "
-            f"against {TRIED_WITH}.x. Review it (and tests/integration/test_formats_e2e.py, "
+            f"against {TRIED_WITH}.x. Review it (and tests/integration/test_formats.py, "
             f"test_dead_letters.py), then update TRIED_WITH here"
         )
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
+from typing import Any
 
 from restate_stream.bindings import BindingsFile, parse_bindings
 from restate_stream.control.admin import Deployment, KafkaCluster, Subscription
@@ -20,24 +20,21 @@ from restate_stream.control.plan import (
     UpdateCluster,
     compute_plan,
 )
+from restate_stream.testing import bindings_yaml
 
 FILE = Path("conf/bindings.yaml")
 BOOTSTRAP = "127.0.0.1:9092"
 LOCAL = {"bootstrap.servers": BOOTSTRAP}
 
-ONE_BINDING = """\
-kafka:
-  clusters:
-    local: {bootstrap.servers: "127.0.0.1:9092"}
-bindings:
-  - name: orders
-    topic: orders
-    handler: Orders/handle
-"""
-
 
 def parse(text: str, env: dict[str, str] | None = None) -> BindingsFile:
-    return parse_bindings(textwrap.dedent(text), FILE, env or {})
+    return parse_bindings(text, FILE, env or {})
+
+
+def one_binding(*, worker: dict[str, Any] | None = None, **fields: Any) -> BindingsFile:
+    """One binding `orders` -> Orders/handle on the cluster `local`, with `fields` added."""
+    binding = {"name": "orders", "topic": "orders", "handler": "Orders/handle", **fields}
+    return parse(bindings_yaml(clusters={"local": BOOTSTRAP}, worker=worker, bindings=[binding]))
 
 
 def live(
@@ -76,7 +73,7 @@ def sub(
 
 
 def converged(**overrides: object) -> LiveState:
-    """Live state matching ONE_BINDING exactly."""
+    """Live state matching one_binding() exactly."""
     base: dict[str, object] = {
         "clusters": {"local": dict(LOCAL)},
         "subscriptions": [sub("sub_1", "restate-stream.orders")],
@@ -92,27 +89,29 @@ def of_type(plan: Plan, kind: type) -> list:  # type: ignore[type-arg]
 
 # --- 1. empty live state --------------------------------------------------------------------
 
-FULL = """\
-kafka:
-  clusters:
-    local: {bootstrap.servers: "127.0.0.1:9092"}
-topics:
-  orders: {partitions: 4, replication_factor: 1, config: {retention.ms: "1000"}}
-worker:
-  app: examples.food_ordering.app:app
-  uri: http://worker:9080
-bindings:
-  - name: orders
-    topic: orders
-    handler: Orders/handle
-    dead_letter: orders-dlq
-    start: latest
-    options: {max.poll.interval.ms: "60000"}
-  - name: payments
-    topic: payments
-    handler: Payments/handle
-    group: pinned-payments
-"""
+FULL = bindings_yaml(
+    clusters={"local": BOOTSTRAP},
+    topics={
+        "orders": {"partitions": 4, "replication_factor": 1, "config": {"retention.ms": "1000"}}
+    },
+    worker={"app": "examples.food_ordering.app:app", "uri": "http://worker:9080"},
+    bindings=[
+        {
+            "name": "orders",
+            "topic": "orders",
+            "handler": "Orders/handle",
+            "dead_letter": "orders-dlq",
+            "start": "latest",
+            "options": {"max.poll.interval.ms": "60000"},
+        },
+        {
+            "name": "payments",
+            "topic": "payments",
+            "handler": "Payments/handle",
+            "group": "pinned-payments",
+        },
+    ],
+)
 
 
 def test_empty_live_state_creates_everything_in_order() -> None:
@@ -151,7 +150,7 @@ def test_empty_live_state_creates_everything_in_order() -> None:
 
 
 def test_no_deployment_registration_without_worker() -> None:
-    plan = compute_plan(parse(ONE_BINDING), live())
+    plan = compute_plan(one_binding(), live())
     assert of_type(plan, RegisterDeployment) == []
     assert [type(c) for c in plan.changes] == [CreateCluster, CreateSubscription]
 
@@ -190,7 +189,7 @@ def test_change_order_across_all_kinds() -> None:
 
 
 def test_live_state_equal_to_file_is_empty_plan() -> None:
-    plan = compute_plan(parse(ONE_BINDING), converged())
+    plan = compute_plan(one_binding(), converged())
     assert plan.changes == []
     assert plan.empty
     assert "No changes" in plan.render()
@@ -226,7 +225,7 @@ def test_handler_change_deletes_then_recreates_with_same_group() -> None:
     state = converged(
         subscriptions=[sub("sub_1", "restate-stream.orders", sink="service://Orders/old")]
     )
-    plan = compute_plan(parse(ONE_BINDING), state)
+    plan = compute_plan(one_binding(), state)
     assert len(plan.changes) == 2
     delete, create = plan.changes
     assert isinstance(delete, DeleteSubscription)
@@ -244,7 +243,7 @@ def test_handler_change_deletes_then_recreates_with_same_group() -> None:
 
 
 def test_start_change_recreates() -> None:
-    spec = parse(ONE_BINDING + "    start: latest\n")
+    spec = one_binding(start="latest")
     plan = compute_plan(spec, converged())  # live has auto.offset.reset=earliest
     assert [type(c) for c in plan.changes] == [DeleteSubscription, CreateSubscription]
     assert plan.changes[0].id == "sub_1"  # type: ignore[union-attr]
@@ -259,13 +258,13 @@ def test_extra_live_option_recreates() -> None:
     state = converged(
         subscriptions=[sub("sub_1", "restate-stream.orders", **{"fetch.min.bytes": "10"})]
     )
-    plan = compute_plan(parse(ONE_BINDING), state)
+    plan = compute_plan(one_binding(), state)
     assert [type(c) for c in plan.changes] == [DeleteSubscription, CreateSubscription]
     assert "fetch.min.bytes" not in plan.changes[1].options  # type: ignore[union-attr]
 
 
 def test_new_file_option_recreates() -> None:
-    spec = parse(ONE_BINDING + '    options: {fetch.min.bytes: "10"}\n')
+    spec = one_binding(options={"fetch.min.bytes": "10"})
     plan = compute_plan(spec, converged())
     assert [type(c) for c in plan.changes] == [DeleteSubscription, CreateSubscription]
     assert plan.changes[1].options["fetch.min.bytes"] == "10"  # type: ignore[union-attr]
@@ -278,9 +277,9 @@ def test_client_id_added_by_restate_is_ignored() -> None:
         "service://Orders/handle",
         {"group.id": "restate-stream.orders", "auto.offset.reset": "earliest"},
     )
-    assert compute_plan(parse(ONE_BINDING), converged(subscriptions=[bare])).empty
+    assert compute_plan(one_binding(), converged(subscriptions=[bare])).empty
     other_client = sub("sub_1", "restate-stream.orders", **{"client.id": "other"})
-    assert compute_plan(parse(ONE_BINDING), converged(subscriptions=[other_client])).empty
+    assert compute_plan(one_binding(), converged(subscriptions=[other_client])).empty
 
 
 # --- 5. duplicates --------------------------------------------------------------------------
@@ -290,7 +289,7 @@ def test_duplicate_live_subscriptions_keep_one() -> None:
     state = converged(
         subscriptions=[sub("sub_a", "restate-stream.orders"), sub("sub_b", "restate-stream.orders")]
     )
-    plan = compute_plan(parse(ONE_BINDING), state)
+    plan = compute_plan(one_binding(), state)
     assert plan.changes == [
         DeleteSubscription(
             "sub_b",
@@ -310,7 +309,7 @@ def test_stale_and_current_for_one_binding_keeps_current() -> None:
             sub("sub_ok", "restate-stream.orders"),
         ]
     )
-    plan = compute_plan(parse(ONE_BINDING), state)
+    plan = compute_plan(one_binding(), state)
     assert len(plan.changes) == 1
     (delete,) = plan.changes
     assert isinstance(delete, DeleteSubscription) and delete.id == "sub_old"
@@ -321,7 +320,7 @@ def test_stale_and_current_for_one_binding_keeps_current() -> None:
 
 
 def test_paused_binding_with_live_subscription_is_deleted() -> None:
-    spec = parse(ONE_BINDING + "    paused: true\n")
+    spec = one_binding(paused=True)
     plan = compute_plan(spec, converged())
     assert len(plan.changes) == 1
     (delete,) = plan.changes
@@ -333,7 +332,7 @@ def test_paused_binding_with_live_subscription_is_deleted() -> None:
 
 
 def test_paused_binding_without_subscription_is_unchanged() -> None:
-    spec = parse(ONE_BINDING + "    paused: true\n")
+    spec = one_binding(paused=True)
     plan = compute_plan(spec, converged(subscriptions=[]))
     assert plan.changes == []
     assert any("orders" in line and "paused" in line for line in plan.unchanged)
@@ -354,7 +353,7 @@ def undeclared() -> LiveState:
 
 
 def test_undeclared_without_prune_only_notes() -> None:
-    plan = compute_plan(parse(ONE_BINDING), undeclared())
+    plan = compute_plan(one_binding(), undeclared())
     assert plan.changes == []
     assert any("sub_stray" in n and "--prune" in n for n in plan.notes)
     assert any("other" in n and "cluster" in n and "--prune" in n for n in plan.notes)
@@ -362,7 +361,7 @@ def test_undeclared_without_prune_only_notes() -> None:
 
 
 def test_undeclared_with_prune_deletes_cluster_last() -> None:
-    plan = compute_plan(parse(ONE_BINDING), undeclared(), prune=True)
+    plan = compute_plan(one_binding(), undeclared(), prune=True)
     assert plan.changes == [
         DeleteSubscription(
             "sub_stray", "kafka://other/t", "service://Other/h", "not declared; --prune"
@@ -375,33 +374,28 @@ def test_undeclared_with_prune_deletes_cluster_last() -> None:
 def test_subscription_without_group_id_is_undeclared() -> None:
     anon = Subscription("sub_anon", "kafka://local/orders", "service://Orders/handle", {})
     state = converged(subscriptions=[sub("sub_1", "restate-stream.orders"), anon])
-    assert compute_plan(parse(ONE_BINDING), state).changes == []
-    pruned = compute_plan(parse(ONE_BINDING), state, prune=True)
+    assert compute_plan(one_binding(), state).changes == []
+    pruned = compute_plan(one_binding(), state, prune=True)
     assert [getattr(c, "id", None) for c in pruned.changes] == ["sub_anon"]
 
 
 # --- 8. cluster properties ------------------------------------------------------------------
 
-SECRET = """\
-kafka:
-  clusters:
-    local:
-      bootstrap.servers: "127.0.0.1:9092"
-      sasl.password: ${PASSWORD}
-bindings: []
-"""
+SECRET = bindings_yaml(
+    clusters={"local": {"bootstrap.servers": BOOTSTRAP, "sasl.password": "${PASSWORD}"}}
+)
 
 
 def test_changed_bootstrap_servers_updates_cluster() -> None:
     state = converged(clusters={"local": {"bootstrap.servers": "old:9092"}})
-    plan = compute_plan(parse(ONE_BINDING), state)
+    plan = compute_plan(one_binding(), state)
     assert plan.changes == [UpdateCluster("local", dict(LOCAL), ("bootstrap.servers",))]
     assert "bootstrap.servers" in plan.changes[0].describe()
 
 
 def test_property_removed_from_file_updates_cluster() -> None:
     state = converged(clusters={"local": {**LOCAL, "security.protocol": "SSL"}})
-    plan = compute_plan(parse(ONE_BINDING), state)
+    plan = compute_plan(one_binding(), state)
     assert plan.changes == [UpdateCluster("local", dict(LOCAL), ("security.protocol",))]
 
 
@@ -437,20 +431,13 @@ def test_refresh_clusters_forces_update() -> None:
 
 
 def test_refresh_clusters_on_plain_cluster() -> None:
-    plan = compute_plan(parse(ONE_BINDING), converged(), refresh_clusters=True)
+    plan = compute_plan(one_binding(), converged(), refresh_clusters=True)
     assert plan.changes == [UpdateCluster("local", dict(LOCAL), ("refresh",))]
 
 
 # --- 9. topics ------------------------------------------------------------------------------
 
-TOPIC = """\
-kafka:
-  clusters:
-    local: {bootstrap.servers: "127.0.0.1:9092"}
-topics:
-  events: {partitions: 6}
-bindings: []
-"""
+TOPIC = bindings_yaml(clusters={"local": BOOTSTRAP}, topics={"events": {"partitions": 6}})
 
 
 def test_fewer_partitions_adds_partitions() -> None:
@@ -480,7 +467,7 @@ def test_existing_topic_is_unchanged() -> None:
 
 
 def test_topic_without_partitions_never_grows() -> None:
-    spec = parse(ONE_BINDING + "    dead_letter: dlq\n")
+    spec = one_binding(dead_letter="dlq")
     plan = compute_plan(spec, converged(topics={"local": {"dlq": 1}}))
     assert plan.changes == []
     assert any("topic dlq" in line for line in plan.unchanged)
@@ -496,15 +483,18 @@ def test_missing_topic_on_other_cluster_is_created() -> None:
 
 def test_dead_letter_already_declared_is_not_duplicated() -> None:
     spec = parse(
-        """\
-        kafka:
-          clusters:
-            local: {bootstrap.servers: "127.0.0.1:9092"}
-        topics:
-          dlq: {partitions: 2}
-        bindings:
-          - {name: orders, topic: orders, handler: Orders/handle, dead_letter: dlq}
-        """
+        bindings_yaml(
+            clusters={"local": BOOTSTRAP},
+            topics={"dlq": {"partitions": 2}},
+            bindings=[
+                {
+                    "name": "orders",
+                    "topic": "orders",
+                    "handler": "Orders/handle",
+                    "dead_letter": "dlq",
+                }
+            ],
+        )
     )
     plan = compute_plan(spec, live(clusters={"local": LOCAL}))
     assert of_type(plan, CreateTopic) == [CreateTopic("local", "dlq", 2, None, {})]
@@ -512,14 +502,12 @@ def test_dead_letter_already_declared_is_not_duplicated() -> None:
 
 # --- 10. deployment -------------------------------------------------------------------------
 
-WORKER = ONE_BINDING.replace(
-    "bindings:", "worker:\n  app: pkg.app:app\n  uri: http://worker:9080\nbindings:"
-)
+WORKER = {"app": "pkg.app:app", "uri": "http://worker:9080"}
 
 
 def test_registered_deployment_is_not_registered_again() -> None:
     state = converged(deployments=[Deployment("dp_1", "http://worker:9080", ["Orders"])])
-    plan = compute_plan(parse(WORKER), state)
+    plan = compute_plan(one_binding(worker=WORKER), state)
     assert plan.changes == []
     assert any("http://worker:9080" in line for line in plan.unchanged)
 
@@ -531,14 +519,14 @@ def test_deployment_at_other_uri_registers() -> None:
             Deployment("dp_2", None, ["Lambda"]),
         ]
     )
-    plan = compute_plan(parse(WORKER), state)
+    plan = compute_plan(one_binding(worker=WORKER), state)
     assert plan.changes == [RegisterDeployment("http://worker:9080")]
 
 
 def test_registered_deployment_matches_despite_trailing_slash() -> None:
     """Restate stores the URI with a trailing slash."""
     state = converged(deployments=[Deployment("dp_1", "http://worker:9080/", ["Orders"])])
-    assert compute_plan(parse(WORKER), state).changes == []
+    assert compute_plan(one_binding(worker=WORKER), state).changes == []
 
 
 # --- found by these tests, fixed in plan.py --------------------------------------------------
@@ -546,15 +534,13 @@ def test_registered_deployment_matches_despite_trailing_slash() -> None:
 
 def test_same_pinned_group_on_two_clusters_converges() -> None:
     spec = parse(
-        """\
-        kafka:
-          clusters:
-            a: {bootstrap.servers: "a:9092"}
-            b: {bootstrap.servers: "b:9092"}
-        bindings:
-          - {name: one, topic: t, cluster: a, handler: S/h, group: shared}
-          - {name: two, topic: t, cluster: b, handler: S/h, group: shared}
-        """
+        bindings_yaml(
+            clusters={"a": "a:9092", "b": "b:9092"},
+            bindings=[
+                {"name": "one", "topic": "t", "cluster": "a", "handler": "S/h", "group": "shared"},
+                {"name": "two", "topic": "t", "cluster": "b", "handler": "S/h", "group": "shared"},
+            ],
+        )
     )
     state = live(
         clusters={"a": {"bootstrap.servers": "a:9092"}, "b": {"bootstrap.servers": "b:9092"}},
@@ -569,7 +555,7 @@ def test_same_pinned_group_on_two_clusters_converges() -> None:
 
 
 def test_group_id_in_options_converges() -> None:
-    spec = parse(ONE_BINDING + "    options: {group.id: custom}\n")
+    spec = one_binding(options={"group.id": "custom"})
     state = converged(subscriptions=[sub("sub_1", "custom")])
     plan = compute_plan(spec, state)
     assert plan.changes == [], plan.render()
@@ -579,6 +565,6 @@ def test_registered_worker_missing_a_bound_handler_is_registered_again() -> None
     state = converged(
         deployments=[Deployment("dp_1", "http://worker:9080/", ["Orders"])], handlers=set()
     )
-    [change] = compute_plan(parse(WORKER), state).changes
+    [change] = compute_plan(one_binding(worker=WORKER), state).changes
     assert isinstance(change, RegisterDeployment)
     assert "Restate does not know Orders/handle" in change.describe()

@@ -29,18 +29,18 @@ from restate_stream.control.blocked import (
 )
 from restate_stream.control.status import BindingStatus
 from restate_stream.runtime.dead_letter import parse_record
+from restate_stream.testing import bindings_yaml
 
 
-def _spec(extra: str = "dead_letter: orders.dlq", start: str = "earliest") -> BindingsFile:
-    return parse_bindings(
-        f"""\
-kafka: {{clusters: {{local: {{bootstrap.servers: "k:9092"}}}}}}
-bindings:
-  - {{name: orders, topic: orders, handler: Orders/handle, start: {start}, {extra}}}
-""",
-        Path("b.yaml"),
-        {},
-    )
+def _spec(
+    *, start: str = "earliest", dead_letter: str | None = "orders.dlq", **fields: Any
+) -> BindingsFile:
+    """One keyed binding `orders` with `fields` added."""
+    binding = {"name": "orders", "topic": "orders", "handler": "Orders/handle", "start": start}
+    if dead_letter is not None:
+        binding["dead_letter"] = dead_letter
+    text = bindings_yaml(clusters={"local": "k:9092"}, bindings=[{**binding, **fields}])
+    return parse_bindings(text, Path("b.yaml"), {})
 
 
 def _record(offset: int, key: bytes | None, value: bytes = b'{"id": 1}') -> ConsumedRecord:
@@ -165,7 +165,7 @@ async def _unblock(
 
 
 async def test_unblock_without_a_dead_letter_topic_refuses_and_names_what_it_would_drop() -> None:
-    spec = _spec(extra="retry: {max_attempts: 2}")
+    spec = _spec(dead_letter=None, retry={"max_attempts": 2})
     topics = FakeTopics([PartitionLag(0, 2, 4, 2)])
     reader = FakeReader([_record(2, b"\xff\xfe")])
     with pytest.raises(UnblockError, match=r"would drop 1 record\(s\): orders\[0\]@2 \(key is"):

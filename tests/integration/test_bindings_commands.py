@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ from restate_stream.control.admin import AdminClient
 from restate_stream.runtime.bound import bind
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
-    ServedApp,
+    RestateApp,
     bindings_yaml,
     drop_cluster,
     object_state,
@@ -37,7 +35,7 @@ def cli(*args: str) -> tuple[int, str, str]:
 async def test_validate_plan_apply_pause_resume(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     run = uuid.uuid4().hex[:8]

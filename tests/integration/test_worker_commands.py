@@ -14,16 +14,17 @@ from typing import Any
 import pytest
 
 from connectors.admin import TopicAdmin
-from restate_stream import testing
 from restate_stream._util.ports import free_ports, port_is_free
 from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.testing import (
     CLI,
     LineReader,
+    bindings_yaml,
     drop_cluster,
     object_state,
     produce_json,
+    run_cli,
     wait_until,
 )
 
@@ -32,30 +33,27 @@ pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]
 
 
-def bindings_yaml(admin_url: str, bootstrap: str, topic: str, worker_port: int) -> str:
-    return f"""\
-restate: {{admin_url: "{admin_url}"}}
-kafka:
-  clusters:
-    {topic}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  {topic}: {{cluster: {topic}, partitions: 2}}
-worker:
-  app: tests.integration.pids_app:app
-  uri: http://127.0.0.1:{worker_port}
-  processes: 2
-bindings:
-  - name: {topic}
-    topic: {topic}
-    handler: Account/apply_payment
-  - name: {topic}-probe
-    topic: {topic}
-    handler: PidProbe/record
-"""
+def bindings(admin_url: str, bootstrap: str, topic: str, worker_port: int, **first: Any) -> str:
+    """Two bindings on one topic served by pids_app's two processes; `first` overrides
+    fields of the first binding."""
+    return bindings_yaml(
+        admin_url=admin_url,
+        clusters={topic: bootstrap},
+        topics={topic: {"cluster": topic, "partitions": 2}},
+        worker={
+            "app": "tests.integration.pids_app:app",
+            "uri": f"http://127.0.0.1:{worker_port}",
+            "processes": 2,
+        },
+        bindings=[
+            {"name": topic, "topic": topic, "handler": "Account/apply_payment", **first},
+            {"name": f"{topic}-probe", "topic": topic, "handler": "PidProbe/record"},
+        ],
+    )
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return testing.run_cli(*args, cwd=REPO)
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, cwd=REPO)
 
 
 async def test_worker_serves_registers_applies_and_stops_on_sigterm(
@@ -65,7 +63,7 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
     port = free_ports(1)[0]
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        bindings_yaml(
+        bindings(
             restate_stream_stack.admin_url, restate_stream_stack.bootstrap_servers, topic, port
         )
     )
@@ -105,16 +103,16 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
         distinct = {pid for each in served.values() for pid in each}
         assert len(distinct) == 2 and worker.pid not in distinct, distinct
 
-        second = run_cli("apply", "-f", str(path))
+        second = cli("apply", "-f", str(path))
         assert second.returncode == 0 and "No changes" in second.stdout, second.stdout
 
-        status = run_cli("status", "-f", str(path), "--json")
+        status = cli("status", "-f", str(path), "--json")
         assert status.returncode == 0, status.stderr
         entries = json.loads(status.stdout)
         by_name = {e["name"]: e for e in entries}
         entry = by_name[topic]
         assert entry["state"] == "active" and entry["invocations"]["succeeded"] == 200
-        human = run_cli("status", "-f", str(path))
+        human = cli("status", "-f", str(path))
         [row] = [line for line in human.stdout.splitlines() if line.startswith(f"{topic} ")]
         assert "active" in row and "succeeded 200" in row, human.stdout
     finally:
@@ -140,9 +138,7 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     topic = "dev-payments"
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        bindings_yaml(
-            f"http://127.0.0.1:{ports.admin}", f"127.0.0.1:{ports.kafka}", topic, worker_port
-        )
+        bindings(f"http://127.0.0.1:{ports.admin}", f"127.0.0.1:{ports.kafka}", topic, worker_port)
     )
     dev = subprocess.Popen(
         [
@@ -197,26 +193,26 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("broken", "expected"),
     [
-        ("    handler: Account/apply_paymnt\n", "has no handler 'apply_paymnt'"),
-        ("    handler: Account/apply_payment\n    strat: earliest\n", "did you mean 'start'"),
-        ("    handler: Account/apply_payment\n    retry: {initial_interval: soon}\n", "duration"),
+        ({"handler": "Account/apply_paymnt"}, "has no handler 'apply_paymnt'"),
+        ({"strat": "earliest"}, "did you mean 'start'"),
+        ({"retry": {"initial_interval": "soon"}}, "duration"),
     ],
 )
 async def test_a_broken_file_applies_nothing(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
     tmp_path: Path,
-    broken: str,
+    broken: dict[str, Any],
     expected: str,
 ) -> None:
     topic = f"broken-{uuid.uuid4().hex[:8]}"
-    text = bindings_yaml(
-        restate_stream_stack.admin_url, restate_stream_stack.bootstrap_servers, topic, 1
-    ).replace("    handler: Account/apply_payment\n", broken)
+    text = bindings(
+        restate_stream_stack.admin_url, restate_stream_stack.bootstrap_servers, topic, 1, **broken
+    )
     path = tmp_path / "bindings.yaml"
     path.write_text(text)
     before = (await restate_admin.list_kafka_clusters(), await restate_admin.list_subscriptions())
-    result = run_cli("apply", "-f", str(path))
+    result = cli("apply", "-f", str(path))
     assert result.returncode == 2
     assert f"{path}:" in result.stderr and expected in result.stderr, result.stderr
     after = (await restate_admin.list_kafka_clusters(), await restate_admin.list_subscriptions())

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -17,7 +15,13 @@ import restate
 from connectors import TopicAdmin
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, drop_cluster, object_state, produce_json, wait_until
+from restate_stream.testing import (
+    RestateApp,
+    drop_cluster,
+    object_state,
+    produce_json,
+    wait_until,
+)
 
 pytestmark = pytest.mark.engines
 
@@ -38,7 +42,7 @@ async def append(ctx: restate.ObjectContext, event: dict[str, Any]) -> None:
 async def test_keyed_records_arrive_exactly_once_in_order(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
 ) -> None:
     topic = f"first-events-{uuid.uuid4().hex[:8]}"
     TopicAdmin(restate_stream_stack.bootstrap_servers).create_topic(topic, PARTITIONS)

@@ -8,7 +8,6 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from restate_stream.runtime.formats import (
 from restate_stream.testing import (
     MemoryContext,
     MemoryPublisher,
+    SchemaRegistryStub,
     bindings_yaml,
     invoke,
     kafka_headers,
@@ -175,25 +175,6 @@ async def test_an_avro_binding_decodes_with_its_schema_and_dead_letters_garbage(
     assert publisher.sent[0].value["error"]["type"] == "DecodeError"
 
 
-class Registry(BaseHTTPRequestHandler):
-    """A Schema Registry that knows schema id 7 only."""
-
-    def do_GET(self) -> None:
-        if self.path == "/schemas/ids/7":
-            body = json.dumps({"schema": SCHEMA.read_text()}).encode()
-            self.send_response(200)
-        else:
-            body = json.dumps({"error_code": 40403, "message": "Schema not found"}).encode()
-            self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def confluent(schema_id: int) -> bytes:
     return AvroCodec(SCHEMA, wire="confluent", schema_id=schema_id).encode(PAYMENT)
 
@@ -222,13 +203,12 @@ async def test_a_registry_lookup_runs_off_the_event_loop_and_unknown_ids_dead_le
         return original(self, schema_id)
 
     monkeypatch.setattr(SchemaRegistryClient, "schema_by_id", schema_by_id)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    registry = SchemaRegistryStub({7: json.loads(SCHEMA.read_text())})  # knows id 7 only
+    registry.start()
     try:
         obj, seen = recorder()
         publisher = MemoryPublisher()
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+        url = registry.url
         bind([obj], spec(confluent_binding(url)), {"local": publisher})
         await invoke(obj, "take", ctx(), confluent(7))
         assert [e.value for e in seen] == [PAYMENT] and publisher.sent == []
@@ -238,9 +218,7 @@ async def test_a_registry_lookup_runs_off_the_event_loop_and_unknown_ids_dead_le
         assert sent.value["error"]["type"] == "DecodeError"
         assert "unknown schema id 99" in sent.value["error"]["message"]
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        registry.stop()
 
 
 async def test_a_registry_outage_is_retried_not_dead_lettered() -> None:

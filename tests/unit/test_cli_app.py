@@ -15,6 +15,7 @@ from restate_stream.control.status import BindingStatus
 from restate_stream.errors import RestateStreamError
 from restate_stream.stack import StackPorts
 from restate_stream.stack.local import EngineStatus
+from restate_stream.testing import bindings_yaml
 
 
 class OutOfCoffee(RestateStreamError):
@@ -81,8 +82,9 @@ def test_a_missing_bindings_file_is_an_error_line(tmp_path: Path) -> None:
 def test_validate_reports_counts(tmp_path: Path) -> None:
     path = tmp_path / "b.yaml"
     path.write_text(
-        "kafka: {clusters: {local: {bootstrap.servers: 'k:9092'}}}\n"
-        "bindings:\n  - {name: b, topic: t, handler: S/h}\n"
+        bindings_yaml(
+            clusters={"local": "k:9092"}, bindings=[{"name": "b", "topic": "t", "handler": "S/h"}]
+        )
     )
     result = CliRunner().invoke(cli, ["validate", "--file", str(path)])
     assert result.exit_code == 0, result.output

@@ -14,6 +14,7 @@ from restate_stream.bindings import parse_bindings
 from restate_stream.cli import main
 from restate_stream.cli.topics import progress_bar, render_result
 from restate_stream.runtime.formats import JsonCodec, StringCodec, unwrap_cloudevent
+from restate_stream.testing import bindings_yaml
 from restate_stream.topics.publish import (
     Line,
     PublishError,
@@ -136,16 +137,13 @@ def test_prepare_collects_encoding_errors_and_checks_partitions() -> None:
     assert (record.line, record.key, record.value) == (1, "é".encode(), b"ok")
 
 
-TWO_CLUSTERS = """\
-kafka:
-  clusters:
-    a: {bootstrap.servers: "a:9092"}
-    b: {bootstrap.servers: "b:9092", security.protocol: SASL_SSL}
-topics:
-  declared: {cluster: b}
-bindings:
-  - {name: bound, topic: bound, cluster: a, handler: S/h, format: string}
-"""
+TWO_CLUSTERS = bindings_yaml(
+    clusters={"a": "a:9092", "b": {"bootstrap.servers": "b:9092", "security.protocol": "SASL_SSL"}},
+    topics={"declared": {"cluster": "b"}},
+    bindings=[
+        {"name": "bound", "topic": "bound", "cluster": "a", "handler": "S/h", "format": "string"}
+    ],
+)
 
 
 def test_targets_come_from_flags_the_topic_or_the_only_cluster() -> None:
@@ -163,7 +161,7 @@ def test_targets_come_from_flags_the_topic_or_the_only_cluster() -> None:
     assert direct.properties == {"bootstrap.servers": "k:1"} and direct.binding is None
     with pytest.raises(PublishError, match="--bootstrap"):
         resolve_target(None, "x", None, None)
-    one = parse_bindings('kafka: {clusters: {only: {bootstrap.servers: "o:1"}}}', Path("b"), {})
+    one = parse_bindings(bindings_yaml(clusters={"only": "o:1"}), Path("b"), {})
     assert resolve_target(one, "anything", None, None).cluster == "only"
 
 

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -21,7 +17,15 @@ from restate_stream.control.apply import apply_bindings
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
+from restate_stream.testing import (
+    RestateApp,
+    SchemaRegistryStub,
+    bindings_yaml,
+    drop_cluster,
+    object_state,
+    topic_records,
+    wait_until,
+)
 from tests.integration import formats_app
 
 pytestmark = pytest.mark.engines
@@ -36,42 +40,46 @@ OTHER_SCHEMA = {
 async def test_avro_both_wires_and_typed_json(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     run = uuid.uuid4().hex[:8]
     bootstrap = restate_stream_stack.bootstrap_servers
     cluster = f"c-{run}"
     path = tmp_path / "bindings.yaml"
+    avro = {"format": "avro", "schema": SCHEMA}
     path.write_text(
-        f"""\
-restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
-kafka:
-  clusters:
-    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  plain-{run}: {{cluster: {cluster}, partitions: 1}}
-  confluent-{run}: {{cluster: {cluster}, partitions: 1}}
-  json-{run}: {{cluster: {cluster}, partitions: 1}}
-bindings:
-  - name: plain-{run}
-    topic: plain-{run}
-    handler: FormatSink/avro_plain
-    format: avro
-    schema: {SCHEMA}
-    dead_letter: dlq-{run}
-  - name: confluent-{run}
-    topic: confluent-{run}
-    handler: FormatSink/avro_confluent
-    format: avro
-    avro_wire: confluent
-    schema: {SCHEMA}
-    dead_letter: dlq-{run}
-  - name: json-{run}
-    topic: json-{run}
-    handler: FormatSink/typed_json
-    dead_letter: dlq-{run}
-"""
+        bindings_yaml(
+            admin_url=restate_stream_stack.admin_url,
+            clusters={cluster: bootstrap},
+            topics={
+                f"{name}-{run}": {"cluster": cluster, "partitions": 1}
+                for name in ("plain", "confluent", "json")
+            },
+            bindings=[
+                {
+                    "name": f"plain-{run}",
+                    "topic": f"plain-{run}",
+                    "handler": "FormatSink/avro_plain",
+                    **avro,
+                    "dead_letter": f"dlq-{run}",
+                },
+                {
+                    "name": f"confluent-{run}",
+                    "topic": f"confluent-{run}",
+                    "handler": "FormatSink/avro_confluent",
+                    **avro,
+                    "avro_wire": "confluent",
+                    "dead_letter": f"dlq-{run}",
+                },
+                {
+                    "name": f"json-{run}",
+                    "topic": f"json-{run}",
+                    "handler": "FormatSink/typed_json",
+                    "dead_letter": f"dlq-{run}",
+                },
+            ],
+        )
     )
     spec = load_bindings(path)
     bind([formats_app.sink], spec)
@@ -134,65 +142,39 @@ bindings:
     assert "does not match Payment" in by_topic[f"json-{run}"]["error"]["message"]
 
 
-class _Registry(BaseHTTPRequestHandler):
-    """The one Schema Registry call decoding needs: GET /schemas/ids/{id}."""
-
-    schemas: ClassVar[dict[int, dict[str, Any]]] = {}
-    requests: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        schema_id = int(self.path.rsplit("/", 1)[-1])
-        if schema_id in self.schemas:
-            body, status = {"schema": json.dumps(self.schemas[schema_id])}, 200
-        else:
-            body, status = {"error_code": 40403, "message": f"Schema {schema_id} not found"}, 404
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 async def test_confluent_wire_resolves_writer_schemas_through_a_registry(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
 ) -> None:
     # The producer wrote with a newer schema (an extra field) registered as id 42.
     writer = json.loads(SCHEMA.read_text())
     writer["fields"].append({"name": "note", "type": "string", "default": ""})
-    _Registry.schemas = {42: writer}
-    _Registry.requests = []
-    registry = ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
-    threading.Thread(target=registry.serve_forever, daemon=True).start()
+    registry = SchemaRegistryStub({42: writer})
+    registry.start()
     run = uuid.uuid4().hex[:8]
     bootstrap = restate_stream_stack.bootstrap_servers
     cluster, topic = f"c-{run}", f"registry-{run}"
     path = tmp_path / "bindings.yaml"
     path.write_text(
-        f"""\
-restate: {{admin_url: "{restate_stream_stack.admin_url}"}}
-kafka:
-  clusters:
-    {cluster}: {{bootstrap.servers: "{bootstrap}"}}
-topics:
-  {topic}: {{cluster: {cluster}, partitions: 1}}
-bindings:
-  - name: {topic}
-    topic: {topic}
-    handler: FormatSink/avro_confluent
-    format: avro
-    avro_wire: confluent
-    schema: {SCHEMA}
-    schema_registry: http://127.0.0.1:{registry.server_address[1]}
-    dead_letter: dlq-{run}
-"""
+        bindings_yaml(
+            admin_url=restate_stream_stack.admin_url,
+            clusters={cluster: bootstrap},
+            topics={topic: {"cluster": cluster, "partitions": 1}},
+            bindings=[
+                {
+                    "name": topic,
+                    "topic": topic,
+                    "handler": "FormatSink/avro_confluent",
+                    "format": "avro",
+                    "avro_wire": "confluent",
+                    "schema": SCHEMA,
+                    "schema_registry": registry.url,
+                    "dead_letter": f"dlq-{run}",
+                }
+            ],
+        )
     )
     spec = load_bindings(path)
     bind([formats_app.sink], spec)
@@ -220,7 +202,7 @@ bindings:
             [letter] = await topic_records(bootstrap, f"dlq-{run}", at_least=1)
             await drop_cluster(restate_admin, cluster)
     finally:
-        registry.shutdown()
+        registry.stop()
 
     # Read with the binding's (older) schema: the extra field is dropped, nothing is lost.
     assert got == [
@@ -228,4 +210,4 @@ bindings:
     ]
     error = parse_record(letter.value or b"").to_json()["error"]
     assert error["type"] == "DecodeError" and "unknown schema id 99" in error["message"]
-    assert _Registry.requests.count("/schemas/ids/42") == 1, "ids are looked up once, then cached"
+    assert registry.requests.count("/schemas/ids/42") == 1, "ids are looked up once, then cached"

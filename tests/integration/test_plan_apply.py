@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,14 @@ from restate_stream.control.apply import apply_bindings
 from restate_stream.control.plan import Plan, compute_plan, fetch_live
 from restate_stream.control.status import binding_statuses
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, drop_cluster, object_state, produce_json, wait_until
+from restate_stream.testing import (
+    RestateApp,
+    bindings_yaml,
+    drop_cluster,
+    object_state,
+    produce_json,
+    wait_until,
+)
 from tests.integration import bindings_app
 from tests.integration.bindings_app import app
 
@@ -38,22 +44,21 @@ class Scenario:
     cluster: str
     run: str  # prefix of this test's object keys
 
-    def write(self, handler: str = "record_a", extra: str = "") -> None:
+    def write(self, handler: str = "record_a", *, before: Sequence[dict[str, Any]] = ()) -> None:
+        """The file with one binding to BindingsLog/`handler`, after the bindings `before`."""
+        binding = {
+            "name": self.topic,
+            "topic": self.topic,
+            "handler": f"BindingsLog/{handler}",
+            "start": "earliest",
+        }
         self.path.write_text(
-            f"""\
-restate: {{admin_url: "{self.stack.admin_url}"}}
-kafka:
-  clusters:
-    {self.cluster}:
-      bootstrap.servers: "${{TEST_BOOTSTRAP}}"
-topics:
-  {self.topic}: {{cluster: {self.cluster}, partitions: {PARTITIONS}}}
-bindings:
-  - name: {self.topic}
-    topic: {self.topic}
-    handler: BindingsLog/{handler}
-    start: earliest
-{extra}"""
+            bindings_yaml(
+                admin_url=self.stack.admin_url,
+                clusters={self.cluster: "${TEST_BOOTSTRAP}"},
+                topics={self.topic: {"cluster": self.cluster, "partitions": PARTITIONS}},
+                bindings=[*before, binding],
+            )
         )
 
     def spec(self) -> BindingsFile:
@@ -98,7 +103,7 @@ bindings:
 async def scenario(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Scenario]:
@@ -218,17 +223,15 @@ async def test_prune_only_with_the_flag(scenario: Scenario) -> None:
 
 async def test_failed_apply_reports_and_rerun_completes(
     scenario: Scenario,
-    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    restate_app: RestateApp,
 ) -> None:
-    late_binding = f"""\
-  - name: {scenario.topic}-late
-    topic: {scenario.topic}
-    handler: BindingsLate/handle
-"""
-    scenario.write("record_a")
+    late_binding = {
+        "name": f"{scenario.topic}-late",
+        "topic": scenario.topic,
+        "handler": "BindingsLate/handle",
+    }
     # The late binding comes first in the file but its service is not registered yet.
-    text = scenario.path.read_text().replace("bindings:\n", "bindings:\n" + late_binding)
-    scenario.path.write_text(text)
+    scenario.write("record_a", before=[late_binding])
     _, report = await apply_bindings(scenario.spec(), scenario.admin)
     assert not report.ok
     statuses = [(type(o.change).__name__, o.status) for o in report.outcomes]
