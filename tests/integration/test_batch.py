@@ -23,7 +23,8 @@ from restate_stream.batch import BatchRunner
 from restate_stream.bindings import check_against_app, load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
-from restate_stream.runtime.bound import bind, dead_letter_json
+from restate_stream.runtime.bound import bind
+from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.runtime.event import object_key_for
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
@@ -124,7 +125,7 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
             async def progress() -> tuple[dict[str, list[int]], list[dict[str, Any]]]:
                 state = {k: v for k, v in (await applied(restate_admin)).items() if k in expected}
                 letters = [
-                    dead_letter_json(r.value or b"")
+                    parse_record(r.value or b"").to_json()
                     for r in await topic_records(stack.bootstrap_servers, dlq)
                 ]
                 return state, letters
