@@ -49,7 +49,7 @@ from restate_stream.runtime.formats import (
     codec_for,
     unwrap_cloudevent,
 )
-from restate_stream.runtime.publisher import Publisher
+from restate_stream.runtime.publisher import Published, Publisher
 
 log = logging.getLogger("restate_stream.runtime.bound")
 
@@ -213,22 +213,13 @@ class BoundHandler:
             )
             return
         letter = DeadLetter.of(b.name, coords, raw, error_type, message, attempts, redrive_of)
-        try:
-            published = await self.publisher.publish(
-                ctx,
-                b.dead_letter,
-                coords.key_text,
-                letter.to_json(),
-                event_type=DEAD_LETTER_TYPE,
-                retry_forever=True,
-            )
-        except restate.TerminalError as exc:
-            # Not publishable (bad key or value): retry the invocation, blocking the key,
-            # rather than complete it and lose the record. `from None`: the SDK would
-            # otherwise find the TerminalError as the cause and fail the invocation.
-            raise RuntimeError(
-                f"dead-lettering ({where}) to {b.dead_letter!r} failed: {exc.message}"
-            ) from None
+        published = await self._to_dead_letter_topic(
+            ctx,
+            coords,
+            letter.to_json(),
+            DEAD_LETTER_TYPE,
+            f"dead-lettering ({where}) to {b.dead_letter!r}",
+        )
         log.warning(
             "dead-lettered (%s) to %s[%d]@%d: %s: %s",
             where,
@@ -239,6 +230,31 @@ class BoundHandler:
             message,
         )
 
+    async def _to_dead_letter_topic(
+        self,
+        ctx: restate.ObjectContext,
+        coords: KafkaCoordinates,
+        record: dict[str, Any],
+        event_type: str,
+        doing: str,
+    ) -> Published:
+        """Publish a dead letter or a resolution, durably, retrying until the topic takes it."""
+        assert self.binding.dead_letter is not None
+        try:
+            return await self.publisher.publish(
+                ctx,
+                self.binding.dead_letter,
+                coords.key_text,
+                record,
+                event_type=event_type,
+                retry_forever=True,
+            )
+        except restate.TerminalError as exc:
+            # Not publishable (bad key or value): retry the invocation, blocking the key,
+            # rather than complete it and lose the record. `from None`: the SDK would
+            # otherwise find the TerminalError as the cause and fail the invocation.
+            raise RuntimeError(f"{doing} failed: {exc.message}") from None
+
     async def _resolved(
         self, ctx: restate.ObjectContext, coords: KafkaCoordinates, redrive_of: LetterRef | None
     ) -> None:
@@ -247,21 +263,13 @@ class BoundHandler:
         if redrive_of is None or topic is None:
             return
         resolution = Resolution.of(self.binding.name, coords, redrive_of)
-        try:
-            await self.publisher.publish(
-                ctx,
-                topic,
-                coords.key_text,
-                resolution.to_json(),
-                event_type=RESOLVED_TYPE,
-                retry_forever=True,
-            )
-        except restate.TerminalError as exc:
-            # As for a dead letter: retry rather than fail an invocation whose handler ran.
-            raise RuntimeError(
-                f"recording the redrive of {redrive_of.describe()} on {topic!r} failed: "
-                f"{exc.message}"
-            ) from None
+        await self._to_dead_letter_topic(
+            ctx,
+            coords,
+            resolution.to_json(),
+            RESOLVED_TYPE,
+            f"recording the redrive of {redrive_of.describe()} on {topic!r}",
+        )
         log.info("redrive of %s resolved %s", redrive_of.describe(), coords.describe())
 
 
