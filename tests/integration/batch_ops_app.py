@@ -1,0 +1,37 @@
+"""A batched binding's object for the operations e2e tests (status, dlq redrive): each key
+keeps the sequence numbers it applied; `fail` makes a record refused (TerminalError) or
+retried (RuntimeError) until the test sets FIXED, standing for a fixed and redeployed
+handler. Served in the test's process, so the test can flip FIXED."""
+
+from __future__ import annotations
+
+import restate
+from pydantic import BaseModel
+
+from restate_stream.runtime.event import KafkaEvent
+
+
+class Item(BaseModel):
+    seq: int
+    fail: str | None = None
+
+
+FIXED = {"value": False}
+
+batch_ops = restate.VirtualObject("BatchOps")
+
+
+@batch_ops.handler()
+async def on_items(ctx: restate.ObjectContext, events: list[KafkaEvent[Item]]) -> None:
+    seqs: list[int] = await ctx.get("seqs") or []
+    for event in events:
+        item = event.value
+        if item.fail == "terminal" and not FIXED["value"]:
+            raise restate.TerminalError(f"item {item.seq} refused")
+        if item.fail == "retry" and not FIXED["value"]:
+            raise RuntimeError(f"item {item.seq} not yet")
+        seqs.append(item.seq)
+    ctx.set("seqs", seqs)
+
+
+app = restate.app([batch_ops])
