@@ -34,4 +34,21 @@ async def on_items(ctx: restate.ObjectContext, events: list[KafkaEvent[Item]]) -
     ctx.set("seqs", seqs)
 
 
-app = restate.app([batch_ops])
+# One object, two ways in: a binding switched between unbatched (`on_item`) and batched
+# (`on_items`) appends to the same state, so a replayed or skipped record shows in it.
+switch_log = restate.VirtualObject("SwitchLog")
+
+
+@switch_log.handler()
+async def on_item(ctx: restate.ObjectContext, event: KafkaEvent[Item]) -> None:
+    seqs: list[int] = await ctx.get("seqs") or []
+    ctx.set("seqs", [*seqs, event.value.seq])
+
+
+@switch_log.handler(name="on_items")
+async def on_switch_items(ctx: restate.ObjectContext, events: list[KafkaEvent[Item]]) -> None:
+    seqs: list[int] = await ctx.get("seqs") or []
+    ctx.set("seqs", seqs + [e.value.seq for e in events])
+
+
+app = restate.app([batch_ops, switch_log])

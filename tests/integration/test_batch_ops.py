@@ -48,9 +48,10 @@ def handler_broken() -> Iterator[None]:
 
 
 def write_bindings(
-    stack: LocalStack, path: Path, run: str, service: str, **extra: Any
+    stack: LocalStack, path: Path, run: str, service: str, batched: bool = True, **extra: Any
 ) -> tuple[str, str]:
-    """A bindings file with one batched binding `items-<run>`; (topic, cluster)."""
+    """A bindings file with one binding `items-<run>` (batched: to `on_items`, else to
+    `on_item`); (topic, cluster)."""
     topic, cluster = f"items-{run}", f"c-{run}"
     worker = extra.pop("_worker", None)
     path.write_text(
@@ -63,8 +64,8 @@ def write_bindings(
                 {
                     "name": topic,
                     "topic": topic,
-                    "handler": f"{service}/on_items",
-                    "batch": {"max_records": 50, "max_wait": "20ms"},
+                    "handler": f"{service}/on_items" if batched else f"{service}/on_item",
+                    **({"batch": {"max_records": 50, "max_wait": "20ms"}} if batched else {}),
                     **extra,
                 }
             ],
@@ -315,3 +316,91 @@ async def test_pause_stops_a_running_workers_consumer_and_resume_continues(
     finally:
         worker.stop()
         await drop_cluster(restate_admin, cluster)
+
+
+async def test_switching_between_batched_and_unbatched_neither_replays_nor_skips(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: RestateApp,
+    tmp_path: Path,
+) -> None:
+    """Unbatched -> batched -> unbatched on one consumer group, with records produced in
+    each phase and the switch made while earlier ones are still being applied: apply deletes
+    and recreates the subscription, the worker's consumer starts and stops, and every record
+    is applied exactly once, per key in order."""
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    bootstrap = stack.bootstrap_servers
+    path = tmp_path / "bindings.yaml"
+    topic = f"items-{run}"
+    keys = [f"{run}-k{k}" for k in range(5)]
+
+    def write(batched: bool) -> Any:
+        extra: dict[str, Any] = {"group": f"switch-{run}"}
+        if batched:
+            write_bindings(stack, path, run, "SwitchLog", **extra)
+        else:
+            write_bindings(stack, path, run, "SwitchLog", **extra)
+            text = path.read_text().replace("on_items", "on_item")
+            text = "".join(
+                line
+                for line in text.splitlines(keepends=True)
+                if "batch" not in line and "max_records" not in line and "max_wait" not in line
+            )
+            path.write_text(text)
+        spec = load_bindings(path)
+        assert (spec.bindings[0].batch is not None) == batched, path.read_text()
+        return spec
+
+    unbatched, batched = write(False), write(True)
+    bind([batch_ops_app.switch_log], unbatched)
+    bind([batch_ops_app.switch_log], batched)
+    group = batched.bindings[0].consumer_group
+    assert group == unbatched.bindings[0].consumer_group
+    kafka = TopicAdmin(bootstrap)
+
+    def items(seqs: range) -> list[tuple[bytes | None, dict[str, Any]]]:
+        return [(keys[s % 5].encode(), {"seq": s}) for s in seqs]
+
+    async def applied() -> dict[str, list[int]]:
+        return await seqs_of(restate_admin, "SwitchLog", set(keys))
+
+    async def lag() -> int:
+        return sum(p.lag for p in await asyncio.to_thread(kafka.group_lag, group, topic))
+
+    async with restate_app(batch_ops_app.app):
+        runner: BatchRunner | None = None
+        try:
+            spec = write(False)
+            _, report = await apply_bindings(spec, restate_admin)
+            assert report.ok, report.render()
+            await asyncio.to_thread(produce, bootstrap, topic, items(range(300)))
+            await wait_until(applied, lambda s: flat(s).total() >= 50, timeout=90)
+
+            spec = write(True)  # to batched, while the subscription is still applying
+            _, report = await apply_bindings(spec, restate_admin)
+            assert report.ok, report.render()
+            assert not [s for s in await restate_admin.list_subscriptions() if topic in s.source]
+            runner = BatchRunner(spec)
+            await runner.start()
+            await asyncio.to_thread(produce, bootstrap, topic, items(range(300, 600)))
+            await wait_until(applied, lambda s: flat(s).total() >= 400, timeout=90)
+
+            await runner.stop()  # to unbatched: the consumer commits what was accepted, leaves
+            runner = None
+            spec = write(False)
+            _, report = await apply_bindings(spec, restate_admin)
+            assert report.ok, report.render()
+            await asyncio.to_thread(produce, bootstrap, topic, items(range(600, 900)))
+            await wait_until(applied, lambda s: flat(s).total() >= 900, timeout=120, describe=repr)
+            await wait_until(lag, lambda n: n == 0, timeout=60)
+            state = await applied()
+            assert flat(state) == Counter(range(900)), {
+                "missing": sorted(set(range(900)) - set(flat(state))),
+                "twice": sorted(s for s, n in flat(state).items() if n > 1),
+            }
+            assert all(v == sorted(v) for v in state.values()), "per key in order"
+        finally:
+            if runner is not None:
+                await runner.stop()
+            await drop_cluster(restate_admin, f"c-{run}")
