@@ -7,6 +7,9 @@ the dead-letter topic alone. After the handler, the new high-water offsets are w
 same invocation, so they commit together with the handler's state changes. A TerminalError or
 exhausted retries dead-letter every record passed to the handler, and the high-water still
 advances: the key moves on. Dead-letter publishing is the unbatched bound handler's.
+A record with a null value (a tombstone) is the value None for a handler whose type admits
+None (`list[KafkaEvent[T | None]]`), and is dead-lettered alone (error type Tombstone)
+otherwise, whatever the format; the body tells null from an empty value exactly.
 
 `dlq redrive` sends a dead letter's record as a one-record batch with the
 `restate-stream.redrive-of` header naming the letter. Such a record is at or below the
@@ -30,7 +33,13 @@ from restate.server_context import DisconnectedException
 
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch
 from restate_stream.bindings import Binding
-from restate_stream.runtime.bound import BoundHandler, _causes
+from restate_stream.runtime.bound import (
+    TOMBSTONE_ERROR,
+    BoundHandler,
+    _causes,
+    admits_none,
+    without_none,
+)
 from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, LetterRef
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
 from restate_stream.runtime.formats import Codec, DecodeError, codec_for
@@ -122,11 +131,10 @@ class BatchBoundHandler(BoundHandler):
             coords = _coordinates(r)
             value_bytes = r.value if r.value is not None else b""
             try:
-                value, event_id, event_type = await self._decode(value_bytes)
+                value, event_id, event_type = await self._decode(r.value)
             except DecodeError as exc:
-                await self._dead_letter(
-                    ctx, coords, value_bytes, "DecodeError", str(exc), 1, redrive_of
-                )
+                error = TOMBSTONE_ERROR if r.value is None else "DecodeError"
+                await self._dead_letter(ctx, coords, value_bytes, error, str(exc), 1, redrive_of)
                 continue
             events.append(
                 KafkaEvent(value, ctx.key(), coords, value_bytes, event_id, event_type, r.headers)
@@ -178,6 +186,12 @@ def batch_handler(
             "its input must be declared `events: list[KafkaEvent[T]]`"
         )
     codec: Codec = codec_for(
-        binding.format, value_type, binding.schema, binding.avro_wire, binding.schema_registry
+        binding.format,
+        without_none(value_type),
+        binding.schema,
+        binding.avro_wire,
+        binding.schema_registry,
     )
-    return BatchBoundHandler(binding, fn, codec, publisher, wants_event=True)
+    return BatchBoundHandler(
+        binding, fn, codec, publisher, wants_event=True, takes_none=admits_none(value_type)
+    )

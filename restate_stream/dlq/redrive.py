@@ -30,6 +30,7 @@ from restate_stream.dlq.listing import (
     read_entries,
 )
 from restate_stream.errors import RestateStreamError
+from restate_stream.runtime.bound import TOMBSTONE_ERROR
 from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER
 from restate_stream.runtime.event import object_key_for
 
@@ -100,10 +101,14 @@ def _batch_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
     """A batched binding's record goes back as a one-record batch to the object its delivery
     sent it to (the raw key's object key, "" for a keyless record); the redrive-of header makes
     the handler take it although it is at or below the object's high-water offset. The
-    record's Kafka headers are not in the letter, so the handler sees none."""
+    record's Kafka headers are not in the letter, so the handler sees none. A tombstone
+    (its first letter says so; a letter keeps a null value as "") goes back as null."""
     stored = history.latest
     letter = stored.letter
     coordinates = letter.coordinates()
+    value: bytes | None = letter.value_bytes()
+    if not value and history.letters[0].letter.error.type == TOMBSTONE_ERROR:
+        value = None
     timestamp = coordinates.timestamp
     record = WireRecord(
         coordinates.topic,
@@ -111,7 +116,7 @@ def _batch_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
         coordinates.offset,
         None if timestamp is None else int(timestamp.timestamp() * 1000),
         coordinates.key,
-        letter.value_bytes(),
+        value,
     )
     return RedriveRequest(
         history,

@@ -51,4 +51,25 @@ async def on_switch_items(ctx: restate.ObjectContext, events: list[KafkaEvent[It
     ctx.set("seqs", seqs + [e.value.seq for e in events])
 
 
-app = restate.app([batch_ops, switch_log])
+# Handlers that take deletes: a tombstone clears the key's list (state "u" when unbatched,
+# "b" when batched, so two bindings of one topic do not share it).
+deletable = restate.VirtualObject("Deletable")
+
+
+@deletable.handler()
+async def on_item_or_delete(ctx: restate.ObjectContext, event: KafkaEvent[Item | None]) -> None:
+    seqs: list[int] = await ctx.get("u") or []
+    ctx.set("u", [] if event.value is None else [*seqs, event.value.seq])
+
+
+@deletable.handler()
+async def on_items_or_deletes(
+    ctx: restate.ObjectContext, events: list[KafkaEvent[Item | None]]
+) -> None:
+    seqs: list[int] = await ctx.get("b") or []
+    for event in events:
+        seqs = [] if event.value is None else [*seqs, event.value.seq]
+    ctx.set("b", seqs)
+
+
+app = restate.app([batch_ops, switch_log, deletable])

@@ -23,6 +23,7 @@ from restate_stream.control.apply import apply_bindings
 from restate_stream.control.status import BindingStatus, binding_statuses
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.event import object_key_for
+from restate_stream.runtime.formats import unwrap_cloudevent
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
@@ -80,7 +81,13 @@ def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, dict[str
 
 
 async def seqs_of(admin: AdminClient, service: str, keys: set[str]) -> dict[str, list[int]]:
-    state = await object_state(admin, service, "seqs")
+    return await seqs_of_state(admin, service, "seqs", keys)
+
+
+async def seqs_of_state(
+    admin: AdminClient, service: str, state_key: str, keys: set[str]
+) -> dict[str, list[int]]:
+    state = await object_state(admin, service, state_key)
     return {k: v for k, v in state.items() if k in keys}
 
 
@@ -404,3 +411,102 @@ async def test_switching_between_batched_and_unbatched_neither_replays_nor_skips
             if runner is not None:
                 await runner.stop()
             await drop_cluster(restate_admin, f"c-{run}")
+
+
+async def test_tombstones_and_keyless_records_batched_and_unbatched(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: RestateApp,
+    tmp_path: Path,
+) -> None:
+    """A null value reaches a handler declaring `KafkaEvent[T | None]` as None (Restate's
+    subscription sends it as an empty body; the batch body says null), and is a dead letter
+    of type Tombstone for one declaring `KafkaEvent[T]`; keyless records go to object ""."""
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    bootstrap = stack.bootstrap_servers
+    topic, dlq, cluster = f"del-{run}", f"del-{run}.dlq", f"c-{run}"
+    batch = {"max_records": 50, "max_wait": "20ms"}
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        bindings_yaml(
+            admin_url=stack.admin_url,
+            ingress_url=stack.ingress_url,
+            clusters={cluster: bootstrap},
+            topics={topic: {"cluster": cluster, "partitions": 1}, dlq: {"cluster": cluster}},
+            bindings=[
+                {"name": f"u-{run}", "topic": topic, "handler": "Deletable/on_item_or_delete"},
+                {
+                    "name": f"b-{run}",
+                    "topic": topic,
+                    "handler": "Deletable/on_items_or_deletes",
+                    "batch": batch,
+                },
+                {
+                    "name": f"su-{run}",
+                    "topic": topic,
+                    "handler": "SwitchLog/on_item",
+                    "dead_letter": dlq,
+                },
+                {
+                    "name": f"sb-{run}",
+                    "topic": topic,
+                    "handler": "BatchOps/on_items",
+                    "batch": batch,
+                    "dead_letter": dlq,
+                },
+            ],
+        )
+    )
+    spec = load_bindings(path)
+    bind([batch_ops_app.deletable, batch_ops_app.switch_log, batch_ops_app.batch_ops], spec)
+    key = f"{run}-k".encode()
+    other = f"{run}-other".encode()
+    records = [
+        Record(key, json.dumps({"seq": 1})),
+        Record(key, json.dumps({"seq": 2})),
+        Record(other, json.dumps({"seq": 10})),
+        Record(key, None),  # offset 3: the tombstone
+        Record(key, json.dumps({"seq": 3})),
+        Record(None, json.dumps({"seq": 20})),
+    ]
+    keys = {key.decode(), other.decode(), ""}
+
+    async def states() -> dict[str, dict[str, list[int]]]:
+        return {
+            "u": await seqs_of_state(restate_admin, "Deletable", "u", keys),
+            "b": await seqs_of_state(restate_admin, "Deletable", "b", keys),
+            "su": await seqs_of(restate_admin, "SwitchLog", keys),
+            "sb": await seqs_of(restate_admin, "BatchOps", keys),
+        }
+
+    def done(s: dict[str, dict[str, list[int]]]) -> bool:
+        return all(3 in v.get(key.decode(), []) and 20 in v.get("", []) for v in s.values())
+
+    async with restate_app(batch_ops_app.app):
+        _, report = await apply_bindings(spec, restate_admin)
+        assert report.ok, report.render()
+        runner = BatchRunner(spec)
+        await runner.start()
+        try:
+            await asyncio.to_thread(produce_records, bootstrap, topic, records)
+            s = await wait_until(states, done, timeout=90, describe=repr)
+            k, o = key.decode(), other.decode()
+            # Deletes: the key's list was cleared by the tombstone, then 3 came.
+            assert s["u"] == {k: [3], o: [10], "": [20]}, s["u"]
+            assert s["b"] == {k: [3], o: [10], "": [20]}, s["b"]
+            # Strict handlers: the tombstone is a dead letter, the key's other records apply.
+            assert s["su"] == {k: [1, 2, 3], o: [10], "": [20]}, s["su"]
+            assert s["sb"] == {k: [1, 2, 3], o: [10], "": [20]}, s["sb"]
+            letters = [
+                unwrap_cloudevent(json.loads(r.value or b""))[0]
+                for r in await topic_records(bootstrap, dlq, at_least=2)
+            ]
+            assert sorted(d["binding"] for d in letters) == [f"sb-{run}", f"su-{run}"], letters
+            for d in letters:
+                assert d["error"]["type"] == "Tombstone", d
+                assert "declare KafkaEvent[T | None]" in d["error"]["message"], d
+                assert d["source"]["offset"] == 3 and d["key"] == k, d
+        finally:
+            await runner.stop()
+            await drop_cluster(restate_admin, cluster)
