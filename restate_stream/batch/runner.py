@@ -50,9 +50,11 @@ class BatchRunner:
             for b in spec.bindings
             if b.batch is not None
         }
+        # What the file last said should run; kept across stop and start.
         self._wanted = {b.name for b in spec.bindings if b.batch is not None and not b.paused}
         self._running: dict[str, _Running] = {}
         self._watcher: asyncio.Task[None] | None = None
+        # None: the first poll reloads the file, catching an edit made since `spec` was read.
         self._seen: tuple[int, int] | None = None
 
     def __bool__(self) -> bool:
@@ -63,8 +65,7 @@ class BatchRunner:
         return set(self._running)
 
     async def start(self) -> None:
-        self._seen = self._stat()
-        await self._converge()
+        await self._converge(self._wanted)
         self._watcher = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
@@ -73,8 +74,7 @@ class BatchRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
             self._watcher = None
-        self._wanted = set()
-        await self._converge()
+        await self._converge(set())
 
     # --- following the file ---------------------------------------------------------------
 
@@ -104,17 +104,20 @@ class BatchRunner:
                 if b.batch is not None and not b.paused and b.name in self.deliveries
             }
             try:
-                await self._converge()
+                await self._converge(self._wanted)
             except Exception:
                 log.exception("following %s failed; retrying on its next change", self.path)
 
-    async def _converge(self) -> None:
-        for name in sorted(set(self._running) - self._wanted):
+    async def _converge(self, wanted: set[str]) -> None:
+        """Stop the deliveries not in `wanted` (each commits what was accepted and leaves its
+        group), then start the ones in `wanted` not running."""
+        for name in sorted(set(self._running) - wanted):
             running = self._running.pop(name)
             running.stop.set()
             await asyncio.gather(running.task, return_exceptions=True)
-            log.info("binding %s: delivery stopped (paused); offsets committed", name)
-        for name in sorted(self._wanted - set(self._running)):
+            log.info("binding %s: delivery stopped; accepted offsets committed", name)
+        for name in sorted(wanted - set(self._running)):
+            log.info("binding %s: delivery starting from the committed offsets", name)
             stop = asyncio.Event()
             task = asyncio.create_task(self._supervise(self.deliveries[name], stop))
             self._running[name] = _Running(stop, task)

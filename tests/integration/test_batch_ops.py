@@ -118,6 +118,7 @@ async def test_status_counts_batch_invocations_and_shows_stuck_keys(
         runner = BatchRunner(spec)
         await runner.start()
         try:
+            items: list[tuple[bytes | None, dict[str, Any]]]
             items = [(good.encode(), {"seq": s}) for s in range(5)]
             items.append((stuck.encode(), {"seq": 5, "fail": "retry"}))
             await asyncio.to_thread(produce, stack.bootstrap_servers, topic, items)
