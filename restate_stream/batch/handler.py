@@ -7,6 +7,16 @@ the dead-letter topic alone. After the handler, the new high-water offsets are w
 same invocation, so they commit together with the handler's state changes. A TerminalError or
 exhausted retries dead-letter every record passed to the handler, and the high-water still
 advances: the key moves on. Dead-letter publishing is the unbatched bound handler's.
+A record with a null value (a tombstone) is the value None for a handler whose type admits
+None (`list[KafkaEvent[T | None]]`), and is dead-lettered alone (error type Tombstone)
+otherwise, whatever the format; the body tells null from an empty value exactly.
+
+`dlq redrive` sends a dead letter's record as a one-record batch with the
+`restate-stream.redrive-of` header naming the letter. Such a record is at or below the
+high-water by definition (it was passed before), so the check is skipped for it and the
+high-water is left as it is; Restate runs it at most once per letter (the redrive's
+idempotency key). If it fails again its new dead letter names the letter it was redriven
+from; if it goes through, a Resolution is written, as for unbatched bindings.
 """
 
 from __future__ import annotations
@@ -23,7 +33,14 @@ from restate.server_context import DisconnectedException
 
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch
 from restate_stream.bindings import Binding
-from restate_stream.runtime.bound import BoundHandler, _causes
+from restate_stream.runtime.bound import (
+    TOMBSTONE_ERROR,
+    BoundHandler,
+    _causes,
+    admits_none,
+    without_none,
+)
+from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, LetterRef
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
 from restate_stream.runtime.formats import Codec, DecodeError, codec_for
 from restate_stream.runtime.publisher import Publisher
@@ -76,6 +93,9 @@ class BatchBoundHandler(BoundHandler):
         except WireError as exc:
             # Not a body restate-stream's consumer writes: fail visibly, change nothing.
             raise restate.TerminalError(f"binding {self.binding.name}: {exc}") from None
+        redrive_of = LetterRef.from_header(ctx.request().headers.get(REDRIVE_OF_HEADER))
+        if redrive_of is not None:
+            return await self._redrive(ctx, records, redrive_of)
         state_key = high_water_state(self.binding.name)
         high: dict[str, int] = await ctx.get(state_key) or {}
         fresh = [r for r in records if r.offset > high.get(source_name(*r.source), -1)]
@@ -84,22 +104,9 @@ class BatchBoundHandler(BoundHandler):
                 "binding %s, key %r: dropped %d of %d records at or below the high-water %s",
                 self.binding.name, ctx.key(), len(records) - len(fresh), len(records), high,
             )  # fmt: skip
-        events: list[KafkaEvent[Any]] = []
-        for r in fresh:
-            coords = _coordinates(r)
-            value_bytes = r.value if r.value is not None else b""
-            try:
-                value, event_id, event_type = await self._decode(value_bytes)
-            except DecodeError as exc:
-                await self._dead_letter(
-                    ctx, coords, value_bytes, "DecodeError", str(exc), 1, redrive_of=None
-                )
-                continue
-            events.append(
-                KafkaEvent(value, ctx.key(), coords, value_bytes, event_id, event_type, r.headers)
-            )
+        events = await self._events(ctx, fresh, None)
         if events:
-            await self._handle(ctx, events)
+            await self._handle(ctx, events, None)
         for r in fresh:
             name = source_name(*r.source)
             high[name] = max(high.get(name, -1), r.offset)
@@ -107,7 +114,40 @@ class BatchBoundHandler(BoundHandler):
             ctx.set(state_key, high)
         return None
 
-    async def _handle(self, ctx: restate.ObjectContext, events: list[KafkaEvent[Any]]) -> None:
+    async def _redrive(
+        self, ctx: restate.ObjectContext, records: list[WireRecord], redrive_of: LetterRef
+    ) -> None:
+        events = await self._events(ctx, records, redrive_of)
+        if events and await self._handle(ctx, events, redrive_of):
+            for event in events:
+                await self._resolved(ctx, event.coordinates, redrive_of)
+
+    async def _events(
+        self, ctx: restate.ObjectContext, records: list[WireRecord], redrive_of: LetterRef | None
+    ) -> list[KafkaEvent[Any]]:
+        """The records decoded; one that cannot be is dead-lettered alone."""
+        events: list[KafkaEvent[Any]] = []
+        for r in records:
+            coords = _coordinates(r)
+            value_bytes = r.value if r.value is not None else b""
+            try:
+                value, event_id, event_type = await self._decode(r.value)
+            except DecodeError as exc:
+                error = TOMBSTONE_ERROR if r.value is None else "DecodeError"
+                await self._dead_letter(ctx, coords, value_bytes, error, str(exc), 1, redrive_of)
+                continue
+            events.append(
+                KafkaEvent(value, ctx.key(), coords, value_bytes, event_id, event_type, r.headers)
+            )
+        return events
+
+    async def _handle(
+        self,
+        ctx: restate.ObjectContext,
+        events: list[KafkaEvent[Any]],
+        redrive_of: LetterRef | None,
+    ) -> bool:
+        """Run the user's handler; False if its events were dead-lettered instead."""
         invocation = ctx.request().id
         try:
             await self.fn(ctx, events)
@@ -127,9 +167,12 @@ class BatchBoundHandler(BoundHandler):
             for event in events:
                 coords = event.coordinates
                 await self._dead_letter(
-                    ctx, coords, event.raw, error_type, message, failures, redrive_of=None
+                    ctx, coords, event.raw, error_type, message, failures, redrive_of
                 )
+            self.attempts.forget(invocation)
+            return False
         self.attempts.forget(invocation)
+        return True
 
 
 def batch_handler(
@@ -143,6 +186,12 @@ def batch_handler(
             "its input must be declared `events: list[KafkaEvent[T]]`"
         )
     codec: Codec = codec_for(
-        binding.format, value_type, binding.schema, binding.avro_wire, binding.schema_registry
+        binding.format,
+        without_none(value_type),
+        binding.schema,
+        binding.avro_wire,
+        binding.schema_registry,
     )
-    return BatchBoundHandler(binding, fn, codec, publisher, wants_event=True)
+    return BatchBoundHandler(
+        binding, fn, codec, publisher, wants_event=True, takes_none=admits_none(value_type)
+    )

@@ -2,49 +2,132 @@
 
 Each worker process runs one delivery per batched binding; the processes of a worker share
 the topic's partitions through the binding's consumer group.
+
+`restate-stream pause NAME` / `resume NAME` write `paused:` into the bindings file; the
+runner follows the file: it polls its modification time and size (WATCH_INTERVAL) and, when
+they change, reloads it and stops or starts deliveries so that exactly the batched bindings
+that are not paused run. Stopping a delivery commits the offsets of what Restate accepted and
+leaves the group, so `resume` continues where `pause` stopped. Watching the file (rather than
+a control endpoint on the worker) because the file is already the source of truth for
+`paused`, every worker process reads it (an HTTP endpoint would reach only the one process
+hypercorn hands the request to), and it needs no port, authentication or address discovery.
+Only the bindings batched when the worker started are followed: other changes (a binding
+added, switched between batched and unbatched, new batch limits) change the bound handlers
+too and take a worker restart; until then a binding the file no longer has as batched is
+stopped, so it never shares its group with the subscription apply creates for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 from restate_stream.batch.delivery import BatchDelivery
-from restate_stream.bindings import BindingsFile
+from restate_stream.bindings import BindingsFile, load_bindings
+from restate_stream.errors import RestateStreamError
 
 log = logging.getLogger("restate_stream.batch")
 
 RESTART_DELAY = 1.0
+WATCH_INTERVAL = 1.0
+
+
+@dataclass
+class _Running:
+    stop: asyncio.Event
+    task: asyncio.Task[None]
 
 
 class BatchRunner:
-    def __init__(self, spec: BindingsFile) -> None:
-        self.deliveries = [
-            BatchDelivery(b, spec.clusters[b.cluster].properties, spec.restate.ingress_url)
+    def __init__(self, spec: BindingsFile, *, watch_interval: float = WATCH_INTERVAL) -> None:
+        self.path: Path = spec.path
+        self.watch_interval = watch_interval
+        self.deliveries = {
+            b.name: BatchDelivery(b, spec.clusters[b.cluster].properties, spec.restate.ingress_url)
             for b in spec.bindings
-            if b.batch is not None and not b.paused
-        ]
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+            if b.batch is not None
+        }
+        # What the file last said should run; kept across stop and start.
+        self._wanted = {b.name for b in spec.bindings if b.batch is not None and not b.paused}
+        self._running: dict[str, _Running] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        # None: the first poll reloads the file, catching an edit made since `spec` was read.
+        self._seen: tuple[int, int] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.deliveries)
+        return bool(self.deliveries)  # paused ones too: `resume` starts them in this process
+
+    @property
+    def running(self) -> set[str]:
+        return set(self._running)
 
     async def start(self) -> None:
-        self._stop = asyncio.Event()
-        self._tasks = [asyncio.create_task(self._supervise(d)) for d in self.deliveries]
+        await self._converge(self._wanted)
+        self._watcher = asyncio.create_task(self._watch())
 
-    async def _supervise(self, delivery: BatchDelivery) -> None:
-        while not self._stop.is_set():
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        await self._converge(set())
+
+    # --- following the file ---------------------------------------------------------------
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.watch_interval)
+            seen = self._stat()
+            if seen is None or seen == self._seen:
+                continue
+            self._seen = seen
             try:
-                await delivery.run(self._stop)
+                spec = await asyncio.to_thread(load_bindings, self.path)
+            except RestateStreamError as exc:
+                # Mid-edit or broken: keep running as before; the next change is read again.
+                log.warning("%s changed, does not load; deliveries unchanged: %s", self.path, exc)
+                continue
+            self._wanted = {
+                b.name
+                for b in spec.bindings
+                if b.batch is not None and not b.paused and b.name in self.deliveries
+            }
+            try:
+                await self._converge(self._wanted)
+            except Exception:
+                log.exception("following %s failed; retrying on its next change", self.path)
+
+    async def _converge(self, wanted: set[str]) -> None:
+        """Stop the deliveries not in `wanted` (each commits what was accepted and leaves its
+        group), then start the ones in `wanted` not running."""
+        for name in sorted(set(self._running) - wanted):
+            running = self._running.pop(name)
+            running.stop.set()
+            await asyncio.gather(running.task, return_exceptions=True)
+            log.info("binding %s: delivery stopped; accepted offsets committed", name)
+        for name in sorted(wanted - set(self._running)):
+            log.info("binding %s: delivery starting from the committed offsets", name)
+            stop = asyncio.Event()
+            task = asyncio.create_task(self._supervise(self.deliveries[name], stop))
+            self._running[name] = _Running(stop, task)
+
+    async def _supervise(self, delivery: BatchDelivery, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await delivery.run(stop)
             except Exception:
                 # A fresh consumer resumes from the committed offsets: nothing is skipped.
                 log.exception("binding %s: delivery failed; restarting", delivery.binding.name)
-                await asyncio.sleep(RESTART_DELAY)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), RESTART_DELAY)

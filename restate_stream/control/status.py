@@ -50,10 +50,29 @@ class BindingStatus:
         return data
 
 
-async def _invocations(admin: AdminClient, sub_ids: list[str]) -> tuple[dict[str, int], list[Any]]:
-    if not sub_ids:
+def _invocations_of(binding: Binding, sub_ids: list[str]) -> str | None:
+    """The SQL condition selecting the binding's invocations in sys_invocation; None: none.
+
+    A subscription's invocations carry its id. A batched binding's are ingress sends, which
+    carry none: they are told by their target and their idempotency key (`rs-batch-...` from
+    the delivery, `redrive/<binding>/...` from `dlq redrive`), so calls of the same handler
+    made otherwise are not counted.
+    """
+    if binding.batch is None:
+        if not sub_ids:
+            return None
+        return f"invoked_by_subscription_id IN ({', '.join(sql_literal(s) for s in sub_ids)})"
+    redrives = sql_literal(f"redrive/{binding.name}/%")
+    return (
+        f"target_service_name = {sql_literal(binding.service)} "
+        f"AND target_handler_name = {sql_literal(binding.handler)} "
+        f"AND (idempotency_key LIKE 'rs-batch-%' OR idempotency_key LIKE {redrives})"
+    )
+
+
+async def _invocations(admin: AdminClient, where: str | None) -> tuple[dict[str, int], list[Any]]:
+    if where is None:
         return {}, []
-    where = f"invoked_by_subscription_id IN ({', '.join(sql_literal(s) for s in sub_ids)})"
     rows = await admin.query(
         f"SELECT status, completion_result, count(*) AS n FROM sys_invocation WHERE {where} "
         "GROUP BY status, completion_result"
@@ -100,7 +119,8 @@ async def binding_statuses(
                 status.blocked = await asyncio.to_thread(find_blocked, b, properties, status.lag)
             except Exception as exc:  # shown next to the binding, like the lag
                 status.blocked_error = f"{type(exc).__name__}: {exc}"
-        status.invocations, status.stuck_keys = await _invocations(admin, subs)
+        selection = _invocations_of(b, subs)
+        status.invocations, status.stuck_keys = await _invocations(admin, selection)
         if b.dead_letter is not None:
             status.dead_letter_topic = b.dead_letter
             where = (b.cluster, b.dead_letter)

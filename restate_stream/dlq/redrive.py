@@ -19,6 +19,7 @@ from restate.client_types import HttpError
 
 from connectors.consume import TopicNotFoundError, end_offsets
 from restate_stream._util.text import one_line
+from restate_stream.batch.wire import WireRecord, encode_batch
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.dlq.listing import (
     DlqError,
@@ -29,7 +30,9 @@ from restate_stream.dlq.listing import (
     read_entries,
 )
 from restate_stream.errors import RestateStreamError
+from restate_stream.runtime.bound import TOMBSTONE_ERROR
 from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER
+from restate_stream.runtime.event import object_key_for
 
 _CONCURRENT_KEYS = 32  # keys redriven side by side
 MESSAGE_WIDTH = 60  # an error message in a one-line summary
@@ -72,6 +75,8 @@ def redrive_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
     """The call that hands the record's latest letter to the handler as its subscription did."""
     stored = history.latest
     letter = stored.letter
+    if binding.batch is not None:
+        return _batch_request(binding, history)
     if binding.keyed and letter.key is None:
         raise NotRedrivable("the record has no key, and the handler is keyed")
     # An ingress call has no subscription id; the redrive-of header names the letter.
@@ -89,6 +94,38 @@ def redrive_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
         idempotency_key(binding, stored),
         headers,
         letter.value_bytes(),
+    )
+
+
+def _batch_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
+    """A batched binding's record goes back as a one-record batch to the object its delivery
+    sent it to (the raw key's object key, "" for a keyless record); the redrive-of header makes
+    the handler take it although it is at or below the object's high-water offset. The
+    record's Kafka headers are not in the letter, so the handler sees none. A tombstone
+    (its first letter says so; a letter keeps a null value as "") goes back as null."""
+    stored = history.latest
+    letter = stored.letter
+    coordinates = letter.coordinates()
+    value: bytes | None = letter.value_bytes()
+    if not value and history.letters[0].letter.error.type == TOMBSTONE_ERROR:
+        value = None
+    timestamp = coordinates.timestamp
+    record = WireRecord(
+        coordinates.topic,
+        coordinates.partition,
+        coordinates.offset,
+        None if timestamp is None else int(timestamp.timestamp() * 1000),
+        coordinates.key,
+        value,
+    )
+    return RedriveRequest(
+        history,
+        quote(binding.service, safe=""),
+        quote(binding.handler, safe=""),
+        quote(object_key_for(coordinates.key), safe=""),
+        idempotency_key(binding, stored),
+        {"content-type": "application/json", REDRIVE_OF_HEADER: stored.at.header()},
+        encode_batch([record]),
     )
 
 

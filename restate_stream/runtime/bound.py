@@ -7,7 +7,15 @@ lose or block the record go to the binding's dead-letter topic:
 
 - the value cannot be decoded (the SDK would fail the invocation: the record is gone);
 - the handler raises TerminalError;
-- a retryable error persists past the binding's `retry.max_attempts`.
+- a retryable error persists past the binding's `retry.max_attempts`;
+- the record is a tombstone (null value) and the handler's declared type does not admit None.
+
+Tombstones: a handler that declares `KafkaEvent[T | None]` (or `T | None`, `Any`) receives a
+record with a null value as the value None, to delete what the key stands for. Restate's
+subscription sends a null value as an empty body, the same as an empty value; an empty body
+is therefore a tombstone in the formats where no value is encoded as zero bytes (json, avro),
+and the empty value itself in the others (bytes, string). A batched binding's body says
+null exactly (restate_stream.batch).
 
 The dead-letter record (runtime/dead_letter.py) keeps the original key and value bytes and
 says where the record came from and why it failed; the invocation then completes, so the key's
@@ -21,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import types
 import typing
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -57,6 +66,9 @@ DEDUPE_STATE = "restate-stream.seen-event-ids"
 DEDUPE_WINDOW = 1000
 REDRIVE_WINDOW = timedelta(days=30)
 _ATTEMPTS_REMEMBERED = 10_000
+TOMBSTONE_ERROR = "Tombstone"
+# Formats in which no value is encoded as zero bytes: there an empty body is a tombstone.
+_EMPTY_IS_TOMBSTONE = frozenset({"json", "avro"})
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
 
@@ -78,6 +90,32 @@ def input_type_of(fn: Callable[..., Any]) -> tuple[Any, bool]:
         (value_type,) = typing.get_args(hint)
         return value_type, True
     return hint, False
+
+
+def admits_none(value_type: Any) -> bool:
+    """Whether a handler declaring `value_type` can be given None (a tombstone's value)."""
+    if value_type is Any or value_type is None or value_type is type(None) or value_type is object:
+        return True
+    if typing.get_origin(value_type) in (typing.Union, types.UnionType):
+        return any(admits_none(arg) for arg in typing.get_args(value_type))
+    return False
+
+
+def without_none(value_type: Any) -> Any:
+    """`T` for `T | None`: what a non-null value is decoded into."""
+    if typing.get_origin(value_type) not in (typing.Union, types.UnionType):
+        return value_type
+    rest = [arg for arg in typing.get_args(value_type) if arg is not type(None)]
+    if len(rest) == len(typing.get_args(value_type)):
+        return value_type
+    return typing.Union[tuple(rest)] if len(rest) > 1 else rest[0]  # noqa: UP007
+
+
+def tombstone_message(binding: Binding) -> str:
+    return (
+        f"tombstone (null value): the handler {binding.service}/{binding.handler}'s type does "
+        "not admit None; declare KafkaEvent[T | None] to receive deletes"
+    )
 
 
 class _Attempts:
@@ -125,8 +163,10 @@ class BoundHandler:
         codec: Codec,
         publisher: Publisher,
         wants_event: bool = True,
+        takes_none: bool = False,
     ) -> None:
         self.binding = binding
+        self.takes_none = takes_none  # the handler's type admits None: it gets tombstones
         self.fn = fn
         self.codec = codec
         self.wants_event = wants_event
@@ -140,10 +180,12 @@ class BoundHandler:
         coords = KafkaCoordinates.from_headers(headers)
         redrive_of = LetterRef.from_header(headers.get(REDRIVE_OF_HEADER))
         invocation = ctx.request().id
+        tombstone = not raw and self.binding.format in _EMPTY_IS_TOMBSTONE
         try:
-            value, event_id, event_type = await self._decode(raw)
+            value, event_id, event_type = await self._decode(None if tombstone else raw)
         except DecodeError as exc:
-            await self._dead_letter(ctx, coords, raw, "DecodeError", str(exc), 1, redrive_of)
+            error = TOMBSTONE_ERROR if tombstone else "DecodeError"
+            await self._dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
             return None
         dedupe = self.binding.dedupe and event_id is not None
         if dedupe and event_id in await self._seen_ids(ctx):
@@ -176,7 +218,13 @@ class BoundHandler:
         await self._resolved(ctx, coords, redrive_of)
         return result
 
-    async def _decode(self, raw: bytes) -> tuple[Any, str | None, str | None]:
+    async def _decode(self, raw: bytes | None) -> tuple[Any, str | None, str | None]:
+        """(value, event id, event type); None for a tombstone, which is the value None if
+        the handler admits it and a DecodeError otherwise."""
+        if raw is None:
+            if self.takes_none:
+                return None, None, None
+            raise DecodeError(tombstone_message(self.binding))
         if isinstance(self.codec, JsonCodec):
             data, event_id, event_type = unwrap_cloudevent(self.codec.parse(raw))
             return self.codec.convert(data), event_id, event_type
@@ -318,8 +366,12 @@ def bind(
             retention = BATCH_IDEMPOTENCY_RETENTION
         else:
             value_type, wants_event = input_type_of(user_fn)
-            codec = codec_for(b.format, value_type, b.schema, b.avro_wire, b.schema_registry)
-            wrapper = BoundHandler(b, user_fn, codec, publishers[b.cluster], wants_event)
+            codec = codec_for(
+                b.format, without_none(value_type), b.schema, b.avro_wire, b.schema_registry
+            )
+            wrapper = BoundHandler(
+                b, user_fn, codec, publishers[b.cluster], wants_event, admits_none(value_type)
+            )
             # `dlq redrive` calls this handler with an idempotency key per dead letter: keep
             # those results long enough that a redrive weeks later still recognises what it sent.
             retention = REDRIVE_WINDOW
