@@ -10,6 +10,7 @@ from restate_stream.testing.files import CLI, LineReader, bindings_yaml, run_cli
 from restate_stream.testing.helpers import (
     RestateApp,
     ServedApp,
+    batch_deliveries,
     drop_cluster,
     object_state,
     produce_json,
@@ -38,6 +39,7 @@ __all__ = [
     "Sent",
     "ServedApp",
     "as_context",
+    "batch_deliveries",
     "bindings_yaml",
     "drop_cluster",
     "invoke",

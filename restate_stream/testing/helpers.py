@@ -12,6 +12,8 @@ from typing import Any, TypeAlias, TypeVar
 from connectors import Record, produce_records
 from connectors.consume import ConsumedRecord, end_offsets, read_topic
 from restate_stream._util.poll import PollTimeout, apoll, poll
+from restate_stream.batch import BatchRunner
+from restate_stream.bindings import BindingsFile
 from restate_stream.control.admin import AdminClient, Deployment, sql_literal
 from restate_stream.runtime.serving import BackgroundAppServer
 from restate_stream.runtime.worker import WorkerProcess
@@ -114,3 +116,15 @@ def wait_exit(worker: WorkerProcess, timeout: float = 60.0) -> int | None:
     except PollTimeout:
         return None
     return process.returncode
+
+
+@asynccontextmanager
+async def batch_deliveries(spec: BindingsFile) -> AsyncIterator[BatchRunner]:
+    """Run the batched bindings of `spec` in this process, as a worker does next to the app:
+    their consumers read the topics and send batches through Restate's ingress until exit."""
+    runner = BatchRunner(spec)
+    await runner.start()
+    try:
+        yield runner
+    finally:
+        await runner.stop()

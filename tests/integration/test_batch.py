@@ -19,7 +19,6 @@ import pytest
 
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream._util.ports import free_ports
-from restate_stream.batch import BatchRunner
 from restate_stream.bindings import check_against_app, load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
@@ -28,7 +27,14 @@ from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.runtime.event import object_key_for
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
-from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
+from restate_stream.testing import (
+    ServedApp,
+    batch_deliveries,
+    drop_cluster,
+    object_state,
+    topic_records,
+    wait_until,
+)
 from tests.integration import batch_app
 
 pytestmark = pytest.mark.engines
@@ -117,9 +123,7 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
     produce_records(stack.bootstrap_servers, topic, records)
     decodable = sum(len(v) for v in expected.values())
 
-    async with restate_app(batch_app.app):
-        runner = BatchRunner(spec)
-        await runner.start()
+    async with restate_app(batch_app.app), batch_deliveries(spec):
         try:
 
             async def progress() -> tuple[dict[str, list[int]], list[dict[str, Any]]]:
@@ -144,7 +148,6 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
             )
             tags = await object_state(restate_admin, "BatchLog", "tags")
         finally:
-            await runner.stop()
             await drop_cluster(restate_admin, f"c-{run}")
 
     decode_errors = [d for d in letters if d["error"]["type"] == "DecodeError"]
