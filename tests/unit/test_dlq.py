@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -352,13 +353,18 @@ class _Ctx:
 
 
 class _Publisher(Publisher):
-    def __init__(self) -> None:
+    def __init__(self, refuse: str | None = None) -> None:
         super().__init__({})
         self.sent: list[tuple[str, str | None, Any, str | None]] = []
+        self.contexts: list[Any] = []
+        self.refuse = refuse  # refuse records of this event type for good
 
     async def publish(
         self, ctx: Any, topic: str, key: str | None, value: Any, **options: Any
     ) -> Published:
+        if options.get("event_type") == self.refuse:
+            raise TerminalError("record too large")
+        self.contexts.append(ctx)
         self.sent.append((topic, key, value, options.get("event_type")))
         return Published("id", topic, 0, len(self.sent) - 1)
 
@@ -389,3 +395,36 @@ async def test_the_bound_handler_names_the_redriven_letter_in_what_it_writes(
     [(topic, key, marker, kind)] = rest
     assert (topic, key, kind) == ("orders.dlq", KEY, RESOLVED_TYPE)
     assert Resolution.model_validate(marker).redrive_of == ref
+
+
+async def test_a_resolution_is_published_in_the_invocation_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handle(ctx: Any, value: dict[str, Any]) -> None:
+        return None
+
+    headers = coords(subscription=None).to_headers()
+    headers[REDRIVE_OF_HEADER] = "orders.dlq/0/5"
+    publisher = _Publisher()
+    bound = BoundHandler(BINDING, handle, JsonCodec(), publisher, wants_event=False)
+    ctx: Any = _Ctx(headers)
+    with caplog.at_level(logging.INFO, logger="restate_stream.runtime.bound"):
+        await bound(ctx, b'{"ok": true}')
+    assert publisher.contexts == [ctx], "journaled in the redriven invocation"
+    assert f"redrive of orders.dlq[0]@5 resolved {coords().describe()}" in caplog.text
+
+
+async def test_a_resolution_the_topic_refuses_retries_the_invocation() -> None:
+    async def handle(ctx: Any, value: dict[str, Any]) -> None:
+        return None
+
+    headers = coords(subscription=None).to_headers()
+    headers[REDRIVE_OF_HEADER] = "orders.dlq/0/5"
+    publisher = _Publisher(refuse=RESOLVED_TYPE)
+    bound = BoundHandler(BINDING, handle, JsonCodec(), publisher, wants_event=False)
+    with pytest.raises(RuntimeError) as raised:
+        await bound(_Ctx(headers), b'{"ok": true}')
+    assert not isinstance(raised.value, TerminalError)
+    assert str(raised.value) == (
+        "recording the redrive of orders.dlq[0]@5 on 'orders.dlq' failed: record too large"
+    )

@@ -4,6 +4,7 @@ batched (null in the batch body)."""
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 
 from restate_stream.batch.wire import WireRecord, encode_batch
 from restate_stream.bindings import BindingsFile, parse_bindings
-from restate_stream.runtime.bound import TOMBSTONE_ERROR, admits_none, bind
+from restate_stream.runtime.bound import TOMBSTONE_ERROR, admits_none, bind, without_none
 from restate_stream.runtime.event import KafkaEvent
 from restate_stream.testing import (
     MemoryContext,
@@ -143,3 +144,11 @@ async def test_batched_null_values_are_none_or_dead_letters(nullable: bool) -> N
         [letter] = publisher.sent
         assert letter.value["error"]["type"] == TOMBSTONE_ERROR
         assert letter.value["source"]["offset"] == 2
+
+
+def test_without_none_keeps_every_other_member_of_the_union() -> None:
+    assert without_none(int | None) is int
+    assert without_none(int | str | None) == (int | str)
+    assert without_none(typing.Optional[int | str]) == (int | str)  # noqa: UP045
+    assert without_none(int | str) == (int | str)
+    assert without_none(dict[str, int]) == dict[str, int]
