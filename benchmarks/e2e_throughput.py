@@ -7,7 +7,7 @@ Rates run from the first record seen to the last one done, so group joins are ex
 Both run on one fresh local stack; rounds alternate baseline and candidate and the medians
 are compared. The worker is a separate hypercorn process, as in production.
 
-    .venv/bin/python -m benchmarks.e2e_throughput [--records 20000] [--keys 200] [--rounds 3]
+    .venv/bin/python -m benchmarks.e2e_throughput [--records 20000] [--keys 100] [--rounds 3]
         [--batch-sizes 1000,10000]
 """
 
@@ -179,6 +179,7 @@ async def run(
 ) -> None:
     if len(batch_sizes) * rounds > BATCH_HANDLERS:
         raise SystemExit(f"at most {BATCH_HANDLERS} batched rounds (batch sizes x rounds)")
+    load_start = os.getloadavg()[0]
     home = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     with LocalStack(home, StackPorts.free()) as stack:
         topic = "bench-e2e"
@@ -229,6 +230,7 @@ async def run(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
+    print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     print(f"raw confluent-kafka consume (median):  {raw_median:>10,.0f} records/s")
     print(f"restate-stream end to end (median):  {e2e_median:>10,.0f} records/s")
     print(f"ratio end-to-end / raw consume:       {e2e_median / raw_median:>10.4f}")
@@ -248,7 +250,7 @@ async def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--keys", type=int, default=200)
+    parser.add_argument("--keys", type=int, default=100)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-sizes", default="1000,10000", help="comma-separated max_records")

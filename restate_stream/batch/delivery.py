@@ -10,6 +10,13 @@ high-water check exact (docs/architecture.md, "Batched bindings: why exactly onc
 batch's offsets are committed once every send of it, and of every batch before it, was
 accepted. Batches are pipelined: the next one is read while sends are in flight, bounded by
 `max_batches_in_flight` and `max_concurrent_sends`.
+
+While a key's send is in flight, the key's records of later batches join its one waiting
+send (up to `max_records` per send) instead of queueing a send each: a send costs Restate,
+the worker and this client a few milliseconds of CPU whatever its size, so under load the
+sends grow rather than multiply (measured: benchmarks/batch_ingress.py). Restate's ingress
+is spoken to over HTTP/2 (h2c), a few streams per connection: HTTP/1.1 with many
+connections cost the client 3x the CPU per send.
 """
 
 from __future__ import annotations
@@ -49,6 +56,14 @@ class _Batch:
         return all(t.done() and not t.cancelled() for t in self.sends)
 
 
+@dataclass
+class _Waiting:
+    """A key's send not posted yet (its previous send is in flight): records may still join."""
+
+    records: list[PolledRecord]
+    task: asyncio.Task[None] | None = None
+
+
 def idempotency_key(binding: str, key: str, records: list[PolledRecord]) -> str:
     """Names exactly the records of one send: a resend of the same ones is one invocation.
 
@@ -70,8 +85,9 @@ class BatchDelivery:
         kafka: Mapping[str, str],
         ingress_url: str,
         *,
-        max_concurrent_sends: int = 64,
+        max_concurrent_sends: int = 16,
         max_batches_in_flight: int = 8,
+        http2: bool = True,
     ) -> None:
         assert binding.batch is not None, f"binding {binding.name} is not batched"
         self.binding = binding
@@ -80,9 +96,12 @@ class BatchDelivery:
         self.kafka = dict(kafka)
         self.ingress_url = ingress_url.rstrip("/")
         self.max_batches_in_flight = max_batches_in_flight
+        self.max_concurrent_sends = max_concurrent_sends
+        self.http2 = http2
         self._send_slots = asyncio.Semaphore(max_concurrent_sends)
         self._batches: deque[_Batch] = deque()
         self._tails: dict[str, asyncio.Task[None]] = {}  # object key -> its latest send
+        self._waiting: dict[str, _Waiting] = {}  # object key -> its send not posted yet
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self.delivered = 0  # records whose send Restate accepted (for logs and benchmarks)
@@ -102,9 +121,19 @@ class BatchDelivery:
             on_revoke=self._on_revoke,
             properties=CONSUMER_PROPERTIES,
         )
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        # HTTP/2: streams share connections; a few connections spread them over Restate's
+        # ingress without the per-connection cost of HTTP/1.1 (one request per connection).
+        connections = max(1, self.max_concurrent_sends // 8) if self.http2 else None
+        limits = httpx.Limits(
+            max_connections=connections or self.max_concurrent_sends,
+            max_keepalive_connections=connections or self.max_concurrent_sends,
+        )
         async with httpx.AsyncClient(
-            base_url=self.ingress_url, timeout=30.0, limits=limits
+            base_url=self.ingress_url,
+            timeout=30.0,
+            limits=limits,
+            http1=not self.http2,
+            http2=self.http2,
         ) as client:
             self._client = client
             await consumer.start()
@@ -153,8 +182,19 @@ class BatchDelivery:
             next_offsets[r.partition] = max(next_offsets.get(r.partition, 0), r.offset + 1)
         batch = _Batch(next_offsets)
         for key, group in by_key.items():
+            waiting = self._waiting.get(key)
+            if waiting is not None and len(waiting.records) + len(group) <= self.max_records:
+                # Not posted yet: the records join it, after the key's earlier ones.
+                assert waiting.task is not None
+                waiting.records.extend(group)
+                batch.sends.append(waiting.task)
+                continue
+            waiting = _Waiting(group)
             previous = self._tails.get(key)
-            task = asyncio.create_task(self._send(key, group, previous))
+            task = asyncio.create_task(self._send(key, waiting, previous))
+            waiting.task = task
+            if previous is not None:
+                self._waiting[key] = waiting
             self._tails[key] = task
             task.add_done_callback(functools.partial(self._forget_tail, key))
             batch.sends.append(task)
@@ -163,6 +203,9 @@ class BatchDelivery:
     def _forget_tail(self, key: str, task: asyncio.Task[None]) -> None:
         if self._tails.get(key) is task:
             del self._tails[key]
+        waiting = self._waiting.get(key)
+        if waiting is not None and waiting.task is task:  # cancelled before it was posted
+            del self._waiting[key]
 
     def _completed_offsets(self) -> dict[int, int]:
         """Offsets of the leading batches whose sends were all accepted (removed from the queue)."""
@@ -175,13 +218,14 @@ class BatchDelivery:
 
     # --- sending --------------------------------------------------------------------------
 
-    async def _send(
-        self, key: str, records: list[PolledRecord], previous: asyncio.Task[None] | None
-    ) -> None:
+    async def _send(self, key: str, waiting: _Waiting, previous: asyncio.Task[None] | None) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # per-key FIFO: accepted before the next is posted
+        if self._waiting.get(key) is waiting:
+            del self._waiting[key]  # from here on its records are fixed: no more join
         if previous is not None and previous.cancelled():
             raise asyncio.CancelledError  # the chain was abandoned (rebalance, shutdown)
+        records = waiting.records
         assert self._client is not None
         b = self.binding
         url = f"/{b.service}/{quote(key, safe='')}/{b.handler}/send"
@@ -231,7 +275,7 @@ class BatchDelivery:
         return future.result()
 
     async def _drain(self, timeout: float) -> dict[int, int]:
-        sends = [t for batch in self._batches for t in batch.sends]
+        sends = list({t: None for batch in self._batches for t in batch.sends})
         if sends:
             await asyncio.wait(sends, timeout=timeout)
         offsets = self._completed_offsets()
@@ -241,9 +285,10 @@ class BatchDelivery:
     async def _abandon(self) -> None:
         """Cancel sends not accepted yet. One already posted may still be accepted later:
         harmless, since it was posted after the key's earlier records were accepted."""
-        tasks = [t for batch in self._batches for t in batch.sends]
+        tasks = list({t: None for batch in self._batches for t in batch.sends})
         self._batches.clear()
         self._tails.clear()
+        self._waiting.clear()
         for task in tasks:
             task.cancel()
         for task in tasks:

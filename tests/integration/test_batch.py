@@ -23,8 +23,9 @@ from restate_stream.batch import BatchRunner
 from restate_stream.bindings import check_against_app, load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
-from restate_stream.runtime.bound import bind, dead_letter_json
+from restate_stream.runtime.bound import bind
 from restate_stream.runtime.event import object_key_for
+from restate_stream.runtime.formats.cloudevents import unwrap_cloudevent
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
 from restate_stream.testing import ServedApp, drop_cluster, object_state, topic_records, wait_until
@@ -32,6 +33,13 @@ from tests.integration import batch_app
 
 pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]
+
+
+def dead_letter_json(record: bytes) -> dict[str, Any]:
+    """A dead-letter record's body (inside its CloudEvents envelope)."""
+    data, _, _ = unwrap_cloudevent(json.loads(record))
+    assert isinstance(data, dict), f"not a restate-stream dead-letter record: {record!r}"
+    return data
 
 
 def bindings_yaml(
