@@ -11,8 +11,9 @@ batch's offsets are committed once every send of it, and of every batch before i
 accepted. Batches are pipelined: the next one is read while sends are in flight, bounded by
 `max_batches_in_flight` and `max_concurrent_sends`.
 
-While a key's send is in flight, the key's records of later batches join its one waiting
-send (up to `max_records` per send) instead of queueing a send each: a send costs Restate,
+Until a key's send is posted (its previous send is in flight, or all `max_concurrent_sends`
+are), the key's records of later batches join it (up to `max_records` per send) instead of
+queueing a send each: a send costs Restate,
 the worker and this client a few milliseconds of CPU whatever its size, so under load the
 sends grow rather than multiply (measured: benchmarks/batch_ingress.py). Restate's ingress
 is spoken to over HTTP/2 (h2c), a few streams per connection: HTTP/1.1 with many
@@ -35,7 +36,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.group_consumer import GroupConsumer, PolledRecord
-from restate_stream.batch.wire import WireRecord, encode_batch
+from restate_stream.batch.wire import encode_batch
 from restate_stream.bindings import Binding
 from restate_stream.runtime.event import object_key_for
 
@@ -58,7 +59,8 @@ class _Batch:
 
 @dataclass
 class _Waiting:
-    """A key's send not posted yet (its previous send is in flight): records may still join."""
+    """A key's send not posted yet (waiting for its previous send or a slot): records may
+    still join it."""
 
     records: list[PolledRecord]
     task: asyncio.Task[None] | None = None
@@ -193,8 +195,7 @@ class BatchDelivery:
             previous = self._tails.get(key)
             task = asyncio.create_task(self._send(key, waiting, previous))
             waiting.task = task
-            if previous is not None:
-                self._waiting[key] = waiting
+            self._waiting[key] = waiting
             self._tails[key] = task
             task.add_done_callback(functools.partial(self._forget_tail, key))
             batch.sends.append(task)
@@ -221,29 +222,26 @@ class BatchDelivery:
     async def _send(self, key: str, waiting: _Waiting, previous: asyncio.Task[None] | None) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # per-key FIFO: accepted before the next is posted
-        if self._waiting.get(key) is waiting:
-            del self._waiting[key]  # from here on its records are fixed: no more join
         if previous is not None and previous.cancelled():
             raise asyncio.CancelledError  # the chain was abandoned (rebalance, shutdown)
-        records = waiting.records
         assert self._client is not None
         b = self.binding
         url = f"/{b.service}/{quote(key, safe='')}/{b.handler}/send"
-        body = encode_batch(
-            [
-                WireRecord(
-                    r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers
-                )
-                for r in records
-            ]
-        )
-        headers = {
-            "content-type": "application/json",
-            "idempotency-key": idempotency_key(b.name, key, records),
-        }
+        records = waiting.records
+        body = b""
+        headers: dict[str, str] = {}
         delay = 0.05
         while True:
             async with self._send_slots:
+                if not body:
+                    # Posting now: from here on its records are fixed, later ones start a send.
+                    if self._waiting.get(key) is waiting:
+                        del self._waiting[key]
+                    body = encode_batch(records)
+                    headers = {
+                        "content-type": "application/json",
+                        "idempotency-key": idempotency_key(b.name, key, records),
+                    }
                 try:
                     response = await self._client.post(url, content=body, headers=headers)
                     if response.status_code in (200, 202):
