@@ -15,9 +15,10 @@ Until a key's send is posted (its previous send is in flight, or all `max_concur
 are), the key's records of later batches join it (up to `max_records` per send) instead of
 queueing a send each: a send costs Restate,
 the worker and this client a few milliseconds of CPU whatever its size, so under load the
-sends grow rather than multiply (measured: benchmarks/batch_ingress.py). Restate's ingress
-is spoken to over HTTP/2 (h2c), a few streams per connection: HTTP/1.1 with many
-connections cost the client 3x the CPU per send.
+sends grow rather than multiply (measured: benchmarks/batch_ingress.py). HTTP/1.1 with few
+connections: 64 cost the client 2-3x the CPU per send for fewer sends/s, and httpx's HTTP/2
+stalls concurrent request bodies larger than the flow-control window until the read timeout
+(seen here: 30 s ReadTimeouts; httpcore's `_wait_for_outgoing_flow`).
 """
 
 from __future__ import annotations
@@ -87,9 +88,8 @@ class BatchDelivery:
         kafka: Mapping[str, str],
         ingress_url: str,
         *,
-        max_concurrent_sends: int = 16,
+        max_concurrent_sends: int = 8,
         max_batches_in_flight: int = 8,
-        http2: bool = True,
     ) -> None:
         assert binding.batch is not None, f"binding {binding.name} is not batched"
         self.binding = binding
@@ -99,7 +99,6 @@ class BatchDelivery:
         self.ingress_url = ingress_url.rstrip("/")
         self.max_batches_in_flight = max_batches_in_flight
         self.max_concurrent_sends = max_concurrent_sends
-        self.http2 = http2
         self._send_slots = asyncio.Semaphore(max_concurrent_sends)
         self._batches: deque[_Batch] = deque()
         self._tails: dict[str, asyncio.Task[None]] = {}  # object key -> its latest send
@@ -123,19 +122,10 @@ class BatchDelivery:
             on_revoke=self._on_revoke,
             properties=CONSUMER_PROPERTIES,
         )
-        # HTTP/2: streams share connections; a few connections spread them over Restate's
-        # ingress without the per-connection cost of HTTP/1.1 (one request per connection).
-        connections = max(1, self.max_concurrent_sends // 8) if self.http2 else None
-        limits = httpx.Limits(
-            max_connections=connections or self.max_concurrent_sends,
-            max_keepalive_connections=connections or self.max_concurrent_sends,
-        )
+        n = self.max_concurrent_sends
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
         async with httpx.AsyncClient(
-            base_url=self.ingress_url,
-            timeout=30.0,
-            limits=limits,
-            http1=not self.http2,
-            http2=self.http2,
+            base_url=self.ingress_url, timeout=30.0, limits=limits
         ) as client:
             self._client = client
             await consumer.start()
