@@ -9,7 +9,7 @@ queues a key's invocations in arrival order, and that order is what makes the ob
 high-water check exact (docs/architecture.md, "Batched bindings: why exactly once"). A
 batch's offsets are committed once every send of it, and of every batch before it, was
 accepted. Batches are pipelined: the next one is read while sends are in flight, bounded by
-`max_batches_in_flight` and `max_concurrent_sends`.
+`max_batches_in_flight`, `max_records_in_flight` and `max_concurrent_sends`.
 
 Until a key's send is posted (its previous send is in flight, or all `max_concurrent_sends`
 are), the key's records of later batches join it (up to `max_records` per send) instead of
@@ -52,6 +52,7 @@ CONSUMER_PROPERTIES = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_
 @dataclass
 class _Batch:
     next_offsets: dict[int, int]  # partition -> offset after the batch's last record
+    records: int
     sends: list[asyncio.Task[None]] = field(default_factory=list)
 
     def done(self) -> bool:
@@ -89,7 +90,8 @@ class BatchDelivery:
         ingress_url: str,
         *,
         max_concurrent_sends: int = 8,
-        max_batches_in_flight: int = 8,
+        max_batches_in_flight: int = 64,
+        max_records_in_flight: int | None = None,
     ) -> None:
         assert binding.batch is not None, f"binding {binding.name} is not batched"
         self.binding = binding
@@ -98,6 +100,9 @@ class BatchDelivery:
         self.kafka = dict(kafka)
         self.ingress_url = ingress_url.rstrip("/")
         self.max_batches_in_flight = max_batches_in_flight
+        # Bounded in records, not only batches: batches cut by max_wait are small, and 8 of
+        # them held too few records to keep every key's next send full (latency grew).
+        self.max_records_in_flight = max_records_in_flight or 8 * self.max_records
         self.max_concurrent_sends = max_concurrent_sends
         self._send_slots = asyncio.Semaphore(max_concurrent_sends)
         self._batches: deque[_Batch] = deque()
@@ -136,7 +141,7 @@ class BatchDelivery:
                     if records:
                         self._dispatch(records)
                     await consumer.commit(self._completed_offsets())
-                    while len(self._batches) >= self.max_batches_in_flight and not stop.is_set():
+                    while self._full() and not stop.is_set():
                         await asyncio.wait(self._batches[0].sends, timeout=0.5)
                         await consumer.commit(self._completed_offsets())
             finally:
@@ -172,7 +177,7 @@ class BatchDelivery:
         for r in records:
             by_key.setdefault(object_key_for(r.key), []).append(r)
             next_offsets[r.partition] = max(next_offsets.get(r.partition, 0), r.offset + 1)
-        batch = _Batch(next_offsets)
+        batch = _Batch(next_offsets, len(records))
         for key, group in by_key.items():
             waiting = self._waiting.get(key)
             if waiting is not None and len(waiting.records) + len(group) <= self.max_records:
@@ -190,6 +195,12 @@ class BatchDelivery:
             task.add_done_callback(functools.partial(self._forget_tail, key))
             batch.sends.append(task)
         self._batches.append(batch)
+
+    def _full(self) -> bool:
+        return (
+            len(self._batches) >= self.max_batches_in_flight
+            or sum(b.records for b in self._batches) >= self.max_records_in_flight
+        )
 
     def _forget_tail(self, key: str, task: asyncio.Task[None]) -> None:
         if self._tails.get(key) is task:
