@@ -44,6 +44,7 @@ from restate_stream.runtime.event import object_key_for
 log = logging.getLogger("restate_stream.batch")
 
 REVOKE_DRAIN_TIMEOUT = 10.0
+MIN_RECORDS_IN_FLIGHT = 50_000
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: 10 s
 # instead of librdkafka's 45 s, so its partitions move to a live worker sooner.
 CONSUMER_PROPERTIES = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_000}
@@ -90,7 +91,7 @@ class BatchDelivery:
         ingress_url: str,
         *,
         max_concurrent_sends: int = 8,
-        max_batches_in_flight: int = 64,
+        max_batches_in_flight: int = 1024,
         max_records_in_flight: int | None = None,
     ) -> None:
         assert binding.batch is not None, f"binding {binding.name} is not batched"
@@ -101,8 +102,12 @@ class BatchDelivery:
         self.ingress_url = ingress_url.rstrip("/")
         self.max_batches_in_flight = max_batches_in_flight
         # Bounded in records, not only batches: batches cut by max_wait are small, and 8 of
-        # them held too few records to keep every key's next send full (latency grew).
-        self.max_records_in_flight = max_records_in_flight or 8 * self.max_records
+        # them held too few records to keep every key's next send full (latency grew). With
+        # many keys, sends only grow if more records than keys are in flight: at least 50,000,
+        # in up to 1024 batches (at 2,000 records/s max_wait cuts ~100-record batches).
+        self.max_records_in_flight = max_records_in_flight or max(
+            8 * self.max_records, MIN_RECORDS_IN_FLIGHT
+        )
         self.max_concurrent_sends = max_concurrent_sends
         self._send_slots = asyncio.Semaphore(max_concurrent_sends)
         self._batches: deque[_Batch] = deque()
