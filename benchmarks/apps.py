@@ -4,6 +4,7 @@ each binding keeps its own high-water offsets)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import restate
@@ -32,4 +33,28 @@ for _i in range(BATCH_HANDLERS):
     batch_counter.handler(name=f"count_{_i}")(count_batch)
 
 
-app = restate.app([counter, batch_counter])
+# Latency: per record, milliseconds from its Kafka timestamp (set when produced) to the
+# handler's run; the state write commits with the invocation right after.
+latency = restate.VirtualObject("BenchBatchLatency")
+LATENCY_HANDLERS = 4
+
+
+async def record_latency(
+    ctx: restate.ObjectContext, events: list[KafkaEvent[dict[str, Any]]]
+) -> None:
+    now_ms = time.time() * 1000
+    samples: list[int] = await ctx.get("lat", type_hint=list[int]) or []
+    for event in events:
+        ts = event.coordinates.timestamp
+        if ts is not None and not event.value.get("warmup"):
+            samples.append(round(now_ms - ts.timestamp() * 1000))
+    ctx.set("lat", samples)
+    current: int = await ctx.get("count", type_hint=int) or 0
+    ctx.set("count", current + len(events))
+
+
+for _i in range(LATENCY_HANDLERS):
+    latency.handler(name=f"latency_{_i}")(record_latency)
+
+
+app = restate.app([counter, batch_counter, latency])

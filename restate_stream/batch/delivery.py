@@ -9,7 +9,16 @@ queues a key's invocations in arrival order, and that order is what makes the ob
 high-water check exact (docs/architecture.md, "Batched bindings: why exactly once"). A
 batch's offsets are committed once every send of it, and of every batch before it, was
 accepted. Batches are pipelined: the next one is read while sends are in flight, bounded by
-`max_batches_in_flight` and `max_concurrent_sends`.
+`max_batches_in_flight`, `max_records_in_flight` and `max_concurrent_sends`.
+
+Until a key's send is posted (its previous send is in flight, or all `max_concurrent_sends`
+are), the key's records of later batches join it (up to `max_records` per send) instead of
+queueing a send each: a send costs Restate,
+the worker and this client a few milliseconds of CPU whatever its size, so under load the
+sends grow rather than multiply (measured: benchmarks/batch_ingress.py). HTTP/1.1 with few
+connections (64 cost the client 2-3x the CPU per send for fewer sends/s); httpx's HTTP/2
+stalls concurrent request bodies larger than the flow-control window until the read timeout
+(seen here: 30 s ReadTimeouts; httpcore's `_wait_for_outgoing_flow`).
 """
 
 from __future__ import annotations
@@ -25,16 +34,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 
 from connectors.group_consumer import GroupConsumer, PolledRecord
-from restate_stream.batch.wire import WireRecord, encode_batch
+from restate_stream.batch.wire import encode_batch
 from restate_stream.bindings import Binding
 from restate_stream.runtime.event import object_key_for
 
 log = logging.getLogger("restate_stream.batch")
 
 REVOKE_DRAIN_TIMEOUT = 10.0
+MIN_RECORDS_IN_FLIGHT = 50_000
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: 10 s
 # instead of librdkafka's 45 s, so its partitions move to a live worker sooner.
 CONSUMER_PROPERTIES = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_000}
@@ -43,10 +53,20 @@ CONSUMER_PROPERTIES = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_
 @dataclass
 class _Batch:
     next_offsets: dict[int, int]  # partition -> offset after the batch's last record
+    records: int
     sends: list[asyncio.Task[None]] = field(default_factory=list)
 
     def done(self) -> bool:
         return all(t.done() and not t.cancelled() for t in self.sends)
+
+
+@dataclass
+class _Waiting:
+    """A key's send not posted yet (waiting for its previous send or a slot): records may
+    still join it."""
+
+    records: list[PolledRecord]
+    task: asyncio.Task[None] | None = None
 
 
 def idempotency_key(binding: str, key: str, records: list[PolledRecord]) -> str:
@@ -70,8 +90,9 @@ class BatchDelivery:
         kafka: Mapping[str, str],
         ingress_url: str,
         *,
-        max_concurrent_sends: int = 64,
-        max_batches_in_flight: int = 8,
+        max_concurrent_sends: int = 8,
+        max_batches_in_flight: int = 1024,
+        max_records_in_flight: int | None = None,
     ) -> None:
         assert binding.batch is not None, f"binding {binding.name} is not batched"
         self.binding = binding
@@ -80,11 +101,20 @@ class BatchDelivery:
         self.kafka = dict(kafka)
         self.ingress_url = ingress_url.rstrip("/")
         self.max_batches_in_flight = max_batches_in_flight
+        # Bounded in records, not only batches: batches cut by max_wait are small, and 8 of
+        # them held too few records to keep every key's next send full (latency grew). With
+        # many keys, sends only grow if more records than keys are in flight: at least 50,000,
+        # in up to 1024 batches (at 2,000 records/s max_wait cuts ~100-record batches).
+        self.max_records_in_flight = max_records_in_flight or max(
+            8 * self.max_records, MIN_RECORDS_IN_FLIGHT
+        )
+        self.max_concurrent_sends = max_concurrent_sends
         self._send_slots = asyncio.Semaphore(max_concurrent_sends)
         self._batches: deque[_Batch] = deque()
         self._tails: dict[str, asyncio.Task[None]] = {}  # object key -> its latest send
+        self._waiting: dict[str, _Waiting] = {}  # object key -> its send not posted yet
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self.delivered = 0  # records whose send Restate accepted (for logs and benchmarks)
         self.first_dispatch: float | None = None  # perf_counter() at the first batch
 
@@ -102,9 +132,11 @@ class BatchDelivery:
             on_revoke=self._on_revoke,
             properties=CONSUMER_PROPERTIES,
         )
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(
-            base_url=self.ingress_url, timeout=30.0, limits=limits
+        # aiohttp, not httpx: with many small sends httpx's per-request machinery (pool
+        # assignment, sniffio) was ~75% of this process's CPU (py-spy, 10,000 keys).
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.max_concurrent_sends),
+            timeout=aiohttp.ClientTimeout(total=30.0),
         ) as client:
             self._client = client
             await consumer.start()
@@ -115,7 +147,7 @@ class BatchDelivery:
                     if records:
                         self._dispatch(records)
                     await consumer.commit(self._completed_offsets())
-                    while len(self._batches) >= self.max_batches_in_flight and not stop.is_set():
+                    while self._full() and not stop.is_set():
                         await asyncio.wait(self._batches[0].sends, timeout=0.5)
                         await consumer.commit(self._completed_offsets())
             finally:
@@ -151,18 +183,37 @@ class BatchDelivery:
         for r in records:
             by_key.setdefault(object_key_for(r.key), []).append(r)
             next_offsets[r.partition] = max(next_offsets.get(r.partition, 0), r.offset + 1)
-        batch = _Batch(next_offsets)
+        batch = _Batch(next_offsets, len(records))
         for key, group in by_key.items():
+            waiting = self._waiting.get(key)
+            if waiting is not None and len(waiting.records) + len(group) <= self.max_records:
+                # Not posted yet: the records join it, after the key's earlier ones.
+                assert waiting.task is not None
+                waiting.records.extend(group)
+                batch.sends.append(waiting.task)
+                continue
+            waiting = _Waiting(group)
             previous = self._tails.get(key)
-            task = asyncio.create_task(self._send(key, group, previous))
+            task = asyncio.create_task(self._send(key, waiting, previous))
+            waiting.task = task
+            self._waiting[key] = waiting
             self._tails[key] = task
             task.add_done_callback(functools.partial(self._forget_tail, key))
             batch.sends.append(task)
         self._batches.append(batch)
 
+    def _full(self) -> bool:
+        return (
+            len(self._batches) >= self.max_batches_in_flight
+            or sum(b.records for b in self._batches) >= self.max_records_in_flight
+        )
+
     def _forget_tail(self, key: str, task: asyncio.Task[None]) -> None:
         if self._tails.get(key) is task:
             del self._tails[key]
+        waiting = self._waiting.get(key)
+        if waiting is not None and waiting.task is task:  # cancelled before it was posted
+            del self._waiting[key]
 
     def _completed_offsets(self) -> dict[int, int]:
         """Offsets of the leading batches whose sends were all accepted (removed from the queue)."""
@@ -175,47 +226,46 @@ class BatchDelivery:
 
     # --- sending --------------------------------------------------------------------------
 
-    async def _send(
-        self, key: str, records: list[PolledRecord], previous: asyncio.Task[None] | None
-    ) -> None:
+    async def _send(self, key: str, waiting: _Waiting, previous: asyncio.Task[None] | None) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # per-key FIFO: accepted before the next is posted
         if previous is not None and previous.cancelled():
             raise asyncio.CancelledError  # the chain was abandoned (rebalance, shutdown)
         assert self._client is not None
         b = self.binding
-        url = f"/{b.service}/{quote(key, safe='')}/{b.handler}/send"
-        body = encode_batch(
-            [
-                WireRecord(
-                    r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers
-                )
-                for r in records
-            ]
-        )
-        headers = {
-            "content-type": "application/json",
-            "idempotency-key": idempotency_key(b.name, key, records),
-        }
+        url = f"{self.ingress_url}/{b.service}/{quote(key, safe='')}/{b.handler}/send"
+        records = waiting.records
+        body = b""
+        headers: dict[str, str] = {}
         delay = 0.05
         while True:
             async with self._send_slots:
+                if not body:
+                    # Posting now: from here on its records are fixed, later ones start a send.
+                    if self._waiting.get(key) is waiting:
+                        del self._waiting[key]
+                    body = encode_batch(records)
+                    headers = {
+                        "content-type": "application/json",
+                        "idempotency-key": idempotency_key(b.name, key, records),
+                    }
                 try:
-                    response = await self._client.post(url, content=body, headers=headers)
-                    if response.status_code in (200, 202):
+                    async with self._client.post(url, data=body, headers=headers) as response:
+                        text = await response.text(errors="replace")
+                    if response.status in (200, 202):
                         self.delivered += len(records)
                         return
-                    problem = f"HTTP {response.status_code}: {response.text[:300]}"
-                except httpx.HTTPError as exc:
+                    problem = f"HTTP {response.status}: {text[:300]}"
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     problem = f"{type(exc).__name__}: {exc}"
             # Not accepted: retry the same send (same idempotency key) until it is; the key's
             # later records wait, and nothing of this batch is committed meanwhile.
             first = records[0]
             log.warning(
-                "binding %s: send of %d records for key %r (%s[%d]@%d...) to %s%s not "
+                "binding %s: send of %d records for key %r (%s[%d]@%d...) to %s not "
                 "accepted (%s); retrying in %.2fs",
                 b.name, len(records), key, first.topic, first.partition, first.offset,
-                self.ingress_url, url, problem, delay,
+                url, problem, delay,
             )  # fmt: skip
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -231,7 +281,7 @@ class BatchDelivery:
         return future.result()
 
     async def _drain(self, timeout: float) -> dict[int, int]:
-        sends = [t for batch in self._batches for t in batch.sends]
+        sends = list({t: None for batch in self._batches for t in batch.sends})
         if sends:
             await asyncio.wait(sends, timeout=timeout)
         offsets = self._completed_offsets()
@@ -241,9 +291,10 @@ class BatchDelivery:
     async def _abandon(self) -> None:
         """Cancel sends not accepted yet. One already posted may still be accepted later:
         harmless, since it was posted after the key's earlier records were accepted."""
-        tasks = [t for batch in self._batches for t in batch.sends]
+        tasks = list({t: None for batch in self._batches for t in batch.sends})
         self._batches.clear()
         self._tails.clear()
+        self._waiting.clear()
         for task in tasks:
             task.cancel()
         for task in tasks:

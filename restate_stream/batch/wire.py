@@ -11,11 +11,10 @@ order they were read: per source partition, ascending offsets.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
 
 from restate_stream.runtime.event import Headers
 
@@ -26,8 +25,9 @@ class WireError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class WireRecord:
+class WireRecord(NamedTuple):
+    """One record of a body (a tuple: decoding builds one per record, cheaply)."""
+
     topic: str
     partition: int
     offset: int
@@ -41,8 +41,14 @@ class WireRecord:
         return (self.topic, self.partition)
 
 
+# binascii directly, not the base64 module's wrappers: the body's per-record cost is most of
+# what a batched record costs the client and the worker (benchmarks/batch_ingress.py).
+_to_b64 = binascii.b2a_base64
+_from_b64 = binascii.a2b_base64
+
+
 def _b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode("ascii")
+    return None if data is None else _to_b64(data, newline=False).decode("ascii")
 
 
 def _unb64(text: Any, what: str) -> bytes | None:
@@ -51,30 +57,55 @@ def _unb64(text: Any, what: str) -> bytes | None:
     if not isinstance(text, str):
         raise WireError(f"{what}: expected base64 text or null, got {type(text).__name__}")
     try:
-        return base64.b64decode(text, validate=True)
+        return _from_b64(text, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise WireError(f"{what}: invalid base64: {exc}") from exc
 
 
-def encode_batch(records: list[WireRecord]) -> bytes:
-    return json.dumps(
-        {
-            "v": VERSION,
-            "records": [
-                {
-                    "t": r.topic,
-                    "p": r.partition,
-                    "o": r.offset,
-                    "ts": r.timestamp_ms,
-                    "k": _b64(r.key),
-                    "v": _b64(r.value),
-                    "h": [[name, _b64(value)] for name, value in r.headers],
-                }
-                for r in records
-            ],
-        },
-        separators=(",", ":"),
-    ).encode()
+class EncodableRecord(Protocol):
+    """What `encode_batch` reads of a record (WireRecord, the consumer's PolledRecord)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp_ms(self) -> int | None: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Headers: ...
+
+
+def _b64_json(data: bytes | None) -> str:
+    return "null" if data is None else f'"{_to_b64(data, newline=False).decode("ascii")}"'
+
+
+def encode_batch(records: Sequence[EncodableRecord]) -> bytes:
+    """The body, written directly (json.dumps of one dict per record was most of the
+    client's CPU per record); json.dumps only for what may need escaping (topic and header
+    names). Base64 and integers are JSON as they are."""
+    topics: dict[str, str] = {}
+    parts: list[str] = []
+    for r in records:
+        topic = topics.get(r.topic)
+        if topic is None:
+            topic = topics[r.topic] = json.dumps(r.topic)
+        ts = "null" if r.timestamp_ms is None else str(int(r.timestamp_ms))
+        headers = (
+            json.dumps([[name, _b64(value)] for name, value in r.headers], separators=(",", ":"))
+            if r.headers
+            else "[]"
+        )
+        parts.append(
+            f'{{"t":{topic},"p":{int(r.partition)},"o":{int(r.offset)},"ts":{ts},'
+            f'"k":{_b64_json(r.key)},"v":{_b64_json(r.value)},"h":{headers}}}'
+        )
+    return f'{{"v":{VERSION},"records":[{",".join(parts)}]}}'.encode()
 
 
 def decode_batch(body: bytes) -> list[WireRecord]:
@@ -89,28 +120,31 @@ def decode_batch(body: bytes) -> list[WireRecord]:
         raise WireError(f'batch body: expected {{"v": {VERSION}, "records": [...]}}')
     out: list[WireRecord] = []
     for i, r in enumerate(doc["records"]):
-        where = f"records[{i}]"
         if not isinstance(r, dict):
-            raise WireError(f"{where}: expected an object")
+            raise WireError(f"records[{i}]: expected an object")
         topic, partition, offset, ts = r.get("t"), r.get("p"), r.get("o"), r.get("ts")
-        if not (isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int)):
-            raise WireError(f"{where}: expected t (topic), p (partition) and o (offset)")
-        if ts is not None and not isinstance(ts, int):
-            raise WireError(f"{where}.ts: expected milliseconds or null")
-        headers = r.get("h") or []
-        if not isinstance(headers, list) or not all(
-            isinstance(h, list) and len(h) == 2 and isinstance(h[0], str) for h in headers
-        ):
-            raise WireError(f"{where}.h: expected [[name, base64 | null], ...]")
+        if not (type(topic) is str and type(partition) is int and type(offset) is int):
+            raise WireError(f"records[{i}]: expected t (topic), p (partition) and o (offset)")
+        if ts is not None and type(ts) is not int:
+            raise WireError(f"records[{i}].ts: expected milliseconds or null")
+        key, value, headers = r.get("k"), r.get("v"), r.get("h")
         out.append(
             WireRecord(
                 topic,
                 partition,
                 offset,
                 ts,
-                _unb64(r.get("k"), f"{where}.k"),
-                _unb64(r.get("v"), f"{where}.v"),
-                tuple((name, _unb64(value, f"{where}.h")) for name, value in headers),
+                _unb64(key, f"records[{i}].k") if key is not None else None,
+                _unb64(value, f"records[{i}].v") if value is not None else None,
+                _headers(headers, i) if headers else (),
             )
         )
     return out
+
+
+def _headers(headers: Any, i: int) -> Headers:
+    if not isinstance(headers, list) or not all(
+        isinstance(h, list) and len(h) == 2 and isinstance(h[0], str) for h in headers
+    ):
+        raise WireError(f"records[{i}].h: expected [[name, base64 | null], ...]")
+    return tuple((name, _unb64(value, f"records[{i}].h")) for name, value in headers)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from datetime import timedelta
 from pathlib import Path
@@ -168,3 +169,20 @@ def test_plan_creates_no_subscription_and_removes_an_unbatched_one() -> None:
     deletes = [c for c in changes if isinstance(c, DeleteSubscription)]
     assert [d.id for d in deletes] == ["sub_1"]
     assert not [c for c in changes if isinstance(c, CreateSubscription)]
+
+
+def test_encoded_batch_is_the_json_it_documents() -> None:
+    records = [
+        WireRecord('t"\\ü', 3, 9, 5, b"k", b"\x00v", (("n\n", b"x"), ("e", None))),
+        WireRecord("t", 0, 0, None, None, None),
+    ]
+    doc = json.loads(encode_batch(records))
+    assert doc == {
+        "v": 1,
+        "records": [
+            {"t": 't"\\ü', "p": 3, "o": 9, "ts": 5, "k": "aw==", "v": "AHY=",
+             "h": [["n\n", "eA=="], ["e", None]]},
+            {"t": "t", "p": 0, "o": 0, "ts": None, "k": None, "v": None, "h": []},
+        ],
+    }  # fmt: skip
+    assert decode_batch(encode_batch(records)) == records
