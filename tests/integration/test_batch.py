@@ -328,13 +328,21 @@ async def test_batch_binding_exactly_once_across_rebalances(
         await asyncio.to_thread(
             produce_items, stack.bootstrap_servers, topic, run, range(half, records), keys
         )
+        # The second worker takes partitions while records flow (its log says so) ...
+        second_log = tmp_path / "worker-2.log"
+        await wait_until(
+            lambda: asyncio.to_thread(second_log.read_text),
+            lambda text: "assigned" in text,
+            timeout=120,
+            describe=lambda text: "worker 2 not assigned yet",
+        )
         await wait_until(
             lambda: applied(restate_admin, run),
             lambda s: total(s) >= half + 3_000,
             timeout=240,
             describe=lambda s: f"{total(s)} applied",
         )
-        second.stop()  # leaves the group: its partitions move back mid-stream
+        second.stop()  # ... and leaves the group: its partitions move back mid-stream
         final = await wait_exact(restate_admin, stack, group, run, expected)
     finally:
         if second is not None:
@@ -344,5 +352,3 @@ async def test_batch_binding_exactly_once_across_rebalances(
     assert len(final) == keys
     for key, seqs in expected.items():
         assert final[key] == seqs, f"{key}: lost, repeated or reordered records"
-    # Both workers delivered: the second one's log shows it was assigned partitions.
-    assert "assigned" in (tmp_path / "worker-2.log").read_text()
