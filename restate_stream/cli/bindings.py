@@ -15,7 +15,7 @@ from restate_stream.cli.output import err, plural, say, show
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import ApplyReport, apply_plan
 from restate_stream.control.blocked import UnblockReport, unblock
-from restate_stream.control.plan import Plan, compute_plan, fetch_live
+from restate_stream.control.plan import Plan, plan_live
 
 _CHANGE_STYLES = {"+": "green", "~": "yellow", "-": "red"}
 _OUTCOME_STYLES = {"applied": "green", "failed": "bold red", "not attempted": "yellow"}
@@ -23,13 +23,6 @@ _OUTCOME_STYLES = {"applied": "green", "failed": "bold red", "not attempted": "y
 
 def admin_client(spec: BindingsFile, wait: float) -> AdminClient:
     return AdminClient(spec.restate.admin_url, startup_timeout=wait)
-
-
-async def plan_against_live(
-    spec: BindingsFile, admin: AdminClient, *, prune: bool = False, refresh_clusters: bool = False
-) -> Plan:
-    live = await fetch_live(spec, admin)
-    return compute_plan(spec, live, prune=prune, refresh_clusters=refresh_clusters)
 
 
 def render_plan(plan: Plan) -> Text:
@@ -78,9 +71,9 @@ async def apply_file(
     """Plan and apply (only the changes of binding `only`, when given); exit status 1 when a
     change failed."""
     async with admin_client(spec, wait) as admin:
-        plan = await plan_against_live(spec, admin, prune=prune, refresh_clusters=refresh_clusters)
-        if only is not None:
-            plan.changes = [c for c in plan.changes if getattr(c, "binding", None) == only]
+        plan = await plan_live(
+            spec, admin, prune=prune, refresh_clusters=refresh_clusters, only=only
+        )
         if plan.empty:
             say("No changes: Restate and Kafka already match the file.")
             return 0
@@ -130,9 +123,7 @@ def plan(file: Path, wait: float, prune: bool, refresh_clusters: bool) -> int:
 
     async def run() -> Plan:
         async with admin_client(spec, wait) as admin:
-            return await plan_against_live(
-                spec, admin, prune=prune, refresh_clusters=refresh_clusters
-            )
+            return await plan_live(spec, admin, prune=prune, refresh_clusters=refresh_clusters)
 
     show(render_plan(asyncio.run(run())))
     return 0

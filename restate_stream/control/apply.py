@@ -27,8 +27,7 @@ from restate_stream.control.plan import (
     TopicAdminFactory,
     UpdateCluster,
     cluster_of,
-    compute_plan,
-    fetch_live,
+    plan_live,
 )
 
 Progress = Callable[[str], None]
@@ -164,8 +163,16 @@ async def apply_bindings(
     refresh_clusters: bool = False,
     topic_admin: TopicAdminFactory = TopicAdmin,
     progress: Progress | None = None,
+    only: str | None = None,
 ) -> tuple[Plan, ApplyReport]:
-    """Plan against the live state, then apply: what `restate-stream apply` does."""
-    live = await fetch_live(spec, admin, topic_admin)
-    plan = compute_plan(spec, live, prune=prune, refresh_clusters=refresh_clusters)
+    """Plan against the live state, then apply: what `restate-stream apply` does (with `only`,
+    for that one binding)."""
+    plan = await plan_live(
+        spec,
+        admin,
+        prune=prune,
+        refresh_clusters=refresh_clusters,
+        only=only,
+        topic_admin=topic_admin,
+    )
     return plan, await apply_plan(plan, spec, admin, topic_admin=topic_admin, progress=progress)

@@ -15,7 +15,6 @@ subscription is created again, resuming from the group's offsets.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,15 +22,14 @@ from datetime import UTC, datetime
 
 from connectors import PartitionLag, Record, TopicAdmin, produce_records
 from connectors.consume import ConsumedRecord, read_partition
+from restate_stream._util.poll import PollTimeout, apoll
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.control.admin import AdminClient
-from restate_stream.control.apply import apply_plan
+from restate_stream.control.apply import apply_bindings
 from restate_stream.control.plan import (
     TopicAdminFactory,
     binding_key,
     by_binding_key,
-    compute_plan,
-    fetch_live,
 )
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime.dead_letter import DeadLetter
@@ -245,25 +243,26 @@ def _not_reached(binding: Binding, ahead: list[BlockedPartition], window: float)
 
 
 async def _wait_group_empty(topics: TopicAdmin, group: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while await asyncio.to_thread(topics.group_has_members, group):
-        if time.monotonic() > deadline:
-            raise UnblockError(
-                f"Restate's consumer is still in group {group!r} {timeout:.0f}s after its "
-                "subscription was deleted; offsets can only be moved in an empty group. "
-                "Run unblock again (it recreates the subscription either way)"
-            )
-        await asyncio.sleep(0.2)
+    try:
+        await apoll(
+            lambda: asyncio.to_thread(topics.group_has_members, group),
+            until=lambda members: not members,
+            what=f"group {group!r} to have no members",
+            timeout=timeout,
+        )
+    except PollTimeout:
+        raise UnblockError(
+            f"Restate's consumer is still in group {group!r} {timeout:.0f}s after its "
+            "subscription was deleted; offsets can only be moved in an empty group. "
+            "Run unblock again (it recreates the subscription either way)"
+        ) from None
 
 
 async def _recreate(
     spec: BindingsFile, binding: Binding, admin: AdminClient, topic_admin: TopicAdminFactory
 ) -> list[str]:
     """Create the binding's subscription as apply would, touching no other binding."""
-    live = await fetch_live(spec, admin, topic_admin)
-    plan = compute_plan(spec, live)
-    plan.changes = [c for c in plan.changes if getattr(c, "binding", None) == binding.name]
-    report = await apply_plan(plan, spec, admin, topic_admin=topic_admin)
+    _, report = await apply_bindings(spec, admin, topic_admin=topic_admin, only=binding.name)
     if not report.ok:
         raise UnblockError(
             f"recreating the subscription of {binding.name} failed; run "
@@ -276,13 +275,17 @@ async def _consumer_restarts(topics: TopicAdmin, group: str, window: float) -> b
     """Whether the group's consumer is replaced within `window` seconds: Restate recreates
     its consumer each time the consumer task fails (every second or two on a bad record)."""
     first = await asyncio.to_thread(topics.group_member_ids, group)
-    deadline = time.monotonic() + window
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.3)
-        now = await asyncio.to_thread(topics.group_member_ids, group)
-        if now - first or (first and not first <= now):
-            return True
-    return False
+    try:
+        await apoll(
+            lambda: asyncio.to_thread(topics.group_member_ids, group),
+            until=lambda now: bool(now - first or (first and not first <= now)),
+            what=f"a new consumer in group {group!r}",
+            timeout=window,
+            interval=0.3,
+        )
+    except PollTimeout:
+        return False
+    return True
 
 
 async def unblock(

@@ -391,3 +391,21 @@ def compute_plan(
         else:
             plan.notes.append(f"kafka cluster {name} is not declared in the file; kept (--prune)")
     return plan
+
+
+async def plan_live(
+    spec: BindingsFile,
+    admin: AdminClient,
+    *,
+    prune: bool = False,
+    refresh_clusters: bool = False,
+    only: str | None = None,
+    topic_admin: TopicAdminFactory = TopicAdmin,
+) -> Plan:
+    """The plan against what runs now; with `only`, just the changes of that binding (pause,
+    resume and unblock touch no other binding)."""
+    live = await fetch_live(spec, admin, topic_admin)
+    plan = compute_plan(spec, live, prune=prune, refresh_clusters=refresh_clusters)
+    if only is not None:
+        plan.changes = [c for c in plan.changes if getattr(c, "binding", None) == only]
+    return plan
