@@ -1,7 +1,8 @@
 """The delivery side of a batched binding: Kafka group member -> Restate ingress sends.
 
 Per poll cycle, records are collected into a batch until it holds `max_records` or
-`max_wait` has passed since its first record; the batch is grouped by object key and each
+`max_wait` has passed since its first record; the batch is grouped by object key (the
+record's key, or with `per: partition` its source partition: batch/objects.py) and each
 key's records (in read order: per partition, ascending offsets) become one invocation, a
 one-way send `POST {ingress}/{Service}/{key}/{handler}/send`. Sends of one key go one after
 another: the next is posted only once Restate accepted the previous (202), because Restate
@@ -37,9 +38,9 @@ from urllib.parse import quote
 import aiohttp
 
 from connectors.group_consumer import GroupConsumer, PolledRecord
+from restate_stream.batch.objects import batch_object_key
 from restate_stream.batch.wire import encode_batch
 from restate_stream.bindings import Binding
-from restate_stream.runtime.event import object_key_for
 
 log = logging.getLogger("restate_stream.batch")
 
@@ -98,6 +99,7 @@ class BatchDelivery:
         self.binding = binding
         self.max_records = binding.batch.max_records
         self.max_wait = binding.batch.max_wait.total_seconds()
+        self.per = binding.batch.per
         self.kafka = dict(kafka)
         self.ingress_url = ingress_url.rstrip("/")
         self.max_batches_in_flight = max_batches_in_flight
@@ -178,10 +180,11 @@ class BatchDelivery:
     def _dispatch(self, records: list[PolledRecord]) -> None:
         if self.first_dispatch is None:
             self.first_dispatch = time.perf_counter()
+        per = self.per
         by_key: dict[str, list[PolledRecord]] = {}
         next_offsets: dict[int, int] = {}
         for r in records:
-            by_key.setdefault(object_key_for(r.key), []).append(r)
+            by_key.setdefault(batch_object_key(per, r.topic, r.partition, r.key), []).append(r)
             next_offsets[r.partition] = max(next_offsets.get(r.partition, 0), r.offset + 1)
         batch = _Batch(next_offsets, len(records))
         for key, group in by_key.items():

@@ -41,8 +41,14 @@ from restate_stream.runtime.bound import (
     without_none,
 )
 from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, LetterRef
-from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
-from restate_stream.runtime.formats import Codec, DecodeError, codec_for
+from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent, built, object_key_for
+from restate_stream.runtime.formats import (
+    Codec,
+    DecodeError,
+    JsonCodec,
+    codec_for,
+    unwrap_cloudevent,
+)
 from restate_stream.runtime.publisher import Publisher
 
 log = logging.getLogger("restate_stream.batch")
@@ -77,11 +83,6 @@ def batch_value_type(fn: Callable[..., Any]) -> tuple[bool, Any]:
     if typing.get_origin(item) is KafkaEvent:
         return True, typing.get_args(item)[0]
     return False, None
-
-
-def _coordinates(r: WireRecord) -> KafkaCoordinates:
-    ts = datetime.fromtimestamp(r.timestamp_ms / 1000, tz=UTC) if r.timestamp_ms else None
-    return KafkaCoordinates(r.topic, r.partition, r.offset, ts, r.key, None)
 
 
 class BatchBoundHandler(BoundHandler):
@@ -125,19 +126,51 @@ class BatchBoundHandler(BoundHandler):
     async def _events(
         self, ctx: restate.ObjectContext, records: list[WireRecord], redrive_of: LetterRef | None
     ) -> list[KafkaEvent[Any]]:
-        """The records decoded; one that cannot be is dead-lettered alone."""
+        """The records decoded; one that cannot be is dead-lettered alone. The per-record
+        work of a batch: kept to plain calls (no coroutine per record unless the codec
+        needs I/O) and instances built without their dataclass __init__ (`built`)."""
         events: list[KafkaEvent[Any]] = []
+        per_key = self.binding.batch is None or self.binding.batch.per == "key"
+        object_key = ctx.key()
+        json_codec = self.codec if isinstance(self.codec, JsonCodec) else None
         for r in records:
-            coords = _coordinates(r)
-            value_bytes = r.value if r.value is not None else b""
+            ts = r.timestamp_ms
+            coords = built(
+                KafkaCoordinates,
+                {
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "offset": r.offset,
+                    "timestamp": None if ts is None else datetime.fromtimestamp(ts / 1000, UTC),
+                    "key": r.key,
+                    "subscription_id": None,
+                },
+            )
+            value_bytes = r.value
             try:
-                value, event_id, event_type = await self._decode(r.value)
+                if value_bytes is not None and json_codec is not None:
+                    data, event_id, event_type = unwrap_cloudevent(json_codec.parse(value_bytes))
+                    value = json_codec.convert(data)
+                else:
+                    value, event_id, event_type = await self._decode(value_bytes)
             except DecodeError as exc:
-                error = TOMBSTONE_ERROR if r.value is None else "DecodeError"
-                await self._dead_letter(ctx, coords, value_bytes, error, str(exc), 1, redrive_of)
+                error = TOMBSTONE_ERROR if value_bytes is None else "DecodeError"
+                raw = value_bytes or b""
+                await self._dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
                 continue
             events.append(
-                KafkaEvent(value, ctx.key(), coords, value_bytes, event_id, event_type, r.headers)
+                built(
+                    KafkaEvent,
+                    {
+                        "value": value,
+                        "key": object_key if per_key else object_key_for(r.key),
+                        "coordinates": coords,
+                        "raw": value_bytes or b"",
+                        "event_id": event_id,
+                        "event_type": event_type,
+                        "headers": r.headers,
+                    },
+                )
             )
         return events
 

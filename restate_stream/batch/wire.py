@@ -16,6 +16,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
+import orjson
+
 from restate_stream.runtime.event import Headers
 
 VERSION = 1
@@ -111,8 +113,8 @@ def encode_batch(records: Sequence[EncodableRecord]) -> bytes:
 def decode_batch(body: bytes) -> list[WireRecord]:
     """The records of a batch body; WireError naming the record and field if malformed."""
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise WireError(f"batch body is not JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("v") != VERSION:
         raise WireError(f'batch body: expected {{"v": {VERSION}, "records": [...]}}')

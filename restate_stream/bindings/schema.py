@@ -212,12 +212,18 @@ MAX_BATCH_RECORDS = 100_000
 MAX_BATCH_WAIT = timedelta(seconds=60)
 
 
+BatchPer = Literal["key", "partition"]
+
+
 class BatchSpec(_Spec):
-    """A batched binding: restate-stream's own consumer delivers one invocation per key per
-    batch, cut when it holds `max_records` records or `max_wait` after its first record."""
+    """A batched binding: restate-stream's own consumer delivers one invocation per object
+    per batch, cut when it holds `max_records` records or `max_wait` after its first record.
+    `per` says what an object is: a record key (default) or a source partition (one object
+    per topic partition, whose handler sees many keys: for aggregations and many keys)."""
 
     max_records: PositiveInt = 500
     max_wait: Duration = timedelta(milliseconds=50)
+    per: Annotated[BatchPer, Expect('"key" or "partition"')] = "key"
 
     @field_validator("max_records")
     @classmethod

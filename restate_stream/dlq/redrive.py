@@ -19,6 +19,7 @@ from restate.client_types import HttpError
 
 from connectors.consume import TopicNotFoundError, end_offsets
 from restate_stream._util.text import one_line
+from restate_stream.batch.objects import batch_object_key
 from restate_stream.batch.wire import WireRecord, encode_batch
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.dlq.listing import (
@@ -32,7 +33,6 @@ from restate_stream.dlq.listing import (
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime.bound import TOMBSTONE_ERROR
 from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER
-from restate_stream.runtime.event import object_key_for
 
 _CONCURRENT_KEYS = 32  # keys redriven side by side
 MESSAGE_WIDTH = 60  # an error message in a one-line summary
@@ -99,7 +99,8 @@ def redrive_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
 
 def _batch_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
     """A batched binding's record goes back as a one-record batch to the object its delivery
-    sent it to (the raw key's object key, "" for a keyless record); the redrive-of header makes
+    sent it to (the raw key's object key, "" for a keyless record, or with `per: partition`
+    its source partition's); the redrive-of header makes
     the handler take it although it is at or below the object's high-water offset. The
     record's Kafka headers are not in the letter, so the handler sees none. A tombstone
     (its first letter says so; a letter keeps a null value as "") goes back as null."""
@@ -110,6 +111,10 @@ def _batch_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
     if not value and history.letters[0].letter.error.type == TOMBSTONE_ERROR:
         value = None
     timestamp = coordinates.timestamp
+    assert binding.batch is not None
+    object_key = batch_object_key(
+        binding.batch.per, coordinates.topic, coordinates.partition, coordinates.key
+    )
     record = WireRecord(
         coordinates.topic,
         coordinates.partition,
@@ -122,7 +127,7 @@ def _batch_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
         history,
         quote(binding.service, safe=""),
         quote(binding.handler, safe=""),
-        quote(object_key_for(coordinates.key), safe=""),
+        quote(object_key, safe=""),
         idempotency_key(binding, stored),
         {"content-type": "application/json", REDRIVE_OF_HEADER: stored.at.header()},
         encode_batch([record]),

@@ -1,5 +1,6 @@
-"""A batched binding's object for the e2e tests: each key keeps the sequence numbers it
-applied, in order, so a lost, repeated or reordered record shows in its state."""
+"""Batched bindings' objects for the e2e tests: each key keeps the sequence numbers it
+applied, in order, so a lost, repeated or reordered record shows in its state (per key, or
+per record key inside a source partition's object)."""
 
 from __future__ import annotations
 
@@ -31,4 +32,17 @@ async def on_items(ctx: restate.ObjectContext, events: list[KafkaEvent[Item]]) -
         ctx.set("tags", tags)
 
 
-app = restate.app([batch_log])
+partition_log = restate.VirtualObject("PartitionLog")
+
+
+@partition_log.handler()
+async def on_partition(ctx: restate.ObjectContext, events: list[KafkaEvent[Item]]) -> None:
+    """`per: partition`: one object per source partition, many record keys in a batch."""
+    by_key: dict[str, list[int]] = await ctx.get("seqs_by_key") or {}
+    for event in events:
+        assert event.key is not None
+        by_key.setdefault(event.key, []).append(event.value.seq)
+    ctx.set("seqs_by_key", by_key)
+
+
+app = restate.app([batch_log, partition_log])

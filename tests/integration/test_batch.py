@@ -42,7 +42,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def bindings_yaml(
-    stack: LocalStack, run: str, *, partitions: int, batch: str, extra: str = "", worker: str = ""
+    stack: LocalStack,
+    run: str,
+    *,
+    partitions: int,
+    batch: str,
+    extra: str = "",
+    worker: str = "",
+    handler: str = "BatchLog/on_items",
 ) -> str:
     return f"""\
 restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}
@@ -54,7 +61,7 @@ topics:
 {worker}bindings:
   - name: items-{run}
     topic: items-{run}
-    handler: BatchLog/on_items
+    handler: {handler}
     batch: {batch}
 {extra}"""
 
@@ -184,7 +191,15 @@ def kill_group(worker: WorkerProcess) -> None:
 
 
 class WorkerHarness:
-    def __init__(self, stack: LocalStack, tmp: Path, run: str, batch: str, processes: int) -> None:
+    def __init__(
+        self,
+        stack: LocalStack,
+        tmp: Path,
+        run: str,
+        batch: str,
+        processes: int,
+        handler: str = "BatchLog/on_items",
+    ) -> None:
         self.stack, self.tmp, self.run = stack, tmp, run
         self.port = free_ports(1)[0]
         self.processes = processes
@@ -194,7 +209,7 @@ class WorkerHarness:
             f'uri: "http://127.0.0.1:{self.port}", processes: {processes}}}\n'
         )
         self.bindings.write_text(
-            bindings_yaml(stack, run, partitions=4, batch=batch, worker=worker)
+            bindings_yaml(stack, run, partitions=4, batch=batch, worker=worker, handler=handler)
         )
         self.started = 0
 
@@ -349,6 +364,80 @@ async def test_batch_binding_exactly_once_across_rebalances(
             second.stop()
         first.stop()
         await drop_cluster(restate_admin, f"c-{run}")
+    assert len(final) == keys
+    for key, seqs in expected.items():
+        assert final[key] == seqs, f"{key}: lost, repeated or reordered records"
+
+
+async def test_per_partition_batches_exactly_once_through_a_sigkill(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    """`per: partition` (many keys, few objects): one object per source partition holds each
+    record key's sequence numbers; a SIGKILL mid-stream loses, repeats and reorders none."""
+    records, keys = 20_000, 2_000
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    topic = f"items-{run}"
+    h = WorkerHarness(
+        stack,
+        tmp_path,
+        run,
+        "{max_records: 1000, max_wait: 20ms, per: partition}",
+        processes=1,
+        handler="PartitionLog/on_partition",
+    )
+    spec = load_bindings(h.bindings)
+    expected: dict[str, list[int]] = defaultdict(list)
+    for s in range(records):
+        expected[f"{run}-k{s % keys}"].append(s)
+
+    async def by_key() -> dict[str, list[int]]:
+        state = await object_state(restate_admin, "PartitionLog", "seqs_by_key")
+        merged: dict[str, list[int]] = {}
+        for obj, seqs in state.items():
+            if obj.startswith(f"{topic}/"):
+                for key, values in seqs.items():
+                    assert key not in merged, f"{key} applied in two partition objects"
+                    merged[key] = values
+        return merged
+
+    TopicAdmin(stack.bootstrap_servers).create_topic(topic, 4)
+    await asyncio.to_thread(
+        produce_items, stack.bootstrap_servers, topic, run, range(records), keys
+    )
+    worker = h.start()
+    try:
+        _, report = await apply_bindings(spec, restate_admin)
+        assert report.ok, report.render()
+        await wait_until(
+            by_key, lambda s: total(s) >= 4_000, timeout=240, describe=lambda s: f"{total(s)}"
+        )
+        kill_group(worker)
+        worker = h.start()
+        await wait_until(
+            by_key,
+            lambda s: total(s) >= records,
+            timeout=300,
+            interval=1.0,
+            describe=lambda s: f"{total(s)}/{records} applied",
+        )
+        kafka = TopicAdmin(stack.bootstrap_servers)
+        group = spec.bindings[0].consumer_group
+
+        async def lag() -> int:
+            return sum(p.lag for p in await asyncio.to_thread(kafka.group_lag, group, topic))
+
+        # Every send accepted: a record applied twice would show in the state read after.
+        await wait_until(lag, lambda n: n == 0, timeout=300, describe=lambda n: f"lag {n}")
+        objects = await object_state(restate_admin, "PartitionLog", "seqs_by_key")
+        final = await by_key()
+    finally:
+        worker.stop()
+        await drop_cluster(restate_admin, f"c-{run}")
+    assert sorted(o for o in objects if o.startswith(f"{topic}/")) == [
+        f"{topic}/{p}" for p in range(4)
+    ]
+    assert h.started == 2
     assert len(final) == keys
     for key, seqs in expected.items():
         assert final[key] == seqs, f"{key}: lost, repeated or reordered records"

@@ -19,8 +19,10 @@ from restate_stream.batch import (
     WireRecord,
     decode_batch,
     encode_batch,
+    high_water_state,
     idempotency_key,
 )
+from restate_stream.batch.objects import batch_object_key
 from restate_stream.bindings import BindingsError, check_against_app, parse_bindings
 from restate_stream.control.admin import Subscription
 from restate_stream.control.plan import (
@@ -29,7 +31,9 @@ from restate_stream.control.plan import (
     LiveState,
     compute_plan,
 )
+from restate_stream.runtime.bound import bind
 from restate_stream.runtime.event import KafkaEvent, object_key_for
+from restate_stream.testing import MemoryContext, MemoryPublisher, invoke
 
 FILE = Path("conf/bindings.yaml")
 
@@ -186,3 +190,57 @@ def test_encoded_batch_is_the_json_it_documents() -> None:
         ],
     }  # fmt: skip
     assert decode_batch(encode_batch(records)) == records
+
+
+# --- per: partition ------------------------------------------------------------------------------
+
+
+def test_per_partition_is_read_and_other_values_are_refused_with_the_choices() -> None:
+    (binding,) = parse(
+        BATCHED.replace("max_wait: 50ms}", "max_wait: 50ms, per: partition}")
+    ).bindings
+    assert binding.batch is not None and binding.batch.per == "partition"
+    assert parse(BATCHED).bindings[0].batch.per == "key"
+    with pytest.raises(BindingsError) as raised:
+        parse(BATCHED.replace("max_wait: 50ms}", "max_wait: 50ms, per: topic}"))
+    assert 'bindings[0].batch.per: expected "key" or "partition"' in str(raised.value)
+
+
+def test_objects_are_keys_or_source_partitions() -> None:
+    assert batch_object_key("key", "clicks", 3, b"user-1") == "user-1"
+    assert batch_object_key("key", "clicks", 3, b"\xff") == object_key_for(b"\xff")
+    assert batch_object_key("partition", "clicks", 3, b"user-1") == "clicks/3"
+    assert batch_object_key("partition", "clicks", 3, None) == "clicks/3"
+
+
+async def test_a_partition_object_sees_each_records_own_key_and_drops_redeliveries() -> None:
+    obj = restate.VirtualObject("PerPartition")
+    seen: list[tuple[str | None, int, Any]] = []
+
+    @obj.handler()
+    async def on_clicks(
+        ctx: restate.ObjectContext, events: list[KafkaEvent[dict[str, int]]]
+    ) -> None:
+        seen.extend((e.key, e.offset, e.value) for e in events)
+
+    text = BATCHED.replace("Clicks/on_clicks", "PerPartition/on_clicks").replace(
+        "max_wait: 50ms}", "max_wait: 50ms, per: partition}"
+    )
+    text += "worker: {app: 'app:app'}\n"
+    bind([obj], parse(text), {"local": MemoryPublisher()})
+    ctx = MemoryContext("clicks/0", invocation_id="inv_1")
+    first = [
+        WireRecord("clicks", 0, 10, None, b"user-1", b'{"n": 1}'),
+        WireRecord("clicks", 0, 11, None, b"\xff", b'{"n": 2}'),
+        WireRecord("clicks", 0, 12, None, None, b'{"n": 3}'),
+    ]
+    await invoke(obj, "on_clicks", ctx, encode_batch(first))
+    # A redelivery overlapping the first send: only offset 13 is new.
+    await invoke(obj, "on_clicks", ctx, encode_batch([*first[1:], first[0]._replace(offset=13)]))
+    assert seen == [
+        ("user-1", 10, {"n": 1}),
+        (object_key_for(b"\xff"), 11, {"n": 2}),
+        ("", 12, {"n": 3}),
+        ("user-1", 13, {"n": 1}),
+    ]
+    assert ctx.state[high_water_state("clicks")] == {"clicks/0": 13}

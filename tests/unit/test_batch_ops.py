@@ -146,3 +146,14 @@ def test_a_redriven_tombstone_is_null_again_and_a_keyless_record_goes_to_object_
     (history,) = by_source_record([letter(b"k", b"")], "items").records
     (record,) = decode_batch(redrive_request(BATCHED, history).body)
     assert record.value == b"", "an empty value that was not a tombstone stays empty"
+
+
+def test_a_per_partition_record_is_redriven_to_its_partition_object() -> None:
+    per_partition = dataclasses.replace(
+        BATCHED, batch=BATCH.model_copy(update={"per": "partition"})
+    )
+    (history,) = by_source_record([letter(b"user-1", b'{"seq": 1}')], "items").records
+    request = redrive_request(per_partition, history)
+    assert request.path == "Items/items%2F1/on_items"  # the letter's source is items[1]
+    (record,) = decode_batch(request.body)
+    assert (record.key, record.partition, record.offset) == (b"user-1", 1, 42)

@@ -10,6 +10,7 @@ import functools
 import json
 from typing import Any
 
+import orjson
 import pydantic
 
 from restate_stream.runtime.formats.base import DecodeError, EncodeError
@@ -18,6 +19,20 @@ from restate_stream.runtime.formats.base import DecodeError, EncodeError
 @functools.cache
 def _adapter(t: type) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(t)
+
+
+def parse_json(data: bytes) -> Any:
+    """JSON as the json module reads it, at orjson's speed: what orjson refuses (NaN,
+    integers beyond 64 bits, invalid input) is read again by json, which also words the
+    error."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"invalid JSON: {exc}") from exc
 
 
 def to_jsonable(value: Any) -> Any:
@@ -33,10 +48,7 @@ class JsonCodec:
         self.value_type = value_type
 
     def parse(self, data: bytes) -> Any:
-        try:
-            return json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DecodeError(f"invalid JSON: {exc}") from exc
+        return parse_json(data)
 
     def convert(self, obj: Any) -> Any:
         """Turn parsed JSON into the declared type."""

@@ -1,0 +1,118 @@
+"""Per-record cost of a batched binding's object side before the user's handler runs: the
+body decoded (`decode_batch`) and each record turned into a `KafkaEvent` (JSON value into a
+dict or a pydantic model, coordinates, key), against a baseline measured in the same run:
+`json.loads` of the same values alone (what any Python consumer pays at least).
+
+Rounds alternate baseline and candidate; medians in µs/record and the ratio.
+
+    .venv/bin/python -m benchmarks.batch_decode_cost [--records 1000] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from restate_stream.batch.handler import BatchBoundHandler, batch_handler
+from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
+from restate_stream.bindings import Binding, BindingsFile
+from restate_stream.bindings.loader import parse_bindings
+from restate_stream.runtime.event import KafkaEvent
+from restate_stream.testing.memory import MemoryContext, MemoryPublisher, as_context
+
+BINDINGS = """\
+restate: {admin_url: "http://127.0.0.1:9070", ingress_url: "http://127.0.0.1:8080"}
+kafka: {clusters: {bench: {bootstrap.servers: "127.0.0.1:9092"}}}
+bindings:
+  - {name: clicks, topic: clicks, handler: Clicks/on_clicks, batch: {max_records: 10000}}
+"""
+
+
+class Click(BaseModel):
+    seq: int
+    page: str
+
+
+async def on_dicts(ctx: Any, events: list[KafkaEvent[dict[str, Any]]]) -> None: ...
+
+
+async def on_models(ctx: Any, events: list[KafkaEvent[Click]]) -> None: ...
+
+
+def body(records: int) -> bytes:
+    return encode_batch(
+        [
+            WireRecord(
+                "clicks",
+                1,
+                i,
+                1_764_000_000_000 + i,
+                b"user-7",
+                json.dumps({"seq": i, "page": f"/p/{i % 50}"}).encode(),
+            )
+            for i in range(records)
+        ]
+    )
+
+
+def object_side(handler: BatchBoundHandler, data: bytes) -> float:
+    ctx = as_context(MemoryContext("user-7"))
+    start = time.perf_counter_ns()
+    records = decode_batch(data)
+    events = asyncio.run(handler._events(ctx, records, None))
+    elapsed = time.perf_counter_ns() - start
+    assert len(events) == len(records)
+    return elapsed / len(records) / 1000
+
+
+def baseline(data: bytes) -> float:
+    values = [r.value for r in decode_batch(data)]
+    start = time.perf_counter_ns()
+    for value in values:
+        assert value is not None
+        json.loads(value)
+    return (time.perf_counter_ns() - start) / len(values) / 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    spec: BindingsFile = parse_bindings(BINDINGS, Path("bench-bindings.yaml"))
+    binding: Binding = spec.bindings[0]
+    handlers = {
+        "dict": batch_handler(binding, on_dicts, MemoryPublisher()),
+        "pydantic model": batch_handler(binding, on_models, MemoryPublisher()),
+    }
+    data = body(args.records)
+    results: dict[str, list[float]] = {"baseline": [], **{name: [] for name in handlers}}
+    for _ in range(args.rounds):
+        results["baseline"].append(baseline(data))
+        for name, handler in handlers.items():
+            results[name].append(object_side(handler, data))
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(
+        f"records per body: {args.records}, rounds: {args.rounds}, load: {os.getloadavg()[0]:.2f}"
+    )
+    base = statistics.median(results["baseline"])
+    print(f"baseline json.loads of the values:     {base:6.2f} µs/record")
+    for name in handlers:
+        median = statistics.median(results[name])
+        ratio = median / base
+        print(f"object side, values as {name:<15} {median:6.2f} µs/record = {ratio:.2f} x baseline")
+
+
+if __name__ == "__main__":
+    main()
