@@ -115,7 +115,7 @@ async def run(sends: int, per_send: int, keys: int, concurrency: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="rs-bench-ingress-"))
     with LocalStack(home, StackPorts.free()) as stack:
         bindings_path = home / "bindings.yaml"
-        bindings_path.write_text(batch_bindings(stack, "unused", [1], 16))
+        bindings_path.write_text(batch_bindings(stack, "unused", [(1, "key")], 16))
         worker = WorkerProcess(
             "benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT, bindings=bindings_path
         )

@@ -4,10 +4,11 @@ A separate process produces at a fixed rate (about half the batched peak) while 
 batched delivery runs; the handler records, per record, now minus the record's Kafka
 timestamp (set at produce), and the p50/p99 over all records are reported, for 100 keys
 (a batch has many records per key) and for 10,000 keys (about one record per key per batch:
-many small sends, at most `max_concurrent_sends` in flight).
+many small sends, at most `max_concurrent_sends` in flight), with one object per key
+(`per: key`) and/or one per source partition (`per: partition`: a send per partition).
 
     .venv/bin/python -m benchmarks.batch_latency [--rate 10000] [--seconds 10]
-        [--keys 100,10000] [--batch-size 1000]
+        [--keys 100,10000] [--per key,partition] [--batch-size 1000]
 """
 
 from __future__ import annotations
@@ -52,10 +53,13 @@ def produce_at_rate(bootstrap: str, topic: str, keys: int, rate: int, seconds: f
     producer.flush(60)
 
 
-async def state_rows(admin: AdminClient, handler_keys: str, key: str) -> list[str]:
+async def state_rows(admin: AdminClient, topic: str, key: str) -> list[str]:
+    """Values of state `key` (a LIKE pattern) in the objects of `topic`'s records (keys
+    "topic-k..." with per: key, "topic/partition" with per: partition)."""
     rows = await admin.query(
         f"SELECT value_utf8 FROM state WHERE service_name = {sql_literal(SERVICE)} "
-        f"AND key = {sql_literal(key)} AND service_key LIKE {sql_literal(handler_keys + '%')}"
+        f"AND key LIKE {sql_literal(key)} AND (service_key LIKE {sql_literal(topic + '-%')} "
+        f"OR service_key LIKE {sql_literal(topic + '/%')})"
     )
     return [row["value_utf8"] for row in rows]
 
@@ -75,7 +79,7 @@ async def measure(
     task = asyncio.create_task(delivery.run(stop))
 
     async def count() -> int:
-        return sum(int(v) for v in await state_rows(admin, prefix, "count"))
+        return sum(int(v) for v in await state_rows(admin, topic, "count"))
 
     try:
         # Warm-up records (not sampled) wait out the group join.
@@ -102,14 +106,16 @@ async def measure(
         await task
     if done != expected:
         raise SystemExit(f"state check failed: {done} counted, expected {expected}")
-    samples = sorted(s for v in await state_rows(admin, prefix, "lat") for s in json.loads(v))
+    samples = sorted(s for v in await state_rows(admin, topic, "lat/%") for s in json.loads(v))
     if len(samples) != expected - 10:
         raise SystemExit(f"{len(samples)} latency samples, expected {expected - 10}")
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
     return statistics.median(samples), p99, (expected - 10) / elapsed
 
 
-async def run(rate: int, seconds: float, key_counts: list[int], batch_size: int) -> None:
+async def run(
+    rate: int, seconds: float, key_counts: list[int], pers: list[str], batch_size: int
+) -> None:
     home = Path(tempfile.mkdtemp(prefix="rs-bench-latency-"))
     with LocalStack(home, StackPorts.free()) as stack:
         lines = [
@@ -117,11 +123,13 @@ async def run(rate: int, seconds: float, key_counts: list[int], batch_size: int)
             f'kafka: {{clusters: {{bench: {{bootstrap.servers: "{stack.bootstrap_servers}"}}}}}}',
             "bindings:",
         ]
-        for i, keys in enumerate(key_counts):
-            TopicAdmin(stack.bootstrap_servers).create_topic(f"lat{keys}", 4)
+        cases = [(keys, per) for keys in key_counts for per in pers]
+        for i, (keys, per) in enumerate(cases):
+            TopicAdmin(stack.bootstrap_servers).create_topic(f"lat{keys}{per}", 4)
             lines.append(
-                f"  - {{name: lat-{keys}, topic: lat{keys}, handler: {SERVICE}/latency_{i},"
-                f" paused: true, batch: {{max_records: {batch_size}, max_wait: 50ms}}}}"
+                f"  - {{name: lat-{keys}-{per}, topic: lat{keys}{per},"
+                f" handler: {SERVICE}/latency_{i}, paused: true,"
+                f" batch: {{max_records: {batch_size}, max_wait: 50ms, per: {per}}}}}"
             )
         bindings = home / "bindings.yaml"
         bindings.write_text("\n".join(lines) + "\n")
@@ -133,12 +141,13 @@ async def run(rate: int, seconds: float, key_counts: list[int], batch_size: int)
             async with AdminClient(stack.admin_url) as admin:
                 await admin.register_deployment(worker.uri)
                 print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
-                for keys in key_counts:
+                for keys, per in cases:
                     p50, p99, achieved = await measure(
-                        stack, admin, f"lat-{keys}", bindings, f"lat{keys}", keys, rate, seconds
-                    )
+                        stack, admin, f"lat-{keys}-{per}", bindings, f"lat{keys}{per}", keys,
+                        rate, seconds,
+                    )  # fmt: skip
                     print(
-                        f"keys {keys:>6}, batch {batch_size}, offered {rate} records/s "
+                        f"keys {keys:>6}, per {per}, batch {batch_size}, offered {rate} records/s "
                         f"(achieved {achieved:,.0f}): latency p50 {p50:,.0f} ms, "
                         f"p99 {p99:,.0f} ms",
                         flush=True,
@@ -153,10 +162,12 @@ def main() -> None:
     p.add_argument("--rate", type=int, default=10_000)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--keys", default="100,10000")
+    p.add_argument("--per", default="key,partition")
     p.add_argument("--batch-size", type=int, default=1000)
     a = p.parse_args()
     counts = [int(k) for k in a.keys.split(",") if k]
-    asyncio.run(run(a.rate, a.seconds, counts, a.batch_size))
+    pers = [per for per in a.per.split(",") if per]
+    asyncio.run(run(a.rate, a.seconds, counts, pers, a.batch_size))
 
 
 if __name__ == "__main__":

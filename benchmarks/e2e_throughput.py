@@ -8,7 +8,7 @@ Both run on one fresh local stack; rounds alternate baseline and candidate and t
 are compared. The worker is a separate hypercorn process, as in production.
 
     .venv/bin/python -m benchmarks.e2e_throughput [--records 20000] [--keys 100] [--rounds 3]
-        [--batch-sizes 1000,10000]
+        [--batch-sizes 1000,10000] [--per key,partition] [--unbatched-rounds 1]
 """
 
 from __future__ import annotations
@@ -109,18 +109,28 @@ async def restate_rate(admin: AdminClient, cluster: str, topic: str, expected: i
 BATCH_WAIT = "50ms"
 
 
-def batch_bindings(stack: LocalStack, topic: str, sizes: list[int], rounds: int) -> str:
-    """One paused binding per (batch size, round), each on its own handler: the worker wraps
-    them; the benchmark runs their deliveries itself, one at a time."""
+Variant = tuple[int, str]  # (max_records, per)
+
+
+def variant_name(variant: Variant) -> str:
+    size, per = variant
+    return f"{size}" if per == "key" else f"{size} per partition"
+
+
+def batch_bindings(stack: LocalStack, topic: str, variants: list[Variant], rounds: int) -> str:
+    """One paused binding per (batch variant, round), each on its own handler: the worker
+    wraps them; the benchmark runs their deliveries itself, one at a time."""
     lines = [
         f'restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}',
         f'kafka: {{clusters: {{bench: {{bootstrap.servers: "{stack.bootstrap_servers}"}}}}}}',
         "bindings:",
     ]
-    for i, (size, r) in enumerate((size, r) for size in sizes for r in range(rounds)):
+    runs = [(size, per, r) for size, per in variants for r in range(rounds)]
+    for i, (size, per, r) in enumerate(runs):
         lines.append(
-            f"  - {{name: batch-{size}-{r}, topic: {topic}, handler: BenchBatchCounter/count_{i},"
-            f" paused: true, batch: {{max_records: {size}, max_wait: {BATCH_WAIT}}}}}"
+            f"  - {{name: batch-{size}-{per}-{r}, topic: {topic},"
+            f" handler: BenchBatchCounter/count_{i}, paused: true,"
+            f" batch: {{max_records: {size}, max_wait: {BATCH_WAIT}, per: {per}}}}}"
         )
     return "\n".join(lines) + "\n"
 
@@ -179,11 +189,11 @@ async def run(
     keys: int,
     rounds: int,
     partitions: int,
-    batch_sizes: list[int],
-    unbatched: bool = True,
+    variants: list[Variant],
+    unbatched_rounds: int,
 ) -> None:
-    if len(batch_sizes) * rounds > BATCH_HANDLERS:
-        raise SystemExit(f"at most {BATCH_HANDLERS} batched rounds (batch sizes x rounds)")
+    if len(variants) * rounds > BATCH_HANDLERS:
+        raise SystemExit(f"at most {BATCH_HANDLERS} batched rounds (batch variants x rounds)")
     load_start = os.getloadavg()[0]
     home = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     with LocalStack(home, StackPorts.free()) as stack:
@@ -196,7 +206,7 @@ async def run(
             (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
         )
         bindings_path = home / "bindings.yaml"
-        bindings_path.write_text(batch_bindings(stack, topic, batch_sizes, rounds))
+        bindings_path.write_text(batch_bindings(stack, topic, variants, rounds))
         batched_bindings = {b.name: b for b in load_bindings(bindings_path).bindings}
         worker = WorkerProcess(
             "benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT, bindings=bindings_path
@@ -212,18 +222,20 @@ async def run(
                 raw_consume_rate(stack.bootstrap_servers, topic, records)
                 raw: list[float] = []
                 e2e: list[float] = []
-                batched: dict[int, list[float]] = {size: [] for size in batch_sizes}
+                batched: dict[Variant, list[float]] = {v: [] for v in variants}
                 for r in range(1, rounds + 1):
                     raw.append(raw_consume_rate(stack.bootstrap_servers, topic, records))
                     print(f"round {r}: raw consumer   {raw[-1]:>10,.0f} records/s", flush=True)
-                    if unbatched:
+                    if r <= unbatched_rounds:
                         e2e.append(await restate_rate(admin, "bench", topic, records))
                         print(f"round {r}: restate e2e    {e2e[-1]:>10,.0f} records/s", flush=True)
-                    for size in batch_sizes:
-                        binding = batched_bindings[f"batch-{size}-{r - 1}"]
+                    for variant in variants:
+                        size, per = variant
+                        binding = batched_bindings[f"batch-{size}-{per}-{r - 1}"]
                         rate = await batched_rate(admin, binding, stack, records)
-                        batched[size].append(rate)
-                        print(f"round {r}: batched {size:>6}  {rate:>10,.0f} records/s", flush=True)
+                        batched[variant].append(rate)
+                        name = variant_name(variant)
+                        print(f"round {r}: batched {name}: {rate:>10,.0f} records/s", flush=True)
                 counts = await admin.query(
                     "SELECT value_utf8 FROM state WHERE service_name = 'BenchCounter'"
                 )
@@ -241,11 +253,12 @@ async def run(
     print(f"raw confluent-kafka consume (median):  {raw_median:>10,.0f} records/s")
     print(f"restate-stream end to end (median):  {e2e_median:>10,.0f} records/s")
     print(f"ratio end-to-end / raw consume:       {e2e_median / raw_median:>10.4f}")
-    for size, rates in batched.items():
+    for variant, rates in batched.items():
         median = statistics.median(rates)
         print(
-            f"batched, max_records {size:>6}, max_wait {BATCH_WAIT} (median): {median:>10,.0f} "
-            f"records/s = {median / raw_median:.4f} x raw, {median / e2e_median:.1f} x unbatched"
+            f"batched, max_records {variant_name(variant)}, max_wait {BATCH_WAIT} (median): "
+            f"{median:>10,.0f} records/s = {median / raw_median:.4f} x raw, "
+            f"{median / e2e_median:.1f} x unbatched"
         )
     if total != records * len(e2e):
         raise SystemExit(f"state check failed: {total} increments, expected {records * len(e2e)}")
@@ -263,12 +276,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-sizes", default="1000,10000", help="comma-separated max_records")
     parser.add_argument(
-        "--no-unbatched", action="store_true", help="skip the (slow) unbatched rows"
+        "--per", default="key", help="comma-separated batch objects: key, partition (per: ...)"
     )
+    parser.add_argument(
+        "--unbatched-rounds",
+        type=int,
+        default=None,
+        help="rounds with an unbatched row (default: all; ~1,000 records/s, so fewer for a "
+        "large --records)",
+    )
+    parser.add_argument("--no-unbatched", action="store_true", help="no unbatched rows")
     args = parser.parse_args()
     sizes = [int(size) for size in args.batch_sizes.split(",") if size]
+    variants = [(size, per) for per in args.per.split(",") if per for size in sizes]
+    unbatched_rounds = 0 if args.no_unbatched else (args.unbatched_rounds or args.rounds)
     asyncio.run(
-        run(args.records, args.keys, args.rounds, args.partitions, sizes, not args.no_unbatched)
+        run(args.records, args.keys, args.rounds, args.partitions, variants, unbatched_rounds)
     )
 
 
