@@ -35,6 +35,26 @@ alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
 answers() { curl -sf -o /dev/null --max-time 1 "$1"; }
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# restate-server asks api.github.com for its latest release on every start, with no setting to
+# stop it (restate_stream/stack/offline.py). Each node runs in a private mount namespace whose
+# /etc/hosts maps the GitHub API to 127.0.0.1, so the check stays on loopback; the network is
+# the host's. Empty where namespaces are not allowed: the nodes then start without it.
+offline_prefix=()
+setup_offline() {
+  local hosts="$home/hosts" user=()
+  mkdir -p "$home"
+  { echo "127.0.0.1 api.github.com"; echo "127.0.0.1 uploads.github.com"; cat /etc/hosts; } >"$hosts"
+  [[ $(id -u) == 0 ]] || user=(--user --map-root-user)
+  local prefix=(unshare "${user[@]}" --mount -- /bin/sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$hosts")
+  if command -v unshare >/dev/null \
+    && "${prefix[@]}" grep -qF "127.0.0.1 api.github.com" /etc/hosts 2>/dev/null; then
+    offline_prefix=("${prefix[@]}")
+  else
+    echo "run-local: warning: no private /etc/hosts here (unshare --mount failed): the nodes" \
+      "will try to reach api.github.com:443 for their release check" >&2
+  fi
+}
+
 start_node() {
   local i=$1 n=$(($1 - 1)) bin=$2 addresses=$3 dir="$home/node-$1"
   mkdir -p "$dir"
@@ -50,9 +70,11 @@ start_node() {
       RESTATE_ADVERTISED_ADDRESS="http://127.0.0.1:${fabric[n]}/" \
       RESTATE_METADATA_CLIENT__ADDRESSES="$addresses" \
       RESTATE_LOG_DISABLE_ANSI_CODES=true RESTATE_DISABLE_TELEMETRY=true
-    # Not a job-control shell, so the child is no group leader and setsid needs no fork:
-    # $! is the server's pid and the id of its new process group.
-    setsid "$bin" --no-logo --config-file "$here/restate.toml" --base-dir "$dir/data" \
+    # The release check's refused connection to 127.0.0.1:443 is expected: no ERROR line.
+    ((${#offline_prefix[@]} == 0)) || export RESTATE_LOG_FILTER=warn,restate=info,octocrab=off
+    # Not a job-control shell, so the child is no group leader and setsid needs no fork; unshare
+    # and sh exec too: $! is the server's pid and the id of its new process group.
+    setsid "${offline_prefix[@]}" "$bin" --no-logo --config-file "$here/restate.toml" --base-dir "$dir/data" \
       >>"$dir/restate.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
   )
@@ -72,6 +94,7 @@ cmd_start() {
   local addresses="["
   for i in "${nodes[@]}"; do addresses+="\"http://127.0.0.1:${fabric[i - 1]}/\","; done
   addresses="${addresses%,}]"
+  setup_offline
   for i in "${nodes[@]}"; do start_node "$i" "$bin" "$addresses"; done
   echo "run-local: started 3 nodes from $bin; data and logs under $home"
 

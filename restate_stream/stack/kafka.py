@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,12 +82,15 @@ class KafkaBroker:
         data_dir: Path,
         ports: KafkaPorts | None = None,
         heap: str = "768m",
+        launch_prefix: Sequence[str] = (),
     ) -> None:
         self.install = install
         self.data_dir = data_dir
         self.ports = ports or KafkaPorts()
         self.heap = heap
         self.log_path = data_dir / "kafka.log"
+        # Run ahead of the broker's JVM (not the storage format), e.g. a tracer in tests.
+        self.launch_prefix = list(launch_prefix)
         self.process: ManagedProcess | None = None
 
     @property
@@ -141,7 +145,10 @@ class KafkaBroker:
         self.prepare(java)
         self.process = ManagedProcess(
             "kafka",
-            self._java_argv(java, "kafka.Kafka", str(self._properties_path)),
+            [
+                *self.launch_prefix,
+                *self._java_argv(java, "kafka.Kafka", str(self._properties_path)),
+            ],
             self.log_path,
             cwd=self.data_dir,
         )

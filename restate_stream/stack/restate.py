@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from restate_stream._util.ports import LOOPBACK
 from restate_stream._util.process import ManagedProcess, tail
 from restate_stream.errors import RestateStreamError
 from restate_stream.stack.install import RestateInstall
+from restate_stream.stack.offline import offline_launcher
+
+log = logging.getLogger(__name__)
 
 
 class RestateStartError(RestateStreamError, RuntimeError):
@@ -32,6 +37,7 @@ class RestateServer:
         data_dir: Path,
         ports: RestatePorts | None = None,
         extra_env: dict[str, str] | None = None,
+        launch_prefix: Sequence[str] = (),
     ) -> None:
         self.install = install
         self.data_dir = data_dir
@@ -39,6 +45,12 @@ class RestateServer:
         # More RESTATE_* settings, e.g. the request-signing key.
         self.extra_env = dict(extra_env or {})
         self.log_path = data_dir / "restate.log"
+        # Run ahead of everything else, e.g. a tracer in tests.
+        self.launch_prefix = list(launch_prefix)
+        # Set by command(): whether the server's GitHub release check is kept on loopback,
+        # and if not, why not.
+        self.sandboxed = False
+        self.online_reason: str | None = None
         self.process: ManagedProcess | None = None
 
     @property
@@ -56,25 +68,47 @@ class RestateServer:
             "RESTATE_INGRESS__BIND_PORT": str(self.ports.ingress),
             "RESTATE_ADMIN__BIND_PORT": str(self.ports.admin),
             "RESTATE_BIND_PORT": str(self.ports.fabric),
+            # No Scarf usage ping (DO_NOT_TRACK is the server's other name for it). The
+            # GitHub release check has no switch: see stack/offline.py.
             "RESTATE_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "1",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
             # One line per event, so a warning can be followed (and grepped) whole.
             "RESTATE_LOG_FORMAT": "compact",
+            # The release check's refused connection to 127.0.0.1:443 is expected in the
+            # sandbox: not an ERROR worth a line on every start.
+            **({"RESTATE_LOG_FILTER": "warn,restate=info,octocrab=off"} if self.sandboxed else {}),
             **self.extra_env,
         }
 
+    def command(self) -> list[str]:
+        """The argv that starts the server: in a namespace whose /etc/hosts keeps the server's
+        GitHub release check on loopback, where this machine allows one (stack/offline.py)."""
+        prefix, self.online_reason = offline_launcher(self.data_dir / "hosts")
+        self.sandboxed = prefix is not None
+        if prefix is None:
+            log.warning(
+                "restate-server will try to reach api.github.com:443 (its release check has no "
+                "switch) because it cannot run with a private /etc/hosts here: %s",
+                self.online_reason,
+            )
+        return [
+            *self.launch_prefix,
+            *(prefix or []),
+            str(self.install.binary),
+            "--no-logo",
+            "--node-name",
+            "restate-stream-local",
+            "--base-dir",
+            str(self.data_dir / "data"),
+        ]
+
     def start(self, *, detached: bool = False, timeout: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = self.command()  # before environment(): it depends on the sandbox
         self.process = ManagedProcess(
             "restate",
-            [
-                str(self.install.binary),
-                "--no-logo",
-                "--node-name",
-                "restate-stream-local",
-                "--base-dir",
-                str(self.data_dir / "data"),
-            ],
+            argv,
             self.log_path,
             env=self.environment(),
             cwd=self.data_dir,

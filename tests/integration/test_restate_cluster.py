@@ -25,6 +25,7 @@ from restate_stream._util.ports import LOOPBACK, free_ports
 from restate_stream._util.process import ManagedProcess, tail
 from restate_stream.control.admin import AdminApiError, AdminClient
 from restate_stream.stack.install import install_restate
+from restate_stream.stack.offline import offline_launcher
 from restate_stream.testing import object_state, serve_app, wait_until
 
 pytestmark = pytest.mark.engines
@@ -130,9 +131,12 @@ def cluster(tmp_path: Path) -> Iterator[list[Node]]:
     try:
         for node in nodes:
             node.home.mkdir()
+            # As run-local.sh: the release check to api.github.com stays on loopback.
+            offline, _ = offline_launcher(node.home / "hosts")
             node.process = ManagedProcess(
                 f"restate-{node.index}",
                 [
+                    *(offline or []),
                     str(binary),
                     "--no-logo",
                     "--config-file",

@@ -326,3 +326,15 @@ def test_run_local_script_is_valid_bash() -> None:
     script = CLUSTER / "run-local.sh"
     assert script.stat().st_mode & 0o111, "run-local.sh is not executable"
     subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_restate_reaches_nothing_outside_in_compose_and_cluster() -> None:
+    # restate-server's GitHub release check has no switch: its names resolve to loopback.
+    restate = load_compose()["services"]["restate"]
+    assert {"api.github.com:127.0.0.1", "uploads.github.com:127.0.0.1"} <= set(
+        restate["extra_hosts"]
+    )
+    assert restate["environment"]["RESTATE_DISABLE_TELEMETRY"] == "true"
+    assert tomllib.loads((CLUSTER / "restate.toml").read_text())["disable-telemetry"] is True
+    script = (CLUSTER / "run-local.sh").read_text()
+    assert "127.0.0.1 api.github.com" in script and "RESTATE_DISABLE_TELEMETRY=true" in script

@@ -11,6 +11,7 @@ from restate_stream._util.ports import free_ports, port_is_free
 from restate_stream.stack import LocalStack, PortInUseError, StackPorts
 from restate_stream.stack import install as install_mod
 from restate_stream.stack.kafka import KafkaPorts, _cluster_id, server_properties
+from restate_stream.stack.offline import offline_hosts
 
 
 def test_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
@@ -82,3 +83,12 @@ def test_cache_dir_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.delenv("RESTATE_STREAM_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert install_mod.cache_dir() == tmp_path / "x" / "restate-stream"
+
+
+def test_offline_hosts_put_the_github_api_on_loopback_first() -> None:
+    text = offline_hosts("127.0.0.1 localhost\n10.0.0.1 api.github.com")
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    # The first entry for a name wins, so ours come before the system's.
+    assert lines[:2] == ["127.0.0.1 api.github.com", "127.0.0.1 uploads.github.com"]
+    assert lines[2:] == ["127.0.0.1 localhost", "10.0.0.1 api.github.com"]
+    assert text.endswith("\n")
