@@ -49,6 +49,7 @@ from restate_stream.runtime.formats import (
     codec_for,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.outcomes import observed
 from restate_stream.runtime.publisher import Publisher
 
 log = logging.getLogger("restate_stream.batch")
@@ -85,6 +86,21 @@ def batch_value_type(fn: Callable[..., Any]) -> tuple[bool, Any]:
     return False, None
 
 
+def _coordinates(r: WireRecord) -> KafkaCoordinates:
+    ts = None if r.timestamp_ms is None else datetime.fromtimestamp(r.timestamp_ms / 1000, UTC)
+    return built(
+        KafkaCoordinates,
+        {
+            "topic": r.topic,
+            "partition": r.partition,
+            "offset": r.offset,
+            "timestamp": ts,
+            "key": r.key,
+            "subscription_id": None,
+        },
+    )
+
+
 class BatchBoundHandler(BoundHandler):
     """A bound handler whose input is a batch body and whose user function takes a list."""
 
@@ -105,6 +121,10 @@ class BatchBoundHandler(BoundHandler):
                 "binding %s, key %r: dropped %d of %d records at or below the high-water %s",
                 self.binding.name, ctx.key(), len(records) - len(fresh), len(records), high,
             )  # fmt: skip
+            if observed():
+                for r in records:
+                    if r.offset <= high.get(source_name(*r.source), -1):
+                        self._report(ctx, "redelivered", _coordinates(r))
         events = await self._events(ctx, fresh, None)
         if events:
             await self._handle(ctx, events, None)
@@ -134,18 +154,7 @@ class BatchBoundHandler(BoundHandler):
         object_key = ctx.key()
         json_codec = self.codec if isinstance(self.codec, JsonCodec) else None
         for r in records:
-            ts = r.timestamp_ms
-            coords = built(
-                KafkaCoordinates,
-                {
-                    "topic": r.topic,
-                    "partition": r.partition,
-                    "offset": r.offset,
-                    "timestamp": None if ts is None else datetime.fromtimestamp(ts / 1000, UTC),
-                    "key": r.key,
-                    "subscription_id": None,
-                },
-            )
+            coords = _coordinates(r)
             value_bytes = r.value
             try:
                 if value_bytes is not None and json_codec is not None:
@@ -194,6 +203,10 @@ class BatchBoundHandler(BoundHandler):
             if terminal is not None:
                 error_type, message = "TerminalError", terminal.message
             elif self.max_attempts is None or failures < self.max_attempts:
+                if observed():
+                    for event in events:
+                        cause = type(exc).__name__
+                        self._report(ctx, "retrying", event.coordinates, cause, str(exc))
                 raise  # Restate retries the whole invocation (the journal replays)
             else:
                 error_type, message = "RetriesExhausted", f"{type(exc).__name__}: {exc}"
@@ -205,6 +218,9 @@ class BatchBoundHandler(BoundHandler):
             self.attempts.forget(invocation)
             return False
         self.attempts.forget(invocation)
+        if observed():
+            for event in events:
+                self._report(ctx, "applied", event.coordinates)
         return True
 
 

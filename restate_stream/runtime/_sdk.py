@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 import restate
-from restate.handler import Handler, HandlerIO
+from restate.handler import Handler, HandlerIO, handler_from_callable
 from restate.serde import BytesSerde
 from restate.server_context import (
     DisconnectedException,
@@ -88,6 +88,12 @@ def registered_handler(service: AnyService, name: str) -> Handler[Any, Any]:
 def handler_function(handler: Handler[Any, Any]) -> Callable[..., Awaitable[Any]]:
     """What the SDK calls for `handler` (after take_raw_input: the wrapper passed to it)."""
     return handler.fn
+
+
+def handler_target(handler_ref: Any) -> tuple[str, str]:
+    """("Service", "handler") of a decorated handler function, as passed to ctx.object_send."""
+    handler: Handler[Any, Any] = handler_from_callable(handler_ref)
+    return handler.service_tag.name, handler.name
 
 
 def take_raw_input(

@@ -58,6 +58,7 @@ from restate_stream.runtime.formats import (
     codec_for,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.outcomes import Decision, Outcome, observed, report
 from restate_stream.runtime.publisher import Published, Publisher
 
 log = logging.getLogger("restate_stream.runtime.bound")
@@ -191,6 +192,7 @@ class BoundHandler:
         if dedupe and event_id in await self._seen_ids(ctx):
             log.info("dropping duplicate event %s at %s", event_id, coords.describe())
             await self._resolved(ctx, coords, redrive_of)  # processed before: done
+            self._report(ctx, "deduplicated", coords)
             return None
         event = KafkaEvent(value, coords.key_text, coords, raw, event_id, event_type)
         try:
@@ -205,6 +207,7 @@ class BoundHandler:
             if terminal is not None:
                 kind, message = "TerminalError", terminal.message
             elif self.max_attempts is None or failures < self.max_attempts:
+                self._report(ctx, "retrying", coords, type(exc).__name__, str(exc))
                 raise  # Restate retries with the binding's backoff
             else:
                 kind, message = "RetriesExhausted", f"{type(exc).__name__}: {exc}"
@@ -216,7 +219,20 @@ class BoundHandler:
             # Only after success: a dead-lettered event must stay eligible for a redrive.
             await self._remember(ctx, event_id)
         await self._resolved(ctx, coords, redrive_of)
+        self._report(ctx, "applied", coords)
         return result
+
+    def _report(
+        self,
+        ctx: restate.ObjectContext,
+        decision: Decision,
+        coords: KafkaCoordinates,
+        cause: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        if observed():
+            invocation = ctx.request().id
+            report(Outcome(self.binding.name, decision, coords, cause, message, invocation))
 
     async def _decode(self, raw: bytes | None) -> tuple[Any, str | None, str | None]:
         """(value, event id, event type); None for a tombstone, which is the value None if
@@ -259,6 +275,7 @@ class BoundHandler:
             log.error(
                 "dropped record (%s): %s: %s; no dead_letter topic set", where, error_type, message
             )
+            self._report(ctx, "dropped", coords, error_type, message)
             return
         letter = DeadLetter.of(b.name, coords, raw, error_type, message, attempts, redrive_of)
         published = await self._to_dead_letter_topic(
@@ -277,6 +294,7 @@ class BoundHandler:
             error_type,
             message,
         )
+        self._report(ctx, "dead-lettered", coords, error_type, message)
 
     async def _to_dead_letter_topic(
         self,

@@ -19,7 +19,9 @@ from restate_stream.testing.helpers import (
     wait_exit,
     wait_until,
 )
+from restate_stream.testing.kit import BindingsKit, Delivery, KitError, KitRecord
 from restate_stream.testing.memory import (
+    Call,
     MemoryContext,
     MemoryPublisher,
     Sent,
@@ -31,6 +33,11 @@ from restate_stream.testing.registry import SchemaRegistryStub
 
 __all__ = [
     "CLI",
+    "BindingsKit",
+    "Call",
+    "Delivery",
+    "KitError",
+    "KitRecord",
     "LineReader",
     "MemoryContext",
     "MemoryPublisher",

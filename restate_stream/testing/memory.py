@@ -21,12 +21,34 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import restate
 
+from restate_stream.runtime._sdk import handler_target
+from restate_stream.runtime.formats import to_jsonable
 from restate_stream.runtime.publisher import Published, Publisher
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call or one-way send a handler made to another handler (recorded, not run)."""
+
+    service: str
+    handler: str
+    key: str | None
+    arg: Any
+    send: bool
+    delay: timedelta | None = None
+
+    @property
+    def target(self) -> str:
+        return f"{self.service}/{self.handler}"
+
+
+class NoResponseError(LookupError):
+    pass
 
 
 @dataclass
@@ -78,6 +100,10 @@ class MemoryContext:
         self.invocation_id = invocation_id
         self.headers = dict(headers or {})
         self._uuids = 0
+        # Calls and sends the handler made, in order; a call's result comes from `responses`
+        # ("Service/handler" -> a value, or a function of (key, arg) returning one).
+        self.calls: list[Call] = []
+        self.responses: dict[str, Any] = {}
 
     def key(self) -> str:
         return self.object_key
@@ -114,6 +140,56 @@ class MemoryContext:
     ) -> Any:
         result = action(*args, **kw)
         return await result if inspect.isawaitable(result) else result
+
+    # --- calls and sends: recorded; a call answers from `responses` ---------------------------
+
+    def _record(self, handler_ref: Any, key: str | None, arg: Any, send: bool, delay: Any) -> Call:
+        service, handler = handler_target(handler_ref)
+        call = Call(service, handler, key, _stored(to_jsonable(arg)), send, delay)
+        self.calls.append(call)
+        return call
+
+    def _answer(self, call: Call) -> Any:
+        if call.target not in self.responses:
+            raise NoResponseError(
+                f"the handler called {call.target} (key {call.key!r}); give the in-memory "
+                f'context its answer first: ctx.responses["{call.target}"] = value '
+                "(or a function of key and argument)"
+            )
+        answer = self.responses[call.target]
+        value = answer(call.key, call.arg) if callable(answer) else answer
+
+        async def result() -> Any:
+            return value
+
+        return result()
+
+    def object_send(
+        self, tpe: Any, key: str, arg: Any, send_delay: timedelta | None = None, **_: Any
+    ) -> None:
+        self._record(tpe, key, arg, True, send_delay)
+
+    def service_send(
+        self, tpe: Any, arg: Any, send_delay: timedelta | None = None, **_: Any
+    ) -> None:
+        self._record(tpe, None, arg, True, send_delay)
+
+    def workflow_send(
+        self, tpe: Any, key: str, arg: Any, send_delay: timedelta | None = None, **_: Any
+    ) -> None:
+        self._record(tpe, key, arg, True, send_delay)
+
+    def object_call(self, tpe: Any, key: str, arg: Any, **_: Any) -> Any:
+        return self._answer(self._record(tpe, key, arg, False, None))
+
+    def service_call(self, tpe: Any, arg: Any, **_: Any) -> Any:
+        return self._answer(self._record(tpe, None, arg, False, None))
+
+    def workflow_call(self, tpe: Any, key: str, arg: Any, **_: Any) -> Any:
+        return self._answer(self._record(tpe, key, arg, False, None))
+
+    def sends(self) -> list[Call]:
+        return [c for c in self.calls if c.send]
 
 
 def _stored(value: Any) -> Any:
