@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 import typing
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -191,11 +192,13 @@ class BatchBoundHandler(BoundHandler):
     ) -> bool:
         """Run the user's handler; False if its events were dead-lettered instead."""
         invocation = ctx.request().id
+        started = time.perf_counter()
         try:
             await self.fn(ctx, events)
         except DisconnectedException:
             raise  # the attempt ended, not the handler
         except Exception as exc:
+            self._ran(ctx, len(events), started, failed=True)
             terminal, internal = _causes(exc)
             if internal:
                 raise
@@ -217,6 +220,7 @@ class BatchBoundHandler(BoundHandler):
                 )
             self.attempts.forget(invocation)
             return False
+        self._ran(ctx, len(events), started, failed=False)
         self.attempts.forget(invocation)
         if observed():
             for event in events:

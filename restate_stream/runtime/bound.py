@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import types
 import typing
 from collections import OrderedDict
@@ -58,7 +59,7 @@ from restate_stream.runtime.formats import (
     codec_for,
     unwrap_cloudevent,
 )
-from restate_stream.runtime.outcomes import Decision, Outcome, observed, report
+from restate_stream.runtime.outcomes import Decision, HandlerRun, Outcome, observed, report
 from restate_stream.runtime.publisher import Published, Publisher
 
 log = logging.getLogger("restate_stream.runtime.bound")
@@ -195,11 +196,13 @@ class BoundHandler:
             self._report(ctx, "deduplicated", coords)
             return None
         event = KafkaEvent(value, coords.key_text, coords, raw, event_id, event_type)
+        started = time.perf_counter()
         try:
             result = await self.fn(ctx, event if self.wants_event else value)
         except DisconnectedException:
             raise  # the attempt ended, not the handler: nothing to count or dead-letter
         except Exception as exc:
+            self._ran(ctx, 1, started, failed=True)
             terminal, internal = _causes(exc)
             if internal:
                 raise  # a suspension or SDK signal wrapped by user code: the SDK handles it
@@ -214,6 +217,7 @@ class BoundHandler:
             await self._dead_letter(ctx, coords, raw, kind, message, failures, redrive_of)
             self.attempts.forget(invocation)  # after the dead letter is journaled
             return None
+        self._ran(ctx, 1, started, failed=False)
         self.attempts.forget(invocation)
         if dedupe and event_id is not None:
             # Only after success: a dead-lettered event must stay eligible for a redrive.
@@ -221,6 +225,12 @@ class BoundHandler:
         await self._resolved(ctx, coords, redrive_of)
         self._report(ctx, "applied", coords)
         return result
+
+    def _ran(self, ctx: restate.ObjectContext, records: int, started: float, failed: bool) -> None:
+        if observed():
+            seconds = time.perf_counter() - started
+            invocation = ctx.request().id
+            report(HandlerRun(self.binding.name, records, seconds, failed, invocation))
 
     def _report(
         self,

@@ -1,9 +1,12 @@
-"""What a bound handler decided for each record: applied, dead-lettered (with its cause),
-deduplicated, a redelivery dropped, or left to Restate to retry (`Decision`).
+"""What happens to records in a worker, as events for observers (the in-memory test kit,
+metrics, tracing): per record, what a bound handler decided (`Outcome`: applied,
+dead-lettered with its cause, deduplicated, a redelivery dropped, left to Restate to retry);
+per handler call, how long it ran on how many records (`HandlerRun`); per durable publish,
+its ack or error (`PublishDone`).
 
-Bound handlers (unbatched and batched) report every decision here; observers (the in-memory
-test kit, metrics) subscribe with `observe`. Reporting costs one truth test per record while
-nobody observes. An invocation that Restate replays reports its decisions again.
+Observers subscribe with `observe`. Reporting costs one truth test while nobody observes.
+An invocation that Restate replays reports its decisions again; a publish is reported once
+(it runs inside `ctx.run`, which a replay does not run again).
 """
 
 from __future__ import annotations
@@ -39,7 +42,29 @@ class Outcome:
     invocation_id: str | None = None
 
 
-Observer = Callable[[Outcome], None]
+@dataclass(frozen=True)
+class HandlerRun:
+    """One call of a bound handler's user function (a batch: on `records` events)."""
+
+    binding: str
+    records: int
+    seconds: float
+    failed: bool
+    invocation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishDone:
+    """One durable publish's produce call (`records` > 1 for publish_many)."""
+
+    topic: str
+    records: int
+    seconds: float
+    error: str | None = None  # the exception's class name when the broker did not ack
+
+
+Event = Outcome | HandlerRun | PublishDone
+Observer = Callable[[Event], None]
 _observers: list[Observer] = []
 
 
@@ -58,11 +83,11 @@ def observed() -> bool:
     return bool(_observers)
 
 
-def report(outcome: Outcome) -> None:
-    """Hand `outcome` to every observer; an observer's failure is logged, never raised into
+def report(event: Event) -> None:
+    """Hand `event` to every observer; an observer's failure is logged, never raised into
     the handler (an observer must not change what happens to a record)."""
     for observer in list(_observers):
         try:
-            observer(outcome)
+            observer(event)
         except Exception:
             log.exception("outcome observer %r failed", observer)

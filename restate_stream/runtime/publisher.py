@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from connectors.producer import (
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime.event import check_key
 from restate_stream.runtime.formats import Codec, EncodeError, JsonCodec, cloudevent_json, json_text
+from restate_stream.runtime.outcomes import PublishDone, observed, report
 
 # Test builds set this to a fault point's name to die there with SIGKILL (crash-safety tests).
 FAULT_ENV = "RESTATE_STREAM_FAULT"
@@ -91,6 +93,11 @@ async def close_publishers() -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+def _published(topic: str, records: int, started: float, error: str | None) -> None:
+    if observed():
+        report(PublishDone(topic, records, time.perf_counter() - started, error))
 
 
 class Publisher:
@@ -157,14 +164,17 @@ class Publisher:
                 payload = cloudevent_json(event_id, kind, self.source, now, data)
             else:
                 payload = data
+            started = time.perf_counter()
             try:
                 delivery = await producer.send(topic, payload, key_bytes)
             except ProduceFailed as exc:
+                _published(topic, 1, started, type(exc).__name__)
                 # A TerminalError inside the run is journaled: every replay would fail the
                 # same way even after the cause is fixed. Dead letters keep retrying instead.
                 if not exc.retriable and not retry_forever:
                     raise restate.TerminalError(str(exc)) from None
                 raise
+            _published(topic, 1, started, None)
             _fault(AFTER_ACK)
             return {"partition": delivery.partition, "offset": delivery.offset}
 
@@ -239,8 +249,16 @@ class Publisher:
                     prepared, event_ids, strict=True
                 )
             ]
+            started = time.perf_counter()
             outcomes = await producer.send_many(outgoing)
             failed = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, ProduceFailed)]
+            if observed():
+                by_topic: dict[tuple[str, str | None], int] = {}
+                for record, outcome in zip(outgoing, outcomes, strict=True):
+                    cause = type(outcome).__name__ if isinstance(outcome, ProduceFailed) else None
+                    by_topic[(record.topic, cause)] = by_topic.get((record.topic, cause), 0) + 1
+                for (topic, cause), count in by_topic.items():
+                    _published(topic, count, started, cause)
             if failed:
                 error = BatchPublishFailed(failed, len(outcomes))
                 # Journaled if terminal: only for a refusal that no retry can fix.

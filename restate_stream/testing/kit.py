@@ -40,7 +40,7 @@ from restate_stream.runtime.bound import AnyService, bind
 from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
 from restate_stream.runtime.event import Headers, object_key_for
 from restate_stream.runtime.formats import codec_for
-from restate_stream.runtime.outcomes import Decision, Outcome, observe
+from restate_stream.runtime.outcomes import Decision, Event, Outcome, observe
 from restate_stream.testing.memory import (
     Call,
     MemoryContext,
@@ -254,9 +254,9 @@ class BindingsKit:
         fn = _sdk.handler_function(_sdk.registered_handler(self.services[b.service], b.handler))
         outcomes: list[Outcome] = []
 
-        def mine(outcome: Outcome) -> None:
-            if outcome.invocation_id == context.invocation_id:
-                outcomes.append(outcome)
+        def mine(event: Event) -> None:
+            if isinstance(event, Outcome) and event.invocation_id == context.invocation_id:
+                outcomes.append(event)
 
         stop = observe(mine)
         attempts = 0
