@@ -17,7 +17,7 @@ from typing import Any
 import click
 from rich.text import Text
 
-from restate_stream.cli import bindings, dlq, stack, status, topics, worker
+from restate_stream.cli import bindings, dlq, metrics, stack, status, topics, worker
 from restate_stream.cli.output import err
 from restate_stream.errors import RestateStreamError
 
@@ -82,6 +82,7 @@ for command in (
     bindings.pause,
     bindings.resume,
     status.status,
+    metrics.metrics,
     bindings.unblock_command,
     worker.worker,
     worker.dev,
