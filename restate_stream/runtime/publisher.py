@@ -29,6 +29,7 @@ from restate import RunOptions
 
 from connectors.producer import (
     Delivery,
+    Headers,
     KafkaProducer,
     ProduceFailed,
     ProducerRecord,
@@ -95,6 +96,11 @@ async def close_publishers() -> None:
             raise result
 
 
+# The CloudEvents Kafka protocol binding's structured mode: consumers that detect CloudEvents
+# by this header (Knative's, Dapr's) recognise our envelopes.
+CLOUDEVENTS_HEADERS: Headers = (("content-type", b"application/cloudevents+json"),)
+
+
 def _published(topic: str, records: int, started: float, error: str | None) -> None:
     if observed():
         report(PublishDone(topic, records, time.perf_counter() - started, error))
@@ -159,14 +165,16 @@ class Publisher:
         producer = self._producer()
 
         async def produce() -> dict[str, int]:
+            headers: Headers | None = None
             if isinstance(data, str):
                 now = datetime.now(UTC).isoformat()  # inside the run: journaled, not replayed
                 payload = cloudevent_json(event_id, kind, self.source, now, data)
+                headers = CLOUDEVENTS_HEADERS
             else:
                 payload = data
             started = time.perf_counter()
             try:
-                delivery = await producer.send(topic, payload, key_bytes)
+                delivery = await producer.send(topic, payload, key_bytes, headers)
             except ProduceFailed as exc:
                 _published(topic, 1, started, type(exc).__name__)
                 # A TerminalError inside the run is journaled: every replay would fail the
@@ -240,11 +248,12 @@ class Publisher:
             outgoing = [
                 ProducerRecord(
                     topic,
-                    cloudevent_json(event_id, kind, self.source, now, data)
-                    if isinstance(data, str)
-                    else data,
+                    cloudevent_json(event_id, kind, self.source, now, data),
                     key_bytes,
+                    CLOUDEVENTS_HEADERS,
                 )
+                if isinstance(data, str)
+                else ProducerRecord(topic, data, key_bytes)
                 for (topic, key_bytes, data, kind), event_id in zip(
                     prepared, event_ids, strict=True
                 )

@@ -181,9 +181,12 @@ async def test_event_types_and_raw_values() -> None:
     await publish_many(publisher_with(producer), FakeContext([]), batch, event_type="default")
     assert [envelope(r)["type"] for r in producer.sent[0]] == ["default", "custom"]
     assert [r.topic for r in producer.sent[0]] == ["a", "b"]
+    cloudevents = ("content-type", b"application/cloudevents+json")
+    assert [list(r.headers or ()) for r in producer.sent[0]] == [[cloudevents], [cloudevents]]
 
     await publish_many(publisher_with(producer), FakeContext([]), batch, envelope=False)
     assert [r.value for r in producer.sent[1]] == [b'{"x":1}', b'{"x":2}'], "no envelope"
+    assert [r.headers for r in producer.sent[1]] == [None, None], "no CloudEvents header"
 
 
 async def test_an_empty_batch_does_nothing() -> None:

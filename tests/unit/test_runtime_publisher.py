@@ -20,6 +20,7 @@ class Broker:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
+        self.headers: list[Any] = []
         self.fail: ProduceFailed | None = None
 
     async def send(
@@ -33,6 +34,7 @@ class Broker:
         if self.fail is not None:
             raise self.fail
         self.sent.append((topic, key, value))
+        self.headers.append(list(headers or ()))
         return Delivery(topic, 0, len(self.sent) - 1, None)
 
     async def close(self) -> None:
@@ -54,6 +56,13 @@ async def test_a_publish_is_enveloped_with_the_deterministic_event_id(broker: Br
     data, event_id, kind = unwrap_cloudevent(json.loads(value or b""))
     assert data == {"a": 1} and kind == "t.published"
     assert event_id == published.event_id == "00000000-0000-0000-0000-000000000001"
+    # The CloudEvents Kafka binding, structured mode: the header names the envelope.
+    assert broker.headers == [[("content-type", b"application/cloudevents+json")]]
+
+
+async def test_a_record_without_envelope_carries_no_cloudevents_header(broker: Broker) -> None:
+    await Publisher({}).publish(as_context(MemoryContext()), "t", "k", {"a": 1}, envelope=False)
+    assert broker.headers == [[]]
 
 
 async def test_a_permanent_refusal_is_terminal_and_a_transient_one_is_retried(
