@@ -20,6 +20,7 @@ import signal
 import time
 import weakref
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -39,6 +40,7 @@ from restate_stream.errors import RestateStreamError
 from restate_stream.runtime.event import check_key
 from restate_stream.runtime.formats import Codec, EncodeError, JsonCodec, cloudevent_json, json_text
 from restate_stream.runtime.outcomes import PublishDone, observed, report
+from restate_stream.telemetry import tracing
 
 # Test builds set this to a fault point's name to die there with SIGKILL (crash-safety tests).
 FAULT_ENV = "RESTATE_STREAM_FAULT"
@@ -165,10 +167,15 @@ class Publisher:
         producer = self._producer()
 
         async def produce() -> dict[str, int]:
+            with tracing.publish_span(topic, 1) if tracing.enabled() else nullcontext():
+                return await send()
+
+        async def send() -> dict[str, int]:
             headers: Headers | None = None
             if isinstance(data, str):
                 now = datetime.now(UTC).isoformat()  # inside the run: journaled, not replayed
-                payload = cloudevent_json(event_id, kind, self.source, now, data)
+                traceparent = tracing.current_traceparent()  # the send span's, if tracing
+                payload = cloudevent_json(event_id, kind, self.source, now, data, traceparent)
                 headers = CLOUDEVENTS_HEADERS
             else:
                 payload = data
@@ -244,11 +251,18 @@ class Publisher:
         producer = self._producer()
 
         async def produce_all() -> list[dict[str, Any]]:
+            topics = {topic for topic, *_ in prepared}
+            name = next(iter(topics)) if len(topics) == 1 else f"{len(topics)} topics"
+            with tracing.publish_span(name, len(prepared)) if tracing.enabled() else nullcontext():
+                return await send_all()
+
+        async def send_all() -> list[dict[str, Any]]:
             now = datetime.now(UTC).isoformat()  # inside the run: journaled, not replayed
+            traceparent = tracing.current_traceparent()  # the send span's, if tracing
             outgoing = [
                 ProducerRecord(
                     topic,
-                    cloudevent_json(event_id, kind, self.source, now, data),
+                    cloudevent_json(event_id, kind, self.source, now, data, traceparent),
                     key_bytes,
                     CLOUDEVENTS_HEADERS,
                 )

@@ -14,6 +14,7 @@ from restate_stream.runtime.formats.cloudevents import (
     CLOUDEVENTS_SPEC,
     cloudevent,
     cloudevent_json,
+    envelope_traceparent,
     unwrap_cloudevent,
 )
 from restate_stream.runtime.formats.json import JsonCodec, json_text, to_jsonable
@@ -30,6 +31,7 @@ __all__ = [
     "cloudevent",
     "cloudevent_json",
     "codec_for",
+    "envelope_traceparent",
     "json_text",
     "to_jsonable",
     "unwrap_cloudevent",

@@ -18,8 +18,16 @@ def cloudevent(event_id: str, event_type: str, source: str, time: str, data: Any
     return cloudevent_json(event_id, event_type, source, time, json_text(data))
 
 
-def cloudevent_json(event_id: str, event_type: str, source: str, time: str, data: str) -> bytes:
-    """The envelope around `data` already encoded as JSON text (encoded once, checked early)."""
+def cloudevent_json(
+    event_id: str,
+    event_type: str,
+    source: str,
+    time: str,
+    data: str,
+    traceparent: str | None = None,
+) -> bytes:
+    """The envelope around `data` already encoded as JSON text (encoded once, checked early).
+    `traceparent` is the distributed-tracing extension's attribute (W3C trace context)."""
     head = {
         "specversion": CLOUDEVENTS_SPEC,
         "id": event_id,
@@ -28,6 +36,8 @@ def cloudevent_json(event_id: str, event_type: str, source: str, time: str, data
         "time": time,
         "datacontenttype": "application/json",
     }
+    if traceparent is not None:
+        head["traceparent"] = traceparent
     return (json.dumps(head, separators=(",", ":"))[:-1] + ',"data":' + data + "}").encode()
 
 
@@ -36,3 +46,11 @@ def unwrap_cloudevent(obj: Any) -> tuple[Any, str | None, str | None]:
     if isinstance(obj, dict) and obj.get("specversion") == CLOUDEVENTS_SPEC and "id" in obj:
         return obj.get("data"), str(obj["id"]), obj.get("type")
     return obj, None, None
+
+
+def envelope_traceparent(obj: Any) -> str | None:
+    """The distributed-tracing extension's traceparent of a parsed envelope, if any."""
+    if isinstance(obj, dict) and obj.get("specversion") == CLOUDEVENTS_SPEC:
+        value = obj.get("traceparent")
+        return value if isinstance(value, str) else None
+    return None

@@ -1,0 +1,158 @@
+"""OpenTelemetry traces: a span per bound invocation, with children for decoding, the
+handler and each durable publish; the W3C `traceparent` travels inside published CloudEvents
+envelopes (the CloudEvents distributed-tracing extension), so a handler consuming an event
+continues the trace of the handler that published it.
+
+Library code uses opentelemetry-api only: while no tracer provider is configured (neither by
+the application nor by `configure_tracing`), `enabled()` is False and bound handlers create
+no spans at all. `configure_tracing()` sets one up from the standard OTEL_* environment
+variables when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set and the
+`otel` extra is installed.
+
+A span's parent is the envelope's traceparent when the record carries one (the event's own
+trace), else the traceparent Restate propagates to the invocation (when the server traces);
+with both, the Restate one is a link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from restate_stream.runtime.event import KafkaCoordinates
+
+log = logging.getLogger("restate_stream.tracing")
+
+TRACER_NAME = "restate_stream"
+TRACEPARENT = "traceparent"
+_w3c = TraceContextTextMapPropagator()
+
+
+def enabled() -> bool:
+    """Whether a tracer provider is configured (the API's default proxy traces nothing)."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span, for an envelope; None outside a span."""
+    carrier: dict[str, str] = {}
+    _w3c.inject(carrier)
+    return carrier.get(TRACEPARENT)
+
+
+def _context(traceparent: str | None) -> Context | None:
+    if not traceparent:
+        return None
+    context = _w3c.extract({TRACEPARENT: traceparent})
+    span_context = trace.get_current_span(context).get_span_context()
+    return context if span_context.is_valid else None
+
+
+def key_hash(key: bytes | None) -> str:
+    """A short, stable stand-in for the record key: keys may be personal data."""
+    return "" if key is None else hashlib.sha256(key).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def invocation_span(
+    binding: str,
+    coords: KafkaCoordinates,
+    *,
+    invocation_id: str,
+    envelope_traceparent: str | None,
+    restate_headers: Mapping[str, str],
+    records: int = 1,
+) -> Iterator[Span]:
+    """The span of one bound invocation (a batch: of its `records`), current while open."""
+    from_envelope = _context(envelope_traceparent)
+    from_restate = _context(restate_headers.get(TRACEPARENT))
+    links = []
+    if from_envelope is not None and from_restate is not None:
+        links.append(Link(trace.get_current_span(from_restate).get_span_context()))
+    attributes: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": coords.topic,
+        "messaging.destination.partition.id": str(coords.partition),
+        "messaging.kafka.offset": coords.offset,
+        "messaging.batch.message_count": records,
+        "restate_stream.binding": binding,
+        "restate_stream.key_hash": key_hash(coords.key),
+        "restate.invocation.id": invocation_id,
+    }
+    with tracer().start_as_current_span(
+        f"process {coords.topic}",
+        context=from_envelope or from_restate,
+        kind=SpanKind.CONSUMER,
+        links=links,
+        attributes=attributes,
+    ) as span:
+        yield span
+
+
+def set_outcome(span: Span, decision: str, cause: str | None = None) -> None:
+    span.set_attribute("restate_stream.outcome", decision)
+    if cause is not None:
+        span.set_attribute("restate_stream.cause", cause)
+    if decision in ("dead-lettered", "dropped", "retrying"):
+        span.set_status(Status(StatusCode.ERROR, cause))
+
+
+@contextlib.contextmanager
+def child_span(name: str, **attributes: Any) -> Iterator[Span]:
+    with tracer().start_as_current_span(name, attributes=attributes) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def publish_span(topic: str, records: int) -> Iterator[Span]:
+    attributes: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": topic,
+        "messaging.batch.message_count": records,
+    }
+    with tracer().start_as_current_span(
+        f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes
+    ) as span:
+        yield span
+
+
+def configure_tracing(service_name: str = "restate-stream-worker") -> bool:
+    """An OTLP exporter from the OTEL_* environment, if an endpoint is set; True if set up.
+    Needs the `otel` extra (opentelemetry-sdk, opentelemetry-exporter-otlp-proto-http)."""
+    if not (
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    ):
+        return False
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        log.warning(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but the OTLP exporter is not installed: "
+            "pip install 'restate-stream[otel]'; tracing stays off"
+        )
+        return False
+    name = os.environ.get("OTEL_SERVICE_NAME", service_name)
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return True
