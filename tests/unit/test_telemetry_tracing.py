@@ -1,0 +1,98 @@
+"""Tracing without engines: a durable publish is a send span whose traceparent goes into the
+CloudEvents envelope; an invocation span continues the envelope's trace and links Restate's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from connectors.producer import Delivery
+from restate_stream.runtime.event import KafkaCoordinates
+from restate_stream.runtime.formats import envelope_traceparent
+from restate_stream.runtime.publisher import Publisher
+from restate_stream.telemetry import tracing
+from restate_stream.testing import MemoryContext, as_context
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """An SDK tracer for this test only (the global provider can be set once per process)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "tracer", lambda: provider.get_tracer("test"))
+    monkeypatch.setattr(tracing, "enabled", lambda: True)
+    yield exporter
+    provider.shutdown()
+
+
+class Broker:
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    async def send(self, topic: str, value: bytes, key: Any = None, headers: Any = None) -> Any:
+        self.values.append(value)
+        return Delivery(topic, 0, len(self.values) - 1, None)
+
+
+async def test_a_publish_is_a_send_span_whose_traceparent_is_in_the_envelope(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = Broker()
+    monkeypatch.setattr(Publisher, "_producer", lambda self: broker)
+    with tracing.tracer().start_as_current_span("handler A") as parent:
+        await Publisher({}).publish(as_context(MemoryContext()), "orders", "k", {"a": 1})
+    send, _handler_a = spans.get_finished_spans()
+    assert (send.name, send.kind) == ("send orders", SpanKind.PRODUCER)
+    assert send.parent is not None and send.parent.span_id == parent.get_span_context().span_id
+    traceparent = envelope_traceparent(json.loads(broker.values[0]))
+    assert traceparent is not None
+    _, trace_id, span_id, _ = traceparent.split("-")
+    assert (int(trace_id, 16), int(span_id, 16)) == (send.context.trace_id, send.context.span_id)
+
+
+async def test_without_a_tracer_the_envelope_has_no_traceparent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker = Broker()
+    monkeypatch.setattr(Publisher, "_producer", lambda self: broker)
+    monkeypatch.setattr(tracing, "enabled", lambda: False)
+    await Publisher({}).publish(as_context(MemoryContext()), "orders", "k", {"a": 1})
+    envelope = json.loads(broker.values[0])
+    assert envelope["data"] == {"a": 1} and "traceparent" not in envelope
+
+
+def test_an_invocation_continues_the_envelopes_trace_and_links_restates(
+    spans: InMemorySpanExporter,
+) -> None:
+    upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    restate = "00-11111111111111111111111111111111-2222222222222222-01"
+    coords = KafkaCoordinates("orders", 3, 42, datetime(2026, 1, 1, tzinfo=UTC), b"acct", None)
+    with tracing.invocation_span(
+        "orders",
+        coords,
+        invocation_id="inv_1",
+        envelope_traceparent=upstream,
+        restate_headers={"traceparent": restate},
+    ) as span:
+        tracing.set_outcome(span, "dead-lettered", "DecodeError")
+    (finished,) = spans.get_finished_spans()
+    assert finished.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert finished.parent is not None and finished.parent.span_id == 0xB7AD6B7169203331
+    (link,) = finished.links
+    assert link.context.trace_id == 0x11111111111111111111111111111111
+    attributes = dict(finished.attributes or {})
+    assert attributes["messaging.destination.name"] == "orders"
+    assert attributes["messaging.kafka.offset"] == 42
+    assert attributes["restate_stream.outcome"] == "dead-lettered"
+    assert attributes["restate_stream.key_hash"] == tracing.key_hash(b"acct") != "acct"
+    assert finished.status.status_code == trace.StatusCode.ERROR
