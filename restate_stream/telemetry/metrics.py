@@ -70,6 +70,13 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     ),
 }
 
+# The worker's own process metrics (_WorkerProcesses), beside METRICS.
+PROCESS_METRICS = (
+    "restate_stream_worker_cpu_seconds_total",
+    "restate_stream_worker_resident_memory_bytes",
+    "restate_stream_worker_processes",
+)
+
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 100_000)
 
 

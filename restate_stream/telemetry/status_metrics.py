@@ -25,6 +25,17 @@ from restate_stream.control.status import BindingStatus, binding_statuses
 log = logging.getLogger("restate_stream.metrics")
 
 STATES = ("active", "paused", "missing", "batched")
+# The gauges `restate-stream metrics` serves (the README's table and the dashboard use them).
+STATUS_METRICS = (
+    "restate_stream_status_up",
+    "restate_stream_consumer_lag",
+    "restate_stream_consumer_lag_known",
+    "restate_stream_binding_state",
+    "restate_stream_invocations",
+    "restate_stream_stuck_keys",
+    "restate_stream_blocked_partitions",
+    "restate_stream_dead_letters",
+)
 
 StatusReader = Callable[[], list[BindingStatus]]
 

@@ -338,3 +338,21 @@ def test_restate_reaches_nothing_outside_in_compose_and_cluster() -> None:
     assert tomllib.loads((CLUSTER / "restate.toml").read_text())["disable-telemetry"] is True
     script = (CLUSTER / "run-local.sh").read_text()
     assert "127.0.0.1 api.github.com" in script and "RESTATE_DISABLE_TELEMETRY=true" in script
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_project_exports() -> None:
+    import json
+    import re
+
+    from restate_stream.telemetry.metrics import METRICS, PROCESS_METRICS
+    from restate_stream.telemetry.status_metrics import STATUS_METRICS
+
+    dashboard = json.loads((DEPLOY / "grafana" / "restate-stream-dashboard.json").read_text())
+    exported = {*METRICS, *PROCESS_METRICS, *STATUS_METRICS}
+    used = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            used |= set(re.findall(r"restate_stream_[a-z_]+", target["expr"]))
+    base = {re.sub(r"_(bucket|sum|count)$", "", name) for name in used}
+    assert base <= exported, f"not exported: {sorted(base - exported)}"
+    assert len(dashboard["panels"]) >= 8

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.admin import PartitionLag
 from restate_stream.control.status import BindingStatus
-from restate_stream.telemetry.status_metrics import status_registry
+from restate_stream.telemetry.status_metrics import STATUS_METRICS, status_registry
 
 
 def scrape(read: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -41,6 +41,7 @@ def test_a_status_becomes_lag_state_invocations_and_dead_letter_gauges() -> None
     unresolved = (("binding", "orders"), ("resolved", "false"))
     assert got[("restate_stream_dead_letters", unresolved)] == 2
     assert got[("restate_stream_dead_letters", (("binding", "orders"), ("resolved", "true")))] == 5
+    assert {name for name, _ in got} == set(STATUS_METRICS), "the documented gauges, all of them"
 
 
 def test_a_failed_status_read_answers_with_up_zero() -> None:
