@@ -75,9 +75,10 @@ def granian_server(target: str, host: str, port: int, processes: int) -> MPServe
     """granian serving the ASGI app at `target` ("module:attribute") in `processes` processes.
 
     Each process imports `target` itself (spawned, not forked: the parent may run threads).
-    granian answers only h2c here (http=2), keeps connections open however many requests
-    they carry, and kills a process that has not finished its in-flight requests
-    GRACEFUL_SECONDS after SIGTERM.
+    HTTP mode auto: h2c with prior knowledge (what Restate dials) and HTTP/1.1 (curl, probes,
+    Restate's `--use-http1.1`), as hypercorn serves. granian keeps connections open however
+    many requests they carry, and kills a process that has not finished its in-flight
+    requests GRACEFUL_SECONDS after SIGTERM.
     """
     return MPServer(
         target,
@@ -86,7 +87,7 @@ def granian_server(target: str, host: str, port: int, processes: int) -> MPServe
         interface=Interfaces.ASGI,  # with lifespan: the batched consumers start and stop there
         workers=processes,
         loop=Loops.uvloop,
-        http=HTTPModes.http2,
+        http=HTTPModes.auto,
         websockets=False,
         http2_settings=HTTP2Settings(max_concurrent_streams=MAX_CONCURRENT_STREAMS),
         log_level=LogLevels.warning,
