@@ -27,6 +27,7 @@ from restate_stream.errors import RestateStreamError
 from restate_stream.runtime._asgi import APP_ENV, BINDINGS_ENV, IDENTITY_KEYS_ENV, split_keys
 from restate_stream.runtime.serving import (
     DEFAULT_SERVER,
+    GRACEFUL_SECONDS,
     SERVERS,
     ServerName,
     granian_server,
@@ -135,11 +136,13 @@ def _serve_granian(host: str, port: int, processes: int) -> tuple[bool, int]:
     # threads' state (the CLI registers the deployment from a thread) and its imports.
     multiprocessing.set_start_method("spawn", force=True)
     server = granian_server(ASGI_TARGET, host, port, processes)
+    stopping = threading.Event()
     try:
-        server.serve()
+        with _noting_shutdown_signals(stopping):
+            server.serve()
     except SystemExit as exc:  # granian exits 1 when a serving process died on its own
-        return bool(server.interrupt_signal), exc.code if isinstance(exc.code, int) else 1
-    return bool(server.interrupt_signal), 0
+        return stopping.is_set(), exc.code if isinstance(exc.code, int) else 1
+    return stopping.is_set(), 0
 
 
 def _serve_hypercorn(host: str, port: int, processes: int) -> tuple[bool, int]:
@@ -158,13 +161,22 @@ def _serve_hypercorn(host: str, port: int, processes: int) -> tuple[bool, int]:
 
 @contextmanager
 def _noting_shutdown_signals(stopping: threading.Event) -> Iterator[None]:
-    """Set `stopping` when SIGTERM/SIGINT arrives, around the handlers hypercorn installs."""
+    """Set `stopping` (and say so) when SIGTERM/SIGINT arrives, around the handlers the
+    server installs."""
     install = signal.signal
 
     def noting(signum: int, handler: Any) -> Any:
         if signum in (signal.SIGTERM, signal.SIGINT) and callable(handler):
 
             def shutdown(number: int, frame: FrameType | None) -> None:
+                if not stopping.is_set():
+                    name = signal.Signals(number).name
+                    print(
+                        f"worker: stopping on {name}; in-flight invocations get up to "
+                        f"{GRACEFUL_SECONDS}s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 stopping.set()
                 handler(number, frame)
 
