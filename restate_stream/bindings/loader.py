@@ -130,7 +130,9 @@ class _Resolver:
         if spec.worker is not None:
             w = spec.worker
             app_at = self.at(("worker", "app"))
-            worker = WorkerSpec(w.app, w.uri, w.processes, list(w.identity_keys), app_at)
+            worker = WorkerSpec(
+                w.app, w.uri, w.processes, list(w.identity_keys), app_at, server=w.server
+            )
         bindings = self.bindings(spec.bindings)
         self.result = BindingsFile(path, spec.restate, self.clusters, self.topics, worker, bindings)
 

@@ -25,6 +25,7 @@ from restate_stream.bindings.schema import (
     RestateSettings,
     RetrySpec,
     Start,
+    WorkerServer,
 )
 from restate_stream.errors import RestateStreamError
 
@@ -107,6 +108,7 @@ class WorkerSpec:
     identity_keys: list[str] = field(default_factory=list)
     # Where `app` was written, so an import failure can point at it.
     app_position: Position = (0, 0)
+    server: WorkerServer | None = None  # None: the runtime's default h2c server
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from restate_stream.bindings._yaml import Loc, WrittenFloat, WrittenInt
 Format = Literal["json", "avro", "bytes", "string"]
 AvroWire = Literal["plain", "confluent"]
 Start = Literal["earliest", "latest"]
+WorkerServer = Literal["granian", "hypercorn"]  # the h2c servers a worker can serve with
 
 DEFAULT_ADMIN_URL = "http://127.0.0.1:9070"
 DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
@@ -263,6 +264,7 @@ class WorkerEntry(_Spec):
     app: AppRef
     uri: Url = DEFAULT_WORKER_URI
     processes: PositiveInt = 1
+    server: WorkerServer | None = None  # None: runtime/serving.py's DEFAULT_SERVER
     identity_keys: Annotated[
         list[IdentityKey], Expect("a list of Restate public keys (publickeyv1_...)")
     ] = []

@@ -17,6 +17,7 @@ from restate_stream.cli import options
 from restate_stream.cli.bindings import admin_client, apply_file
 from restate_stream.cli.output import note, say
 from restate_stream.errors import RestateStreamError
+from restate_stream.runtime.serving import DEFAULT_SERVER, SERVERS, ServerName
 from restate_stream.runtime.worker import WorkerProcess, WorkerStartError, serve_forever
 from restate_stream.stack import LocalStack, StackError, StackPorts
 
@@ -32,6 +33,11 @@ def _worker_port(uri: str) -> int:
 @click.option("--port", type=int, help="default: the port of worker.uri")
 @click.option("--host", help="bind address (default: from worker.uri)")
 @click.option("--processes", type=int, help="default: worker.processes")
+@click.option(
+    "--server",
+    type=click.Choice(SERVERS),
+    help=f"the h2c server (default: worker.server, else {DEFAULT_SERVER})",
+)
 @click.option("--apply", "apply_bindings", is_flag=True, help="apply the bindings once serving")
 def worker(
     file: Path,
@@ -39,6 +45,7 @@ def worker(
     port: int | None,
     host: str | None,
     processes: int | None,
+    server: ServerName | None,
     apply_bindings: bool,
 ) -> int:
     """Serve the bindings file's app."""
@@ -75,8 +82,11 @@ def worker(
 
     threading.Thread(target=register_when_listening, daemon=True).start()
     count = processes or app.processes
-    say(f"worker: serving {app.app} on {host}:{port} ({count} process(es))")
-    return serve_forever(app.app, host, port, count, app.identity_keys, bindings=file)
+    chosen = server or app.server or DEFAULT_SERVER
+    say(f"worker: serving {app.app} on {host}:{port} ({count} process(es), {chosen})")
+    return serve_forever(
+        app.app, host, port, count, app.identity_keys, bindings=file, server=chosen
+    )
 
 
 def _follow(paths: dict[str, Path], offsets: dict[str, int], only_problems: set[str]) -> None:
@@ -149,6 +159,7 @@ def dev(file: Path, wait: float, home: Path, ports: dict[str, int | None]) -> in
         cwd=Path.cwd(),
         bindings=file.resolve(),
         identity_keys=spec.worker.identity_keys,
+        server=spec.worker.server or DEFAULT_SERVER,
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

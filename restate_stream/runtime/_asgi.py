@@ -1,6 +1,6 @@
-"""The ASGI entry hypercorn imports in each worker process.
+"""The ASGI entry the server (granian or hypercorn) imports in each serving process.
 
-hypercorn loads apps by import path in every (spawned) worker process; this module builds
+Both servers load apps by import path in every (spawned) serving process; this module builds
 the user's app named in RESTATE_STREAM_APP the same way in each of them. With identity keys
 configured, the app is rebuilt from its services with Restate's request-signature check on.
 """

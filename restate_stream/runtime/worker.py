@@ -1,12 +1,14 @@
-"""A worker: a Restate app (`module:attribute`) served by hypercorn in a child process.
+"""A worker: a Restate app (`module:attribute`) served by granian or hypercorn.
 
-Restate dials deployments with prior-knowledge HTTP/2; hypercorn accepts h2c on a plain
-port. The child runs in its own process group and dies with its owner.
+Restate dials deployments with prior-knowledge HTTP/2; both servers accept h2c on a plain
+port (serving.py says which is the default and why). WorkerProcess runs the worker as a
+child in its own process group that dies with its owner.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import signal
 import sys
@@ -23,7 +25,16 @@ from restate_stream._util.ports import LOOPBACK, ensure_free, free_ports, wait_u
 from restate_stream._util.process import ManagedProcess, tail
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime._asgi import APP_ENV, BINDINGS_ENV, IDENTITY_KEYS_ENV, split_keys
-from restate_stream.runtime.serving import hypercorn_config
+from restate_stream.runtime.serving import (
+    DEFAULT_SERVER,
+    GRACEFUL_SECONDS,
+    SERVERS,
+    ServerName,
+    granian_server,
+    hypercorn_config,
+)
+
+ASGI_TARGET = "restate_stream.runtime._asgi:app"
 
 
 class WorkerStartError(RestateStreamError, RuntimeError):
@@ -42,8 +53,10 @@ class WorkerProcess:
         bindings: Path | None = None,
         env: Mapping[str, str] | None = None,
         identity_keys: list[str] | None = None,
+        server: ServerName = DEFAULT_SERVER,
     ) -> None:
         self.app = app
+        self.server = server
         self.bindings = bindings
         self.identity_keys = list(identity_keys or [])
         self.env = dict(env or {})
@@ -70,6 +83,8 @@ class WorkerProcess:
                 str(self.port),
                 "--processes",
                 str(self.processes),
+                "--server",
+                self.server,
                 *(["--bindings", str(self.bindings)] if self.bindings else []),
                 *(["--identity-keys", ",".join(self.identity_keys)] if self.identity_keys else []),
             ],
@@ -97,36 +112,71 @@ def serve_forever(
     processes: int,
     identity_keys: list[str] | None = None,
     bindings: Path | None = None,
+    server: ServerName = DEFAULT_SERVER,
 ) -> int:
-    """Serve in the foreground until SIGTERM/SIGINT (hypercorn shuts down gracefully); exits
-    non-zero when a serving process dies on its own."""
+    """Serve in the foreground until SIGTERM/SIGINT (in-flight invocations end first); exits
+    non-zero when a serving process dies on its own, so a supervisor restarts the worker."""
     os.environ[APP_ENV] = app
     os.environ[IDENTITY_KEYS_ENV] = ",".join(identity_keys or [])
     os.environ[BINDINGS_ENV] = str(bindings.resolve()) if bindings else ""
+    if server == "granian":
+        stopped, code = _serve_granian(host, port, processes)
+    else:
+        stopped, code = _serve_hypercorn(host, port, processes)
+    if not stopped:
+        raise SystemExit(
+            f"worker for {app}: a serving process exited unexpectedly ({server} status {code})"
+        )
+    return 0
+
+
+def _serve_granian(host: str, port: int, processes: int) -> tuple[bool, int]:
+    """(stopped by a signal, granian's status)."""
+    # Spawned serving processes import the app afresh; forking would copy this process's
+    # threads' state (the CLI registers the deployment from a thread) and its imports.
+    multiprocessing.set_start_method("spawn", force=True)
+    server = granian_server(ASGI_TARGET, host, port, processes)
+    stopping = threading.Event()
+    try:
+        with _noting_shutdown_signals(stopping):
+            server.serve()
+    except SystemExit as exc:  # granian exits 1 when a serving process died on its own
+        return stopping.is_set(), exc.code if isinstance(exc.code, int) else 1
+    return stopping.is_set(), 0
+
+
+def _serve_hypercorn(host: str, port: int, processes: int) -> tuple[bool, int]:
+    """(stopped by a signal, hypercorn's status)."""
     config = hypercorn_config(host, port)
-    config.application_path = "restate_stream.runtime._asgi:app"
+    config.application_path = ASGI_TARGET
     config.workers = processes
+    config.worker_class = "uvloop"
     stopping = threading.Event()
     with _noting_shutdown_signals(stopping):
         code = run(config)
-    if not stopping.is_set():
-        # hypercorn stops every serving process when one dies, yet reports 0 when the dead one
-        # was the last it held: exit non-zero so a supervisor restarts the worker.
-        raise SystemExit(
-            f"worker for {app}: a serving process exited unexpectedly (hypercorn status {code})"
-        )
-    return code
+    # hypercorn stops every serving process when one dies, yet reports 0 when the dead one
+    # was the last it held: only a signal counts as a requested stop.
+    return stopping.is_set(), code
 
 
 @contextmanager
 def _noting_shutdown_signals(stopping: threading.Event) -> Iterator[None]:
-    """Set `stopping` when SIGTERM/SIGINT arrives, around the handlers hypercorn installs."""
+    """Set `stopping` (and say so) when SIGTERM/SIGINT arrives, around the handlers the
+    server installs."""
     install = signal.signal
 
     def noting(signum: int, handler: Any) -> Any:
         if signum in (signal.SIGTERM, signal.SIGINT) and callable(handler):
 
             def shutdown(number: int, frame: FrameType | None) -> None:
+                if not stopping.is_set():
+                    name = signal.Signals(number).name
+                    print(
+                        f"worker: stopping on {name}; in-flight invocations get up to "
+                        f"{GRACEFUL_SECONDS}s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 stopping.set()
                 handler(number, frame)
 
@@ -148,9 +198,18 @@ def _main() -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--bindings", type=Path, help="wrap the handlers this file binds")
     parser.add_argument("--identity-keys", default="", help="comma-separated publickeyv1_...")
+    parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER)
     args = parser.parse_args()
     keys = split_keys(args.identity_keys)
-    serve_forever(args.app, args.host, args.port, args.processes, keys, bindings=args.bindings)
+    serve_forever(
+        args.app,
+        args.host,
+        args.port,
+        args.processes,
+        keys,
+        bindings=args.bindings,
+        server=args.server,
+    )
 
 
 if __name__ == "__main__":

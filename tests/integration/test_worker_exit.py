@@ -6,30 +6,38 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from restate_stream._util.poll import poll
+from restate_stream.runtime.serving import SERVERS, ServerName
 from restate_stream.runtime.worker import WorkerProcess
+
+each_server = pytest.mark.parametrize("server", SERVERS)
 
 
 def _serving_processes(pid: int) -> list[int]:
-    """hypercorn's spawned serving processes (not multiprocessing's resource tracker)."""
+    """The worker's spawned serving processes (not multiprocessing's resource tracker)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
             command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-            if b"spawn_main" in command:
+            if b"resource_tracker" not in command:
                 found.append(int(child))
     return found
 
 
-def test_a_killed_serving_process_makes_the_worker_exit_non_zero(tmp_path: Path) -> None:
-    worker = WorkerProcess("tests.integration.pids_app:app", tmp_path / "worker.log")
+@each_server
+def test_a_killed_serving_process_makes_the_worker_exit_non_zero(
+    tmp_path: Path, server: ServerName
+) -> None:
+    worker = WorkerProcess("tests.integration.pids_app:app", tmp_path / "worker.log", server=server)
     worker.start()
     try:
         assert worker.process is not None
         [serving] = poll(
             lambda: _serving_processes(worker.process.pid) if worker.process else [],
             until=lambda pids: len(pids) == 1,
-            what="hypercorn's one serving process",
+            what=f"{server}'s one serving process",
             timeout=30,
         )
         os.kill(serving, signal.SIGKILL)
@@ -45,8 +53,11 @@ def test_a_killed_serving_process_makes_the_worker_exit_non_zero(tmp_path: Path)
         worker.stop()
 
 
-def test_sigterm_still_stops_the_worker_with_status_zero(tmp_path: Path) -> None:
-    worker = WorkerProcess("tests.integration.pids_app:app", tmp_path / "worker.log")
+@each_server
+def test_sigterm_still_stops_the_worker_with_status_zero(
+    tmp_path: Path, server: ServerName
+) -> None:
+    worker = WorkerProcess("tests.integration.pids_app:app", tmp_path / "worker.log", server=server)
     worker.start()
     assert worker.process is not None
     os.kill(worker.process.pid, signal.SIGTERM)
@@ -57,4 +68,6 @@ def test_sigterm_still_stops_the_worker_with_status_zero(tmp_path: Path) -> None
         timeout=60,
     )
     worker.stop()
-    assert code == 0, (tmp_path / "worker.log").read_text()
+    log = (tmp_path / "worker.log").read_text()
+    assert code == 0, log
+    assert "Traceback" not in log, log
