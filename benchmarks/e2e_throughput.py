@@ -5,7 +5,7 @@ subscription (one invocation per record), and batched bindings (restate-stream's
 one invocation per key per batch; one row per batch size).
 Rates run from the first record seen to the last one done, so group joins are excluded.
 Both run on one fresh local stack; rounds alternate baseline and candidate and the medians
-are compared. The worker is a separate hypercorn process, as in production.
+are compared. The worker is a separate process (granian, the default server), as in production.
 
     .venv/bin/python -m benchmarks.e2e_throughput [--records 20000] [--keys 100] [--rounds 3]
         [--batch-sizes 1000,10000] [--per key,partition] [--unbatched-rounds 1]

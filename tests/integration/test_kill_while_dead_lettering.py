@@ -89,7 +89,7 @@ async def test_a_kill_after_the_dead_letter_ack_leaves_one_source_record_entry(
             assert doomed.process is not None
             return doomed.process.returncode
 
-        # hypercorn's parent exits (with 0) once its serving process is SIGKILLed.
+        # The worker exits once its serving process is SIGKILLed (granian: 1, hypercorn: 0).
         await wait_until(exit_code, lambda c: c is not None, timeout=90)
         # The kill came after the ack and before the log line that follows the journal entry:
         # the first dead letter is already on the topic, and was never reported as written.
