@@ -84,7 +84,7 @@ async def demo(client: FoodClient, args: argparse.Namespace) -> int:
 
 async def run(args: argparse.Namespace) -> int:
     home = Path(tempfile.mkdtemp(prefix="food-ordering-"))
-    worker_port = free_ports(1)[0]
+    worker_port, metrics_port = free_ports(2)
     print(f"food-ordering: Kafka and Restate on free ports, files and logs in {home}")
     stack = LocalStack(home, StackPorts.free())
     stack.start(progress=_indent)
@@ -99,10 +99,16 @@ async def run(args: argparse.Namespace) -> int:
         spec = load_bindings(BINDINGS)
         assert spec.worker is not None
         worker = WorkerProcess(
-            spec.worker.app, home / "worker.log", port=worker_port, cwd=REPO_ROOT, bindings=BINDINGS
+            spec.worker.app,
+            home / "worker.log",
+            port=worker_port,
+            cwd=REPO_ROOT,
+            bindings=BINDINGS,
+            metrics_port=metrics_port,
         )
         worker.start()
         print(f"worker: serving {spec.worker.app} at {worker.uri} (log {worker.log_path})")
+        print(f"worker: metrics at http://127.0.0.1:{metrics_port}/metrics")
         try:
             async with AdminClient(spec.restate.admin_url) as admin:
                 print(f"apply {BINDINGS.relative_to(REPO_ROOT)}:")

@@ -131,7 +131,13 @@ class _Resolver:
             w = spec.worker
             app_at = self.at(("worker", "app"))
             worker = WorkerSpec(
-                w.app, w.uri, w.processes, list(w.identity_keys), app_at, server=w.server
+                w.app,
+                w.uri,
+                w.processes,
+                list(w.identity_keys),
+                app_at,
+                server=w.server,
+                metrics_port=w.metrics_port,
             )
         bindings = self.bindings(spec.bindings)
         self.result = BindingsFile(path, spec.restate, self.clusters, self.topics, worker, bindings)

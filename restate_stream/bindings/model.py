@@ -109,6 +109,7 @@ class WorkerSpec:
     # Where `app` was written, so an import failure can point at it.
     app_position: Position = (0, 0)
     server: WorkerServer | None = None  # None: the runtime's default h2c server
+    metrics_port: int | None = None  # the worker's /metrics, off when None
 
 
 @dataclass(frozen=True)

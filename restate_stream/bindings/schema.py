@@ -265,6 +265,8 @@ class WorkerEntry(_Spec):
     uri: Url = DEFAULT_WORKER_URI
     processes: PositiveInt = 1
     server: WorkerServer | None = None  # None: runtime/serving.py's DEFAULT_SERVER
+    # Prometheus metrics of the serving processes at http://127.0.0.1:<port>/metrics.
+    metrics_port: Annotated[int, Field(ge=1, le=65535), Expect("a port (1-65535)")] | None = None
     identity_keys: Annotated[
         list[IdentityKey], Expect("a list of Restate public keys (publickeyv1_...)")
     ] = []

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import click
 
-from restate_stream._util.ports import LOOPBACK, wait_until_listening
+from restate_stream._util.ports import LOOPBACK, free_ports, wait_until_listening
 from restate_stream.bindings import BindingsFile, load_checked
 from restate_stream.cli import options
 from restate_stream.cli.bindings import admin_client, apply_file
@@ -38,6 +38,11 @@ def _worker_port(uri: str) -> int:
     type=click.Choice(SERVERS),
     help=f"the h2c server (default: worker.server, else {DEFAULT_SERVER})",
 )
+@click.option(
+    "--metrics-port",
+    type=int,
+    help="serve Prometheus metrics at /metrics on this port (default: worker.metrics_port)",
+)
 @click.option("--apply", "apply_bindings", is_flag=True, help="apply the bindings once serving")
 def worker(
     file: Path,
@@ -46,6 +51,7 @@ def worker(
     host: str | None,
     processes: int | None,
     server: ServerName | None,
+    metrics_port: int | None,
     apply_bindings: bool,
 ) -> int:
     """Serve the bindings file's app."""
@@ -85,7 +91,14 @@ def worker(
     chosen = server or app.server or DEFAULT_SERVER
     say(f"worker: serving {app.app} on {host}:{port} ({count} process(es), {chosen})")
     return serve_forever(
-        app.app, host, port, count, app.identity_keys, bindings=file, server=chosen
+        app.app,
+        host,
+        port,
+        count,
+        app.identity_keys,
+        bindings=file,
+        server=chosen,
+        metrics_port=metrics_port or app.metrics_port,
     )
 
 
@@ -160,12 +173,15 @@ def dev(file: Path, wait: float, home: Path, ports: dict[str, int | None]) -> in
         bindings=file.resolve(),
         identity_keys=spec.worker.identity_keys,
         server=spec.worker.server or DEFAULT_SERVER,
+        # dev always shows its metrics: the file's port, else a free one.
+        metrics_port=spec.worker.metrics_port or free_ports(1)[0],
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         process.start()
         say(f"worker: serving {spec.worker.app} at {process.uri}")
+        say(f"worker: metrics at http://{LOOPBACK}:{process.metrics_port}/metrics")
         code = asyncio.run(apply_file(spec, wait=wait))
         if code != 0:
             return code

@@ -17,10 +17,12 @@ from restate_stream.bindings import check_against_app, import_app, load_bindings
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.logs import configure_logging
 from restate_stream.runtime.serving import without_lifespan_warnings
+from restate_stream.telemetry.tracing import configure_tracing
 
 APP_ENV = "RESTATE_STREAM_APP"
 BINDINGS_ENV = "RESTATE_STREAM_BINDINGS"  # the bindings file whose handlers get wrapped
 IDENTITY_KEYS_ENV = "RESTATE_STREAM_IDENTITY_KEYS"  # comma-separated publickeyv1_... keys
+METRICS_ENV = "RESTATE_STREAM_METRICS"  # set: record metrics for the worker's /metrics
 
 
 def split_keys(text: str) -> list[str]:
@@ -35,6 +37,10 @@ def build_app(path: str, identity_keys: list[str], bindings: str | None = None) 
         spec = load_bindings(bindings)
         check_against_app(spec, services)  # a missing handler is named with file and line
         bind(services, spec)  # in place: the user's app serves them wrapped
+        if os.environ.get(METRICS_ENV):
+            from restate_stream.telemetry.metrics import install_metrics
+
+            install_metrics(b.name for b in spec.bindings if b.batch is not None)
         runner = BatchRunner(spec) or None  # batched bindings: their consumers run here
     if identity_keys:
         app = restate.app(services, identity_keys=identity_keys)
@@ -47,6 +53,7 @@ def _from_environment() -> Any:
     if APP_ENV not in os.environ:
         return None
     configure_logging()
+    configure_tracing()  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the otel extra)
     keys = split_keys(os.environ.get(IDENTITY_KEYS_ENV, ""))
     return build_app(os.environ[APP_ENV], keys, os.environ.get(BINDINGS_ENV) or None)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +26,13 @@ from hypercorn.run import run
 from restate_stream._util.ports import LOOPBACK, ensure_free, free_ports, wait_until_listening
 from restate_stream._util.process import ManagedProcess, tail
 from restate_stream.errors import RestateStreamError
-from restate_stream.runtime._asgi import APP_ENV, BINDINGS_ENV, IDENTITY_KEYS_ENV, split_keys
+from restate_stream.runtime._asgi import (
+    APP_ENV,
+    BINDINGS_ENV,
+    IDENTITY_KEYS_ENV,
+    METRICS_ENV,
+    split_keys,
+)
 from restate_stream.runtime.serving import (
     DEFAULT_SERVER,
     GRACEFUL_SECONDS,
@@ -54,9 +62,11 @@ class WorkerProcess:
         env: Mapping[str, str] | None = None,
         identity_keys: list[str] | None = None,
         server: ServerName = DEFAULT_SERVER,
+        metrics_port: int | None = None,
     ) -> None:
         self.app = app
         self.server = server
+        self.metrics_port = metrics_port
         self.bindings = bindings
         self.identity_keys = list(identity_keys or [])
         self.env = dict(env or {})
@@ -87,6 +97,7 @@ class WorkerProcess:
                 self.server,
                 *(["--bindings", str(self.bindings)] if self.bindings else []),
                 *(["--identity-keys", ",".join(self.identity_keys)] if self.identity_keys else []),
+                *(["--metrics-port", str(self.metrics_port)] if self.metrics_port else []),
             ],
             self.log_path,
             cwd=self.cwd,
@@ -113,21 +124,50 @@ def serve_forever(
     identity_keys: list[str] | None = None,
     bindings: Path | None = None,
     server: ServerName = DEFAULT_SERVER,
+    metrics_port: int | None = None,
 ) -> int:
     """Serve in the foreground until SIGTERM/SIGINT (in-flight invocations end first); exits
-    non-zero when a serving process dies on its own, so a supervisor restarts the worker."""
+    non-zero when a serving process dies on its own, so a supervisor restarts the worker.
+    With `metrics_port`, this process serves the serving processes' metrics, summed."""
     os.environ[APP_ENV] = app
     os.environ[IDENTITY_KEYS_ENV] = ",".join(identity_keys or [])
     os.environ[BINDINGS_ENV] = str(bindings.resolve()) if bindings else ""
-    if server == "granian":
-        stopped, code = _serve_granian(host, port, processes)
-    else:
-        stopped, code = _serve_hypercorn(host, port, processes)
+    with _metrics_endpoint(host, metrics_port):
+        if server == "granian":
+            stopped, code = _serve_granian(host, port, processes)
+        else:
+            stopped, code = _serve_hypercorn(host, port, processes)
     if not stopped:
         raise SystemExit(
             f"worker for {app}: a serving process exited unexpectedly ({server} status {code})"
         )
     return 0
+
+
+@contextmanager
+def _metrics_endpoint(host: str, port: int | None) -> Iterator[None]:
+    """/metrics on `port` (same interface as the worker), summing the serving processes'
+    files; they record into them when METRICS_ENV is set (runtime/_asgi.py)."""
+    if port is None:
+        os.environ.pop(METRICS_ENV, None)
+        yield
+        return
+    from prometheus_client import start_http_server
+
+    from restate_stream.telemetry.metrics import metrics_registry, prepare_metrics_dir
+
+    if host == LOOPBACK:
+        ensure_free({"worker metrics": port})
+    directory = prepare_metrics_dir(Path(tempfile.mkdtemp(prefix="restate-stream-metrics-")))
+    os.environ[METRICS_ENV] = "1"
+    server, thread = start_http_server(port, addr=host, registry=metrics_registry(directory))
+    print(f"worker: metrics at http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        thread.join(5)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _serve_granian(host: str, port: int, processes: int) -> tuple[bool, int]:
@@ -199,6 +239,7 @@ def _main() -> None:
     parser.add_argument("--bindings", type=Path, help="wrap the handlers this file binds")
     parser.add_argument("--identity-keys", default="", help="comma-separated publickeyv1_...")
     parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER)
+    parser.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
     args = parser.parse_args()
     keys = split_keys(args.identity_keys)
     serve_forever(
@@ -209,6 +250,7 @@ def _main() -> None:
         keys,
         bindings=args.bindings,
         server=args.server,
+        metrics_port=args.metrics_port,
     )
 
 

@@ -1,0 +1,186 @@
+"""Metrics on the real engines: the worker's /metrics (two serving processes) counts exactly
+the records applied, deduplicated and dead-lettered; `restate-stream metrics` serves the
+binding's lag and dead letters; published dead letters carry the CloudEvents header."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer
+from prometheus_client.parser import text_string_to_metric_families
+
+from connectors import Record, TopicAdmin, produce_records
+from restate_stream._util.ports import free_ports, wait_until_listening
+from restate_stream.bindings import load_bindings
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.runtime.formats import cloudevent
+from restate_stream.runtime.worker import WorkerProcess
+from restate_stream.stack import LocalStack
+from restate_stream.testing import CLI, drop_cluster, object_state, wait_until
+
+pytestmark = pytest.mark.engines
+REPO = Path(__file__).resolve().parents[2]
+GOOD, DUPLICATES, POISON, KEYS = 60, 10, 5, 12
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def records_by_outcome(metrics: dict[Any, float], binding: str) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for (name, labels), value in metrics.items():
+        labelled = dict(labels)
+        if name == "restate_stream_records_total" and labelled["binding"] == binding:
+            out[(labelled["outcome"], labelled["cause"])] = value
+    return out
+
+
+def envelope(i: int) -> bytes:
+    return cloudevent(f"ev-{i}", "tally", "test", "2026-11-30T00:00:00Z", {"n": i})
+
+
+async def test_worker_metrics_count_each_outcome_across_two_processes(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    stack = restate_stream_stack
+    run = uuid.uuid4().hex[:8]
+    topic, dlq, binding = f"tally-{run}", f"tally-{run}.dlq", f"tally-{run}"
+    worker_port, metrics_port, exporter_port = free_ports(3)
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        f"""\
+restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}
+kafka: {{clusters: {{c-{run}: {{bootstrap.servers: "{stack.bootstrap_servers}"}}}}}}
+topics: {{{topic}: {{cluster: c-{run}, partitions: 4}}}}
+worker:
+  app: tests.integration.metrics_app:app
+  uri: http://127.0.0.1:{worker_port}
+  processes: 2
+  metrics_port: {metrics_port}
+bindings:
+  - {{name: {binding}, topic: {topic}, handler: MetricsTally/add, dedupe: true,
+      dead_letter: {dlq}, start: earliest}}
+"""
+    )
+    spec = load_bindings(path)
+    assert spec.worker is not None and spec.worker.metrics_port == metrics_port
+    records = [Record(f"{run}-k{i % KEYS}", envelope(i)) for i in range(GOOD)]
+    records += [Record(f"{run}-k{i % KEYS}", envelope(i)) for i in range(DUPLICATES)]
+    records += [Record(f"{run}-k{i % KEYS}", b"{not json") for i in range(POISON)]
+    TopicAdmin(stack.bootstrap_servers).create_topic(topic, 4)
+    await asyncio.to_thread(produce_records, stack.bootstrap_servers, topic, records)
+
+    worker = WorkerProcess(
+        spec.worker.app,
+        tmp_path / "worker.log",
+        port=worker_port,
+        processes=2,
+        cwd=REPO,
+        bindings=path,
+        metrics_port=metrics_port,
+    )
+    worker.start(timeout=60)
+    exporter: subprocess.Popen[str] | None = None
+    try:
+        await restate_admin.register_deployment(worker.uri)
+        _, report = await apply_bindings(spec, restate_admin)
+        assert report.ok, report.render()
+
+        async def totals() -> dict[str, Any]:
+            every = await object_state(restate_admin, "MetricsTally", "total")
+            return {k: v for k, v in every.items() if k.startswith(run)}
+
+        want = sum(range(GOOD))
+        await wait_until(totals, lambda t: sum(t.values()) >= want, timeout=180)
+
+        expected = {
+            ("applied", ""): GOOD,
+            ("deduplicated", ""): DUPLICATES,
+            ("dead_lettered", "DecodeError"): POISON,
+        }
+        metrics = await wait_until(
+            lambda: asyncio.to_thread(scrape, metrics_port),
+            lambda m: records_by_outcome(m, binding) == expected,
+            timeout=60,
+            describe=lambda m: f"records_total {records_by_outcome(m, binding)}",
+        )
+        labels = (("binding", binding), ("topic", topic))
+        assert metrics[("restate_stream_decode_failures_total", labels)] == POISON
+        assert metrics[("restate_stream_handler_duration_seconds_count", (labels[0],))] == GOOD
+        dead_letter_acks = metrics[("restate_stream_published_records_total", (("topic", dlq),))]
+        assert dead_letter_acks == POISON
+        assert metrics[("restate_stream_worker_processes", ())] >= 3  # main + 2 serving
+        pids = await object_state(restate_admin, "MetricsTally", "pids")
+        served = {pid for k, each in pids.items() if k.startswith(run) for pid in each}
+        assert len(served) == 2, f"both serving processes applied records: {served}"
+
+        # Dead letters follow the CloudEvents Kafka binding (structured mode).
+        consumer = Consumer(
+            {
+                "bootstrap.servers": stack.bootstrap_servers,
+                "group.id": f"check-{run}",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        consumer.subscribe([dlq])
+        try:
+            message = None
+            while message is None or message.error() is not None:
+                message = await asyncio.to_thread(consumer.poll, 1.0)
+            assert ("content-type", b"application/cloudevents+json") in (message.headers() or [])
+        finally:
+            consumer.close()
+
+        # The status exporter: the group has caught up; five dead letters, none resolved.
+        exporter = subprocess.Popen(
+            [*CLI, "metrics", "-f", str(path), "--port", str(exporter_port)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        assert wait_until_listening(
+            exporter_port, timeout=60, alive=lambda: exporter.poll() is None
+        )
+        status = await wait_until(
+            lambda: asyncio.to_thread(scrape, exporter_port),
+            lambda m: sum(
+                v for (n, lb), v in m.items()
+                if n == "restate_stream_consumer_lag" and ("binding", binding) in lb
+            ) == 0,
+            timeout=60,
+        )  # fmt: skip
+        assert status[("restate_stream_status_up", ())] == 1
+        partitions = {
+            dict(lb)["partition"]
+            for n, lb in status
+            if n == "restate_stream_consumer_lag" and ("binding", binding) in lb
+        }
+        assert partitions == {"0", "1", "2", "3"}
+        unresolved = (("binding", binding), ("resolved", "false"))
+        assert status[("restate_stream_dead_letters", unresolved)] == POISON
+        active = (("binding", binding), ("state", "active"))
+        assert status[("restate_stream_binding_state", active)] == 1
+    finally:
+        if exporter is not None:
+            os.killpg(exporter.pid, signal.SIGTERM)
+            exporter.wait(10)
+        worker.stop()
+        await drop_cluster(restate_admin, f"c-{run}")
