@@ -26,10 +26,12 @@ import logging
 import time
 import typing
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import restate
+from opentelemetry import trace
 from restate.server_context import DisconnectedException
 
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch
@@ -52,6 +54,7 @@ from restate_stream.runtime.formats import (
 )
 from restate_stream.runtime.outcomes import observed
 from restate_stream.runtime.publisher import Publisher
+from restate_stream.telemetry import tracing
 
 log = logging.getLogger("restate_stream.batch")
 
@@ -106,11 +109,24 @@ class BatchBoundHandler(BoundHandler):
     """A bound handler whose input is a batch body and whose user function takes a list."""
 
     async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
+        if not tracing.enabled():
+            return await self._process(ctx, raw)
+        with tracing.batch_span(
+            self.binding.name,
+            invocation_id=ctx.request().id,
+            object_key=ctx.key(),
+            restate_headers=ctx.request().headers,
+        ):
+            return await self._process(ctx, raw)
+
+    async def _process(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
         try:
             records = decode_batch(raw)
         except WireError as exc:
             # Not a body restate-stream's consumer writes: fail visibly, change nothing.
             raise restate.TerminalError(f"binding {self.binding.name}: {exc}") from None
+        if tracing.enabled():
+            trace.get_current_span().set_attribute("messaging.batch.message_count", len(records))
         redrive_of = LetterRef.from_header(ctx.request().headers.get(REDRIVE_OF_HEADER))
         if redrive_of is not None:
             return await self._redrive(ctx, records, redrive_of)
@@ -194,7 +210,8 @@ class BatchBoundHandler(BoundHandler):
         invocation = ctx.request().id
         started = time.perf_counter()
         try:
-            await self.fn(ctx, events)
+            with tracing.child_span("handler") if tracing.enabled() else nullcontext():
+                await self.fn(ctx, events)
         except DisconnectedException:
             raise  # the attempt ended, not the handler
         except Exception as exc:

@@ -34,10 +34,12 @@ import types
 import typing
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
 import restate
+from opentelemetry import trace
 from restate import InvocationRetryPolicy, SdkInternalBaseException
 
 from restate_stream.bindings import Binding, BindingsFile
@@ -57,10 +59,12 @@ from restate_stream.runtime.formats import (
     DecodeError,
     JsonCodec,
     codec_for,
+    envelope_traceparent,
     unwrap_cloudevent,
 )
 from restate_stream.runtime.outcomes import Decision, HandlerRun, Outcome, observed, report
 from restate_stream.runtime.publisher import Published, Publisher
+from restate_stream.telemetry import tracing
 
 log = logging.getLogger("restate_stream.runtime.bound")
 
@@ -178,13 +182,37 @@ class BoundHandler:
         self.max_attempts = retry.max_attempts if retry and retry.max_attempts else None
 
     async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
+        if not tracing.enabled():
+            return await self._process(ctx, raw)
+        headers = ctx.request().headers
+        with tracing.invocation_span(
+            self.binding.name,
+            KafkaCoordinates.from_headers(headers),
+            invocation_id=ctx.request().id,
+            envelope_traceparent=self._envelope_traceparent(raw),
+            restate_headers=headers,
+        ):
+            return await self._process(ctx, raw)
+
+    def _envelope_traceparent(self, raw: bytes) -> str | None:
+        """The traceparent of the record's CloudEvents envelope (read before the span opens,
+        so the span can continue the publisher's trace); None if there is none."""
+        if not raw or not isinstance(self.codec, JsonCodec):
+            return None
+        try:
+            return envelope_traceparent(self.codec.parse(raw))
+        except DecodeError:
+            return None  # the record is dead-lettered inside the span
+
+    async def _process(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
         headers = ctx.request().headers
         coords = KafkaCoordinates.from_headers(headers)
         redrive_of = LetterRef.from_header(headers.get(REDRIVE_OF_HEADER))
         invocation = ctx.request().id
         tombstone = not raw and self.binding.format in _EMPTY_IS_TOMBSTONE
         try:
-            value, event_id, event_type = await self._decode(None if tombstone else raw)
+            with tracing.child_span("decode") if tracing.enabled() else nullcontext():
+                value, event_id, event_type = await self._decode(None if tombstone else raw)
         except DecodeError as exc:
             error = TOMBSTONE_ERROR if tombstone else "DecodeError"
             await self._dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
@@ -198,7 +226,8 @@ class BoundHandler:
         event = KafkaEvent(value, coords.key_text, coords, raw, event_id, event_type)
         started = time.perf_counter()
         try:
-            result = await self.fn(ctx, event if self.wants_event else value)
+            with tracing.child_span("handler") if tracing.enabled() else nullcontext():
+                result = await self.fn(ctx, event if self.wants_event else value)
         except DisconnectedException:
             raise  # the attempt ended, not the handler: nothing to count or dead-letter
         except Exception as exc:
@@ -243,6 +272,8 @@ class BoundHandler:
         if observed():
             invocation = ctx.request().id
             report(Outcome(self.binding.name, decision, coords, cause, message, invocation))
+        if tracing.enabled():
+            tracing.set_outcome(trace.get_current_span(), decision, cause)
 
     async def _decode(self, raw: bytes | None) -> tuple[Any, str | None, str | None]:
         """(value, event id, event type); None for a tombstone, which is the value None if

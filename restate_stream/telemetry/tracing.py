@@ -104,6 +104,28 @@ def invocation_span(
         yield span
 
 
+@contextlib.contextmanager
+def batch_span(
+    binding: str, *, invocation_id: str, object_key: str, restate_headers: Mapping[str, str]
+) -> Iterator[Span]:
+    """The span of one batched invocation (its records' count is set once decoded); its
+    parent is the trace Restate propagates, if any."""
+    attributes: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "restate_stream.binding": binding,
+        "restate_stream.key_hash": key_hash(object_key.encode()),
+        "restate.invocation.id": invocation_id,
+    }
+    with tracer().start_as_current_span(
+        f"process batch {binding}",
+        context=_context(restate_headers.get(TRACEPARENT)),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+    ) as span:
+        yield span
+
+
 def set_outcome(span: Span, decision: str, cause: str | None = None) -> None:
     span.set_attribute("restate_stream.outcome", decision)
     if cause is not None:
