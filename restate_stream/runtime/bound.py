@@ -69,7 +69,7 @@ DEDUPE_WINDOW = 1000
 SEEN_PREFIX = "restate-stream.seen/"  # + event id: its sequence number
 RING_PREFIX = "restate-stream.seen-ring/"  # + (sequence number mod window): that id
 SEEN_COUNT = "restate-stream.seen-seq"  # ids remembered so far: the next sequence number
-LEGACY_DEDUPE_STATE = "restate-stream.seen-event-ids"  # the whole window as one list (<= 0.x)
+LEGACY_DEDUPE_STATE = "restate-stream.seen-event-ids"  # earlier versions: one list, migrated
 REDRIVE_WINDOW = timedelta(days=30)
 _ATTEMPTS_REMEMBERED = 10_000
 TOMBSTONE_ERROR = "Tombstone"
