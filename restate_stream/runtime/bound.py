@@ -33,7 +33,7 @@ import time
 import types
 import typing
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
@@ -68,8 +68,14 @@ from restate_stream.telemetry import tracing
 
 log = logging.getLogger("restate_stream.runtime.bound")
 
-DEDUPE_STATE = "restate-stream.seen-event-ids"
+# Dedupe keeps the last DEDUPE_WINDOW event ids an object processed, at a constant cost per
+# record (eager state makes each get local): one entry per id, valued with its sequence
+# number, and a ring of W slots that says which id to forget when the next one is remembered.
 DEDUPE_WINDOW = 1000
+SEEN_PREFIX = "restate-stream.seen/"  # + event id: its sequence number
+RING_PREFIX = "restate-stream.seen-ring/"  # + (sequence number mod window): that id
+SEEN_COUNT = "restate-stream.seen-seq"  # ids remembered so far: the next sequence number
+LEGACY_DEDUPE_STATE = "restate-stream.seen-event-ids"  # earlier versions: one list, migrated
 REDRIVE_WINDOW = timedelta(days=30)
 _ATTEMPTS_REMEMBERED = 10_000
 TOMBSTONE_ERROR = "Tombstone"
@@ -217,12 +223,14 @@ class BoundHandler:
             error = TOMBSTONE_ERROR if tombstone else "DecodeError"
             await self._dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
             return None
-        dedupe = self.binding.dedupe and event_id is not None
-        if dedupe and event_id in await self._seen_ids(ctx):
-            log.info("dropping duplicate event %s at %s", event_id, coords.describe())
-            await self._resolved(ctx, coords, redrive_of)  # processed before: done
-            self._report(ctx, "deduplicated", coords)
-            return None
+        seen_count = None
+        if self.binding.dedupe and event_id is not None:
+            seen_count = await _seen_count(ctx)
+            if await _in_window(ctx, event_id, seen_count):
+                log.info("dropping duplicate event %s at %s", event_id, coords.describe())
+                await self._resolved(ctx, coords, redrive_of)  # processed before: done
+                self._report(ctx, "deduplicated", coords)
+                return None
         event = KafkaEvent(value, coords.key_text, coords, raw, event_id, event_type)
         started = time.perf_counter()
         try:
@@ -248,9 +256,9 @@ class BoundHandler:
             return None
         self._ran(ctx, 1, started, failed=False)
         self.attempts.forget(invocation)
-        if dedupe and event_id is not None:
+        if seen_count is not None and event_id is not None:
             # Only after success: a dead-lettered event must stay eligible for a redrive.
-            await self._remember(ctx, event_id)
+            await _remember(ctx, event_id, seen_count)
         await self._resolved(ctx, coords, redrive_of)
         self._report(ctx, "applied", coords)
         return result
@@ -290,15 +298,6 @@ class BoundHandler:
             # A schema id not seen yet: the registry lookup blocks, so not on the event loop.
             return await asyncio.to_thread(self.codec.decode, raw), None, None
         return self.codec.decode(raw), None, None
-
-    async def _seen_ids(self, ctx: restate.ObjectContext) -> list[str]:
-        seen: list[str] = await ctx.get(DEDUPE_STATE) or []
-        return seen
-
-    async def _remember(self, ctx: restate.ObjectContext, event_id: str) -> None:
-        seen = await self._seen_ids(ctx)
-        seen.append(event_id)
-        ctx.set(DEDUPE_STATE, seen[-DEDUPE_WINDOW:])
 
     async def _dead_letter(
         self,
@@ -378,6 +377,58 @@ class BoundHandler:
             f"recording the redrive of {redrive_of.describe()} on {topic!r}",
         )
         log.info("redrive of %s resolved %s", redrive_of.describe(), coords.describe())
+
+
+async def _seen_count(ctx: restate.ObjectContext) -> int:
+    """How many ids the object has remembered; migrates a window kept as one list first."""
+    count: int | None = await ctx.get(SEEN_COUNT, type_hint=int)
+    if count is not None:
+        return count
+    legacy: list[str] | None = await ctx.get(LEGACY_DEDUPE_STATE, type_hint=list[str])
+    if not legacy:
+        return 0
+    # Once per object: the list's ids, oldest first, take the first sequence numbers.
+    last = {event_id: n for n, event_id in enumerate(legacy)}
+    ids = [event_id for n, event_id in enumerate(legacy) if last[event_id] == n]
+    ids = ids[-DEDUPE_WINDOW:]
+    for n, event_id in enumerate(ids):
+        ctx.set(SEEN_PREFIX + event_id, n)
+        ctx.set(RING_PREFIX + str(n % DEDUPE_WINDOW), event_id)
+    ctx.set(SEEN_COUNT, len(ids))
+    ctx.clear(LEGACY_DEDUPE_STATE)
+    return len(ids)
+
+
+async def _in_window(ctx: restate.ObjectContext, event_id: str, count: int) -> bool:
+    at: int | None = await ctx.get(SEEN_PREFIX + event_id, type_hint=int)
+    # The age check keeps lookups exact should the window shrink (entries left behind).
+    return at is not None and at >= count - DEDUPE_WINDOW
+
+
+async def _remember(ctx: restate.ObjectContext, event_id: str, count: int) -> None:
+    """Remember `event_id` as number `count`; forget the id remembered DEDUPE_WINDOW before."""
+    slot = RING_PREFIX + str(count % DEDUPE_WINDOW)
+    evicted: str | None = await ctx.get(slot, type_hint=str)
+    if evicted is not None:
+        ctx.clear(SEEN_PREFIX + evicted)
+    ctx.set(SEEN_PREFIX + event_id, count)
+    ctx.set(slot, event_id)
+    ctx.set(SEEN_COUNT, count + 1)
+
+
+def remembered_ids(state: Mapping[str, Any]) -> list[str]:
+    """The event ids in an object's dedupe window, oldest first, from its state by name
+    (to inspect or test it; an unmigrated list counts as it is)."""
+    if SEEN_COUNT not in state:
+        legacy: list[str] = state.get(LEGACY_DEDUPE_STATE) or []
+        return legacy[-DEDUPE_WINDOW:]
+    count: int = state[SEEN_COUNT]
+    seen = {
+        name.removeprefix(SEEN_PREFIX): at
+        for name, at in state.items()
+        if name.startswith(SEEN_PREFIX) and at >= count - DEDUPE_WINDOW
+    }
+    return sorted(seen, key=seen.__getitem__)
 
 
 def _retry_policy(binding: Binding, processes: int) -> InvocationRetryPolicy | None:

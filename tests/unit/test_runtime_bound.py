@@ -3,6 +3,7 @@ dedupe hit/miss/eviction, dead-letter refused or absent, and what `bind` tells R
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,16 @@ from restate.server_context import DisconnectedException
 
 from restate_stream.bindings import BindingsFile, parse_bindings
 from restate_stream.runtime import bound
-from restate_stream.runtime.bound import DEDUPE_STATE, DEDUPE_WINDOW, BoundHandler, bind
+from restate_stream.runtime.bound import (
+    DEDUPE_WINDOW,
+    LEGACY_DEDUPE_STATE,
+    SEEN_COUNT,
+    SEEN_PREFIX,
+    BoundHandler,
+    bind,
+    remembered_ids,
+)
+from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, RESOLVED_TYPE
 from restate_stream.runtime.event import KafkaEvent
 from restate_stream.runtime.formats import cloudevent
 from restate_stream.testing import (
@@ -219,6 +229,10 @@ async def test_the_dead_letter_is_logged_with_where_it_went(
     assert f"to {DLQ}[0]@0" in entry.getMessage() and "orders[1]@4" in entry.getMessage()
 
 
+def dedupe_entries(c: MemoryContext) -> list[str]:
+    return [name for name in c.state if name.startswith("restate-stream.seen")]
+
+
 async def test_dedupe_drops_an_event_id_seen_before_and_passes_new_ones() -> None:
     sink, _ = bound_sink(dedupe=True)
     c = ctx()
@@ -226,7 +240,8 @@ async def test_dedupe_drops_an_event_id_seen_before_and_passes_new_ones() -> Non
     await invoke(sink.obj, "consume", c, enveloped("e-1", {"n": 1}))  # a duplicate: dropped
     await invoke(sink.obj, "consume", c, enveloped("e-2", {"n": 2}))
     assert sink.calls == [{"n": 1}, {"n": 2}]
-    assert c.state[DEDUPE_STATE] == ["e-1", "e-2"]
+    assert remembered_ids(c.state) == ["e-1", "e-2"]
+    assert c.state[SEEN_COUNT] == 2 and c.state[SEEN_PREFIX + "e-2"] == 1
 
 
 async def test_without_dedupe_a_repeated_event_id_is_processed_again() -> None:
@@ -234,7 +249,7 @@ async def test_without_dedupe_a_repeated_event_id_is_processed_again() -> None:
     c = ctx()
     for _ in range(2):
         await invoke(sink.obj, "consume", c, enveloped("e-1", {"n": 1}))
-    assert sink.calls == [{"n": 1}, {"n": 1}] and DEDUPE_STATE not in c.state
+    assert sink.calls == [{"n": 1}, {"n": 1}] and dedupe_entries(c) == []
 
 
 async def test_dedupe_ignores_records_without_an_event_id() -> None:
@@ -242,21 +257,115 @@ async def test_dedupe_ignores_records_without_an_event_id() -> None:
     c = ctx()
     for _ in range(2):
         await invoke(sink.obj, "consume", c, b'{"n": 1}')
-    assert sink.calls == [{"n": 1}, {"n": 1}] and DEDUPE_STATE not in c.state
+    assert sink.calls == [{"n": 1}, {"n": 1}] and dedupe_entries(c) == []
 
 
 async def test_the_dedupe_window_keeps_the_last_ids_and_evicts_the_oldest() -> None:
     assert DEDUPE_WINDOW == 1000
     sink, _ = bound_sink(dedupe=True)
+    c = ctx()
     older = [f"old-{i}" for i in range(DEDUPE_WINDOW)]
-    c = ctx(**{DEDUPE_STATE: older})
-    await invoke(sink.obj, "consume", c, enveloped("old-1", {"n": 0}))  # still in the window
+    for event_id in older:
+        await invoke(sink.obj, "consume", c, enveloped(event_id, {"n": 0}))
+    assert remembered_ids(c.state) == older and len(sink.calls) == DEDUPE_WINDOW
+    sink.calls.clear()
+    await invoke(sink.obj, "consume", c, enveloped("old-0", {"n": 0}))  # the oldest: still in
     assert sink.calls == []
     await invoke(sink.obj, "consume", c, enveloped("new", {"n": 1}))
-    assert c.state[DEDUPE_STATE] == [*older[1:], "new"]  # the oldest made room
+    assert remembered_ids(c.state) == [*older[1:], "new"]  # the oldest made room
     await invoke(sink.obj, "consume", c, enveloped("old-0", {"n": 2}))  # evicted: processed
     await invoke(sink.obj, "consume", c, enveloped(older[-1], {"n": 3}))  # the newest old one
+    await invoke(sink.obj, "consume", c, enveloped("old-1", {"n": 4}))  # evicted by old-0
+    assert sink.calls == [{"n": 1}, {"n": 2}, {"n": 4}]
+    assert remembered_ids(c.state) == [*older[3:], "new", "old-0", "old-1"]
+    # Bounded: one entry per id in the window, one ring slot per id, the counter.
+    assert len(dedupe_entries(c)) == 2 * DEDUPE_WINDOW + 1
+    assert SEEN_PREFIX + "old-2" not in c.state and SEEN_PREFIX + "old-3" in c.state
+
+
+class CountingContext(MemoryContext):
+    """Counts state operations and the size of the values read and written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ops = 0
+        self.largest = 0
+
+    def _saw(self, value: Any) -> None:
+        self.ops += 1
+        self.largest = max(self.largest, len(json.dumps(value)))
+
+    async def get(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        value = await super().get(name, *args, **kwargs)
+        self._saw(value)
+        return value
+
+    def set(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        super().set(name, value, *args, **kwargs)
+        self._saw(value)
+
+    def clear(self, name: str, *args: Any, **kwargs: Any) -> None:
+        super().clear(name, *args, **kwargs)
+        self._saw(None)
+
+
+async def test_a_record_costs_the_same_state_operations_with_a_full_window() -> None:
+    sink, _ = bound_sink(dedupe=True)
+    headers = kafka_headers(TOPIC, partition=1, offset=5, key="k-1")
+    c = CountingContext("k-1", headers=headers)
+    costs = []
+    for i in range(2 * DEDUPE_WINDOW + 2):
+        c.ops = c.largest = 0
+        await invoke(sink.obj, "consume", c, enveloped(f"e-{i:05d}", {"n": i}))
+        costs.append((c.ops, c.largest))
+    # 3 gets, 3 sets; the first record also looks for a list to migrate, and from the
+    # window's end on each record clears the id it evicts. No value is larger than one id.
+    ops = [n for n, _ in costs]
+    assert ops == [7] + [6] * (DEDUPE_WINDOW - 1) + [7] * (DEDUPE_WINDOW + 2)
+    assert max(size for _, size in costs) == len('"e-00000"')
+    c.ops = c.largest = 0
+    await invoke(sink.obj, "consume", c, enveloped("e-01999", {"n": 0}))  # a duplicate
+    assert (c.ops, c.largest) == (2, 4) and len(sink.calls) == 2 * DEDUPE_WINDOW + 2
+
+
+async def test_the_window_of_earlier_versions_is_migrated_and_its_ids_still_dropped() -> None:
+    sink, _ = bound_sink(dedupe=True)
+    older = [f"old-{i}" for i in range(DEDUPE_WINDOW)]
+    c = ctx(**{LEGACY_DEDUPE_STATE: older})
+    assert remembered_ids(c.state) == older
+    await invoke(sink.obj, "consume", c, enveloped("old-0", {"n": 0}))  # upgraded: still a dup
+    assert sink.calls == []
+    assert LEGACY_DEDUPE_STATE not in c.state and remembered_ids(c.state) == older
+    await invoke(sink.obj, "consume", c, enveloped(older[-1], {"n": 0}))
+    await invoke(sink.obj, "consume", c, enveloped("new", {"n": 1}))
+    await invoke(sink.obj, "consume", c, enveloped("old-0", {"n": 2}))  # now evicted
+    await invoke(sink.obj, "consume", c, enveloped("old-2", {"n": 0}))  # still in
     assert sink.calls == [{"n": 1}, {"n": 2}]
+    assert remembered_ids(c.state) == [*older[2:], "new", "old-0"]
+    assert len(dedupe_entries(c)) == 2 * DEDUPE_WINDOW + 1
+
+
+async def test_a_short_old_window_is_migrated_when_the_first_record_is_new() -> None:
+    sink, _ = bound_sink(dedupe=True)
+    c = ctx(**{LEGACY_DEDUPE_STATE: ["a", "b", "a", "c"]})  # an id listed twice: its last place
+    await invoke(sink.obj, "consume", c, enveloped("d", {"n": 1}))
+    assert LEGACY_DEDUPE_STATE not in c.state
+    assert remembered_ids(c.state) == ["b", "a", "c", "d"] and c.state[SEEN_COUNT] == 4
+    for event_id in ["a", "b", "c", "d"]:
+        await invoke(sink.obj, "consume", c, enveloped(event_id, {"n": 2}))
+    assert sink.calls == [{"n": 1}]
+
+
+async def test_a_shrunk_window_forgets_ids_beyond_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink, _ = bound_sink(dedupe=True)
+    c = ctx()
+    for event_id in ["a", "b", "c", "d"]:
+        await invoke(sink.obj, "consume", c, enveloped(event_id, {"n": 0}))
+    monkeypatch.setattr(bound, "DEDUPE_WINDOW", 2)
+    assert remembered_ids(c.state) == ["c", "d"]
+    await invoke(sink.obj, "consume", c, enveloped("b", {"n": 1}))  # outside the new window
+    await invoke(sink.obj, "consume", c, enveloped("d", {"n": 2}))  # inside: dropped
+    assert sink.calls[4:] == [{"n": 1}]
 
 
 async def test_a_dead_lettered_event_is_not_remembered_so_a_redrive_runs_it() -> None:
@@ -264,9 +373,21 @@ async def test_a_dead_lettered_event_is_not_remembered_so_a_redrive_runs_it() ->
     c = ctx()
     sink.fail_with.append(restate.TerminalError("not yet"))
     await invoke(sink.obj, "consume", c, enveloped("e-9", {"n": 9}))
-    assert len(publisher.sent) == 1 and DEDUPE_STATE not in c.state
+    assert len(publisher.sent) == 1 and remembered_ids(c.state) == []
     assert await invoke(sink.obj, "consume", c, enveloped("e-9", {"n": 9})) == "ok {'n': 9}"
-    assert sink.calls == [{"n": 9}, {"n": 9}] and c.state[DEDUPE_STATE] == ["e-9"]
+    assert sink.calls == [{"n": 9}, {"n": 9}] and remembered_ids(c.state) == ["e-9"]
+
+
+async def test_a_redrive_of_an_id_in_the_window_is_dropped_and_resolved() -> None:
+    sink, publisher = bound_sink(dedupe=True, dead_letter=DLQ)
+    c = ctx()
+    await invoke(sink.obj, "consume", c, enveloped("e-3", {"n": 3}))
+    c.headers[REDRIVE_OF_HEADER] = f"{DLQ}/0/4"
+    assert await invoke(sink.obj, "consume", c, enveloped("e-3", {"n": 3})) is None
+    assert sink.calls == [{"n": 3}], "processed once"
+    [sent] = publisher.sent
+    assert (sent.topic, sent.event_type) == (DLQ, RESOLVED_TYPE)
+    assert sent.value["redrive_of"] == {"topic": DLQ, "partition": 0, "offset": 4}
 
 
 async def test_a_failed_attempt_is_not_remembered_by_dedupe() -> None:
@@ -275,8 +396,9 @@ async def test_a_failed_attempt_is_not_remembered_by_dedupe() -> None:
     sink.fail_with.append(RuntimeError("down"))
     with pytest.raises(RuntimeError):
         await invoke(sink.obj, "consume", c, enveloped("e-1", {"n": 1}))
+    assert remembered_ids(c.state) == []
     await invoke(sink.obj, "consume", c, enveloped("e-1", {"n": 1}))  # the retry runs it
-    assert sink.calls == [{"n": 1}, {"n": 1}] and c.state[DEDUPE_STATE] == ["e-1"]
+    assert sink.calls == [{"n": 1}, {"n": 1}] and remembered_ids(c.state) == ["e-1"]
 
 
 def test_bind_keeps_results_for_redrives_and_takes_raw_bytes() -> None:
