@@ -379,4 +379,7 @@ def build_images(
                 docker, tags.worker, "deploy/worker.Dockerfile", worker_members(), args, progress
             )
         )
+    if not all(r.reused for r in results):
+        # Replaced builds stay as untagged images, each a full copy on vfs: drop ours.
+        docker.run(["image", "prune", "-f", "--filter", f"label={HASH_LABEL}"], check=False)
     return results
