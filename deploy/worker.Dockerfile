@@ -1,7 +1,10 @@
 # The restate-stream worker: the project installed with pip plus the example apps, serving the
 # app that the mounted /app/bindings.yaml names, over h2c (Restate dials prior-knowledge HTTP/2).
 # Build from the repository root:  docker build -f deploy/worker.Dockerfile -t restate-stream-worker:0.1.0 .
-FROM python:3.11.13-slim-bookworm
+# PYTHON_IMAGE: any Python 3.11+ image with pip; scripts/docker-engine build passes a local
+# Debian base (no registry reachable there).
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

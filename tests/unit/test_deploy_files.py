@@ -144,7 +144,9 @@ def test_compose_references_existing_files() -> None:
 
 def test_worker_image_is_pinned_and_copies_what_exists() -> None:
     dockerfile = (DEPLOY / "worker.Dockerfile").read_text()
-    (base,) = re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
+    # The base is a build arg (local builds pass their own); its default is the official image.
+    assert re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE) == ["${PYTHON_IMAGE}"]
+    (base,) = re.findall(r"^ARG\s+PYTHON_IMAGE=(\S+)", dockerfile, re.MULTILINE)
     assert base.startswith("python:3.11") and image_pinned(base)
     for line in re.findall(r"^COPY\s+(.+)$", dockerfile, re.MULTILINE):
         *sources, _ = line.split()
