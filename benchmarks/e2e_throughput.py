@@ -1,14 +1,18 @@
-"""End-to-end throughput: Kafka -> Restate -> Python handler -> durable state.
+"""End-to-end throughput: Kafka -> Restate -> handler -> durable state.
 
-Three ways over the same topic: a plain confluent-kafka consumer (the baseline), a Restate
-subscription (one invocation per record), and batched bindings (restate-stream's consumer,
-one invocation per key per batch; one row per batch size).
+Over the same topic: a plain confluent-kafka consumer (the baseline); one invocation per
+record through a Restate subscription into a keyed counter, served three ways: the bare
+Restate Python SDK, the same counter as a restate-stream bound handler, and (--typescript)
+Restate's TypeScript SDK served by Node, each with its CPU seconds per 1,000 records and
+restate-server's; and batched bindings (restate-stream's consumer, one invocation per key or
+partition per batch; one row per batch variant).
 Rates run from the first record seen to the last one done, so group joins are excluded.
-Both run on one fresh local stack; rounds alternate baseline and candidate and the medians
-are compared. The worker is a separate process (granian, the default server), as in production.
+Everything runs on one fresh local stack; rounds alternate baseline and candidates (the
+unbatched ones rotated) and medians are compared. The worker is a separate process (granian,
+the default server), as in production.
 
     .venv/bin/python -m benchmarks.e2e_throughput [--records 20000] [--keys 100] [--rounds 3]
-        [--batch-sizes 1000,10000] [--per key,partition] [--unbatched-rounds 1]
+        [--batch-sizes 1000,10000] [--per key,partition] [--unbatched-rounds 1] [--typescript]
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from benchmarks.apps import BATCH_HANDLERS
+from benchmarks.ts_peer import SERVICE as TS_SERVICE
+from benchmarks.ts_peer import TsPeer
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream._util.poll import apoll
 from restate_stream.batch import BatchDelivery
@@ -67,11 +73,17 @@ def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
     return (expected - 1) / (time.perf_counter() - first)
 
 
-async def restate_rate(admin: AdminClient, cluster: str, topic: str, expected: int) -> float:
+async def restate_rate(
+    admin: AdminClient,
+    cluster: str,
+    topic: str,
+    expected: int,
+    sink: str = "service://BenchCounter/count",
+) -> float:
     """Records/s from the first invocation created to the last completed, as Restate saw it."""
     subscription = await admin.create_subscription(
         f"kafka://{cluster}/{topic}",
-        "service://BenchCounter/count",
+        sink,
         {"auto.offset.reset": "earliest", "group.id": f"bench-{uuid.uuid4().hex}"},
     )
     where = f"invoked_by_subscription_id = {sql_literal(subscription.id)}"
@@ -107,6 +119,50 @@ async def restate_rate(admin: AdminClient, cluster: str, topic: str, expected: i
 
 
 BATCH_WAIT = "50ms"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """utime+stime of the processes now in process group `pgid`."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+@dataclasses.dataclass
+class Unbatched:
+    """One way of handling a record per invocation: its sink, and the process group that
+    serves it (CPU is measured for it and for restate-server)."""
+
+    name: str
+    service: str
+    pgid: int
+    rates: list[float] = dataclasses.field(default_factory=list)
+    serving_cpu: list[float] = dataclasses.field(default_factory=list)  # s per 1,000 records
+    restate_cpu: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def sink(self) -> str:
+        return f"service://{self.service}/count"
+
+
+async def unbatched_round(
+    candidate: Unbatched, admin: AdminClient, topic: str, records: int, restate_pgid: int
+) -> None:
+    serving, restate = group_cpu_seconds(candidate.pgid), group_cpu_seconds(restate_pgid)
+    rate = await restate_rate(admin, "bench", topic, records, candidate.sink)
+    candidate.rates.append(rate)
+    candidate.serving_cpu.append((group_cpu_seconds(candidate.pgid) - serving) * 1000 / records)
+    candidate.restate_cpu.append((group_cpu_seconds(restate_pgid) - restate) * 1000 / records)
 
 
 Variant = tuple[int, str]  # (max_records, per)
@@ -126,6 +182,12 @@ def batch_bindings(stack: LocalStack, topic: str, variants: list[Variant], round
         "bindings:",
     ]
     runs = [(size, per, r) for size, per in variants for r in range(rounds)]
+    # Not delivered by the worker (paused): it makes the worker wrap BenchBoundCounter/count;
+    # the benchmark subscribes it itself, as it does the bare SDK's counter.
+    lines.append(
+        f"  - {{name: bound-counter, topic: {topic}, handler: BenchBoundCounter/count,"
+        " paused: true}"
+    )
     for i, (size, per, r) in enumerate(runs):
         lines.append(
             f"  - {{name: batch-{size}-{per}-{r}, topic: {topic},"
@@ -191,6 +253,7 @@ async def run(
     partitions: int,
     variants: list[Variant],
     unbatched_rounds: int,
+    typescript: bool = False,
 ) -> None:
     if len(variants) * rounds > BATCH_HANDLERS:
         raise SystemExit(f"at most {BATCH_HANDLERS} batched rounds (batch variants x rounds)")
@@ -212,23 +275,42 @@ async def run(
             "benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT, bindings=bindings_path
         )
         worker.start()
+        peer = TsPeer(home / "ts-peer.log") if typescript and unbatched_rounds else None
+        if peer is not None:
+            peer.start()
         try:
             async with AdminClient(stack.admin_url) as admin:
                 await admin.register_deployment(worker.uri)
+                assert worker.process is not None and stack.restate.process is not None
+                restate_pgid = stack.restate.process.pid
+                candidates = [
+                    Unbatched("bare Python SDK", "BenchCounter", worker.process.pid),
+                    Unbatched("bound handler", "BenchBoundCounter", worker.process.pid),
+                ]
+                if peer is not None:
+                    await admin.register_deployment(peer.uri)
+                    candidates.append(Unbatched("TypeScript SDK", TS_SERVICE, peer.pid))
                 await admin.create_kafka_cluster(
                     "bench", {"bootstrap.servers": stack.bootstrap_servers}
                 )
                 # The first consumer group creates __consumer_offsets (50 partitions): warm up.
                 raw_consume_rate(stack.bootstrap_servers, topic, records)
                 raw: list[float] = []
-                e2e: list[float] = []
                 batched: dict[Variant, list[float]] = {v: [] for v in variants}
                 for r in range(1, rounds + 1):
                     raw.append(raw_consume_rate(stack.bootstrap_servers, topic, records))
                     print(f"round {r}: raw consumer   {raw[-1]:>10,.0f} records/s", flush=True)
                     if r <= unbatched_rounds:
-                        e2e.append(await restate_rate(admin, "bench", topic, records))
-                        print(f"round {r}: restate e2e    {e2e[-1]:>10,.0f} records/s", flush=True)
+                        # Rotated each round: none always runs first (or last).
+                        shift = (r - 1) % len(candidates)
+                        for c in candidates[shift:] + candidates[:shift]:
+                            await unbatched_round(c, admin, topic, records, restate_pgid)
+                            print(
+                                f"round {r}: {c.name:<16} {c.rates[-1]:>10,.0f} records/s, "
+                                f"CPU s per 1,000: serving {c.serving_cpu[-1]:.2f}, "
+                                f"restate {c.restate_cpu[-1]:.2f}",
+                                flush=True,
+                            )
                     for variant in variants:
                         size, per = variant
                         binding = batched_bindings[f"batch-{size}-{per}-{r - 1}"]
@@ -236,14 +318,17 @@ async def run(
                         batched[variant].append(rate)
                         name = variant_name(variant)
                         print(f"round {r}: batched {name}: {rate:>10,.0f} records/s", flush=True)
-                counts = await admin.query(
-                    "SELECT value_utf8 FROM state WHERE service_name = 'BenchCounter'"
-                )
-                total = sum(int(row["value_utf8"]) for row in counts)
+                totals = {}
+                for c in candidates:
+                    counts = await admin.query(
+                        f"SELECT value_utf8 FROM state WHERE service_name = '{c.service}'"
+                    )
+                    totals[c.name] = sum(int(row["value_utf8"]) for row in counts)
         finally:
+            if peer is not None:
+                peer.stop()
             worker.stop()
     raw_median = statistics.median(raw)
-    e2e_median = statistics.median(e2e) if e2e else float("nan")
     print()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -251,20 +336,37 @@ async def run(
     print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     print(f"raw confluent-kafka consume (median):  {raw_median:>10,.0f} records/s")
-    print(f"restate-stream end to end (median):  {e2e_median:>10,.0f} records/s")
-    print(f"ratio end-to-end / raw consume:       {e2e_median / raw_median:>10.4f}")
+    medians = {c.name: statistics.median(c.rates) for c in candidates if c.rates}
+    reference = medians.get("TypeScript SDK")
+    for c in candidates:
+        if not c.rates:
+            continue
+        median = medians[c.name]
+        versus = f", {median / reference:.2f} x TypeScript SDK" if reference else ""
+        print(
+            f"unbatched, {c.name:<16} (median): {median:>10,.0f} records/s = "
+            f"{median / raw_median:.4f} x raw{versus}; CPU s per 1,000 records: "
+            f"serving {statistics.median(c.serving_cpu):.2f}, "
+            f"restate-server {statistics.median(c.restate_cpu):.2f}"
+        )
+    if "bound handler" in medians:
+        bare, bound = medians["bare Python SDK"], medians["bound handler"]
+        print(f"framework overhead: bound handler = {bound / bare:.3f} x bare Python SDK")
+    unbatched = medians.get("bound handler", float("nan"))
     for variant, rates in batched.items():
         median = statistics.median(rates)
         print(
             f"batched, max_records {variant_name(variant)}, max_wait {BATCH_WAIT} (median): "
             f"{median:>10,.0f} records/s = {median / raw_median:.4f} x raw, "
-            f"{median / e2e_median:.1f} x unbatched"
+            f"{median / unbatched:.1f} x unbatched (bound handler)"
         )
-    if total != records * len(e2e):
-        raise SystemExit(f"state check failed: {total} increments, expected {records * len(e2e)}")
+    expected = records * unbatched_rounds
+    wrong = {name: n for name, n in totals.items() if n != expected}
+    if wrong:
+        raise SystemExit(f"state check failed: {wrong} increments, expected {expected} each")
     print(
-        f"state check: {total} increments = {records} records x {len(e2e)} unbatched rounds, "
-        "none lost/doubled"
+        f"state check: every unbatched counter has {expected} increments = {records} records x "
+        f"{unbatched_rounds} rounds, none lost/doubled"
     )
 
 
@@ -286,12 +388,25 @@ def main() -> None:
         "large --records)",
     )
     parser.add_argument("--no-unbatched", action="store_true", help="no unbatched rows")
+    parser.add_argument(
+        "--typescript",
+        action="store_true",
+        help="also the same counter on Restate's TypeScript SDK (npm, served by Node)",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.batch_sizes.split(",") if size]
     variants = [(size, per) for per in args.per.split(",") if per for size in sizes]
     unbatched_rounds = 0 if args.no_unbatched else (args.unbatched_rounds or args.rounds)
     asyncio.run(
-        run(args.records, args.keys, args.rounds, args.partitions, variants, unbatched_rounds)
+        run(
+            args.records,
+            args.keys,
+            args.rounds,
+            args.partitions,
+            variants,
+            unbatched_rounds,
+            args.typescript,
+        )
     )
 
 

@@ -52,6 +52,7 @@ from restate_stream.runtime.formats import (
     codec_for,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.outcomes import observed
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.telemetry import tracing
@@ -120,6 +121,7 @@ class BatchBoundHandler(BoundHandler):
             return await self._process(ctx, raw)
 
     async def _process(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
+        set_handling(self.binding.name, None)  # log lines name the binding
         try:
             records = decode_batch(raw)
         except WireError as exc:

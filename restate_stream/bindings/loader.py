@@ -138,6 +138,7 @@ class _Resolver:
                 app_at,
                 server=w.server,
                 metrics_port=w.metrics_port,
+                log_format=w.log_format,
             )
         bindings = self.bindings(spec.bindings)
         self.result = BindingsFile(path, spec.restate, self.clusters, self.topics, worker, bindings)

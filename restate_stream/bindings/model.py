@@ -110,6 +110,7 @@ class WorkerSpec:
     app_position: Position = (0, 0)
     server: WorkerServer | None = None  # None: the runtime's default h2c server
     metrics_port: int | None = None  # the worker's /metrics, off when None
+    log_format: str = "text"  # "text" for people, "json": one object per line
 
 
 @dataclass(frozen=True)

@@ -267,6 +267,7 @@ class WorkerEntry(_Spec):
     server: WorkerServer | None = None  # None: runtime/serving.py's DEFAULT_SERVER
     # Prometheus metrics of the serving processes at http://127.0.0.1:<port>/metrics.
     metrics_port: Annotated[int, Field(ge=1, le=65535), Expect("a port (1-65535)")] | None = None
+    log_format: Annotated[Literal["text", "json"], Expect('"text" or "json"')] = "text"
     identity_keys: Annotated[
         list[IdentityKey], Expect("a list of Restate public keys (publickeyv1_...)")
     ] = []

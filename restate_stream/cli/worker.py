@@ -17,6 +17,7 @@ from restate_stream.cli import options
 from restate_stream.cli.bindings import admin_client, apply_file
 from restate_stream.cli.output import note, say
 from restate_stream.errors import RestateStreamError
+from restate_stream.runtime.logs import LOG_FORMATS
 from restate_stream.runtime.serving import DEFAULT_SERVER, SERVERS, ServerName
 from restate_stream.runtime.worker import WorkerProcess, WorkerStartError, serve_forever
 from restate_stream.stack import LocalStack, StackError, StackPorts
@@ -43,6 +44,11 @@ def _worker_port(uri: str) -> int:
     type=int,
     help="serve Prometheus metrics at /metrics on this port (default: worker.metrics_port)",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    help="text (for people) or json (one object per line); default: worker.log_format",
+)
 @click.option("--apply", "apply_bindings", is_flag=True, help="apply the bindings once serving")
 def worker(
     file: Path,
@@ -52,6 +58,7 @@ def worker(
     processes: int | None,
     server: ServerName | None,
     metrics_port: int | None,
+    log_format: str | None,
     apply_bindings: bool,
 ) -> int:
     """Serve the bindings file's app."""
@@ -99,6 +106,7 @@ def worker(
         bindings=file,
         server=chosen,
         metrics_port=metrics_port or app.metrics_port,
+        log_format=log_format or app.log_format,
     )
 
 
@@ -175,6 +183,7 @@ def dev(file: Path, wait: float, home: Path, ports: dict[str, int | None]) -> in
         server=spec.worker.server or DEFAULT_SERVER,
         # dev always shows its metrics: the file's port, else a free one.
         metrics_port=spec.worker.metrics_port or free_ports(1)[0],
+        log_format=spec.worker.log_format,
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

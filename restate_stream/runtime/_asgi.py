@@ -23,6 +23,7 @@ APP_ENV = "RESTATE_STREAM_APP"
 BINDINGS_ENV = "RESTATE_STREAM_BINDINGS"  # the bindings file whose handlers get wrapped
 IDENTITY_KEYS_ENV = "RESTATE_STREAM_IDENTITY_KEYS"  # comma-separated publickeyv1_... keys
 METRICS_ENV = "RESTATE_STREAM_METRICS"  # set: record metrics for the worker's /metrics
+LOG_FORMAT_ENV = "RESTATE_STREAM_LOG_FORMAT"  # text (default) or json
 
 
 def split_keys(text: str) -> list[str]:
@@ -52,7 +53,7 @@ def build_app(path: str, identity_keys: list[str], bindings: str | None = None) 
 def _from_environment() -> Any:
     if APP_ENV not in os.environ:
         return None
-    configure_logging()
+    configure_logging(log_format=os.environ.get(LOG_FORMAT_ENV, "text"))
     configure_tracing()  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the otel extra)
     keys = split_keys(os.environ.get(IDENTITY_KEYS_ENV, ""))
     return build_app(os.environ[APP_ENV], keys, os.environ.get(BINDINGS_ENV) or None)

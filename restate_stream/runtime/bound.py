@@ -62,6 +62,7 @@ from restate_stream.runtime.formats import (
     envelope_traceparent,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.outcomes import Decision, HandlerRun, Outcome, observed, report
 from restate_stream.runtime.publisher import Published, Publisher
 from restate_stream.telemetry import tracing
@@ -213,6 +214,7 @@ class BoundHandler:
     async def _process(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
         headers = ctx.request().headers
         coords = KafkaCoordinates.from_headers(headers)
+        set_handling(self.binding.name, coords)  # log lines name the binding and record
         redrive_of = LetterRef.from_header(headers.get(REDRIVE_OF_HEADER))
         invocation = ctx.request().id
         tombstone = not raw and self.binding.format in _EMPTY_IS_TOMBSTONE

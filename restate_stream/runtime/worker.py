@@ -30,9 +30,11 @@ from restate_stream.runtime._asgi import (
     APP_ENV,
     BINDINGS_ENV,
     IDENTITY_KEYS_ENV,
+    LOG_FORMAT_ENV,
     METRICS_ENV,
     split_keys,
 )
+from restate_stream.runtime.logs import LOG_FORMATS
 from restate_stream.runtime.serving import (
     DEFAULT_SERVER,
     GRACEFUL_SECONDS,
@@ -63,8 +65,10 @@ class WorkerProcess:
         identity_keys: list[str] | None = None,
         server: ServerName = DEFAULT_SERVER,
         metrics_port: int | None = None,
+        log_format: str = "text",
     ) -> None:
         self.app = app
+        self.log_format = log_format
         self.server = server
         self.metrics_port = metrics_port
         self.bindings = bindings
@@ -98,6 +102,8 @@ class WorkerProcess:
                 *(["--bindings", str(self.bindings)] if self.bindings else []),
                 *(["--identity-keys", ",".join(self.identity_keys)] if self.identity_keys else []),
                 *(["--metrics-port", str(self.metrics_port)] if self.metrics_port else []),
+                "--log-format",
+                self.log_format,
             ],
             self.log_path,
             cwd=self.cwd,
@@ -125,6 +131,7 @@ def serve_forever(
     bindings: Path | None = None,
     server: ServerName = DEFAULT_SERVER,
     metrics_port: int | None = None,
+    log_format: str = "text",
 ) -> int:
     """Serve in the foreground until SIGTERM/SIGINT (in-flight invocations end first); exits
     non-zero when a serving process dies on its own, so a supervisor restarts the worker.
@@ -132,6 +139,7 @@ def serve_forever(
     os.environ[APP_ENV] = app
     os.environ[IDENTITY_KEYS_ENV] = ",".join(identity_keys or [])
     os.environ[BINDINGS_ENV] = str(bindings.resolve()) if bindings else ""
+    os.environ[LOG_FORMAT_ENV] = log_format
     with _metrics_endpoint(host, metrics_port):
         if server == "granian":
             stopped, code = _serve_granian(host, port, processes)
@@ -240,6 +248,7 @@ def _main() -> None:
     parser.add_argument("--identity-keys", default="", help="comma-separated publickeyv1_...")
     parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER)
     parser.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     args = parser.parse_args()
     keys = split_keys(args.identity_keys)
     serve_forever(
@@ -251,6 +260,7 @@ def _main() -> None:
         bindings=args.bindings,
         server=args.server,
         metrics_port=args.metrics_port,
+        log_format=args.log_format,
     )
 
 
