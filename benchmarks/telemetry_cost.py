@@ -1,0 +1,151 @@
+"""What metrics and tracing cost on the unbatched path: the same bound counter drained through
+a Restate subscription by a worker without telemetry (the baseline), with /metrics, and with
+/metrics plus OpenTelemetry traces exported over OTLP/HTTP to a local sink (spans for every
+invocation, its decode and handler).
+
+One fresh local stack; each round starts a worker per candidate (rotating who goes first),
+registers it (the newest deployment takes the invocations), drains the topic through a new
+subscription into `BenchBoundCounter/count` (benchmarks/apps.py) and stops it. Rates as
+e2e_throughput measures them; medians and ratios to the baseline.
+
+    .venv/bin/python -m benchmarks.telemetry_cost [--records 20000] [--keys 100] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from benchmarks.e2e_throughput import batch_bindings, group_cpu_seconds, restate_rate
+from connectors import Record, TopicAdmin, produce_records
+from restate_stream._util.ports import LOOPBACK, free_ports
+from restate_stream.control.admin import AdminClient
+from restate_stream.runtime.worker import WorkerProcess
+from restate_stream.stack import LocalStack, StackPorts
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SINK = "service://BenchBoundCounter/count"
+CANDIDATES = ("no telemetry", "metrics", "metrics + traces")
+
+
+class _OtlpSink(BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP exports and counts their bytes: a collector that keeps nothing."""
+
+    received = 0
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", 0))
+        _OtlpSink.received += len(self.rfile.read(length))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def worker_for(candidate: str, home: Path, bindings: Path, otlp: str, r: int) -> WorkerProcess:
+    env: dict[str, str] = {}
+    if candidate == "metrics + traces":
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_SERVICE_NAME": "bench-worker"}
+    return WorkerProcess(
+        "benchmarks.apps:app",
+        home / f"worker-{candidate.replace(' ', '')}-{r}.log",
+        cwd=REPO_ROOT,
+        bindings=bindings,
+        env=env,
+        metrics_port=free_ports(1)[0] if candidate != "no telemetry" else None,
+    )
+
+
+async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
+    load_start = os.getloadavg()[0]
+    home = Path(tempfile.mkdtemp(prefix="rs-bench-telemetry-"))
+    sink = ThreadingHTTPServer((LOOPBACK, 0), _OtlpSink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    otlp = f"http://{LOOPBACK}:{sink.server_address[1]}"
+    rates: dict[str, list[float]] = {c: [] for c in CANDIDATES}
+    worker_cpu: dict[str, list[float]] = {c: [] for c in CANDIDATES}
+    try:
+        with LocalStack(home, StackPorts.free()) as stack:
+            topic = "bench-telemetry"
+            TopicAdmin(stack.bootstrap_servers).create_topic(topic, partitions)
+            print(f"producing {records} records over {keys} keys into {partitions} partitions")
+            produce_records(
+                stack.bootstrap_servers,
+                topic,
+                (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
+            )
+            bindings = home / "bindings.yaml"
+            bindings.write_text(batch_bindings(stack, topic, [], 0))  # wraps the bound counter
+            async with AdminClient(stack.admin_url) as admin:
+                await admin.create_kafka_cluster(
+                    "bench", {"bootstrap.servers": stack.bootstrap_servers}
+                )
+                for r in range(1, rounds + 1):
+                    shift = (r - 1) % len(CANDIDATES)
+                    for candidate in CANDIDATES[shift:] + CANDIDATES[:shift]:
+                        worker = worker_for(candidate, home, bindings, otlp, r)
+                        worker.start()
+                        try:
+                            assert worker.process is not None
+                            await admin.register_deployment(worker.uri, force=True)
+                            before = group_cpu_seconds(worker.process.pid)
+                            rate = await restate_rate(admin, "bench", topic, records, SINK)
+                            spent = group_cpu_seconds(worker.process.pid) - before
+                        finally:
+                            worker.stop()
+                        rates[candidate].append(rate)
+                        worker_cpu[candidate].append(spent * 1000 / records)
+                        print(
+                            f"round {r}: {candidate:<17} {rate:>8,.0f} records/s, worker CPU s "
+                            f"per 1,000: {worker_cpu[candidate][-1]:.2f} "
+                            f"(load {os.getloadavg()[0]:.2f})",
+                            flush=True,
+                        )
+                counts = await admin.query(
+                    "SELECT value_utf8 FROM state WHERE service_name = 'BenchBoundCounter'"
+                )
+    finally:
+        sink.shutdown()
+    total = sum(int(row["value_utf8"]) for row in counts)
+    print()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
+    print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
+    base = statistics.median(rates["no telemetry"])
+    for candidate in CANDIDATES:
+        median = statistics.median(rates[candidate])
+        print(
+            f"{candidate:<17} (median) {median:>8,.0f} records/s = {median / base:.3f} x no "
+            f"telemetry; worker CPU s per 1,000: {statistics.median(worker_cpu[candidate]):.2f}"
+        )
+    print(f"OTLP bytes received by the sink: {_OtlpSink.received:,}")
+    expected = records * rounds * len(CANDIDATES)
+    if total != expected:
+        raise SystemExit(f"state check failed: {total} increments, expected {expected}")
+    print(f"state check: {total} increments = {records} records x {rounds * 3} drains")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--keys", type=int, default=100)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(run(args.records, args.keys, args.partitions, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
