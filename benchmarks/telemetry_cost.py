@@ -1,7 +1,7 @@
 """What metrics and tracing cost on the unbatched path: the same bound counter drained through
-a Restate subscription by a worker without telemetry (the baseline), with /metrics, and with
-/metrics plus OpenTelemetry traces exported over OTLP/HTTP to a local sink (spans for every
-invocation, its decode and handler).
+a Restate subscription by a worker without telemetry (the baseline), with /metrics, with
+/metrics plus OpenTelemetry traces of every invocation (spans for it, its decode and handler)
+exported over OTLP/HTTP to a local sink, and the same with 1% of traces sampled.
 
 One fresh local stack; each round starts a worker per candidate (rotating who goes first),
 registers it (the newest deployment takes the invocations), drains the topic through a new
@@ -33,7 +33,7 @@ from restate_stream.stack import LocalStack, StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SINK = "service://BenchBoundCounter/count"
-CANDIDATES = ("no telemetry", "metrics", "metrics + traces")
+CANDIDATES = ("no telemetry", "metrics", "metrics + traces", "metrics + 1% traces")
 
 
 class _OtlpSink(BaseHTTPRequestHandler):
@@ -54,8 +54,10 @@ class _OtlpSink(BaseHTTPRequestHandler):
 
 def worker_for(candidate: str, home: Path, bindings: Path, otlp: str, r: int) -> WorkerProcess:
     env: dict[str, str] = {}
-    if candidate == "metrics + traces":
+    if "traces" in candidate:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_SERVICE_NAME": "bench-worker"}
+    if candidate == "metrics + 1% traces":  # head sampling, as high volumes would run it
+        env |= {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"}
     return WorkerProcess(
         "benchmarks.apps:app",
         home / f"worker-{candidate.replace(' ', '')}-{r}.log",
@@ -134,7 +136,8 @@ async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
     expected = records * rounds * len(CANDIDATES)
     if total != expected:
         raise SystemExit(f"state check failed: {total} increments, expected {expected}")
-    print(f"state check: {total} increments = {records} records x {rounds * 3} drains")
+    drains = rounds * len(CANDIDATES)
+    print(f"state check: {total} increments = {records} records x {drains} drains")
 
 
 def main() -> None:
