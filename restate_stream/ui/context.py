@@ -1,0 +1,57 @@
+"""What every page needs: the data source, the sampler, the guard and the templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from restate_stream.ui.charts import sparkline
+from restate_stream.ui.guard import TOKEN_FIELD, Guard
+from restate_stream.ui.sampler import Sampler
+from restate_stream.ui.sources import Source
+
+STATE_CLASSES = {"active": "ok", "batched": "ok", "paused": "warn", "missing": "bad"}
+
+
+def templates() -> Environment:
+    env = Environment(
+        loader=PackageLoader("restate_stream.ui", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(sparkline=sparkline, state_classes=STATE_CLASSES, token_field=TOKEN_FIELD)
+    return env
+
+
+@dataclass
+class Dashboard:
+    source: Source
+    sampler: Sampler
+    guard: Guard
+    env: Environment
+    refresh_seconds: float = 5.0
+
+    def render(
+        self, request: Request, name: str, status_code: int = 200, **values: Any
+    ) -> HTMLResponse:
+        spec = self.source.spec()
+        page = self.env.get_template(name).render(
+            request=request,
+            token=self.guard.token,
+            bindings_path=str(spec.path),
+            refresh_ms=int(self.refresh_seconds * 1000),
+            sampled_at=self.sampler.latest_at,
+            sample_error=self.sampler.error,
+            **values,
+        )
+        return HTMLResponse(page, status_code=status_code)
+
+
+def dashboard(request: Request) -> Dashboard:
+    found: Dashboard = request.app.state.dashboard
+    return found
