@@ -19,6 +19,7 @@ from restate_stream.errors import RestateStreamError
 from restate_stream.ui.context import Dashboard, dashboard
 
 RECENT_LETTERS = 50  # dead letters shown unless the page asks for more
+MOST_LETTERS = 1000  # at most (a page of 10,000 rows is 8 MB; `dlq list` lists them all)
 PREVIEW = 120  # characters of a value shown
 
 
@@ -91,7 +92,7 @@ async def binding_page(request: Request) -> Response:
     board = dashboard(request)
     binding = find(board, request.path_params["name"])
     try:
-        limit = max(int(request.query_params.get("limit", RECENT_LETTERS)), 1)
+        limit = min(max(int(request.query_params.get("limit", RECENT_LETTERS)), 1), MOST_LETTERS)
     except ValueError:
         limit = RECENT_LETTERS
     return board.render(
@@ -99,6 +100,7 @@ async def binding_page(request: Request) -> Response:
         "binding.html",
         letters=await _letters(board, binding, limit),
         limit=limit,
+        most=MOST_LETTERS,
         preview=preview,
         coordinates_field=coordinates_field,
         **await _live(board, binding),

@@ -94,7 +94,14 @@ def test_binding_page_shows_partitions_stuck_keys_with_restate_links_and_dead_le
 def test_binding_page_limits_the_letters_shown(client: TestClient) -> None:
     html = client.get("/bindings/orders?limit=2").text
     assert html.count("data-source=") == 2
-    assert "Showing 2 of 4" in html
+    assert "Showing 2 of 4" in html and 'href="?limit=4">Show all' in html
+
+
+def test_binding_page_shows_at_most_1000_letters(fake: FakeSource, client: TestClient) -> None:
+    fake.entries["orders"] = fake_letters("orders", 1200)
+    html = client.get("/bindings/orders?limit=5000").text
+    assert html.count("data-source=") == 1000
+    assert "Showing 1000 of 1200" in html and "restate-stream dlq list orders" in html
 
 
 def test_unknown_binding_is_a_404(client: TestClient) -> None:
