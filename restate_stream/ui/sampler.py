@@ -60,8 +60,10 @@ class Sampler:
             try:
                 statuses = await self.read()
             except Exception as exc:  # shown on the pages; the next round tries again
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.warning("reading the statuses failed: %s", self.error)
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.error:  # once per failure, not every few seconds
+                    log.warning("reading the statuses failed: %s", error)
+                self.error = error
                 return self.latest
             now = self.clock()
             for status in statuses:

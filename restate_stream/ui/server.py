@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -19,6 +20,7 @@ def run(app: Starlette, host: str, port: int) -> None:
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
-    config.errorlog = "-"
+    # The root logger's (the CLI configures it): errors once, no second "Running on" line.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 2.0
     asyncio.run(serve(app, config, mode="asgi"))  # type: ignore[arg-type]
