@@ -17,6 +17,16 @@ from restate_stream.ui.sources import Source
 STATE_CLASSES = {"active": "ok", "batched": "ok", "paused": "warn", "missing": "bad"}
 
 
+def headline(error: str | None) -> str:
+    """An error's first line: the message before a traceback (the rest is shown on demand)."""
+    text = (error or "").strip()
+    return (
+        text.split("Traceback (most recent call last)", 1)[0].splitlines()[0].strip()
+        if text
+        else ""
+    )
+
+
 def templates() -> Environment:
     env = Environment(
         loader=PackageLoader("restate_stream.ui", "templates"),
@@ -24,6 +34,7 @@ def templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["headline"] = headline
     env.globals.update(sparkline=sparkline, state_classes=STATE_CLASSES, token_field=TOKEN_FIELD)
     return env
 

@@ -1,6 +1,7 @@
 """`restate-stream ui` in a real browser, on the real engines: poison records dead-lettered,
-seen on the dashboard, fixed, redriven from it (one, then all), resolved; then the binding
-paused and resumed from it.
+seen on the dashboard, fixed, redriven from it (one, then all), resolved; a stuck key shown
+with its error and a link to Restate's UI until it goes through; then a binding paused and
+resumed from it.
 
 RESTATE_STREAM_SCREENSHOTS=docs keeps the overview's and the binding page's screenshots as
 docs/ui-overview.png and docs/ui-binding.png (the README shows them); otherwise they go to
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import restate
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
@@ -44,6 +46,7 @@ from restate_stream.testing import (
     topic_records,
     wait_until,
 )
+from tests.browser import stuck_app
 from tests.integration import redrive_app
 
 pytestmark = [pytest.mark.engines, pytest.mark.browser]
@@ -130,6 +133,7 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     topic, dlq, cluster = f"orders-{run}", f"orders-{run}.dlq", f"b-{run}"
+    payments = f"payments-{run}"
     bootstrap = restate_stream_stack.bootstrap_servers
     path = tmp_path / "bindings.yaml"
     path.write_text(
@@ -137,20 +141,37 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
             admin_url=restate_stream_stack.admin_url,
             ingress_url=restate_stream_stack.ingress_url,
             clusters={cluster: bootstrap},
-            topics={topic: {"cluster": cluster, "partitions": 2}},
+            topics={
+                topic: {"cluster": cluster, "partitions": 2},
+                payments: {"cluster": cluster, "partitions": 1},
+            },
             bindings=[
                 {
                     "name": "orders",
                     "topic": topic,
                     "handler": "RedriveSink/consume",
                     "dead_letter": dlq,
-                }
+                },
+                {
+                    "name": "payments",
+                    "topic": payments,
+                    "handler": "StuckSink/consume",
+                    # Retried every second at most, for long: the key stays stuck meanwhile.
+                    "retry": {
+                        "max_attempts": 1000,
+                        "initial_interval": "200ms",
+                        "max_interval": "1s",
+                    },
+                },
             ],
         )
     )
     redrive_app.POISON_FAILS = True
+    stuck_app.STUCK = True
     spec = load_bindings(path)
-    assert bind([redrive_app.sink], spec) == ["RedriveSink/consume"]
+    services = [redrive_app.sink, stuck_app.sink]
+    assert bind(services, spec) == ["RedriveSink/consume", "StuckSink/consume"]
+    stuck_key = f"{run}-customer"
     keys = [f"{run}-{k}" for k in range(3)]
     records = [(keys[i % 3], {"id": i, "poison": i in (3, 7)}) for i in range(12)]
 
@@ -158,13 +179,17 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
         state = await object_state(restate_admin, "RedriveSink", "seen")
         return Counter(e[0] for k, entries in state.items() if k in keys for e in entries)
 
-    async with restate_app(redrive_app.app):
+    async def done() -> dict[str, Any]:
+        return await object_state(restate_admin, "StuckSink", "done", object_key=stuck_key)
+
+    async with restate_app(restate.app(services)):
         _, report = await apply_bindings(spec, restate_admin)
         assert report.ok, report.render()
         [port] = free_ports(1)
         try:
             with dashboard(path, port, tmp_path / "ui.log") as url:
                 produce_json(bootstrap, topic, records)
+                produce_json(bootstrap, payments, [(stuck_key, {"id": 1, "customer": "c-9"})])
                 await wait_until(seen, lambda s: sum(s.values()) >= 10, timeout=60)
                 await topic_records(bootstrap, dlq, at_least=2)
 
@@ -180,6 +205,8 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
                     "the overview to show 2 dead letters and no lag",
                 )
                 assert attribute(browser, f"{row} [data-state]", "data-state") == "active"
+                stuck_row = 'tr[data-binding="payments"] [data-invocations="backing-off"]'
+                until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, stuck_row), "a stuck key")
                 screenshot(browser, screenshots / "ui-overview.png")
 
                 # The binding page: both letters, unresolved, with their cause.
@@ -191,6 +218,26 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
                 assert len(letters) == 2 and "record 3 is poison" in causes[0], causes
                 assert "record 7 is poison" in causes[1], causes
                 screenshot(browser, screenshots / "ui-binding.png")
+
+                # The stuck key: its invocation's error, and a link to it in Restate's UI.
+                browser.get(f"{url}/bindings/payments")
+                key_row = f'#stuck-keys tr[data-key="{stuck_key}"]'
+                until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, key_row), "the stuck key")
+                stuck = browser.find_element(By.CSS_SELECTOR, key_row)
+                assert "customer c-9 not found" in stuck.text, stuck.text
+                link = stuck.find_element(By.TAG_NAME, "a").get_attribute("href") or ""
+                admin = restate_stream_stack.admin_url.rstrip("/")
+                assert link.startswith(f"{admin}/ui/invocations/inv_"), link
+                screenshot(browser, screenshots / "ui-stuck-key.png")
+                stuck_app.STUCK = False  # the next retry goes through: the key moves on
+                until(
+                    browser,
+                    lambda b: not b.find_elements(By.CSS_SELECTOR, key_row),
+                    "the stuck key to go",
+                )
+                assert (await done()) == {stuck_key: [1]}
+                browser.get(f"{url}/bindings/orders")
+                letters = browser.find_elements(By.CSS_SELECTOR, "tr[data-source]")
 
                 # Fixed: redrive one of them from its row...
                 redrive_app.POISON_FAILS = False

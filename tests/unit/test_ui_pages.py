@@ -108,6 +108,16 @@ def test_unknown_binding_is_a_404(client: TestClient) -> None:
     assert client.get("/bindings/nope").status_code == 404
 
 
+def test_a_stuck_keys_traceback_is_folded_under_its_first_line(
+    fake: FakeSource, client: TestClient
+) -> None:
+    failure = "[500 Internal] LookupError('nope') Traceback (most recent call last):\n  File x"
+    fake.status_list[0].stuck_keys[0]["last_failure"] = failure
+    html = client.get("/bindings/orders").text
+    assert "<details><summary>[500 Internal] LookupError(&#39;nope&#39;)</summary>" in html
+    assert "File x</pre></details>" in html
+
+
 def test_values_are_escaped(fake: FakeSource, client: TestClient) -> None:
     fake.status_list[0].stuck_keys[0]["last_failure"] = "<script>alert(1)</script>"
     html = client.get("/bindings/orders").text
