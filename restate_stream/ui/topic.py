@@ -59,7 +59,7 @@ async def topic_page(request: Request) -> Response:
     records: list[RecordView] = []
     try:
         records = [record_view(r) for r in await board.source.tail(topic, last)]
-    except RestateStreamError as exc:
-        error = str(exc)
+    except (RestateStreamError, ConnectionError, TimeoutError) as exc:
+        error = str(exc) if isinstance(exc, RestateStreamError) else f"{type(exc).__name__}: {exc}"
     records.sort(key=lambda r: (r.partition, r.offset))
     return board.render(request, "topic.html", topic=topic, last=last, records=records, error=error)

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import restate
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -109,8 +109,13 @@ def element(browser: WebDriver, element_id: str) -> WebElement:
 
 
 def attribute(browser: WebDriver, css: str, name: str) -> str | None:
-    found = browser.find_elements(By.CSS_SELECTOR, css)
-    return found[0].get_attribute(name) if found else None
+    """The attribute of the first element matching `css`; None while there is none (or the
+    live part holding it was just replaced by the page's refresh)."""
+    try:
+        found = browser.find_elements(By.CSS_SELECTOR, css)
+        return found[0].get_attribute(name) if found else None
+    except StaleElementReferenceException:
+        return None
 
 
 def screenshot(browser: WebDriver, path: Path) -> None:
@@ -219,13 +224,34 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
                 assert "record 7 is poison" in causes[1], causes
                 screenshot(browser, screenshots / "ui-binding.png")
 
+                # The topics, as tail reads them: the dead letters are envelopes (id + data).
+                browser.get(f"{url}/topics/{topic}?last=100")
+                assert len(browser.find_elements(By.CSS_SELECTOR, "#records tbody tr")) == 12
+                browser.get(f"{url}/topics/{dlq}")
+                shown = browser.find_elements(By.CSS_SELECTOR, "#records tbody tr")
+                assert len(shown) == 2, [r.text for r in shown]
+                for shown_row in shown:
+                    event_id, value = shown_row.find_elements(By.CSS_SELECTOR, "td")[3:5]
+                    assert event_id.text and "is poison" in value.text, shown_row.text
+                    assert "specversion" not in value.text, "the envelope's data, not the envelope"
+
                 # The stuck key: its invocation's error, and a link to it in Restate's UI.
                 browser.get(f"{url}/bindings/payments")
                 key_row = f'#stuck-keys tr[data-key="{stuck_key}"]'
-                until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, key_row), "the stuck key")
-                stuck = browser.find_element(By.CSS_SELECTOR, key_row)
-                assert "customer c-9 not found" in stuck.text, stuck.text
-                link = stuck.find_element(By.TAG_NAME, "a").get_attribute("href") or ""
+
+                def stuck_row_shown(b: WebDriver) -> tuple[str, str] | bool:
+                    rows = b.find_elements(By.CSS_SELECTOR, key_row)
+                    if not rows:
+                        b.refresh()
+                        return False
+                    href = rows[0].find_element(By.TAG_NAME, "a").get_attribute("href")
+                    return rows[0].text, href or ""
+
+                # The row sits in the live part, which the page replaces every second.
+                text, link = WebDriverWait(
+                    browser, WAIT, 0.5, ignored_exceptions=(StaleElementReferenceException,)
+                ).until(stuck_row_shown, message="the stuck key")
+                assert "customer c-9 not found" in text, text
                 admin = restate_stream_stack.admin_url.rstrip("/")
                 assert link.startswith(f"{admin}/ui/invocations/inv_"), link
                 screenshot(browser, screenshots / "ui-stuck-key.png")
@@ -235,7 +261,8 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
                     lambda b: not b.find_elements(By.CSS_SELECTOR, key_row),
                     "the stuck key to go",
                 )
-                assert (await done()) == {stuck_key: [1]}
+                # (gone from the list while its retry runs, too: the state is the proof)
+                await wait_until(done, lambda d: d == {stuck_key: [1]}, timeout=WAIT)
                 browser.get(f"{url}/bindings/orders")
                 letters = browser.find_elements(By.CSS_SELECTOR, "tr[data-source]")
 
@@ -255,6 +282,18 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
                     ),
                     f"the letter of {first} to show as resolved",
                 )
+                # An overview left open in another tab: it shows the one left...
+                main = browser.current_window_handle
+                browser.switch_to.new_window("tab")
+                browser.get(url)
+                overview = browser.current_window_handle
+                dead_letters = f"{row} [data-dead-letters]"
+                WebDriverWait(browser, WAIT, poll_frequency=0.5).until(
+                    lambda b: attribute(b, dead_letters, "data-dead-letters") == "1",
+                    message="the open overview to count 1 unresolved",
+                )
+                browser.execute_script("window.notReloaded = true")
+                browser.switch_to.window(main)
                 # ...then the rest with "redrive all".
                 element(browser, "redrive-all").click()
                 result = element(browser, "summary")
@@ -272,15 +311,18 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
 
                 # Restate has the keys' state: every record processed once, poison ones included.
                 assert await seen() == Counter(range(12))
-                browser.get(url)
-                until(
-                    browser,
+                # The overview left open refreshed itself (its script, no reload) to the counts.
+                browser.switch_to.window(overview)
+                WebDriverWait(browser, WAIT, poll_frequency=0.5).until(
                     lambda b: (
-                        attribute(b, f"{row} [data-dead-letters]", "data-dead-letters") == "0"
+                        attribute(b, dead_letters, "data-dead-letters") == "0"
                         and attribute(b, f"{row} [data-resolved]", "data-resolved") == "2"
                     ),
-                    "the overview to count 0 unresolved, 2 resolved",
+                    message="the open overview to count 0 unresolved, 2 resolved",
                 )
+                assert browser.execute_script("return window.notReloaded") is True
+                browser.close()
+                browser.switch_to.window(main)
 
                 # Pause, confirmed, writes the file and applies; resume undoes it.
                 for verb, state, written in (
