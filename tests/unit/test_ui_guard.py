@@ -100,6 +100,19 @@ def test_every_form_of_every_page_carries_the_token(client: TestClient) -> None:
         assert html.count(f'name="{TOKEN_FIELD}" value="secret"') == forms
 
 
+@pytest.mark.parametrize("path", ["/", "/bindings/orders", "/bindings/orders/pause"])
+def test_pages_refuse_framing_and_run_only_their_own_script(client: TestClient, path: str) -> None:
+    """A framed page would pass the token and Origin checks (clickjacking): no framing."""
+    page = client.get(path)
+    assert page.headers["x-frame-options"] == "DENY"
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "form-action 'self'" in policy
+    nonce = policy.split("'nonce-", 1)[1].split("'", 1)[0]
+    scripts = page.text.count("<script")
+    assert page.text.count(f'<script nonce="{nonce}">') == scripts
+    assert nonce not in client.get(path).headers["content-security-policy"]  # fresh each time
+
+
 def test_each_process_gets_its_own_token() -> None:
     assert Guard(None).token != Guard(None).token
     assert len(Guard(None).token) >= 40
