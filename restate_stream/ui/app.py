@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
+from restate_stream.errors import RestateStreamError
 from restate_stream.ui import actions, binding, overview, topic
 from restate_stream.ui.context import Dashboard, templates
 from restate_stream.ui.guard import Guard, HostCheck
@@ -28,7 +31,21 @@ def create_app(
     """The dashboard for `source`. With sample_in_background the statuses are read every
     `interval` seconds while the app runs; otherwise when a page finds none yet (tests)."""
     sampler = sampler or Sampler(source.statuses, interval=interval)
-    board = Dashboard(source, sampler, guard, templates(), refresh_seconds=interval)
+    board = Dashboard(
+        source,
+        sampler,
+        guard,
+        templates(),
+        refresh_seconds=interval,
+        bindings_path=str(source.spec().path),
+    )
+
+    async def user_error(request: Request, exc: Exception) -> Response:
+        """A RestateStreamError (the bindings file turned invalid, an engine unreachable)
+        is said on a page, as the CLI says it, not as a bare 500."""
+        return board.render(
+            request, "refused.html", status_code=500, heading="Error", reason=str(exc)
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -54,7 +71,10 @@ def create_app(
         Route("/topics/{topic}", topic.topic_page),
     ]
     app = Starlette(
-        routes=routes, middleware=[Middleware(HostCheck, guard=guard)], lifespan=lifespan
+        routes=routes,
+        middleware=[Middleware(HostCheck, guard=guard)],
+        exception_handlers={RestateStreamError: user_error},
+        lifespan=lifespan,
     )
     app.state.dashboard = board
     return app

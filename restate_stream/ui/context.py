@@ -63,17 +63,17 @@ class Dashboard:
     guard: Guard
     env: Environment
     refresh_seconds: float = 5.0
+    bindings_path: str = ""  # shown on every page (read once: the file may turn invalid)
 
     def render(
         self, request: Request, name: str, status_code: int = 200, **values: Any
     ) -> HTMLResponse:
-        spec = self.source.spec()
         nonce = secrets.token_urlsafe(16)  # the page's own inline script runs, no other
         page = self.env.get_template(name).render(
             request=request,
             nonce=nonce,
             token=self.guard.token,
-            bindings_path=str(spec.path),
+            bindings_path=self.bindings_path,
             refresh_ms=int(self.refresh_seconds * 1000),
             sampled_at=self.sampler.latest_at,
             sample_error=self.sampler.error,

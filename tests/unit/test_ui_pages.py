@@ -13,6 +13,7 @@ with warnings.catch_warnings():  # Starlette 1.x would rather test on httpx2; ht
     from starlette.testclient import TestClient
 
 from connectors.consume import ConsumedRecord
+from restate_stream.bindings.model import BindingsError, Problem
 from restate_stream.ui import create_app
 from restate_stream.ui.binding import invocation_url
 from restate_stream.ui.charts import sparkline
@@ -116,6 +117,16 @@ def test_a_stuck_keys_traceback_is_folded_under_its_first_line(
     html = client.get("/bindings/orders").text
     assert "<details><summary>[500 Internal] LookupError(&#39;nope&#39;)</summary>" in html
     assert "File x</pre></details>" in html
+
+
+def test_an_error_meant_for_people_is_a_page(fake: FakeSource, client: TestClient) -> None:
+    def broken() -> object:
+        raise BindingsError([Problem("bindings.yaml", 3, 5, "bindings[0].topic", "is missing")])
+
+    fake.spec = broken  # type: ignore[method-assign]
+    page = client.get("/bindings/orders")
+    assert page.status_code == 500
+    assert "<h1>Error</h1>" in page.text and "bindings.yaml:3:5" in page.text
 
 
 def test_values_are_escaped(fake: FakeSource, client: TestClient) -> None:
