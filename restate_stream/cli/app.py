@@ -17,7 +17,7 @@ from typing import Any
 import click
 from rich.text import Text
 
-from restate_stream.cli import bindings, dlq, metrics, stack, status, topics, worker
+from restate_stream.cli import bindings, dlq, metrics, stack, status, topics, ui, worker
 from restate_stream.cli.output import err
 from restate_stream.errors import RestateStreamError
 
@@ -89,6 +89,7 @@ for command in (
     topics.publish_command,
     topics.tail_command,
     dlq.dlq,
+    ui.ui,
 ):
     cli.add_command(command)
 

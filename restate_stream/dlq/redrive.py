@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
@@ -265,11 +265,21 @@ def plan_redrive(binding: Binding, listing: Listing) -> list[RedriveRequest | Re
     return items
 
 
-def run_redrive(spec: BindingsFile, binding: Binding, timeout: float) -> list[RedriveResult]:
-    """Redrive the binding's unresolved source records; the results, settled."""
+def run_redrive(
+    spec: BindingsFile,
+    binding: Binding,
+    timeout: float,
+    *,
+    only: Collection[tuple[str, int, int]] | None = None,
+) -> list[RedriveResult]:
+    """Redrive the binding's unresolved source records (with `only`, those of them at these
+    source coordinates: the dashboard's "redrive one"); the results, settled."""
     assert binding.dead_letter is not None
     entries = read_entries(spec, binding)
-    items = plan_redrive(binding, by_source_record(entries, binding.name, binding.dead_letter))
+    listing = by_source_record(entries, binding.name, binding.dead_letter)
+    if only is not None:
+        listing.records = [h for h in listing.records if h.source.coordinates in only]
+    items = plan_redrive(binding, listing)
     if not items:
         return []
     try:
