@@ -34,7 +34,7 @@ SMALL_MEMORY = {
     "RESTATE_BIFROST__RECORD_CACHE_MEMORY_SIZE": "64 MiB",
 }
 VARIANTS: dict[str, dict[str, str]] = {
-    "server defaults (24 partitions)": {},
+    "server defaults (24 partitions)": {"RESTATE_DEFAULT_NUM_PARTITIONS": "24"},
     "4 partitions": {"RESTATE_DEFAULT_NUM_PARTITIONS": "4"},
     "4 partitions, small memory": {"RESTATE_DEFAULT_NUM_PARTITIONS": "4", **SMALL_MEMORY},
 }
