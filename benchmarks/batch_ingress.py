@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 import time
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.common import group_cpu_seconds
 from benchmarks.e2e_throughput import REPO_ROOT, batch_bindings, counted
 from restate_stream.batch.wire import WireRecord, encode_batch
 from restate_stream.control.admin import AdminClient
@@ -28,19 +28,6 @@ from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
 
 PIDS: dict[str, int] = {}
-
-
-def group_cpu(pgid: int) -> float:
-    """CPU seconds (user + system) of every live process in process group `pgid`."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 async def one_run(
@@ -55,7 +42,7 @@ async def one_run(
     http2: bool,
 ) -> tuple[float, float, float]:
     before = await counted(admin, "BenchBatchCounter")
-    cpu0 = {name: group_cpu(pid) for name, pid in PIDS.items()}
+    cpu0 = {name: group_cpu_seconds(pid) for name, pid in PIDS.items()}
     self0 = time.process_time()
     bodies: list[tuple[str, bytes, dict[str, str]]] = []
     offset = 0
@@ -105,7 +92,7 @@ async def one_run(
         await asyncio.sleep(0.1)
     done = time.perf_counter() - start
     latencies.sort()
-    cpu = {name: group_cpu(pid) - cpu0[name] for name, pid in PIDS.items()}
+    cpu = {name: group_cpu_seconds(pid) - cpu0[name] for name, pid in PIDS.items()}
     cpu["client"] = time.process_time() - self0
     print("    cpu s: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
     return accepted, done, latencies[len(latencies) // 2]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 import restate
 
+from benchmarks.common import machine
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream._util.poll import apoll
 from restate_stream.control.admin import AdminClient, sql_literal
@@ -176,9 +176,7 @@ async def run(records: int, keys: int, rounds: int, partitions: int) -> None:
             worker.stop()
     total = sum(int(row["value_utf8"]) for row in counts)
     print()
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    print(machine())
     print(
         f"records: {records} per round, keys: {keys}, partitions: {partitions}, rounds: {rounds}, "
         f"window: {DEDUPE_WINDOW} ids (full from round {full_from})"

@@ -22,7 +22,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -33,9 +32,9 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from benchmarks.apps import BATCH_HANDLERS
+from benchmarks.common import group_cpu_seconds, machine, produce_keyed
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
-from connectors import Record, TopicAdmin, produce_records
 from restate_stream._util.poll import apoll
 from restate_stream.batch import BatchDelivery
 from restate_stream.bindings import Binding, load_bindings
@@ -119,23 +118,6 @@ async def restate_rate(
 
 
 BATCH_WAIT = "50ms"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """utime+stime of the processes now in process group `pgid`."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
 
 
 @dataclasses.dataclass
@@ -261,13 +243,7 @@ async def run(
     home = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     with LocalStack(home, StackPorts.free()) as stack:
         topic = "bench-e2e"
-        TopicAdmin(stack.bootstrap_servers).create_topic(topic, partitions)
-        print(f"producing {records} records over {keys} keys into {partitions} partitions")
-        produce_records(
-            stack.bootstrap_servers,
-            topic,
-            (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
-        )
+        produce_keyed(stack.bootstrap_servers, topic, records, keys, partitions)
         bindings_path = home / "bindings.yaml"
         bindings_path.write_text(batch_bindings(stack, topic, variants, rounds))
         batched_bindings = {b.name: b for b in load_bindings(bindings_path).bindings}
@@ -330,9 +306,7 @@ async def run(
             worker.stop()
     raw_median = statistics.median(raw)
     print()
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    print(machine())
     print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     print(f"raw confluent-kafka consume (median):  {raw_median:>10,.0f} records/s")

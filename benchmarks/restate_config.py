@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.e2e_throughput import batch_bindings, group_cpu_seconds, restate_rate
-from connectors import Record, TopicAdmin, produce_records
+from benchmarks.common import group_cpu_seconds, machine, produce_keyed
+from benchmarks.e2e_throughput import batch_bindings, restate_rate
 from restate_stream.control.admin import AdminClient
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
@@ -51,12 +49,7 @@ async def one(name: str, env: dict[str, str], records: int, keys: int) -> tuple[
     stack.restate.extra_env.update(env)
     with stack:
         topic = "bench-config"
-        TopicAdmin(stack.bootstrap_servers).create_topic(topic, 4)
-        produce_records(
-            stack.bootstrap_servers,
-            topic,
-            (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
-        )
+        produce_keyed(stack.bootstrap_servers, topic, records, keys, 4)
         bindings = home / "bindings.yaml"
         bindings.write_text(batch_bindings(stack, topic, [], 0))
         worker = WorkerProcess(
@@ -92,9 +85,7 @@ async def run(records: int, keys: int, rounds: int) -> None:
         for name in names if r % 2 == 0 else list(reversed(names)):
             results[name].append(await one(name, VARIANTS[name], records, keys))
     print()
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    print(machine())
     print(f"records: {records}, keys: {keys}, rounds: {rounds}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     base = statistics.median(rate for rate, _, _ in results[names[0]])

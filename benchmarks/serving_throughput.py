@@ -15,41 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.common import group_cpu_seconds, machine, produce_keyed
 from benchmarks.e2e_throughput import restate_rate
-from connectors import Record, TopicAdmin, produce_records
 from restate_stream.control.admin import AdminClient
 from restate_stream.runtime.serving import SERVERS, ServerName
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """utime+stime of the processes now in process group `pgid` (children that already
-    exited are not counted: the servers' processes live through the whole drain)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        # Fields after the parenthesised command: state ppid pgrp ... utime(14) stime(15).
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
 
 
 @dataclass
@@ -103,13 +82,7 @@ async def run(
     results: dict[ServerName, Samples] = {server: Samples() for server in servers}
     with LocalStack(home, StackPorts.free()) as stack:
         topic = "bench-serving"
-        TopicAdmin(stack.bootstrap_servers).create_topic(topic, partitions)
-        print(f"producing {records} records over {keys} keys into {partitions} partitions")
-        produce_records(
-            stack.bootstrap_servers,
-            topic,
-            (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
-        )
+        produce_keyed(stack.bootstrap_servers, topic, records, keys, partitions)
         async with AdminClient(stack.admin_url) as admin:
             cluster = {"bootstrap.servers": stack.bootstrap_servers}
             await admin.create_kafka_cluster("bench", cluster)
@@ -123,9 +96,7 @@ async def run(
             )
     total = sum(int(row["value_utf8"]) for row in counts)
     print()
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    print(machine())
     print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     print(f"{'server':<10} {'records/s':>10} {'worker CPU s/1k':>16} {'restate CPU s/1k':>17}")

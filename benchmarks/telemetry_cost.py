@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from benchmarks.e2e_throughput import batch_bindings, group_cpu_seconds, restate_rate
-from connectors import Record, TopicAdmin, produce_records
+from benchmarks.common import group_cpu_seconds, machine, produce_keyed
+from benchmarks.e2e_throughput import batch_bindings, restate_rate
 from restate_stream._util.ports import LOOPBACK, free_ports
 from restate_stream.control.admin import AdminClient
 from restate_stream.runtime.worker import WorkerProcess
@@ -79,13 +77,7 @@ async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
     try:
         with LocalStack(home, StackPorts.free()) as stack:
             topic = "bench-telemetry"
-            TopicAdmin(stack.bootstrap_servers).create_topic(topic, partitions)
-            print(f"producing {records} records over {keys} keys into {partitions} partitions")
-            produce_records(
-                stack.bootstrap_servers,
-                topic,
-                (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
-            )
+            produce_keyed(stack.bootstrap_servers, topic, records, keys, partitions)
             bindings = home / "bindings.yaml"
             bindings.write_text(batch_bindings(stack, topic, [], 0))  # wraps the bound counter
             async with AdminClient(stack.admin_url) as admin:
@@ -120,9 +112,7 @@ async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
         sink.shutdown()
     total = sum(int(row["value_utf8"]) for row in counts)
     print()
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    print(machine())
     print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     base = statistics.median(rates["no telemetry"])

@@ -1,0 +1,46 @@
+"""What the benchmarks share: the machine line they print, a process group's CPU time, and
+the keyed JSON records the end-to-end benchmarks drain."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+from connectors import Record, TopicAdmin, produce_records
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> str:
+    return (
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """utime+stime of the processes now in process group `pgid`."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def produce_keyed(bootstrap: str, topic: str, records: int, keys: int, partitions: int) -> None:
+    """A topic of `records` JSON records {"seq": i} keyed key-<i mod keys>."""
+    TopicAdmin(bootstrap).create_topic(topic, partitions)
+    print(f"producing {records} records over {keys} keys into {partitions} partitions")
+    produce_records(
+        bootstrap,
+        topic,
+        (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
+    )
