@@ -11,184 +11,19 @@ Opt-in (`-m faults`); .ci/run runs it after the other suites.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import json
-import os
-import signal
-import time
-import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from connectors import Record, TopicAdmin, produce_records
-from restate_stream._util.ports import free_ports
-from restate_stream.bindings import load_bindings
+from connectors import TopicAdmin
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
-from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack.kafka_cluster import KafkaCluster
 from restate_stream.stack.restate import RestateServer
-from restate_stream.testing import drop_cluster, object_state, wait_until
-from tests.faults.conftest import ROWS, Row
+from restate_stream.testing import drop_cluster
+from tests.faults.flow import Case, kill_worker
 
 pytestmark = pytest.mark.faults
-REPO = Path(__file__).resolve().parents[2]
-APP = "tests.faults.seq_app:app"
-PARTITIONS, KEYS = 4, 100
-
-
-@dataclass
-class Progress:
-    """Samples the number of applied records while a case runs."""
-
-    probe: Callable[[], Awaitable[int]]
-    samples: list[tuple[float, int]] = field(default_factory=list)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self.samples.append((time.monotonic(), await self.probe()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.25)
-
-    def stall(self, until: float) -> float:
-        """The longest time between two increases of the applied count (before `until`)."""
-        pairs = itertools.pairwise(self.samples)
-        rises = [t for (_, before), (t, n) in pairs if n > before and t <= until]
-        return max((b - a for a, b in itertools.pairwise(rises)), default=0.0)
-
-
-class Case:
-    def __init__(
-        self,
-        kafka: KafkaCluster,
-        restate: RestateServer,
-        admin: AdminClient,
-        tmp: Path,
-        *,
-        batch: str | None,
-    ) -> None:
-        self.kafka, self.restate, self.admin, self.tmp = kafka, restate, admin, tmp
-        self.run = uuid.uuid4().hex[:8]
-        self.topic = f"items-{self.run}"
-        self.service = "BatchLog" if batch else "SeqLog"
-        handler = "BatchLog/on_items" if batch else "SeqLog/on_item"
-        self.port = free_ports(1)[0]
-        self.bindings = tmp / "bindings.yaml"
-        self.bindings.write_text(
-            f"""\
-restate: {{admin_url: "{restate.admin_url}", ingress_url: "{restate.ingress_url}"}}
-kafka:
-  clusters:
-    c-{self.run}: {{bootstrap.servers: "{kafka.bootstrap_servers}"}}
-topics:
-  {self.topic}: {{cluster: c-{self.run}, partitions: {PARTITIONS}}}
-worker: {{app: "{APP}", uri: "http://127.0.0.1:{self.port}"}}
-bindings:
-  - name: {self.topic}
-    topic: {self.topic}
-    handler: {handler}
-    group: faults.{self.topic}
-"""
-            + (f"    batch: {batch}\n" if batch else "")
-        )
-        self.spec = load_bindings(self.bindings)
-        self.expected: dict[str, list[int]] = defaultdict(list)
-        self.workers = 0
-
-    def start_worker(self) -> WorkerProcess:
-        self.workers += 1
-        worker = WorkerProcess(
-            APP,
-            self.tmp / f"worker-{self.workers}.log",
-            port=self.port,
-            cwd=REPO,
-            bindings=self.bindings,
-        )
-        worker.start(timeout=60)
-        return worker
-
-    def produce(self, seqs: range) -> None:
-        for s in seqs:
-            self.expected[f"{self.run}-k{s % KEYS}"].append(s)
-        produce_records(
-            self.kafka.bootstrap_servers,
-            self.topic,
-            (Record(f"{self.run}-k{s % KEYS}", json.dumps({"seq": s})) for s in seqs),
-        )
-
-    async def applied(self) -> dict[str, list[int]]:
-        state = await object_state(self.admin, self.service, "seqs")
-        return {k: v for k, v in state.items() if k.startswith(self.run)}
-
-    async def applied_count(self) -> int:
-        return sum(len(v) for v in (await self.applied()).values())
-
-    async def lag(self) -> int:
-        admin = TopicAdmin(self.kafka.bootstrap_servers)
-        group = self.spec.bindings[0].consumer_group
-        return sum(p.lag for p in await asyncio.to_thread(admin.group_lag, group, self.topic))
-
-    async def stream_with_fault(
-        self,
-        name: str,
-        records: int,
-        fault: Callable[[], Awaitable[None]],
-        recover: Callable[[], Awaitable[None]],
-    ) -> Row:
-        """Produce the first half, start applying, run `fault` at a third applied, produce the
-        second half while faulted, `recover`, then wait until all is applied and committed."""
-        half = records // 2
-        await asyncio.to_thread(self.produce, range(half))
-        progress = Progress(self.applied_count)
-        stop = asyncio.Event()
-        sampler = asyncio.create_task(progress.run(stop))
-        try:
-            await wait_until(
-                self.applied_count,
-                lambda n: n >= records // 3,
-                timeout=240,
-                interval=0.1,
-                describe=lambda n: f"{n} applied before the fault",
-            )
-            faulted = time.monotonic()
-            await fault()
-            await asyncio.to_thread(self.produce, range(half, records))
-            await recover()
-            await wait_until(
-                self.applied_count,
-                lambda n: n >= records,
-                timeout=300,
-                interval=0.5,
-                describe=lambda n: f"{n}/{records} applied",
-            )
-            drained = min(
-                (t for t, n in progress.samples if n >= records), default=time.monotonic()
-            )
-            await wait_until(self.lag, lambda n: n == 0, timeout=120, describe=lambda n: f"lag {n}")
-        finally:
-            stop.set()
-            await sampler
-        final = await self.applied()
-        lost = sum(len(set(want) - set(final.get(k, []))) for k, want in self.expected.items())
-        twice = sum(len(v) - len(set(v)) for v in final.values())
-        row = Row(name, records, lost, twice, progress.stall(drained), drained - faulted)
-        ROWS.append(row)
-        print(f"\n{Row.HEADER}\n{row.line()}")
-        assert (lost, twice) == (0, 0), row.line()
-        for key, seqs in self.expected.items():
-            assert final[key] == seqs, f"{key}: records applied out of order"
-        return row
-
-
-def kill_worker(worker: WorkerProcess) -> None:
-    assert worker.process is not None
-    os.killpg(worker.process.pid, signal.SIGKILL)
-    worker.stop()  # reaps; the group is already gone
 
 
 def busiest_leader(kafka: KafkaCluster, topic: str) -> int:
@@ -210,7 +45,7 @@ async def run_case(
     batch: str | None,
     kill: str,
 ) -> None:
-    case = Case(kafka, restate, admin, tmp, batch=batch)
+    case = Case(kafka, (restate.admin_url, restate.ingress_url), admin, tmp, batch=batch)
     worker = case.start_worker()
     try:
         _, report = await apply_bindings(case.spec, admin)
