@@ -29,7 +29,7 @@ from pathlib import Path
 
 from connectors import KafkaUnavailableError, TopicAdmin
 from restate_stream._util.poll import PollTimeout, poll
-from restate_stream._util.ports import LOOPBACK, ensure_free, free_ports
+from restate_stream._util.ports import LOOPBACK, accepts_connections, ensure_free, free_ports
 from restate_stream._util.process import ManagedProcess, stop_group, tail
 from restate_stream.stack.install import KafkaInstall, cache_dir, kafka_install, require_java
 from restate_stream.stack.kafka import (
@@ -197,7 +197,7 @@ class NodeStatus:
     node_id: int
     address: str
     pid: int | None  # the node's JVM, checked against its command line; None: not running
-    answers: bool  # the node itself answered a metadata request
+    answers: bool  # its port accepts connections and a client bootstrapped from it got metadata
     in_cluster: bool  # a live node's metadata lists it as an (unfenced) broker
     detail: str = ""
 
@@ -244,6 +244,7 @@ class KafkaCluster:
         self.replication_factor = replication_factor or min(3, n)
         self.min_insync_replicas = min_insync_replicas or max(1, min(2, self.replication_factor))
         install = kafka_install(cache)
+        self._admins: dict[int, TopicAdmin] = {}
         self.nodes = {
             i: KafkaNode(
                 install,
@@ -372,13 +373,18 @@ class KafkaCluster:
         raise KafkaUnavailableError(f"no live Kafka node answered a metadata request ({last})")
 
     def _admin(self, node_id: int) -> TopicAdmin:
-        # Only that node as bootstrap: its own answer, not a neighbour's.
-        return TopicAdmin(
-            {
-                "bootstrap.servers": self.nodes[node_id].bootstrap_servers,
-                "reconnect.backoff.max.ms": "500",
-            }
-        )
+        """A client bootstrapped from that node only, made once its port opens (a client made
+        earlier lingers, logging refused connections); dropped when the node is killed."""
+        if node_id not in self._admins:
+            if not accepts_connections(self.nodes[node_id].ports.broker):
+                raise KafkaUnavailableError(f"Kafka node {node_id} does not accept connections")
+            self._admins[node_id] = TopicAdmin(
+                {
+                    "bootstrap.servers": self.nodes[node_id].bootstrap_servers,
+                    "reconnect.backoff.max.ms": "500",
+                }
+            )
+        return self._admins[node_id]
 
     def wait_brokers(self, wanted: set[int], timeout: float = 90.0) -> None:
         """Wait until the cluster's brokers are exactly `wanted`; a node that exits fails."""
@@ -408,6 +414,7 @@ class KafkaCluster:
         """SIGKILL one node; returns once its process group is gone (the cluster notices
         later, after broker.session.timeout.ms)."""
         self.node(node_id).kill()
+        self._admins.pop(node_id, None)
 
     def restart(self, node_id: int, *, detached: bool = False, timeout: float = 90.0) -> None:
         """Start a stopped or killed node again; returns once the cluster lists it."""
@@ -465,6 +472,7 @@ class KafkaCluster:
         return result
 
     def stop(self, timeout: float = 30.0) -> None:
+        self._admins.clear()
         # All at once: a node stopping alone waits for the others to take its leaderships.
         for node in self.nodes.values():
             pid = node.live_pid()
