@@ -416,14 +416,22 @@ class KafkaCluster:
         self.node(node_id).kill()
         self._admins.pop(node_id, None)
 
-    def restart(self, node_id: int, *, detached: bool = False, timeout: float = 90.0) -> None:
-        """Start a stopped or killed node again; returns once the cluster lists it."""
+    def restart(
+        self, node_id: int, *, detached: bool = False, wait: bool = True, timeout: float = 90.0
+    ) -> None:
+        """Start a stopped or killed node again; with `wait`, return once the cluster lists it.
+
+        Not detached, the node gets SIGTERM when the thread that started it exits (Linux ties
+        PR_SET_PDEATHSIG to the thread): call this from a thread that outlives the node, e.g.
+        the event loop's own, with `wait=False` and `wait_brokers` in a worker thread.
+        """
         node = self.node(node_id)
         if node.live_pid() is not None:
             raise KafkaStartError(f"Kafka node {node_id} still runs (pid {node.live_pid()})")
         ensure_free({f"Kafka node {node_id} broker": node.ports.broker})
         node.launch(require_java(), detached=detached)
-        self.wait_brokers(self.live(), timeout)
+        if wait:
+            self.wait_brokers(self.live(), timeout)
 
     def wait_in_sync(self, topics: Sequence[str], timeout: float = 90.0) -> None:
         """Wait until every partition of `topics` has all its replicas in sync (a restarted

@@ -26,7 +26,7 @@ class Row:
     lost: int
     twice: int
     stall: float  # longest gap in applied progress, seconds
-    drain: float  # from the fault to the last record applied, seconds
+    drain: float  # from the last record produced (acknowledged) to the last applied, seconds
 
     HEADER = f"{'case':<44} {'records':>8} {'lost':>5} {'twice':>6} {'stall s':>8} {'drain s':>8}"
 

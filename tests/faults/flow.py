@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -17,10 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from connectors import Record, TopicAdmin, produce_records
+from restate_stream._util.poll import apoll
 from restate_stream._util.ports import free_ports
 from restate_stream.bindings import load_bindings
-from restate_stream.control.admin import AdminClient
+from restate_stream.control.admin import AdminApiError, AdminClient
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack.kafka_cluster import KafkaCluster
 from restate_stream.testing import object_state, wait_until
@@ -64,9 +68,11 @@ class Case:
         *,
         batch: str | None,
         options: dict[str, str] | None = None,
+        retry: str | None = None,
     ) -> None:
         self.kafka, self.admin, self.tmp = kafka, admin, tmp
         admin_url, ingress_url = restate_urls
+        self.admin_url = admin_url
         self.run = uuid.uuid4().hex[:8]
         self.topic = f"items-{self.run}"
         self.service = "BatchLog" if batch else "SeqLog"
@@ -90,10 +96,12 @@ bindings:
 """
             + (f"    batch: {batch}\n" if batch else "")
             + (f"    options: {json.dumps(options)}\n" if options else "")
+            + (f"    retry: {retry}\n" if retry else "")
         )
         self.spec = load_bindings(self.bindings)
         self.expected: dict[str, list[int]] = defaultdict(list)
         self.workers = 0
+        self.stop_producing = threading.Event()
 
     def start_worker(self) -> WorkerProcess:
         self.workers += 1
@@ -117,7 +125,16 @@ bindings:
         )
 
     async def applied(self) -> dict[str, list[int]]:
-        state = await object_state(self.admin, self.service, "seqs")
+        # While a Restate node is down, a query can fail until its partitions have new
+        # leaders ("node lookup for partition N failed"): asked again.
+        state = await apoll(
+            lambda: object_state(self.admin, self.service, "seqs"),
+            what=f"{self.service} state through {self.admin_url}",
+            timeout=60,
+            interval=0.5,
+            until=lambda _: True,
+            retry_on=(AdminApiError, httpx.HTTPError),
+        )
         return {k: v for k, v in state.items() if k.startswith(self.run)}
 
     async def applied_count(self) -> int:
@@ -128,20 +145,35 @@ bindings:
         group = self.spec.bindings[0].consumer_group
         return sum(p.lag for p in await asyncio.to_thread(admin.group_lag, group, self.topic))
 
+    def produce_paced(self, records: int, rate: float, chunk: int = 50) -> float:
+        """Produce `records` at about `rate` per second (chunks on a wall-clock schedule, so a
+        chunk held up by a broker loss is followed by a catch-up); returns when the last was
+        acknowledged."""
+        began = time.monotonic()
+        for first in range(0, records, chunk):
+            if self.stop_producing.is_set():
+                break
+            due = began + first / rate
+            if (ahead := due - time.monotonic()) > 0:
+                time.sleep(ahead)  # pacing the load, not waiting for a condition
+            self.produce(range(first, min(first + chunk, records)))
+        return time.monotonic()
+
     async def stream_with_fault(
         self,
         name: str,
         records: int,
+        rate: float,
         fault: Callable[[], Awaitable[None]],
         recover: Callable[[], Awaitable[None]],
     ) -> Row:
-        """Produce the first half, start applying, run `fault` at a third applied, produce the
-        second half while faulted, `recover`, then wait until all is applied and committed."""
-        half = records // 2
-        await asyncio.to_thread(self.produce, range(half))
+        """Records flow at `rate` per second (below what the binding drains, so applied
+        progress follows production and a stall shows); at a third applied, `fault`, then
+        `recover`; then wait until all is applied and the group committed to the end."""
         progress = Progress(self.applied_count)
         stop = asyncio.Event()
         sampler = asyncio.create_task(progress.run(stop))
+        producer = asyncio.create_task(asyncio.to_thread(self.produce_paced, records, rate))
         try:
             await wait_until(
                 self.applied_count,
@@ -150,10 +182,9 @@ bindings:
                 interval=0.1,
                 describe=lambda n: f"{n} applied before the fault",
             )
-            faulted = time.monotonic()
             await fault()
-            await asyncio.to_thread(self.produce, range(half, records))
             await recover()
+            produced = await producer
             await wait_until(
                 self.applied_count,
                 lambda n: n >= records,
@@ -168,10 +199,13 @@ bindings:
         finally:
             stop.set()
             await sampler
+            # On a failure: the thread stops after its chunk, before the engines go away.
+            self.stop_producing.set()
+            await asyncio.wait([producer])
         final = await self.applied()
         lost = sum(len(set(want) - set(final.get(k, []))) for k, want in self.expected.items())
         twice = sum(len(v) - len(set(v)) for v in final.values())
-        row = Row(name, records, lost, twice, progress.stall(drained), drained - faulted)
+        row = Row(name, records, lost, twice, progress.stall(drained), max(0.0, drained - produced))
         ROWS.append(row)
         print(f"\n{Row.HEADER}\n{row.line()}")
         assert (lost, twice) == (0, 0), row.line()

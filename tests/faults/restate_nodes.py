@@ -127,10 +127,6 @@ class RestateNodes:
         os.killpg(process.pid, signal.SIGKILL)
         process.stop(5.0)  # reaps
 
-    def restart(self, i: int) -> None:
-        self.start_node(i)
-        self.wait_healthy([i])
-
     def stop(self) -> None:
         # All at once: stopped one by one, the last lose their metadata quorum and hang.
         running = [n.process for n in self.nodes.values() if n.process is not None]

@@ -20,7 +20,7 @@ from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
 from restate_stream.stack.kafka_cluster import KafkaCluster
 from restate_stream.stack.restate import RestateServer
-from restate_stream.testing import drop_cluster
+from restate_stream.testing import drop_cluster, wait_until
 from tests.faults.flow import Case, kill_worker
 
 pytestmark = pytest.mark.faults
@@ -44,8 +44,17 @@ async def run_case(
     records: int,
     batch: str | None,
     kill: str,
+    rate: float,
 ) -> None:
-    case = Case(kafka, (restate.admin_url, restate.ingress_url), admin, tmp, batch=batch)
+    case = Case(
+        kafka,
+        (restate.admin_url, restate.ingress_url),
+        admin,
+        tmp,
+        batch=batch,
+        # Restate retries a call to a dead worker with backoff up to 10 s by default.
+        retry="{initial_interval: 100ms, max_interval: 1s}",
+    )
     worker = case.start_worker()
     try:
         _, report = await apply_bindings(case.spec, admin)
@@ -65,11 +74,21 @@ async def run_case(
         async def recover() -> None:
             nonlocal worker
             if kill == "broker":
-                await asyncio.to_thread(kafka.restart, victim)
+                # Down until the cluster has noticed (fenced it, moved its leaderships).
+                await wait_until(
+                    lambda: asyncio.to_thread(kafka.broker_ids),
+                    lambda ids: victim not in ids,
+                    timeout=60,
+                    describe=lambda ids: f"brokers {sorted(ids)}",
+                )
+                # Started from the loop's thread: a node started from a pool thread gets SIGTERM
+                # when that thread exits (PR_SET_PDEATHSIG is per thread).
+                kafka.restart(victim, wait=False)
+                await asyncio.to_thread(kafka.wait_brokers, {1, 2, 3})
             else:
-                worker = await asyncio.to_thread(case.start_worker)
+                worker = case.start_worker()  # the loop's thread, for the same reason
 
-        await case.stream_with_fault(name, records, fault, recover)
+        await case.stream_with_fault(name, records, rate, fault, recover)
         if kill == "broker":
             # The restarted broker caught up: every replica back in sync.
             await asyncio.to_thread(kafka.wait_in_sync, [case.topic, "__consumer_offsets"])
@@ -83,7 +102,8 @@ async def test_record_binding_survives_a_broker_sigkill(
 ) -> None:
     await run_case(
         kafka_cluster, restate_server, admin, tmp_path,
-        name="per-record binding, SIGKILL a Kafka broker", records=6_000, batch=None, kill="broker",
+        name="per-record binding, SIGKILL a Kafka broker", records=6_000,
+        rate=250, batch=None, kill="broker",
     )  # fmt: skip
 
 
@@ -92,7 +112,8 @@ async def test_record_binding_survives_a_worker_sigkill(
 ) -> None:
     await run_case(
         kafka_cluster, restate_server, admin, tmp_path,
-        name="per-record binding, SIGKILL the worker", records=6_000, batch=None, kill="worker",
+        name="per-record binding, SIGKILL the worker", records=6_000,
+        rate=250, batch=None, kill="worker",
     )  # fmt: skip
 
 
@@ -101,7 +122,7 @@ async def test_batched_binding_survives_a_broker_sigkill(
 ) -> None:
     await run_case(
         kafka_cluster, restate_server, admin, tmp_path,
-        name="batched binding (500), SIGKILL a Kafka broker", records=20_000,
+        name="batched binding (500), SIGKILL a Kafka broker", records=20_000, rate=1_000,
         batch="{max_records: 500}", kill="broker",
     )  # fmt: skip
 
@@ -111,6 +132,6 @@ async def test_batched_binding_survives_a_worker_sigkill(
 ) -> None:
     await run_case(
         kafka_cluster, restate_server, admin, tmp_path,
-        name="batched binding (500), SIGKILL the worker", records=20_000,
+        name="batched binding (500), SIGKILL the worker", records=20_000, rate=1_000,
         batch="{max_records: 500}", kill="worker",
     )  # fmt: skip

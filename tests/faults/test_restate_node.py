@@ -44,6 +44,7 @@ async def test_record_binding_survives_a_restate_node_sigkill(
             tmp_path,
             batch=None,
             options={"session.timeout.ms": "6000", "heartbeat.interval.ms": "1500"},
+            retry="{initial_interval: 100ms, max_interval: 1s}",
         )
         worker = case.start_worker()
         try:
@@ -54,10 +55,13 @@ async def test_record_binding_survives_a_restate_node_sigkill(
                 await asyncio.to_thread(restate_nodes.kill, VICTIM)
 
             async def recover() -> None:
-                await asyncio.to_thread(restate_nodes.restart, VICTIM)
+                restate_nodes.start_node(
+                    VICTIM
+                )  # the loop's thread: PR_SET_PDEATHSIG is per thread
+                await asyncio.to_thread(restate_nodes.wait_healthy, [VICTIM])
 
             await case.stream_with_fault(
-                "per-record binding, SIGKILL a Restate node", 6_000, fault, recover
+                "per-record binding, SIGKILL a Restate node", 6_000, 250, fault, recover
             )
         finally:
             worker.stop()
