@@ -397,6 +397,11 @@ class KafkaCluster:
                         f"Kafka node {i} exited with code {node.process.returncode}; last lines "
                         f"of {node.log_path}:\n{tail(node.log_path)}"
                     )
+            # Each node serving (a node killed moments ago is still listed until it is fenced,
+            # so the cluster's view alone would pass before a restarted node listens).
+            for i in wanted:
+                if not accepts_connections(self.nodes[i].ports.broker):
+                    return False
             return self.broker_ids(sorted(wanted)) == wanted
 
         try:
