@@ -1,6 +1,6 @@
 """The Kafka-facing side of restate-stream: the only package that imports Kafka clients."""
 
-from connectors.admin import KafkaUnavailableError, PartitionLag, TopicAdmin
+from connectors.admin import KafkaUnavailableError, PartitionLag, Replicas, TopicAdmin
 from connectors.produce import ProduceError, Record, produce_records
 from connectors.producer import (
     AioKafkaProducer,
@@ -23,6 +23,7 @@ __all__ = [
     "ProduceFailed",
     "ProducerRecord",
     "Record",
+    "Replicas",
     "TopicAdmin",
     "create_producer",
     "produce_records",

@@ -41,6 +41,13 @@ class PartitionLag:
     lag: int
 
 
+@dataclass(frozen=True)
+class Replicas:
+    leader: int  # -1 while the partition has none (its leader died, no new one elected yet)
+    replicas: list[int]
+    isr: list[int]
+
+
 class TopicAdmin:
     """Topic and consumer-group administration for one Kafka cluster.
 
@@ -64,6 +71,30 @@ class TopicAdmin:
             raise KafkaUnavailableError(
                 f"no answer to a metadata request within {timeout:g}s: {exc}"
             ) from exc
+
+    def broker_ids(self, timeout: float = 2.0) -> set[int]:
+        """Ids of the brokers in the cluster's metadata (a fenced, i.e. dead, broker drops out).
+
+        Raises KafkaUnavailableError when no answer comes within `timeout`.
+        """
+        try:
+            return set(self._client.list_topics(timeout=timeout).brokers)
+        except KafkaException as exc:
+            raise KafkaUnavailableError(
+                f"no answer to a metadata request within {timeout:g}s: {exc}"
+            ) from exc
+
+    def partition_replicas(self, topic: str, timeout: float = 10.0) -> dict[int, Replicas]:
+        """Partition -> its leader, replicas and in-sync replicas (broker ids) of `topic`."""
+        metadata = self._client.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise KafkaUnavailableError(
+                f"no metadata for topic {topic!r}: {metadata.error if metadata else 'unknown'}"
+            )
+        return {
+            p: Replicas(m.leader, list(m.replicas), list(m.isrs))
+            for p, m in sorted(metadata.partitions.items())
+        }
 
     def topics(self, timeout: float = 10.0) -> dict[str, int]:
         """Topic name -> partition count, as the broker's metadata reports it."""

@@ -4,6 +4,10 @@
 # put in the cache.
 #
 #   deploy/restate-cluster/run-local.sh [start|stop|status]     (default: start)
+#   deploy/restate-cluster/run-local.sh kill-node N | start-node N   (one node: a crash, a rejoin)
+#
+# Recorded pids are not trusted alone: a pid is signalled only while /proc/<pid>/cmdline still
+# names that node's base dir (a pid file left by a crash may name a recycled pid).
 #
 # Settings (environment):
 #   CLUSTER_HOME   data, logs and pids       (default: ~/.cache/restate-stream/cluster)
@@ -30,7 +34,15 @@ server_bin() {
   "$python" -c 'from restate_stream.stack.install import restate_install as r; print(r().binary)'
 }
 
-pid_of() { cat "$home/node-$1/pid" 2>/dev/null || true; }
+recorded_pid() { cat "$home/node-$1/pid" 2>/dev/null || true; }
+# The recorded pid of node $1 if that process is still node $1's server, else nothing.
+pid_of() {
+  local pid
+  pid=$(recorded_pid "$1")
+  [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$home/node-$1/data" \
+    && echo "$pid"
+  return 0
+}
 alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
 answers() { curl -sf -o /dev/null --max-time 1 "$1"; }
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -80,6 +92,26 @@ start_node() {
   )
 }
 
+metadata_addresses() {
+  local i addresses="["
+  for i in "${nodes[@]}"; do addresses+="\"http://127.0.0.1:${fabric[i - 1]}/\","; done
+  echo "${addresses%,}]"
+}
+
+wait_healthy() {  # node, deadline (in $SECONDS)
+  local i=$1 deadline=$2 pid
+  pid=$(pid_of "$i")
+  until answers "http://127.0.0.1:${admin[i - 1]}/health" \
+    && answers "http://127.0.0.1:${ingress[i - 1]}/restate/health"; do
+    if ! alive "$pid"; then
+      tail -n 30 "$home/node-$i/restate.log" >&2
+      return 1
+    fi
+    ((SECONDS < deadline)) || return 1
+    sleep 0.5
+  done
+}
+
 cmd_start() {
   command -v curl >/dev/null || die "curl is needed to wait for the nodes"
   local bin i pid
@@ -91,29 +123,16 @@ cmd_start() {
   for port in "${fabric[@]}" "${admin[@]}" "${ingress[@]}"; do
     port_taken "$port" && die "port $port on 127.0.0.1 is in use; choose others (see the header)"
   done
-  local addresses="["
-  for i in "${nodes[@]}"; do addresses+="\"http://127.0.0.1:${fabric[i - 1]}/\","; done
-  addresses="${addresses%,}]"
   setup_offline
-  for i in "${nodes[@]}"; do start_node "$i" "$bin" "$addresses"; done
+  for i in "${nodes[@]}"; do start_node "$i" "$bin" "$(metadata_addresses)"; done
   echo "run-local: started 3 nodes from $bin; data and logs under $home"
 
   local deadline=$((SECONDS + 90))
   for i in "${nodes[@]}"; do
-    pid=$(pid_of "$i")
-    until answers "http://127.0.0.1:${admin[i - 1]}/health" \
-      && answers "http://127.0.0.1:${ingress[i - 1]}/restate/health"; do
-      if ! alive "$pid"; then
-        tail -n 30 "$home/node-$i/restate.log" >&2
-        cmd_stop
-        die "node $i exited while starting; log: $home/node-$i/restate.log"
-      fi
-      if ((SECONDS >= deadline)); then
-        cmd_stop
-        die "node $i not healthy after 90s; log: $home/node-$i/restate.log"
-      fi
-      sleep 0.5
-    done
+    if ! wait_healthy "$i" "$deadline"; then
+      cmd_stop
+      die "node $i exited or was not healthy within 90s; log: $home/node-$i/restate.log"
+    fi
   done
   for i in "${nodes[@]}"; do
     echo "node $i: admin http://127.0.0.1:${admin[i - 1]}  ingress" \
@@ -130,9 +149,9 @@ cmd_stop() {
     alive "$pid" && kill -TERM -- "-$pid" 2>/dev/null || true
   done
   for i in "${nodes[@]}"; do
+    for ((t = 0; t < 100; t++)); do [[ -n "$(pid_of "$i")" ]] || break; sleep 0.2; done
     pid=$(pid_of "$i")
-    for ((t = 0; t < 100; t++)); do alive "$pid" || break; sleep 0.2; done
-    if alive "$pid"; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
+    if [[ -n "$pid" ]]; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
     rm -f "$home/node-$i/pid"
   done
   echo "run-local: stopped"
@@ -143,7 +162,12 @@ cmd_status() {
   for i in "${nodes[@]}"; do
     pid=$(pid_of "$i")
     if ! alive "$pid"; then
-      echo "node $i: down"; code=1
+      if [[ -n "$(recorded_pid "$i")" ]]; then
+        echo "node $i: down (stale pid file: pid $(recorded_pid "$i") is not this node)"
+      else
+        echo "node $i: down"
+      fi
+      code=1
     elif answers "http://127.0.0.1:${admin[i - 1]}/health"; then
       echo "node $i: healthy (pid $pid, admin ${admin[i - 1]})"
     else
@@ -153,9 +177,36 @@ cmd_status() {
   return $code
 }
 
+node_arg() {
+  [[ "${1:-}" =~ ^[123]$ ]] || die "which node? expected 1, 2 or 3, got '${1:-}'"
+}
+
+cmd_kill_node() {  # SIGKILL: a crash, for trying failover
+  node_arg "${1:-}"
+  local pid
+  pid=$(pid_of "$1")
+  [[ -n "$pid" ]] || die "node $1 is not running"
+  kill -KILL -- "-$pid"
+  rm -f "$home/node-$1/pid"
+  echo "run-local: node $1 killed (pid $pid)"
+}
+
+cmd_start_node() {  # one node back into the running cluster, same ports and data
+  node_arg "${1:-}"
+  local bin
+  [[ -z "$(pid_of "$1")" ]] || die "node $1 already runs (pid $(pid_of "$1"))"
+  bin=$(server_bin) || die "no restate-server: run \`restate-stream stack install\` or set SERVER_BIN"
+  setup_offline
+  start_node "$1" "$bin" "$(metadata_addresses)"
+  wait_healthy "$1" $((SECONDS + 90)) || die "node $1 not healthy within 90s; log: $home/node-$1/restate.log"
+  echo "run-local: node $1 healthy (pid $(pid_of "$1"))"
+}
+
 case "${1:-start}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) die "usage: $0 [start|stop|status]" ;;
+  kill-node) cmd_kill_node "${2:-}" ;;
+  start-node) cmd_start_node "${2:-}" ;;
+  *) die "usage: $0 [start|stop|status|kill-node N|start-node N]" ;;
 esac

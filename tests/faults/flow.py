@@ -1,0 +1,220 @@
+"""What every fault case does: records through a binding into per-key lists of sequence
+numbers, a fault mid-stream, recovery, then the count of lost and doubled records and the
+longest stall."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from connectors import Record, TopicAdmin, produce_records
+from restate_stream._util.poll import apoll
+from restate_stream._util.ports import free_ports
+from restate_stream.bindings import load_bindings
+from restate_stream.control.admin import AdminApiError, AdminClient
+from restate_stream.runtime.worker import WorkerProcess
+from restate_stream.stack.kafka_cluster import KafkaCluster
+from restate_stream.testing import object_state, wait_until
+from tests.faults.conftest import ROWS, Row
+
+REPO = Path(__file__).resolve().parents[2]
+APP = "tests.faults.seq_app:app"
+PARTITIONS, KEYS = 4, 100
+
+
+@dataclass
+class Progress:
+    """Samples the number of applied records while a case runs."""
+
+    probe: Callable[[], Awaitable[int]]
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.samples.append((time.monotonic(), await self.probe()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.25)
+
+    def stall(self, until: float) -> float:
+        """The longest time between two increases of the applied count (before `until`)."""
+        pairs = itertools.pairwise(self.samples)
+        rises = [t for (_, before), (t, n) in pairs if n > before and t <= until]
+        return max((b - a for a, b in itertools.pairwise(rises)), default=0.0)
+
+
+class Case:
+    """One binding (per record, or batched when `batch` is given) on its own topic, cluster
+    name and worker; `options` are the binding's subscription options."""
+
+    def __init__(
+        self,
+        kafka: KafkaCluster,
+        restate_urls: tuple[str, str],
+        admin: AdminClient,
+        tmp: Path,
+        *,
+        batch: str | None,
+        options: dict[str, str] | None = None,
+        retry: str | None = None,
+    ) -> None:
+        self.kafka, self.admin, self.tmp = kafka, admin, tmp
+        admin_url, ingress_url = restate_urls
+        self.admin_url = admin_url
+        self.run = uuid.uuid4().hex[:8]
+        self.topic = f"items-{self.run}"
+        self.service = "BatchLog" if batch else "SeqLog"
+        handler = "BatchLog/on_items" if batch else "SeqLog/on_item"
+        self.port = free_ports(1)[0]
+        self.bindings = tmp / "bindings.yaml"
+        self.bindings.write_text(
+            f"""\
+restate: {{admin_url: "{admin_url}", ingress_url: "{ingress_url}"}}
+kafka:
+  clusters:
+    c-{self.run}: {{bootstrap.servers: "{kafka.bootstrap_servers}"}}
+topics:
+  {self.topic}: {{cluster: c-{self.run}, partitions: {PARTITIONS}}}
+worker: {{app: "{APP}", uri: "http://127.0.0.1:{self.port}"}}
+bindings:
+  - name: {self.topic}
+    topic: {self.topic}
+    handler: {handler}
+    group: faults.{self.topic}
+"""
+            + (f"    batch: {batch}\n" if batch else "")
+            + (f"    options: {json.dumps(options)}\n" if options else "")
+            + (f"    retry: {retry}\n" if retry else "")
+        )
+        self.spec = load_bindings(self.bindings)
+        self.expected: dict[str, list[int]] = defaultdict(list)
+        self.workers = 0
+        self.stop_producing = threading.Event()
+
+    def start_worker(self) -> WorkerProcess:
+        self.workers += 1
+        worker = WorkerProcess(
+            APP,
+            self.tmp / f"worker-{self.workers}.log",
+            port=self.port,
+            cwd=REPO,
+            bindings=self.bindings,
+        )
+        worker.start(timeout=60)
+        return worker
+
+    def produce(self, seqs: range) -> None:
+        for s in seqs:
+            self.expected[f"{self.run}-k{s % KEYS}"].append(s)
+        produce_records(
+            self.kafka.bootstrap_servers,
+            self.topic,
+            (Record(f"{self.run}-k{s % KEYS}", json.dumps({"seq": s})) for s in seqs),
+        )
+
+    async def applied(self) -> dict[str, list[int]]:
+        # While a Restate node is down, a query can fail until its partitions have new
+        # leaders ("node lookup for partition N failed"): asked again.
+        state = await apoll(
+            lambda: object_state(self.admin, self.service, "seqs"),
+            what=f"{self.service} state through {self.admin_url}",
+            timeout=60,
+            interval=0.5,
+            until=lambda _: True,
+            retry_on=(AdminApiError, httpx.HTTPError),
+        )
+        return {k: v for k, v in state.items() if k.startswith(self.run)}
+
+    async def applied_count(self) -> int:
+        return sum(len(v) for v in (await self.applied()).values())
+
+    async def lag(self) -> int:
+        admin = TopicAdmin(self.kafka.bootstrap_servers)
+        group = self.spec.bindings[0].consumer_group
+        return sum(p.lag for p in await asyncio.to_thread(admin.group_lag, group, self.topic))
+
+    def produce_paced(self, records: int, rate: float, chunk: int = 50) -> float:
+        """Produce `records` at about `rate` per second (chunks on a wall-clock schedule, so a
+        chunk held up by a broker loss is followed by a catch-up); returns when the last was
+        acknowledged."""
+        began = time.monotonic()
+        for first in range(0, records, chunk):
+            if self.stop_producing.is_set():
+                break
+            due = began + first / rate
+            if (ahead := due - time.monotonic()) > 0:
+                time.sleep(ahead)  # pacing the load, not waiting for a condition
+            self.produce(range(first, min(first + chunk, records)))
+        return time.monotonic()
+
+    async def stream_with_fault(
+        self,
+        name: str,
+        records: int,
+        rate: float,
+        fault: Callable[[], Awaitable[None]],
+        recover: Callable[[], Awaitable[None]],
+    ) -> Row:
+        """Records flow at `rate` per second (below what the binding drains, so applied
+        progress follows production and a stall shows); at a third applied, `fault`, then
+        `recover`; then wait until all is applied and the group committed to the end."""
+        progress = Progress(self.applied_count)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(progress.run(stop))
+        producer = asyncio.create_task(asyncio.to_thread(self.produce_paced, records, rate))
+        try:
+            await wait_until(
+                self.applied_count,
+                lambda n: n >= records // 3,
+                timeout=240,
+                interval=0.1,
+                describe=lambda n: f"{n} applied before the fault",
+            )
+            await fault()
+            await recover()
+            produced = await producer
+            await wait_until(
+                self.applied_count,
+                lambda n: n >= records,
+                timeout=300,
+                interval=0.5,
+                describe=lambda n: f"{n}/{records} applied",
+            )
+            drained = min(
+                (t for t, n in progress.samples if n >= records), default=time.monotonic()
+            )
+            await wait_until(self.lag, lambda n: n == 0, timeout=120, describe=lambda n: f"lag {n}")
+        finally:
+            stop.set()
+            await sampler
+            # On a failure: the thread stops after its chunk, before the engines go away.
+            self.stop_producing.set()
+            await asyncio.wait([producer])
+        final = await self.applied()
+        lost = sum(len(set(want) - set(final.get(k, []))) for k, want in self.expected.items())
+        twice = sum(len(v) - len(set(v)) for v in final.values())
+        row = Row(name, records, lost, twice, progress.stall(drained), max(0.0, drained - produced))
+        ROWS.append(row)
+        print(f"\n{Row.HEADER}\n{row.line()}")
+        assert (lost, twice) == (0, 0), row.line()
+        for key, seqs in self.expected.items():
+            assert final[key] == seqs, f"{key}: records applied out of order"
+        return row
+
+
+def kill_worker(worker: WorkerProcess) -> None:
+    assert worker.process is not None
+    os.killpg(worker.process.pid, signal.SIGKILL)
+    worker.stop()  # reaps; the group is already gone

@@ -1,0 +1,68 @@
+"""SIGKILL one node of the 3-node Restate cluster (deploy/restate-cluster, replication 2) while
+records flow from the 3-broker Kafka through a per-record binding; restart it. The binding sets
+librdkafka's session.timeout.ms: the Restate consumer on the killed node holds its Kafka
+partitions until the group coordinator gives up on it (45 s by default)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from restate_stream.control.admin import AdminClient
+from restate_stream.control.apply import apply_bindings
+from restate_stream.stack.kafka_cluster import KafkaCluster
+from restate_stream.testing import drop_cluster
+from tests.faults.flow import Case
+from tests.faults.restate_nodes import RestateNodes
+
+pytestmark = pytest.mark.faults
+VICTIM = 3  # not node 1, whose admin API the test talks to
+
+
+@pytest.fixture
+def restate_nodes(tmp_path: Path) -> Iterator[RestateNodes]:
+    nodes = RestateNodes(tmp_path / "restate")
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+async def test_record_binding_survives_a_restate_node_sigkill(
+    kafka_cluster: KafkaCluster, restate_nodes: RestateNodes, tmp_path: Path
+) -> None:
+    first = restate_nodes.nodes[1]
+    async with AdminClient(first.admin_url) as admin:
+        case = Case(
+            kafka_cluster,
+            (first.admin_url, first.ingress_url),
+            admin,
+            tmp_path,
+            batch=None,
+            options={"session.timeout.ms": "6000", "heartbeat.interval.ms": "1500"},
+            retry="{initial_interval: 100ms, max_interval: 1s}",
+        )
+        worker = case.start_worker()
+        try:
+            _, report = await apply_bindings(case.spec, admin)
+            assert report.ok, report.render()
+
+            async def fault() -> None:
+                await asyncio.to_thread(restate_nodes.kill, VICTIM)
+
+            async def recover() -> None:
+                restate_nodes.start_node(
+                    VICTIM
+                )  # the loop's thread: PR_SET_PDEATHSIG is per thread
+                await asyncio.to_thread(restate_nodes.wait_healthy, [VICTIM])
+
+            await case.stream_with_fault(
+                "per-record binding, SIGKILL a Restate node", 6_000, 250, fault, recover
+            )
+        finally:
+            worker.stop()
+            await drop_cluster(admin, f"c-{case.run}")
