@@ -21,6 +21,7 @@ from restate_stream.runtime.logs import LOG_FORMATS
 from restate_stream.runtime.serving import DEFAULT_SERVER, SERVERS, ServerName
 from restate_stream.runtime.worker import WorkerProcess, WorkerStartError, serve_forever
 from restate_stream.stack import LocalStack, StackError, StackPorts
+from restate_stream.ui.server import BackgroundDashboard, url
 
 
 def _worker_port(uri: str) -> int:
@@ -136,6 +137,18 @@ def _loopback_port(address: str) -> int | None:
     return None
 
 
+def _dashboard(file: Path, wait: float) -> BackgroundDashboard:
+    """`restate-stream ui` for the file, on a free loopback port (dev's panel)."""
+    from restate_stream.ui import LiveSource, create_app
+    from restate_stream.ui.guard import Guard, allowed_hosts
+
+    port = free_ports(1)[0]
+    app = create_app(LiveSource(file, wait=wait), Guard(allowed_hosts(LOOPBACK, port)))
+    dashboard = BackgroundDashboard(app, LOOPBACK, port)
+    dashboard.start()
+    return dashboard
+
+
 def dev_ports(spec: BindingsFile, file: Path, flags: dict[str, int | None]) -> StackPorts:
     """The ports the file points at (dev runs the engines the file names), flags filling in."""
     from_file: dict[str, tuple[int | None, str]] = {
@@ -187,6 +200,7 @@ def dev(file: Path, wait: float, home: Path, ports: dict[str, int | None]) -> in
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    dashboard: BackgroundDashboard | None = None
     try:
         process.start()
         say(f"worker: serving {spec.worker.app} at {process.uri}")
@@ -194,6 +208,8 @@ def dev(file: Path, wait: float, home: Path, ports: dict[str, int | None]) -> in
         code = asyncio.run(apply_file(spec, wait=wait))
         if code != 0:
             return code
+        dashboard = _dashboard(file, wait)
+        say(f"dev: dashboard at {url(LOOPBACK, dashboard.port)}")
         say(("dev: running", "bold green"), "; Ctrl-C stops the worker and the engines")
         logs = {
             "worker": process.log_path,
@@ -213,6 +229,8 @@ def dev(file: Path, wait: float, home: Path, ports: dict[str, int | None]) -> in
         pass
     finally:
         say("dev: stopping")
+        if dashboard is not None:
+            dashboard.stop()
         process.stop()
         stack.stop()
         say("dev: stopped (worker, Restate and Kafka)")

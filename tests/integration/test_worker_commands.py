@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import signal
 import subprocess
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,13 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
     assert port_is_free(port), "the worker's processes outlived SIGTERM"
 
 
+def read_page(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as page:
+        assert page.status == 200
+        text: str = page.read().decode()
+        return text
+
+
 async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     ports = StackPorts.free()
     worker_port = free_ports(1)[0]
@@ -165,6 +174,10 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     try:
         running = output.until(lambda line: "dev: running" in line, timeout=180)
         assert running is not None, "".join(output.lines)
+        board = next((line for line in output.lines if "dev: dashboard at " in line), "")
+        board_url = board.split("dev: dashboard at ", 1)[-1].strip()
+        page = await asyncio.to_thread(read_page, board_url)  # dev's dashboard panel
+        assert topic in page, page[:2000]
         produce_json(
             f"127.0.0.1:{ports.kafka}",
             topic,
