@@ -16,7 +16,7 @@ from restate_stream.control.apply import apply_bindings
 from restate_stream.stack.kafka_cluster import KafkaCluster
 from restate_stream.testing import drop_cluster
 from tests.faults.flow import Case
-from tests.faults.restate_nodes import RestateNodes
+from tests.restate_nodes import RestateNodes
 
 pytestmark = pytest.mark.faults
 VICTIM = 3  # not node 1, whose admin API the test talks to

@@ -8,12 +8,10 @@ read back through the SQL of another node.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,74 +25,16 @@ from restate_stream.control.admin import AdminApiError, AdminClient
 from restate_stream.stack.install import install_restate
 from restate_stream.stack.offline import offline_launcher
 from restate_stream.testing import object_state, serve_app, wait_until
+from tests.restate_nodes import CLUSTER_DIR
+from tests.restate_nodes import RestateNode as Node
 
 pytestmark = pytest.mark.engines
 
-CLUSTER_DIR = Path(__file__).resolve().parents[2] / "deploy/restate-cluster"
 NODES = (1, 2, 3)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as the script's `set -a; . file` reads them (no quoting used there)."""
-    env = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            env[key] = value
-    return env
-
-
-@dataclass
-class Node:
-    index: int
-    fabric: int
-    admin: int
-    ingress: int
-    home: Path
-    process: ManagedProcess | None = None
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.admin}"
-
-    @property
-    def ingress_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.ingress}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.home / "restate.log"
-
-    def environment(self, metadata_addresses: list[str]) -> dict[str, str]:
-        return {
-            **read_env_file(CLUSTER_DIR / f"node-{self.index}.env"),
-            # What run-local.sh overrides to put the three nodes on one loopback interface.
-            "RESTATE_BIND_IP": LOOPBACK,
-            "RESTATE_LISTEN_MODE": "tcp",
-            "RESTATE_BIND_PORT": str(self.fabric),
-            "RESTATE_ADMIN__BIND_PORT": str(self.admin),
-            "RESTATE_INGRESS__BIND_PORT": str(self.ingress),
-            "RESTATE_ADVERTISED_ADDRESS": f"http://{LOOPBACK}:{self.fabric}/",
-            "RESTATE_METADATA_CLIENT__ADDRESSES": json.dumps(metadata_addresses),
-            "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
-            "RESTATE_DISABLE_TELEMETRY": "true",
-            # 3 servers share 2 cores here: fewer partition processors start sooner.
-            "RESTATE_DEFAULT_NUM_PARTITIONS": "4",
-        }
 
 
 def logs(nodes: list[Node]) -> str:
     return "\n".join(f"--- node {n.index} ({n.log_path}):\n{tail(n.log_path, 25)}" for n in nodes)
-
-
-def healthy(node: Node) -> bool:
-    try:
-        admin = httpx.get(f"{node.admin_url}/health", timeout=1.0)
-        ingress = httpx.get(f"{node.ingress_url}/restate/health", timeout=1.0)
-    except httpx.HTTPError:
-        return False
-    return admin.status_code == 200 and ingress.status_code == 200
 
 
 def metadata_members(node: Node) -> set[int]:
@@ -115,7 +55,7 @@ def wait_for_cluster(nodes: list[Node], timeout: float = 60.0) -> None:
                 pytest.fail(
                     f"node {node.index} exited with {node.process.returncode}\n{logs(nodes)}"
                 )
-        if all(healthy(n) for n in nodes) and metadata_members(nodes[0]) == set(NODES):
+        if all(n.healthy() for n in nodes) and metadata_members(nodes[0]) == set(NODES):
             return
         if time.monotonic() > deadline:
             pytest.fail(f"the cluster was not healthy within {timeout:.0f}s\n{logs(nodes)}")

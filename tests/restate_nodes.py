@@ -1,5 +1,6 @@
-"""The 3-node Restate cluster of deploy/restate-cluster on free loopback ports, with one node
-killed and restarted (the overrides are run-local.sh's, as in test_restate_cluster.py)."""
+"""The 3-node Restate cluster of deploy/restate-cluster on free loopback ports, as
+run-local.sh starts it (its overrides), for the cluster test and the fault suite: nodes can
+be killed and restarted one by one."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from restate_stream._util.process import ManagedProcess, tail
 from restate_stream.stack.install import restate_install
 from restate_stream.stack.offline import offline_launcher
 
-CLUSTER_DIR = Path(__file__).resolve().parents[2] / "deploy/restate-cluster"
+CLUSTER_DIR = Path(__file__).resolve().parents[1] / "deploy/restate-cluster"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -51,6 +52,23 @@ class RestateNode:
     @property
     def log_path(self) -> Path:
         return self.home / "restate.log"
+
+    def environment(self, metadata_addresses: list[str]) -> dict[str, str]:
+        return {
+            **read_env_file(CLUSTER_DIR / f"node-{self.index}.env"),
+            # What run-local.sh overrides to put the three nodes on one loopback interface.
+            "RESTATE_BIND_IP": LOOPBACK,
+            "RESTATE_LISTEN_MODE": "tcp",
+            "RESTATE_BIND_PORT": str(self.fabric),
+            "RESTATE_ADMIN__BIND_PORT": str(self.admin),
+            "RESTATE_INGRESS__BIND_PORT": str(self.ingress),
+            "RESTATE_ADVERTISED_ADDRESS": f"http://{LOOPBACK}:{self.fabric}/",
+            "RESTATE_METADATA_CLIENT__ADDRESSES": json.dumps(metadata_addresses),
+            "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+            "RESTATE_DISABLE_TELEMETRY": "true",
+            # 3 servers share 2 cores here: fewer partition processors start sooner.
+            "RESTATE_DEFAULT_NUM_PARTITIONS": "4",
+        }
 
     def healthy(self) -> bool:
         try:
@@ -87,19 +105,7 @@ class RestateNodes:
                 str(node.home / "data"),
             ],
             node.log_path,
-            env={
-                **read_env_file(CLUSTER_DIR / f"node-{i}.env"),
-                "RESTATE_BIND_IP": LOOPBACK,
-                "RESTATE_LISTEN_MODE": "tcp",
-                "RESTATE_BIND_PORT": str(node.fabric),
-                "RESTATE_ADMIN__BIND_PORT": str(node.admin),
-                "RESTATE_INGRESS__BIND_PORT": str(node.ingress),
-                "RESTATE_ADVERTISED_ADDRESS": f"http://{LOOPBACK}:{node.fabric}/",
-                "RESTATE_METADATA_CLIENT__ADDRESSES": json.dumps(addresses),
-                "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
-                "RESTATE_DISABLE_TELEMETRY": "true",
-                "RESTATE_DEFAULT_NUM_PARTITIONS": "4",
-            },
+            env=node.environment(addresses),
             cwd=node.home,
         )
         node.process.start()
