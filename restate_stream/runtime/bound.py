@@ -82,6 +82,7 @@ _ATTEMPTS_REMEMBERED = 10_000
 TOMBSTONE_ERROR = "Tombstone"
 # Formats in which no value is encoded as zero bytes: there an empty body is a tombstone.
 _EMPTY_IS_TOMBSTONE = frozenset({"json", "avro"})
+_UNPARSED: Any = object()  # no JSON parsed ahead (None is a parsed JSON null)
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
 
@@ -190,37 +191,47 @@ class BoundHandler:
 
     async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
         if not tracing.enabled():
-            return await self._process(ctx, raw)
-        headers = ctx.request().headers
-        with tracing.invocation_span(
-            self.binding.name,
-            KafkaCoordinates.from_headers(headers),
-            invocation_id=ctx.request().id,
-            envelope_traceparent=self._envelope_traceparent(raw),
-            restate_headers=headers,
-        ):
-            return await self._process(ctx, raw)
-
-    def _envelope_traceparent(self, raw: bytes) -> str | None:
-        """The traceparent of the record's CloudEvents envelope (read before the span opens,
-        so the span can continue the publisher's trace); None if there is none."""
-        if not raw or not isinstance(self.codec, JsonCodec):
-            return None
-        try:
-            return envelope_traceparent(self.codec.parse(raw))
-        except DecodeError:
-            return None  # the record is dead-lettered inside the span
-
-    async def _process(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
+            return await self._process_record(ctx, raw)
         headers = ctx.request().headers
         coords = KafkaCoordinates.from_headers(headers)
+        parsed = self._parse_json(raw)
+        with tracing.invocation_span(
+            self.binding.name,
+            coords,
+            invocation_id=ctx.request().id,
+            envelope_traceparent=None if parsed is _UNPARSED else envelope_traceparent(parsed),
+            restate_headers=headers,
+        ):
+            return await self._process_record(ctx, raw, parsed, coords)
+
+    def _parse_json(self, raw: bytes) -> Any:
+        """A JSON record parsed before the span opens, so the span can continue the trace of
+        its CloudEvents envelope (and decoding does not parse it again); _UNPARSED if the
+        binding's format is not JSON or the record does not parse (it is dead-lettered
+        inside the span)."""
+        if not raw or not isinstance(self.codec, JsonCodec):
+            return _UNPARSED
+        try:
+            return self.codec.parse(raw)
+        except DecodeError:
+            return _UNPARSED
+
+    async def _process_record(
+        self,
+        ctx: restate.ObjectContext,
+        raw: bytes,
+        parsed: Any = _UNPARSED,
+        coords: KafkaCoordinates | None = None,
+    ) -> Any:
+        headers = ctx.request().headers
+        coords = coords or KafkaCoordinates.from_headers(headers)
         set_handling(self.binding.name, coords)  # log lines name the binding and record
         redrive_of = LetterRef.from_header(headers.get(REDRIVE_OF_HEADER))
         invocation = ctx.request().id
         tombstone = not raw and self.binding.format in _EMPTY_IS_TOMBSTONE
         try:
-            with tracing.child_span("decode") if tracing.enabled() else nullcontext():
-                value, event_id, event_type = await self._decode(None if tombstone else raw)
+            with tracing.leaf_span("decode") if tracing.enabled() else nullcontext():
+                value, event_id, event_type = await self._decode(None if tombstone else raw, parsed)
         except DecodeError as exc:
             error = TOMBSTONE_ERROR if tombstone else "DecodeError"
             await self._dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
@@ -285,15 +296,19 @@ class BoundHandler:
         if tracing.enabled():
             tracing.set_outcome(trace.get_current_span(), decision, cause)
 
-    async def _decode(self, raw: bytes | None) -> tuple[Any, str | None, str | None]:
+    async def _decode(
+        self, raw: bytes | None, parsed: Any = _UNPARSED
+    ) -> tuple[Any, str | None, str | None]:
         """(value, event id, event type); None for a tombstone, which is the value None if
-        the handler admits it and a DecodeError otherwise."""
+        the handler admits it and a DecodeError otherwise. `parsed`: the JSON already parsed
+        from `raw`, if it was."""
         if raw is None:
             if self.takes_none:
                 return None, None, None
             raise DecodeError(tombstone_message(self.binding))
         if isinstance(self.codec, JsonCodec):
-            data, event_id, event_type = unwrap_cloudevent(self.codec.parse(raw))
+            document = self.codec.parse(raw) if parsed is _UNPARSED else parsed
+            data, event_id, event_type = unwrap_cloudevent(document)
             return self.codec.convert(data), event_id, event_type
         needs_io = getattr(self.codec, "needs_io", None)
         if needs_io is not None and needs_io(raw):

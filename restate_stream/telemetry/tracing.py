@@ -37,10 +37,18 @@ TRACEPARENT = "traceparent"
 _w3c = TraceContextTextMapPropagator()
 
 
+_checked: tuple[trace.TracerProvider, bool] | None = None
+
+
 def enabled() -> bool:
-    """Whether a tracer provider is configured (the API's default proxy traces nothing)."""
+    """Whether a tracer provider is configured (the API's default proxy traces nothing).
+    Asked several times per record: the answer is kept per provider."""
+    global _checked
     provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    if _checked is None or _checked[0] is not provider:
+        off = isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+        _checked = (provider, not off)
+    return _checked[1]
 
 
 _tracer: tuple[trace.TracerProvider, trace.Tracer] | None = None
@@ -76,6 +84,13 @@ def key_hash(key: bytes | None) -> str:
     return "" if key is None else hashlib.sha256(key).hexdigest()[:16]
 
 
+def _sampled_out() -> bool:
+    """Whether the current span is part of a trace that is not recorded (its head sampler
+    said no): its children would be dropped too, so they are not made."""
+    current = trace.get_current_span()
+    return current.get_span_context().is_valid and not current.is_recording()
+
+
 @contextlib.contextmanager
 def invocation_span(
     binding: str,
@@ -92,24 +107,27 @@ def invocation_span(
     links = []
     if from_envelope is not None and from_restate is not None:
         links.append(Link(trace.get_current_span(from_restate).get_span_context()))
-    attributes: dict[str, Any] = {
-        "messaging.system": "kafka",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": coords.topic,
-        "messaging.destination.partition.id": str(coords.partition),
-        "messaging.kafka.offset": coords.offset,
-        "messaging.batch.message_count": records,
-        "restate_stream.binding": binding,
-        "restate_stream.key_hash": key_hash(coords.key),
-        "restate.invocation.id": invocation_id,
-    }
     with tracer().start_as_current_span(
         f"process {coords.topic}",
         context=from_envelope or from_restate,
         kind=SpanKind.CONSUMER,
         links=links,
-        attributes=attributes,
     ) as span:
+        # Set after the sampler's decision: a sampled-out record costs no attribute work.
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": coords.topic,
+                    "messaging.destination.partition.id": str(coords.partition),
+                    "messaging.kafka.offset": coords.offset,
+                    "messaging.batch.message_count": records,
+                    "restate_stream.binding": binding,
+                    "restate_stream.key_hash": key_hash(coords.key),
+                    "restate.invocation.id": invocation_id,
+                }
+            )
         yield span
 
 
@@ -119,19 +137,21 @@ def batch_span(
 ) -> Iterator[Span]:
     """The span of one batched invocation (its records' count is set once decoded); its
     parent is the trace Restate propagates, if any."""
-    attributes: dict[str, Any] = {
-        "messaging.system": "kafka",
-        "messaging.operation.type": "process",
-        "restate_stream.binding": binding,
-        "restate_stream.key_hash": key_hash(object_key.encode()),
-        "restate.invocation.id": invocation_id,
-    }
     with tracer().start_as_current_span(
         f"process batch {binding}",
         context=_context(restate_headers.get(TRACEPARENT)),
         kind=SpanKind.CONSUMER,
-        attributes=attributes,
     ) as span:
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "restate_stream.binding": binding,
+                    "restate_stream.key_hash": key_hash(object_key.encode()),
+                    "restate.invocation.id": invocation_id,
+                }
+            )
         yield span
 
 
@@ -145,21 +165,43 @@ def set_outcome(span: Span, decision: str, cause: str | None = None) -> None:
 
 @contextlib.contextmanager
 def child_span(name: str, **attributes: Any) -> Iterator[Span]:
+    """A child of the current span, current while open (spans made inside are its
+    children); none in a sampled-out trace."""
+    if _sampled_out():
+        yield trace.get_current_span()
+        return
     with tracer().start_as_current_span(name, attributes=attributes) as span:
         yield span
 
 
 @contextlib.contextmanager
+def leaf_span(name: str) -> Iterator[Span]:
+    """A child of the current span that has no children of its own: not made current,
+    which saves the context switch in and out; none in a sampled-out trace."""
+    if _sampled_out():
+        yield trace.get_current_span()
+        return
+    with tracer().start_span(name) as span:  # ends it, recording an escaping exception
+        yield span
+
+
+@contextlib.contextmanager
 def publish_span(topic: str, records: int) -> Iterator[Span]:
-    attributes: dict[str, Any] = {
-        "messaging.system": "kafka",
-        "messaging.operation.type": "send",
-        "messaging.destination.name": topic,
-        "messaging.batch.message_count": records,
-    }
-    with tracer().start_as_current_span(
-        f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes
-    ) as span:
+    """A durable publish, current while open (its traceparent goes into the envelope);
+    a root span when there is no trace yet, none in a sampled-out trace."""
+    if _sampled_out():
+        yield trace.get_current_span()
+        return
+    with tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER) as span:
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": topic,
+                    "messaging.batch.message_count": records,
+                }
+            )
         yield span
 
 

@@ -6,33 +6,47 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import restate
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import SpanKind
 
 from connectors.producer import Delivery
-from restate_stream.runtime.event import KafkaCoordinates
+from restate_stream.bindings.loader import parse_bindings
+from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
 from restate_stream.runtime.formats import envelope_traceparent
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.telemetry import tracing
-from restate_stream.testing import MemoryContext, as_context
+from restate_stream.testing import BindingsKit, MemoryContext, as_context, bindings_yaml
 
 
-@pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+def _traced(monkeypatch: pytest.MonkeyPatch, sampler: Sampler) -> Iterator[InMemorySpanExporter]:
     """An SDK tracer for this test only (the global provider can be set once per process)."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(tracing, "tracer", lambda: provider.get_tracer("test"))
     monkeypatch.setattr(tracing, "enabled", lambda: True)
     yield exporter
     provider.shutdown()
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    yield from _traced(monkeypatch, ALWAYS_ON)
+
+
+@pytest.fixture
+def sampled_out(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """A head sampler that records no trace (as 99% of them with a 1% ratio)."""
+    yield from _traced(monkeypatch, ParentBased(ALWAYS_OFF))
 
 
 class Broker:
@@ -96,3 +110,69 @@ def test_an_invocation_continues_the_envelopes_trace_and_links_restates(
     assert attributes["restate_stream.outcome"] == "dead-lettered"
     assert attributes["restate_stream.key_hash"] == tracing.key_hash(b"acct") != "acct"
     assert finished.status.status_code == trace.StatusCode.ERROR
+
+
+counts = restate.VirtualObject("Counts")
+
+
+@counts.handler()
+async def count(ctx: restate.ObjectContext, event: KafkaEvent[dict[str, int]]) -> None:
+    total: int = await ctx.get("n") or 0
+    ctx.set("n", total + event.value["n"])
+
+
+def counts_kit() -> BindingsKit:
+    text = bindings_yaml(
+        clusters={"local": "127.0.0.1:9"},
+        bindings=[
+            {"name": "counts", "topic": "counts", "handler": "Counts/count", "dead_letter": "dlq"}
+        ],
+    )
+    return BindingsKit(parse_bindings(text, Path("bindings.yaml"), {}), [counts])
+
+
+async def test_a_record_is_a_process_span_with_decode_and_handler_children(
+    spans: InMemorySpanExporter,
+) -> None:
+    delivery = await counts_kit().deliver("counts", {"n": 2}, key="k", offset=7)
+    assert delivery.decision == "applied"
+    decode, handler, process = spans.get_finished_spans()
+    assert (decode.name, handler.name, process.name) == ("decode", "handler", "process counts")
+    for child in (decode, handler):
+        assert child.parent is not None and child.parent.span_id == process.context.span_id
+    attributes = dict(process.attributes or {})
+    assert attributes["messaging.kafka.offset"] == 7
+    assert attributes["restate_stream.outcome"] == "applied"
+
+
+async def test_a_record_that_does_not_decode_fails_its_decode_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    delivery = await counts_kit().deliver("counts", raw=b"{not json", key="k")
+    assert delivery.decision == "dead-lettered"
+    decode, process = spans.get_finished_spans()
+    assert decode.name == "decode" and decode.status.status_code == trace.StatusCode.ERROR
+    assert "DecodeError" in (decode.status.description or "")
+    assert dict(process.attributes or {})["restate_stream.cause"] == "DecodeError"
+
+
+async def test_a_sampled_out_record_makes_no_spans_and_publishes_its_unsampled_trace(
+    sampled_out: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delivery = await counts_kit().deliver("counts", {"n": 1}, key="k")
+    assert delivery.decision == "applied"
+    broker = Broker()
+    monkeypatch.setattr(Publisher, "_producer", lambda self: broker)
+    coords = KafkaCoordinates("counts", 0, 1, None, b"k", None)
+    with tracing.invocation_span(
+        "counts", coords, invocation_id="inv_1", envelope_traceparent=None, restate_headers={}
+    ) as span:
+        assert not span.is_recording()
+        await Publisher({}).publish(as_context(MemoryContext()), "out", "k", {"a": 1})
+    assert sampled_out.get_finished_spans() == ()
+    # The consumer continues the trace as unsampled rather than starting (and sampling) its own.
+    traceparent = envelope_traceparent(json.loads(broker.values[0]))
+    assert traceparent is not None
+    _, trace_id, _, flags = traceparent.split("-")
+    assert int(trace_id, 16) == span.get_span_context().trace_id
+    assert int(flags, 16) & trace.TraceFlags.SAMPLED == 0
