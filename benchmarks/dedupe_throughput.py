@@ -18,17 +18,15 @@ import asyncio
 import os
 import statistics
 import tempfile
-import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import restate
 
 from benchmarks.common import machine
+from benchmarks.e2e_throughput import restate_rate
 from connectors import Record, TopicAdmin, produce_records
-from restate_stream._util.poll import apoll
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.runtime.bound import DEDUPE_WINDOW
 from restate_stream.runtime.formats import cloudevent
@@ -84,44 +82,6 @@ def produce_round(bootstrap: str, topic: str, records: int, keys: int, partition
     )
 
 
-async def drain_rate(admin: AdminClient, topic: str, side: str, expected: int) -> float:
-    """Records/s from the first invocation created to the last completed."""
-    subscription = await admin.create_subscription(
-        f"kafka://bench/{topic}",
-        f"service://{SERVICE}/{side}",
-        {"auto.offset.reset": "earliest", "group.id": f"bench-{uuid.uuid4().hex}"},
-    )
-    where = f"invoked_by_subscription_id = {sql_literal(subscription.id)}"
-    count_sql = f"SELECT count(*) AS n FROM sys_invocation WHERE {where} AND status = 'completed'"
-    last_report = time.perf_counter()
-
-    async def completed() -> int:
-        nonlocal last_report
-        done: int = (await admin.query(count_sql))[0]["n"]
-        if time.perf_counter() - last_report > 10:
-            print(f"    ... {side}: {done}/{expected}", flush=True)
-            last_report = time.perf_counter()
-        return done
-
-    try:
-        await apoll(
-            completed,
-            until=lambda done: done >= expected,
-            what=f"{expected} completed invocations of {SERVICE}/{side} from {topic}",
-            timeout=COMPLETION_TIMEOUT,
-            interval=0.5,  # SQL costs Restate CPU
-        )
-        span = await admin.query(
-            f"SELECT min(created_at) AS first, max(completed_at) AS last FROM sys_invocation "
-            f"WHERE {where}"
-        )
-    finally:
-        await admin.delete_subscription(subscription.id)
-    first = datetime.fromisoformat(span[0]["first"])
-    last = datetime.fromisoformat(span[0]["last"])
-    return (expected - 1) / (last - first).total_seconds()
-
-
 async def state_footprint(admin: AdminClient) -> tuple[int, int]:
     """(state entries, bytes of keys and values) of one object: what eager state sends."""
     rows = await admin.query(
@@ -159,7 +119,9 @@ async def run(records: int, keys: int, rounds: int, partitions: int) -> None:
                     produce_round(stack.bootstrap_servers, topic, records, keys, partitions)
                     order = SIDES if r % 2 else tuple(reversed(SIDES))
                     for side in order:
-                        rate = await drain_rate(admin, topic, side, records)
+                        rate = await restate_rate(
+                            admin, "bench", topic, records, f"service://{SERVICE}/{side}"
+                        )
                         rates[side].append(rate)
                         print(
                             f"round {r}: dedupe {side:<3} {rate:>8,.0f} records/s "
