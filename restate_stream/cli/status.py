@@ -31,6 +31,8 @@ def _lag(s: BindingStatus) -> Text:
 
 
 def _invocations(s: BindingStatus) -> Text:
+    if s.invocations_error:
+        return Text(f"unknown ({s.invocations_error})", "red")
     if not s.invocations:
         return Text("none", "dim")
     styles = {"failed": "red", "backing-off": "yellow", "paused": "yellow", "succeeded": "green"}
