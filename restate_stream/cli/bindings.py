@@ -115,11 +115,14 @@ def validate(file: Path, no_app: bool) -> int:
 @click.command()
 @options.bindings_file
 @options.wait
+@options.admin_url
 @prune_option
 @refresh_option
-def plan(file: Path, wait: float, prune: bool, refresh_clusters: bool) -> int:
+def plan(
+    file: Path, wait: float, admin_url: str | None, prune: bool, refresh_clusters: bool
+) -> int:
     """Show what apply would change."""
-    spec = load_checked(file)
+    spec = options.pointed_at(load_checked(file), admin_url)
 
     async def run() -> Plan:
         async with admin_client(spec, wait) as admin:
@@ -132,36 +135,44 @@ def plan(file: Path, wait: float, prune: bool, refresh_clusters: bool) -> int:
 @click.command()
 @options.bindings_file
 @options.wait
+@options.admin_url
 @prune_option
 @refresh_option
-def apply(file: Path, wait: float, prune: bool, refresh_clusters: bool) -> int:
+def apply(
+    file: Path, wait: float, admin_url: str | None, prune: bool, refresh_clusters: bool
+) -> int:
     """Make Restate and Kafka match the file."""
-    spec = load_checked(file)
+    spec = options.pointed_at(load_checked(file), admin_url)
     return asyncio.run(apply_file(spec, wait=wait, prune=prune, refresh_clusters=refresh_clusters))
 
 
-def _pause_or_resume(file: Path, name: str, wait: float, paused: bool) -> int:
+def _pause_or_resume(
+    file: Path, name: str, wait: float, admin_url: str | None, paused: bool
+) -> int:
     if set_paused(file, name, paused):
         say(f"{file}: binding {name} now has paused: {str(paused).lower()}")
-    return asyncio.run(apply_file(load_checked(file), wait=wait, only=name))
+    spec = options.pointed_at(load_checked(file), admin_url)
+    return asyncio.run(apply_file(spec, wait=wait, only=name))
 
 
 @click.command()
 @click.argument("name")
 @options.bindings_file
 @options.wait
-def pause(name: str, file: Path, wait: float) -> int:
+@options.admin_url
+def pause(name: str, file: Path, wait: float, admin_url: str | None) -> int:
     """Stop consuming, keep the group: edits the file, then applies."""
-    return _pause_or_resume(file, name, wait, paused=True)
+    return _pause_or_resume(file, name, wait, admin_url, paused=True)
 
 
 @click.command()
 @click.argument("name")
 @options.bindings_file
 @options.wait
-def resume(name: str, file: Path, wait: float) -> int:
+@options.admin_url
+def resume(name: str, file: Path, wait: float, admin_url: str | None) -> int:
     """Continue consuming: edits the file, then applies."""
-    return _pause_or_resume(file, name, wait, paused=False)
+    return _pause_or_resume(file, name, wait, admin_url, paused=False)
 
 
 def render_unblock(report: UnblockReport) -> str:
@@ -196,14 +207,17 @@ def render_unblock(report: UnblockReport) -> str:
 @click.argument("name")
 @options.bindings_file
 @options.wait
+@options.admin_url
 @click.option(
     "--force-drop",
     is_flag=True,
     help="without a dead_letter topic: drop the blocked records (they are named first)",
 )
-def unblock_command(name: str, file: Path, wait: float, force_drop: bool) -> int:
+def unblock_command(
+    name: str, file: Path, wait: float, admin_url: str | None, force_drop: bool
+) -> int:
     """Move a binding past records its subscription cannot deliver (dead-lettered first)."""
-    spec = load_checked(file, check_app=False)
+    spec = options.pointed_at(load_checked(file, check_app=False), admin_url)
 
     async def run() -> UnblockReport:
         async with admin_client(spec, wait) as admin:

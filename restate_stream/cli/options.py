@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
+from restate_stream.bindings import BindingsFile, RestateSettings
 from restate_stream.stack import StackPorts, default_home
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +43,34 @@ def wait(f: F) -> F:
         show_default=True,
         help="seconds to retry an unreachable Restate admin API",
     )(f)
+
+
+def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            RestateSettings(admin_url=value)
+        except ValidationError:
+            raise click.BadParameter(f"{value!r} is not an http:// or https:// URL") from None
+    return value
+
+
+def admin_url(f: F) -> F:
+    """--admin-url: another admin API than the file's (a cluster's live node), file unedited."""
+    return click.option(
+        "--admin-url",
+        metavar="URL",
+        callback=_checked_url,
+        help="the Restate admin API to use instead of the file's restate.admin_url "
+        "(on a cluster: any live node's)",
+    )(f)
+
+
+def pointed_at(spec: BindingsFile, url: str | None) -> BindingsFile:
+    """`spec` with --admin-url, when given, in place of its restate.admin_url."""
+    if url is None:
+        return spec
+    restate = spec.restate.model_copy(update={"admin_url": url})
+    return dataclasses.replace(spec, restate=restate)
 
 
 def home(f: F) -> F:

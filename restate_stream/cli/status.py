@@ -31,6 +31,8 @@ def _lag(s: BindingStatus) -> Text:
 
 
 def _invocations(s: BindingStatus) -> Text:
+    if s.invocations_error:
+        return Text(f"unknown ({s.invocations_error})", "red")
     if not s.invocations:
         return Text("none", "dim")
     styles = {"failed": "red", "backing-off": "yellow", "paused": "yellow", "succeeded": "green"}
@@ -96,10 +98,11 @@ def render_text(statuses: list[BindingStatus]) -> str:
 @click.command()
 @options.bindings_file
 @options.wait
+@options.admin_url
 @options.as_json
-def status(file: Path, wait: float, as_json: bool) -> int:
+def status(file: Path, wait: float, admin_url: str | None, as_json: bool) -> int:
     """Lag and invocations per binding."""
-    spec = load_checked(file, check_app=False)
+    spec = options.pointed_at(load_checked(file, check_app=False), admin_url)
 
     async def run() -> list[BindingStatus]:
         async with admin_client(spec, wait) as admin:

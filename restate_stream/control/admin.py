@@ -2,11 +2,14 @@
 
 Restate answers errors as JSON `{"message", "restate_code"}`; they surface as AdminApiError
 with the HTTP status. While the server is still starting (connection refused, 503) requests
-are retried with backoff until a deadline, then AdminUnavailableError names the URL.
+are retried with backoff until a deadline, then AdminUnavailableError says in one line which
+URL did not answer and why (a dead node of a cluster: "... is not reachable: connection
+refused ..."); any other transport failure (a reset, a read timeout) is one too.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -112,8 +115,18 @@ class AdminClient:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
 
+        last: list[httpx.Response | httpx.HTTPError] = []  # what the final attempt saw
+
         async def send() -> httpx.Response:
-            return await self._http.request(method, path, json=json, params=params, headers=headers)
+            try:
+                response = await self._http.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except _NOT_SENT as exc:
+                last[:] = [exc]
+                raise
+            last[:] = [response]
+            return response
 
         try:
             # Not sent or 503 (still starting): safe to repeat; anything else is an answer.
@@ -128,8 +141,13 @@ class AdminClient:
                 retry_on=_NOT_SENT,
                 describe=lambda r: f"{r.status_code} {r.text[:200]}",
             )
-        except PollTimeout as exc:
-            raise AdminUnavailableError(f"{exc}; is the server running?") from None
+        except PollTimeout:
+            raise AdminUnavailableError(self._unavailable(method, path, last)) from None
+        except httpx.HTTPError as exc:  # sent, and no answer: not repeated (may have acted)
+            raise AdminUnavailableError(
+                f"Restate admin API at {self.admin_url} did not answer {method} {path}: "
+                f"{_reason(exc)}"
+            ) from exc
         if response.status_code >= 400:
             message, code = response.text, None
             try:
@@ -139,6 +157,25 @@ class AdminClient:
                 pass
             raise AdminApiError(method, str(response.url), response.status_code, message, code)
         return response
+
+    def _unavailable(
+        self, method: str, path: str, last: list[httpx.Response | httpx.HTTPError]
+    ) -> str:
+        """One line: which URL, what the last of the attempts saw, what to check."""
+        retried = f"retried for {self.startup_timeout:g}s"
+        seen = last[0] if last else None
+        if isinstance(seen, httpx.Response):
+            body = " ".join(seen.text.split())[:200]
+            return (
+                f"Restate admin API at {self.admin_url} answered {method} {path} with "
+                f"{seen.status_code} ({retried}): {body or 'no message'}; the server is "
+                "starting, or its cluster lost the nodes it needs"
+            )
+        reason = "no answer" if seen is None else _reason(seen)
+        return (
+            f"Restate admin API at {self.admin_url} is not reachable: {reason} ({retried}); "
+            "is the server running? Any live node of a Restate cluster serves the same admin API"
+        )
 
     # --- health ---------------------------------------------------------------------------
 
@@ -243,6 +280,16 @@ class AdminClient:
         )
         rows: list[dict[str, Any]] = response.json()["rows"]
         return rows
+
+
+def _reason(exc: BaseException) -> str:
+    """The OS's words for a failed connection ("connection refused"), else httpx's."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__
 
 
 def sql_literal(value: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from connectors import PartitionLag
 from restate_stream.bindings import Binding, BindingsFile
-from restate_stream.control.admin import AdminClient, sql_literal
+from restate_stream.control.admin import AdminApiError, AdminClient, sql_literal
 from restate_stream.control.blocked import BlockedPartition, find_blocked
 from restate_stream.control.plan import TopicAdminFactory, binding_key, by_binding_key
 from restate_stream.dlq import Entry, by_source_record, read_entries
@@ -31,6 +31,9 @@ class BindingStatus:
     lag_error: str | None = None
     invocations: dict[str, int] = field(default_factory=dict)
     stuck_keys: list[dict[str, Any]] = field(default_factory=list)
+    # Restate could not answer the invocations query (a cluster moving partitions off a dead
+    # node answers 500 "node lookup for partition N failed" for a few seconds).
+    invocations_error: str | None = None
     dead_letter_topic: str | None = None
     # Source records of this binding with dead letters: not yet resolved, and resolved by a
     # redrive (restate_stream.dlq); None while the topic cannot be read.
@@ -120,7 +123,13 @@ async def binding_statuses(
             except Exception as exc:  # shown next to the binding, like the lag
                 status.blocked_error = f"{type(exc).__name__}: {exc}"
         selection = _invocations_of(b, subs)
-        status.invocations, status.stuck_keys = await _invocations(admin, selection)
+        try:
+            status.invocations, status.stuck_keys = await _invocations(admin, selection)
+        except AdminApiError as exc:
+            if exc.status < 500:  # our query was wrong: a bug, not a state to show
+                raise
+            # Shown next to the binding, like the lag; the subscriptions were read.
+            status.invocations_error = f"{exc.status}: {' '.join(exc.message.split())}"
         if b.dead_letter is not None:
             status.dead_letter_topic = b.dead_letter
             where = (b.cluster, b.dead_letter)
