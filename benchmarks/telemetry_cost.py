@@ -1,7 +1,7 @@
 """What metrics and tracing cost on the unbatched path: the same bound counter drained through
 a Restate subscription by a worker without telemetry (the baseline), with /metrics, with
 /metrics plus OpenTelemetry traces of every invocation (spans for it, its decode and handler)
-exported over OTLP/HTTP to a local sink, and the same with 1% of traces sampled.
+exported over OTLP/HTTP to a local sink, and the same with 10% and 1% of traces sampled.
 
 One fresh local stack; each round starts a worker per candidate (rotating who goes first),
 registers it (the newest deployment takes the invocations), drains the topic through a new
@@ -31,7 +31,13 @@ from restate_stream.stack import LocalStack, StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SINK = "service://BenchBoundCounter/count"
-CANDIDATES = ("no telemetry", "metrics", "metrics + traces", "metrics + 1% traces")
+CANDIDATES = (
+    "no telemetry",
+    "metrics",
+    "metrics + traces",
+    "metrics + 10% traces",
+    "metrics + 1% traces",
+)
 
 
 class _OtlpSink(BaseHTTPRequestHandler):
@@ -54,8 +60,9 @@ def worker_for(candidate: str, home: Path, bindings: Path, otlp: str, r: int) ->
     env: dict[str, str] = {}
     if "traces" in candidate:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_SERVICE_NAME": "bench-worker"}
-    if candidate == "metrics + 1% traces":  # head sampling, as high volumes would run it
-        env |= {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"}
+    if "%" in candidate:  # head sampling, as high volumes would run it
+        ratio = str(float(candidate.split()[2].rstrip("%")) / 100)
+        env |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": ratio}
     return WorkerProcess(
         "benchmarks.apps:app",
         home / f"worker-{candidate.replace(' ', '')}-{r}.log",
@@ -74,6 +81,7 @@ async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
     otlp = f"http://{LOOPBACK}:{sink.server_address[1]}"
     rates: dict[str, list[float]] = {c: [] for c in CANDIDATES}
     worker_cpu: dict[str, list[float]] = {c: [] for c in CANDIDATES}
+    total_cpu: dict[str, list[float]] = {c: [] for c in CANDIDATES}  # worker + restate-server
     try:
         with LocalStack(home, StackPorts.free()) as stack:
             topic = "bench-telemetry"
@@ -90,18 +98,21 @@ async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
                         worker = worker_for(candidate, home, bindings, otlp, r)
                         worker.start()
                         try:
-                            assert worker.process is not None
+                            assert worker.process is not None and stack.restate.process
+                            groups = worker.process.pid, stack.restate.process.pid
                             await admin.register_deployment(worker.uri, force=True)
-                            before = group_cpu_seconds(worker.process.pid)
+                            before = [group_cpu_seconds(g) for g in groups]
                             rate = await restate_rate(admin, "bench", topic, records, SINK)
-                            spent = group_cpu_seconds(worker.process.pid) - before
+                            spent = [group_cpu_seconds(g) - before[i] for i, g in enumerate(groups)]
                         finally:
                             worker.stop()
                         rates[candidate].append(rate)
-                        worker_cpu[candidate].append(spent * 1000 / records)
+                        worker_cpu[candidate].append(spent[0] * 1000 / records)
+                        total_cpu[candidate].append(sum(spent) * 1000 / records)
                         print(
-                            f"round {r}: {candidate:<17} {rate:>8,.0f} records/s, worker CPU s "
-                            f"per 1,000: {worker_cpu[candidate][-1]:.2f} "
+                            f"round {r}: {candidate:<20} {rate:>8,.0f} records/s, worker CPU s "
+                            f"per 1,000: {worker_cpu[candidate][-1]:.2f}, with restate-server "
+                            f"{total_cpu[candidate][-1]:.2f} "
                             f"(load {os.getloadavg()[0]:.2f})",
                             flush=True,
                         )
@@ -116,11 +127,14 @@ async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
     print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     base = statistics.median(rates["no telemetry"])
+    base_cpu = statistics.median(total_cpu["no telemetry"])
     for candidate in CANDIDATES:
         median = statistics.median(rates[candidate])
+        cpu = statistics.median(total_cpu[candidate])
         print(
-            f"{candidate:<17} (median) {median:>8,.0f} records/s = {median / base:.3f} x no "
-            f"telemetry; worker CPU s per 1,000: {statistics.median(worker_cpu[candidate]):.2f}"
+            f"{candidate:<20} (median) {median:>8,.0f} records/s = {median / base:.3f} x no "
+            f"telemetry; CPU s per 1,000, worker: {statistics.median(worker_cpu[candidate]):.2f}, "
+            f"with restate-server: {cpu:.2f} = {cpu / base_cpu:.3f} x"
         )
     print(f"OTLP bytes received by the sink: {_OtlpSink.received:,}")
     expected = records * rounds * len(CANDIDATES)

@@ -4,9 +4,11 @@ be killed and restarted one by one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +80,14 @@ class RestateNode:
             return False
         return admin.status_code == 200 and ingress.status_code == 200
 
+    def metadata_members(self) -> set[int]:
+        """The metadata servers this node's cluster view lists; empty if it cannot answer."""
+        try:
+            response = httpx.get(f"{self.admin_url}/cluster-health", timeout=1.0)
+            return set(response.json()["metadata_cluster_health"]["members"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return set()
+
 
 class RestateNodes:
     def __init__(self, home: Path) -> None:
@@ -123,9 +133,15 @@ class RestateNodes:
         poll(ready, what=f"restate nodes {nodes} healthy", timeout=timeout)
 
     def start(self) -> None:
+        """All three, until each is healthy and node 1 lists all three metadata servers."""
         for i in self.nodes:
             self.start_node(i)
         self.wait_healthy(list(self.nodes))
+        poll(
+            lambda: self.nodes[1].metadata_members() == set(self.nodes),
+            what="all three nodes in the metadata quorum",
+            timeout=60,
+        )
 
     def kill(self, i: int) -> None:
         process = self.nodes[i].process
@@ -144,3 +160,14 @@ class RestateNodes:
         return "\n".join(
             f"--- {n.log_path} ---\n{tail(n.log_path, 25)}" for n in self.nodes.values()
         )
+
+
+@contextlib.contextmanager
+def running_cluster(home: Path) -> Iterator[RestateNodes]:
+    """The three nodes started and healthy; stopped, all of them, however the block ends."""
+    nodes = RestateNodes(home)
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()

@@ -4,13 +4,11 @@ by --admin-url) they work; pointed at the dead node each says so in one line."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from restate_stream.control.admin import AdminApiError, AdminClient, AdminUnavailableError
@@ -24,7 +22,7 @@ from restate_stream.testing import (
     wait_until,
 )
 from tests.integration.bindings_app import app
-from tests.restate_nodes import RestateNode, RestateNodes
+from tests.restate_nodes import RestateNode, RestateNodes, running_cluster
 
 pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]
@@ -37,20 +35,8 @@ CONSUMER = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1500"}
 
 @pytest.fixture
 def restate_nodes(tmp_path: Path) -> Iterator[RestateNodes]:
-    nodes = RestateNodes(tmp_path / "restate")
-    try:
-        nodes.start()
+    with running_cluster(tmp_path / "restate") as nodes:
         yield nodes
-    finally:
-        nodes.stop()
-
-
-def metadata_members(node: RestateNode) -> set[int]:
-    try:
-        response = httpx.get(f"{node.admin_url}/cluster-health", timeout=1.0)
-        return set(response.json()["metadata_cluster_health"]["members"])
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return set()
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -98,8 +84,6 @@ async def test_cli_with_one_restate_node_down(
     )
 
     try:
-        # All three in the metadata quorum first, so that it outlives the kill.
-        await wait_until(lambda: _members(first), lambda m: m == {1, 2, 3}, timeout=90)
         async with (
             AdminClient(first.admin_url) as admin_1,
             AdminClient(second.admin_url) as admin_2,
@@ -175,10 +159,6 @@ async def test_cli_with_one_restate_node_down(
     except BaseException as exc:
         exc.add_note(restate_nodes.logs_tail())
         raise
-
-
-async def _members(node: RestateNode) -> set[int]:
-    return await asyncio.to_thread(metadata_members, node)
 
 
 def _rows(status_output: str) -> dict[str, list[str]]:
