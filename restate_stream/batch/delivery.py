@@ -40,15 +40,15 @@ import aiohttp
 from connectors.group_consumer import GroupConsumer, PolledRecord
 from restate_stream.batch.objects import batch_object_key
 from restate_stream.batch.wire import encode_batch
-from restate_stream.bindings import Binding
+from restate_stream.bindings import SESSION_TIMEOUT_MS, Binding
 
 log = logging.getLogger("restate_stream.batch")
 
 REVOKE_DRAIN_TIMEOUT = 10.0
 MIN_RECORDS_IN_FLIGHT = 50_000
-# A member that died (SIGKILL, OOM) holds its partitions until its session times out: 10 s
-# instead of librdkafka's 45 s, so its partitions move to a live worker sooner.
-CONSUMER_PROPERTIES = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_000}
+# A member that died (SIGKILL, OOM) holds its partitions until its session times out: the
+# same 10 s as per-record bindings' subscriptions, so its partitions move to a live worker sooner.
+CONSUMER_PROPERTIES = {"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1_000}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from restate_stream.bindings.app_check import (
 from restate_stream.bindings.checked import load_checked
 from restate_stream.bindings.loader import load_bindings, parse_bindings, parse_duration
 from restate_stream.bindings.model import (
+    SESSION_TIMEOUT_MS,
     BatchSpec,
     Binding,
     BindingsError,
@@ -20,9 +21,11 @@ from restate_stream.bindings.model import (
     RetrySpec,
     TopicSpec,
     WorkerSpec,
+    subscription_consumer_defaults,
 )
 
 __all__ = [
+    "SESSION_TIMEOUT_MS",
     "AppImportError",
     "BatchSpec",
     "Binding",
@@ -42,4 +45,5 @@ __all__ = [
     "load_checked",
     "parse_bindings",
     "parse_duration",
+    "subscription_consumer_defaults",
 ]

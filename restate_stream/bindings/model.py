@@ -7,7 +7,7 @@ that checks made later, against the app or a live cluster, can point at the YAML
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
@@ -38,6 +38,7 @@ __all__ = [
     "GROUP_PREFIX",
     "MAX_BATCH_RECORDS",
     "MAX_BATCH_WAIT",
+    "SESSION_TIMEOUT_MS",
     "STARTS",
     "AvroWire",
     "BatchSpec",
@@ -53,12 +54,38 @@ __all__ = [
     "Start",
     "TopicSpec",
     "WorkerSpec",
+    "subscription_consumer_defaults",
 ]
 
 FORMATS: tuple[Format, ...] = get_args(Format)
 AVRO_WIRES: tuple[AvroWire, ...] = get_args(AvroWire)
 STARTS: tuple[Start, ...] = get_args(Start)
 GROUP_PREFIX = "restate-stream."  # default consumer group of a binding: this + its name
+
+# A consumer that dies without leaving its group (SIGKILL, OOM, a lost Restate node) holds its
+# partitions until the group coordinator's session for it times out: 10 s instead of
+# librdkafka's 45 s, for a per-record binding's Restate subscription and a batched binding's
+# own consumer alike. Lower risks rebalances when a live consumer misses heartbeats (a long GC
+# pause, a starved host); brokers refuse anything below group.min.session.timeout.ms (6 s).
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 3_000  # librdkafka's own default, and at most a third of the session
+
+
+def subscription_consumer_defaults(options: Mapping[str, str]) -> dict[str, str]:
+    """The consumer options restate-stream adds to a binding's Restate subscription unless its
+    `options:` set them (the caller merges `options` over these): the session timeout above,
+    and a heartbeat interval of 3 s or a third of the session timeout, whichever is shorter."""
+    defaults: dict[str, str] = {}
+    session = options.get("session.timeout.ms")
+    if session is None:
+        defaults["session.timeout.ms"] = str(SESSION_TIMEOUT_MS)
+    if "heartbeat.interval.ms" not in options:
+        try:
+            session_ms = SESSION_TIMEOUT_MS if session is None else int(session)
+        except ValueError:  # librdkafka reports the bad value when Restate creates the consumer
+            session_ms = SESSION_TIMEOUT_MS
+        defaults["heartbeat.interval.ms"] = str(max(1, min(HEARTBEAT_INTERVAL_MS, session_ms // 3)))
+    return defaults
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from connectors import TopicAdmin
-from restate_stream.bindings import Binding, BindingsFile
+from restate_stream.bindings import Binding, BindingsFile, subscription_consumer_defaults
 from restate_stream.control.admin import AdminClient, Deployment, KafkaCluster, Subscription
 
 REDACTED = "***"  # how Restate returns secret cluster properties
@@ -47,9 +47,13 @@ def by_binding_key(subscriptions: list[Subscription]) -> dict[tuple[str, str], l
 
 
 def subscription_options(binding: Binding) -> dict[str, str]:
+    """What a binding's subscription is created with: its pinned group, where a new group
+    starts, restate-stream's consumer defaults (a 10 s session), then the binding's `options:`,
+    which win over the defaults."""
     return {
         "group.id": binding.consumer_group,
         "auto.offset.reset": binding.start,
+        **subscription_consumer_defaults(binding.options),
         **binding.options,
     }
 
@@ -286,9 +290,14 @@ def _topic_changes(spec: BindingsFile, live: LiveState, plan: Plan) -> None:
             plan.unchanged.append(f"topic {topic.name}: exists ({existing} partitions)")
 
 
-def _same_subscription(live: Subscription, binding: Binding) -> bool:
+def _compared_options(live: Subscription, binding: Binding) -> tuple[dict[str, str], ...]:
     live_options = {k: v for k, v in live.options.items() if k not in _SERVER_OPTIONS}
     wanted = {k: v for k, v in subscription_options(binding).items() if k not in _SERVER_OPTIONS}
+    return live_options, wanted
+
+
+def _same_subscription(live: Subscription, binding: Binding) -> bool:
+    live_options, wanted = _compared_options(live, binding)
     return live.source == binding.source and live.sink == binding.sink and live_options == wanted
 
 
@@ -297,7 +306,15 @@ def _what_changed(live: Subscription, binding: Binding) -> str:
         return f"handler {live.sink} -> {binding.sink}"
     if live.source != binding.source:
         return f"source {live.source} -> {binding.source}"
-    return "options changed"
+    live_options, wanted = _compared_options(live, binding)
+    defaults = subscription_consumer_defaults(binding.options)
+    changed = []
+    for key in sorted(live_options.keys() | wanted.keys()):
+        before, after = live_options.get(key), wanted.get(key)
+        if before != after:
+            why = " (restate-stream's default)" if key in defaults else ""
+            changed.append(f"{key} {before or 'unset'} -> {after or 'unset'}{why}")
+    return "options changed: " + ", ".join(changed)
 
 
 def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan: Plan) -> None:

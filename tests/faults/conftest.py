@@ -27,13 +27,20 @@ class Row:
     twice: int
     stall: float  # longest gap in applied progress, seconds
     drain: float  # from the last record produced (acknowledged) to the last applied, seconds
+    pub_lost: int  # (key, seq) applied but never on the output topic
+    pub_twice: int  # (key, seq) on the output topic under more than one event id
+    same_id: int  # extra copies on the output topic with the same event id (publisher's window)
 
-    HEADER = f"{'case':<44} {'records':>8} {'lost':>5} {'twice':>6} {'stall s':>8} {'drain s':>8}"
+    HEADER = (
+        f"{'case':<44} {'records':>8} {'lost':>5} {'twice':>6} {'stall s':>8} {'drain s':>8} "
+        f"{'pub lost':>8} {'pub twice':>9} {'same-id':>7}"
+    )
 
     def line(self) -> str:
         return (
             f"{self.case:<44} {self.records:>8} {self.lost:>5} {self.twice:>6} "
-            f"{self.stall:>8.1f} {self.drain:>8.1f}"
+            f"{self.stall:>8.1f} {self.drain:>8.1f} "
+            f"{self.pub_lost:>8} {self.pub_twice:>9} {self.same_id:>7}"
         )
 
 

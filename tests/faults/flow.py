@@ -1,6 +1,7 @@
 """What every fault case does: records through a binding into per-key lists of sequence
-numbers, a fault mid-stream, recovery, then the count of lost and doubled records and the
-longest stall."""
+numbers, each applied record published durably to an output topic, a fault mid-stream,
+recovery, then the count of lost and doubled records (in state and on the output topic) and
+the longest stall."""
 
 from __future__ import annotations
 
@@ -21,14 +22,17 @@ from pathlib import Path
 import httpx
 
 from connectors import Record, TopicAdmin, produce_records
+from connectors.consume import read_topic
 from restate_stream._util.poll import apoll
 from restate_stream._util.ports import free_ports
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminApiError, AdminClient
+from restate_stream.runtime.formats.cloudevents import unwrap_cloudevent
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack.kafka_cluster import KafkaCluster
 from restate_stream.testing import object_state, wait_until
 from tests.faults.conftest import ROWS, Row
+from tests.faults.seq_app import BOOTSTRAP_ENV, OUT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.faults.seq_app:app"
@@ -55,9 +59,30 @@ class Progress:
         return max((b - a for a, b in itertools.pairwise(rises)), default=0.0)
 
 
+@dataclass(frozen=True)
+class Published:
+    """What the output topic holds: every (key, seq) with the event id of each copy."""
+
+    copies: dict[tuple[str, int], list[str]]
+
+    def lost(self, expected: dict[str, list[int]]) -> int:
+        return sum((key, s) not in self.copies for key, seqs in expected.items() for s in seqs)
+
+    def twice(self) -> list[tuple[str, int]]:
+        """Records published under more than one event id: a real double (each publish draws
+        its id from ctx.uuid() once per journal, so a retry of the run reuses it)."""
+        return [pair for pair, ids in self.copies.items() if len(set(ids)) > 1]
+
+    def same_id_repeats(self) -> int:
+        """Extra copies with an id already seen: the publisher's documented window (acked,
+        then a crash before the journal entry), which `dedupe: true` consumers absorb."""
+        return sum(len(ids) - len(set(ids)) for ids in self.copies.values())
+
+
 class Case:
     """One binding (per record, or batched when `batch` is given) on its own topic, cluster
-    name and worker; `options` are the binding's subscription options."""
+    name and worker, publishing what it applies to its own output topic; `options` are the
+    binding's subscription options."""
 
     def __init__(
         self,
@@ -74,9 +99,9 @@ class Case:
         admin_url, ingress_url = restate_urls
         self.admin_url = admin_url
         self.run = uuid.uuid4().hex[:8]
-        self.topic = f"items-{self.run}"
-        self.service = "BatchLog" if batch else "SeqLog"
-        handler = "BatchLog/on_items" if batch else "SeqLog/on_item"
+        self.topic, self.out = f"items-{self.run}", f"out-{self.run}"
+        self.service = "SeqBatch" if batch else "SeqLog"
+        handler = "SeqBatch/on_items" if batch else "SeqLog/on_item"
         self.port = free_ports(1)[0]
         self.bindings = tmp / "bindings.yaml"
         self.bindings.write_text(
@@ -87,6 +112,7 @@ kafka:
     c-{self.run}: {{bootstrap.servers: "{kafka.bootstrap_servers}"}}
 topics:
   {self.topic}: {{cluster: c-{self.run}, partitions: {PARTITIONS}}}
+  {self.out}: {{cluster: c-{self.run}, partitions: {PARTITIONS}}}
 worker: {{app: "{APP}", uri: "http://127.0.0.1:{self.port}"}}
 bindings:
   - name: {self.topic}
@@ -111,6 +137,7 @@ bindings:
             port=self.port,
             cwd=REPO,
             bindings=self.bindings,
+            env={BOOTSTRAP_ENV: self.kafka.bootstrap_servers, OUT_ENV: self.out},
         )
         worker.start(timeout=60)
         return worker
@@ -144,6 +171,27 @@ bindings:
         admin = TopicAdmin(self.kafka.bootstrap_servers)
         group = self.spec.bindings[0].consumer_group
         return sum(p.lag for p in await asyncio.to_thread(admin.group_lag, group, self.topic))
+
+    async def published(self) -> Published:
+        """The output topic read to its end: each record's (key, seq) and event id, checked to
+        be one this case applied, under its own key, and in each key's order."""
+        records = await asyncio.to_thread(
+            read_topic, self.kafka.bootstrap_servers, self.out, timeout=120
+        )
+        copies: dict[tuple[str, int], list[str]] = defaultdict(list)
+        last: dict[str, int] = {}  # each key's highest seq published so far (first copies)
+        for r in records:
+            where = f"{self.out}[{r.partition}]@{r.offset}"
+            assert r.key is not None and r.value is not None, f"{where}: no key or value"
+            data, event_id, _ = unwrap_cloudevent(json.loads(r.value))
+            assert event_id is not None, f"{where}: not a CloudEvents envelope: {r.value!r}"
+            key, seq = r.key.decode(), data["seq"]
+            assert seq in self.expected.get(key, []), f"{where}: {key}/{seq} was never produced"
+            if (key, seq) not in copies:  # a repeat is not checked for order, only its id
+                assert seq > last.get(key, -1), f"{where}: {key}/{seq} after {key}/{last[key]}"
+                last[key] = seq
+            copies[(key, seq)].append(event_id)
+        return Published(dict(copies))
 
     def produce_paced(self, records: int, rate: float, chunk: int = 50) -> float:
         """Produce `records` at about `rate` per second (chunks on a wall-clock schedule, so a
@@ -205,10 +253,25 @@ bindings:
         final = await self.applied()
         lost = sum(len(set(want) - set(final.get(k, []))) for k, want in self.expected.items())
         twice = sum(len(v) - len(set(v)) for v in final.values())
-        row = Row(name, records, lost, twice, progress.stall(drained), max(0.0, drained - produced))
+        published = await self.published()
+        doubles = published.twice()
+        row = Row(
+            name,
+            records,
+            lost,
+            twice,
+            progress.stall(drained),
+            max(0.0, drained - produced),
+            published.lost(self.expected),
+            len(doubles),
+            published.same_id_repeats(),
+        )
         ROWS.append(row)
         print(f"\n{Row.HEADER}\n{row.line()}")
         assert (lost, twice) == (0, 0), row.line()
+        assert row.pub_lost == 0, f"{row.pub_lost} applied records not on {self.out}"
+        # Every repeat must carry the first copy's id: otherwise a consumer applies it twice.
+        assert not doubles, f"published under different event ids: {doubles[:5]}"
         for key, seqs in self.expected.items():
             assert final[key] == seqs, f"{key}: records applied out of order"
         return row

@@ -1,9 +1,12 @@
 """Faults mid-stream on a 3-broker Kafka (replication factor 3, min ISR 2) and a Restate server:
-SIGKILL a Kafka broker, or the worker, while records flow through a binding into keyed state,
-then restart what was killed. Every key's state must be exactly the produced sequence numbers,
-in order: nothing lost, nothing applied twice. Each case adds a row (records, lost, applied
-twice, the longest gap in applied progress, the time from the fault to the last record
-applied) to the table printed at the end (tests/faults/conftest.py).
+SIGKILL a Kafka broker, or the worker, while records flow through a binding into keyed state
+and the handler publishes each record it applies with the durable publisher, then restart what
+was killed. Every key's state must be exactly the produced sequence numbers, in order: nothing
+lost, nothing applied twice; every applied record must be on the output topic under one event
+id (copies with that same id are the publisher's documented window, counted, not failed).
+Each case adds a row (records, lost, applied twice, the longest gap in applied progress, the
+time from the last record produced to the last applied, publishes lost, published under two
+ids, same-id copies) to the table printed at the end (tests/faults/conftest.py).
 
 Opt-in (`-m faults`); .ci/run runs it after the other suites.
 """
@@ -52,7 +55,8 @@ async def run_case(
         admin,
         tmp,
         batch=batch,
-        # Restate retries a call to a dead worker with backoff up to 10 s by default.
+        # Restate retries a call to a dead worker with backoff up to 1 min by default (500 ms
+        # doubling); not a restate-stream default, see README "Running on a cluster".
         retry="{initial_interval: 100ms, max_interval: 1s}",
     )
     worker = case.start_worker()

@@ -25,6 +25,8 @@ from restate_stream.testing import bindings_yaml
 FILE = Path("conf/bindings.yaml")
 BOOTSTRAP = "127.0.0.1:9092"
 LOCAL = {"bootstrap.servers": BOOTSTRAP}
+# The consumer options restate-stream adds to every subscription unless `options:` set them.
+DEFAULTS = {"session.timeout.ms": "10000", "heartbeat.interval.ms": "3000"}
 
 
 def parse(text: str, env: dict[str, str] | None = None) -> BindingsFile:
@@ -67,8 +69,15 @@ def sub(
     start: str = "earliest",
     **extra: str,
 ) -> Subscription:
-    """A subscription as Restate lists it, with the client.id Restate adds by itself."""
-    options = {"group.id": group, "auto.offset.reset": start, "client.id": "restate", **extra}
+    """A subscription as Restate lists it (created by apply: with restate-stream's defaults),
+    with the client.id Restate adds by itself."""
+    options = {
+        "group.id": group,
+        "auto.offset.reset": start,
+        **DEFAULTS,
+        "client.id": "restate",
+        **extra,
+    }
     return Subscription(id_, source, sink, options)
 
 
@@ -130,6 +139,7 @@ def test_empty_live_state_creates_everything_in_order() -> None:
             {
                 "group.id": "restate-stream.orders",
                 "auto.offset.reset": "latest",
+                **DEFAULTS,
                 "max.poll.interval.ms": "60000",
             },
             "new, group restate-stream.orders, starts at latest unless the group has offsets",
@@ -138,7 +148,7 @@ def test_empty_live_state_creates_everything_in_order() -> None:
             "payments",
             "kafka://local/payments",
             "service://Payments/handle",
-            {"group.id": "pinned-payments", "auto.offset.reset": "earliest"},
+            {"group.id": "pinned-payments", "auto.offset.reset": "earliest", **DEFAULTS},
             "new, group pinned-payments, starts at earliest unless the group has offsets",
         ),
     ]
@@ -247,10 +257,13 @@ def test_start_change_recreates() -> None:
     plan = compute_plan(spec, converged())  # live has auto.offset.reset=earliest
     assert [type(c) for c in plan.changes] == [DeleteSubscription, CreateSubscription]
     assert plan.changes[0].id == "sub_1"  # type: ignore[union-attr]
-    assert plan.changes[0].reason == "options changed"  # type: ignore[union-attr]
+    assert plan.changes[0].reason == (  # type: ignore[union-attr]
+        "options changed: auto.offset.reset earliest -> latest"
+    )
     assert plan.changes[1].options == {  # type: ignore[union-attr]
         "group.id": "restate-stream.orders",
         "auto.offset.reset": "latest",
+        **DEFAULTS,
     }
 
 
@@ -270,12 +283,80 @@ def test_new_file_option_recreates() -> None:
     assert plan.changes[1].options["fetch.min.bytes"] == "10"  # type: ignore[union-attr]
 
 
+def test_subscription_gets_a_10s_session_by_default() -> None:
+    create = of_type(compute_plan(one_binding(), live()), CreateSubscription)[0]
+    assert create.options == {
+        "group.id": "restate-stream.orders",
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": "10000",
+        "heartbeat.interval.ms": "3000",
+    }
+
+
+def test_binding_options_win_over_the_session_defaults() -> None:
+    spec = one_binding(options={"session.timeout.ms": "30000", "heartbeat.interval.ms": "5000"})
+    create = of_type(compute_plan(spec, live()), CreateSubscription)[0]
+    assert create.options["session.timeout.ms"] == "30000"
+    assert create.options["heartbeat.interval.ms"] == "5000"
+
+
+def test_heartbeat_default_is_at_most_a_third_of_a_set_session() -> None:
+    short = one_binding(options={"session.timeout.ms": "6000"})
+    options = of_type(compute_plan(short, live()), CreateSubscription)[0].options
+    assert (options["session.timeout.ms"], options["heartbeat.interval.ms"]) == ("6000", "2000")
+    long = one_binding(options={"session.timeout.ms": "60000"})
+    options = of_type(compute_plan(long, live()), CreateSubscription)[0].options
+    assert options["heartbeat.interval.ms"] == "3000"
+    only_heartbeat = one_binding(options={"heartbeat.interval.ms": "1000"})
+    options = of_type(compute_plan(only_heartbeat, live()), CreateSubscription)[0].options
+    assert (options["session.timeout.ms"], options["heartbeat.interval.ms"]) == ("10000", "1000")
+
+
+def test_subscription_made_before_the_defaults_is_recreated_with_a_reason() -> None:
+    old = Subscription(
+        "sub_1",
+        "kafka://local/orders",
+        "service://Orders/handle",
+        {"group.id": "restate-stream.orders", "auto.offset.reset": "earliest", "client.id": "r"},
+    )
+    plan = compute_plan(one_binding(), converged(subscriptions=[old]))
+    delete, create = plan.changes
+    assert isinstance(delete, DeleteSubscription) and isinstance(create, CreateSubscription)
+    assert delete.reason == (
+        "options changed: heartbeat.interval.ms unset -> 3000 (restate-stream's default), "
+        "session.timeout.ms unset -> 10000 (restate-stream's default)"
+    )
+    assert "session.timeout.ms unset -> 10000" in delete.describe()
+    assert create.options["session.timeout.ms"] == "10000"
+
+
+def test_session_set_in_options_converges_and_names_no_default() -> None:
+    spec = one_binding(options={"session.timeout.ms": "6000", "heartbeat.interval.ms": "1500"})
+    live_options = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1500"}
+    assert compute_plan(
+        spec, converged(subscriptions=[sub("s1", "restate-stream.orders", **live_options)])
+    ).empty
+    # The file drops its session options: back to the defaults, named as such.
+    plan = compute_plan(
+        one_binding(), converged(subscriptions=[sub("s1", "restate-stream.orders", **live_options)])
+    )
+    assert plan.changes[0].reason == (  # type: ignore[union-attr]
+        "options changed: heartbeat.interval.ms 1500 -> 3000 (restate-stream's default), "
+        "session.timeout.ms 6000 -> 10000 (restate-stream's default)"
+    )
+    # A value the file sets is not called a default.
+    plan = compute_plan(one_binding(options={"session.timeout.ms": "20000"}), converged())
+    assert plan.changes[0].reason == (  # type: ignore[union-attr]
+        "options changed: session.timeout.ms 10000 -> 20000"
+    )
+
+
 def test_client_id_added_by_restate_is_ignored() -> None:
     bare = Subscription(
         "sub_1",
         "kafka://local/orders",
         "service://Orders/handle",
-        {"group.id": "restate-stream.orders", "auto.offset.reset": "earliest"},
+        {"group.id": "restate-stream.orders", "auto.offset.reset": "earliest", **DEFAULTS},
     )
     assert compute_plan(one_binding(), converged(subscriptions=[bare])).empty
     other_client = sub("sub_1", "restate-stream.orders", **{"client.id": "other"})
