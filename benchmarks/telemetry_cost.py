@@ -3,10 +3,11 @@ a Restate subscription by a worker without telemetry (the baseline), with /metri
 /metrics plus OpenTelemetry traces of every invocation (spans for it, its decode and handler)
 exported over OTLP/HTTP to a local sink, and the same with 10% and 1% of traces sampled.
 
-One fresh local stack; each round starts a worker per candidate (rotating who goes first),
-registers it (the newest deployment takes the invocations), drains the topic through a new
-subscription into `BenchBoundCounter/count` (benchmarks/apps.py) and stops it. Rates as
-e2e_throughput measures them; medians and ratios to the baseline.
+Each round drains the topic once per candidate (rotating who goes first), each drain on a
+fresh local stack: a worker, a subscription into `BenchBoundCounter/count`
+(benchmarks/apps.py), the rate as e2e_throughput measures it and the CPU of the worker and of
+restate-server per record (steadier than rates on a shared machine); medians and ratios to
+the baseline.
 
     .venv/bin/python -m benchmarks.telemetry_cost [--records 20000] [--keys 100] [--rounds 3]
 """
@@ -19,6 +20,7 @@ import os
 import statistics
 import tempfile
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -56,7 +58,7 @@ class _OtlpSink(BaseHTTPRequestHandler):
         return None
 
 
-def worker_for(candidate: str, home: Path, bindings: Path, otlp: str, r: int) -> WorkerProcess:
+def worker_for(candidate: str, home: Path, bindings: Path, otlp: str) -> WorkerProcess:
     env: dict[str, str] = {}
     if "traces" in candidate:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_SERVICE_NAME": "bench-worker"}
@@ -65,12 +67,54 @@ def worker_for(candidate: str, home: Path, bindings: Path, otlp: str, r: int) ->
         env |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": ratio}
     return WorkerProcess(
         "benchmarks.apps:app",
-        home / f"worker-{candidate.replace(' ', '')}-{r}.log",
+        home / "worker.log",
         cwd=REPO_ROOT,
         bindings=bindings,
         env=env,
         metrics_port=free_ports(1)[0] if candidate != "no telemetry" else None,
     )
+
+
+@dataclass
+class Drain:
+    rate: float  # records/s
+    worker_cpu: float  # CPU s per 1,000 records: the worker's process group
+    total_cpu: float  # the same, worker and restate-server together
+
+
+async def drain(
+    candidate: str, home: Path, otlp: str, records: int, keys: int, partitions: int
+) -> Drain:
+    """One drain on a stack of its own: a long-lived server gets dearer per invocation as
+    its store fills (restate-server's CPU per record rose ~1.7x over 10 drains of 10,000),
+    which would favour whoever drains first."""
+    with LocalStack(home, StackPorts.free()) as stack:
+        topic = "bench-telemetry"
+        produce_keyed(stack.bootstrap_servers, topic, records, keys, partitions)
+        bindings = home / "bindings.yaml"
+        bindings.write_text(batch_bindings(stack, topic, [], 0))  # wraps the bound counter
+        async with AdminClient(stack.admin_url) as admin:
+            await admin.create_kafka_cluster(
+                "bench", {"bootstrap.servers": stack.bootstrap_servers}
+            )
+            worker = worker_for(candidate, home, bindings, otlp)
+            worker.start()
+            try:
+                assert worker.process is not None and stack.restate.process is not None
+                groups = worker.process.pid, stack.restate.process.pid
+                await admin.register_deployment(worker.uri, force=True)
+                before = [group_cpu_seconds(g) for g in groups]
+                rate = await restate_rate(admin, "bench", topic, records, SINK)
+                spent = [group_cpu_seconds(g) - before[i] for i, g in enumerate(groups)]
+            finally:
+                worker.stop()
+            counts = await admin.query(
+                "SELECT value_utf8 FROM state WHERE service_name = 'BenchBoundCounter'"
+            )
+    total = sum(int(row["value_utf8"]) for row in counts)
+    if total != records:
+        raise SystemExit(f"{candidate}: state check failed: {total} increments, expected {records}")
+    return Drain(rate, spent[0] * 1000 / records, sum(spent) * 1000 / records)
 
 
 async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
@@ -79,69 +123,45 @@ async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
     sink = ThreadingHTTPServer((LOOPBACK, 0), _OtlpSink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     otlp = f"http://{LOOPBACK}:{sink.server_address[1]}"
-    rates: dict[str, list[float]] = {c: [] for c in CANDIDATES}
-    worker_cpu: dict[str, list[float]] = {c: [] for c in CANDIDATES}
-    total_cpu: dict[str, list[float]] = {c: [] for c in CANDIDATES}  # worker + restate-server
+    drains: dict[str, list[Drain]] = {c: [] for c in CANDIDATES}
     try:
-        with LocalStack(home, StackPorts.free()) as stack:
-            topic = "bench-telemetry"
-            produce_keyed(stack.bootstrap_servers, topic, records, keys, partitions)
-            bindings = home / "bindings.yaml"
-            bindings.write_text(batch_bindings(stack, topic, [], 0))  # wraps the bound counter
-            async with AdminClient(stack.admin_url) as admin:
-                await admin.create_kafka_cluster(
-                    "bench", {"bootstrap.servers": stack.bootstrap_servers}
-                )
-                for r in range(1, rounds + 1):
-                    shift = (r - 1) % len(CANDIDATES)
-                    for candidate in CANDIDATES[shift:] + CANDIDATES[:shift]:
-                        worker = worker_for(candidate, home, bindings, otlp, r)
-                        worker.start()
-                        try:
-                            assert worker.process is not None and stack.restate.process
-                            groups = worker.process.pid, stack.restate.process.pid
-                            await admin.register_deployment(worker.uri, force=True)
-                            before = [group_cpu_seconds(g) for g in groups]
-                            rate = await restate_rate(admin, "bench", topic, records, SINK)
-                            spent = [group_cpu_seconds(g) - before[i] for i, g in enumerate(groups)]
-                        finally:
-                            worker.stop()
-                        rates[candidate].append(rate)
-                        worker_cpu[candidate].append(spent[0] * 1000 / records)
-                        total_cpu[candidate].append(sum(spent) * 1000 / records)
-                        print(
-                            f"round {r}: {candidate:<20} {rate:>8,.0f} records/s, worker CPU s "
-                            f"per 1,000: {worker_cpu[candidate][-1]:.2f}, with restate-server "
-                            f"{total_cpu[candidate][-1]:.2f} "
-                            f"(load {os.getloadavg()[0]:.2f})",
-                            flush=True,
-                        )
-                counts = await admin.query(
-                    "SELECT value_utf8 FROM state WHERE service_name = 'BenchBoundCounter'"
+        for r in range(1, rounds + 1):
+            shift = (r - 1) % len(CANDIDATES)
+            for candidate in CANDIDATES[shift:] + CANDIDATES[:shift]:
+                where = home / f"{r}-{candidate.replace(' ', '').replace('%', 'pc')}"
+                done = await drain(candidate, where, otlp, records, keys, partitions)
+                drains[candidate].append(done)
+                print(
+                    f"round {r}: {candidate:<20} {done.rate:>8,.0f} records/s, CPU s per 1,000: "
+                    f"worker {done.worker_cpu:.2f}, with restate-server {done.total_cpu:.2f} "
+                    f"(load {os.getloadavg()[0]:.2f})",
+                    flush=True,
                 )
     finally:
         sink.shutdown()
-    total = sum(int(row["value_utf8"]) for row in counts)
     print()
     print(machine())
     print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
-    base = statistics.median(rates["no telemetry"])
-    base_cpu = statistics.median(total_cpu["no telemetry"])
+
+    def medians(candidate: str) -> Drain:
+        done = drains[candidate]
+        return Drain(
+            statistics.median(d.rate for d in done),
+            statistics.median(d.worker_cpu for d in done),
+            statistics.median(d.total_cpu for d in done),
+        )
+
+    base = medians("no telemetry")
     for candidate in CANDIDATES:
-        median = statistics.median(rates[candidate])
-        cpu = statistics.median(total_cpu[candidate])
+        m = medians(candidate)
         print(
-            f"{candidate:<20} (median) {median:>8,.0f} records/s = {median / base:.3f} x no "
-            f"telemetry; CPU s per 1,000, worker: {statistics.median(worker_cpu[candidate]):.2f}, "
-            f"with restate-server: {cpu:.2f} = {cpu / base_cpu:.3f} x"
+            f"{candidate:<20} (median) {m.rate:>8,.0f} records/s = {m.rate / base.rate:.3f} x "
+            f"no telemetry; CPU s per 1,000: worker {m.worker_cpu:.2f}, with restate-server "
+            f"{m.total_cpu:.2f} = {m.total_cpu / base.total_cpu:.3f} x"
         )
     print(f"OTLP bytes received by the sink: {_OtlpSink.received:,}")
-    expected = records * rounds * len(CANDIDATES)
-    if total != expected:
-        raise SystemExit(f"state check failed: {total} increments, expected {expected}")
-    drains = rounds * len(CANDIDATES)
-    print(f"state check: {total} increments = {records} records x {drains} drains")
+    print(f"state check: every drain counted its {records} records exactly")
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from restate_stream.control.apply import apply_bindings
 from restate_stream.stack.kafka_cluster import KafkaCluster
 from restate_stream.testing import drop_cluster
 from tests.faults.flow import Case
-from tests.restate_nodes import RestateNodes
+from tests.restate_nodes import RestateNodes, running_cluster
 
 pytestmark = pytest.mark.faults
 VICTIM = 3  # not node 1, whose admin API the test talks to
@@ -25,12 +25,8 @@ VICTIM = 3  # not node 1, whose admin API the test talks to
 
 @pytest.fixture
 def restate_nodes(tmp_path: Path) -> Iterator[RestateNodes]:
-    nodes = RestateNodes(tmp_path / "restate")
-    try:
-        nodes.start()
+    with running_cluster(tmp_path / "restate") as nodes:
         yield nodes
-    finally:
-        nodes.stop()
 
 
 async def test_record_binding_survives_a_restate_node_sigkill(
