@@ -117,17 +117,19 @@ async def drain(
     return Drain(rate, spent[0] * 1000 / records, sum(spent) * 1000 / records)
 
 
-async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
+async def run(
+    records: int, keys: int, partitions: int, rounds: int, candidates: tuple[str, ...]
+) -> None:
     load_start = os.getloadavg()[0]
     home = Path(tempfile.mkdtemp(prefix="rs-bench-telemetry-"))
     sink = ThreadingHTTPServer((LOOPBACK, 0), _OtlpSink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     otlp = f"http://{LOOPBACK}:{sink.server_address[1]}"
-    drains: dict[str, list[Drain]] = {c: [] for c in CANDIDATES}
+    drains: dict[str, list[Drain]] = {c: [] for c in candidates}
     try:
         for r in range(1, rounds + 1):
-            shift = (r - 1) % len(CANDIDATES)
-            for candidate in CANDIDATES[shift:] + CANDIDATES[:shift]:
+            shift = (r - 1) % len(candidates)
+            for candidate in candidates[shift:] + candidates[:shift]:
                 where = home / f"{r}-{candidate.replace(' ', '').replace('%', 'pc')}"
                 done = await drain(candidate, where, otlp, records, keys, partitions)
                 drains[candidate].append(done)
@@ -152,12 +154,12 @@ async def run(records: int, keys: int, partitions: int, rounds: int) -> None:
             statistics.median(d.total_cpu for d in done),
         )
 
-    base = medians("no telemetry")
-    for candidate in CANDIDATES:
+    base = medians(candidates[0])
+    for candidate in candidates:
         m = medians(candidate)
         print(
             f"{candidate:<20} (median) {m.rate:>8,.0f} records/s = {m.rate / base.rate:.3f} x "
-            f"no telemetry; CPU s per 1,000: worker {m.worker_cpu:.2f}, with restate-server "
+            f"{candidates[0]}; CPU s per 1,000: worker {m.worker_cpu:.2f}, with restate-server "
             f"{m.total_cpu:.2f} = {m.total_cpu / base.total_cpu:.3f} x"
         )
     print(f"OTLP bytes received by the sink: {_OtlpSink.received:,}")
@@ -170,8 +172,16 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=100)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--candidates",
+        default=",".join(CANDIDATES),
+        help="comma-separated, the first is the baseline (default: all)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.records, args.keys, args.partitions, args.rounds))
+    candidates = tuple(c.strip() for c in args.candidates.split(","))
+    if unknown := set(candidates) - set(CANDIDATES):
+        parser.error(f"unknown candidates {sorted(unknown)}; known: {', '.join(CANDIDATES)}")
+    asyncio.run(run(args.records, args.keys, args.partitions, args.rounds, candidates))
 
 
 if __name__ == "__main__":
