@@ -1,10 +1,11 @@
 """Secrets stay secret, end to end: a canary password that the Kafka broker really requires
 (SASL/PLAIN) and a canary Schema Registry password (basic auth) are passed the way users pass
 them, `${VAR}` in the bindings file. Everything a user runs and reads is collected: validate,
-plan, apply, status (text and JSON), publish, dlq list, the worker's log (JSON lines), its
-/metrics, the status exporter, the traces it exports (raw OTLP bytes), the dead letters' raw
-records, and Restate's answer for the cluster. Records are applied and dead-lettered (so both
-secrets did authenticate) and neither canary appears in any of those outputs.
+plan, apply, status (text and JSON), publish, tail, dlq list, the dashboard's pages, the
+worker's log (JSON lines), its /metrics, the status exporter, the traces it exports (raw OTLP
+bytes), the dead letters' raw records, and Restate's answer for the cluster. Records are
+applied and dead-lettered (so both secrets did authenticate) and neither canary appears in any
+of those outputs.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ async def test_secrets_appear_in_no_output(
 
     run = uuid.uuid4().hex[:8]
     cluster, orders, payments = f"s-{run}", f"orders-{run}", f"payments-{run}"
-    worker_port, metrics_port, exporter_port = free_ports(3)
+    worker_port, metrics_port, exporter_port, ui_port = free_ports(4)
     registry_url = registry.url.replace(
         "http://", f"http://{REGISTRY_USER}:${{REGISTRY_PASSWORD}}@"
     )
@@ -214,6 +215,7 @@ bindings:
         start_new_session=True,
     )
     exporter: subprocess.Popen[bytes] | None = None
+    dashboard: subprocess.Popen[bytes] | None = None
     try:
         cli(outputs, "validate", "validate", "-f", f, env=env)
         planned = cli(outputs, "plan", "plan", "-f", f, env=env)
@@ -279,6 +281,10 @@ bindings:
                         binding, "-f", f, env=env)  # fmt: skip
             assert "DecodeError" in shown, shown
 
+        for topic in (orders, f"{orders}.dlq", f"{payments}.dlq"):
+            tailed = cli(outputs, f"tail {topic}", "tail", "-f", f, topic, env=env)
+            assert "k0" in tailed or "acct-" in tailed, tailed
+
         outputs["worker /metrics"] = metrics = scrape(metrics_port)
         assert f'binding="{orders}"' in metrics, metrics
         exporter = subprocess.Popen(
@@ -295,6 +301,22 @@ bindings:
         outputs["status exporter /metrics"] = exported = scrape(exporter_port)
         assert "restate_stream_dead_letters" in exported, exported
 
+        dashboard = subprocess.Popen(
+            [*CLI, "ui", "-f", f, "--port", str(ui_port)],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=(tmp_path / "ui.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert wait_until_listening(ui_port, timeout=60, alive=lambda: dashboard.poll() is None)
+        async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{ui_port}", timeout=30) as ui:
+            for page in ("/", f"/bindings/{payments}", f"/topics/{payments}.dlq"):
+                shown = await ui.get(page)
+                assert shown.status_code == 200, f"{page}: {shown.status_code} {shown.text}"
+                outputs[f"dashboard {page}"] = shown.text
+        assert "unknown schema id 99" in outputs[f"dashboard /bindings/{payments}"]
+
         async with httpx.AsyncClient(timeout=10) as http:
             answer = await http.get(f"{stack.admin_url}/kafka-clusters/{cluster}")
         outputs["Restate GET /kafka-clusters"] = answer.text
@@ -302,7 +324,7 @@ bindings:
         assert shown["bootstrap.servers"] == broker.sasl_bootstrap_servers, shown
         assert shown["sasl.password"] == "***", shown  # Restate redacts (the username too)
     finally:
-        for process in (worker, exporter):
+        for process in (worker, exporter, dashboard):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(30)
@@ -313,6 +335,7 @@ bindings:
 
     outputs["worker log"] = (tmp_path / "worker.log").read_text()
     outputs["status exporter log"] = (tmp_path / "exporter.log").read_text()
+    outputs["dashboard log"] = (tmp_path / "ui.log").read_text()
     assert '"level"' in outputs["worker log"], "the worker logged JSON lines"
     raw["traces (OTLP)"] = b"".join(OtlpSink.received)
     assert f"process {orders}".encode() in raw["traces (OTLP)"], "the worker exported spans"
