@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic_core import ErrorDetails
 
 from connectors import KafkaUnavailableError, TopicAdmin
 from connectors.schema_registry import SchemaRegistryClient, SchemaRegistryError
@@ -20,6 +21,7 @@ from restate_stream._util.secrets import (
 )
 from restate_stream.bindings import parse_bindings
 from restate_stream.bindings._yaml import read_yaml
+from restate_stream.bindings.loader import _shown
 from restate_stream.bindings.model import BindingsError, KafkaClusterSpec
 from restate_stream.control.admin import KafkaCluster
 from restate_stream.control.plan import CreateCluster, UpdateCluster
@@ -180,3 +182,15 @@ def test_server_properties_add_a_sasl_listener_only_when_asked(tmp_path: Path) -
 def test_sasl_passwords_needing_escapes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(KafkaStartError, match="without quotes"):
         SaslPlainListener(1, {"app": 'a"b'}).properties()
+
+
+def test_values_the_reader_did_not_record_are_shown_without_secrets() -> None:
+    def error(value: object) -> ErrorDetails:
+        return {"type": "string_type", "loc": (), "msg": "", "input": value}
+
+    assert _shown(("kafka", "clusters", "c", "sasl.password"), error(CANARY)) == (
+        "a secret (not shown)"
+    )
+    url = f"http://u:{CANARY}@h"
+    assert _shown(("bindings", 0, "schema_registry"), error(url)) == "'http://u:***@h'"
+    assert _shown(("bindings", 0, "topic"), error(7)) == "7"
