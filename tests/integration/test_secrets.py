@@ -230,8 +230,8 @@ bindings:
         assert "Restate redacts secret cluster properties" in again, again
 
         # Records go in through the SASL listener, as a user's `publish` sends them.
-        good = [{"key": f"k{i}", "value": {"id": i, "amount": i}} for i in range(4)]
-        poison = {"key": "k0", "value_base64": base64.b64encode(b"{not json").decode()}
+        good = [{"key": f"{run}-k{i}", "value": {"id": i, "amount": i}} for i in range(4)]
+        poison = {"key": f"{run}-k0", "value_base64": base64.b64encode(b"{not json").decode()}
         (tmp_path / "orders.jsonl").write_text(jsonl([*good, poison]))
         cli(outputs, "publish orders", "publish", "-f", f, orders,
             "--records", str(tmp_path / "orders.jsonl"), env=env)  # fmt: skip
@@ -252,7 +252,8 @@ bindings:
         async def applied() -> tuple[int, int]:
             seen = await object_state(restate_admin, "PoisonSink", "orders")
             kept = await object_state(restate_admin, "FormatSink", "avro_confluent")
-            return sum(len(v) for v in seen.values()), len(kept.get(f"acct-{run}", []))
+            mine = sum(len(v) for k, v in seen.items() if k.startswith(run))
+            return mine, len(kept.get(f"acct-{run}", []))
 
         await wait_until(applied, lambda n: n == (len(good), 2), timeout=120)
         bootstrap = broker.bootstrap_servers  # the PLAINTEXT listener: the test's own reads
@@ -283,7 +284,7 @@ bindings:
 
         for topic in (orders, f"{orders}.dlq", f"{payments}.dlq"):
             tailed = cli(outputs, f"tail {topic}", "tail", "-f", f, topic, env=env)
-            assert "k0" in tailed or "acct-" in tailed, tailed
+            assert f"{run}-k0" in tailed or f"acct-{run}" in tailed, tailed
 
         outputs["worker /metrics"] = metrics = scrape(metrics_port)
         assert f'binding="{orders}"' in metrics, metrics
