@@ -26,6 +26,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from connectors.logs import Config, client_properties
+from restate_stream._util.secrets import scrub, secret_values
 from restate_stream.errors import RestateStreamError
 
 
@@ -57,7 +58,26 @@ class TopicAdmin:
 
     def __init__(self, config: Config) -> None:
         self._properties = client_properties(config)
+        # librdkafka tells why a request failed (a refused login...) only to error_cb; the
+        # last such error goes into the exception (metadata failures alone say "transport").
+        self._last_error: KafkaError | None = None
+        if "error_cb" not in self._properties:
+            self._properties["error_cb"] = self._keep_error
         self._client = AdminClient(self._properties)
+
+    def _keep_error(self, error: KafkaError) -> None:
+        if error.code() != KafkaError._ALL_BROKERS_DOWN:  # says less than the error before it
+            self._last_error = error
+
+    def _unavailable(self, what: str, exc: KafkaException) -> KafkaUnavailableError:
+        """The error for a failed request: what failed, where, and librdkafka's last word."""
+        self._client.poll(0)  # serves queued error_cb calls
+        servers = self._properties.get("bootstrap.servers", "?")
+        message = f"Kafka at {servers}: {what}: {exc.args[0].str() if exc.args else exc}"
+        if self._last_error is not None:
+            message += f" (last client error: {self._last_error.str()})"
+        # librdkafka quotes rejected values; never a secret's.
+        return KafkaUnavailableError(scrub(message, secret_values(self._properties)))
 
     def broker_count(self, timeout: float = 2.0) -> int:
         """Brokers in the cluster's metadata: one request (the port opens before brokers answer).
@@ -68,9 +88,8 @@ class TopicAdmin:
         try:
             return len(self._client.list_topics(timeout=timeout).brokers)
         except KafkaException as exc:
-            raise KafkaUnavailableError(
-                f"no answer to a metadata request within {timeout:g}s: {exc}"
-            ) from exc
+            what = f"no answer to a metadata request within {timeout:g}s"
+            raise self._unavailable(what, exc) from exc
 
     def broker_ids(self, timeout: float = 2.0) -> set[int]:
         """Ids of the brokers in the cluster's metadata (a fenced, i.e. dead, broker drops out).
@@ -80,9 +99,8 @@ class TopicAdmin:
         try:
             return set(self._client.list_topics(timeout=timeout).brokers)
         except KafkaException as exc:
-            raise KafkaUnavailableError(
-                f"no answer to a metadata request within {timeout:g}s: {exc}"
-            ) from exc
+            what = f"no answer to a metadata request within {timeout:g}s"
+            raise self._unavailable(what, exc) from exc
 
     def partition_replicas(self, topic: str, timeout: float = 10.0) -> dict[int, Replicas]:
         """Partition -> its leader, replicas and in-sync replicas (broker ids) of `topic`."""
@@ -98,7 +116,10 @@ class TopicAdmin:
 
     def topics(self, timeout: float = 10.0) -> dict[str, int]:
         """Topic name -> partition count, as the broker's metadata reports it."""
-        metadata = self._client.list_topics(timeout=timeout)
+        try:
+            metadata = self._client.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise self._unavailable(f"listing topics failed within {timeout:g}s", exc) from exc
         return {name: len(t.partitions) for name, t in metadata.topics.items()}
 
     def create_topic(

@@ -23,6 +23,7 @@ from typing import Any, Literal, NoReturn, Protocol, Self
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
 from connectors.logs import with_logger
+from restate_stream._util.secrets import scrub, secret_values
 from restate_stream.errors import RestateStreamError
 
 Headers = Sequence[tuple[str, bytes]]
@@ -136,7 +137,9 @@ class ConfluentProducer(_LoopBound):
         try:
             self._producer = Producer(with_logger(with_defaults(properties)))
         except KafkaException as exc:
-            raise ValueError(f"invalid producer properties: {_reason(exc)}") from exc
+            # librdkafka quotes a rejected value: not a secret's.
+            reason = scrub(_reason(exc), secret_values(properties))
+            raise ValueError(f"invalid producer properties: {reason}") from exc
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
         self._enqueue_lock = asyncio.Lock()

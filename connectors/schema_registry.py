@@ -16,6 +16,7 @@ from urllib.parse import quote
 import fastavro
 import httpx
 
+from restate_stream._util.secrets import split_userinfo
 from restate_stream.errors import RestateStreamError
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -49,10 +50,13 @@ class SchemaRegistryClient:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self.url = url.rstrip("/")
+        # Basic auth may come in the URL (https://user:password@host); the password is kept
+        # out of self.url, which errors and logs show.
+        bare, userinfo = split_userinfo(url)
+        self.url = bare.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
-            auth=auth,
+            auth=auth or userinfo,
             transport=transport,
             timeout=timeout,
             headers={"Accept": _CONTENT_TYPE},

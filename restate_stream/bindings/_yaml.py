@@ -21,6 +21,8 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
+from restate_stream._util.secrets import is_secret, redact_url
+
 # 1-based (line, column) of a key or value in the YAML file.
 Position = tuple[int, int]
 # A place in the data: mapping keys and list indexes, as in pydantic's error locations.
@@ -141,6 +143,8 @@ class _Reader:
         shown = _kind(node)
         if isinstance(node, yaml.ScalarNode):
             value, shown = self.scalar(node, loc)
+            if loc and isinstance(loc[-1], str) and is_secret(loc[-1]):
+                shown = "a secret (not shown)"  # messages say "got ...": never the secret
         key_position = _position(key) if key is not None else None
         self.doc.written[loc] = Written(_position(node), key_position, shown)
         if isinstance(node, yaml.MappingNode):
@@ -216,7 +220,8 @@ class _Reader:
             written = WrittenInt(value) if isinstance(value, int) else WrittenFloat(value)
             written.text = text
             return written, text
-        return text, repr(text)  # strings, and dates and the like taken as written
+        # Strings, and dates and the like taken as written; a URL's password is not shown.
+        return text, repr(redact_url(text))
 
     def interpolate(self, node: yaml.Node, loc: Loc, text: str) -> str | None:
         out: list[str] = []

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from restate_stream._util.secrets import is_secret, redact_url
 from restate_stream.bindings._yaml import Document, Loc, field_path, read_yaml
 from restate_stream.bindings.model import (
     Binding,
@@ -105,10 +106,18 @@ def _problem(path: Path, doc: Document, error: ErrorDetails) -> Problem | None:
         message = f"missing required field '{loc[-1]}' (expected {expected_at(loc)})"
     else:
         written = doc.written.get(place)
-        got = repr(place[-1]) if is_key else written.shown if written else repr(error["input"])
+        got = repr(place[-1]) if is_key else written.shown if written else _shown(place, error)
         expected = expected_at(loc)
         message = f"expected {expected}; got {got}" if expected else f"{error['msg']}; got {got}"
     return Problem(str(path), *position, field_path(place), message)
+
+
+def _shown(loc: Loc, error: ErrorDetails) -> str:
+    """A value pydantic saw that the reader did not record, as a message shows it."""
+    if loc and isinstance(loc[-1], str) and is_secret(loc[-1]):
+        return "a secret (not shown)"
+    value = error["input"]
+    return repr(redact_url(value) if isinstance(value, str) else value)
 
 
 class _Resolver:

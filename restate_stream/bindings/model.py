@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
+from restate_stream._util.secrets import redact_properties
 from restate_stream.bindings._yaml import Position
 from restate_stream.bindings.schema import (
     DEFAULT_ADMIN_URL,
@@ -114,6 +115,10 @@ class KafkaClusterSpec:
     name: str
     properties: dict[str, str]
     line: int = 0
+
+    def __repr__(self) -> str:  # a repr ends up in logs and tracebacks: no secrets
+        shown = redact_properties(self.properties)
+        return f"KafkaClusterSpec(name={self.name!r}, properties={shown!r}, line={self.line})"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from restate_stream._util.poll import PollTimeout, apoll
+from restate_stream._util.secrets import redact_properties
 from restate_stream.errors import RestateStreamError
 
 
@@ -58,6 +59,9 @@ class KafkaCluster:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> KafkaCluster:
         return cls(data["name"], dict(data.get("properties") or {}))
+
+    def __repr__(self) -> str:  # no secrets in logs and tracebacks
+        return f"KafkaCluster({self.name!r}, {redact_properties(self.properties)!r})"
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from connectors import TopicAdmin
+from restate_stream._util.secrets import REDACTED, redact_properties
 from restate_stream.bindings import Binding, BindingsFile, subscription_consumer_defaults
 from restate_stream.control.admin import AdminClient, Deployment, KafkaCluster, Subscription
 
-REDACTED = "***"  # how Restate returns secret cluster properties
 # Options Restate adds to every subscription by itself.
 _SERVER_OPTIONS = {"client.id"}
 
@@ -69,6 +69,9 @@ class CreateCluster:
     def describe(self) -> str:
         return f"+ kafka cluster {self.name} ({self.properties.get('bootstrap.servers', '?')})"
 
+    def __repr__(self) -> str:  # no secrets in logs and tracebacks
+        return f"CreateCluster({self.name!r}, {redact_properties(self.properties)!r})"
+
 
 @dataclass(frozen=True)
 class UpdateCluster:
@@ -78,6 +81,10 @@ class UpdateCluster:
 
     def describe(self) -> str:
         return f"~ kafka cluster {self.name}: {', '.join(self.changed)}"
+
+    def __repr__(self) -> str:  # no secrets in logs and tracebacks
+        shown = redact_properties(self.properties)
+        return f"UpdateCluster({self.name!r}, {shown!r}, {self.changed!r})"
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors import KafkaUnavailableError, TopicAdmin
@@ -41,6 +41,32 @@ class KafkaPorts:
     controller: int = 9093
 
 
+@dataclass(frozen=True)
+class SaslPlainListener:
+    """A SASL_PLAINTEXT listener (mechanism PLAIN) beside the PLAINTEXT one: clients there
+    must log in as one of `users` (name -> password). The broker's own traffic (inter-broker,
+    readiness, the controller) stays on PLAINTEXT. Off by default; tests turn it on."""
+
+    port: int
+    users: Mapping[str, str] = field(default_factory=dict)
+
+    def properties(self) -> str:
+        for name, password in self.users.items():
+            # Both would need escaping twice (properties file, then JAAS): not worth it here.
+            if any(c in name + password for c in '"\\\n') or not name.isidentifier():
+                raise KafkaStartError(
+                    f"SASL user {name!r}: expected a name of letters, digits and '_' and a "
+                    "password without quotes, backslashes or newlines"
+                )
+        users = " ".join(f'user_{name}="{pw}"' for name, pw in self.users.items())
+        return (
+            "sasl.enabled.mechanisms=PLAIN\n"
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN\n"
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};\n"
+        )
+
+
 def _cluster_id() -> str:
     # Kafka's own format: 16 random bytes, URL-safe base64 without padding, not starting with '-'.
     while True:
@@ -49,17 +75,25 @@ def _cluster_id() -> str:
             return cid
 
 
-def server_properties(data_dir: Path, ports: KafkaPorts) -> str:
+def server_properties(
+    data_dir: Path, ports: KafkaPorts, sasl: SaslPlainListener | None = None
+) -> str:
+    listeners = f"PLAINTEXT://{LOOPBACK}:{ports.broker}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if sasl is not None:
+        listeners += f",SASL_PLAINTEXT://{LOOPBACK}:{sasl.port}"
+        protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
     # Static voters (not --standalone) so a data dir survives a change of controller port.
     return f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{LOOPBACK}:{ports.controller}
-listeners=PLAINTEXT://{LOOPBACK}:{ports.broker},CONTROLLER://{LOOPBACK}:{ports.controller}
-advertised.listeners=PLAINTEXT://{LOOPBACK}:{ports.broker}
+listeners={listeners},CONTROLLER://{LOOPBACK}:{ports.controller}
+advertised.listeners={listeners}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map={protocols}
+{sasl.properties() if sasl is not None else ""}\
 log.dirs={data_dir / "data"}
 num.partitions=1
 auto.create.topics.enable=true
@@ -83,8 +117,10 @@ class KafkaBroker:
         ports: KafkaPorts | None = None,
         heap: str = "768m",
         launch_prefix: Sequence[str] = (),
+        sasl: SaslPlainListener | None = None,
     ) -> None:
         self.install = install
+        self.sasl = sasl
         self.data_dir = data_dir
         self.ports = ports or KafkaPorts()
         self.heap = heap
@@ -96,6 +132,13 @@ class KafkaBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"{LOOPBACK}:{self.ports.broker}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The SASL_PLAINTEXT listener's address (a broker started with `sasl`)."""
+        if self.sasl is None:
+            raise KafkaStartError("this broker has no SASL listener (start it with sasl=...)")
+        return f"{LOOPBACK}:{self.sasl.port}"
 
     @property
     def _properties_path(self) -> Path:
@@ -119,7 +162,7 @@ class KafkaBroker:
     def prepare(self, java: str) -> None:
         """Write the configs and format the storage once (KRaft refuses an unformatted dir)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._properties_path.write_text(server_properties(self.data_dir, self.ports))
+        self._properties_path.write_text(server_properties(self.data_dir, self.ports, self.sasl))
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2)
         if (self.data_dir / "data" / "meta.properties").exists():
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Mapping
@@ -11,7 +12,9 @@ from typing import Any
 
 class SchemaRegistryStub:
     """Answers the one call decoding needs, GET /schemas/ids/{id}, from `schemas`; unknown
-    ids get the registry's 404. `requests` lists the paths asked for, in order.
+    ids get the registry's 404. `requests` lists the paths asked for, in order. With `auth`
+    (user, password), a request without those basic-auth credentials gets the registry's 401
+    (and is counted in `unauthorized`), as a registry behind basic auth answers.
 
         registry = SchemaRegistryStub({7: schema})
         registry.start()
@@ -21,9 +24,15 @@ class SchemaRegistryStub:
             registry.stop()
     """
 
-    def __init__(self, schemas: Mapping[int, Mapping[str, Any]]) -> None:
+    def __init__(
+        self, schemas: Mapping[int, Mapping[str, Any]], auth: tuple[str, str] | None = None
+    ) -> None:
         self.schemas = {schema_id: dict(schema) for schema_id, schema in schemas.items()}
         self.requests: list[str] = []
+        self.unauthorized = 0
+        self._authorization = (
+            "Basic " + base64.b64encode(":".join(auth).encode()).decode() if auth else None
+        )
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -45,6 +54,10 @@ class SchemaRegistryStub:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 stub.requests.append(self.path)
+                if stub._authorization not in (None, self.headers.get("Authorization")):
+                    stub.unauthorized += 1
+                    self._send(401, {"error_code": 401, "message": "Unauthorized"})
+                    return
                 _, _, last = self.path.rpartition("/")
                 schema = stub.schemas.get(int(last)) if last.isdigit() else None
                 body: dict[str, Any]
@@ -53,6 +66,9 @@ class SchemaRegistryStub:
                 else:
                     body = {"error_code": 40403, "message": f"Schema {last} not found"}
                     status = 404
+                self._send(status, body)
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
