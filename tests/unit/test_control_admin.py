@@ -108,3 +108,23 @@ async def test_query_asks_for_json() -> None:
     async with AdminClient("http://admin.test", transport=httpx.MockTransport(handler)) as admin:
         assert await admin.query("SELECT 3 AS n") == [{"n": 3}]
     assert seen["accept"] == "application/json"
+
+
+async def test_a_password_in_the_admin_url_stays_out_of_its_errors() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/deployments":
+            raise httpx.ConnectError("All connection attempts failed", request=request)
+        return httpx.Response(404, json={"message": "no such subscription"})
+
+    admin = AdminClient(
+        "http://ops:hunter2@admin.test:9070",
+        startup_timeout=0.3,
+        transport=httpx.MockTransport(handler),
+    )
+    async with admin:
+        with pytest.raises(AdminUnavailableError) as unreachable:
+            await admin.list_deployments()
+        with pytest.raises(AdminApiError) as refused:
+            await admin.delete_subscription("sub_1")
+    for error in (unreachable.value, refused.value):
+        assert "hunter2" not in str(error) and "ops:***@admin.test:9070" in str(error)
