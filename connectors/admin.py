@@ -25,7 +25,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from connectors.logs import Config, client_properties
+from connectors.logs import Config, client_properties, kafka_reason
 from restate_stream._util.secrets import scrub, secret_values
 from restate_stream.errors import RestateStreamError
 
@@ -57,13 +57,12 @@ class TopicAdmin:
     """
 
     def __init__(self, config: Config) -> None:
-        self._properties = client_properties(config)
+        self._properties = client_properties(config)  # also what its consumers get
         # librdkafka tells why a request failed (a refused login...) only to error_cb; the
         # last such error goes into the exception (metadata failures alone say "transport").
         self._last_error: KafkaError | None = None
-        if "error_cb" not in self._properties:
-            self._properties["error_cb"] = self._keep_error
-        self._client = AdminClient(self._properties)
+        with_errors: dict[str, Any] = {"error_cb": self._keep_error, **self._properties}
+        self._client = AdminClient(with_errors)
 
     def _keep_error(self, error: KafkaError) -> None:
         if error.code() != KafkaError._ALL_BROKERS_DOWN:  # says less than the error before it
@@ -73,9 +72,10 @@ class TopicAdmin:
         """The error for a failed request: what failed, where, and librdkafka's last word."""
         self._client.poll(0)  # serves queued error_cb calls
         servers = self._properties.get("bootstrap.servers", "?")
-        message = f"Kafka at {servers}: {what}: {exc.args[0].str() if exc.args else exc}"
+        message = f"Kafka at {servers}: {what}: {kafka_reason(exc)}"
         if self._last_error is not None:
             message += f" (last client error: {self._last_error.str()})"
+            self._last_error = None  # told once: a later failure is not blamed on it
         # librdkafka quotes rejected values; never a secret's.
         return KafkaUnavailableError(scrub(message, secret_values(self._properties)))
 

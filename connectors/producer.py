@@ -22,7 +22,7 @@ from typing import Any, Literal, NoReturn, Protocol, Self
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
-from connectors.logs import with_logger
+from connectors.logs import kafka_reason, with_logger
 from restate_stream._util.secrets import scrub, secret_values
 from restate_stream.errors import RestateStreamError
 
@@ -138,7 +138,7 @@ class ConfluentProducer(_LoopBound):
             self._producer = Producer(with_logger(with_defaults(properties)))
         except KafkaException as exc:
             # librdkafka quotes a rejected value: not a secret's.
-            reason = scrub(_reason(exc), secret_values(properties))
+            reason = scrub(kafka_reason(exc), secret_values(properties))
             raise ValueError(f"invalid producer properties: {reason}") from exc
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
@@ -204,7 +204,7 @@ class ConfluentProducer(_LoopBound):
                         await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
                     except KafkaException as exc:
                         # Refused before it was queued (too large, unknown partition): final.
-                        reason = _reason(exc)
+                        reason = kafka_reason(exc)
                         future.set_exception(ProduceFailed(record.topic, record.key, reason))
                         break
         return futures
@@ -270,11 +270,6 @@ def _settle(future: asyncio.Future[Delivery], outcome: Delivery | ProduceFailed)
 
 def _unexpected(outcome: BaseException) -> NoReturn:
     raise outcome
-
-
-def _reason(exc: KafkaException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.str() if isinstance(error, KafkaError) else str(exc)
 
 
 def _text(name: str, value: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from restate_stream._util.poll import PollTimeout, apoll
-from restate_stream._util.secrets import redact_properties, redact_url
+from restate_stream._util.secrets import redact_properties, split_userinfo
 from restate_stream.errors import RestateStreamError
 
 
@@ -89,11 +89,13 @@ class AdminClient:
         startup_timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.admin_url = admin_url.rstrip("/")
-        self._shown_url = redact_url(self.admin_url)  # in messages: no password of its own
+        # Basic auth may come in the URL (https://user:password@host): it becomes the client's
+        # auth, and the URL that messages, logs (httpx's own) and pages show has no password.
+        bare, userinfo = split_userinfo(admin_url)
+        self.admin_url = bare.rstrip("/")
         self.startup_timeout = startup_timeout
         self._http = httpx.AsyncClient(
-            base_url=self.admin_url, timeout=timeout, transport=transport
+            base_url=self.admin_url, auth=userinfo, timeout=timeout, transport=transport
         )
 
     async def __aenter__(self) -> AdminClient:
@@ -138,7 +140,7 @@ class AdminClient:
             response = await apoll(
                 send,
                 until=lambda r: r.status_code != 503,
-                what=f"Restate admin API at {self._shown_url} to answer {method} {path}",
+                what=f"Restate admin API at {self.admin_url} to answer {method} {path}",
                 timeout=self.startup_timeout,
                 interval=0.1,
                 backoff=2.0,
@@ -150,7 +152,7 @@ class AdminClient:
             raise AdminUnavailableError(self._unavailable(method, path, last)) from None
         except httpx.HTTPError as exc:  # sent, and no answer: not repeated (may have acted)
             raise AdminUnavailableError(
-                f"Restate admin API at {self._shown_url} did not answer {method} {path}: "
+                f"Restate admin API at {self.admin_url} did not answer {method} {path}: "
                 f"{_reason(exc)}"
             ) from exc
         if response.status_code >= 400:
@@ -160,9 +162,7 @@ class AdminClient:
                 message, code = body.get("message", message), body.get("restate_code")
             except ValueError:
                 pass
-            raise AdminApiError(
-                method, redact_url(str(response.url)), response.status_code, message, code
-            )
+            raise AdminApiError(method, str(response.url), response.status_code, message, code)
         return response
 
     def _unavailable(
@@ -174,13 +174,13 @@ class AdminClient:
         if isinstance(seen, httpx.Response):
             body = " ".join(seen.text.split())[:200]
             return (
-                f"Restate admin API at {self._shown_url} answered {method} {path} with "
+                f"Restate admin API at {self.admin_url} answered {method} {path} with "
                 f"{seen.status_code} ({retried}): {body or 'no message'}; the server is "
                 "starting, or its cluster lost the nodes it needs"
             )
         reason = "no answer" if seen is None else _reason(seen)
         return (
-            f"Restate admin API at {self._shown_url} is not reachable: {reason} ({retried}); "
+            f"Restate admin API at {self.admin_url} is not reachable: {reason} ({retried}); "
             "is the server running? Any live node of a Restate cluster serves the same admin API"
         )
 

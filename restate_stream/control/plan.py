@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from connectors import TopicAdmin
-from restate_stream._util.secrets import REDACTED, redact_properties
+from restate_stream._util.secrets import REDACTED, is_secret, redact_properties
 from restate_stream.bindings import Binding, BindingsFile, subscription_consumer_defaults
 from restate_stream.control.admin import AdminClient, Deployment, KafkaCluster, Subscription
 
@@ -139,6 +139,10 @@ class CreateSubscription:
 
     def describe(self) -> str:
         return f"+ subscription for {self.binding}: {self.source} -> {self.sink} ({self.reason})"
+
+    def __repr__(self) -> str:  # no secrets in logs and tracebacks
+        shown = redact_properties(self.options)
+        return f"CreateSubscription({self.binding!r}, {self.source!r}, {self.sink!r}, {shown!r})"
 
 
 @dataclass(frozen=True)
@@ -318,7 +322,9 @@ def _what_changed(live: Subscription, binding: Binding) -> str:
     changed = []
     for key in sorted(live_options.keys() | wanted.keys()):
         before, after = live_options.get(key), wanted.get(key)
-        if before != after:
+        if before != after and is_secret(key):
+            changed.append(f"{key} (a secret: values not shown)")
+        elif before != after:
             why = " (restate-stream's default)" if key in defaults else ""
             changed.append(f"{key} {before or 'unset'} -> {after or 'unset'}{why}")
     return "options changed: " + ", ".join(changed)

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from restate_stream._util.secrets import split_userinfo
 from restate_stream._util.text import one_line
 from restate_stream.bindings import Binding
 from restate_stream.control.status import BindingStatus
@@ -83,7 +84,8 @@ async def _live(board: Dashboard, binding: Binding) -> dict[str, Any]:
         "status": status_of(statuses, binding.name),
         "rates": board.sampler.rates(binding.name),
         "lags": board.sampler.lags(binding.name),
-        "admin_url": board.source.spec().restate.admin_url,
+        # Links into Restate's UI: the browser asks for any credentials itself.
+        "admin_url": split_userinfo(board.source.spec().restate.admin_url)[0],
         "invocation_url": invocation_url,
     }
 

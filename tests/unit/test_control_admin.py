@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import errno
 
 import httpx
@@ -110,8 +111,11 @@ async def test_query_asks_for_json() -> None:
     assert seen["accept"] == "application/json"
 
 
-async def test_a_password_in_the_admin_url_stays_out_of_its_errors() -> None:
+async def test_a_password_in_the_admin_url_is_basic_auth_and_stays_out_of_its_errors() -> None:
+    authorizations: list[str | None] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
+        authorizations.append(request.headers.get("authorization"))
         if request.url.path == "/deployments":
             raise httpx.ConnectError("All connection attempts failed", request=request)
         return httpx.Response(404, json={"message": "no such subscription"})
@@ -126,5 +130,7 @@ async def test_a_password_in_the_admin_url_stays_out_of_its_errors() -> None:
             await admin.list_deployments()
         with pytest.raises(AdminApiError) as refused:
             await admin.delete_subscription("sub_1")
+    assert admin.admin_url == "http://admin.test:9070"
+    assert set(authorizations) == {"Basic " + base64.b64encode(b"ops:hunter2").decode()}
     for error in (unreachable.value, refused.value):
-        assert "hunter2" not in str(error) and "ops:***@admin.test:9070" in str(error)
+        assert "hunter2" not in str(error) and "admin.test:9070" in str(error)

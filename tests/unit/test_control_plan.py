@@ -267,6 +267,16 @@ def test_start_change_recreates() -> None:
     }
 
 
+def test_a_changed_secret_option_is_named_without_its_values() -> None:
+    spec = one_binding(options={"sasl.password": "new-secret"})
+    plan = compute_plan(spec, converged())
+    delete, create = plan.changes
+    assert isinstance(delete, DeleteSubscription) and isinstance(create, CreateSubscription)
+    assert delete.reason == "options changed: sasl.password (a secret: values not shown)"
+    for shown in (repr(delete), delete.describe(), repr(create), create.describe()):
+        assert "new-secret" not in shown
+
+
 def test_extra_live_option_recreates() -> None:
     state = converged(
         subscriptions=[sub("sub_1", "restate-stream.orders", **{"fetch.min.bytes": "10"})]
