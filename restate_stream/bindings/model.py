@@ -79,7 +79,12 @@ def subscription_consumer_defaults(options: Mapping[str, str]) -> dict[str, str]
     defaults: dict[str, str] = {}
     session = options.get("session.timeout.ms")
     if session is None:
-        defaults["session.timeout.ms"] = str(SESSION_TIMEOUT_MS)
+        # A heartbeat set alone keeps its session at least three heartbeats long.
+        try:
+            heartbeat_ms = int(options.get("heartbeat.interval.ms", "0"))
+        except ValueError:
+            heartbeat_ms = 0
+        defaults["session.timeout.ms"] = str(max(SESSION_TIMEOUT_MS, 3 * heartbeat_ms))
     if "heartbeat.interval.ms" not in options:
         try:
             session_ms = SESSION_TIMEOUT_MS if session is None else int(session)

@@ -85,10 +85,11 @@ def key_hash(key: bytes | None) -> str:
 
 
 def _sampled_out() -> bool:
-    """Whether the current span is part of a trace that is not recorded (its head sampler
-    said no): its children would be dropped too, so they are not made."""
-    current = trace.get_current_span()
-    return current.get_span_context().is_valid and not current.is_recording()
+    """Whether the current span is part of a trace its head sampler did not sample: its
+    children would be dropped too, so they are not made. (A current remote parent that was
+    sampled is not recording either, but its trace is.)"""
+    context = trace.get_current_span().get_span_context()
+    return context.is_valid and not context.trace_flags.sampled
 
 
 @contextlib.contextmanager

@@ -320,6 +320,10 @@ def test_heartbeat_default_is_at_most_a_third_of_a_set_session() -> None:
     only_heartbeat = one_binding(options={"heartbeat.interval.ms": "1000"})
     options = of_type(compute_plan(only_heartbeat, live()), CreateSubscription)[0].options
     assert (options["session.timeout.ms"], options["heartbeat.interval.ms"]) == ("10000", "1000")
+    # A heartbeat set alone, long: the default session stays three heartbeats long.
+    slow_heartbeat = one_binding(options={"heartbeat.interval.ms": "5000"})
+    options = of_type(compute_plan(slow_heartbeat, live()), CreateSubscription)[0].options
+    assert (options["session.timeout.ms"], options["heartbeat.interval.ms"]) == ("15000", "5000")
 
 
 def test_subscription_made_before_the_defaults_is_recreated_with_a_reason() -> None:

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 import restate
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from connectors.producer import Delivery
 from restate_stream.bindings.loader import parse_bindings
@@ -176,3 +177,21 @@ async def test_a_sampled_out_record_makes_no_spans_and_publishes_its_unsampled_t
     _, trace_id, _, flags = traceparent.split("-")
     assert int(trace_id, 16) == span.get_span_context().trace_id
     assert int(flags, 16) & trace.TraceFlags.SAMPLED == 0
+
+
+async def test_a_current_sampled_remote_parent_gets_a_send_span(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote parent (extracted, then made current) does not record, but its trace is
+    sampled: a publish under it is a send span of that trace."""
+    broker = Broker()
+    monkeypatch.setattr(Publisher, "_producer", lambda self: broker)
+    remote = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    token = context.attach(TraceContextTextMapPropagator().extract({"traceparent": remote}))
+    try:
+        await Publisher({}).publish(as_context(MemoryContext()), "orders", "k", {"a": 1})
+    finally:
+        context.detach(token)
+    (send,) = spans.get_finished_spans()
+    assert send.name == "send orders"
+    assert send.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
