@@ -1,11 +1,12 @@
-"""What the benchmarks share: the machine line they print, a process group's CPU time, and
-the keyed JSON records the end-to-end benchmarks drain."""
+"""What the benchmarks share: the machine line they print, a process group's CPU time, the
+keyed JSON records the end-to-end benchmarks drain, and an OTLP sink for traced runs."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from connectors import Record, TopicAdmin, produce_records
@@ -44,3 +45,19 @@ def produce_keyed(bootstrap: str, topic: str, records: int, keys: int, partition
         topic,
         (Record(f"key-{i % keys}", json.dumps({"seq": i})) for i in range(records)),
     )
+
+
+class OtlpSink(BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP exports and counts their bytes: a collector that keeps nothing."""
+
+    received = 0
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", 0))
+        OtlpSink.received += len(self.rfile.read(length))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return None

@@ -21,10 +21,10 @@ import statistics
 import tempfile
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from benchmarks.common import group_cpu_seconds, machine, produce_keyed
+from benchmarks.common import OtlpSink, group_cpu_seconds, machine, produce_keyed
 from benchmarks.e2e_throughput import batch_bindings, restate_rate
 from restate_stream._util.ports import LOOPBACK, free_ports
 from restate_stream.control.admin import AdminClient
@@ -40,22 +40,6 @@ CANDIDATES = (
     "metrics + 10% traces",
     "metrics + 1% traces",
 )
-
-
-class _OtlpSink(BaseHTTPRequestHandler):
-    """Accepts OTLP/HTTP exports and counts their bytes: a collector that keeps nothing."""
-
-    received = 0
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length", 0))
-        _OtlpSink.received += len(self.rfile.read(length))
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return None
 
 
 def worker_for(candidate: str, home: Path, bindings: Path, otlp: str) -> WorkerProcess:
@@ -122,7 +106,7 @@ async def run(
 ) -> None:
     load_start = os.getloadavg()[0]
     home = Path(tempfile.mkdtemp(prefix="rs-bench-telemetry-"))
-    sink = ThreadingHTTPServer((LOOPBACK, 0), _OtlpSink)
+    sink = ThreadingHTTPServer((LOOPBACK, 0), OtlpSink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     otlp = f"http://{LOOPBACK}:{sink.server_address[1]}"
     drains: dict[str, list[Drain]] = {c: [] for c in candidates}
@@ -162,7 +146,7 @@ async def run(
             f"{candidates[0]}; CPU s per 1,000: worker {m.worker_cpu:.2f}, with restate-server "
             f"{m.total_cpu:.2f} = {m.total_cpu / base.total_cpu:.3f} x"
         )
-    print(f"OTLP bytes received by the sink: {_OtlpSink.received:,}")
+    print(f"OTLP bytes received by the sink: {OtlpSink.received:,}")
     print(f"state check: every drain counted its {records} records exactly")
 
 

@@ -25,10 +25,10 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from benchmarks.common import machine
+from benchmarks.common import OtlpSink, machine
 
 CANDIDATES = (
     "no telemetry",
@@ -44,19 +44,6 @@ topics: {counts: {cluster: local}}
 bindings:
   - {name: counts, topic: counts, handler: BenchBoundCounter/count}
 """
-
-
-class _Sink(BaseHTTPRequestHandler):
-    """An OTLP/HTTP collector that keeps nothing."""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return None
 
 
 def _set_up(candidate: str, endpoint: str, records: int) -> None:
@@ -113,7 +100,7 @@ def measure(candidate: str, endpoint: str, records: int) -> float:
 
 
 def run(records: int, rounds: int) -> None:
-    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), OtlpSink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{sink.server_address[1]}"
     load_start = os.getloadavg()[0]

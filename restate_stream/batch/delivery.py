@@ -48,6 +48,7 @@ REVOKE_DRAIN_TIMEOUT = 10.0
 MIN_RECORDS_IN_FLIGHT = 50_000
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: the
 # same 10 s as per-record bindings' subscriptions, so its partitions move to a live worker sooner.
+# A 1 s heartbeat (subscriptions: 3 s): this consumer's own rebalances finish sooner.
 CONSUMER_PROPERTIES = {"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1_000}
 
 

@@ -45,6 +45,14 @@ class WrittenFloat(float):
     text: str
 
 
+SECRET_SHOWN = "a secret (not shown)"  # what messages say ("got ...") for a secret's value
+
+
+def secret_at(loc: Loc) -> bool:
+    """Whether the value at `loc` is a secret (its key names one), never shown."""
+    return bool(loc) and isinstance(loc[-1], str) and is_secret(loc[-1])
+
+
 def field_path(loc: Loc) -> str:
     """('bindings', 0, 'retry') -> 'bindings[0].retry'."""
     out = ""
@@ -143,8 +151,7 @@ class _Reader:
         shown = _kind(node)
         if isinstance(node, yaml.ScalarNode):
             value, shown = self.scalar(node, loc)
-            if loc and isinstance(loc[-1], str) and is_secret(loc[-1]):
-                shown = "a secret (not shown)"  # messages say "got ...": never the secret
+            shown = SECRET_SHOWN if secret_at(loc) else shown
         key_position = _position(key) if key is not None else None
         self.doc.written[loc] = Written(_position(node), key_position, shown)
         if isinstance(node, yaml.MappingNode):

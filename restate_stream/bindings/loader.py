@@ -18,8 +18,15 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from restate_stream._util.secrets import is_secret, redact_url
-from restate_stream.bindings._yaml import Document, Loc, field_path, read_yaml
+from restate_stream._util.secrets import redact_url
+from restate_stream.bindings._yaml import (
+    SECRET_SHOWN,
+    Document,
+    Loc,
+    field_path,
+    read_yaml,
+    secret_at,
+)
 from restate_stream.bindings.model import (
     Binding,
     BindingsError,
@@ -114,8 +121,8 @@ def _problem(path: Path, doc: Document, error: ErrorDetails) -> Problem | None:
 
 def _shown(loc: Loc, error: ErrorDetails) -> str:
     """A value pydantic saw that the reader did not record, as a message shows it."""
-    if loc and isinstance(loc[-1], str) and is_secret(loc[-1]):
-        return "a secret (not shown)"
+    if secret_at(loc):
+        return SECRET_SHOWN
     value = error["input"]
     return repr(redact_url(value) if isinstance(value, str) else value)
 

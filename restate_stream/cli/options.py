@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from restate_stream._util.secrets import redact_url
 from restate_stream.bindings import BindingsFile, RestateSettings
 from restate_stream.stack import StackPorts, default_home
 
@@ -46,12 +47,13 @@ def wait(f: F) -> F:
 
 
 def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None:
-        try:
-            RestateSettings(admin_url=value)
-        except ValidationError:
-            raise click.BadParameter(f"{value!r} is not an http:// or https:// URL") from None
-    return value
+    if value is None:
+        return None
+    try:
+        return RestateSettings(admin_url=value).admin_url
+    except ValidationError:
+        shown = redact_url(value)
+        raise click.BadParameter(f"{shown!r} is not an http:// or https:// URL") from None
 
 
 def admin_url(f: F) -> F:

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]
 VICTIM = 3  # any one of the three: each runs a metadata server, and 2 of 3 keep the quorum
 PARTITIONS = 2
-# Node 3's subscription consumer holds its Kafka partitions until the group drops it: 45 s by
-# default, 6 s with these (the README's "A Restate node").
+# Node 3's subscription consumer holds its Kafka partitions until the group drops it: 10 s by
+# restate-stream's default, 6 s with these (the README's "A Restate node").
 CONSUMER = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1500"}
 
 
