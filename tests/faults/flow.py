@@ -19,14 +19,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from connectors import Record, TopicAdmin, produce_records
 from connectors.consume import read_topic
 from restate_stream._util.poll import apoll
 from restate_stream._util.ports import free_ports
 from restate_stream.bindings import load_bindings
-from restate_stream.control.admin import AdminApiError, AdminClient
+from restate_stream.control.admin import AdminApiError, AdminClient, AdminUnavailableError
 from restate_stream.runtime.formats.cloudevents import unwrap_cloudevent
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack.kafka_cluster import KafkaCluster
@@ -153,14 +151,15 @@ bindings:
 
     async def applied(self) -> dict[str, list[int]]:
         # While a Restate node is down, a query can fail until its partitions have new
-        # leaders ("node lookup for partition N failed"): asked again.
+        # leaders ("node lookup for partition N failed"), or lose its answer mid-way (the
+        # connection closed: AdminUnavailableError): asked again.
         state = await apoll(
             lambda: object_state(self.admin, self.service, "seqs"),
             what=f"{self.service} state through {self.admin_url}",
             timeout=60,
             interval=0.5,
             until=lambda _: True,
-            retry_on=(AdminApiError, httpx.HTTPError),
+            retry_on=(AdminApiError, AdminUnavailableError),
         )
         return {k: v for k, v in state.items() if k.startswith(self.run)}
 
