@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,15 +25,19 @@ from restate_stream._util.poll import apoll
 from restate_stream._util.ports import free_ports
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminApiError, AdminClient, AdminUnavailableError
+from restate_stream.control.apply import apply_bindings
 from restate_stream.runtime.formats.cloudevents import unwrap_cloudevent
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack.kafka_cluster import KafkaCluster
-from restate_stream.testing import object_state, wait_until
+from restate_stream.testing import drop_cluster, object_state, wait_until
 from tests.faults.conftest import ROWS, Row
 from tests.faults.seq_app import BOOTSTRAP_ENV, OUT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.faults.seq_app:app"
+# Restate retries a call to a dead worker with backoff up to 1 min by default (500 ms doubling);
+# not a restate-stream default, see README "Running on a cluster".
+RETRY = "{initial_interval: 100ms, max_interval: 1s}"
 PARTITIONS, KEYS = 4, 100
 
 
@@ -125,6 +129,7 @@ bindings:
         self.spec = load_bindings(self.bindings)
         self.expected: dict[str, list[int]] = defaultdict(list)
         self.workers = 0
+        self.worker: WorkerProcess | None = None  # the one serving now
         self.stop_producing = threading.Event()
 
     def start_worker(self) -> WorkerProcess:
@@ -138,7 +143,22 @@ bindings:
             env={BOOTSTRAP_ENV: self.kafka.bootstrap_servers, OUT_ENV: self.out},
         )
         worker.start(timeout=60)
+        self.worker = worker
         return worker
+
+    @contextlib.asynccontextmanager
+    async def deployed(self) -> AsyncIterator[None]:
+        """A worker serving the case's binding and the bindings applied; afterwards the
+        current worker stopped and the case's Kafka cluster dropped from Restate."""
+        self.start_worker()
+        try:
+            _, report = await apply_bindings(self.spec, self.admin)
+            assert report.ok, report.render()
+            yield
+        finally:
+            if self.worker is not None:
+                self.worker.stop()
+            await drop_cluster(self.admin, f"c-{self.run}")
 
     def produce(self, seqs: range) -> None:
         for s in seqs:

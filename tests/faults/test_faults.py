@@ -20,11 +20,10 @@ import pytest
 
 from connectors import TopicAdmin
 from restate_stream.control.admin import AdminClient
-from restate_stream.control.apply import apply_bindings
 from restate_stream.stack.kafka_cluster import KafkaCluster
 from restate_stream.stack.restate import RestateServer
-from restate_stream.testing import drop_cluster, wait_until
-from tests.faults.flow import Case, kill_worker
+from restate_stream.testing import wait_until
+from tests.faults.flow import RETRY, Case, kill_worker
 
 pytestmark = pytest.mark.faults
 
@@ -37,46 +36,47 @@ def busiest_leader(kafka: KafkaCluster, topic: str) -> int:
     return max(set(leaders), key=leaders.count)
 
 
-async def run_case(
-    kafka: KafkaCluster,
-    restate: RestateServer,
+CASES = [
+    pytest.param("per-record binding, SIGKILL a Kafka broker", 6_000, 250, None, "broker",
+                 id="record-broker"),
+    pytest.param("per-record binding, SIGKILL the worker", 6_000, 250, None, "worker",
+                 id="record-worker"),
+    pytest.param("batched binding (500), SIGKILL a Kafka broker", 20_000, 1_000,
+                 "{max_records: 500}", "broker", id="batched-broker"),
+    pytest.param("batched binding (500), SIGKILL the worker", 20_000, 1_000,
+                 "{max_records: 500}", "worker", id="batched-worker"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "records", "rate", "batch", "kill"), CASES)
+async def test_binding_survives_a_sigkill(
+    kafka_cluster: KafkaCluster,
+    restate_server: RestateServer,
     admin: AdminClient,
-    tmp: Path,
-    *,
+    tmp_path: Path,
     name: str,
     records: int,
+    rate: float,
     batch: str | None,
     kill: str,
-    rate: float,
 ) -> None:
-    case = Case(
-        kafka,
-        (restate.admin_url, restate.ingress_url),
-        admin,
-        tmp,
-        batch=batch,
-        # Restate retries a call to a dead worker with backoff up to 1 min by default (500 ms
-        # doubling); not a restate-stream default, see README "Running on a cluster".
-        retry="{initial_interval: 100ms, max_interval: 1s}",
-    )
-    worker = case.start_worker()
-    try:
-        _, report = await apply_bindings(case.spec, admin)
-        assert report.ok, report.render()
+    kafka = kafka_cluster
+    urls = (restate_server.admin_url, restate_server.ingress_url)
+    case = Case(kafka, urls, admin, tmp_path, batch=batch, retry=RETRY)
+    async with case.deployed():
         # Declared without a replication factor: the cluster's default, 3 replicas in sync.
         replicas = TopicAdmin(kafka.bootstrap_servers).partition_replicas(case.topic)
         assert {len(r.replicas) for r in replicas.values()} == {3}, replicas
         victim = busiest_leader(kafka, case.topic)
 
         async def fault() -> None:
-            nonlocal worker
             if kill == "broker":
                 await asyncio.to_thread(kafka.kill, victim)
             else:
-                kill_worker(worker)
+                assert case.worker is not None
+                kill_worker(case.worker)
 
         async def recover() -> None:
-            nonlocal worker
             if kill == "broker":
                 # Down until the cluster has noticed (fenced it, moved its leaderships).
                 await wait_until(
@@ -90,52 +90,9 @@ async def run_case(
                 kafka.restart(victim, wait=False)
                 await asyncio.to_thread(kafka.wait_brokers, {1, 2, 3})
             else:
-                worker = case.start_worker()  # the loop's thread, for the same reason
+                case.start_worker()  # the loop's thread, for the same reason
 
         await case.stream_with_fault(name, records, rate, fault, recover)
         if kill == "broker":
             # The restarted broker caught up: every replica back in sync.
             await asyncio.to_thread(kafka.wait_in_sync, [case.topic, "__consumer_offsets"])
-    finally:
-        worker.stop()
-        await drop_cluster(admin, f"c-{case.run}")
-
-
-async def test_record_binding_survives_a_broker_sigkill(
-    kafka_cluster: KafkaCluster, restate_server: RestateServer, admin: AdminClient, tmp_path: Path
-) -> None:
-    await run_case(
-        kafka_cluster, restate_server, admin, tmp_path,
-        name="per-record binding, SIGKILL a Kafka broker", records=6_000,
-        rate=250, batch=None, kill="broker",
-    )  # fmt: skip
-
-
-async def test_record_binding_survives_a_worker_sigkill(
-    kafka_cluster: KafkaCluster, restate_server: RestateServer, admin: AdminClient, tmp_path: Path
-) -> None:
-    await run_case(
-        kafka_cluster, restate_server, admin, tmp_path,
-        name="per-record binding, SIGKILL the worker", records=6_000,
-        rate=250, batch=None, kill="worker",
-    )  # fmt: skip
-
-
-async def test_batched_binding_survives_a_broker_sigkill(
-    kafka_cluster: KafkaCluster, restate_server: RestateServer, admin: AdminClient, tmp_path: Path
-) -> None:
-    await run_case(
-        kafka_cluster, restate_server, admin, tmp_path,
-        name="batched binding (500), SIGKILL a Kafka broker", records=20_000, rate=1_000,
-        batch="{max_records: 500}", kill="broker",
-    )  # fmt: skip
-
-
-async def test_batched_binding_survives_a_worker_sigkill(
-    kafka_cluster: KafkaCluster, restate_server: RestateServer, admin: AdminClient, tmp_path: Path
-) -> None:
-    await run_case(
-        kafka_cluster, restate_server, admin, tmp_path,
-        name="batched binding (500), SIGKILL the worker", records=20_000, rate=1_000,
-        batch="{max_records: 500}", kill="worker",
-    )  # fmt: skip

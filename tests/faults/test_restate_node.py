@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 
 from restate_stream.control.admin import AdminClient
-from restate_stream.control.apply import apply_bindings
 from restate_stream.stack.kafka_cluster import KafkaCluster
-from restate_stream.testing import drop_cluster
-from tests.faults.flow import Case
+from tests.faults.flow import RETRY, Case
 from tests.restate_nodes import RestateNodes, running_cluster
 
 pytestmark = pytest.mark.faults
@@ -34,31 +32,17 @@ async def test_record_binding_survives_a_restate_node_sigkill(
 ) -> None:
     first = restate_nodes.nodes[1]
     async with AdminClient(first.admin_url) as admin:
-        case = Case(
-            kafka_cluster,
-            (first.admin_url, first.ingress_url),
-            admin,
-            tmp_path,
-            batch=None,
-            retry="{initial_interval: 100ms, max_interval: 1s}",
-        )
-        worker = case.start_worker()
-        try:
-            _, report = await apply_bindings(case.spec, admin)
-            assert report.ok, report.render()
+        urls = (first.admin_url, first.ingress_url)
+        case = Case(kafka_cluster, urls, admin, tmp_path, batch=None, retry=RETRY)
+        async with case.deployed():
 
             async def fault() -> None:
                 await asyncio.to_thread(restate_nodes.kill, VICTIM)
 
             async def recover() -> None:
-                restate_nodes.start_node(
-                    VICTIM
-                )  # the loop's thread: PR_SET_PDEATHSIG is per thread
+                restate_nodes.start_node(VICTIM)  # the loop's thread: PDEATHSIG is per thread
                 await asyncio.to_thread(restate_nodes.wait_healthy, [VICTIM])
 
             await case.stream_with_fault(
                 "per-record binding, SIGKILL a Restate node", 6_000, 250, fault, recover
             )
-        finally:
-            worker.stop()
-            await drop_cluster(admin, f"c-{case.run}")
