@@ -206,9 +206,15 @@ class AdminClient:
         data = (await self._request("GET", "/deployments")).json()
         return [Deployment.from_json(d) for d in data["deployments"]]
 
-    async def register_deployment(self, uri: str, *, force: bool = True) -> Deployment:
-        """Register (or with force, refresh) the deployment served at `uri`."""
-        body = {"uri": uri, "force": force}
+    async def register_deployment(
+        self, uri: str, *, force: bool = True, http1: bool = False
+    ) -> Deployment:
+        """Register (or with force, refresh) the deployment served at `uri`.
+
+        With `http1`, Restate discovers and invokes it over HTTP/1.1 (request/response mode):
+        one connection per in-flight invocation instead of a few multiplexed h2 connections.
+        """
+        body = {"uri": uri, "force": force, "use_http_11": http1}
         data = (await self._request("POST", "/deployments", json=body)).json()
         return Deployment.from_json({**data, "uri": uri})
 

@@ -99,7 +99,10 @@ bindings:
     worker.start(timeout=60)
     exporter: subprocess.Popen[str] | None = None
     try:
-        await restate_admin.register_deployment(worker.uri)
+        # Over h2 Restate multiplexes every invocation on a few long-lived connections, which
+        # may all have been accepted by one serving process (the kernel picks). Over HTTP/1.1
+        # each in-flight invocation has its own connection, so both processes serve.
+        await restate_admin.register_deployment(worker.uri, http1=True)
         _, report = await apply_bindings(spec, restate_admin)
         assert report.ok, report.render()
 
@@ -111,8 +114,7 @@ bindings:
             pids = await object_state(restate_admin, "MetricsTally", "pids")
             return {pid for k, each in pids.items() if k.startswith(run) for pid in each}
 
-        # Restate multiplexes invocations over few h2 connections, which may all land on one
-        # serving process for a while: more good records, in waves, until both have served.
+        # Connections stay open between waves; more good records until both have served.
         good = GOOD
         for wave in range(MAX_WAVES):
             if wave:
