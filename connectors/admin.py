@@ -99,7 +99,12 @@ class TopicAdmin:
         try:
             return self._client.list_topics(topic, timeout=timeout)
         except KafkaException as exc:
-            raise self._failed(f"{what} (waited {timeout:g}s)", exc) from exc
+            error = self._failed(f"{what} (waited {timeout:g}s)", exc)
+            # Readiness polls retry KafkaUnavailableError: a broker still starting (or its
+            # SASL listener) fails metadata requests in several ways, all worth asking again.
+            if not isinstance(error, KafkaUnavailableError):
+                error = KafkaUnavailableError(str(error), error.code)
+            raise error from exc
 
     def broker_count(self, timeout: float = 2.0) -> int:
         """Brokers in the cluster's metadata: one request (the port opens before brokers answer).
