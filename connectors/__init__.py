@@ -1,6 +1,10 @@
 """The Kafka-facing side of restate-stream: the only package that imports Kafka clients."""
 
-from connectors.admin import KafkaUnavailableError, PartitionLag, Replicas, TopicAdmin
+# restate_stream's package first: it imports connectors.producer, which needs connectors.errors
+# whole; entered from here instead, connectors.errors would be half-imported at that point.
+import restate_stream.errors  # noqa: F401  # isort: skip
+from connectors.admin import PartitionLag, Replicas, TopicAdmin
+from connectors.errors import KafkaAdminError, KafkaClientConfigError, KafkaUnavailableError
 from connectors.produce import ProduceError, Record, produce_records
 from connectors.producer import (
     AioKafkaProducer,
@@ -16,6 +20,8 @@ __all__ = [
     "AioKafkaProducer",
     "ConfluentProducer",
     "Delivery",
+    "KafkaAdminError",
+    "KafkaClientConfigError",
     "KafkaProducer",
     "KafkaUnavailableError",
     "PartitionLag",

@@ -26,13 +26,17 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from connectors.logs import Config, client_properties, kafka_reason
-from restate_stream._util.secrets import scrub, secret_values
-from restate_stream.errors import RestateStreamError
+from connectors.errors import (
+    KafkaAdminError,
+    KafkaUnavailableError,
+    kafka_error,
+    new_client,
+    request_failed,
+)
+from connectors.logs import Config, client_properties
+from restate_stream._util.secrets import secret_values
 
-
-class KafkaUnavailableError(RestateStreamError, RuntimeError):
-    pass
+__all__ = ["KafkaAdminError", "KafkaUnavailableError", "PartitionLag", "Replicas", "TopicAdmin"]
 
 
 @dataclass(frozen=True)
@@ -54,31 +58,53 @@ class TopicAdmin:
     """Topic and consumer-group administration for one Kafka cluster.
 
     `config` is a bootstrap servers string, or librdkafka properties (SASL/SSL included),
-    the same properties Restate is given for the cluster.
+    the same properties Restate is given for the cluster. Every failure is a KafkaAdminError
+    (KafkaUnavailableError when the cluster did not answer) naming the operation, the topic
+    or group, the bootstrap servers and librdkafka's reason; never a raw KafkaException.
     """
 
     def __init__(self, config: Config) -> None:
         self._properties = client_properties(config)  # also what its consumers get
+        self._servers = str(self._properties.get("bootstrap.servers", "?"))
         # librdkafka tells why a request failed (a refused login...) only to error_cb; the
         # last such error goes into the exception (metadata failures alone say "transport").
         self._last_error: KafkaError | None = None
         with_errors: dict[str, Any] = {"error_cb": self._keep_error, **self._properties}
-        self._client = AdminClient(with_errors)
+        self._client = new_client("Kafka admin client", AdminClient, with_errors)
 
     def _keep_error(self, error: KafkaError) -> None:
         if error.code() != KafkaError._ALL_BROKERS_DOWN:  # says less than the error before it
             self._last_error = error
 
-    def _unavailable(self, what: str, exc: KafkaException) -> KafkaUnavailableError:
+    def _failed(self, what: str, exc: BaseException | KafkaError) -> KafkaAdminError:
         """The error for a failed request: what failed, where, and librdkafka's last word."""
         self._client.poll(0)  # serves queued error_cb calls
-        servers = self._properties.get("bootstrap.servers", "?")
-        message = f"Kafka at {servers}: {what}: {kafka_reason(exc)}"
+        extra = ""
         if self._last_error is not None:
-            message += f" (last client error: {self._last_error.str()})"
+            extra = f" (last client error: {self._last_error.str()})"
             self._last_error = None  # told once: a later failure is not blamed on it
         # librdkafka quotes rejected values; never a secret's.
-        return KafkaUnavailableError(scrub(message, secret_values(self._properties)))
+        return request_failed(what, self._servers, exc, secret_values(self._properties), extra)
+
+    def _result(self, future: Any, what: str, timeout: float) -> Any:
+        """A request's result; its failure (or no answer within `timeout`) as our error."""
+        try:
+            return future.result(timeout)
+        except KafkaException as exc:
+            raise self._failed(what, exc) from exc
+        except TimeoutError as exc:  # librdkafka's own request timeout did not fire first
+            raise self._failed(what, TimeoutError(f"no answer within {timeout:g}s")) from exc
+
+    def _metadata(self, what: str, timeout: float, topic: str | None = None) -> Any:
+        try:
+            return self._client.list_topics(topic, timeout=timeout)
+        except KafkaException as exc:
+            error = self._failed(f"{what} (waited {timeout:g}s)", exc)
+            # Readiness polls retry KafkaUnavailableError: a broker still starting (or its
+            # SASL listener) fails metadata requests in several ways, all worth asking again.
+            if not isinstance(error, KafkaUnavailableError):
+                error = KafkaUnavailableError(str(error), error.code)
+            raise error from exc
 
     def broker_count(self, timeout: float = 2.0) -> int:
         """Brokers in the cluster's metadata: one request (the port opens before brokers answer).
@@ -86,30 +112,23 @@ class TopicAdmin:
         Raises KafkaUnavailableError when no answer comes within `timeout`; callers that wait
         for a starting broker poll this with one TopicAdmin.
         """
-        try:
-            return len(self._client.list_topics(timeout=timeout).brokers)
-        except KafkaException as exc:
-            what = f"no answer to a metadata request within {timeout:g}s"
-            raise self._unavailable(what, exc) from exc
+        return len(self._metadata("reading the cluster's brokers", timeout).brokers)
 
     def broker_ids(self, timeout: float = 2.0) -> set[int]:
         """Ids of the brokers in the cluster's metadata (a fenced, i.e. dead, broker drops out).
 
         Raises KafkaUnavailableError when no answer comes within `timeout`.
         """
-        try:
-            return set(self._client.list_topics(timeout=timeout).brokers)
-        except KafkaException as exc:
-            what = f"no answer to a metadata request within {timeout:g}s"
-            raise self._unavailable(what, exc) from exc
+        return set(self._metadata("reading the cluster's brokers", timeout).brokers)
 
     def partition_replicas(self, topic: str, timeout: float = 10.0) -> dict[int, Replicas]:
         """Partition -> its leader, replicas and in-sync replicas (broker ids) of `topic`."""
-        metadata = self._client.list_topics(topic, timeout=timeout).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            raise KafkaUnavailableError(
-                f"no metadata for topic {topic!r}: {metadata.error if metadata else 'unknown'}"
-            )
+        what = f"reading the partitions of topic {topic!r}"
+        metadata = self._metadata(what, timeout, topic).topics.get(topic)
+        if metadata is None:
+            raise KafkaAdminError(f"{what} on {self._servers} failed: no metadata for it")
+        if metadata.error is not None:
+            raise self._failed(what, metadata.error)
         return {
             p: Replicas(m.leader, list(m.replicas), list(m.isrs))
             for p, m in sorted(metadata.partitions.items())
@@ -117,10 +136,7 @@ class TopicAdmin:
 
     def topics(self, timeout: float = 10.0) -> dict[str, int]:
         """Topic name -> partition count, as the broker's metadata reports it."""
-        try:
-            metadata = self._client.list_topics(timeout=timeout)
-        except KafkaException as exc:
-            raise self._unavailable(f"listing topics failed within {timeout:g}s", exc) from exc
+        metadata = self._metadata("listing topics", timeout)
         return {name: len(t.partitions) for name, t in metadata.topics.items()}
 
     def create_topic(
@@ -141,13 +157,24 @@ class TopicAdmin:
             replication_factor=-1 if replication_factor is None else replication_factor,
             config=dict(config or {}),
         )
-        future = self._client.create_topics([topic], operation_timeout=timeout)[name]
+        asked = [
+            f"{partitions} partition(s)" if partitions is not None else "",
+            f"replication factor {replication_factor}" if replication_factor is not None else "",
+        ]
+        details = " and ".join(a for a in asked if a)
+        what = f"creating topic {name!r}" + (f" with {details}" if details else "")
         try:
-            future.result(timeout)
+            futures = self._client.create_topics(
+                [topic], operation_timeout=timeout, request_timeout=timeout
+            )
+            futures[name].result(timeout)
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-            return False
+            error = kafka_error(exc)
+            if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            raise self._failed(what, exc) from exc
+        except TimeoutError as exc:
+            raise self._failed(what, TimeoutError(f"no answer within {timeout:g}s")) from exc
         # A local loop: connectors may not use restate_stream's poll helper.
         deadline = time.monotonic() + timeout
         while (shown := self.topics(timeout).get(name)) is None or (
@@ -155,14 +182,21 @@ class TopicAdmin:
         ):
             if time.monotonic() > deadline:
                 raise KafkaUnavailableError(
-                    f"topic {name!r} was created but metadata did not show it "
-                    f"with {partitions} partition(s) within {timeout:g}s (shown: {shown})"
+                    f"topic {name!r} was created on {self._servers} but metadata did not show "
+                    f"it with {partitions} partition(s) within {timeout:g}s (shown: {shown})"
                 )
             time.sleep(0.1)
         return True
 
     def delete_topic(self, name: str, timeout: float = 30.0) -> None:
-        self._client.delete_topics([name], operation_timeout=timeout)[name].result(timeout)
+        what = f"deleting topic {name!r}"
+        try:
+            futures = self._client.delete_topics(
+                [name], operation_timeout=timeout, request_timeout=timeout
+            )
+        except KafkaException as exc:
+            raise self._failed(what, exc) from exc
+        self._result(futures[name], what, timeout)
 
     def set_topic_config(self, name: str, config: Mapping[str, str], timeout: float = 30.0) -> None:
         """Set topic-level configs (others keep their values)."""
@@ -174,14 +208,25 @@ class TopicAdmin:
                 for key, value in config.items()
             ],
         )
-        futures = self._client.incremental_alter_configs([resource], request_timeout=timeout)
+        what = f"setting {', '.join(sorted(config))} of topic {name!r}"
+        try:
+            futures = self._client.incremental_alter_configs([resource], request_timeout=timeout)
+        except KafkaException as exc:
+            raise self._failed(what, exc) from exc
         for future in futures.values():
-            future.result(timeout)
+            self._result(future, what, timeout)
 
     def add_partitions(self, name: str, total: int, timeout: float = 30.0) -> None:
         """Grow `name` to `total` partitions (Kafka cannot shrink a topic)."""
+        what = f"growing topic {name!r} to {total} partition(s)"
         request = NewPartitions(name, total)
-        self._client.create_partitions([request], operation_timeout=timeout)[name].result(timeout)
+        try:
+            futures = self._client.create_partitions(
+                [request], operation_timeout=timeout, request_timeout=timeout
+            )
+        except KafkaException as exc:
+            raise self._failed(what, exc) from exc
+        self._result(futures[name], what, timeout)
 
     def group_has_members(self, group: str, timeout: float = 10.0) -> bool:
         """Whether any consumer is in `group` now (an unknown group has none)."""
@@ -190,13 +235,18 @@ class TopicAdmin:
     def group_member_ids(self, group: str, timeout: float = 10.0) -> frozenset[str]:
         """The member ids of `group` now (an unknown group has none); a consumer that is
         recreated joins with a new id."""
-        future = self._client.describe_consumer_groups([group], request_timeout=timeout)[group]
+        what = f"describing consumer group {group!r}"
         try:
-            description = future.result(timeout)
+            futures = self._client.describe_consumer_groups([group], request_timeout=timeout)
+            description = futures[group].result(timeout)
         except KafkaException as exc:
-            if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+            error = kafka_error(exc)
+            if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
                 return frozenset()
-            raise  # a timeout or an auth error says nothing about the members
+            # a timeout or an auth error says nothing about the members
+            raise self._failed(what, exc) from exc
+        except TimeoutError as exc:
+            raise self._failed(what, TimeoutError(f"no answer within {timeout:g}s")) from exc
         return frozenset(m.member_id for m in description.members)
 
     def set_group_offsets(
@@ -208,18 +258,23 @@ class TopicAdmin:
         group's other offsets stay. Committed by a consumer that never joins, for the same
         reason as in committed_offsets.
         """
+        what = f"committing offsets of topic {topic!r} for consumer group {group!r}"
         consumer = self._group_consumer(group)
         try:
             wanted = [TopicPartition(topic, p, o) for p, o in sorted(offsets.items())]
             result = consumer.commit(offsets=wanted, asynchronous=False)
             for tp in result or []:
                 if tp.error is not None:
-                    raise KafkaException(tp.error)
+                    raise self._failed(f"{what} (partition {tp.partition})", tp.error)
+        except KafkaException as exc:
+            raise self._failed(what, exc) from exc
         finally:
             consumer.close()
 
     def _group_consumer(self, group: str) -> Consumer:
-        return Consumer({**self._properties, "group.id": group, "enable.auto.commit": "false"})
+        """A consumer of `group` that never joins it (it only reads and commits offsets)."""
+        properties = {**self._properties, "group.id": group, "enable.auto.commit": "false"}
+        return new_client("Kafka consumer", Consumer, properties)
 
     def committed_offsets(
         self, group: str, topic: str, partitions: int, timeout: float = 10.0
@@ -231,26 +286,36 @@ class TopicAdmin:
         request meets NOT_COORDINATOR, e.g. while a new group's coordinator loads
         (librdkafka #5040); the consumer's own offset fetch retries instead.
         """
-        consumer = Consumer({**self._properties, "group.id": group, "enable.auto.commit": "false"})
+        consumer = self._group_consumer(group)
         try:
             wanted = [TopicPartition(topic, p) for p in range(partitions)]
             return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout)}
+        except KafkaException as exc:
+            what = f"reading the committed offsets of consumer group {group!r} on topic {topic!r}"
+            raise self._failed(what, exc) from exc
         finally:
             consumer.close()
 
     def group_lag(self, group: str, topic: str, timeout: float = 10.0) -> list[PartitionLag]:
         """Per partition of `topic`: the group's committed offset, the end offset and the lag."""
+        what = f"reading the lag of consumer group {group!r} on topic {topic!r}"
         partitions = self.topics(timeout).get(topic)
         if partitions is None:
-            raise KafkaException(f"topic {topic!r} does not exist")
+            raise KafkaAdminError(
+                f"{what} on {self._servers} failed: the topic does not exist",
+                "UNKNOWN_TOPIC_OR_PART",
+            )
         wanted = [TopicPartition(topic, p) for p in range(partitions)]
         committed = self.committed_offsets(group, topic, partitions, timeout)
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        ends = self._client.list_offsets({tp: latest for tp in wanted}, request_timeout=timeout)
+        try:
+            ends = self._client.list_offsets({tp: latest for tp in wanted}, request_timeout=timeout)
+        except KafkaException as exc:
+            raise self._failed(what, exc) from exc
         result = []
         for tp in wanted:
-            end = ends[tp].result(timeout).offset
+            end = self._result(ends[tp], f"{what} (end of partition {tp.partition})", timeout)
             done = committed.get(tp.partition)
             done = done if done is not None and done >= 0 else None
-            result.append(PartitionLag(tp.partition, done, end, end - (done or 0)))
+            result.append(PartitionLag(tp.partition, done, end.offset, end.offset - (done or 0)))
         return result

@@ -21,6 +21,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from connectors.errors import new_client, reason_text
 from connectors.logs import Config, client_properties
 from restate_stream.errors import RestateStreamError
 
@@ -44,14 +45,16 @@ class ConsumedRecord:
 
 
 def _consumer(config: Config) -> Consumer:
-    return Consumer(
+    return new_client(
+        "Kafka consumer",
+        Consumer,
         {
             **client_properties(config),
             "group.id": f"restate-stream-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": "false",
             "enable.auto.offset.store": "false",
             "enable.partition.eof": "true",
-        }
+        },
     )
 
 
@@ -76,7 +79,9 @@ def partition_count(config: Config, topic: str, timeout: float = 10.0) -> int:
     try:
         return len(_partitions(consumer, topic, timeout))
     except KafkaException as exc:
-        raise TopicUnreadableError(f"cannot read the metadata of {topic!r}: {exc}") from exc
+        raise TopicUnreadableError(
+            f"cannot read the metadata of {topic!r}: {reason_text(exc)}"
+        ) from exc
     finally:
         consumer.close()
 
@@ -87,7 +92,7 @@ def end_offsets(config: Config, topic: str, timeout: float = 10.0) -> dict[int, 
     try:
         return _ends(consumer, topic, _partitions(consumer, topic, timeout), timeout)
     except KafkaException as exc:
-        raise TopicUnreadableError(f"cannot read offsets of {topic!r}: {exc}") from exc
+        raise TopicUnreadableError(f"cannot read offsets of {topic!r}: {reason_text(exc)}") from exc
     finally:
         consumer.close()
 
@@ -147,7 +152,7 @@ def read_topic(
         records.sort(key=lambda r: (r.partition, r.offset))
         return records[:limit] if limit is not None else records
     except KafkaException as exc:
-        raise TopicUnreadableError(f"cannot read {topic!r}: {exc}") from exc
+        raise TopicUnreadableError(f"cannot read {topic!r}: {reason_text(exc)}") from exc
     finally:
         consumer.close()
 
@@ -204,7 +209,9 @@ def read_partition(
                 break
         return records
     except KafkaException as exc:
-        raise TopicUnreadableError(f"cannot read {topic}[{partition}]@{offset}: {exc}") from exc
+        raise TopicUnreadableError(
+            f"cannot read {topic}[{partition}]@{offset}: {reason_text(exc)}"
+        ) from exc
     finally:
         consumer.close()
 

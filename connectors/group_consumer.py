@@ -32,6 +32,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from connectors.errors import new_client
 from connectors.logs import Config, client_properties
 
 log = logging.getLogger("connectors.group_consumer")
@@ -95,7 +96,7 @@ class GroupConsumer:
         await self._call(self._start)
 
     def _start(self) -> None:
-        self._consumer = Consumer(self.properties)
+        self._consumer = new_client("Kafka consumer", Consumer, self.properties)
         self._consumer.subscribe(
             [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from connectors.errors import new_client
 from connectors.logs import with_logger
 from connectors.producer import with_defaults
 from restate_stream.errors import RestateStreamError
@@ -36,9 +37,8 @@ def produce_records(
 
     Waits for every acknowledgement; raises ProduceError naming the first failed record.
     """
-    producer = Producer(
-        with_logger(with_defaults({"bootstrap.servers": bootstrap_servers, **(config or {})}))
-    )
+    properties = with_defaults({"bootstrap.servers": bootstrap_servers, **(config or {})})
+    producer = new_client("Kafka producer", Producer, with_logger(properties))
     failures: list[str] = []
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:

@@ -22,8 +22,8 @@ from typing import Any, Literal, NoReturn, Protocol, Self
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
+from connectors.errors import new_client
 from connectors.logs import kafka_reason, with_logger
-from restate_stream._util.secrets import scrub, secret_values
 from restate_stream.errors import RestateStreamError
 
 Headers = Sequence[tuple[str, bytes]]
@@ -134,12 +134,10 @@ class ConfluentProducer(_LoopBound):
     back to the loop, so sends never block the loop and may run concurrently."""
 
     def __init__(self, properties: Mapping[str, str]) -> None:
-        try:
-            self._producer = Producer(with_logger(with_defaults(properties)))
-        except KafkaException as exc:
-            # librdkafka quotes a rejected value: not a secret's.
-            reason = scrub(kafka_reason(exc), secret_values(properties))
-            raise ValueError(f"invalid producer properties: {reason}") from exc
+        # A refused property: KafkaClientConfigError (a ValueError), no secret in it.
+        self._producer = new_client(
+            "Kafka producer", Producer, with_logger(with_defaults(properties))
+        )
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
         self._enqueue_lock = asyncio.Lock()

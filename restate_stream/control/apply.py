@@ -29,6 +29,7 @@ from restate_stream.control.plan import (
     cluster_of,
     plan_live,
 )
+from restate_stream.errors import RestateStreamError
 
 Progress = Callable[[str], None]
 
@@ -146,7 +147,11 @@ async def apply_plan(
             detail = await executor.run(change)
         except Exception as exc:  # reported, then the remaining changes are skipped
             failed = True
-            report.outcomes.append(Outcome(change, "failed", f"{type(exc).__name__}: {exc}"))
+            # Our own errors read whole (what, where, why); others keep their type's name.
+            detail = (
+                str(exc) if isinstance(exc, RestateStreamError) else f"{type(exc).__name__}: {exc}"
+            )
+            report.outcomes.append(Outcome(change, "failed", detail))
         else:
             report.outcomes.append(Outcome(change, "applied", detail))
         if progress is not None:

@@ -156,7 +156,7 @@ def test_topic_admin_errors_name_the_broker_and_hide_secrets() -> None:
     with pytest.raises(KafkaUnavailableError) as caught:
         admin.topics(timeout=1.0)
     message = str(caught.value)
-    assert f"Kafka at 127.0.0.1:{closed}: listing topics failed" in message
+    assert f"listing topics (waited 1s) on 127.0.0.1:{closed} failed: " in message
     assert "last client error" in message and CANARY not in message
 
 

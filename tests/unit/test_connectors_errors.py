@@ -1,0 +1,112 @@
+"""librdkafka failures become one readable line: operation, topic/group, servers, reason."""
+
+from __future__ import annotations
+
+import traceback
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from connectors import KafkaAdminError, KafkaClientConfigError, KafkaUnavailableError, TopicAdmin
+from connectors.consume import read_topic
+from connectors.errors import new_client, reason_text, request_failed
+from connectors.group_consumer import GroupConsumer
+from connectors.producer import ConfluentProducer
+from restate_stream.errors import RestateStreamError
+
+CANARY = "canary-s3cret-7f3a"
+SERVERS = "127.0.0.1:9"
+# A secret pasted into the wrong field: librdkafka quotes the value it rejects.
+MISPASTED = {"bootstrap.servers": SERVERS, "sasl.password": CANARY, "security.protocol": CANARY}
+
+
+def refused(code: int, text: str) -> KafkaException:
+    return KafkaException(KafkaError(code, text))
+
+
+def test_reason_names_the_error_then_says_it_in_words() -> None:
+    exc = refused(KafkaError.TOPIC_ALREADY_EXISTS, "Topic 'orders' already exists.")
+    assert reason_text(exc) == "TOPIC_ALREADY_EXISTS: Topic 'orders' already exists."
+    assert reason_text(refused(KafkaError._TIMED_OUT, "Local: Timed out")) == (
+        "TIMED_OUT: Local: Timed out"
+    )
+    assert reason_text(KafkaException("plain text")) == "plain text"
+
+
+def test_a_refused_request_is_one_line_naming_operation_topic_and_servers() -> None:
+    exc = refused(KafkaError.TOPIC_ALREADY_EXISTS, "Topic 'orders' already exists.")
+    error = request_failed("creating topic 'orders'", "127.0.0.1:9092", exc)
+    assert str(error) == (
+        "creating topic 'orders' on 127.0.0.1:9092 failed: "
+        "TOPIC_ALREADY_EXISTS: Topic 'orders' already exists."
+    )
+    assert isinstance(error, RestateStreamError) and not isinstance(error, KafkaUnavailableError)
+    assert error.code == "TOPIC_ALREADY_EXISTS"
+    policy = refused(KafkaError.POLICY_VIOLATION, "Topic name is reserved")
+    assert type(request_failed("creating topic 'x'", SERVERS, policy)) is KafkaAdminError
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        refused(KafkaError._TIMED_OUT, "Local: Timed out"),
+        refused(KafkaError._TRANSPORT, "Local: Broker transport failure"),
+        refused(KafkaError.REQUEST_TIMED_OUT, "Request timed out"),
+        TimeoutError("no answer within 2s"),
+    ],
+)
+def test_no_answer_is_unavailable_so_readiness_polls_retry_it(exc: BaseException) -> None:
+    error = request_failed("describing consumer group 'g'", SERVERS, exc)
+    assert isinstance(error, KafkaUnavailableError)
+    assert str(error).startswith(f"describing consumer group 'g' on {SERVERS} failed: ")
+    assert "\n" not in str(error)
+
+
+def test_request_errors_never_show_a_secret() -> None:
+    exc = refused(KafkaError.SASL_AUTHENTICATION_FAILED, f"bad password {CANARY}")
+    error = request_failed("listing topics", SERVERS, exc, [CANARY], f" (last: {CANARY})")
+    assert CANARY not in str(error) and "bad password ***" in str(error)
+
+
+def assert_hidden(caught: pytest.ExceptionInfo[BaseException], kind: str) -> None:
+    message = str(caught.value)
+    assert message.startswith(f"invalid {kind} properties for Kafka at {SERVERS}: INVALID_ARG:")
+    assert 'Invalid value "***" for configuration property "security.protocol"' in message
+    # --debug prints the whole traceback: no chained librdkafka text may carry the secret.
+    assert CANARY not in "".join(traceback.format_exception(caught.value))
+
+
+def test_a_rejected_secret_never_appears_when_an_admin_client_is_created() -> None:
+    with pytest.raises(KafkaClientConfigError) as caught:
+        TopicAdmin(MISPASTED)
+    assert_hidden(caught, "Kafka admin client")
+
+
+def test_a_rejected_secret_never_appears_when_a_consumer_is_created() -> None:
+    with pytest.raises(KafkaClientConfigError) as caught:
+        read_topic(MISPASTED, "orders", timeout=1.0)
+    assert_hidden(caught, "Kafka consumer")
+
+
+async def test_a_rejected_secret_never_appears_when_a_group_consumer_starts() -> None:
+    consumer = GroupConsumer(MISPASTED, "orders", "g")
+    try:
+        with pytest.raises(KafkaClientConfigError) as caught:
+            await consumer.start()
+    finally:
+        await consumer.close()
+    assert_hidden(caught, "Kafka consumer")
+
+
+def test_a_rejected_secret_never_appears_when_a_producer_is_created() -> None:
+    with pytest.raises(KafkaClientConfigError) as caught:
+        ConfluentProducer(MISPASTED)
+    assert_hidden(caught, "Kafka producer")
+
+
+@pytest.mark.parametrize("factory", [AdminClient, Consumer, Producer])
+def test_one_helper_creates_every_client(factory: type) -> None:
+    with pytest.raises(KafkaClientConfigError) as caught:
+        new_client("Kafka client", factory, {**MISPASTED, "group.id": "g"})
+    assert_hidden(caught, "Kafka client")
