@@ -131,10 +131,10 @@ async def binding_statuses(
                 status.blocked = await asyncio.to_thread(find_blocked, b, properties, status.lag)
             except Exception as exc:  # shown next to the binding, like the lag
                 status.blocked_error = f"{type(exc).__name__}: {exc}"
+        selection = _invocations_of(b, subs)
         try:
-            if unavailable is not None:
+            if unavailable is not None and selection is not None:  # None: nothing to ask
                 raise AdminUnavailableError(unavailable)
-            selection = _invocations_of(b, subs)
             status.invocations, status.stuck_keys = await _invocations(admin, selection)
         except AdminApiError as exc:
             if exc.status < 500:  # our query was wrong: a bug, not a state to show
