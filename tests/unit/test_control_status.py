@@ -163,3 +163,14 @@ async def test_an_unreachable_listing_still_raises() -> None:
     async with admin:
         with pytest.raises(AdminUnavailableError, match="is not reachable"):
             await binding_statuses(TWO, admin, no_lag)
+
+
+async def test_a_binding_without_subscription_has_nothing_to_ask_after_a_lost_answer() -> None:
+    missing = parse_bindings(YAML.replace("refunds", "returns"), Path("bindings.yaml")).bindings[
+        1
+    ]  # declared, and no subscription of it on the server
+    spec = dataclasses.replace(TWO, bindings=[TWO.bindings[0], missing])
+    async with AdminClient("http://admin.test", transport=lost_query_answers([])) as admin:
+        orders, returns = await binding_statuses(spec, admin, no_lag)
+    assert orders.invocations_error == LOST
+    assert (returns.state, returns.invocations_error, returns.invocations) == ("missing", None, {})
