@@ -22,15 +22,16 @@ DEFAULT_PORT = 9465
 @click.command()
 @options.bindings_file
 @options.wait
+@options.admin_url
 @click.option("--host", default=LOOPBACK, show_default=True, help="address to listen on")
 @click.option("--port", type=int, default=DEFAULT_PORT, show_default=True)
-def metrics(file: Path, wait: float, host: str, port: int) -> int:
+def metrics(file: Path, wait: float, admin_url: str | None, host: str, port: int) -> int:
     """Serve lag, stuck keys and dead letters per binding at /metrics (Prometheus).
 
     Every scrape reads them fresh, as `status` does. The worker's own metrics (records by
     outcome, handler time, publishes) are on the worker's metrics port.
     """
-    spec = load_checked(file, check_app=False)
+    spec = options.pointed_at(load_checked(file, check_app=False), admin_url)
     if host == LOOPBACK:
         ensure_free({"metrics": port})
     else:

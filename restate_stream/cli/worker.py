@@ -32,6 +32,7 @@ def _worker_port(uri: str) -> int:
 @click.command()
 @options.bindings_file
 @options.wait
+@options.admin_url
 @click.option("--port", type=int, help="default: the port of worker.uri")
 @click.option("--host", help="bind address (default: from worker.uri)")
 @click.option("--processes", type=int, help="default: worker.processes")
@@ -54,6 +55,7 @@ def _worker_port(uri: str) -> int:
 def worker(
     file: Path,
     wait: float,
+    admin_url: str | None,
     port: int | None,
     host: str | None,
     processes: int | None,
@@ -63,7 +65,9 @@ def worker(
     apply_bindings: bool,
 ) -> int:
     """Serve the bindings file's app."""
-    spec = load_checked(file)
+    # --admin-url is where the deployment is registered (and --apply applies); the serving
+    # processes read the file for their bindings only, never its admin URL.
+    spec = options.pointed_at(load_checked(file), admin_url)
     if spec.worker is None:
         raise StackError(f"{file} declares no worker: add `worker: {{app: module:attr}}`")
     app = spec.worker

@@ -9,7 +9,12 @@ from typing import Any
 
 from connectors import PartitionLag
 from restate_stream.bindings import Binding, BindingsFile
-from restate_stream.control.admin import AdminApiError, AdminClient, sql_literal
+from restate_stream.control.admin import (
+    AdminApiError,
+    AdminClient,
+    AdminUnavailableError,
+    sql_literal,
+)
 from restate_stream.control.blocked import BlockedPartition, find_blocked
 from restate_stream.control.plan import TopicAdminFactory, binding_key, by_binding_key
 from restate_stream.dlq import Entry, by_source_record, read_entries
@@ -32,7 +37,8 @@ class BindingStatus:
     invocations: dict[str, int] = field(default_factory=dict)
     stuck_keys: list[dict[str, Any]] = field(default_factory=list)
     # Restate could not answer the invocations query (a cluster moving partitions off a dead
-    # node answers 500 "node lookup for partition N failed" for a few seconds).
+    # node answers 500 "node lookup for partition N failed" for a few seconds), or the node
+    # stopped answering after the subscriptions were read (it died while answering).
     invocations_error: str | None = None
     dead_letter_topic: str | None = None
     # Source records of this binding with dead letters: not yet resolved, and resolved by a
@@ -102,6 +108,9 @@ async def binding_statuses(
     clients = {name: topic_admin(c.properties) for name, c in spec.clusters.items()}
     entries: dict[tuple[str, str], list[Entry] | None] = {}  # bindings may share a topic
     result = []
+    # Set once the admin API stops answering after the listing above: the later bindings show
+    # the same reason instead of each retrying a dead node for the whole startup_timeout.
+    unavailable: str | None = None
     for b in spec.bindings:
         group = b.consumer_group
         subs = [s.id for s in subscriptions.get(binding_key(b), [])]
@@ -124,12 +133,16 @@ async def binding_statuses(
                 status.blocked_error = f"{type(exc).__name__}: {exc}"
         selection = _invocations_of(b, subs)
         try:
+            if unavailable is not None and selection is not None:  # None: nothing to ask
+                raise AdminUnavailableError(unavailable)
             status.invocations, status.stuck_keys = await _invocations(admin, selection)
         except AdminApiError as exc:
             if exc.status < 500:  # our query was wrong: a bug, not a state to show
                 raise
             # Shown next to the binding, like the lag; the subscriptions were read.
             status.invocations_error = f"{exc.status}: {' '.join(exc.message.split())}"
+        except AdminUnavailableError as exc:  # the node went away after the listing
+            unavailable = status.invocations_error = " ".join(str(exc).split())
         if b.dead_letter is not None:
             status.dead_letter_topic = b.dead_letter
             where = (b.cluster, b.dead_letter)

@@ -1,6 +1,7 @@
 """What `restate-stream status` knows, as Prometheus gauges: consumer lag per partition,
 binding state, invocations by status, stuck keys, blocked partitions and dead letters, read
-fresh at every scrape from the same code as `status` (control/status.py).
+fresh at every scrape from the same code as `status` (control/status.py). A part `status`
+shows as unknown has no series; restate_stream_status_errors{binding, part} is 1 for it.
 
 Served by `restate-stream metrics` (a small exporter beside the workers: lag is the consumer
 group's, not one worker's), so dashboards and alerts use the numbers operators see in
@@ -35,7 +36,11 @@ STATUS_METRICS = (
     "restate_stream_stuck_keys",
     "restate_stream_blocked_partitions",
     "restate_stream_dead_letters",
+    "restate_stream_status_errors",
 )
+# The parts of a binding's status read separately, each of which can fail alone (`status`
+# shows it as unknown); restate_stream_status_errors has one series per binding and part.
+PARTS = ("lag", "invocations", "blocked", "dead_letters")
 
 StatusReader = Callable[[], list[BindingStatus]]
 
@@ -104,21 +109,44 @@ def status_families(statuses: list[BindingStatus]) -> Iterable[Metric]:
         "Source records with dead letters on the binding's dead-letter topic",
         labels=["binding", "resolved"],
     )
+    errors = GaugeMetricFamily(
+        "restate_stream_status_errors",
+        "1 if this part of the binding's status could not be read (its series are left out)",
+        labels=["binding", "part"],
+    )
     for s in statuses:
+        failed = _failed_parts(s)
+        for part in PARTS:
+            errors.add_metric([s.name, part], 1 if part in failed else 0)
         source_topic = s.source.rsplit("/", 1)[-1]
         for p in s.lag:
             lag.add_metric([s.name, source_topic, str(p.partition)], p.lag)
         lag_known.add_metric([s.name], 0 if s.lag_error else 1)
         for name in STATES:
             state.add_metric([s.name, name], 1 if s.state == name else 0)
-        for status, count in s.invocations.items():
-            invocations.add_metric([s.name, status], count)
-        stuck.add_metric([s.name], len(s.stuck_keys))
-        blocked.add_metric([s.name], len(s.blocked))
+        # An unknown count is no series, not 0: an alert on stuck keys must not clear while
+        # Restate cannot say (restate_stream_status_errors says so instead).
+        if "invocations" not in failed:
+            for status, count in s.invocations.items():
+                invocations.add_metric([s.name, status], count)
+            stuck.add_metric([s.name], len(s.stuck_keys))
+        if "blocked" not in failed:
+            blocked.add_metric([s.name], len(s.blocked))
         if s.dead_letters is not None:
             dead_letters.add_metric([s.name, "false"], s.dead_letters)
             dead_letters.add_metric([s.name, "true"], s.dead_letters_resolved or 0)
-    yield from (lag, lag_known, state, invocations, stuck, blocked, dead_letters)
+    yield from (lag, lag_known, state, invocations, stuck, blocked, dead_letters, errors)
+
+
+def _failed_parts(s: BindingStatus) -> set[str]:
+    failed = {
+        "lag": s.lag_error is not None,
+        "invocations": s.invocations_error is not None,
+        "blocked": s.blocked_error is not None,
+        # Read only when the binding has a dead-letter topic; None: it could not be read.
+        "dead_letters": s.dead_letter_topic is not None and s.dead_letters is None,
+    }
+    return {part for part, yes in failed.items() if yes}
 
 
 def status_registry(read: StatusReader) -> CollectorRegistry:

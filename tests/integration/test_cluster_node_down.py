@@ -1,9 +1,14 @@
-"""plan, apply and status against the 3-node Restate cluster of deploy/restate-cluster with one
-node SIGKILLed, as a user runs them: pointed at a live node (by the file's restate.admin_url or
-by --admin-url) they work; pointed at the dead node each says so in one line."""
+"""plan, apply, status and the status exporter (metrics) against the 3-node Restate cluster of
+deploy/restate-cluster with one node SIGKILLed, as a user runs them: pointed at a live node (by
+the file's restate.admin_url or by --admin-url) they work; pointed at the dead node each says
+so in one line."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from restate_stream._util.ports import free_ports, wait_until_listening
 from restate_stream.control.admin import AdminApiError, AdminClient, AdminUnavailableError
 from restate_stream.stack import LocalStack
 from restate_stream.testing import (
+    CLI,
     bindings_yaml,
     object_state,
     produce_json,
@@ -22,6 +29,7 @@ from restate_stream.testing import (
     wait_until,
 )
 from tests.integration.bindings_app import app
+from tests.integration.test_metrics import scrape
 from tests.restate_nodes import RestateNode, RestateNodes, running_cluster
 
 pytestmark = pytest.mark.engines
@@ -83,6 +91,7 @@ async def test_cli_with_one_restate_node_down(
         tmp_path / "two.yaml", first, binding(topic_a, "record_a"), binding(topic_b, "record_b")
     )
 
+    exporter: subprocess.Popen[str] | None = None
     try:
         async with (
             AdminClient(first.admin_url) as admin_1,
@@ -139,6 +148,30 @@ async def test_cli_with_one_restate_node_down(
             rows = _rows(out)
             assert rows[topic_a][1] == "active" and rows[topic_b][1] == "active", out
 
+            # The status exporter, the file naming the dead node, --admin-url a live one.
+            [port] = free_ports(1)
+            exporter = subprocess.Popen(
+                [*CLI, "metrics", "-f", one, "--admin-url", second.admin_url, "--port", str(port)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+            assert wait_until_listening(port, timeout=60, alive=lambda: exporter.poll() is None)
+            part = (("binding", topic_a), ("part", "invocations"))
+            invocations_read = ("restate_stream_status_errors", part)
+            metrics = await wait_until(
+                lambda: asyncio.to_thread(scrape, port),
+                lambda m: m.get(invocations_read) == 0,
+                timeout=60,
+            )
+            assert metrics[("restate_stream_status_up", ())] == 1
+            active = (("binding", topic_a), ("state", "active"))
+            assert metrics[("restate_stream_binding_state", active)] == 1
+            succeeded = (("binding", topic_a), ("status", "succeeded"))
+            assert metrics[("restate_stream_invocations", succeeded)] >= 4
+
             # Pointed at the dead node (the file, or the flag): one line, no traceback.
             unreachable = f"error: Restate admin API at {dead.admin_url} is not reachable: "
             for command in (
@@ -159,6 +192,10 @@ async def test_cli_with_one_restate_node_down(
     except BaseException as exc:
         exc.add_note(restate_nodes.logs_tail())
         raise
+    finally:
+        if exporter is not None:
+            os.killpg(exporter.pid, signal.SIGTERM)
+            exporter.wait(10)
 
 
 def _rows(status_output: str) -> dict[str, list[str]]:

@@ -1,8 +1,9 @@
-"""binding_statuses when Restate answers the invocations query with an error (no server: a
-fake transport and a fake Kafka admin)."""
+"""binding_statuses and `restate-stream status` when Restate answers the invocations query
+with an error or loses the answer (no server: a fake transport and a fake Kafka admin)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
@@ -11,29 +12,32 @@ import httpx
 import pytest
 
 from connectors import PartitionLag, TopicAdmin
-from restate_stream.bindings import parse_bindings
+from restate_stream.bindings import BindingsFile, parse_bindings
+from restate_stream.cli import main
 from restate_stream.cli.status import render_text
-from restate_stream.control.admin import AdminApiError, AdminClient
+from restate_stream.control.admin import AdminApiError, AdminClient, AdminUnavailableError
 from restate_stream.control.status import binding_statuses
+from restate_stream.testing import bindings_yaml
 
-SPEC = parse_bindings(
-    """
-kafka:
-  clusters:
-    c1: {bootstrap.servers: "127.0.0.1:9092"}
-bindings:
-  - {name: orders, topic: orders, handler: Orders/apply}
-""",
-    Path("bindings.yaml"),
+YAML = bindings_yaml(
+    admin_url="http://admin.test",
+    clusters={"c1": "127.0.0.1:9092"},
+    bindings=[
+        {"name": "orders", "topic": "orders", "handler": "Orders/apply"},
+        {"name": "refunds", "topic": "refunds", "handler": "Refunds/apply"},
+    ],
 )
+TWO = parse_bindings(YAML, Path("bindings.yaml"))
+SPEC = dataclasses.replace(TWO, bindings=TWO.bindings[:1])
 SUBSCRIPTIONS = {
     "subscriptions": [
         {
-            "id": "sub_1",
-            "source": "kafka://c1/orders",
-            "sink": "service://Orders/apply",
-            "options": {"group.id": SPEC.bindings[0].consumer_group},
+            "id": f"sub_{i}",
+            "source": f"kafka://c1/{b.topic}",
+            "sink": b.sink,
+            "options": {"group.id": b.consumer_group},
         }
+        for i, b in enumerate(TWO.bindings, 1)
     ]
 }
 
@@ -72,3 +76,101 @@ async def test_a_query_restate_rejects_is_a_bug_and_raises() -> None:
     async with AdminClient("http://admin.test", transport=restate(400, "no such column")) as admin:
         with pytest.raises(AdminApiError, match="no such column"):
             await binding_statuses(SPEC, admin, no_lag)
+
+
+def lost_query_answers(queries: list[str]) -> httpx.MockTransport:
+    """Subscriptions listed; then every query is sent and its answer lost (the node died)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/subscriptions":
+            return httpx.Response(200, json=SUBSCRIPTIONS)
+        queries.append(request.content.decode())
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+    return httpx.MockTransport(handler)
+
+
+LOST = (
+    "Restate admin API at http://admin.test did not answer POST /query: "
+    "Server disconnected without sending a response."
+)
+
+
+async def test_a_query_answer_lost_midway_shows_invocations_unknown() -> None:
+    queries: list[str] = []
+    async with AdminClient("http://admin.test", transport=lost_query_answers(queries)) as admin:
+        orders, refunds = await binding_statuses(TWO, admin, no_lag)
+    assert (orders.state, orders.subscription_ids) == ("active", ["sub_1"])
+    assert (refunds.state, refunds.subscription_ids) == ("active", ["sub_2"])
+    assert orders.invocations_error == refunds.invocations_error == LOST
+    assert (orders.invocations, orders.stuck_keys) == ({}, [])
+    # Asked once: the next binding does not wait out the retries on a node that went away.
+    assert len(queries) == 1, queries
+    rows = [line for line in render_text([orders, refunds]).splitlines() if "sub_" in line]
+    assert len(rows) == 2 and all(f"unknown ({LOST})" in row for row in rows), rows
+
+
+@pytest.fixture
+def fake_engines(monkeypatch: pytest.MonkeyPatch) -> list[httpx.MockTransport]:
+    """`restate-stream status` talks to the transport the test puts in the list."""
+    transports: list[httpx.MockTransport] = []
+
+    def admin_client(spec: BindingsFile, wait: float) -> AdminClient:
+        [transport] = transports
+        return AdminClient(spec.restate.admin_url, startup_timeout=wait, transport=transport)
+
+    monkeypatch.setattr("restate_stream.cli.status.admin_client", admin_client)
+    monkeypatch.setattr("restate_stream.cli.status.TopicAdmin", no_lag)
+    return transports
+
+
+def test_status_with_a_lost_query_answer_exits_0_and_says_unknown(
+    fake_engines: list[httpx.MockTransport], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "b.yaml").write_text(YAML)
+    fake_engines.append(lost_query_answers([]))
+    assert main(["status", "-f", str(tmp_path / "b.yaml")]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    rows = [line for line in out.splitlines() if line.startswith(("orders", "refunds"))]
+    assert len(rows) == 2 and all(f"unknown ({LOST})" in row for row in rows), out
+
+
+def test_status_with_the_listing_unreachable_is_one_error_line_and_exit_2(
+    fake_engines: list[httpx.MockTransport], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+    (tmp_path / "b.yaml").write_text(YAML)
+    fake_engines.append(httpx.MockTransport(handler))
+    assert main(["status", "-f", str(tmp_path / "b.yaml")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "error: Restate admin API at http://admin.test did not answer GET /subscriptions: "
+        "Server disconnected without sending a response.\n"
+    )
+
+
+async def test_an_unreachable_listing_still_raises() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("All connection attempts failed", request=request)
+
+    admin = AdminClient(
+        "http://admin.test", startup_timeout=0.2, transport=httpx.MockTransport(handler)
+    )
+    async with admin:
+        with pytest.raises(AdminUnavailableError, match="is not reachable"):
+            await binding_statuses(TWO, admin, no_lag)
+
+
+async def test_a_binding_without_subscription_has_nothing_to_ask_after_a_lost_answer() -> None:
+    missing = parse_bindings(YAML.replace("refunds", "returns"), Path("bindings.yaml")).bindings[
+        1
+    ]  # declared, and no subscription of it on the server
+    spec = dataclasses.replace(TWO, bindings=[TWO.bindings[0], missing])
+    async with AdminClient("http://admin.test", transport=lost_query_answers([])) as admin:
+        orders, returns = await binding_statuses(spec, admin, no_lag)
+    assert orders.invocations_error == LOST
+    assert (returns.state, returns.invocations_error, returns.invocations) == ("missing", None, {})

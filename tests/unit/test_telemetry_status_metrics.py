@@ -1,5 +1,5 @@
-"""`restate-stream metrics` without engines: a status becomes gauges; a failed read still
-answers the scrape, saying so."""
+"""`restate-stream metrics` without engines: a status becomes gauges; a part that could not
+be read has no series and an error gauge; a failed read still answers the scrape, saying so."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.admin import PartitionLag
 from restate_stream.control.status import BindingStatus
-from restate_stream.telemetry.status_metrics import STATUS_METRICS, status_registry
+from restate_stream.telemetry.status_metrics import PARTS, STATUS_METRICS, status_registry
 
 
 def scrape(read: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -41,7 +41,45 @@ def test_a_status_becomes_lag_state_invocations_and_dead_letter_gauges() -> None
     unresolved = (("binding", "orders"), ("resolved", "false"))
     assert got[("restate_stream_dead_letters", unresolved)] == 2
     assert got[("restate_stream_dead_letters", (("binding", "orders"), ("resolved", "true")))] == 5
+    for part in PARTS:
+        assert got[("restate_stream_status_errors", (("binding", "orders"), ("part", part)))] == 0
     assert {name for name, _ in got} == set(STATUS_METRICS), "the documented gauges, all of them"
+
+
+def test_parts_that_could_not_be_read_have_no_series_and_an_error_gauge() -> None:
+    unknown = BindingStatus(
+        "orders", "kafka://local/orders", "service://Orders/on_order", "g", "active", ["sub_1"],
+        lag_error="KafkaException: broker down",
+        invocations_error="500: node lookup for partition 0 failed",
+        blocked_error="KafkaException: broker down",
+        dead_letter_topic="orders.dlq",
+    )  # fmt: skip
+    known = BindingStatus(
+        "refunds", "kafka://local/refunds", "service://Refunds/on_refund", "g2", "active",
+        ["sub_2"], invocations={"succeeded": 3},
+    )  # fmt: skip
+    got = scrape(lambda: [unknown, known])
+    assert got[("restate_stream_status_up", ())] == 1, "the read itself went through"
+    errors = {
+        (dict(labels)["binding"], dict(labels)["part"]): value
+        for (name, labels), value in got.items()
+        if name == "restate_stream_status_errors"
+    }
+    assert errors == {
+        **{("orders", part): 1 for part in PARTS},
+        **{("refunds", part): 0 for part in PARTS},
+    }
+    orders = [(name, labels) for name, labels in got if ("binding", "orders") in labels]
+    assert {name for name, _ in orders} == {
+        "restate_stream_consumer_lag_known",
+        "restate_stream_binding_state",
+        "restate_stream_status_errors",
+    }, "no invocations, stuck keys, blocked partitions or dead letters that read as 0"
+    assert got[("restate_stream_consumer_lag_known", (("binding", "orders"),))] == 0
+    assert got[("restate_stream_stuck_keys", (("binding", "refunds"),))] == 0
+    assert (
+        got[("restate_stream_invocations", (("binding", "refunds"), ("status", "succeeded")))] == 3
+    )
 
 
 def test_a_failed_status_read_answers_with_up_zero() -> None:
