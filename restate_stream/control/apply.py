@@ -29,7 +29,7 @@ from restate_stream.control.plan import (
     cluster_of,
     plan_live,
 )
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import describe
 
 Progress = Callable[[str], None]
 
@@ -147,11 +147,7 @@ async def apply_plan(
             detail = await executor.run(change)
         except Exception as exc:  # reported, then the remaining changes are skipped
             failed = True
-            # Our own errors read whole (what, where, why); others keep their type's name.
-            detail = (
-                str(exc) if isinstance(exc, RestateStreamError) else f"{type(exc).__name__}: {exc}"
-            )
-            report.outcomes.append(Outcome(change, "failed", detail))
+            report.outcomes.append(Outcome(change, "failed", describe(exc)))
         else:
             report.outcomes.append(Outcome(change, "applied", detail))
         if progress is not None:

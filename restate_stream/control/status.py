@@ -18,6 +18,7 @@ from restate_stream.control.admin import (
 from restate_stream.control.blocked import BlockedPartition, find_blocked
 from restate_stream.control.plan import TopicAdminFactory, binding_key, by_binding_key
 from restate_stream.dlq import Entry, by_source_record, read_entries
+from restate_stream.errors import describe
 
 # Invocation states in which a key's later records wait: the binding is stuck on that key.
 STUCK_STATES = ("backing-off", "paused")
@@ -124,13 +125,13 @@ async def binding_statuses(
         try:
             status.lag = await asyncio.to_thread(clients[b.cluster].group_lag, group, b.topic)
         except Exception as exc:  # shown next to the binding; the others still report
-            status.lag_error = f"{type(exc).__name__}: {exc}"
+            status.lag_error = describe(exc)
         if subs and status.total_lag > 0:
             properties = spec.clusters[b.cluster].properties
             try:
                 status.blocked = await asyncio.to_thread(find_blocked, b, properties, status.lag)
             except Exception as exc:  # shown next to the binding, like the lag
-                status.blocked_error = f"{type(exc).__name__}: {exc}"
+                status.blocked_error = describe(exc)
         selection = _invocations_of(b, subs)
         try:
             if unavailable is not None and selection is not None:  # None: nothing to ask

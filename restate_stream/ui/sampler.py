@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from restate_stream.control.status import BindingStatus
+from restate_stream.errors import describe
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Sampler:
             try:
                 statuses = await self.read()
             except Exception as exc:  # shown on the pages; the next round tries again
-                error = f"{type(exc).__name__}: {exc}"
+                error = describe(exc)
                 if error != self.error:  # once per failure, not every few seconds
                     log.warning("reading the statuses failed: %s", error)
                 self.error = error

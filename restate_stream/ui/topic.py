@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from connectors.consume import ConsumedRecord
 from restate_stream._util.text import one_line
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import RestateStreamError, describe
 from restate_stream.runtime.formats import unwrap_cloudevent
 from restate_stream.ui.context import dashboard
 
@@ -60,6 +60,6 @@ async def topic_page(request: Request) -> Response:
     try:
         records = [record_view(r) for r in await board.source.tail(topic, last)]
     except (RestateStreamError, ConnectionError, TimeoutError) as exc:
-        error = str(exc) if isinstance(exc, RestateStreamError) else f"{type(exc).__name__}: {exc}"
+        error = describe(exc)
     records.sort(key=lambda r: (r.partition, r.offset))
     return board.render(request, "topic.html", topic=topic, last=last, records=records, error=error)

@@ -13,7 +13,7 @@ from connectors.consume import read_topic
 from connectors.errors import new_client, reason_text, request_failed
 from connectors.group_consumer import GroupConsumer
 from connectors.producer import ConfluentProducer
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import RestateStreamError, describe
 
 CANARY = "canary-s3cret-7f3a"
 SERVERS = "127.0.0.1:9"
@@ -110,3 +110,9 @@ def test_one_helper_creates_every_client(factory: type) -> None:
     with pytest.raises(KafkaClientConfigError) as caught:
         new_client("Kafka client", factory, {**MISPASTED, "group.id": "g"})
     assert_hidden(caught, "Kafka client")
+
+
+def test_describe_reads_our_errors_whole_and_names_the_type_of_others() -> None:
+    ours = KafkaAdminError("creating topic 'x' on 127.0.0.1:9092 failed: TOPIC_ALREADY_EXISTS")
+    assert describe(ours) == "creating topic 'x' on 127.0.0.1:9092 failed: TOPIC_ALREADY_EXISTS"
+    assert describe(TimeoutError("no answer in 5s")) == "TimeoutError: no answer in 5s"
