@@ -129,7 +129,7 @@ async def test_cli_with_one_restate_node_down(
                     {s.source for s in subs}
                     >= {f"kafka://{cluster}/{topic_a}", f"kafka://{cluster}/{topic_b}"}
                 ),
-                timeout=30,
+                timeout=60,
             )
             assert len(subscriptions) == 2, subscriptions
             code, out, err = cli("plan", "-f", two, "--admin-url", second.admin_url)
@@ -161,16 +161,25 @@ async def test_cli_with_one_restate_node_down(
             assert wait_until_listening(port, timeout=60, alive=lambda: exporter.poll() is None)
             part = (("binding", topic_a), ("part", "invocations"))
             invocations_read = ("restate_stream_status_errors", part)
-            metrics = await wait_until(
-                lambda: asyncio.to_thread(scrape, port),
-                lambda m: m.get(invocations_read) == 0,
-                timeout=60,
-            )
-            assert metrics[("restate_stream_status_up", ())] == 1
             active = (("binding", topic_a), ("state", "active"))
-            assert metrics[("restate_stream_binding_state", active)] == 1
             succeeded = (("binding", topic_a), ("status", "succeeded"))
-            assert metrics[("restate_stream_invocations", succeeded)] >= 4
+
+            def exported(m: dict[Any, float]) -> tuple[Any, ...]:
+                return (
+                    m.get(invocations_read),
+                    m.get(("restate_stream_status_up", ())),
+                    m.get(("restate_stream_binding_state", active)),
+                    m.get(("restate_stream_invocations", succeeded), 0) >= 4,
+                )
+
+            # All from one scrape taken once the partitions node 3 led have moved (each scrape
+            # queries anew: an earlier one may have read the invocations, a later one not).
+            await wait_until(
+                lambda: asyncio.to_thread(scrape, port),
+                lambda m: exported(m) == (0, 1, 1, True),
+                timeout=90,
+                describe=lambda m: f"(read errors, up, active, >= 4 succeeded): {exported(m)}",
+            )
 
             # Pointed at the dead node (the file, or the flag): one line, no traceback.
             unreachable = f"error: Restate admin API at {dead.admin_url} is not reachable: "

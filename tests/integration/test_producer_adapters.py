@@ -9,7 +9,7 @@ import uuid
 from typing import Literal
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors import TopicAdmin
 from connectors.producer import Delivery, ProduceFailed, create_producer
@@ -35,7 +35,7 @@ def headers(i: int) -> list[tuple[str, bytes]]:
     return [("seq", str(i).encode()), ("source", b"test")]
 
 
-def read_all(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[Seen]:
+def read_all(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list[Seen]:
     """Every record of `topic` from the beginning (and any beyond `count`: duplicates)."""
     consumer = Consumer(
         {
@@ -45,7 +45,8 @@ def read_all(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> l
             "enable.auto.commit": "false",
         }
     )
-    consumer.subscribe([topic])
+    # Assigned, not subscribed: no group join (a rebalance can take 10 s+ on a loaded machine).
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     seen: list[Seen] = []
     deadline = time.monotonic() + timeout
     try:

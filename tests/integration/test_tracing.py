@@ -5,6 +5,7 @@ process <source> -> handler -> send <relay> -> process <relay> -> handler."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,17 @@ async def test_a_published_event_continues_its_trace_in_the_consuming_handler(
                 return await object_state(restate_admin, "TraceSink", "got")
 
             await wait_until(got, lambda g: sum(map(len, g.values())) >= RECORDS, timeout=120)
+
+            # A span ends after its handler's state is written, and the relay's own span may end
+            # after the sink consumed what it published: wait for every span asserted below.
+            async def ended() -> Counter[str]:
+                return Counter(s.name for s in spans.get_finished_spans())
+
+            await wait_until(
+                ended,
+                lambda n: n[f"process {source}"] >= RECORDS and n[f"process {relayed}"] >= RECORDS,
+                timeout=60,
+            )
             await trace_app.publisher.close()
     finally:
         await drop_cluster(restate_admin, cluster)
