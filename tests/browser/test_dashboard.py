@@ -201,15 +201,17 @@ async def test_dead_letters_seen_redriven_and_resolved_from_the_dashboard(
                 # The overview: the binding, active, caught up, with its two dead letters.
                 browser.get(url)
                 row = 'tr[data-binding="orders"]'
+                # All read within the wait: the table is live, replaced every second, so a
+                # read after it may find the row gone for a moment (attribute() gives None).
                 until(
                     browser,
                     lambda b: (
                         attribute(b, f"{row} [data-dead-letters]", "data-dead-letters") == "2"
                         and attribute(b, f"{row} td[data-lag]", "data-lag") == "0"
+                        and attribute(b, f"{row} [data-state]", "data-state") == "active"
                     ),
-                    "the overview to show 2 dead letters and no lag",
+                    "the overview to show the binding active, 2 dead letters and no lag",
                 )
-                assert attribute(browser, f"{row} [data-state]", "data-state") == "active"
                 stuck_row = 'tr[data-binding="payments"] [data-invocations="backing-off"]'
                 until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, stuck_row), "a stuck key")
                 screenshot(browser, screenshots / "ui-overview.png")
