@@ -126,6 +126,8 @@ async def binding_statuses(
             status.lag = await asyncio.to_thread(clients[b.cluster].group_lag, group, b.topic)
         except Exception as exc:  # shown next to the binding; the others still report
             status.lag_error = describe(exc)
+            if subs:  # blocked partitions are found from the lag: unknown too, not none
+                status.blocked_error = "the consumer group's lag could not be read"
         if subs and status.total_lag > 0:
             properties = spec.clusters[b.cluster].properties
             try:

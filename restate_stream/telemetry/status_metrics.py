@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from restate_stream.bindings import BindingsFile
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.status import BindingStatus, binding_statuses
+from restate_stream.errors import describe
 
 log = logging.getLogger("restate_stream.metrics")
 
@@ -66,7 +67,7 @@ class StatusCollector(Collector):
         try:
             statuses = self.read()
         except Exception as exc:  # the scrape still answers, saying what failed
-            log.warning("status read failed: %s: %s", type(exc).__name__, exc)
+            log.warning("status read failed: %s", describe(exc))
             up.add_metric([], 0)
             yield up
             return

@@ -174,3 +174,26 @@ async def test_a_binding_without_subscription_has_nothing_to_ask_after_a_lost_an
         orders, returns = await binding_statuses(spec, admin, no_lag)
     assert orders.invocations_error == LOST
     assert (returns.state, returns.invocations_error, returns.invocations) == ("missing", None, {})
+
+
+class LagUnreadable:
+    def group_lag(self, group: str, topic: str) -> list[PartitionLag]:
+        raise TimeoutError("no answer from 127.0.0.1:9092 in 10s")
+
+
+async def test_an_unreadable_lag_leaves_blocked_partitions_unknown_not_none() -> None:
+    """Blocked partitions are found from the lag: without it they are unknown (an exporter
+    alert on them must not read 0)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/subscriptions":
+            return httpx.Response(200, json=SUBSCRIPTIONS)
+        return httpx.Response(200, json={"rows": []})
+
+    async with AdminClient("http://admin.test", transport=httpx.MockTransport(handler)) as admin:
+        [status] = await binding_statuses(
+            SPEC, admin, lambda properties: cast(TopicAdmin, LagUnreadable())
+        )
+    assert status.lag_error == "TimeoutError: no answer from 127.0.0.1:9092 in 10s"
+    assert status.blocked_error == "the consumer group's lag could not be read"
+    assert status.blocked == [] and status.invocations_error is None

@@ -51,7 +51,7 @@ def test_parts_that_could_not_be_read_have_no_series_and_an_error_gauge() -> Non
         "orders", "kafka://local/orders", "service://Orders/on_order", "g", "active", ["sub_1"],
         lag_error="KafkaException: broker down",
         invocations_error="500: node lookup for partition 0 failed",
-        blocked_error="KafkaException: broker down",
+        blocked_error="the consumer group's lag could not be read",
         dead_letter_topic="orders.dlq",
     )  # fmt: skip
     known = BindingStatus(
