@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors import Record, produce_records
 from connectors.consume import ConsumedRecord, end_offsets, read_topic
@@ -19,6 +22,8 @@ from restate_stream.runtime.serving import BackgroundAppServer
 from restate_stream.runtime.worker import WorkerProcess
 
 T = TypeVar("T")
+Samples: TypeAlias = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+"""Prometheus samples by (name, sorted label pairs)."""
 
 
 @dataclass(frozen=True)
@@ -128,3 +133,15 @@ async def batch_deliveries(spec: BindingsFile) -> AsyncIterator[BatchRunner]:
         yield runner
     finally:
         await runner.stop()
+
+
+def scrape_metrics(port: int, host: str = "127.0.0.1") -> Samples:
+    """The samples a /metrics endpoint (a worker's, the status exporter's) serves now, by name
+    and sorted labels: `samples[("restate_stream_status_up", ())]`."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }

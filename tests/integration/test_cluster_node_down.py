@@ -25,11 +25,11 @@ from restate_stream.testing import (
     object_state,
     produce_json,
     run_cli,
+    scrape_metrics,
     serve_app,
     wait_until,
 )
 from tests.integration.bindings_app import app
-from tests.integration.test_metrics import scrape
 from tests.restate_nodes import RestateNode, RestateNodes, running_cluster
 
 pytestmark = pytest.mark.engines
@@ -92,6 +92,7 @@ async def test_cli_with_one_restate_node_down(
     )
 
     exporter: subprocess.Popen[str] | None = None
+    exporter_log = tmp_path / "metrics.log"
     try:
         async with (
             AdminClient(first.admin_url) as admin_1,
@@ -150,14 +151,16 @@ async def test_cli_with_one_restate_node_down(
 
             # The status exporter, the file naming the dead node, --admin-url a live one.
             [port] = free_ports(1)
-            exporter = subprocess.Popen(
-                [*CLI, "metrics", "-f", one, "--admin-url", second.admin_url, "--port", str(port)],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
+            with exporter_log.open("w") as log:  # a file: a pipe nobody reads could fill up
+                exporter = subprocess.Popen(
+                    [*CLI, "metrics", "-f", one, "--admin-url", second.admin_url,
+                     "--port", str(port)],
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    start_new_session=True,
+                )  # fmt: skip
             assert wait_until_listening(port, timeout=60, alive=lambda: exporter.poll() is None)
             part = (("binding", topic_a), ("part", "invocations"))
             invocations_read = ("restate_stream_status_errors", part)
@@ -175,7 +178,7 @@ async def test_cli_with_one_restate_node_down(
             # All from one scrape taken once the partitions node 3 led have moved (each scrape
             # queries anew: an earlier one may have read the invocations, a later one not).
             await wait_until(
-                lambda: asyncio.to_thread(scrape, port),
+                lambda: asyncio.to_thread(scrape_metrics, port),
                 lambda m: exported(m) == (0, 1, 1, True),
                 timeout=90,
                 describe=lambda m: f"(read errors, up, active, >= 4 succeeded): {exported(m)}",
@@ -200,11 +203,17 @@ async def test_cli_with_one_restate_node_down(
             assert len(await admin_2.list_subscriptions()) == 2
     except BaseException as exc:
         exc.add_note(restate_nodes.logs_tail())
+        if exporter_log.exists():
+            exc.add_note(f"--- restate-stream metrics ---\n{exporter_log.read_text()[-4000:]}")
         raise
     finally:
         if exporter is not None:
             os.killpg(exporter.pid, signal.SIGTERM)
-            exporter.wait(10)
+            try:
+                exporter.wait(10)
+            except subprocess.TimeoutExpired:  # never hide the test's own failure behind this
+                os.killpg(exporter.pid, signal.SIGKILL)
+                exporter.wait()
 
 
 def _rows(status_output: str) -> dict[str, list[str]]:

@@ -9,14 +9,12 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
-from prometheus_client.parser import text_string_to_metric_families
 
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream._util.ports import free_ports, wait_until_listening
@@ -26,22 +24,12 @@ from restate_stream.control.apply import apply_bindings
 from restate_stream.runtime.formats import cloudevent
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
-from restate_stream.testing import CLI, drop_cluster, object_state, wait_until
+from restate_stream.testing import CLI, drop_cluster, object_state, scrape_metrics, wait_until
 
 pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]
 GOOD, DUPLICATES, POISON, KEYS = 60, 10, 5, 12
 MAX_WAVES = 6
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def records_by_outcome(metrics: dict[Any, float], binding: str) -> dict[tuple[str, str], float]:
@@ -156,7 +144,7 @@ bindings:
             "dead_letter_acks": POISON,
         }
         metrics = await wait_until(
-            lambda: asyncio.to_thread(scrape, metrics_port),
+            lambda: asyncio.to_thread(scrape_metrics, metrics_port),
             lambda m: counted(m) == expected,
             timeout=60,
             describe=lambda m: f"{counted(m)} (expected {expected})",
@@ -214,7 +202,7 @@ bindings:
         # the lag would show none), the five dead letters, the binding active.
         settled = {"up": 1, "lag": dict.fromkeys("0123", 0), "dead_letters": POISON, "active": 1}
         await wait_until(
-            lambda: asyncio.to_thread(scrape, exporter_port),
+            lambda: asyncio.to_thread(scrape_metrics, exporter_port),
             lambda m: exported(m) == settled,
             timeout=60,
             describe=lambda m: f"{exported(m)} (expected {settled})",

@@ -83,9 +83,8 @@ async def test_worker_serves_registers_applies_and_stops_on_sigterm(
             return [s for s in await restate_admin.list_subscriptions() if s.source.endswith(topic)]
 
         await wait_until(subscribed, bool, timeout=60)
-        # The worker registered itself over h2, where Restate multiplexes every invocation on
-        # a few connections that one process may have accepted all of; over HTTP/1.1 each
-        # in-flight invocation has its own connection, so both processes serve.
+        # Registered again over HTTP/1.1 so both processes get connections (test_metrics.py
+        # says why); serving over h2c, the default, is what every other worker test uses.
         await restate_admin.register_deployment(f"http://127.0.0.1:{port}", http1=True)
         produce_json(
             restate_stream_stack.bootstrap_servers,
