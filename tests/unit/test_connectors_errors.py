@@ -13,6 +13,7 @@ from connectors.consume import read_topic
 from connectors.errors import new_client, reason_text, request_failed
 from connectors.group_consumer import GroupConsumer
 from connectors.producer import ConfluentProducer
+from restate_stream._util.secrets import scrub
 from restate_stream.errors import RestateStreamError, describe
 
 CANARY = "canary-s3cret-7f3a"
@@ -110,6 +111,40 @@ def test_one_helper_creates_every_client(factory: type) -> None:
     with pytest.raises(KafkaClientConfigError) as caught:
         new_client("Kafka client", factory, {**MISPASTED, "group.id": "g"})
     assert_hidden(caught, "Kafka client")
+
+
+# librdkafka cuts its messages at ~256 bytes: a long secret shows only its beginning.
+LONG_SECRET = ("long-canary-9d2e-" * 30)[:500]
+
+
+@pytest.mark.parametrize(
+    ("kind", "factory"),
+    [
+        ("Kafka admin client", AdminClient),
+        ("Kafka consumer", Consumer),
+        ("Kafka producer", Producer),
+    ],
+)
+def test_a_long_rejected_secret_shows_not_even_its_beginning(kind: str, factory: type) -> None:
+    properties = {
+        "bootstrap.servers": SERVERS,
+        "group.id": "g",
+        "sasl.password": LONG_SECRET,
+        "security.protocol": LONG_SECRET,
+    }
+    with pytest.raises(KafkaClientConfigError) as caught:
+        new_client(kind, factory, properties)
+    shown = "".join(traceback.format_exception(caught.value))
+    assert 'Invalid value "***' in str(caught.value)
+    assert LONG_SECRET[:12] not in shown, shown
+
+
+def test_scrub_hides_a_quoted_beginning_of_a_secret_but_not_other_quoted_words() -> None:
+    cut = f"Topic 'orders': can't parse \"{LONG_SECRET[:240]}"
+    assert scrub(cut, [LONG_SECRET]) == "Topic 'orders': can't parse \"***"
+    closed = f"Invalid value '{LONG_SECRET[:30]}' for `x`"
+    assert scrub(closed, [LONG_SECRET]) == "Invalid value '***' for `x`"
+    assert scrub("'long-ca' is short", [LONG_SECRET]) == "'long-ca' is short"
 
 
 def test_describe_reads_our_errors_whole_and_names_the_type_of_others() -> None:
