@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     Consumer,
@@ -29,7 +29,6 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from connectors.errors import (
     KafkaAdminError,
     KafkaUnavailableError,
-    kafka_error,
     new_client,
     request_failed,
 )
@@ -37,6 +36,8 @@ from connectors.logs import Config, client_properties
 from restate_stream._util.secrets import secret_values
 
 __all__ = ["KafkaAdminError", "KafkaUnavailableError", "PartitionLag", "Replicas", "TopicAdmin"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,16 @@ class TopicAdmin:
         # librdkafka quotes rejected values; never a secret's.
         return request_failed(what, self._servers, exc, secret_values(self._properties), extra)
 
+    def _request(self, what: str, call: Callable[[], T]) -> T:
+        """`call()`, which sends a request (librdkafka may refuse it at once) as our error."""
+        try:
+            return call()
+        except KafkaException as exc:
+            raise self._failed(what, exc) from exc
+
     def _result(self, future: Any, what: str, timeout: float) -> Any:
-        """A request's result; its failure (or no answer within `timeout`) as our error."""
+        """A request's result; its failure (or no answer within `timeout`) as our error,
+        whose `.code` names librdkafka's error (callers accept some: TOPIC_ALREADY_EXISTS)."""
         try:
             return future.result(timeout)
         except KafkaException as exc:
@@ -163,18 +172,18 @@ class TopicAdmin:
         ]
         details = " and ".join(a for a in asked if a)
         what = f"creating topic {name!r}" + (f" with {details}" if details else "")
-        try:
-            futures = self._client.create_topics(
+        futures = self._request(
+            what,
+            lambda: self._client.create_topics(
                 [topic], operation_timeout=timeout, request_timeout=timeout
-            )
-            futures[name].result(timeout)
-        except KafkaException as exc:
-            error = kafka_error(exc)
-            if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                return False
-            raise self._failed(what, exc) from exc
-        except TimeoutError as exc:
-            raise self._failed(what, TimeoutError(f"no answer within {timeout:g}s")) from exc
+            ),
+        )
+        try:
+            self._result(futures[name], what, timeout)
+        except KafkaAdminError as exc:
+            if exc.code != "TOPIC_ALREADY_EXISTS":
+                raise
+            return False
         # A local loop: connectors may not use restate_stream's poll helper.
         deadline = time.monotonic() + timeout
         while (shown := self.topics(timeout).get(name)) is None or (
@@ -190,12 +199,12 @@ class TopicAdmin:
 
     def delete_topic(self, name: str, timeout: float = 30.0) -> None:
         what = f"deleting topic {name!r}"
-        try:
-            futures = self._client.delete_topics(
+        futures = self._request(
+            what,
+            lambda: self._client.delete_topics(
                 [name], operation_timeout=timeout, request_timeout=timeout
-            )
-        except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+            ),
+        )
         self._result(futures[name], what, timeout)
 
     def set_topic_config(self, name: str, config: Mapping[str, str], timeout: float = 30.0) -> None:
@@ -209,10 +218,10 @@ class TopicAdmin:
             ],
         )
         what = f"setting {', '.join(sorted(config))} of topic {name!r}"
-        try:
-            futures = self._client.incremental_alter_configs([resource], request_timeout=timeout)
-        except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+        futures = self._request(
+            what,
+            lambda: self._client.incremental_alter_configs([resource], request_timeout=timeout),
+        )
         for future in futures.values():
             self._result(future, what, timeout)
 
@@ -220,12 +229,12 @@ class TopicAdmin:
         """Grow `name` to `total` partitions (Kafka cannot shrink a topic)."""
         what = f"growing topic {name!r} to {total} partition(s)"
         request = NewPartitions(name, total)
-        try:
-            futures = self._client.create_partitions(
+        futures = self._request(
+            what,
+            lambda: self._client.create_partitions(
                 [request], operation_timeout=timeout, request_timeout=timeout
-            )
-        except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+            ),
+        )
         self._result(futures[name], what, timeout)
 
     def group_has_members(self, group: str, timeout: float = 10.0) -> bool:
@@ -236,17 +245,15 @@ class TopicAdmin:
         """The member ids of `group` now (an unknown group has none); a consumer that is
         recreated joins with a new id."""
         what = f"describing consumer group {group!r}"
+        futures = self._request(
+            what, lambda: self._client.describe_consumer_groups([group], request_timeout=timeout)
+        )
         try:
-            futures = self._client.describe_consumer_groups([group], request_timeout=timeout)
-            description = futures[group].result(timeout)
-        except KafkaException as exc:
-            error = kafka_error(exc)
-            if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
-                return frozenset()
-            # a timeout or an auth error says nothing about the members
-            raise self._failed(what, exc) from exc
-        except TimeoutError as exc:
-            raise self._failed(what, TimeoutError(f"no answer within {timeout:g}s")) from exc
+            description = self._result(futures[group], what, timeout)
+        except KafkaAdminError as exc:
+            if exc.code != "GROUP_ID_NOT_FOUND":
+                raise  # a timeout or an auth error says nothing about the members
+            return frozenset()
         return frozenset(m.member_id for m in description.members)
 
     def set_group_offsets(
@@ -308,10 +315,12 @@ class TopicAdmin:
         wanted = [TopicPartition(topic, p) for p in range(partitions)]
         committed = self.committed_offsets(group, topic, partitions, timeout)
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        try:
-            ends = self._client.list_offsets({tp: latest for tp in wanted}, request_timeout=timeout)
-        except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+        ends = self._request(
+            what,
+            lambda: self._client.list_offsets(
+                {tp: latest for tp in wanted}, request_timeout=timeout
+            ),
+        )
         result = []
         for tp in wanted:
             end = self._result(ends[tp], f"{what} (end of partition {tp.partition})", timeout)

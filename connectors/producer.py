@@ -22,8 +22,8 @@ from typing import Any, Literal, NoReturn, Protocol, Self
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
-from connectors.errors import new_client
-from connectors.logs import kafka_reason, with_logger
+from connectors.errors import new_client, reason_text
+from connectors.logs import with_logger
 from restate_stream.errors import RestateStreamError
 
 Headers = Sequence[tuple[str, bytes]]
@@ -202,7 +202,7 @@ class ConfluentProducer(_LoopBound):
                         await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
                     except KafkaException as exc:
                         # Refused before it was queued (too large, unknown partition): final.
-                        reason = kafka_reason(exc)
+                        reason = reason_text(exc)
                         future.set_exception(ProduceFailed(record.topic, record.key, reason))
                         break
         return futures
