@@ -62,6 +62,8 @@ class TopicAdmin:
     the same properties Restate is given for the cluster. Every failure is a KafkaAdminError
     (KafkaUnavailableError when the cluster did not answer) naming the operation, the topic
     or group, the bootstrap servers and librdkafka's reason; never a raw KafkaException.
+    It is raised outside the `except` that caught librdkafka's exception, with no cause:
+    that exception's text is unscrubbed (a rejected secret), and --debug prints the chain.
     """
 
     def __init__(self, config: Config) -> None:
@@ -92,7 +94,8 @@ class TopicAdmin:
         try:
             return call()
         except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+            error = self._failed(what, exc)
+        raise error
 
     def _result(self, future: Any, what: str, timeout: float) -> Any:
         """A request's result; its failure (or no answer within `timeout`) as our error,
@@ -100,20 +103,21 @@ class TopicAdmin:
         try:
             return future.result(timeout)
         except KafkaException as exc:
-            raise self._failed(what, exc) from exc
-        except TimeoutError as exc:  # librdkafka's own request timeout did not fire first
-            raise self._failed(what, TimeoutError(f"no answer within {timeout:g}s")) from exc
+            error = self._failed(what, exc)
+        except TimeoutError:  # librdkafka's own request timeout did not fire first
+            error = self._failed(what, TimeoutError(f"no answer within {timeout:g}s"))
+        raise error
 
     def _metadata(self, what: str, timeout: float, topic: str | None = None) -> Any:
         try:
             return self._client.list_topics(topic, timeout=timeout)
         except KafkaException as exc:
             error = self._failed(f"{what} (waited {timeout:g}s)", exc)
-            # Readiness polls retry KafkaUnavailableError: a broker still starting (or its
-            # SASL listener) fails metadata requests in several ways, all worth asking again.
-            if not isinstance(error, KafkaUnavailableError):
-                error = KafkaUnavailableError(str(error), error.code)
-            raise error from exc
+        # Readiness polls retry KafkaUnavailableError: a broker still starting (or its
+        # SASL listener) fails metadata requests in several ways, all worth asking again.
+        if not isinstance(error, KafkaUnavailableError):
+            error = KafkaUnavailableError(str(error), error.code)
+        raise error
 
     def broker_count(self, timeout: float = 2.0) -> int:
         """Brokers in the cluster's metadata: one request (the port opens before brokers answer).
@@ -270,13 +274,17 @@ class TopicAdmin:
         try:
             wanted = [TopicPartition(topic, p, o) for p, o in sorted(offsets.items())]
             result = consumer.commit(offsets=wanted, asynchronous=False)
-            for tp in result or []:
-                if tp.error is not None:
-                    raise self._failed(f"{what} (partition {tp.partition})", tp.error)
         except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+            error = self._failed(what, exc)
+        else:
+            refused = [(tp.partition, tp.error) for tp in result or [] if tp.error is not None]
+            if not refused:
+                return
+            partition, reason = refused[0]
+            error = self._failed(f"{what} (partition {partition})", reason)
         finally:
             consumer.close()
+        raise error
 
     def _group_consumer(self, group: str) -> Consumer:
         """A consumer of `group` that never joins it (it only reads and commits offsets)."""
@@ -299,9 +307,10 @@ class TopicAdmin:
             return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout)}
         except KafkaException as exc:
             what = f"reading the committed offsets of consumer group {group!r} on topic {topic!r}"
-            raise self._failed(what, exc) from exc
+            error = self._failed(what, exc)
         finally:
             consumer.close()
+        raise error
 
     def group_lag(self, group: str, topic: str, timeout: float = 10.0) -> list[PartitionLag]:
         """Per partition of `topic`: the group's committed offset, the end offset and the lag."""

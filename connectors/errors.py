@@ -100,7 +100,9 @@ def new_client(
     try:
         return factory(dict(properties))
     except KafkaException as exc:
-        servers = properties.get("bootstrap.servers", "?")
-        message = f"invalid {kind} properties for Kafka at {servers}: {reason_text(exc)}"
-        # Not chained: --debug prints the cause, whose text is librdkafka's, unscrubbed.
-        raise KafkaClientConfigError(scrub(message, secret_values(properties))) from None
+        reason = reason_text(exc)
+    # Raised outside the except, so librdkafka's unscrubbed exception is neither its cause
+    # nor its context (--debug prints the chain).
+    servers = properties.get("bootstrap.servers", "?")
+    message = f"invalid {kind} properties for Kafka at {servers}: {reason}"
+    raise KafkaClientConfigError(scrub(message, secret_values(properties)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from concurrent.futures import Future
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -145,6 +146,44 @@ def test_scrub_hides_a_quoted_beginning_of_a_secret_but_not_other_quoted_words()
     closed = f"Invalid value '{LONG_SECRET[:30]}' for `x`"
     assert scrub(closed, [LONG_SECRET]) == "Invalid value '***' for `x`"
     assert scrub("'long-ca' is short", [LONG_SECRET]) == "'long-ca' is short"
+
+
+def whole_chain(error: BaseException) -> str:
+    """Every message and traceback of `error` and the exceptions chained to it, printed or
+    not (a suppressed context is still an attribute a debugger or a logger may show)."""
+    texts: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None:
+        texts += [repr(seen.args), *traceback.format_exception(seen)]
+        seen = seen.__cause__ or seen.__context__
+    return "".join(texts)
+
+
+def test_a_client_config_error_chains_nothing() -> None:
+    with pytest.raises(KafkaClientConfigError) as caught:
+        new_client("Kafka producer", Producer, MISPASTED)
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert CANARY not in whole_chain(caught.value)
+
+
+def test_a_topic_admin_error_chains_not_librdkafka_unscrubbed_text() -> None:
+    admin = TopicAdmin({"bootstrap.servers": SERVERS, "sasl.password": CANARY})
+    said = refused(KafkaError.INVALID_CONFIG, f'Invalid value "{CANARY}" for "retention.ms"')
+
+    def refuse() -> None:
+        raise said
+
+    with pytest.raises(KafkaAdminError) as sending:
+        admin._request("setting retention.ms of topic 'x'", refuse)
+    answer: Future[None] = Future()
+    answer.set_exception(said)
+    with pytest.raises(KafkaAdminError) as answered:
+        admin._result(answer, "setting retention.ms of topic 'x'", 1.0)
+    for caught in (sending, answered):
+        assert caught.value.code == "INVALID_CONFIG"  # the error's name is kept
+        assert caught.value.__cause__ is None and caught.value.__context__ is None
+        assert CANARY not in whole_chain(caught.value)
+        assert 'Invalid value "***"' in str(caught.value)
 
 
 def test_describe_reads_our_errors_whole_and_names_the_type_of_others() -> None:
