@@ -138,10 +138,13 @@ class TopicAdmin:
         """Partition -> its leader, replicas and in-sync replicas (broker ids) of `topic`."""
         what = f"reading the partitions of topic {topic!r}"
         metadata = self._metadata(what, timeout, topic).topics.get(topic)
+        # Unavailable (waits retry it): a restarted broker answers with stale metadata, or
+        # none for the topic, until it has caught up.
         if metadata is None:
-            raise KafkaAdminError(f"{what} on {self._servers} failed: no metadata for it")
+            raise KafkaUnavailableError(f"{what} on {self._servers} failed: no metadata for it")
         if metadata.error is not None:
-            raise self._failed(what, metadata.error)
+            error = self._failed(what, metadata.error)
+            raise KafkaUnavailableError(str(error), error.code)
         return {
             p: Replicas(m.leader, list(m.replicas), list(m.isrs))
             for p, m in sorted(metadata.partitions.items())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 from concurrent.futures import Future
+from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -184,6 +185,37 @@ def test_a_topic_admin_error_chains_not_librdkafka_unscrubbed_text() -> None:
         assert caught.value.__cause__ is None and caught.value.__context__ is None
         assert CANARY not in whole_chain(caught.value)
         assert 'Invalid value "***"' in str(caught.value)
+
+
+class StaleMetadata:
+    """An AdminClient whose metadata request is answered as a restarted broker may answer."""
+
+    def __init__(self, topics: dict[str, object]) -> None:
+        self.topics = topics
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> StaleMetadata:
+        return self
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+@pytest.mark.parametrize(
+    "topics",
+    [
+        {},  # no metadata for the topic
+        {"orders": SimpleNamespace(error=KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))},
+        {"orders": SimpleNamespace(error=KafkaError(KafkaError.LEADER_NOT_AVAILABLE))},
+    ],
+)
+def test_partition_replicas_without_an_answer_for_the_topic_is_retried_by_waits(
+    topics: dict[str, object],
+) -> None:
+    # kafka_cluster.wait_in_sync polls partition_replicas retrying KafkaUnavailableError only.
+    admin = TopicAdmin(SERVERS)
+    admin._client = StaleMetadata(topics)  # type: ignore[assignment]
+    with pytest.raises(KafkaUnavailableError, match=r"reading the partitions of topic 'orders'"):
+        admin.partition_replicas("orders")
 
 
 def test_describe_reads_our_errors_whole_and_names_the_type_of_others() -> None:
