@@ -79,11 +79,16 @@ class TopicAdmin:
         if error.code() != KafkaError._ALL_BROKERS_DOWN:  # says less than the error before it
             self._last_error = error
 
-    def _failed(self, what: str, exc: BaseException | KafkaError) -> KafkaAdminError:
-        """The error for a failed request: what failed, where, and librdkafka's last word."""
-        self._client.poll(0)  # serves queued error_cb calls
+    def _failed(
+        self, what: str, exc: BaseException | KafkaError, *, by_admin: bool = True
+    ) -> KafkaAdminError:
+        """The error for a failed request: what failed, where, and librdkafka's last word.
+        A request not `by_admin` (a group consumer's) is not explained by the admin
+        client's last error: that one stays for the admin client's next failure."""
         extra = ""
-        if self._last_error is not None:
+        if by_admin:
+            self._client.poll(0)  # serves queued error_cb calls
+        if by_admin and self._last_error is not None:
             extra = f" (last client error: {self._last_error.str()})"
             self._last_error = None  # told once: a later failure is not blamed on it
         # librdkafka quotes rejected values; never a secret's.
@@ -278,13 +283,13 @@ class TopicAdmin:
             wanted = [TopicPartition(topic, p, o) for p, o in sorted(offsets.items())]
             result = consumer.commit(offsets=wanted, asynchronous=False)
         except KafkaException as exc:
-            error = self._failed(what, exc)
+            error = self._failed(what, exc, by_admin=False)
         else:
             refused = [(tp.partition, tp.error) for tp in result or [] if tp.error is not None]
             if not refused:
                 return
             partition, reason = refused[0]
-            error = self._failed(f"{what} (partition {partition})", reason)
+            error = self._failed(f"{what} (partition {partition})", reason, by_admin=False)
         finally:
             consumer.close()
         raise error
@@ -310,7 +315,7 @@ class TopicAdmin:
             return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout)}
         except KafkaException as exc:
             what = f"reading the committed offsets of consumer group {group!r} on topic {topic!r}"
-            error = self._failed(what, exc)
+            error = self._failed(what, exc, by_admin=False)
         finally:
             consumer.close()
         raise error

@@ -218,6 +218,17 @@ def test_partition_replicas_without_an_answer_for_the_topic_is_retried_by_waits(
         admin.partition_replicas("orders")
 
 
+def test_a_group_consumer_failure_is_not_blamed_on_the_admin_clients_last_error() -> None:
+    admin = TopicAdmin(SERVERS)
+    stale = KafkaError(KafkaError._TRANSPORT, "stale-admin-error")
+    admin._last_error = stale
+    with pytest.raises(KafkaUnavailableError) as caught:
+        admin.committed_offsets("g", "orders", 1, timeout=0.2)  # nothing listens: no answer
+    assert "reading the committed offsets of consumer group 'g'" in str(caught.value)
+    assert "stale-admin-error" not in str(caught.value)
+    assert admin._last_error is stale  # kept for the admin client's own next failure
+
+
 def test_describe_reads_our_errors_whole_and_names_the_type_of_others() -> None:
     ours = KafkaAdminError("creating topic 'x' on 127.0.0.1:9092 failed: TOPIC_ALREADY_EXISTS")
     assert describe(ours) == "creating topic 'x' on 127.0.0.1:9092 failed: TOPIC_ALREADY_EXISTS"
