@@ -29,6 +29,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from connectors.errors import (
     KafkaAdminError,
     KafkaUnavailableError,
+    access_refused,
     new_client,
     request_failed,
 )
@@ -117,12 +118,14 @@ class TopicAdmin:
         try:
             return self._client.list_topics(topic, timeout=timeout)
         except KafkaException as exc:
+            self._client.poll(0)  # serves queued error_cb calls: a refused login is told there
+            refused = access_refused(exc, self._last_error)
             error = self._failed(f"{what} (waited {timeout:g}s)", exc)
-        # Readiness polls retry KafkaUnavailableError: a broker still starting (or its
-        # SASL listener) fails metadata requests in several ways, all worth asking again.
-        if not isinstance(error, KafkaUnavailableError):
-            error = KafkaUnavailableError(str(error), error.code)
-        raise error
+        # Readiness polls retry KafkaUnavailableError: a broker still starting fails metadata
+        # requests in several ways, all worth asking again; wrong credentials or missing
+        # rights are not (polls would spin on them, plan would call them "unavailable").
+        kind = KafkaAdminError if refused else KafkaUnavailableError
+        raise kind(str(error), error.code)
 
     def broker_count(self, timeout: float = 2.0) -> int:
         """Brokers in the cluster's metadata: one request (the port opens before brokers answer).

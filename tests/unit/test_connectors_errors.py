@@ -229,6 +229,42 @@ def test_a_group_consumer_failure_is_not_blamed_on_the_admin_clients_last_error(
     assert admin._last_error is stale  # kept for the admin client's own next failure
 
 
+class NoMetadata(StaleMetadata):
+    """An AdminClient whose metadata requests fail, telling error_cb `told` first."""
+
+    def __init__(self, admin: TopicAdmin, told: KafkaError | None) -> None:
+        super().__init__({})
+        self.admin, self.told = admin, told
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> StaleMetadata:
+        if self.told is not None:
+            self.admin._keep_error(self.told)
+        raise refused(KafkaError._TRANSPORT, "Local: Broker transport failure")
+
+
+@pytest.mark.parametrize(
+    "told",
+    [
+        KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error: Invalid password"),
+        KafkaError(KafkaError.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed"),
+    ],
+)
+def test_a_refused_login_is_no_unavailability_so_polls_stop(told: KafkaError) -> None:
+    admin = TopicAdmin(SERVERS)
+    admin._client = NoMetadata(admin, told)  # type: ignore[assignment]
+    with pytest.raises(KafkaAdminError) as caught:
+        admin.broker_count()
+    assert not isinstance(caught.value, KafkaUnavailableError), caught.value
+    assert told.str() in str(caught.value)
+
+
+def test_a_metadata_request_without_an_answer_stays_unavailable() -> None:
+    admin = TopicAdmin(SERVERS)
+    admin._client = NoMetadata(admin, KafkaError(KafkaError._TRANSPORT, "Connection refused"))  # type: ignore[assignment]
+    with pytest.raises(KafkaUnavailableError):
+        admin.topics()
+
+
 def test_describe_reads_our_errors_whole_and_names_the_type_of_others() -> None:
     ours = KafkaAdminError("creating topic 'x' on 127.0.0.1:9092 failed: TOPIC_ALREADY_EXISTS")
     assert describe(ours) == "creating topic 'x' on 127.0.0.1:9092 failed: TOPIC_ALREADY_EXISTS"
