@@ -134,7 +134,7 @@ class ConfluentProducer(_LoopBound):
     back to the loop, so sends never block the loop and may run concurrently."""
 
     def __init__(self, properties: Mapping[str, str]) -> None:
-        # A refused property: KafkaClientConfigError (a ValueError), no secret in it.
+        # KafkaClientConfigError is a ValueError: callers' `except ValueError` still catch it.
         self._producer = new_client(
             "Kafka producer", Producer, with_logger(with_defaults(properties))
         )
