@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import traceback
 from concurrent.futures import Future
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,6 +21,7 @@ from connectors.producer import ConfluentProducer
 from restate_stream._util.secrets import scrub
 from restate_stream.errors import RestateStreamError, describe
 
+CONNECTORS = Path(__file__).resolve().parents[2] / "connectors"
 CANARY = "canary-s3cret-7f3a"
 SERVERS = "127.0.0.1:9"
 # A secret pasted into the wrong field: librdkafka quotes the value it rejects.
@@ -269,3 +273,20 @@ def test_describe_reads_our_errors_whole_and_names_the_type_of_others() -> None:
     ours = KafkaAdminError("creating topic 'x' on 127.0.0.1:9092 failed: TOPIC_ALREADY_EXISTS")
     assert describe(ours) == "creating topic 'x' on 127.0.0.1:9092 failed: TOPIC_ALREADY_EXISTS"
     assert describe(TimeoutError("no answer in 5s")) == "TimeoutError: no answer in 5s"
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "connectors",
+        *sorted(f"connectors.{p.stem}" for p in CONNECTORS.glob("*.py") if p.stem != "__init__"),
+        "restate_stream",
+    ],
+)
+def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    # connectors.errors imports restate_stream, whose package imports connectors.producer:
+    # whichever is imported first, no module may need a name of a half-initialised one.
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"`import {module}` first failed:\n{result.stderr}"
