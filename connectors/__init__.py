@@ -1,8 +1,5 @@
 """The Kafka-facing side of restate-stream: the only package that imports Kafka clients."""
 
-# restate_stream's package first: it imports connectors.producer, which needs connectors.errors
-# whole; entered from here instead, connectors.errors would be half-imported at that point.
-import restate_stream.errors  # noqa: F401  # isort: skip
 from connectors.admin import PartitionLag, Replicas, TopicAdmin
 from connectors.errors import KafkaAdminError, KafkaClientConfigError, KafkaUnavailableError
 from connectors.produce import ProduceError, Record, produce_records

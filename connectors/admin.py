@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     Consumer,
@@ -29,7 +29,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from connectors.errors import (
     KafkaAdminError,
     KafkaUnavailableError,
-    kafka_error,
+    access_refused,
     new_client,
     request_failed,
 )
@@ -37,6 +37,8 @@ from connectors.logs import Config, client_properties
 from restate_stream._util.secrets import secret_values
 
 __all__ = ["KafkaAdminError", "KafkaUnavailableError", "PartitionLag", "Replicas", "TopicAdmin"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class TopicAdmin:
     the same properties Restate is given for the cluster. Every failure is a KafkaAdminError
     (KafkaUnavailableError when the cluster did not answer) naming the operation, the topic
     or group, the bootstrap servers and librdkafka's reason; never a raw KafkaException.
+    It is raised outside the `except` that caught librdkafka's exception, with no cause:
+    that exception's text is unscrubbed (a rejected secret), and --debug prints the chain.
     """
 
     def __init__(self, config: Config) -> None:
@@ -76,35 +80,52 @@ class TopicAdmin:
         if error.code() != KafkaError._ALL_BROKERS_DOWN:  # says less than the error before it
             self._last_error = error
 
-    def _failed(self, what: str, exc: BaseException | KafkaError) -> KafkaAdminError:
-        """The error for a failed request: what failed, where, and librdkafka's last word."""
-        self._client.poll(0)  # serves queued error_cb calls
+    def _failed(
+        self, what: str, exc: BaseException | KafkaError, *, by_admin: bool = True
+    ) -> KafkaAdminError:
+        """The error for a failed request: what failed, where, and librdkafka's last word.
+        A request not `by_admin` (a group consumer's) is not explained by the admin
+        client's last error: that one stays for the admin client's next failure."""
         extra = ""
-        if self._last_error is not None:
+        if by_admin:
+            self._client.poll(0)  # serves queued error_cb calls
+        if by_admin and self._last_error is not None:
             extra = f" (last client error: {self._last_error.str()})"
             self._last_error = None  # told once: a later failure is not blamed on it
         # librdkafka quotes rejected values; never a secret's.
         return request_failed(what, self._servers, exc, secret_values(self._properties), extra)
 
+    def _request(self, what: str, call: Callable[[], T]) -> T:
+        """`call()`, which sends a request (librdkafka may refuse it at once) as our error."""
+        try:
+            return call()
+        except KafkaException as exc:
+            error = self._failed(what, exc)
+        raise error
+
     def _result(self, future: Any, what: str, timeout: float) -> Any:
-        """A request's result; its failure (or no answer within `timeout`) as our error."""
+        """A request's result; its failure (or no answer within `timeout`) as our error,
+        whose `.code` names librdkafka's error (callers accept some: TOPIC_ALREADY_EXISTS)."""
         try:
             return future.result(timeout)
         except KafkaException as exc:
-            raise self._failed(what, exc) from exc
-        except TimeoutError as exc:  # librdkafka's own request timeout did not fire first
-            raise self._failed(what, TimeoutError(f"no answer within {timeout:g}s")) from exc
+            error = self._failed(what, exc)
+        except TimeoutError:  # librdkafka's own request timeout did not fire first
+            error = self._failed(what, TimeoutError(f"no answer within {timeout:g}s"))
+        raise error
 
     def _metadata(self, what: str, timeout: float, topic: str | None = None) -> Any:
         try:
             return self._client.list_topics(topic, timeout=timeout)
         except KafkaException as exc:
+            self._client.poll(0)  # serves queued error_cb calls: a refused login is told there
+            refused = access_refused(exc, self._last_error)
             error = self._failed(f"{what} (waited {timeout:g}s)", exc)
-            # Readiness polls retry KafkaUnavailableError: a broker still starting (or its
-            # SASL listener) fails metadata requests in several ways, all worth asking again.
-            if not isinstance(error, KafkaUnavailableError):
-                error = KafkaUnavailableError(str(error), error.code)
-            raise error from exc
+        # Readiness polls retry KafkaUnavailableError: a broker still starting fails metadata
+        # requests in several ways, all worth asking again; wrong credentials or missing
+        # rights are not (polls would spin on them, plan would call them "unavailable").
+        kind = KafkaAdminError if refused else KafkaUnavailableError
+        raise kind(str(error), error.code)
 
     def broker_count(self, timeout: float = 2.0) -> int:
         """Brokers in the cluster's metadata: one request (the port opens before brokers answer).
@@ -125,10 +146,13 @@ class TopicAdmin:
         """Partition -> its leader, replicas and in-sync replicas (broker ids) of `topic`."""
         what = f"reading the partitions of topic {topic!r}"
         metadata = self._metadata(what, timeout, topic).topics.get(topic)
+        # Unavailable (waits retry it): a restarted broker answers with stale metadata, or
+        # none for the topic, until it has caught up.
         if metadata is None:
-            raise KafkaAdminError(f"{what} on {self._servers} failed: no metadata for it")
+            raise KafkaUnavailableError(f"{what} on {self._servers} failed: no metadata for it")
         if metadata.error is not None:
-            raise self._failed(what, metadata.error)
+            error = self._failed(what, metadata.error)
+            raise KafkaUnavailableError(str(error), error.code)
         return {
             p: Replicas(m.leader, list(m.replicas), list(m.isrs))
             for p, m in sorted(metadata.partitions.items())
@@ -163,18 +187,18 @@ class TopicAdmin:
         ]
         details = " and ".join(a for a in asked if a)
         what = f"creating topic {name!r}" + (f" with {details}" if details else "")
-        try:
-            futures = self._client.create_topics(
+        futures = self._request(
+            what,
+            lambda: self._client.create_topics(
                 [topic], operation_timeout=timeout, request_timeout=timeout
-            )
-            futures[name].result(timeout)
-        except KafkaException as exc:
-            error = kafka_error(exc)
-            if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                return False
-            raise self._failed(what, exc) from exc
-        except TimeoutError as exc:
-            raise self._failed(what, TimeoutError(f"no answer within {timeout:g}s")) from exc
+            ),
+        )
+        try:
+            self._result(futures[name], what, timeout)
+        except KafkaAdminError as exc:
+            if exc.code != "TOPIC_ALREADY_EXISTS":
+                raise
+            return False
         # A local loop: connectors may not use restate_stream's poll helper.
         deadline = time.monotonic() + timeout
         while (shown := self.topics(timeout).get(name)) is None or (
@@ -190,12 +214,12 @@ class TopicAdmin:
 
     def delete_topic(self, name: str, timeout: float = 30.0) -> None:
         what = f"deleting topic {name!r}"
-        try:
-            futures = self._client.delete_topics(
+        futures = self._request(
+            what,
+            lambda: self._client.delete_topics(
                 [name], operation_timeout=timeout, request_timeout=timeout
-            )
-        except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+            ),
+        )
         self._result(futures[name], what, timeout)
 
     def set_topic_config(self, name: str, config: Mapping[str, str], timeout: float = 30.0) -> None:
@@ -209,10 +233,10 @@ class TopicAdmin:
             ],
         )
         what = f"setting {', '.join(sorted(config))} of topic {name!r}"
-        try:
-            futures = self._client.incremental_alter_configs([resource], request_timeout=timeout)
-        except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+        futures = self._request(
+            what,
+            lambda: self._client.incremental_alter_configs([resource], request_timeout=timeout),
+        )
         for future in futures.values():
             self._result(future, what, timeout)
 
@@ -220,12 +244,12 @@ class TopicAdmin:
         """Grow `name` to `total` partitions (Kafka cannot shrink a topic)."""
         what = f"growing topic {name!r} to {total} partition(s)"
         request = NewPartitions(name, total)
-        try:
-            futures = self._client.create_partitions(
+        futures = self._request(
+            what,
+            lambda: self._client.create_partitions(
                 [request], operation_timeout=timeout, request_timeout=timeout
-            )
-        except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+            ),
+        )
         self._result(futures[name], what, timeout)
 
     def group_has_members(self, group: str, timeout: float = 10.0) -> bool:
@@ -236,17 +260,15 @@ class TopicAdmin:
         """The member ids of `group` now (an unknown group has none); a consumer that is
         recreated joins with a new id."""
         what = f"describing consumer group {group!r}"
+        futures = self._request(
+            what, lambda: self._client.describe_consumer_groups([group], request_timeout=timeout)
+        )
         try:
-            futures = self._client.describe_consumer_groups([group], request_timeout=timeout)
-            description = futures[group].result(timeout)
-        except KafkaException as exc:
-            error = kafka_error(exc)
-            if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
-                return frozenset()
-            # a timeout or an auth error says nothing about the members
-            raise self._failed(what, exc) from exc
-        except TimeoutError as exc:
-            raise self._failed(what, TimeoutError(f"no answer within {timeout:g}s")) from exc
+            description = self._result(futures[group], what, timeout)
+        except KafkaAdminError as exc:
+            if exc.code != "GROUP_ID_NOT_FOUND":
+                raise  # a timeout or an auth error says nothing about the members
+            return frozenset()
         return frozenset(m.member_id for m in description.members)
 
     def set_group_offsets(
@@ -263,13 +285,17 @@ class TopicAdmin:
         try:
             wanted = [TopicPartition(topic, p, o) for p, o in sorted(offsets.items())]
             result = consumer.commit(offsets=wanted, asynchronous=False)
-            for tp in result or []:
-                if tp.error is not None:
-                    raise self._failed(f"{what} (partition {tp.partition})", tp.error)
         except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+            error = self._failed(what, exc, by_admin=False)
+        else:
+            refused = [(tp.partition, tp.error) for tp in result or [] if tp.error is not None]
+            if not refused:
+                return
+            partition, reason = refused[0]
+            error = self._failed(f"{what} (partition {partition})", reason, by_admin=False)
         finally:
             consumer.close()
+        raise error
 
     def _group_consumer(self, group: str) -> Consumer:
         """A consumer of `group` that never joins it (it only reads and commits offsets)."""
@@ -292,9 +318,10 @@ class TopicAdmin:
             return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout)}
         except KafkaException as exc:
             what = f"reading the committed offsets of consumer group {group!r} on topic {topic!r}"
-            raise self._failed(what, exc) from exc
+            error = self._failed(what, exc, by_admin=False)
         finally:
             consumer.close()
+        raise error
 
     def group_lag(self, group: str, topic: str, timeout: float = 10.0) -> list[PartitionLag]:
         """Per partition of `topic`: the group's committed offset, the end offset and the lag."""
@@ -308,10 +335,12 @@ class TopicAdmin:
         wanted = [TopicPartition(topic, p) for p in range(partitions)]
         committed = self.committed_offsets(group, topic, partitions, timeout)
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        try:
-            ends = self._client.list_offsets({tp: latest for tp in wanted}, request_timeout=timeout)
-        except KafkaException as exc:
-            raise self._failed(what, exc) from exc
+        ends = self._request(
+            what,
+            lambda: self._client.list_offsets(
+                {tp: latest for tp in wanted}, request_timeout=timeout
+            ),
+        )
         result = []
         for tp in wanted:
             end = self._result(ends[tp], f"{what} (end of partition {tp.partition})", timeout)

@@ -21,7 +21,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from connectors.errors import new_client, reason_text
+# Looked up at call time: restate_stream (which connectors.errors imports) imports this
+# module while connectors.errors is still half-initialised.
+from connectors import errors as kafka_errors
 from connectors.logs import Config, client_properties
 from restate_stream.errors import RestateStreamError
 
@@ -45,7 +47,7 @@ class ConsumedRecord:
 
 
 def _consumer(config: Config) -> Consumer:
-    return new_client(
+    return kafka_errors.new_client(
         "Kafka consumer",
         Consumer,
         {
@@ -80,7 +82,7 @@ def partition_count(config: Config, topic: str, timeout: float = 10.0) -> int:
         return len(_partitions(consumer, topic, timeout))
     except KafkaException as exc:
         raise TopicUnreadableError(
-            f"cannot read the metadata of {topic!r}: {reason_text(exc)}"
+            f"cannot read the metadata of {topic!r}: {kafka_errors.reason_text(exc)}"
         ) from exc
     finally:
         consumer.close()
@@ -92,7 +94,9 @@ def end_offsets(config: Config, topic: str, timeout: float = 10.0) -> dict[int, 
     try:
         return _ends(consumer, topic, _partitions(consumer, topic, timeout), timeout)
     except KafkaException as exc:
-        raise TopicUnreadableError(f"cannot read offsets of {topic!r}: {reason_text(exc)}") from exc
+        raise TopicUnreadableError(
+            f"cannot read offsets of {topic!r}: {kafka_errors.reason_text(exc)}"
+        ) from exc
     finally:
         consumer.close()
 
@@ -152,7 +156,9 @@ def read_topic(
         records.sort(key=lambda r: (r.partition, r.offset))
         return records[:limit] if limit is not None else records
     except KafkaException as exc:
-        raise TopicUnreadableError(f"cannot read {topic!r}: {reason_text(exc)}") from exc
+        raise TopicUnreadableError(
+            f"cannot read {topic!r}: {kafka_errors.reason_text(exc)}"
+        ) from exc
     finally:
         consumer.close()
 
@@ -210,7 +216,7 @@ def read_partition(
         return records
     except KafkaException as exc:
         raise TopicUnreadableError(
-            f"cannot read {topic}[{partition}]@{offset}: {reason_text(exc)}"
+            f"cannot read {topic}[{partition}]@{offset}: {kafka_errors.reason_text(exc)}"
         ) from exc
     finally:
         consumer.close()

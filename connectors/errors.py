@@ -53,6 +53,26 @@ _UNAVAILABLE = frozenset(
 )
 
 
+# The cluster answered but refused who is asking: asking again gets the same answer.
+_ACCESS_REFUSED = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.UNSUPPORTED_SASL_MECHANISM,
+        KafkaError.ILLEGAL_SASL_STATE,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+    }
+)
+
+
+def access_refused(*errors: BaseException | KafkaError | None) -> bool:
+    """Whether any of `errors` is an authentication or authorization failure."""
+    found = (kafka_error(e) for e in errors if e is not None)
+    return any(e is not None and e.code() in _ACCESS_REFUSED for e in found)
+
+
 def kafka_error(exc: BaseException | KafkaError) -> KafkaError | None:
     """`exc` itself, or the KafkaError a KafkaException carries (None for plain text)."""
     if isinstance(exc, KafkaError):
@@ -100,7 +120,9 @@ def new_client(
     try:
         return factory(dict(properties))
     except KafkaException as exc:
-        servers = properties.get("bootstrap.servers", "?")
-        message = f"invalid {kind} properties for Kafka at {servers}: {reason_text(exc)}"
-        # Not chained: --debug prints the cause, whose text is librdkafka's, unscrubbed.
-        raise KafkaClientConfigError(scrub(message, secret_values(properties))) from None
+        reason = reason_text(exc)
+    # Raised outside the except, so librdkafka's unscrubbed exception is neither its cause
+    # nor its context (--debug prints the chain).
+    servers = properties.get("bootstrap.servers", "?")
+    message = f"invalid {kind} properties for Kafka at {servers}: {reason}"
+    raise KafkaClientConfigError(scrub(message, secret_values(properties)))

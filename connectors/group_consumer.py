@@ -32,7 +32,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from connectors.errors import new_client
+# Looked up at call time: restate_stream (which connectors.errors imports) imports this
+# module while connectors.errors is still half-initialised.
+from connectors import errors as kafka_errors
 from connectors.logs import Config, client_properties
 
 log = logging.getLogger("connectors.group_consumer")
@@ -96,7 +98,7 @@ class GroupConsumer:
         await self._call(self._start)
 
     def _start(self) -> None:
-        self._consumer = new_client("Kafka consumer", Consumer, self.properties)
+        self._consumer = kafka_errors.new_client("Kafka consumer", Consumer, self.properties)
         self._consumer.subscribe(
             [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )

@@ -10,8 +10,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-
 LIBRDKAFKA = logging.getLogger("connectors.librdkafka")
 
 
@@ -27,9 +25,3 @@ Config = str | Mapping[str, str]
 def client_properties(config: Config) -> dict[str, Any]:
     """librdkafka properties for `config`, with the log routed through Python logging."""
     return with_logger({"bootstrap.servers": config} if isinstance(config, str) else config)
-
-
-def kafka_reason(exc: KafkaException) -> str:
-    """librdkafka's words for a failed call (its KafkaError's text), else the exception's."""
-    error = exc.args[0] if exc.args else None
-    return error.str() if isinstance(error, KafkaError) else str(exc)

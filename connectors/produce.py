@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from connectors.errors import new_client
+# Looked up at call time: restate_stream (which connectors.errors imports) imports this
+# module while connectors.errors is still half-initialised.
+from connectors import errors as kafka_errors
 from connectors.logs import with_logger
 from connectors.producer import with_defaults
 from restate_stream.errors import RestateStreamError
@@ -38,7 +40,7 @@ def produce_records(
     Waits for every acknowledgement; raises ProduceError naming the first failed record.
     """
     properties = with_defaults({"bootstrap.servers": bootstrap_servers, **(config or {})})
-    producer = new_client("Kafka producer", Producer, with_logger(properties))
+    producer = kafka_errors.new_client("Kafka producer", Producer, with_logger(properties))
     failures: list[str] = []
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:

@@ -22,8 +22,10 @@ from typing import Any, Literal, NoReturn, Protocol, Self
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
-from connectors.errors import new_client
-from connectors.logs import kafka_reason, with_logger
+# Looked up at call time: restate_stream (which connectors.errors imports) imports this
+# module while connectors.errors is still half-initialised.
+from connectors import errors as kafka_errors
+from connectors.logs import with_logger
 from restate_stream.errors import RestateStreamError
 
 Headers = Sequence[tuple[str, bytes]]
@@ -134,8 +136,8 @@ class ConfluentProducer(_LoopBound):
     back to the loop, so sends never block the loop and may run concurrently."""
 
     def __init__(self, properties: Mapping[str, str]) -> None:
-        # A refused property: KafkaClientConfigError (a ValueError), no secret in it.
-        self._producer = new_client(
+        # KafkaClientConfigError is a ValueError: callers' `except ValueError` still catch it.
+        self._producer = kafka_errors.new_client(
             "Kafka producer", Producer, with_logger(with_defaults(properties))
         )
         self._stopping = threading.Event()
@@ -202,7 +204,7 @@ class ConfluentProducer(_LoopBound):
                         await asyncio.sleep(0.01)  # local queue full: the poll thread drains it
                     except KafkaException as exc:
                         # Refused before it was queued (too large, unknown partition): final.
-                        reason = kafka_reason(exc)
+                        reason = kafka_errors.reason_text(exc)
                         future.set_exception(ProduceFailed(record.topic, record.key, reason))
                         break
         return futures

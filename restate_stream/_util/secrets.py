@@ -9,6 +9,7 @@ only hides a value from a display; redacting less leaks it, so the markers are b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -92,8 +93,27 @@ def redact_url(text: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+# A quoted run: from a quote to the same quote, or to the end of the text (cut short).
+_QUOTED = re.compile(r"""(?=(["'`])(.*?)(?:\1|\Z))""", re.DOTALL)
+# Shorter quoted words ("PLAIN", 'orders') are too likely to begin a secret by chance.
+_MIN_PREFIX = 8
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` (an error message, a log line) with each of `secrets` replaced by REDACTED."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+    """`text` (an error message, a log line) with each of `secrets` replaced by REDACTED.
+
+    librdkafka cuts its messages at ~256 bytes, so a long secret it quotes (a JAAS config,
+    a token, a PEM key) may show only as its beginning, unclosed: `Invalid value "eyJhbG...`.
+    A quoted run that begins a secret (at least _MIN_PREFIX characters of it) is hidden too.
+    """
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    for secret in ordered:
         text = text.replace(secret, REDACTED)
+    prefixes = {
+        m.group(2)
+        for m in _QUOTED.finditer(text)
+        if len(m.group(2)) >= _MIN_PREFIX and any(s.startswith(m.group(2)) for s in ordered)
+    }
+    for prefix in sorted(prefixes, key=len, reverse=True):
+        text = text.replace(prefix, REDACTED)
     return text
