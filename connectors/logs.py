@@ -7,15 +7,34 @@ loads its coordinator), where an application can neither silence nor route them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 LIBRDKAFKA = logging.getLogger("connectors.librdkafka")
 
 
+class _ScrubbedLog:
+    """librdkafka's log for one client, without that client's secret values: its
+    configuration warnings (CONFWARN) quote property values, which may be a secret pasted
+    into the wrong property."""
+
+    def __init__(self, scrub: Callable[[str], str]) -> None:
+        self._scrub = scrub
+
+    def log(self, level: int, msg: str, *args: object) -> None:  # what librdkafka calls
+        if LIBRDKAFKA.isEnabledFor(level):
+            LIBRDKAFKA.log(level, "%s", self._scrub(msg % args if args else msg))
+
+
 def with_logger(properties: Mapping[str, Any]) -> dict[str, Any]:
-    """Client properties with librdkafka's log routed to the `connectors.librdkafka` logger."""
-    return {"logger": LIBRDKAFKA, **properties}
+    """Client properties with librdkafka's log routed to the `connectors.librdkafka` logger
+    (scrubbed of the client's secret values when it has any)."""
+    # Imported here, not above: restate_stream's package imports connectors while loading.
+    from restate_stream._util.secrets import scrub, secret_values
+
+    secrets = secret_values(properties)
+    logger = _ScrubbedLog(lambda text: scrub(text, secrets)) if secrets else LIBRDKAFKA
+    return {"logger": logger, **properties}
 
 
 # Where a Kafka client connects: bootstrap servers, or librdkafka properties (SASL/SSL too).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import traceback
@@ -17,6 +18,7 @@ from connectors import KafkaAdminError, KafkaClientConfigError, KafkaUnavailable
 from connectors.consume import read_topic
 from connectors.errors import new_client, reason_text, request_failed
 from connectors.group_consumer import GroupConsumer
+from connectors.logs import with_logger
 from connectors.producer import ConfluentProducer
 from restate_stream._util.secrets import scrub
 from restate_stream.errors import RestateStreamError, describe
@@ -290,3 +292,23 @@ def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, f"`import {module}` first failed:\n{result.stderr}"
+
+
+def test_librdkafka_log_lines_of_a_client_with_secrets_are_scrubbed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """librdkafka's CONFWARN quotes a property's value: a secret pasted into the wrong
+    property (here sasl.mechanism) must not reach the log."""
+    properties = {
+        "bootstrap.servers": "127.0.0.1:1",
+        "sasl.password": "CANARY-IN-THE-LOG",
+        "sasl.mechanism": "CANARY-IN-THE-LOG",
+        "security.protocol": "plaintext",
+    }
+    with caplog.at_level(logging.DEBUG, logger="connectors.librdkafka"):
+        producer = Producer(with_logger(properties))
+        producer.poll(0.5)
+        producer.flush(0.1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "connectors.librdkafka"]
+    assert any("sasl.mechanism" in line for line in lines), lines  # the warning was logged
+    assert not any("CANARY-IN-THE-LOG" in line for line in lines), lines
