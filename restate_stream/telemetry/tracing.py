@@ -113,18 +113,21 @@ def invocation_span(
         context=from_envelope or from_restate,
         kind=SpanKind.CONSUMER,
         links=links,
+        # What a sampler may decide by (OpenTelemetry's messaging conventions ask for these
+        # at creation); the rest after its decision, so a sampled-out record costs no more.
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": coords.topic,
+            "restate_stream.binding": binding,
+        },
     ) as span:
-        # Set after the sampler's decision: a sampled-out record costs no attribute work.
         if span.is_recording():
             span.set_attributes(
                 {
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "process",
-                    "messaging.destination.name": coords.topic,
                     "messaging.destination.partition.id": str(coords.partition),
                     "messaging.kafka.offset": coords.offset,
                     "messaging.batch.message_count": records,
-                    "restate_stream.binding": binding,
                     "restate_stream.key_hash": key_hash(coords.key),
                     "restate.invocation.id": invocation_id,
                 }
@@ -142,13 +145,15 @@ def batch_span(
         f"process batch {binding}",
         context=_context(restate_headers.get(TRACEPARENT)),
         kind=SpanKind.CONSUMER,
+        attributes={  # for a sampler, as in invocation_span
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "restate_stream.binding": binding,
+        },
     ) as span:
         if span.is_recording():
             span.set_attributes(
                 {
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "process",
-                    "restate_stream.binding": binding,
                     "restate_stream.key_hash": key_hash(object_key.encode()),
                     "restate.invocation.id": invocation_id,
                 }

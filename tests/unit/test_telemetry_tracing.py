@@ -15,7 +15,14 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -195,3 +202,38 @@ async def test_a_current_sampled_remote_parent_gets_a_send_span(
     (send,) = spans.get_finished_spans()
     assert send.name == "send orders"
     assert send.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+
+
+class ByBinding(Sampler):
+    """Records only the binding named: a sampler that decides by the span's attributes."""
+
+    def __init__(self, binding: str) -> None:
+        self.binding = binding
+
+    def should_sample(  # type: ignore[override]
+        self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+        attributes: Any = None, links: Any = None, trace_state: Any = None,
+    ) -> SamplingResult:  # fmt: skip
+        wanted = (attributes or {}).get("restate_stream.binding") == self.binding
+        decision = Decision.RECORD_AND_SAMPLE if wanted else Decision.DROP
+        return SamplingResult(decision, attributes)  # the span starts with what it returns
+
+    def get_description(self) -> str:
+        return f"ByBinding({self.binding})"
+
+
+def test_a_sampler_sees_the_binding_and_topic_when_it_decides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exporter = next(_traced(monkeypatch, ByBinding("counts")))
+    for binding in ("counts", "other"):
+        coords = KafkaCoordinates("orders", 0, 7, None, b"k", None)
+        with tracing.invocation_span(
+            binding, coords, invocation_id="inv_1", envelope_traceparent=None, restate_headers={}
+        ):
+            pass
+    [span] = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["restate_stream.binding"] == "counts"
+    assert span.attributes["messaging.destination.name"] == "orders"
+    assert span.attributes["messaging.kafka.offset"] == 7  # set after the decision, still there
