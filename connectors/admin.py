@@ -81,11 +81,17 @@ class TopicAdmin:
             self._last_error = error
 
     def _failed(
-        self, what: str, exc: BaseException | KafkaError, *, by_admin: bool = True
+        self,
+        what: str,
+        exc: BaseException | KafkaError,
+        *,
+        by_admin: bool = True,
+        unavailable: bool | None = None,
     ) -> KafkaAdminError:
-        """The error for a failed request: what failed, where, and librdkafka's last word.
-        A request not `by_admin` (a group consumer's) is not explained by the admin
-        client's last error: that one stays for the admin client's next failure."""
+        """The error for a failed request: what failed, where, and librdkafka's last word
+        (`unavailable` as in request_failed). A request not `by_admin` (a group consumer's)
+        is not explained by the admin client's last error: that one stays for the admin
+        client's next failure."""
         extra = ""
         if by_admin:
             self._client.poll(0)  # serves queued error_cb calls
@@ -93,7 +99,8 @@ class TopicAdmin:
             extra = f" (last client error: {self._last_error.str()})"
             self._last_error = None  # told once: a later failure is not blamed on it
         # librdkafka quotes rejected values; never a secret's.
-        return request_failed(what, self._servers, exc, secret_values(self._properties), extra)
+        secrets = secret_values(self._properties)
+        return request_failed(what, self._servers, exc, secrets, extra, unavailable)
 
     def _request(self, what: str, call: Callable[[], T]) -> T:
         """`call()`, which sends a request (librdkafka may refuse it at once) as our error."""
@@ -119,13 +126,12 @@ class TopicAdmin:
             return self._client.list_topics(topic, timeout=timeout)
         except KafkaException as exc:
             self._client.poll(0)  # serves queued error_cb calls: a refused login is told there
+            # Readiness polls retry KafkaUnavailableError: a broker still starting fails
+            # metadata requests in several ways, all worth asking again; wrong credentials or
+            # missing rights are not (polls would spin on them, plan would say "unavailable").
             refused = access_refused(exc, self._last_error)
-            error = self._failed(f"{what} (waited {timeout:g}s)", exc)
-        # Readiness polls retry KafkaUnavailableError: a broker still starting fails metadata
-        # requests in several ways, all worth asking again; wrong credentials or missing
-        # rights are not (polls would spin on them, plan would call them "unavailable").
-        kind = KafkaAdminError if refused else KafkaUnavailableError
-        raise kind(str(error), error.code)
+            error = self._failed(f"{what} (waited {timeout:g}s)", exc, unavailable=not refused)
+        raise error
 
     def broker_count(self, timeout: float = 2.0) -> int:
         """Brokers in the cluster's metadata: one request (the port opens before brokers answer).
@@ -151,8 +157,7 @@ class TopicAdmin:
         if metadata is None:
             raise KafkaUnavailableError(f"{what} on {self._servers} failed: no metadata for it")
         if metadata.error is not None:
-            error = self._failed(what, metadata.error)
-            raise KafkaUnavailableError(str(error), error.code)
+            raise self._failed(what, metadata.error, unavailable=True)
         return {
             p: Replicas(m.leader, list(m.replicas), list(m.isrs))
             for p, m in sorted(metadata.partitions.items())

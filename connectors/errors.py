@@ -98,13 +98,16 @@ def request_failed(
     exc: BaseException | KafkaError,
     secrets: list[str] | None = None,
     extra: str = "",
+    unavailable: bool | None = None,
 ) -> KafkaAdminError:
     """The error for a failed request `what` ("creating topic 'orders'") to `servers`, with
     `extra` appended: KafkaUnavailableError when the cluster did not answer (TimeoutError:
-    no answer within the caller's wait), KafkaAdminError when it refused."""
+    no answer within the caller's wait), KafkaAdminError when it refused; `unavailable`
+    decides instead when the caller knows better (a state that passes, a refused login)."""
     error = kafka_error(exc)
     timed_out = isinstance(exc, TimeoutError)
-    unavailable = timed_out or (error is not None and error.code() in _UNAVAILABLE)
+    if unavailable is None:
+        unavailable = timed_out or (error is not None and error.code() in _UNAVAILABLE)
     reason = (str(exc) or "no answer in time") if timed_out else reason_text(exc)
     message = scrub(f"{what} on {servers} failed: {reason}{extra}", secrets or [])
     code = error.name().lstrip("_") if error is not None else None
