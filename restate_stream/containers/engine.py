@@ -24,6 +24,12 @@ Progress = Callable[[str], None]
 SYSTEM_SOCKET = "unix:///var/run/docker.sock"
 # A unix socket path longer than this does not fit in sockaddr_un (containerd's go under exec-root).
 _MAX_SOCKET_PATH = 100
+# Debian package -> the command it brings; `install` adds whichever is missing.
+_ENGINE_PACKAGES = (
+    ("docker.io", "dockerd"),
+    ("docker-compose", "docker-compose"),
+    ("debootstrap", "debootstrap"),
+)
 
 
 class EngineError(RestateStreamError, RuntimeError):
@@ -137,24 +143,26 @@ class DockerEngine:
         ]
 
     def install(self, progress: Progress = print) -> str:
-        """dockerd from Debian's docker.io (with containerd and runc), docker-compose too."""
-        if (dockerd := shutil.which("dockerd")) and shutil.which("docker-compose"):
-            return dockerd
+        """dockerd from Debian's docker.io (with containerd and runc), docker-compose, and
+        debootstrap (the local images' Debian bases are built with it)."""
+        missing = [pkg for pkg, tool in _ENGINE_PACKAGES if shutil.which(tool) is None]
+        if not missing:
+            return shutil.which("dockerd") or "dockerd"
+        names = " ".join(missing)
         if os.geteuid() != 0:
             raise EngineError(
-                "dockerd or docker-compose is missing and installing them needs root: "
-                "`sudo apt-get install -y docker.io docker-compose`"
+                f"{names} missing and installing needs root: `sudo apt-get install -y {names}`"
             )
         if shutil.which("apt-get") is None:
             raise EngineError(
-                "dockerd is missing and this is not a Debian-like system: install a Docker "
+                f"{names} missing and this is not a Debian-like system: install a Docker "
                 "engine and point DOCKER_HOST at it"
             )
-        progress("docker-engine: installing docker.io and docker-compose with apt-get")
+        progress(f"docker-engine: installing {names} with apt-get")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for argv in (
             ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "docker.io", "docker-compose"],
+            ["apt-get", "install", "-y", "-qq", *missing],
         ):
             result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
             if result.returncode != 0:
@@ -162,10 +170,10 @@ class DockerEngine:
                     f"`{' '.join(argv)}` failed (exit {result.returncode}):\n"
                     f"{(result.stderr or result.stdout)[-2000:]}"
                 )
-        dockerd = shutil.which("dockerd")
-        if dockerd is None:
-            raise EngineError("docker.io installed but dockerd is not on PATH")
-        return dockerd
+        still = [tool for _, tool in _ENGINE_PACKAGES if shutil.which(tool) is None]
+        if still:
+            raise EngineError(f"apt-get installed {names} but {', '.join(still)} not on PATH")
+        return shutil.which("dockerd") or "dockerd"
 
     def running_pid(self) -> int | None:
         """The recorded dockerd pid, if that process is still our dockerd (not a reused pid)."""
