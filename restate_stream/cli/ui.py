@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
+from restate_stream._util.ports import is_loopback
 from restate_stream.bindings import load_checked
 from restate_stream.cli import options
 from restate_stream.cli.output import note, say
 from restate_stream.ui import LiveSource, create_app
-from restate_stream.ui.guard import Guard, allowed_hosts, is_loopback
+from restate_stream.ui.guard import Guard, allowed_hosts
 from restate_stream.ui.server import run, url
 
 

@@ -11,7 +11,6 @@ resolve its own name to 127.0.0.1 and read the pages (DNS rebinding). So:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -20,17 +19,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from restate_stream._util.ports import is_loopback
+
 TOKEN_FIELD = "csrf_token"
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str] | None:

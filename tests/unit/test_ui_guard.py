@@ -6,9 +6,10 @@ import warnings
 
 import pytest
 
+from restate_stream._util.ports import is_loopback
 from restate_stream.ui import create_app
 from restate_stream.ui.fake import FakeSource, fake_letters, fake_spec, fake_status
-from restate_stream.ui.guard import TOKEN_FIELD, Guard, allowed_hosts, is_loopback
+from restate_stream.ui.guard import TOKEN_FIELD, Guard, allowed_hosts
 
 with warnings.catch_warnings():  # Starlette 1.x would rather test on httpx2; httpx still works
     warnings.simplefilter("ignore")
