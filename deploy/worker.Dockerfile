@@ -27,4 +27,6 @@ ENV PYTHONPATH=/app
 RUN useradd --system --uid 10001 --no-create-home worker
 USER 10001
 EXPOSE 9080
+# Off loopback the worker refuses to start unless the bindings give worker.identity_keys (or
+# --insecure is passed, as deploy/docker-compose.yml does for its unpublished port).
 CMD ["restate-stream", "worker", "-f", "/app/bindings.yaml", "--host", "0.0.0.0"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Callable
 
@@ -19,6 +20,16 @@ class PortInUseError(RestateStreamError, RuntimeError):
         )
         self.port = port
         self.purpose = purpose
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address to listen on (or a host name) reaches this machine alone."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:

@@ -154,6 +154,7 @@ class _Resolver:
                 app_at,
                 server=w.server,
                 metrics_port=w.metrics_port,
+                metrics_host=w.metrics_host,
                 log_format=w.log_format,
             )
         bindings = self.bindings(spec.bindings)

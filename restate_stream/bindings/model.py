@@ -147,6 +147,7 @@ class WorkerSpec:
     app_position: Position = (0, 0)
     server: WorkerServer | None = None  # None: the runtime's default h2c server
     metrics_port: int | None = None  # the worker's /metrics, off when None
+    metrics_host: str | None = None  # where /metrics listens; None: loopback
     log_format: str = "text"  # "text" for people, "json": one object per line
 
 

@@ -265,8 +265,10 @@ class WorkerEntry(_Spec):
     uri: Url = DEFAULT_WORKER_URI
     processes: PositiveInt = 1
     server: WorkerServer | None = None  # None: runtime/serving.py's DEFAULT_SERVER
-    # Prometheus metrics of the serving processes at http://127.0.0.1:<port>/metrics.
+    # Prometheus metrics of the serving processes at http://<metrics_host>:<port>/metrics.
     metrics_port: Annotated[int, Field(ge=1, le=65535), Expect("a port (1-65535)")] | None = None
+    # Loopback unless exposed on purpose (0.0.0.0 for a scraper in another container or pod).
+    metrics_host: Annotated[Text, Expect("an address to listen on, e.g. 0.0.0.0")] | None = None
     log_format: Annotated[Literal["text", "json"], Expect('"text" or "json"')] = "text"
     identity_keys: Annotated[
         list[IdentityKey], Expect("a list of Restate public keys (publickeyv1_...)")

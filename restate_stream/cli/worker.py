@@ -17,9 +17,15 @@ from restate_stream.cli import options
 from restate_stream.cli.bindings import admin_client, apply_file
 from restate_stream.cli.output import note, say
 from restate_stream.errors import RestateStreamError
+from restate_stream.runtime._sdk import identity_verifier
 from restate_stream.runtime.logs import LOG_FORMATS
 from restate_stream.runtime.serving import DEFAULT_SERVER, SERVERS, ServerName
-from restate_stream.runtime.worker import WorkerProcess, WorkerStartError, serve_forever
+from restate_stream.runtime.worker import (
+    WorkerProcess,
+    WorkerStartError,
+    serve_forever,
+    unsigned_exposure,
+)
 from restate_stream.stack import LocalStack, StackError, StackPorts
 from restate_stream.ui.server import BackgroundDashboard, url
 
@@ -47,11 +53,21 @@ def _worker_port(uri: str) -> int:
     help="serve Prometheus metrics at /metrics on this port (default: worker.metrics_port)",
 )
 @click.option(
+    "--metrics-host",
+    help="address /metrics listens on (default: worker.metrics_host, else 127.0.0.1)",
+)
+@click.option(
     "--log-format",
     type=click.Choice(LOG_FORMATS),
     help="text (for people) or json (one object per line); default: worker.log_format",
 )
 @click.option("--apply", "apply_bindings", is_flag=True, help="apply the bindings once serving")
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="listen off loopback without worker.identity_keys (only if nothing but Restate can "
+    "reach the port)",
+)
 def worker(
     file: Path,
     wait: float,
@@ -61,8 +77,10 @@ def worker(
     processes: int | None,
     server: ServerName | None,
     metrics_port: int | None,
+    metrics_host: str | None,
     log_format: str | None,
     apply_bindings: bool,
+    insecure: bool,
 ) -> int:
     """Serve the bindings file's app."""
     # --admin-url is where the deployment is registered (and --apply applies); the serving
@@ -75,6 +93,10 @@ def worker(
     host = host or (
         LOOPBACK if urlparse(app.uri).hostname in (LOOPBACK, "localhost") else "0.0.0.0"
     )
+    identity_verifier(app.identity_keys)  # a key the SDK cannot read fails here, named
+    warning = unsigned_exposure(host, app.identity_keys, insecure=insecure, bindings=file)
+    if warning:
+        note((warning, "bold yellow"))
     bound_port, bound_host = port, host
 
     def register_when_listening() -> None:
@@ -112,6 +134,7 @@ def worker(
         server=chosen,
         metrics_port=metrics_port or app.metrics_port,
         log_format=log_format or app.log_format,
+        metrics_host=metrics_host or app.metrics_host or LOOPBACK,
     )
 
 

@@ -2,7 +2,8 @@
 
 Both servers load apps by import path in every (spawned) serving process; this module builds
 the user's app named in RESTATE_STREAM_APP the same way in each of them. With identity keys
-configured, the app is rebuilt from its services with Restate's request-signature check on.
+configured, Restate's request-signature check goes in front of the user's app, which stays as
+it was built (its codec, protocol and middleware).
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import restate
-
 from restate_stream.batch.runner import BatchRunner
 from restate_stream.bindings import check_against_app, import_app, load_bindings
+from restate_stream.runtime._sdk import identity_checked
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.logs import configure_logging
 from restate_stream.runtime.serving import without_lifespan_warnings
@@ -44,7 +44,7 @@ def build_app(path: str, identity_keys: list[str], bindings: str | None = None) 
             install_metrics(b.name for b in spec.bindings if b.batch is not None)
         runner = BatchRunner(spec) or None  # batched bindings: their consumers run here
     if identity_keys:
-        app = restate.app(services, identity_keys=identity_keys)
+        app = identity_checked(app, identity_keys)
     if runner is None:
         return without_lifespan_warnings(app)
     return without_lifespan_warnings(app, startup=runner.start, shutdown=runner.stop)

@@ -9,6 +9,11 @@ restate.create_client find a handler through that function, so callers would get
 input serde). So bind() changes the one Handler object in place, through the fields of the
 SDK's Handler and HandlerIO dataclasses, here and nowhere else.
 
+The worker's request-signature check (identity keys) uses the SDK's verifier and its route
+parsing around the user's app as it is, instead of rebuilding it with `restate.app(services,
+identity_keys=...)`: the public route, but one that drops what the user's app was built with
+(journal value codec, protocol, any ASGI middleware around it).
+
 check_sdk() verifies that those fields (and the other internals below) are still there; bind
 runs it, and tests/unit/test_sdk_internals.py runs it with a behaviour check, so an SDK upgrade
 that moves them fails loudly with the SDK version and the attribute, not with a wrong result.
@@ -24,8 +29,14 @@ from datetime import timedelta
 from typing import Any
 
 import restate
+from restate._internal import (  # type: ignore[import-not-found]
+    IdentityKeyException,
+    IdentityVerificationException,
+    PyIdentityVerifier,
+)
 from restate.handler import Handler, HandlerIO, handler_from_callable
 from restate.serde import BytesSerde
+from restate.server import parse_path, send_status
 from restate.server_context import (
     DisconnectedException,
     current_context,
@@ -40,6 +51,7 @@ __all__ = [
     "check_sdk",
     "current_invocation_id",
     "handler_function",
+    "identity_checked",
     "registered_handler",
     "replaying",
     "sdk_version",
@@ -54,6 +66,10 @@ HANDLER_IO_FIELDS = ("input_serde", "accept", "input_type")
 
 
 class SdkInternalsChangedError(RestateStreamError, RuntimeError):
+    pass
+
+
+class IdentityKeyError(RestateStreamError, ValueError):
     pass
 
 
@@ -128,3 +144,38 @@ def current_invocation_id() -> str | None:
 def replaying() -> bool:
     """Whether the current handler is replaying its journal (what restate.getLogger checks)."""
     return restate_context_is_replaying.get()
+
+
+AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+def identity_checked(app: AsgiApp, keys: list[str]) -> AsgiApp:
+    """`app` answering only requests signed by a Restate server holding the private half of
+    one of `keys` (401 otherwise), as restate.app(identity_keys=...) checks them: every HTTP
+    request except the health check. The user's app itself is left as it is."""
+    verifier = identity_verifier(keys)
+
+    async def checked(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and parse_path(scope["path"])["type"] != "health":
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            try:
+                verifier.verify(headers, scope["path"])
+            except IdentityVerificationException:
+                await send_status(send, receive, 401)
+                return
+        await app(scope, receive, send)
+
+    return checked
+
+
+def identity_verifier(keys: list[str]) -> Any:
+    """The SDK's verifier of `keys`; IdentityKeyError names a key it cannot read."""
+    for index, key in enumerate(keys):
+        try:
+            PyIdentityVerifier([key])
+        except IdentityKeyException as exc:
+            raise IdentityKeyError(
+                f"worker.identity_keys[{index}] is not a Restate public key ({exc}); expected "
+                "publickeyv1_ followed by the base58 of an Ed25519 public key"
+            ) from None
+    return PyIdentityVerifier(keys)

@@ -23,7 +23,13 @@ from typing import Any
 
 from hypercorn.run import run
 
-from restate_stream._util.ports import LOOPBACK, ensure_free, free_ports, wait_until_listening
+from restate_stream._util.ports import (
+    LOOPBACK,
+    ensure_free,
+    free_ports,
+    is_loopback,
+    wait_until_listening,
+)
 from restate_stream._util.process import ManagedProcess, tail
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime._asgi import (
@@ -49,6 +55,35 @@ ASGI_TARGET = "restate_stream.runtime._asgi:app"
 
 class WorkerStartError(RestateStreamError, RuntimeError):
     pass
+
+
+class UnsignedExposureError(WorkerStartError):
+    pass
+
+
+def unsigned_exposure(
+    host: str, identity_keys: list[str], *, insecure: bool, bindings: Path | None
+) -> str | None:
+    """Refuse to serve handlers off loopback without Restate's request signatures: anyone who
+    reaches the port could invoke any handler, reading and changing every object's state.
+    Returns the warning to say when `insecure` allows it anyway; None when there is none."""
+    if is_loopback(host) or identity_keys:
+        return None
+    where = f"{bindings}: " if bindings else ""
+    if insecure:
+        return (
+            f"warning: --insecure: the worker listens on {host} and checks no request "
+            "signature; anything that reaches its port can invoke every handler "
+            "(only a NetworkPolicy or firewall stands in the way)"
+        )
+    raise UnsignedExposureError(
+        f"the worker would listen on {host}, but {where}worker.identity_keys is empty, so "
+        "anything that reaches its port could invoke every handler. Add Restate's public key, "
+        'e.g. `worker: {identity_keys: ["${RESTATE_IDENTITY_KEY}"]}` (publickeyv1_...), and '
+        "give Restate the private key (worker.invoker.request-identity-private-key-pem-file "
+        "in its config, RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE); or "
+        "pass --insecure if only Restate can reach this address (docs/security.md)"
+    )
 
 
 class WorkerProcess:
@@ -132,15 +167,17 @@ def serve_forever(
     server: ServerName = DEFAULT_SERVER,
     metrics_port: int | None = None,
     log_format: str = "text",
+    metrics_host: str = LOOPBACK,
 ) -> int:
     """Serve in the foreground until SIGTERM/SIGINT (in-flight invocations end first); exits
     non-zero when a serving process dies on its own, so a supervisor restarts the worker.
-    With `metrics_port`, this process serves the serving processes' metrics, summed."""
+    With `metrics_port`, this process serves the serving processes' metrics, summed, on
+    `metrics_host` (loopback unless asked: they name bindings and topics)."""
     os.environ[APP_ENV] = app
     os.environ[IDENTITY_KEYS_ENV] = ",".join(identity_keys or [])
     os.environ[BINDINGS_ENV] = str(bindings.resolve()) if bindings else ""
     os.environ[LOG_FORMAT_ENV] = log_format
-    with _metrics_endpoint(host, metrics_port):
+    with _metrics_endpoint(metrics_host, metrics_port):
         if server == "granian":
             stopped, code = _serve_granian(host, port, processes)
         else:
@@ -154,8 +191,8 @@ def serve_forever(
 
 @contextmanager
 def _metrics_endpoint(host: str, port: int | None) -> Iterator[None]:
-    """/metrics on `port` (same interface as the worker), summing the serving processes'
-    files; they record into them when METRICS_ENV is set (runtime/_asgi.py)."""
+    """/metrics on `host`:`port`, summing the serving processes' files; they record into
+    them when METRICS_ENV is set (runtime/_asgi.py)."""
     if port is None:
         os.environ.pop(METRICS_ENV, None)
         yield
@@ -248,9 +285,19 @@ def _main() -> None:
     parser.add_argument("--identity-keys", default="", help="comma-separated publickeyv1_...")
     parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER)
     parser.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
+    parser.add_argument("--metrics-host", default=LOOPBACK, help="address /metrics listens on")
+    parser.add_argument(
+        "--insecure", action="store_true", help="serve off loopback without identity keys"
+    )
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     args = parser.parse_args()
     keys = split_keys(args.identity_keys)
+    try:
+        warning = unsigned_exposure(args.host, keys, insecure=args.insecure, bindings=args.bindings)
+    except UnsignedExposureError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     serve_forever(
         args.app,
         args.host,
@@ -261,6 +308,7 @@ def _main() -> None:
         server=args.server,
         metrics_port=args.metrics_port,
         log_format=args.log_format,
+        metrics_host=args.metrics_host,
     )
 
 

@@ -142,9 +142,18 @@ def install_metrics(batched: Iterable[str] = ()) -> WorkerMetrics:
 
 def prepare_metrics_dir(directory: Path) -> Path:
     """An empty directory for the serving processes' metric files, exported to them through
-    PROMETHEUS_MULTIPROC_DIR (set before they start: prometheus-client reads it at import)."""
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    PROMETHEUS_MULTIPROC_DIR (set before they start: prometheus-client reads it at import).
+
+    An existing directory is emptied, not recreated, so its mode (mkdtemp's 0700: the files
+    name the bindings and topics) stays; a new one is made owner-only."""
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    else:
+        directory.mkdir(parents=True, mode=0o700)
     os.environ[MULTIPROC_ENV] = str(directory)
     return directory
 

@@ -11,7 +11,8 @@ the last minutes of them for the overview's charts (server-rendered SVG, charts.
 Pages are server-rendered (Starlette + Jinja2, templates in this package); a few lines of
 inline JavaScript refresh the live fragments. Actions are POST forms guarded against cross-site
 requests (guard.py): a per-process token in every form, and the Origin/Referer must be the
-dashboard itself. It binds 127.0.0.1 by default; it has no login.
+dashboard itself. It binds 127.0.0.1 by default; off loopback it needs allowed host names
+and an access token (access.py), which every request then presents.
 """
 
 from restate_stream.ui.app import create_app

@@ -23,11 +23,26 @@ from restate_stream.ui.sources import Coordinates
 MAX_FORM = 64 * 1024  # bytes: the forms here carry a token and one source record
 
 
+async def limited_body(request: Request, limit: int) -> bytes | None:
+    """The request's body; None when it is larger than `limit` bytes: refused by its
+    Content-Length before a byte is read, and a chunked one no longer read past the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 async def _checked_form(board: Dashboard, request: Request) -> dict[str, str] | Response:
     """The form's fields (url-encoded, as the pages send them), once the guard lets it in."""
-    body = await request.body()
-    if len(body) > MAX_FORM:
-        return board.render(request, "refused.html", status_code=413, reason="form too large")
+    body = await limited_body(request, MAX_FORM)
+    if body is None:
+        reason = f"form too large (at most {MAX_FORM // 1024} KB)"
+        return board.render(request, "refused.html", status_code=413, reason=reason)
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     form = {name: values[-1] for name, values in fields.items()}
     refused = board.guard.refuse_action(request, form.get(TOKEN_FIELD))

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from restate_stream.errors import RestateStreamError
 from restate_stream.ui import actions, binding, overview, topic
 from restate_stream.ui.context import Dashboard, templates
-from restate_stream.ui.guard import Guard, HostCheck
+from restate_stream.ui.guard import AccessCheck, Guard
 from restate_stream.ui.sampler import Sampler
 from restate_stream.ui.sources import Source
 
@@ -72,7 +72,7 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(HostCheck, guard=guard)],
+        middleware=[Middleware(AccessCheck, guard=guard)],
         exception_handlers={RestateStreamError: user_error},
         lifespan=lifespan,
     )

@@ -7,11 +7,13 @@ import base64
 import json
 from dataclasses import dataclass
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from connectors.consume import ConsumedRecord
 from restate_stream._util.text import one_line
+from restate_stream.bindings import BindingsFile
 from restate_stream.errors import RestateStreamError, describe
 from restate_stream.runtime.formats import unwrap_cloudevent
 from restate_stream.ui.context import dashboard
@@ -48,9 +50,22 @@ def record_view(record: ConsumedRecord) -> RecordView:
     return RecordView(record.partition, record.offset, key, event_id, one_line(text, WIDTH))
 
 
+def declared_topics(spec: BindingsFile) -> set[str]:
+    """The topics the bindings file names: under `topics:`, and each binding's source and
+    dead-letter topics. The page reads no other (it reads with the file's credentials)."""
+    named = set(spec.topics)
+    for binding in spec.bindings:
+        named.add(binding.topic)
+        if binding.dead_letter is not None:
+            named.add(binding.dead_letter)
+    return named
+
+
 async def topic_page(request: Request) -> Response:
     board = dashboard(request)
     topic = request.path_params["topic"]
+    if topic not in declared_topics(board.source.spec()):
+        raise HTTPException(404, f"the bindings file names no topic {topic!r}")
     try:
         last = min(max(int(request.query_params.get("last", DEFAULT_LAST)), 1), 1000)
     except ValueError:

@@ -16,31 +16,10 @@ from restate_stream.stack import LocalStack
 from restate_stream.stack.install import restate_install
 from restate_stream.stack.restate import RestatePorts, RestateServer
 from restate_stream.testing import CLI, bindings_yaml, wait_until
+from tests.identity import ed25519_keys
 
 pytestmark = pytest.mark.engines
 REPO = Path(__file__).resolve().parents[2]
-_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def base58(data: bytes) -> str:
-    number = int.from_bytes(data, "big")
-    out = ""
-    while number:
-        number, digit = divmod(number, 58)
-        out = _BASE58[digit] + out
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
-
-
-def ed25519_keys(directory: Path) -> tuple[Path, str]:
-    """A private key PEM for Restate and the matching `publickeyv1_...` for the SDK."""
-    pem = directory / "signing.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(pem)], check=True)
-    der = subprocess.run(
-        ["openssl", "pkey", "-in", str(pem), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return pem, "publickeyv1_" + base58(der[-32:])  # the raw key ends the DER structure
 
 
 async def test_worker_verifies_request_signatures(

@@ -197,7 +197,18 @@ def test_compose_and_dockerfile_commands_match_the_cli() -> None:
     apply = parse_cli(services["apply"]["command"])
     assert (apply.path, apply.params["file"]) == (("apply",), Path("/app/bindings.yaml"))
     (cmd,) = re.findall(r"^CMD\s+(\[.*\])$", (DEPLOY / "worker.Dockerfile").read_text(), re.M)
-    assert json.loads(cmd) == services["worker"]["command"]
+    # The image alone refuses to serve off loopback without identity keys; the compose demo,
+    # whose worker port is not published, says --insecure.
+    assert [*json.loads(cmd), "--insecure"] == services["worker"]["command"]
+    assert not parse_cli(json.loads(cmd)).params["insecure"]
+
+
+def test_compose_publishes_ports_on_the_hosts_loopback_only() -> None:
+    """Restate's admin API registers deployments and invokes anything; Kafka has no auth."""
+    for name, service in load_compose()["services"].items():
+        for mapping in service.get("ports", []):
+            assert mapping.startswith("127.0.0.1:"), f"{name} publishes {mapping} everywhere"
+    assert "ports" not in load_compose()["services"]["worker"]
 
 
 # --- kubernetes -------------------------------------------------------------------------------
@@ -205,7 +216,14 @@ def test_compose_and_dockerfile_commands_match_the_cli() -> None:
 
 def test_k8s_objects_are_complete() -> None:
     objects = k8s_objects()
-    assert {o["kind"] for o in objects} == {"ConfigMap", "Secret", "Deployment", "Service", "Job"}
+    assert {o["kind"] for o in objects} == {
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "Job",
+        "NetworkPolicy",
+    }
     for obj in objects:
         assert obj.get("apiVersion") and obj.get("kind"), obj
         assert obj.get("metadata", {}).get("name"), obj
@@ -288,6 +306,39 @@ def test_configmap_bindings_load_with_the_manifests_env() -> None:
         for url in (spec.restate.admin_url, spec.restate.ingress_url):
             assert str(urlparse(url).hostname).endswith(".svc.cluster.local"), url
         assert properties["bootstrap.servers"].split(":")[0].endswith(".svc.cluster.local")
+
+
+def test_the_k8s_worker_checks_restates_signature() -> None:
+    """Off loopback, the worker serves only requests its Restate signed: the bindings carry a
+    key (a placeholder the worker refuses until replaced), and no --insecure."""
+    from restate_stream.runtime._sdk import IdentityKeyError, identity_verifier
+
+    deployment = k8s_object("Deployment", "restate-stream-worker")
+    (container,) = pod_spec(deployment)["containers"]
+    args = parse_cli(container["command"])
+    assert args.params["host"] == "0.0.0.0" and not args.params["insecure"]
+    spec = configmap_bindings(container_env(container, secret_values()))
+    assert spec.worker is not None and len(spec.worker.identity_keys) == 1
+    with pytest.raises(IdentityKeyError, match=r"worker\.identity_keys\[0\]"):
+        identity_verifier(spec.worker.identity_keys)  # fails closed until replaced
+
+
+def test_only_restates_namespace_reaches_the_worker() -> None:
+    policy = k8s_object("NetworkPolicy", "restate-stream-worker")["spec"]
+    deployment = k8s_object("Deployment", "restate-stream-worker")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    (peer,) = rule["from"]
+    restate_namespace = {"kubernetes.io/metadata.name": "restate"}
+    assert peer == {"namespaceSelector": {"matchLabels": restate_namespace}}
+    (port,) = rule["ports"]
+    (container,) = pod_spec(deployment)["containers"]
+    assert port["port"] in {p["name"] for p in container["ports"]}
+    # The bindings reach Restate in that namespace.
+    spec = configmap_bindings(container_env(container, secret_values()))
+    assert str(urlparse(spec.restate.admin_url).hostname).split(".")[1] == "restate"
 
 
 def test_configmap_bindings_fail_without_the_secret() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from restate.endpoint import Endpoint
 from restate.handler import handler_from_callable, invoke_handler
 
 from restate_stream.runtime import _sdk
+from tests.identity import ed25519_keys, signed_headers
 
 TRIED_WITH = "1.3"
 
@@ -83,3 +85,104 @@ def test_take_raw_input_makes_the_sdk_pass_the_body_as_bytes() -> None:
     assert "jsonSchema" not in declared["input"] or declared["input"]["jsonSchema"] is None
     assert declared["idempotencyRetention"] == 30 * 24 * 3600 * 1000
     assert declared["retryPolicyMaxAttempts"] == 3
+
+
+# --- the request-signature check in front of the user's app ----------------------------------
+
+Message = dict[str, Any]
+
+
+def call(app: Any, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> Message:
+    """One GET over HTTP/2, as Restate sends it; the response's status, headers and body."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "http_version": "2",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers or [],
+    }
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return {"status": start["status"], "headers": dict(start.get("headers", [])), "body": body}
+
+
+@pytest.fixture
+def signing(tmp_path: Path) -> tuple[Path, str]:
+    return ed25519_keys(tmp_path)
+
+
+def test_identity_checked_answers_only_requests_restate_signed(
+    signing: tuple[Path, str], tmp_path: Path
+) -> None:
+    pem, public_key = signing
+    (tmp_path / "other").mkdir()
+    other_pem, _ = ed25519_keys(tmp_path / "other")
+    obj, _ = _declared()
+    app = _sdk.identity_checked(restate.app([obj]), [public_key])
+    assert call(app, "/discover", signed_headers(pem, "/discover"))["status"] == 200
+    assert call(app, "/discover")["status"] == 401
+    assert call(app, "/discover", signed_headers(other_pem, "/discover"))["status"] == 401
+    # Signed for another path: a captured signature does not open other handlers.
+    assert call(app, "/invoke/Orders/add", signed_headers(pem, "/discover"))["status"] == 401
+    assert call(app, "/health")["status"] == 200  # as the SDK's own check: probes pass
+
+
+def test_a_key_the_sdk_cannot_read_is_named() -> None:
+    with pytest.raises(_sdk.IdentityKeyError, match=r"worker.identity_keys\[1\]"):
+        _sdk.identity_verifier(["publickeyv1_5Tb6EYXwWXxgRNtQDo5bxxrCPMzKkuD5aNt1JeKo3FcT", "x"])
+
+
+USER_APP = """
+import restate
+
+counter = restate.VirtualObject("Counter")
+
+
+@counter.handler()
+async def add(ctx: restate.ObjectContext, amount: int) -> int:
+    return amount
+
+
+inner = restate.app([counter], protocol="request_response")
+
+
+async def app(scope, receive, send):
+    # The user's own middleware: marks every response it passes on.
+    async def marked(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message["headers"], (b"x-user-middleware", b"1")]}
+        await send(message)
+
+    await inner(scope, receive, marked)
+"""
+
+
+def test_identity_keys_keep_the_users_app_as_built(
+    signing: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With keys, the worker serves the user's app (its middleware, its protocol, its codec)
+    behind the check, not an app rebuilt from its services."""
+    from restate_stream.runtime._asgi import build_app
+
+    pem, public_key = signing
+    (tmp_path / "keys_user_app.py").write_text(USER_APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = build_app("keys_user_app:app", [public_key])
+    found = call(app, "/discover", signed_headers(pem, "/discover"))
+    assert found["status"] == 200, found
+    assert found["headers"].get(b"x-user-middleware") == b"1"
+    assert json.loads(found["body"])["protocolMode"] == "REQUEST_RESPONSE"
+    assert call(app, "/discover")["status"] == 401

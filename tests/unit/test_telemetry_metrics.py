@@ -4,6 +4,8 @@ processes' counts add up in what the worker's /metrics serves."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from restate_stream.runtime.event import KafkaCoordinates
 from restate_stream.runtime.outcomes import HandlerRun, Outcome, PublishDone
-from restate_stream.telemetry.metrics import METRICS, WorkerMetrics, metrics_registry
+from restate_stream.telemetry.metrics import (
+    METRICS,
+    MULTIPROC_ENV,
+    WorkerMetrics,
+    metrics_registry,
+    prepare_metrics_dir,
+)
 
 COORDS = KafkaCoordinates("orders", 0, 7, datetime(2026, 1, 1, tzinfo=UTC), b"k", None)
 
@@ -101,3 +109,23 @@ def test_serving_processes_add_up_in_the_workers_registry(
     assert got[("restate_stream_published_records_total", labels(topic="out"))] == 3 * 3
     assert got[("restate_stream_worker_processes", ())] >= 1
     assert got[("restate_stream_worker_cpu_seconds_total", ())] > 0
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["mkdtemp's", "a new one"])
+def test_the_metrics_directory_stays_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exists: bool
+) -> None:
+    """The worker passes a 0700 mkdtemp directory; emptying it must not loosen it."""
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)  # restored after: prepare sets it
+    directory = tmp_path / "metrics"
+    if exists:
+        directory.mkdir(mode=0o700)
+        (directory / "counter_1.db").write_bytes(b"old")
+        (directory / "leftover").mkdir()
+    previous = os.umask(0o022)  # the usual umask: a recreated directory would be 0755
+    try:
+        assert prepare_metrics_dir(directory) == directory
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert list(directory.iterdir()) == []

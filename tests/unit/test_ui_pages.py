@@ -216,3 +216,23 @@ def test_sparkline_scales_to_the_maximum_and_shows_the_latest_value() -> None:
     assert 'points="2.0,22.0 52.0,12.0 102.0,2.0"' in svg
     assert ">10</span>" in svg and "latest 10, max 10" in svg
     assert 'points="2.0,22.0 102.0,22.0"' in str(sparkline([], label="x", width=104, height=24))
+
+
+def test_a_topic_the_bindings_file_does_not_name_is_not_read(
+    client: TestClient, fake: FakeSource
+) -> None:
+    """The page reads with the file's Kafka credentials: only the topics the file names."""
+    read: list[str] = []
+    tail = fake.tail
+
+    async def recording(topic: str, last: int) -> list[ConsumedRecord]:
+        read.append(topic)
+        return await tail(topic, last)
+
+    fake.tail = recording  # type: ignore[method-assign]
+    for topic in ["__consumer_offsets", "payroll", "orders.dlq.x"]:
+        assert client.get(f"/topics/{topic}").status_code == 404, topic
+    assert read == []
+    for topic in ["orders", "orders.dlq", "payments"]:  # a binding's topic, its dead letters
+        assert client.get(f"/topics/{topic}").status_code == 200, topic
+    assert read == ["orders", "orders.dlq", "payments"]
