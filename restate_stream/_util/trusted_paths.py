@@ -52,19 +52,13 @@ def require_trusted_dir(path: Path, what: str = "directory") -> None:
     """Raise UntrustedPathError (naming the path and why) unless `path` is a directory of
     ours, no symlink, writable by nobody else, with trusted directories above it. A path
     that does not exist yet is trusted when the directories above it are (we create it)."""
-    uid = os.geteuid()
     for ancestor in _ancestors(path):
-        _check_ancestor(ancestor, uid, what)
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
+        _check_ancestor(ancestor, os.geteuid(), what)
+    info = _own_entry(path, what)
+    if info is None:
         return
-    if stat.S_ISLNK(info.st_mode):
-        raise _refuse(path, f"it is a symlink (to {os.readlink(path)})", what)
     if not stat.S_ISDIR(info.st_mode):
         raise _refuse(path, "it is not a directory", what)
-    if info.st_uid != uid:
-        raise _refuse(path, f"it is owned by uid {info.st_uid}, not by us", what)
     if _others_can_write(info.st_mode):
         mode = stat.S_IMODE(info.st_mode)
         raise _refuse(path, f"it is writable by group or others (mode {mode:o})", what)
@@ -73,11 +67,17 @@ def require_trusted_dir(path: Path, what: str = "directory") -> None:
 def require_own_entry(path: Path, what: str = "file") -> None:
     """An entry inside a trusted directory: if it exists, ours and no symlink (root would
     write or read through it)."""
+    _own_entry(path, what)
+
+
+def _own_entry(path: Path, what: str) -> os.stat_result | None:
+    """The entry's lstat if it exists, is ours and is no symlink; None if it does not exist."""
     try:
         info = path.lstat()
     except FileNotFoundError:
-        return
+        return None
     if stat.S_ISLNK(info.st_mode):
         raise _refuse(path, f"it is a symlink (to {os.readlink(path)})", what)
     if info.st_uid != os.geteuid():
         raise _refuse(path, f"it is owned by uid {info.st_uid}, not by us", what)
+    return info
