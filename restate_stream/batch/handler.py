@@ -43,7 +43,7 @@ from restate_stream.runtime.bound import (
     admits_none,
     without_none,
 )
-from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, LetterRef
+from restate_stream.runtime.dead_letter import LetterRef
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent, built, object_key_for
 from restate_stream.runtime.formats import (
     Codec,
@@ -129,7 +129,8 @@ class BatchBoundHandler(BoundHandler):
             raise restate.TerminalError(f"binding {self.binding.name}: {exc}") from None
         if tracing.enabled():
             trace.get_current_span().set_attribute("messaging.batch.message_count", len(records))
-        redrive_of = LetterRef.from_header(ctx.request().headers.get(REDRIVE_OF_HEADER))
+        # Signed when signing is on: only then may the records pass the high-water check.
+        redrive_of = self._redrive_of(ctx.request().headers, raw)
         if redrive_of is not None:
             return await self._redrive(ctx, records, redrive_of)
         state_key = high_water_state(self.binding.name)
