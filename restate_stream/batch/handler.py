@@ -16,7 +16,10 @@ otherwise, whatever the format; the body tells null from an empty value exactly.
 high-water by definition (it was passed before), so the check is skipped for it and the
 high-water is left as it is; Restate runs it at most once per letter (the redrive's
 idempotency key). If it fails again its new dead letter names the letter it was redriven
-from; if it goes through, a Resolution is written, as for unbatched bindings.
+from; if it goes through, a Resolution is written, as for unbatched bindings. With a
+dead-letter signing key (runtime/letter_signing.py) the header counts only with the call's
+signature, which `dlq redrive` makes after it verified the letter: without it the invocation
+fails (TerminalError), so nothing passes the high-water unverified.
 """
 
 from __future__ import annotations
