@@ -181,23 +181,28 @@ def by_source_record(
             coordinates = entry.letter.source.coordinates
             histories.setdefault(coordinates, SourceHistory(binding, [])).letters.append(entry)
     for history in histories.values():
-        history.letters = _distinct(history.letters)
+        every = history.letters
+        history.letters = _distinct(every)
         history.letters.sort(key=lambda s: (s.letter.failed_at, s.at.partition, s.at.offset))
-        history.resolution = _resolution(history, resolutions, refused)
+        history.resolution = _resolution(history, every, resolutions, refused)
     records = sorted(histories.values(), key=lambda h: h.letters[0].letter.failed_at)
     return Listing(binding, topic, records, unreadable, others, refused)
 
 
 def _resolution(
     history: SourceHistory,
+    every: list[StoredLetter],
     resolutions: Mapping[LetterRef, list[StoredResolution]],
     refused: list[StoredLetter | StoredResolution],
 ) -> StoredResolution | None:
-    """The first Resolution of the history's latest letter that is about the same record;
-    one naming the letter but another record (key or coordinates) is refused."""
+    """The first Resolution of the history's latest letter, or of an exact copy of it, that
+    is about the same record; one naming it but another record (key or coordinates) is
+    refused. A copy (every field the same, failed_at included) is the same failure written
+    again, by whoever can write the topic: resolved once, it is not redriven again."""
     latest = history.latest
+    copies = [s.at for s in every if s.letter == latest.letter]
     found = None
-    for candidate in resolutions.get(latest.at, []):
+    for candidate in (c for at in copies for c in resolutions.get(at, [])):
         resolution = candidate.resolution
         same = (resolution.source.coordinates, resolution.key) == (
             latest.letter.source.coordinates,
@@ -206,7 +211,8 @@ def _resolution(
         if same and found is None:
             found = candidate
         elif not same:
-            why = f"it resolves {latest.position}, a letter of another source record or key"
+            named = resolution.redrive_of.describe()
+            why = f"it resolves {named}, a letter of another source record or key"
             refused.append(dataclasses.replace(candidate, distrust=why))
     return found
 

@@ -137,7 +137,7 @@ def test_a_resolution_of_another_source_record_does_not_hide_the_letter() -> Non
     listing = by_source_record([real, resolution], "orders", "orders.dlq", "orders")
     assert [h.resolved for h in listing.records] == [False]
     assert [r.at.offset for r in listing.refused] == [6]
-    assert "it resolves dlq[0]@5, a letter of another source record or key" in str(
+    assert "it resolves orders.dlq[0]@5, a letter of another source record or key" in str(
         listing.refused[0].distrust
     )
 
@@ -285,3 +285,17 @@ async def test_the_worker_signs_its_letters_and_refuses_an_unsigned_redrive(
     with pytest.raises(restate.TerminalError, match=r"carries no restate-stream\.redrive-sig"):
         await invoke(obj, "handle", ctx, b'{"n": 1}')
     assert len(publisher.sent) == 1
+
+
+def test_a_resolved_letter_written_again_stays_resolved() -> None:
+    """Signing says who wrote a letter, not that it is new: a signed letter copied to the
+    topic again (a new event id, a later offset) is the failure already resolved."""
+    data = SIGNING.signed(letter().to_json(), DEAD_LETTER_TYPE)
+    real = on_topic(data, at=5, keys=SIGNING)
+    coords = KafkaCoordinates("orders", 0, 42, None, b"acct-7", None)
+    ref = LetterRef(topic="orders.dlq", partition=0, offset=5)
+    resolved = SIGNING.signed(Resolution.of("orders", coords, ref).to_json(), RESOLVED_TYPE)
+    resolution = on_topic(resolved, at=6, kind=RESOLVED_TYPE, keys=SIGNING)
+    replayed = on_topic(data, at=9, keys=SIGNING)
+    listing = by_source_record([real, resolution, replayed], "orders", "orders.dlq", "orders")
+    assert listing.unresolved == [] and plan_redrive(BINDING, listing, SIGNING) == []
