@@ -6,8 +6,9 @@
 #   deploy/restate-cluster/run-local.sh [start|stop|status]     (default: start)
 #   deploy/restate-cluster/run-local.sh kill-node N | start-node N   (one node: a crash, a rejoin)
 #
-# Recorded pids are not trusted alone: a pid is signalled only while /proc/<pid>/cmdline still
-# names that node's base dir (a pid file left by a crash may name a recycled pid).
+# Recorded pids are not trusted alone: a pid is signalled only while its start time is the
+# recorded one and /proc/<pid>/cmdline still passes that node's base dir as --base-dir (a pid
+# file left by a crash may name a recycled pid).
 #
 # Settings (environment):
 #   CLUSTER_HOME   data, logs and pids       (default: ~/.cache/restate-stream/cluster)
@@ -34,12 +35,29 @@ server_bin() {
   "$python" -c 'from restate_stream.stack.install import restate_install as r; print(r().binary)'
 }
 
-recorded_pid() { cat "$home/node-$1/pid" 2>/dev/null || true; }
-# The recorded pid of node $1 if that process is still node $1's server, else nothing.
+# A pid file holds "pid start-time"; the start time (field 22 of /proc/<pid>/stat, clock ticks
+# since boot) tells the process we started from a later one given the same pid.
+recorded_pid() { local pid _; read -r pid _ <"$home/node-$1/pid" 2>/dev/null || true; echo "${pid:-}"; }
+recorded_start() { local _ start; read -r _ start <"$home/node-$1/pid" 2>/dev/null || true; echo "${start:-}"; }
+start_time() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  # The command name (field 2) may hold spaces and ")": fields 3.. follow the last ") ".
+  # shellcheck disable=SC2086  # split into fields on purpose
+  set -- ${stat##*) }
+  echo "${20}"
+}
+# The recorded pid of node $1 if that process is still node $1's server, else nothing: the
+# recorded start time (older pid files have none) and `--base-dir <node dir>/data` as two
+# whole arguments (not the path anywhere in the command line: `tail -f` of a log names it too).
 pid_of() {
-  local pid
-  pid=$(recorded_pid "$1")
-  [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$home/node-$1/data" \
+  local pid start
+  pid=$(recorded_pid "$1") start=$(recorded_start "$1")
+  [[ -n "$pid" ]] || return 0
+  [[ -z "$start" || "$(start_time "$pid")" == "$start" ]] || return 0
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null \
+    | awk -v dir="$home/node-$1/data" 'prev == "--base-dir" && $0 == dir { found = 1 } { prev = $0 }
+        END { exit !found }' \
     && echo "$pid"
   return 0
 }
@@ -88,7 +106,7 @@ start_node() {
     # and sh exec too: $! is the server's pid and the id of its new process group.
     setsid "${offline_prefix[@]}" "$bin" --no-logo --config-file "$here/restate.toml" --base-dir "$dir/data" \
       >>"$dir/restate.log" 2>&1 </dev/null &
-    echo $! >"$dir/pid"
+    echo "$! $(start_time $!)" >"$dir/pid"
   )
 }
 

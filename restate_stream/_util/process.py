@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from restate_stream._util.poll import PollTimeout, poll
+from restate_stream.errors import RestateStreamError
 
 _PR_SET_PDEATHSIG = 1
 
@@ -101,6 +102,24 @@ class ManagedProcess:
         return True
 
 
+class SignalRefusedError(RestateStreamError, PermissionError):
+    """The kernel refused to signal a process group (another user's)."""
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send `sig` to the group; False if it is gone, SignalRefusedError if not ours to signal."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        raise SignalRefusedError(
+            f"not permitted to send {sig.name} to process group {pgid}: it belongs to another "
+            "user (run as that user, or check that the recorded pid is really ours)"
+        ) from None
+    return True
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -126,17 +145,14 @@ def stop_group(
 
     `reap` waits for our own child (so it does not stay a zombie); detached groups
     started by an earlier `stack up` have no such handle and are polled instead.
+    SignalRefusedError when the group is another user's.
     """
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
+    if not signal_group(pgid, signal.SIGTERM):
         return
     leader_gone = reap(timeout) if reap is not None else _wait_group_gone(pgid, timeout)
     if leader_gone and _wait_group_gone(pgid, 2.0):
         return
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
+    if not signal_group(pgid, signal.SIGKILL):
         return
     if reap is not None:
         reap(5.0)

@@ -16,7 +16,10 @@ otherwise, whatever the format; the body tells null from an empty value exactly.
 high-water by definition (it was passed before), so the check is skipped for it and the
 high-water is left as it is; Restate runs it at most once per letter (the redrive's
 idempotency key). If it fails again its new dead letter names the letter it was redriven
-from; if it goes through, a Resolution is written, as for unbatched bindings.
+from; if it goes through, a Resolution is written, as for unbatched bindings. With a
+dead-letter signing key (runtime/letter_signing.py) the header counts only with the call's
+signature, which `dlq redrive` makes after it verified the letter: without it the invocation
+fails (TerminalError), so nothing passes the high-water unverified.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from restate_stream.runtime.bound import (
     admits_none,
     without_none,
 )
-from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, LetterRef
+from restate_stream.runtime.dead_letter import LetterRef
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent, built, object_key_for
 from restate_stream.runtime.formats import (
     Codec,
@@ -129,7 +132,8 @@ class BatchBoundHandler(BoundHandler):
             raise restate.TerminalError(f"binding {self.binding.name}: {exc}") from None
         if tracing.enabled():
             trace.get_current_span().set_attribute("messaging.batch.message_count", len(records))
-        redrive_of = LetterRef.from_header(ctx.request().headers.get(REDRIVE_OF_HEADER))
+        # Signed when signing is on: only then may the records pass the high-water check.
+        redrive_of = self._redrive_of(ctx.request().headers, raw)
         if redrive_of is not None:
             return await self._redrive(ctx, records, redrive_of)
         state_key = high_water_state(self.binding.name)

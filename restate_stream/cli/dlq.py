@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import click
 
@@ -20,12 +20,15 @@ from restate_stream.dlq import (
     RedriveRequest,
     RedriveResult,
     SourceHistory,
+    StoredLetter,
+    StoredResolution,
     find_binding,
     load_listing,
     plan_redrive,
     run_redrive,
 )
 from restate_stream.dlq.redrive import MESSAGE_WIDTH
+from restate_stream.runtime.dead_letter import DeadLetter, Resolution
 
 _OUTCOME_STYLES = {
     "resolved": "green",
@@ -58,17 +61,38 @@ def render_history(history: SourceHistory) -> str:
     )
 
 
+def render_refused(entry: StoredLetter | StoredResolution) -> str:
+    record: DeadLetter | Resolution
+    if isinstance(entry, StoredResolution):
+        record, kind = entry.resolution, "resolution"
+    else:
+        record, kind = entry.letter, "letter"
+    where = f"{entry.position:>12}  {record.source.describe()}  {_key(record.key)}"
+    return f"{where}  REFUSED {kind}: {entry.distrust}"
+
+
 def render_listing(listing: Listing) -> str:
     lines = [render_history(h) for h in listing.records]
     lines += [f"{u.position:>12}  ({u.problem})" for u in listing.unreadable]
+    lines += [render_refused(r) for r in listing.refused]
     unresolved = len(listing.unresolved)
     note = f"; {listing.others} of other bindings not shown" if listing.others else ""
+    if listing.refused:
+        note += f"; {len(listing.refused)} refused (not redriven, resolving nothing)"
     lines.append(
         f"{len(listing.records)} source record(s) with dead letters of binding "
         f"{listing.binding} on {listing.topic}: {unresolved} unresolved, "
         f"{len(listing.records) - unresolved} resolved ({listing.letter_count} letter(s){note})"
     )
     return "\n".join(lines)
+
+
+def refused_json(entry: StoredLetter | StoredResolution) -> dict[str, Any]:
+    if isinstance(entry, StoredResolution):
+        record: dict[str, Any] = {"resolution": entry.resolution.to_json()}
+    else:
+        record = {"letter": entry.letter.to_json()}
+    return {"dlq": entry.at.model_dump(), "refused": entry.distrust, **record}
 
 
 def render_request(request: RedriveRequest, ingress_url: str) -> str:
@@ -111,6 +135,7 @@ def list_command(name: str, file: Path, as_json: bool, limit: int | None) -> int
     if as_json:
         shown = [h.to_json() for h in listing.records]
         shown += [{"dlq": u.at.model_dump(), "problem": u.problem} for u in listing.unreadable]
+        shown += [refused_json(r) for r in listing.refused]
         print_json(shown)
         return 0
     for line in render_listing(listing).splitlines():

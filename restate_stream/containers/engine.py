@@ -17,6 +17,7 @@ from pathlib import Path
 
 from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.process import stop_group, tail
+from restate_stream._util.trusted_paths import require_own_entry, require_trusted_dir
 from restate_stream.errors import RestateStreamError
 from restate_stream.stack.install import cache_dir
 
@@ -175,6 +176,16 @@ class DockerEngine:
             raise EngineError(f"apt-get installed {names} but {', '.join(still)} not on PATH")
         return shutil.which("dockerd") or "dockerd"
 
+    def check_paths(self) -> None:
+        """dockerd runs as root on these paths: refuse any another user could swap (a
+        symlinked log would have root write where it points; a data or exec root of theirs
+        would have root run what they put there)."""
+        require_trusted_dir(self.root, "engine directory")
+        for path in (self.data_root, self.exec_root):
+            require_trusted_dir(path, "engine directory")
+        for path in (self.log, self.pidfile, self.socket):
+            require_own_entry(path, "engine file")
+
     def running_pid(self) -> int | None:
         """The recorded dockerd pid, if that process is still our dockerd (not a reused pid)."""
         try:
@@ -187,6 +198,7 @@ class DockerEngine:
         return pid if ours else None
 
     def start(self, timeout: float = 90.0, progress: Progress = print) -> None:
+        self.check_paths()
         cli_ok = self.running_pid() is not None and self.cli().answers()
         if cli_ok:
             progress(f"docker-engine: already running (pid {self.running_pid()}) at {self.host}")
@@ -202,7 +214,8 @@ class DockerEngine:
                 "dockerd runs as root here: run `scripts/docker-engine start` as root"
             )
         for path in (self.data_root, self.exec_root):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.check_paths()  # what mkdir created, and what may have appeared meanwhile
         self.socket.unlink(missing_ok=True)  # a stale socket from a killed engine
         self.pidfile.unlink(missing_ok=True)
         progress(f"docker-engine: starting dockerd at {self.host} (log {self.log})")
@@ -235,6 +248,7 @@ class DockerEngine:
         progress(f"docker-engine: running (pid {process.pid}); export DOCKER_HOST={self.host}")
 
     def stop(self, timeout: float = 60.0, progress: Progress = print) -> None:
+        self.check_paths()  # the pid file we would signal is read from there
         pid = self.running_pid()
         if pid is None:
             progress(f"docker-engine: not running ({self.pidfile} names no dockerd of ours)")

@@ -32,10 +32,11 @@ from restate_stream.control.plan import (
     by_binding_key,
 )
 from restate_stream.errors import RestateStreamError
-from restate_stream.runtime.dead_letter import DeadLetter
+from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
 from restate_stream.runtime.event import KafkaCoordinates
 from restate_stream.runtime.formats.cloudevents import cloudevent_json
 from restate_stream.runtime.formats.json import json_text
+from restate_stream.runtime.letter_signing import LetterKeys
 
 # (cluster properties, topic, partition, offset or None for the first record, how many)
 # -> the records from there, in order
@@ -217,7 +218,11 @@ def dead_letter_message(
     event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"restate-stream:unblock:{where}"))
     now = datetime.now(UTC).isoformat()
     payload = cloudevent_json(
-        event_id, "restate-stream.dead-letter", "restate-stream", now, json_text(letter.to_json())
+        event_id,
+        DEAD_LETTER_TYPE,
+        "restate-stream",
+        now,
+        json_text(LetterKeys.from_env().signed(letter.to_json(), DEAD_LETTER_TYPE)),
     )
     return Record(record.key, payload)
 

@@ -153,7 +153,7 @@ async def binding_statuses(
                 entries[where] = await _entries(spec, b)
             read = entries[where]
             if read is not None:
-                listing = by_source_record(read, b.name, b.dead_letter)
+                listing = by_source_record(read, b.name, b.dead_letter, b.topic)
                 status.dead_letters = len(listing.unresolved)
                 status.dead_letters_resolved = len(listing.records) - status.dead_letters
         result.append(status)

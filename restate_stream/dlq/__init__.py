@@ -11,6 +11,11 @@ that letter. So, per source record:
 - it is resolved when its latest letter has a Resolution. A later letter (the record failed
   again, or was consumed again) makes it unresolved again.
 
+Records `dlq` does not trust (dlq/trust.py: a source topic not the binding's, key fields that
+disagree, a Resolution of another record, and with a signing key anything unsigned or signed
+with another key) take no part in this: `dlq list` flags them, `dlq redrive` reports each as
+skipped with why, and none resolves a letter.
+
 `dlq list` shows one entry per source record with its history (letters, attempts, latest
 cause and failed_at). `dlq redrive` sends, for each unresolved source record, its latest
 letter only: earlier letters are superseded, so redriving again never multiplies letters.

@@ -5,13 +5,14 @@ See the package docstring for the rule that makes a source record resolved.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.consume import ConsumedRecord, TopicNotFoundError, read_topic
 from restate_stream.bindings import Binding, BindingsFile
+from restate_stream.dlq.trust import key_disagreement, source_disagreement
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime.dead_letter import (
     DeadLetter,
@@ -19,9 +20,10 @@ from restate_stream.runtime.dead_letter import (
     NotADeadLetterError,
     Resolution,
     SourceRecord,
-    parse_record,
+    record_model,
+    unwrap_record,
 )
-from restate_stream.runtime.formats import unwrap_cloudevent
+from restate_stream.runtime.letter_signing import LetterKeys
 
 
 class DlqError(RestateStreamError, RuntimeError):
@@ -36,6 +38,7 @@ class StoredLetter:
     at: LetterRef  # where on the dead-letter topic
     letter: DeadLetter
     event_id: str | None = None  # its CloudEvents id: the same on a crash-duplicated copy
+    distrust: str | None = None  # why it is refused (dlq/trust.py); None: it is not
 
     @property
     def position(self) -> str:
@@ -49,6 +52,11 @@ class StoredLetter:
 class StoredResolution:
     at: LetterRef
     resolution: Resolution
+    distrust: str | None = None
+
+    @property
+    def position(self) -> str:
+        return f"dlq[{self.at.partition}]@{self.at.offset}"
 
 
 @dataclass(frozen=True)
@@ -64,16 +72,20 @@ class Unreadable:
 Entry = StoredLetter | StoredResolution | Unreadable
 
 
-def parse_entry(record: ConsumedRecord) -> Entry:
+def parse_entry(record: ConsumedRecord, keys: LetterKeys | None = None) -> Entry:
+    """The record, with why it is not to be trusted (signature, key fields: dlq/trust.py);
+    `keys` default to the environment's."""
     at = LetterRef(topic=record.topic, partition=record.partition, offset=record.offset)
     try:
-        parsed = parse_record(record.value or b"")
+        data, event_id, kind = unwrap_record(record.value or b"")
+        parsed = record_model(data, kind)
     except NotADeadLetterError as exc:
         return Unreadable(at, f"not a restate-stream dead-letter record: {exc}")
+    keys = LetterKeys.from_env() if keys is None else keys
+    distrust = keys.distrust(data, kind) or key_disagreement(parsed, record.key)
     if isinstance(parsed, Resolution):
-        return StoredResolution(at, parsed)
-    _, event_id, _ = unwrap_cloudevent(json.loads(record.value or b""))  # parsed above
-    return StoredLetter(at, parsed, event_id)
+        return StoredResolution(at, parsed, distrust)
+    return StoredLetter(at, parsed, event_id, distrust)
 
 
 # --- one entry per source record ---------------------------------------------------------------
@@ -132,6 +144,8 @@ class Listing:
     records: list[SourceHistory]
     unreadable: list[Unreadable] = field(default_factory=list)
     others: int = 0  # records of other bindings sharing the topic
+    # The binding's records `dlq` does not act on, each with its `distrust` (dlq/trust.py).
+    refused: list[StoredLetter | StoredResolution] = field(default_factory=list)
 
     @property
     def unresolved(self) -> list[SourceHistory]:
@@ -142,31 +156,65 @@ class Listing:
         return sum(len(r.letters) for r in self.records)
 
 
-def by_source_record(entries: Iterable[Entry], binding: str, topic: str = "") -> Listing:
-    """The binding's dead letters per source record (in order of their first letter)."""
+def by_source_record(
+    entries: Iterable[Entry], binding: str, topic: str = "", source_topic: str | None = None
+) -> Listing:
+    """The binding's dead letters per source record (in order of their first letter). Those
+    refused (their `distrust`, or a source topic other than `source_topic`) take no part."""
     histories: dict[tuple[str, int, int], SourceHistory] = {}
-    resolutions: dict[LetterRef, StoredResolution] = {}
+    resolutions: dict[LetterRef, list[StoredResolution]] = {}
     unreadable: list[Unreadable] = []
+    refused: list[StoredLetter | StoredResolution] = []
     others = 0
     for entry in entries:
         if isinstance(entry, Unreadable):
             unreadable.append(entry)
-        elif isinstance(entry, StoredResolution):
-            if entry.resolution.binding == binding:
-                resolutions[entry.resolution.redrive_of] = entry
-            else:
-                others += 1
-        elif entry.letter.binding != binding:
+            continue
+        record = entry.resolution if isinstance(entry, StoredResolution) else entry.letter
+        if record.binding != binding:
             others += 1
+        elif why := entry.distrust or source_disagreement(record, source_topic):
+            refused.append(dataclasses.replace(entry, distrust=why))
+        elif isinstance(entry, StoredResolution):
+            resolutions.setdefault(entry.resolution.redrive_of, []).append(entry)
         else:
             coordinates = entry.letter.source.coordinates
             histories.setdefault(coordinates, SourceHistory(binding, [])).letters.append(entry)
     for history in histories.values():
-        history.letters = _distinct(history.letters)
+        every = history.letters
+        history.letters = _distinct(every)
         history.letters.sort(key=lambda s: (s.letter.failed_at, s.at.partition, s.at.offset))
-        history.resolution = resolutions.get(history.latest.at)
+        history.resolution = _resolution(history, every, resolutions, refused)
     records = sorted(histories.values(), key=lambda h: h.letters[0].letter.failed_at)
-    return Listing(binding, topic, records, unreadable, others)
+    return Listing(binding, topic, records, unreadable, others, refused)
+
+
+def _resolution(
+    history: SourceHistory,
+    every: list[StoredLetter],
+    resolutions: Mapping[LetterRef, list[StoredResolution]],
+    refused: list[StoredLetter | StoredResolution],
+) -> StoredResolution | None:
+    """The first Resolution of the history's latest letter, or of an exact copy of it, that
+    is about the same record; one naming it but another record (key or coordinates) is
+    refused. A copy (every field the same, failed_at included) is the same failure written
+    again, by whoever can write the topic: resolved once, it is not redriven again."""
+    latest = history.latest
+    copies = [s.at for s in every if s.letter == latest.letter]
+    found = None
+    for candidate in (c for at in copies for c in resolutions.get(at, [])):
+        resolution = candidate.resolution
+        same = (resolution.source.coordinates, resolution.key) == (
+            latest.letter.source.coordinates,
+            latest.letter.key,
+        )
+        if same and found is None:
+            found = candidate
+        elif not same:
+            named = resolution.redrive_of.describe()
+            why = f"it resolves {named}, a letter of another source record or key"
+            refused.append(dataclasses.replace(candidate, distrust=why))
+    return found
 
 
 def _distinct(letters: list[StoredLetter]) -> list[StoredLetter]:
@@ -208,6 +256,7 @@ def read_entries(
 ) -> list[Entry]:
     assert binding.dead_letter is not None  # find_binding checked
     properties = spec.clusters[binding.cluster].properties
+    keys = LetterKeys.from_env()
     try:
         records = read_topic(
             properties, binding.dead_letter, start=start, limit=limit, timeout=timeout
@@ -219,11 +268,10 @@ def read_entries(
         ) from exc
     except (ConnectionError, TimeoutError) as exc:
         raise DlqError(f"Kafka cluster {binding.cluster}: {exc}") from exc
-    return [parse_entry(r) for r in records]
+    return [parse_entry(r, keys) for r in records]
 
 
 def load_listing(spec: BindingsFile, binding: Binding, *, limit: int | None = None) -> Listing:
     assert binding.dead_letter is not None
-    return by_source_record(
-        read_entries(spec, binding, limit=limit), binding.name, binding.dead_letter
-    )
+    entries = read_entries(spec, binding, limit=limit)
+    return by_source_record(entries, binding.name, binding.dead_letter, binding.topic)

@@ -27,12 +27,14 @@ from restate_stream.dlq.listing import (
     Listing,
     SourceHistory,
     StoredLetter,
+    StoredResolution,
     by_source_record,
     read_entries,
 )
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime.bound import TOMBSTONE_ERROR
-from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER
+from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, SourceRecord
+from restate_stream.runtime.letter_signing import REDRIVE_SIGNATURE_HEADER, LetterKeys
 
 _CONCURRENT_KEYS = 32  # keys redriven side by side
 MESSAGE_WIDTH = 60  # an error message in a one-line summary
@@ -71,8 +73,21 @@ def idempotency_key(binding: Binding, stored: StoredLetter) -> str:
     return f"redrive/{binding.name}/{stored.at.partition}/{stored.at.offset}/{failed_at}"
 
 
-def redrive_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
-    """The call that hands the record's latest letter to the handler as its subscription did."""
+def redrive_request(
+    binding: Binding, history: SourceHistory, keys: LetterKeys | None = None
+) -> RedriveRequest:
+    """The call that hands the record's latest letter to the handler as its subscription did,
+    signed when `keys` sign (a worker with the key runs a redrive only with its signature)."""
+    request = _request(binding, history)
+    signature = (keys or LetterKeys()).redrive_signature(
+        binding.name, request.headers[REDRIVE_OF_HEADER], request.headers, request.body
+    )
+    if signature is not None:
+        request.headers[REDRIVE_SIGNATURE_HEADER] = signature
+    return request
+
+
+def _request(binding: Binding, history: SourceHistory) -> RedriveRequest:
     stored = history.latest
     letter = stored.letter
     if binding.batch is not None:
@@ -252,16 +267,24 @@ def settle(results: list[RedriveResult], after: Listing) -> list[RedriveResult]:
     return results
 
 
-def plan_redrive(binding: Binding, listing: Listing) -> list[RedriveRequest | RedriveResult]:
+def plan_redrive(
+    binding: Binding, listing: Listing, keys: LetterKeys | None = None
+) -> list[RedriveRequest | RedriveResult]:
     """For each unresolved source record, in source order (a key's records keep their order),
-    the call for its latest letter, or why it cannot be sent."""
+    the call for its latest letter, or why it cannot be sent; then each refused letter
+    (dlq/trust.py) with why, so none goes unreported. `keys` default to the environment's."""
+    keys = LetterKeys.from_env() if keys is None else keys
     pending = sorted(listing.unresolved, key=lambda h: h.source.coordinates)
     items: list[RedriveRequest | RedriveResult] = []
     for history in pending:
         try:
-            items.append(redrive_request(binding, history))
+            items.append(redrive_request(binding, history, keys))
         except NotRedrivable as exc:
             items.append(RedriveResult(history, "skipped", str(exc)))
+    for refused in listing.refused:
+        if isinstance(refused, StoredLetter):
+            history = SourceHistory(binding.name, [refused])
+            items.append(RedriveResult(history, "skipped", f"refused: {refused.distrust}"))
     return items
 
 
@@ -276,9 +299,10 @@ def run_redrive(
     source coordinates: the dashboard's "redrive one"); the results, settled."""
     assert binding.dead_letter is not None
     entries = read_entries(spec, binding)
-    listing = by_source_record(entries, binding.name, binding.dead_letter)
+    listing = by_source_record(entries, binding.name, binding.dead_letter, binding.topic)
     if only is not None:
         listing.records = [h for h in listing.records if h.source.coordinates in only]
+        listing.refused = [r for r in listing.refused if _source_of(r).coordinates in only]
     items = plan_redrive(binding, listing)
     if not items:
         return []
@@ -296,4 +320,9 @@ def run_redrive(
 
     results = asyncio.run(call())
     entries += read_entries(spec, binding, start=before)
-    return settle(results, by_source_record(entries, binding.name, binding.dead_letter))
+    after = by_source_record(entries, binding.name, binding.dead_letter, binding.topic)
+    return settle(results, after)
+
+
+def _source_of(entry: StoredLetter | StoredResolution) -> SourceRecord:
+    return entry.resolution.source if isinstance(entry, StoredResolution) else entry.letter.source

@@ -62,6 +62,7 @@ from restate_stream.runtime.formats import (
     envelope_traceparent,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.letter_signing import LetterKeys
 from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.outcomes import Decision, HandlerRun, Outcome, observed, report
 from restate_stream.runtime.publisher import Published, Publisher
@@ -185,6 +186,8 @@ class BoundHandler:
         self.codec = codec
         self.wants_event = wants_event
         self.publisher = publisher
+        # Read at start: a key too short stops the worker rather than its first dead letter.
+        self.letter_keys = LetterKeys.from_env()
         self.attempts = _Attempts()
         retry = binding.retry
         self.max_attempts = retry.max_attempts if retry and retry.max_attempts else None
@@ -226,7 +229,7 @@ class BoundHandler:
         headers = ctx.request().headers
         coords = coords or KafkaCoordinates.from_headers(headers)
         set_handling(self.binding.name, coords)  # log lines name the binding and record
-        redrive_of = LetterRef.from_header(headers.get(REDRIVE_OF_HEADER))
+        redrive_of = self._redrive_of(headers, raw)
         invocation = ctx.request().id
         tombstone = not raw and self.binding.format in _EMPTY_IS_TOMBSTONE
         try:
@@ -275,6 +278,23 @@ class BoundHandler:
         await self._resolved(ctx, coords, redrive_of)
         self._report(ctx, "applied", coords)
         return result
+
+    def _redrive_of(self, headers: Mapping[str, str], body: bytes) -> LetterRef | None:
+        """The letter a `dlq redrive` call names; with a signing key, only with the call's
+        signature (else a TerminalError: nothing runs, nothing is written)."""
+        header = headers.get(REDRIVE_OF_HEADER)
+        redrive_of = LetterRef.from_header(header)
+        if redrive_of is None:
+            return None
+        assert header is not None
+        why = self.letter_keys.redrive_distrust(self.binding.name, header, headers, body)
+        if why is not None:
+            log.error("binding %s: refused the redrive of %s: %s", self.binding.name, header, why)
+            raise restate.TerminalError(
+                f"binding {self.binding.name}: refused the redrive of {redrive_of.describe()}: "
+                f"{why}"
+            )
+        return redrive_of
 
     def _ran(self, ctx: restate.ObjectContext, records: int, started: float, failed: bool) -> None:
         if observed():
@@ -368,7 +388,7 @@ class BoundHandler:
                 ctx,
                 self.binding.dead_letter,
                 coords.key_text,
-                record,
+                self.letter_keys.signed(record, event_type),
                 event_type=event_type,
                 retry_forever=True,
             )

@@ -197,15 +197,21 @@ class NotADeadLetterError(ValueError):
     pass
 
 
-def parse_record(value: bytes) -> DeadLetter | Resolution:
-    """A dead-letter topic's record (inside its CloudEvents envelope); NotADeadLetterError
-    says what is wrong with anything else."""
+def unwrap_record(value: bytes) -> tuple[dict[str, Any], str | None, str]:
+    """(JSON object, CloudEvents id, kind) of a dead-letter topic's record: the kind is
+    RESOLVED_TYPE or DEAD_LETTER_TYPE (a record without an envelope counts as a letter).
+    NotADeadLetterError says what is wrong with anything else."""
     try:
-        data, _, kind = unwrap_cloudevent(json.loads(value))
+        data, event_id, kind = unwrap_cloudevent(json.loads(value))
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise NotADeadLetterError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise NotADeadLetterError(f"expected a JSON object, got {type(data).__name__}")
+    return data, event_id, RESOLVED_TYPE if kind == RESOLVED_TYPE else DEAD_LETTER_TYPE
+
+
+def record_model(data: dict[str, Any], kind: str) -> DeadLetter | Resolution:
+    """The letter or Resolution of `unwrap_record`'s JSON; NotADeadLetterError if it is not."""
     model: type[DeadLetter] | type[Resolution]
     model = Resolution if kind == RESOLVED_TYPE else DeadLetter
     try:
@@ -215,3 +221,10 @@ def parse_record(value: bytes) -> DeadLetter | Resolution:
             f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
         )
         raise NotADeadLetterError(problems) from None
+
+
+def parse_record(value: bytes) -> DeadLetter | Resolution:
+    """A dead-letter topic's record (inside its CloudEvents envelope); NotADeadLetterError
+    says what is wrong with anything else."""
+    data, _, kind = unwrap_record(value)
+    return record_model(data, kind)

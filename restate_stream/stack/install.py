@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from restate_stream._util.trusted_paths import require_trusted_dir
 from restate_stream.errors import RestateStreamError
 
 RESTATE_SERVER_VERSION = "1.7.12"
@@ -242,7 +243,15 @@ def _install_kafka(target: KafkaInstall, progress: Progress) -> KafkaInstall:
     return target
 
 
+def require_root_safe_cache(cache: Path | None = None) -> None:
+    """As root, refuse a cache another user could change: root runs the engines installed
+    there (RESTATE_STREAM_CACHE or XDG_CACHE_HOME may point into a user's directory)."""
+    if os.geteuid() == 0:
+        require_trusted_dir(cache or cache_dir(), f"engine cache (${CACHE_ENV}, $XDG_CACHE_HOME)")
+
+
 def install_all(
     cache: Path | None = None, progress: Progress = print
 ) -> tuple[RestateInstall, KafkaInstall]:
+    require_root_safe_cache(cache)
     return install_restate(cache, progress), install_kafka(cache, progress)

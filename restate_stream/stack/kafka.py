@@ -144,6 +144,10 @@ class KafkaBroker:
     def _properties_path(self) -> Path:
         return self.data_dir / "server.properties"
 
+    def runs_as(self, argv: Sequence[str]) -> bool:
+        """`argv` is this broker's JVM (whole arguments: the main class and its properties)."""
+        return "kafka.Kafka" in argv and str(self._properties_path) in argv
+
     def _java_argv(self, java: str, main_class: str, *args: str) -> list[str]:
         return [
             java,

@@ -9,16 +9,15 @@ Used by the fault suite (tests/faults) and as the recipe in deploy/README.md:
 
     python -m restate_stream.stack.kafka_cluster up|status|kill N|restart N|down [--home DIR]
 
-Pids are recorded per node (`<home>/node-N/pid`) but never trusted alone: a recorded pid is
-signalled only while /proc/<pid>/cmdline still names that node's server.properties.
+Pids are recorded per node (`<home>/node-N/pid`, with the process's start time) but never
+trusted alone: a recorded pid is signalled only while its start time is the recorded one and
+/proc/<pid>/cmdline still names that node's server.properties (restate_stream/_util/pids.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,9 +27,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connectors import KafkaUnavailableError, TopicAdmin
+from restate_stream._util.pids import RecordedProcess
 from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.ports import LOOPBACK, accepts_connections, ensure_free, free_ports
-from restate_stream._util.process import ManagedProcess, stop_group, tail
+from restate_stream._util.process import ManagedProcess, signal_group, stop_group, tail
 from restate_stream.stack.install import KafkaInstall, cache_dir, kafka_install, require_java
 from restate_stream.stack.kafka import (
     _LOG4J2,
@@ -151,38 +151,32 @@ class KafkaNode(KafkaBroker):
             cwd=self.data_dir,
         )
         self.process.start(detached=detached)
-        self.pid_path.write_text(str(self.process.pid))
+        self.pid_path.write_text(RecordedProcess.of(self.process.pid).to_text())
 
-    def is_this_node(self, pid: int) -> bool:
-        """`pid` is alive and is this node's JVM (recorded pids may have been reused)."""
+    def recorded(self) -> RecordedProcess | None:
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            return False
-        return str(self._properties_path).encode() in cmdline and b"kafka.Kafka" in cmdline
+            return RecordedProcess.from_text(self.pid_path.read_text())
+        except FileNotFoundError:
+            return None
 
     def live_pid(self) -> int | None:
-        """The pid of this node's running JVM, from our handle or the pid file, checked."""
+        """The pid of this node's running JVM, from our handle or the pid file, checked
+        (recorded pids may have been reused: the start time and command line must match)."""
         if self.process is not None and self.process.running():
             return self.process.pid
-        try:
-            pid = int(self.pid_path.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if self.is_this_node(pid) else None
+        recorded = self.recorded()
+        return recorded.pid if recorded and recorded.alive_as(self.runs_as) else None
 
     def kill(self) -> None:
         """SIGKILL the node's process group (a crash: no shutdown hook runs)."""
         pid = self.live_pid()
         if pid is None:
             raise KafkaStartError(f"Kafka node {self.node_id} is not running (nothing to kill)")
-        os.killpg(pid, signal.SIGKILL)
+        signal_group(pid, signal.SIGKILL)
         if self.process is not None and self.process.pid == pid:
             self.process.stop(5.0)  # reaps; the group is gone
         else:
-            poll(
-                lambda: not self.is_this_node(pid), what=f"node {self.node_id} to die", timeout=10.0
-            )
+            poll(lambda: self.live_pid() is None, what=f"node {self.node_id} to die", timeout=10.0)
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is not None and self.process.running():
@@ -490,8 +484,7 @@ class KafkaCluster:
         for node in self.nodes.values():
             pid = node.live_pid()
             if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGTERM)
+                signal_group(pid, signal.SIGTERM)
         for node in self.nodes.values():
             node.stop(timeout)
 

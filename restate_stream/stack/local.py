@@ -18,9 +18,10 @@ from typing import Any
 import httpx
 
 from connectors import KafkaUnavailableError, TopicAdmin
+from restate_stream._util.pids import RecordedProcess
 from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.ports import ensure_free, free_ports
-from restate_stream._util.process import stop_group, tail
+from restate_stream._util.process import SignalRefusedError, stop_group, tail
 from restate_stream.errors import RestateStreamError
 from restate_stream.stack.install import (
     Progress,
@@ -138,10 +139,16 @@ class LocalStack:
 
     def _write_state(self) -> None:
         assert self.kafka.process and self.restate.process
+        recorded = {
+            "kafka": RecordedProcess.of(self.kafka.process.pid),
+            "restate": RecordedProcess.of(self.restate.process.pid),
+        }
         state = {
             "ports": asdict(self.ports),
             "cache": str(self.cache) if self.cache else None,
-            "pids": {"kafka": self.kafka.process.pid, "restate": self.restate.process.pid},
+            "pids": {name: r.pid for name, r in recorded.items()},
+            # With the pid, names the process: `stack down` never signals a recycled pid.
+            "start_times": {name: r.started for name, r in recorded.items()},
             "started_at": time.time(),
         }
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
@@ -170,13 +177,22 @@ def _read_state(home: Path) -> dict[str, Any] | None:
     return state
 
 
-def _ours(pid: int, home: Path) -> bool:
-    """The pid is alive and still the engine we started (pids are recycled)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return str(home) in cmdline
+def _recorded(state: dict[str, Any], name: str) -> RecordedProcess:
+    # Files written before start times were recorded have none: the argv shape alone decides.
+    return RecordedProcess(state["pids"][name], state.get("start_times", {}).get(name))
+
+
+def _engines(home: Path, state: dict[str, Any]) -> LocalStack:
+    """The recorded stack, to name its addresses and command lines: building it starts nothing."""
+    cache = Path(state["cache"]) if state.get("cache") else None
+    return LocalStack(home, StackPorts(**state["ports"]), cache)
+
+
+def _ours(state: dict[str, Any], name: str, stack: LocalStack) -> bool:
+    """The recorded engine still runs: same pid, same start time (pids are recycled), and
+    the engine's command line (whole arguments, not the home path anywhere in it)."""
+    engine = stack.kafka if name == "kafka" else stack.restate
+    return _recorded(state, name).alive_as(engine.runs_as)
 
 
 @dataclass
@@ -193,10 +209,9 @@ def stack_status(home: Path) -> list[EngineStatus]:
     state = _read_state(home)
     if state is None:
         raise StackError(f"no stack is running from {home} (no {STATE_FILE}); run `stack up`")
-    # Only to name the addresses: building a LocalStack starts nothing.
-    stack = LocalStack(home, StackPorts(**state["ports"]))
+    stack = _engines(home, state)
     pids: dict[str, int] = state["pids"]
-    kafka_up, restate_up = _ours(pids["kafka"], home), _ours(pids["restate"], home)
+    kafka_up, restate_up = _ours(state, "kafka", stack), _ours(state, "restate", stack)
     kafka_ok, kafka_detail = False, ""
     if kafka_up:
         try:
@@ -233,7 +248,10 @@ def stack_status(home: Path) -> list[EngineStatus]:
 def stack_running(home: Path) -> bool:
     """Whether an engine recorded by `stack up` in `home` is still alive (no health probes)."""
     state = _read_state(home)
-    return state is not None and any(_ours(pid, home) for pid in state["pids"].values())
+    if state is None:
+        return False
+    stack = _engines(home, state)
+    return any(_ours(state, name, stack) for name in state["pids"])
 
 
 def stack_down(home: Path, progress: Progress = print) -> None:
@@ -241,12 +259,20 @@ def stack_down(home: Path, progress: Progress = print) -> None:
     if state is None:
         progress(f"no stack recorded in {home}: nothing to stop")
         return
+    stack = _engines(home, state)
+    refused: list[str] = []
     # Restate first: it consumes from Kafka and would log errors while Kafka goes away.
     for name in ("restate", "kafka"):
         pid = state["pids"][name]
-        if _ours(pid, home):
-            progress(f"{name}: stopping (pid {pid})")
+        if not _ours(state, name, stack):
+            progress(f"{name}: not running (pid {pid} is not the {name} `stack up` started)")
+            continue
+        progress(f"{name}: stopping (pid {pid})")
+        try:
             stop_group(pid, timeout=30.0)
-        else:
-            progress(f"{name}: not running")
+        except SignalRefusedError as exc:
+            refused.append(f"{name} (pid {pid}): {exc}")
+    if refused:
+        # Kept: the engines still run, and a later `stack down` (as their user) needs it.
+        raise StackError(f"could not stop {'; '.join(refused)}; {home / STATE_FILE} is kept")
     (home / STATE_FILE).unlink()

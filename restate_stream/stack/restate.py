@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from restate_stream._util.pids import has_option
 from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.ports import LOOPBACK
 from restate_stream._util.process import ManagedProcess, tail
@@ -109,6 +110,11 @@ class RestateServer:
             "--base-dir",
             str(self.data_dir / "data"),
         ]
+
+    def runs_as(self, argv: Sequence[str]) -> bool:
+        """`argv` is this server (unshare and sh exec it, so the command line is its own)."""
+        base_dir = str(self.data_dir / "data")
+        return str(self.install.binary) in argv and has_option(argv, "--base-dir", base_dir)
 
     def start(self, *, detached: bool = False, timeout: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

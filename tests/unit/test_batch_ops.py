@@ -115,7 +115,8 @@ def letter(key: bytes | None, raw: bytes, error: str = "TerminalError") -> Store
     coords = KafkaCoordinates("items", 1, 42, ts, key, None)
     dead = DeadLetter.of("items", coords, raw, error, "refused", 1)
     value = cloudevent("id", DEAD_LETTER_TYPE, "restate-stream", "now", dead.to_json())
-    entry = parse_entry(ConsumedRecord("items.dlq", 0, 7, None, value, 1))
+    kafka_key = None if coords.key_text is None else coords.key_text.encode()
+    entry = parse_entry(ConsumedRecord("items.dlq", 0, 7, kafka_key, value, 1))
     assert isinstance(entry, StoredLetter)
     return entry
 

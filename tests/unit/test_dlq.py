@@ -64,6 +64,11 @@ def coords(
     return KafkaCoordinates("orders", 3, source_offset, TIMESTAMP, raw_key, subscription)
 
 
+def kafka_key(key: str | None) -> bytes | None:
+    """The Kafka key the bound handler gives a dead letter: the record key as text."""
+    return None if key is None else key.encode()
+
+
 def stored(
     offset: int,
     *,
@@ -86,7 +91,7 @@ def stored(
     )
     letter = letter.model_copy(update={"failed_at": TIMESTAMP + timedelta(minutes=minutes)})
     value = cloudevent("id", DEAD_LETTER_TYPE, "restate-stream", "now", letter.to_json())
-    entry = parse_entry(ConsumedRecord("orders.dlq", 0, offset, None, value, 1))
+    entry = parse_entry(ConsumedRecord("orders.dlq", 0, offset, kafka_key(key), value, 1))
     assert isinstance(entry, StoredLetter)
     return entry
 
@@ -95,7 +100,7 @@ def resolution(offset: int, of: int, *, source_offset: int = 42) -> StoredResolu
     ref = LetterRef(topic="orders.dlq", partition=0, offset=of)
     marker = Resolution.of("orders", coords(source_offset, subscription=None), ref)
     value = cloudevent("id", RESOLVED_TYPE, "restate-stream", "now", marker.to_json())
-    entry = parse_entry(ConsumedRecord("orders.dlq", 0, offset, None, value, 1))
+    entry = parse_entry(ConsumedRecord("orders.dlq", 0, offset, kafka_key(KEY), value, 1))
     assert isinstance(entry, StoredResolution)
     return entry
 
@@ -218,7 +223,8 @@ def test_only_the_latest_letter_of_each_unresolved_record_is_redriven() -> None:
     assert all(isinstance(i, RedriveRequest) for i in items)
     assert [i.letter.at.offset for i in items] == [3, 6]
     # Resolving those leaves nothing to send.
-    done = by_source_record([*entries, resolution(7, of=3), resolution(8, of=6)], "orders")
+    resolved = [resolution(7, of=3, source_offset=10), resolution(8, of=6, source_offset=12)]
+    done = by_source_record([*entries, *resolved], "orders")
     assert done.unresolved == [] and plan_redrive(BINDING, done) == []
 
 

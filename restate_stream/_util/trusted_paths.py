@@ -1,0 +1,83 @@
+"""Paths a privileged process may use: no other user can swap them, or what they lead to.
+
+Root following a path that another user controls writes where that user says (a symlinked
+log file) or runs what that user put there (a data or exec root). A path is trusted when
+neither it nor any directory above it (as written, and as resolved) can be changed by another
+user: each is owned by us or by root and writable by no one else, except a sticky directory
+such as /tmp, whose entries only their owners may rename or remove. The last component is
+ours and no symlink.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from restate_stream.errors import RestateStreamError
+
+
+class UntrustedPathError(RestateStreamError, PermissionError):
+    pass
+
+
+def _refuse(path: Path, why: str, what: str) -> UntrustedPathError:
+    return UntrustedPathError(f"{what} {path}: {why}; refusing to use it as user {os.geteuid()}")
+
+
+def _others_can_write(mode: int) -> bool:
+    return bool(mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _check_ancestor(path: Path, uid: int, what: str) -> None:
+    """A directory above the path: owned by us or root, writable only by its owner unless
+    sticky (its entries, ours, cannot be renamed by others)."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return  # the link's own directory is checked as written, its target as resolved
+    if info.st_uid not in (uid, 0):
+        raise _refuse(path, f"a directory above it is owned by uid {info.st_uid}", what)
+    if _others_can_write(info.st_mode) and not info.st_mode & stat.S_ISVTX:
+        raise _refuse(path, "a directory above it is writable by group or others", what)
+
+
+def _ancestors(path: Path) -> list[Path]:
+    """Every existing directory above `path`, as written and as resolved."""
+    parent = path.absolute().parent.resolve()
+    found = [*path.absolute().parents, parent, *parent.parents]
+    return [p for p in dict.fromkeys(found) if p.exists()]
+
+
+def require_trusted_dir(path: Path, what: str = "directory") -> None:
+    """Raise UntrustedPathError (naming the path and why) unless `path` is a directory of
+    ours, no symlink, writable by nobody else, with trusted directories above it. A path
+    that does not exist yet is trusted when the directories above it are (we create it)."""
+    for ancestor in _ancestors(path):
+        _check_ancestor(ancestor, os.geteuid(), what)
+    info = _own_entry(path, what)
+    if info is None:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        raise _refuse(path, "it is not a directory", what)
+    if _others_can_write(info.st_mode):
+        mode = stat.S_IMODE(info.st_mode)
+        raise _refuse(path, f"it is writable by group or others (mode {mode:o})", what)
+
+
+def require_own_entry(path: Path, what: str = "file") -> None:
+    """An entry inside a trusted directory: if it exists, ours and no symlink (root would
+    write or read through it)."""
+    _own_entry(path, what)
+
+
+def _own_entry(path: Path, what: str) -> os.stat_result | None:
+    """The entry's lstat if it exists, is ours and is no symlink; None if it does not exist."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        raise _refuse(path, f"it is a symlink (to {os.readlink(path)})", what)
+    if info.st_uid != os.geteuid():
+        raise _refuse(path, f"it is owned by uid {info.st_uid}, not by us", what)
+    return info
