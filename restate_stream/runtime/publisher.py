@@ -19,8 +19,9 @@ import os
 import signal
 import time
 import weakref
-from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -108,6 +109,22 @@ def _published(topic: str, records: int, started: float, error: str | None) -> N
         report(PublishDone(topic, records, time.perf_counter() - started, error))
 
 
+# The in-memory test kit's recorder while it delivers a record: handlers keep their own
+# module-level publishers, and those must not reach for a broker inside a unit test.
+_stand_in: ContextVar[Publisher | None] = ContextVar("restate_stream_publisher", default=None)
+
+
+@contextmanager
+def publishing_to(recorder: Publisher) -> Iterator[None]:
+    """Within this block (this task and tasks it starts) every Publisher hands its publishes
+    to `recorder` instead of producing (restate_stream.testing's BindingsKit uses it)."""
+    token = _stand_in.set(recorder)
+    try:
+        yield
+    finally:
+        _stand_in.reset(token)
+
+
 class Publisher:
     """One Kafka producer per worker process (per event loop), created on first publish."""
 
@@ -157,6 +174,17 @@ class Publisher:
         With `retry_forever` (dead letters, which must not be given up on) every broker error
         is retried, so the publish succeeds once an operator fixes the cause.
         """
+        if (recorder := _stand_in.get()) is not None and recorder is not self:
+            return await recorder.publish(
+                ctx,
+                topic,
+                key,
+                value,
+                event_type=event_type,
+                codec=codec,
+                envelope=envelope,
+                retry_forever=retry_forever,
+            )
         try:
             key_bytes, data = _encoded(topic, key, value, envelope, codec)
         except _Invalid as exc:
@@ -230,6 +258,15 @@ class Publisher:
         topics (Kafka has no rollback without transactions). With `retry_forever` every
         failure is retried instead, as in `publish`.
         """
+        if (recorder := _stand_in.get()) is not None and recorder is not self:
+            return await recorder.publish_many(
+                ctx,
+                records,
+                event_type=event_type,
+                codec=codec,
+                envelope=envelope,
+                retry_forever=retry_forever,
+            )
         batch = list(records)
         prepared: list[tuple[str, bytes | None, str | bytes, str]] = []
         for i, record in enumerate(batch):

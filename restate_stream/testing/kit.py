@@ -41,6 +41,7 @@ from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
 from restate_stream.runtime.event import Headers, object_key_for
 from restate_stream.runtime.formats import codec_for
 from restate_stream.runtime.outcomes import Decision, Event, Outcome, observe
+from restate_stream.runtime.publisher import publishing_to
 from restate_stream.testing.memory import (
     Call,
     MemoryContext,
@@ -258,29 +259,31 @@ class BindingsKit:
             if isinstance(event, Outcome) and event.invocation_id == context.invocation_id:
                 outcomes.append(event)
 
-        stop = observe(mine)
-        attempts = 0
-        error: BaseException | None = None
-        try:
-            while True:
-                attempts += 1
-                state, sent = copy.deepcopy(context.state), len(self.publisher.sent)
-                context.calls = []
-                outcomes.clear()
-                try:
-                    await fn(as_context(context), body)
-                    error = None
-                    break
-                except Exception as exc:
-                    # Restate would retry from the journal: this attempt's effects are undone
-                    # and the handler runs again, as the next attempt of the same invocation.
-                    context.state = state
-                    del self.publisher.sent[sent:]
-                    error = exc
-                    if attempts >= self.max_attempts:
+        # The handler's own Publisher objects publish to the kit's recorder, not a broker.
+        with publishing_to(self.publisher):
+            stop = observe(mine)
+            attempts = 0
+            error: BaseException | None = None
+            try:
+                while True:
+                    attempts += 1
+                    state, sent = copy.deepcopy(context.state), len(self.publisher.sent)
+                    context.calls = []
+                    outcomes.clear()
+                    try:
+                        await fn(as_context(context), body)
+                        error = None
                         break
-        finally:
-            stop()
+                    except Exception as exc:
+                        # Restate would retry from the journal: this attempt's effects are undone
+                        # and the handler runs again, as the next attempt of the same invocation.
+                        context.state = state
+                        del self.publisher.sent[sent:]
+                        error = exc
+                        if attempts >= self.max_attempts:
+                            break
+            finally:
+                stop()
         new = self.publisher.sent[sent:]
         letters = [s for s in new if s.topic == b.dead_letter]
         return Delivery(

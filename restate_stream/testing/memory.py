@@ -19,7 +19,7 @@ import base64
 import inspect
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -28,7 +28,7 @@ import restate
 
 from restate_stream.runtime._sdk import handler_target
 from restate_stream.runtime.formats import to_jsonable
-from restate_stream.runtime.publisher import Published, Publisher
+from restate_stream.runtime.publisher import Outgoing, Published, Publisher
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,28 @@ class MemoryPublisher(Publisher):
         self.sent.append(Sent(topic, key, _stored(value), event_type, retry_forever))
         offset = sum(1 for s in self.sent if s.topic == topic) - 1
         return Published(str(ctx.uuid()), topic, 0, offset)
+
+    async def publish_many(
+        self,
+        ctx: restate.Context,
+        records: Iterable[Outgoing],
+        *,
+        event_type: str | None = None,
+        codec: Any = None,
+        envelope: bool = True,
+        retry_forever: bool = False,
+    ) -> list[Published]:
+        return [
+            await self.publish(
+                ctx,
+                r.topic,
+                r.key,
+                r.value,
+                event_type=r.event_type or event_type,
+                retry_forever=retry_forever,
+            )
+            for r in records
+        ]
 
     async def close(self) -> None:
         return None

@@ -14,6 +14,7 @@ from examples.food_ordering import delivery_manager, driver_twin
 from restate_stream.bindings import parse_bindings
 from restate_stream.runtime.event import KafkaEvent
 from restate_stream.runtime.formats import cloudevent
+from restate_stream.runtime.publisher import Outgoing, Publisher
 from restate_stream.testing import BindingsKit, KitError, KitRecord, bindings_yaml
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "food_ordering" / "bindings.yaml"
@@ -231,3 +232,37 @@ async def test_a_batch_delivered_again_is_dropped_below_the_high_water() -> None
     (redelivery,) = await kit.deliver_batch("clicks", [*again, KitRecord({"page": "/c"})])
     assert redelivery.decisions == ["redelivered", "redelivered", "applied"]
     assert kit.state("Clicks", "clicks/0")["pages"] == ["/a", "/b", "/c"]
+
+
+# --- a handler's own Publisher: published to the kit, never to a broker -------------------------
+
+# What a user's app module holds: a publisher built from the bindings file's cluster. Its
+# bootstrap address answers nothing, so a real produce could only time out.
+own_publisher = Publisher(
+    {"bootstrap.servers": "127.0.0.1:9", "message.timeout.ms": "1000"}, max_attempts=1
+)
+relay = restate.VirtualObject("Relay")
+
+
+@relay.handler()
+async def forward(ctx: restate.ObjectContext, event: KafkaEvent[dict[str, Any]]) -> None:
+    await own_publisher.publish(ctx, "orders.out", event.key, event.value)
+    await own_publisher.publish_many(
+        ctx, [Outgoing("orders.audit", event.key, {"seen": event.value["id"]})]
+    )
+
+
+@pytest.mark.timeout(30)
+async def test_a_handlers_own_publisher_publishes_to_the_kit() -> None:
+    text = bindings_yaml(
+        clusters={"local": "127.0.0.1:9"},
+        bindings=[{"name": "relay", "topic": "orders", "handler": "Relay/forward"}],
+    )
+    kit = BindingsKit(parse_bindings(text, Path("bindings.yaml"), {}), [relay])
+    delivery = await kit.deliver("orders", {"id": "o1"}, key="acct")
+    assert delivery.decision == "applied", delivery.error
+    assert [(s.topic, s.key, s.value) for s in delivery.published] == [
+        ("orders.out", "acct", {"id": "o1"}),
+        ("orders.audit", "acct", {"seen": "o1"}),
+    ]
+    assert kit.published("orders.out") == delivery.published[:1]
