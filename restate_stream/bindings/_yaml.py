@@ -6,8 +6,8 @@ value keeps its line and column, and interpolation can be applied to scalar valu
 default) and `$${` for a literal `${`. A value holding a reference is read again as YAML would
 read the substituted text, so `partitions: ${PARTITIONS:-4}` is the integer 4.
 
-Problems found at this level (syntax, duplicate keys, bad merges, unset variables) are
-reported here; the shape of the data is the schema's business.
+Problems found at this level (syntax, bounds of _compose, duplicate keys, bad merges, unset
+variables) are reported here; the shape of the data is the schema's business.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from restate_stream._util.secrets import is_secret, redact_url
+from restate_stream.bindings._compose import RefusedYAML, compose
 
 # 1-based (line, column) of a key or value in the YAML file.
 Position = tuple[int, int]
@@ -85,6 +86,8 @@ class Written:
 class Document:
     data: Any  # dicts, lists and scalars, like yaml.safe_load gives
     written: dict[Loc, Written] = field(default_factory=dict)
+    # The positions of the values under each mapping or list, by key or index (written, indexed).
+    children: dict[Loc, dict[str, Position]] = field(default_factory=dict)
     problems: list[tuple[Position, Loc, str]] = field(default_factory=list)
     unreadable: set[Loc] = field(default_factory=set)  # values already reported here
 
@@ -98,12 +101,12 @@ class Document:
 
     def positions_under(self, loc: Loc) -> dict[str, Position]:
         """Where each key of the mapping at `loc` has its value."""
-        n = len(loc)
-        return {
-            str(at[n]): written.value
-            for at, written in self.written.items()
-            if len(at) == n + 1 and at[:n] == loc
-        }
+        return dict(self.children.get(loc, {}))
+
+    def record(self, loc: Loc, written: Written) -> None:
+        self.written[loc] = written
+        if loc:
+            self.children.setdefault(loc[:-1], {})[str(loc[-1])] = written.value
 
 
 def read_yaml(text: str, env: Mapping[str, str]) -> Document:
@@ -124,7 +127,10 @@ class _Reader:
 
     def read(self, text: str) -> Document:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = compose(text)
+        except RefusedYAML as exc:
+            self.report(exc.position, (), exc.problem)
+            return self.doc
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -153,7 +159,7 @@ class _Reader:
             value, shown = self.scalar(node, loc)
             shown = SECRET_SHOWN if secret_at(loc) else shown
         key_position = _position(key) if key is not None else None
-        self.doc.written[loc] = Written(_position(node), key_position, shown)
+        self.doc.record(loc, Written(_position(node), key_position, shown))
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, loc)
         if isinstance(node, yaml.SequenceNode):
@@ -163,7 +169,7 @@ class _Reader:
     def mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
         result: dict[str, Any] = {}
         first_lines: dict[str, int] = {}
-        for key_node, value_node, merged in self.entries(node, loc, set()):
+        for key_node, value_node, merged in self.entries(node, loc):
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _NULL:
                 self.report(key_node, loc, f"expected a string key; got {_kind(key_node)}")
                 continue
@@ -177,15 +183,13 @@ class _Reader:
             result[key] = self.value(value_node, (*loc, key), key_node)
         return result
 
-    def entries(
-        self, node: yaml.MappingNode, loc: Loc, seen: set[int]
-    ) -> list[tuple[yaml.Node, yaml.Node, bool]]:
+    def entries(self, node: yaml.MappingNode, loc: Loc) -> list[tuple[yaml.Node, yaml.Node, bool]]:
         """(key, value, merged) pairs: the written ones first, then those from `<<` merge keys.
 
         Done here rather than with SafeConstructor.flatten_mapping, which rewrites the (possibly
-        aliased, so shared) node and mixes merged keys with written ones.
+        aliased, so shared) node and mixes merged keys with written ones. (No mapping merges
+        itself: _compose refuses an alias inside its own anchor.)
         """
-        seen = seen | {id(node)}
         own: list[tuple[yaml.Node, yaml.Node, bool]] = []
         merged: list[tuple[yaml.Node, yaml.Node, bool]] = []
         for key_node, value_node in node.value:
@@ -196,11 +200,11 @@ class _Reader:
                 value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
             )
             for source in sources:
-                if not isinstance(source, yaml.MappingNode) or id(source) in seen:
+                if not isinstance(source, yaml.MappingNode):
                     message = "expected a mapping (or list of mappings) to merge with <<"
                     self.report(source, loc, message)
                     continue
-                merged.extend((k, v, True) for k, v, _ in self.entries(source, loc, seen))
+                merged.extend((k, v, True) for k, v, _ in self.entries(source, loc))
         return own + merged
 
     def scalar(self, node: yaml.ScalarNode, loc: Loc) -> tuple[Any, str]:

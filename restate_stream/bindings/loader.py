@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from restate_stream._util.secrets import redact_url
+from restate_stream.bindings._compose import MAX_BYTES
 from restate_stream.bindings._yaml import (
     SECRET_SHOWN,
     Document,
@@ -49,16 +50,25 @@ from restate_stream.bindings.schema import (
 
 __all__ = ["load_bindings", "parse_bindings", "parse_duration"]
 
+# Past this many, the shape's problems are cut short: each costs time to place and word, and a
+# file with hundreds of them (a hostile one, or the wrong file) needs its first ones fixed.
+MAX_PROBLEMS = 100
+
 
 def load_bindings(path: str | Path, env: Mapping[str, str] | None = None) -> BindingsFile:
     """Read and validate a bindings file; raises BindingsError listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)  # no more: the file may be anything, /dev/zero too
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problem = Problem(str(path), 1, 1, "", f"cannot read the file: {reason}")
         raise BindingsError([problem]) from exc
+    if len(data) > MAX_BYTES:
+        message = f"the file is larger than {MAX_BYTES // 1024} KiB; a bindings file needs far less"
+        raise BindingsError([Problem(str(path), 1, 1, "", message)])
     return parse_bindings(text, path, env)
 
 
@@ -76,7 +86,7 @@ def parse_bindings(text: str, path: Path, env: Mapping[str, str] | None = None) 
     try:
         spec = FileSpec.model_validate(doc.data, context={"base": path.parent})
     except ValidationError as exc:
-        problems += (p for error in exc.errors() if (p := _problem(path, doc, error)))
+        problems += _problems(path, doc, exc.errors())
         raise BindingsError(problems) from None
     resolved = _Resolver(path, doc, spec)
     if problems or resolved.problems:
@@ -89,13 +99,29 @@ def _suggest(word: str, candidates: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def _problems(path: Path, doc: Document, errors: list[ErrorDetails]) -> list[Problem]:
+    """The first MAX_PROBLEMS of pydantic's `errors` as Problems, and a line saying how many
+    more there are at most (some may be about a value that was reported already)."""
+    found: list[Problem] = []
+    for i, error in enumerate(errors):
+        if len(found) == MAX_PROBLEMS:
+            message = f"and up to {len(errors) - i} more problems, not listed until these are fixed"
+            return [*found, Problem(str(path), *doc.position(_loc(error)), "", message)]
+        if (problem := _problem(path, doc, error)) is not None:
+            found.append(problem)
+    return found
+
+
+def _loc(error: ErrorDetails) -> Loc:
+    """Where `error` is, in the file's keys: a default is validated under the field's name,
+    not its key (`schema_`, not `schema`); a rule may name a key inside the value."""
+    at: tuple[str, ...] = error.get("ctx", {}).get("at", ())
+    return tuple(FIELD_KEYS.get(p, p) if isinstance(p, str) else p for p in (*error["loc"], *at))
+
+
 def _problem(path: Path, doc: Document, error: ErrorDetails) -> Problem | None:
     """A pydantic error, told at the place it was written and in the words of the schema."""
-    at: tuple[str, ...] = error.get("ctx", {}).get("at", ())
-    # A default is validated under the field's name, not its key (`schema_`, not `schema`).
-    loc: Loc = tuple(
-        FIELD_KEYS.get(p, p) if isinstance(p, str) else p for p in (*error["loc"], *at)
-    )
+    loc = _loc(error)
     if any(loc[:end] in doc.unreadable for end in range(len(loc) + 1)):
         return None  # the value was not read (an unset variable...), which is reported
     is_key = loc[-1:] == ("[key]",)
