@@ -4,7 +4,9 @@ The YAML is composed into nodes and walked here instead of `yaml.safe_load`, so 
 value keeps its line and column, and interpolation can be applied to scalar values:
 `${VAR}`, `${VAR:-default}` (default when VAR is unset or empty; no nesting inside the
 default) and `$${` for a literal `${`. A value holding a reference is read again as YAML would
-read the substituted text, so `partitions: ${PARTITIONS:-4}` is the integer 4.
+read the substituted text, so `partitions: ${PARTITIONS:-4}` is the integer 4. A value that
+took an environment variable's value is shown by messages as written (`'${KAFKA_PW}'`), never
+as substituted: a file can name any variable, a secret too.
 
 Problems found at this level (syntax, bounds of _compose, duplicate keys, bad merges, unset
 variables) are reported here; the shape of the data is the schema's business.
@@ -47,6 +49,7 @@ class WrittenFloat(float):
 
 
 SECRET_SHOWN = "a secret (not shown)"  # what messages say ("got ...") for a secret's value
+FROM_ENV_SHOWN = "{written!r} (from the environment; its value is not shown)"
 
 
 def secret_at(loc: Loc) -> bool:
@@ -80,6 +83,8 @@ class Written:
     value: Position
     key: Position | None  # the key's position, for mapping entries
     shown: str
+    # The text as written, when an environment variable's value went into the value.
+    from_env: str | None = None
 
 
 @dataclass
@@ -98,6 +103,16 @@ class Document:
             if found is not None:
                 return (found.key or found.value) if key and end == len(loc) else found.value
         return (1, 1)
+
+    def as_written(self, loc: Loc, value: str) -> str:
+        """`value`, read at `loc`, or its text as written when an environment variable's value
+        went into it: what messages show, as a variable's value is never shown."""
+        written = self.written.get(loc)
+        return written.from_env if written is not None and written.from_env is not None else value
+
+    def show(self, loc: Loc, value: str) -> str:
+        """`value`, read at `loc`, quoted as a message shows it (see as_written)."""
+        return repr(self.as_written(loc, value))
 
     def positions_under(self, loc: Loc) -> dict[str, Position]:
         """Where each key of the mapping at `loc` has its value."""
@@ -155,11 +170,12 @@ class _Reader:
     def value(self, node: yaml.Node, loc: Loc, key: yaml.Node | None) -> Any:
         value: Any = None
         shown = _kind(node)
+        from_env = None
         if isinstance(node, yaml.ScalarNode):
-            value, shown = self.scalar(node, loc)
+            value, shown, from_env = self.scalar(node, loc)
             shown = SECRET_SHOWN if secret_at(loc) else shown
         key_position = _position(key) if key is not None else None
-        self.doc.record(loc, Written(_position(node), key_position, shown))
+        self.doc.record(loc, Written(_position(node), key_position, shown, from_env))
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, loc)
         if isinstance(node, yaml.SequenceNode):
@@ -207,18 +223,28 @@ class _Reader:
                 merged.extend((k, v, True) for k, v, _ in self.entries(source, loc))
         return own + merged
 
-    def scalar(self, node: yaml.ScalarNode, loc: Loc) -> tuple[Any, str]:
-        """The scalar as YAML types it (after interpolation), and how messages show it."""
-        text = str(node.value)
+    def scalar(self, node: yaml.ScalarNode, loc: Loc) -> tuple[Any, str, str | None]:
+        """The scalar as YAML types it (after interpolation), how messages show it, and its
+        text as written when an environment variable went into it."""
+        written = text = str(node.value)
+        from_env = False
         if node.tag == _STR and "$" in text:
-            substituted = self.interpolate(node, loc, text)
-            if substituted is None:
+            interpolated = self.interpolate(node, loc, text)
+            if interpolated is None:
                 self.doc.unreadable.add(loc)
-                return text, repr(text)
-            if substituted != text:
-                text = substituted
-                tag: str = self._resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
-                node = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark)
+                return text, repr(text), None
+            text, from_env = interpolated
+        value, shown = self.typed(node, text)
+        if from_env:
+            written = redact_url(written)  # a URL's password may be written around a reference
+            return value, FROM_ENV_SHOWN.format(written=written), written
+        return value, shown, None
+
+    def typed(self, node: yaml.ScalarNode, text: str) -> tuple[Any, str]:
+        """`text`, written at `node` in place of its own, as YAML types it; how it is shown."""
+        if text != node.value:
+            tag: str = self._resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+            node = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark)
         try:
             value = self._constructor.construct_object(node)
         except (yaml.YAMLError, ValueError):
@@ -234,9 +260,12 @@ class _Reader:
         # Strings, and dates and the like taken as written; a URL's password is not shown.
         return text, repr(redact_url(text))
 
-    def interpolate(self, node: yaml.Node, loc: Loc, text: str) -> str | None:
+    def interpolate(self, node: yaml.Node, loc: Loc, text: str) -> tuple[str, bool] | None:
+        """`text` with its references replaced, and whether any took a variable's value (not
+        only defaults); None when one could not be (reported)."""
         out: list[str] = []
         ok = True
+        from_env = False
         end = 0
         for match in _REFERENCE.finditer(text):
             out.append(text[end : match.start()])
@@ -258,7 +287,9 @@ class _Reader:
             var, default = ref["var"], ref["default"]
             value = self.env.get(var)
             if default is not None and not value:
-                value = default
+                value = default  # written in the file, so shown as any other value
+            elif value is not None:
+                from_env = True
             if value is None:
                 self.report(
                     node,
@@ -270,4 +301,4 @@ class _Reader:
                 continue
             out.append(value)
         out.append(text[end:])
-        return "".join(out) if ok else None
+        return ("".join(out), from_env) if ok else None

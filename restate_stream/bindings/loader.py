@@ -29,6 +29,7 @@ from restate_stream.bindings._yaml import (
     secret_at,
 )
 from restate_stream.bindings.model import (
+    GROUP_PREFIX,
     Binding,
     BindingsError,
     BindingsFile,
@@ -129,7 +130,7 @@ def _problem(path: Path, doc: Document, error: ErrorDetails) -> Problem | None:
     position = doc.position(place, key=is_key or error["type"] == "extra_forbidden")
     kind = error["type"]
     if kind == "rule":
-        message = error["msg"]
+        message = _unsubstituted(error["msg"], doc, place, error["input"])
     elif kind == "extra_forbidden":
         keys = keys_at(loc[:-1])
         hint = _suggest(str(loc[-1]), keys) or f"; expected one of {', '.join(keys)}"
@@ -143,6 +144,15 @@ def _problem(path: Path, doc: Document, error: ErrorDetails) -> Problem | None:
         expected = expected_at(loc)
         message = f"expected {expected}; got {got}" if expected else f"{error['msg']}; got {got}"
     return Problem(str(path), *position, field_path(place), message)
+
+
+def _unsubstituted(message: str, doc: Document, loc: Loc, value: Any) -> str:
+    """`message` about `value`, read at `loc`, with `value` as written when an environment
+    variable's value went into it (a rule may quote the value it breaks: a schema path)."""
+    written = doc.written.get(loc)
+    if written is None or written.from_env is None or not isinstance(value, str) or not value:
+        return message
+    return message.replace(value, written.from_env)
 
 
 def _shown(loc: Loc, error: ErrorDetails) -> str:
@@ -192,6 +202,25 @@ class _Resolver:
         line, column = self.at(loc[:-1] if at_key else loc, key=at_key)
         self.problems.append(Problem(str(self.path), line, column, field_path(loc), message))
 
+    def show(self, loc: Loc, value: str) -> str:
+        return self.doc.show(loc, value)
+
+    def group_shown(self, entry: BindingEntry, loc: Loc) -> str:
+        """The binding's consumer group, as messages show it (Binding.consumer_group)."""
+        if entry.group is not None:
+            return self.show((*loc, "group"), entry.group)
+        if "group.id" in entry.options:
+            return self.show((*loc, "options", "group.id"), entry.options["group.id"])
+        return repr(GROUP_PREFIX + self.doc.as_written((*loc, "name"), entry.name))
+
+    def route_shown(self, entry: BindingEntry, loc: Loc, binding: Binding) -> str:
+        """`<source> to <sink>` of the binding, as messages show them."""
+        cluster_at = (*loc, "cluster") if entry.cluster else ("topics", entry.topic, "cluster")
+        cluster = self.doc.as_written(cluster_at, binding.cluster)
+        topic = self.doc.as_written((*loc, "topic"), entry.topic)
+        handler = self.doc.as_written((*loc, "handler"), entry.handler)
+        return f"kafka://{cluster}/{topic} to service://{handler}"
+
     def topic(self, name: str, entry: TopicEntry) -> None:
         loc = ("topics", name)
         if entry.cluster is not None:
@@ -220,39 +249,43 @@ class _Resolver:
         if name in self.clusters:
             return name
         hint = _suggest(name, self.clusters) or f"; declared clusters: {', '.join(self.clusters)}"
-        self.report(loc, f"unknown cluster {name!r} (not under kafka.clusters){hint}")
+        self.report(loc, f"unknown cluster {self.show(loc, name)} (not under kafka.clusters){hint}")
         return None
 
     def binding_cluster(self, entry: BindingEntry, loc: Loc) -> str | None:
         """The written cluster, else the declared topic's, else the only one declared."""
         declared = self.topics.get(entry.topic)
+        topic = self.show((*loc, "topic"), entry.topic)
         if entry.cluster is None:
             if declared is not None:
                 return declared.cluster
             if entry.topic in self.declared_topics:
                 return None  # the topic's own entry was reported
-            what = f"topic {entry.topic!r} is on (or declare the topic under topics:)"
+            what = f"topic {topic} is on (or declare the topic under topics:)"
             return self.only_cluster((*loc, "cluster"), what)
         cluster = self.known_cluster(entry.cluster, (*loc, "cluster"))
         if cluster is not None and declared is not None and declared.cluster != cluster:
+            declared_cluster = self.show(("topics", entry.topic, "cluster"), declared.cluster)
             self.report(
                 (*loc, "cluster"),
-                f"topic {entry.topic!r} is declared on cluster {declared.cluster!r} under "
-                f"topics: (line {declared.line}), not {cluster!r}",
+                f"topic {topic} is declared on cluster {declared_cluster} under topics: "
+                f"(line {declared.line}), not {self.show((*loc, 'cluster'), cluster)}",
             )
         return cluster
 
     def bindings(self, entries: list[BindingEntry]) -> list[Binding]:
         result: list[Binding] = []
         names: dict[str, int] = {}
-        groups: dict[tuple[str, str], tuple[str, int]] = {}
+        # (cluster, group) and (source, sink) -> the binding using them: its name, as shown
+        groups: dict[tuple[str, str], tuple[str, str, int]] = {}
         routes: dict[tuple[str, str], tuple[str, int]] = {}
         for i, entry in enumerate(entries):
             loc: Loc = ("bindings", i)
+            name = self.show((*loc, "name"), entry.name)
             if entry.name in names:
                 first = names[entry.name]
                 self.report(
-                    (*loc, "name"), f"duplicate binding name {entry.name!r} (first at line {first})"
+                    (*loc, "name"), f"duplicate binding name {name} (first at line {first})"
                 )
             names.setdefault(entry.name, self.at((*loc, "name"))[0])
             cluster = self.binding_cluster(entry, loc)
@@ -266,22 +299,19 @@ class _Resolver:
             if group_key in groups and not (
                 repeated_default and groups[group_key][0] == binding.name
             ):
-                other, line = groups[group_key]
+                _, other, line = groups[group_key]
                 self.report(
                     (*loc, "group"),
-                    f"consumer group {binding.consumer_group!r} is already used by binding "
-                    f"{other!r} (line {line}); each binding needs its own group",
+                    f"consumer group {self.group_shown(entry, loc)} is already used by binding "
+                    f"{other} (line {line}); each binding needs its own group",
                 )
-            groups.setdefault(group_key, (binding.name, binding.line))
+            groups.setdefault(group_key, (binding.name, name, binding.line))
             route = (binding.source, binding.sink)
             if route in routes:
                 other, line = routes[route]
-                self.report(
-                    loc,
-                    f"binding {other!r} (line {line}) already delivers {binding.source} "
-                    f"to {binding.sink}",
-                )
-            routes.setdefault(route, (binding.name, binding.line))
+                delivers = self.route_shown(entry, loc, binding)
+                self.report(loc, f"binding {other} (line {line}) already delivers {delivers}")
+            routes.setdefault(route, (name, binding.line))
             result.append(binding)
         return result
 
