@@ -68,7 +68,9 @@ def load_bindings(path: str | Path, env: Mapping[str, str] | None = None) -> Bin
         problem = Problem(str(path), 1, 1, "", f"cannot read the file: {reason}")
         raise BindingsError([problem]) from exc
     if len(data) > MAX_BYTES:
-        message = f"the file is larger than {MAX_BYTES // 1024} KiB; a bindings file needs far less"
+        message = (
+            f"the file is larger than {MAX_BYTES / 2**20:g} MiB; a bindings file needs far less"
+        )
         raise BindingsError([Problem(str(path), 1, 1, "", message)])
     return parse_bindings(text, path, env)
 

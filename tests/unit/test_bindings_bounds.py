@@ -115,8 +115,7 @@ def test_too_many_values_are_refused_without_aliases(tmp_path: Path) -> None:
 def test_a_file_too_large_is_not_read(tmp_path: Path) -> None:
     said = answer(tmp_path, HEADER + "# " + "x" * (2 * 1024 * 1024) + "\n")
     assert (
-        said
-        == "bindings.yaml:1:1: the file is larger than 1024 KiB; a bindings file needs far less"
+        said == "bindings.yaml:1:1: the file is larger than 1 MiB; a bindings file needs far less"
     )
 
 
