@@ -2,8 +2,9 @@
 
 Secret-bearing keys are recognised by name (librdkafka's, Java clients' and Schema Registry
 clients'): passwords, client secrets, private keys and their passphrases, JAAS configs, basic
-auth user info, OAUTHBEARER configs. URLs can carry a secret too: the password of
-`https://user:password@host` (a Schema Registry with basic auth). Redacting more than needed
+auth user info, OAUTHBEARER configs, private keys' contents (`*.key`). URLs can carry a secret
+too: the password of `https://user:password@host` (a Schema Registry with basic auth), or the
+whole user info of `https://TOKEN@host` (a token as the user name). Redacting more than needed
 only hides a value from a display; redacting less leaks it, so the markers are broad.
 """
 
@@ -29,6 +30,8 @@ _SECRET_MARKERS = (
     "api.key",
     "token",
 )
+# A key's contents, PEM: ssl.keystore.key (Java clients), and any other `*.key`.
+_SECRET_SUFFIXES = (".key",)
 # Keys that contain a marker but name no secret (a token's URL is not a token).
 _NOT_SECRET_SUFFIXES = (".url", ".location", ".ms", ".endpoint", ".method", ".file")
 
@@ -38,7 +41,7 @@ def is_secret(key: str) -> bool:
     lowered = key.lower().replace("_", ".")
     if lowered.endswith(_NOT_SECRET_SUFFIXES) and "private.key" not in lowered:
         return False
-    return any(marker in lowered for marker in _SECRET_MARKERS)
+    return lowered.endswith(_SECRET_SUFFIXES) or any(m in lowered for m in _SECRET_MARKERS)
 
 
 def redact_properties(properties: Mapping[str, str]) -> dict[str, str]:
@@ -47,23 +50,31 @@ def redact_properties(properties: Mapping[str, str]) -> dict[str, str]:
 
 
 def secret_values(properties: Mapping[str, object]) -> list[str]:
-    """The secrets among `properties`' text values (and URL passwords), longest first.
+    """The secrets among `properties`' text values (and those of URLs in them), longest first.
     Client configs also hold callables (a logger, callbacks): those are no secrets."""
     texts = {k: v for k, v in properties.items() if isinstance(v, str)}
     found = {v for k, v in texts.items() if is_secret(k) and v}
-    found.update(p for v in texts.values() if (p := url_password(v)))
+    found.update(secret for v in texts.values() for secret in url_secrets(v))
     return sorted(found, key=len, reverse=True)
 
 
-def url_password(url: str) -> str | None:
-    """The password in `url`'s user info (scheme://user:password@host), else None."""
-    if "@" not in url or "://" not in url:
-        return None
-    try:
-        parts = urlsplit(url)
-        return parts.password or None
-    except ValueError:
-        return None
+# The user info of a URL anywhere in a text: up to the last `@` before the host (as urlsplit
+# reads it), which holds no `/`, `?`, `#` or space.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#]*)@")
+
+
+def _secret_of(userinfo: str) -> str:
+    """The secret part of a URL's user info: the password of `user:password`, else all of it
+    (`TOKEN@host`: a token given as the user name)."""
+    user, colon, password = userinfo.partition(":")
+    return password if colon else user
+
+
+def url_secrets(text: str) -> list[str]:
+    """The secrets in the user info of the URLs in `text` (passwords, tokens), as written."""
+    if "@" not in text:
+        return []
+    return [s for m in _URL_USERINFO.finditer(text) if (s := _secret_of(m["userinfo"]))]
 
 
 def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -83,14 +94,17 @@ def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
 
 
 def redact_url(text: str) -> str:
-    """`text` with the password of a URL's user info replaced by REDACTED."""
-    if url_password(text) is None:
+    """`text` (a URL, or a message quoting URLs) with the secret of each URL's user info
+    replaced by REDACTED: `https://user:***@host`, `https://***@host`."""
+    if "@" not in text:
         return text
-    parts = urlsplit(text)
-    user, host = parts.netloc.rpartition("@")[0], parts.netloc.rpartition("@")[2]
-    name = user.partition(":")[0]
-    netloc = f"{name}:{REDACTED}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    def redacted(match: re.Match[str]) -> str:
+        userinfo = match["userinfo"]
+        shown = userinfo[: len(userinfo) - len(_secret_of(userinfo))]  # `user:`, or nothing
+        return f"{match['scheme']}{shown}{REDACTED}@" if shown != userinfo else match[0]
+
+    return _URL_USERINFO.sub(redacted, text)
 
 
 # A quoted run: from a quote to the same quote, or to the end of the text (cut short).

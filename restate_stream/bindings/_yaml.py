@@ -4,10 +4,12 @@ The YAML is composed into nodes and walked here instead of `yaml.safe_load`, so 
 value keeps its line and column, and interpolation can be applied to scalar values:
 `${VAR}`, `${VAR:-default}` (default when VAR is unset or empty; no nesting inside the
 default) and `$${` for a literal `${`. A value holding a reference is read again as YAML would
-read the substituted text, so `partitions: ${PARTITIONS:-4}` is the integer 4.
+read the substituted text, so `partitions: ${PARTITIONS:-4}` is the integer 4. A value that
+took an environment variable's value is shown by messages as written (`'${KAFKA_PW}'`), never
+as substituted: a file can name any variable, a secret too.
 
-Problems found at this level (syntax, duplicate keys, bad merges, unset variables) are
-reported here; the shape of the data is the schema's business.
+Problems found at this level (syntax, bounds of _compose, duplicate keys, bad merges, unset
+variables) are reported here; the shape of the data is the schema's business.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from restate_stream._util.secrets import is_secret, redact_url
+from restate_stream.bindings._compose import RefusedYAML, compose
 
 # 1-based (line, column) of a key or value in the YAML file.
 Position = tuple[int, int]
@@ -46,6 +49,7 @@ class WrittenFloat(float):
 
 
 SECRET_SHOWN = "a secret (not shown)"  # what messages say ("got ...") for a secret's value
+FROM_ENV_SHOWN = "{written!r} (from the environment; its value is not shown)"
 
 
 def secret_at(loc: Loc) -> bool:
@@ -79,12 +83,16 @@ class Written:
     value: Position
     key: Position | None  # the key's position, for mapping entries
     shown: str
+    # The text as written, when an environment variable's value went into the value.
+    from_env: str | None = None
 
 
 @dataclass
 class Document:
     data: Any  # dicts, lists and scalars, like yaml.safe_load gives
     written: dict[Loc, Written] = field(default_factory=dict)
+    # The positions of the values under each mapping or list, by key or index (written, indexed).
+    children: dict[Loc, dict[str, Position]] = field(default_factory=dict)
     problems: list[tuple[Position, Loc, str]] = field(default_factory=list)
     unreadable: set[Loc] = field(default_factory=set)  # values already reported here
 
@@ -96,14 +104,24 @@ class Document:
                 return (found.key or found.value) if key and end == len(loc) else found.value
         return (1, 1)
 
+    def as_written(self, loc: Loc, value: str) -> str:
+        """`value`, read at `loc`, or its text as written when an environment variable's value
+        went into it: what messages show, as a variable's value is never shown."""
+        written = self.written.get(loc)
+        return written.from_env if written is not None and written.from_env is not None else value
+
+    def show(self, loc: Loc, value: str) -> str:
+        """`value`, read at `loc`, quoted as a message shows it (see as_written)."""
+        return repr(self.as_written(loc, value))
+
     def positions_under(self, loc: Loc) -> dict[str, Position]:
         """Where each key of the mapping at `loc` has its value."""
-        n = len(loc)
-        return {
-            str(at[n]): written.value
-            for at, written in self.written.items()
-            if len(at) == n + 1 and at[:n] == loc
-        }
+        return dict(self.children.get(loc, {}))
+
+    def record(self, loc: Loc, written: Written) -> None:
+        self.written[loc] = written
+        if loc:
+            self.children.setdefault(loc[:-1], {})[str(loc[-1])] = written.value
 
 
 def read_yaml(text: str, env: Mapping[str, str]) -> Document:
@@ -124,7 +142,10 @@ class _Reader:
 
     def read(self, text: str) -> Document:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = compose(text)
+        except RefusedYAML as exc:
+            self.report(exc.position, (), exc.problem)
+            return self.doc
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -149,11 +170,12 @@ class _Reader:
     def value(self, node: yaml.Node, loc: Loc, key: yaml.Node | None) -> Any:
         value: Any = None
         shown = _kind(node)
+        from_env = None
         if isinstance(node, yaml.ScalarNode):
-            value, shown = self.scalar(node, loc)
+            value, shown, from_env = self.scalar(node, loc)
             shown = SECRET_SHOWN if secret_at(loc) else shown
         key_position = _position(key) if key is not None else None
-        self.doc.written[loc] = Written(_position(node), key_position, shown)
+        self.doc.record(loc, Written(_position(node), key_position, shown, from_env))
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, loc)
         if isinstance(node, yaml.SequenceNode):
@@ -163,7 +185,7 @@ class _Reader:
     def mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
         result: dict[str, Any] = {}
         first_lines: dict[str, int] = {}
-        for key_node, value_node, merged in self.entries(node, loc, set()):
+        for key_node, value_node, merged in self.entries(node, loc):
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _NULL:
                 self.report(key_node, loc, f"expected a string key; got {_kind(key_node)}")
                 continue
@@ -177,15 +199,13 @@ class _Reader:
             result[key] = self.value(value_node, (*loc, key), key_node)
         return result
 
-    def entries(
-        self, node: yaml.MappingNode, loc: Loc, seen: set[int]
-    ) -> list[tuple[yaml.Node, yaml.Node, bool]]:
+    def entries(self, node: yaml.MappingNode, loc: Loc) -> list[tuple[yaml.Node, yaml.Node, bool]]:
         """(key, value, merged) pairs: the written ones first, then those from `<<` merge keys.
 
         Done here rather than with SafeConstructor.flatten_mapping, which rewrites the (possibly
-        aliased, so shared) node and mixes merged keys with written ones.
+        aliased, so shared) node and mixes merged keys with written ones. (No mapping merges
+        itself: _compose refuses an alias inside its own anchor.)
         """
-        seen = seen | {id(node)}
         own: list[tuple[yaml.Node, yaml.Node, bool]] = []
         merged: list[tuple[yaml.Node, yaml.Node, bool]] = []
         for key_node, value_node in node.value:
@@ -196,25 +216,35 @@ class _Reader:
                 value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
             )
             for source in sources:
-                if not isinstance(source, yaml.MappingNode) or id(source) in seen:
+                if not isinstance(source, yaml.MappingNode):
                     message = "expected a mapping (or list of mappings) to merge with <<"
                     self.report(source, loc, message)
                     continue
-                merged.extend((k, v, True) for k, v, _ in self.entries(source, loc, seen))
+                merged.extend((k, v, True) for k, v, _ in self.entries(source, loc))
         return own + merged
 
-    def scalar(self, node: yaml.ScalarNode, loc: Loc) -> tuple[Any, str]:
-        """The scalar as YAML types it (after interpolation), and how messages show it."""
-        text = str(node.value)
+    def scalar(self, node: yaml.ScalarNode, loc: Loc) -> tuple[Any, str, str | None]:
+        """The scalar as YAML types it (after interpolation), how messages show it, and its
+        text as written when an environment variable went into it."""
+        written = text = str(node.value)
+        from_env = False
         if node.tag == _STR and "$" in text:
-            substituted = self.interpolate(node, loc, text)
-            if substituted is None:
+            interpolated = self.interpolate(node, loc, text)
+            if interpolated is None:
                 self.doc.unreadable.add(loc)
-                return text, repr(text)
-            if substituted != text:
-                text = substituted
-                tag: str = self._resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
-                node = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark)
+                return text, repr(text), None
+            text, from_env = interpolated
+        value, shown = self.typed(node, text)
+        if from_env:
+            written = redact_url(written)  # a URL's password may be written around a reference
+            return value, FROM_ENV_SHOWN.format(written=written), written
+        return value, shown, None
+
+    def typed(self, node: yaml.ScalarNode, text: str) -> tuple[Any, str]:
+        """`text`, written at `node` in place of its own, as YAML types it; how it is shown."""
+        if text != node.value:
+            tag: str = self._resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+            node = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark)
         try:
             value = self._constructor.construct_object(node)
         except (yaml.YAMLError, ValueError):
@@ -230,9 +260,12 @@ class _Reader:
         # Strings, and dates and the like taken as written; a URL's password is not shown.
         return text, repr(redact_url(text))
 
-    def interpolate(self, node: yaml.Node, loc: Loc, text: str) -> str | None:
+    def interpolate(self, node: yaml.Node, loc: Loc, text: str) -> tuple[str, bool] | None:
+        """`text` with its references replaced, and whether any took a variable's value (not
+        only defaults); None when one could not be (reported)."""
         out: list[str] = []
         ok = True
+        from_env = False
         end = 0
         for match in _REFERENCE.finditer(text):
             out.append(text[end : match.start()])
@@ -254,7 +287,9 @@ class _Reader:
             var, default = ref["var"], ref["default"]
             value = self.env.get(var)
             if default is not None and not value:
-                value = default
+                value = default  # written in the file, so shown as any other value
+            elif value is not None:
+                from_env = True
             if value is None:
                 self.report(
                     node,
@@ -266,4 +301,4 @@ class _Reader:
                 continue
             out.append(value)
         out.append(text[end:])
-        return "".join(out) if ok else None
+        return ("".join(out), from_env) if ok else None

@@ -2,13 +2,17 @@
 
 The file stays the source of truth: pausing writes `paused: true` into the binding, then
 `apply` makes Restate match. Only block-style bindings are edited; the rest of the text,
-comments included, is left byte for byte.
+comments included, is left byte for byte, and so are the file's mode and owner (it may hold
+a SASL password readable by its owner only) and a symlink to it (written through).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
+import tempfile
 from pathlib import Path
 
 from restate_stream.bindings.loader import load_bindings, parse_bindings
@@ -66,11 +70,53 @@ def set_paused(path: Path, name: str, paused: bool) -> bool:
         lines.insert(line, " " * key_column + f"paused: {value}{ending}")
     edited = "".join(lines)
     _check_edit(path, edited, spec, name, paused)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", encoding="utf-8", newline="") as f:
-        f.write(edited)
-    os.replace(temporary, path)  # atomic: a reader sees the old file or the new one
+    _replace(path, edited)
     return True
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `text` over the file `path` is (or links to), atomically: a reader sees the old
+    file or the new one. The new file gets the old one's mode and owner; its temporary name
+    is unpredictable and created exclusively (mode 0600), so no one else can plant or read it.
+    """
+    target = Path(os.path.realpath(path))
+    shown = f"{target} (where {path} links to)" if path.is_symlink() else str(path)
+    try:
+        old = target.stat()
+        fd, temporary = tempfile.mkstemp(".tmp", f".{target.name}.", target.parent)
+    except OSError as exc:
+        raise _unwritable(path, f"cannot write {shown}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            _keep_owner_and_mode(f.fileno(), old, path, shown)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, f"cannot write {shown}: {exc.strerror}") from exc
+        raise
+
+
+def _keep_owner_and_mode(fd: int, old: os.stat_result, path: Path, shown: str) -> None:
+    new = os.fstat(fd)
+    if (new.st_uid, new.st_gid) != (old.st_uid, old.st_gid):
+        try:
+            os.fchown(fd, old.st_uid, old.st_gid)  # before fchmod, as chown clears setuid bits
+        except PermissionError:
+            raise _unwritable(
+                path,
+                f"cannot keep the owner of {shown} (uid {old.st_uid}, gid {old.st_gid}) in "
+                "the rewritten file; edit it as that user",
+            ) from None
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+
+
+def _unwritable(path: Path, why: str) -> BindingsError:
+    return BindingsError([Problem(str(path), 1, 1, "", why)])
 
 
 def _check_edit(path: Path, edited: str, before: BindingsFile, name: str, paused: bool) -> None:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from restate_stream._util.secrets import redact_url
+from restate_stream.bindings._compose import MAX_BYTES
 from restate_stream.bindings._yaml import (
     SECRET_SHOWN,
     Document,
@@ -28,6 +29,7 @@ from restate_stream.bindings._yaml import (
     secret_at,
 )
 from restate_stream.bindings.model import (
+    GROUP_PREFIX,
     Binding,
     BindingsError,
     BindingsFile,
@@ -49,16 +51,27 @@ from restate_stream.bindings.schema import (
 
 __all__ = ["load_bindings", "parse_bindings", "parse_duration"]
 
+# Past this many, the shape's problems are cut short: each costs time to place and word, and a
+# file with hundreds of them (a hostile one, or the wrong file) needs its first ones fixed.
+MAX_PROBLEMS = 100
+
 
 def load_bindings(path: str | Path, env: Mapping[str, str] | None = None) -> BindingsFile:
     """Read and validate a bindings file; raises BindingsError listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)  # no more: the file may be anything, /dev/zero too
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problem = Problem(str(path), 1, 1, "", f"cannot read the file: {reason}")
         raise BindingsError([problem]) from exc
+    if len(data) > MAX_BYTES:
+        message = (
+            f"the file is larger than {MAX_BYTES / 2**20:g} MiB; a bindings file needs far less"
+        )
+        raise BindingsError([Problem(str(path), 1, 1, "", message)])
     return parse_bindings(text, path, env)
 
 
@@ -76,7 +89,7 @@ def parse_bindings(text: str, path: Path, env: Mapping[str, str] | None = None) 
     try:
         spec = FileSpec.model_validate(doc.data, context={"base": path.parent})
     except ValidationError as exc:
-        problems += (p for error in exc.errors() if (p := _problem(path, doc, error)))
+        problems += _problems(path, doc, exc.errors())
         raise BindingsError(problems) from None
     resolved = _Resolver(path, doc, spec)
     if problems or resolved.problems:
@@ -89,13 +102,29 @@ def _suggest(word: str, candidates: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def _problems(path: Path, doc: Document, errors: list[ErrorDetails]) -> list[Problem]:
+    """The first MAX_PROBLEMS of pydantic's `errors` as Problems, and a line saying how many
+    more there are at most (some may be about a value that was reported already)."""
+    found: list[Problem] = []
+    for i, error in enumerate(errors):
+        if len(found) == MAX_PROBLEMS:
+            message = f"and up to {len(errors) - i} more problems, not listed until these are fixed"
+            return [*found, Problem(str(path), *doc.position(_loc(error)), "", message)]
+        if (problem := _problem(path, doc, error)) is not None:
+            found.append(problem)
+    return found
+
+
+def _loc(error: ErrorDetails) -> Loc:
+    """Where `error` is, in the file's keys: a default is validated under the field's name,
+    not its key (`schema_`, not `schema`); a rule may name a key inside the value."""
+    at: tuple[str, ...] = error.get("ctx", {}).get("at", ())
+    return tuple(FIELD_KEYS.get(p, p) if isinstance(p, str) else p for p in (*error["loc"], *at))
+
+
 def _problem(path: Path, doc: Document, error: ErrorDetails) -> Problem | None:
     """A pydantic error, told at the place it was written and in the words of the schema."""
-    at: tuple[str, ...] = error.get("ctx", {}).get("at", ())
-    # A default is validated under the field's name, not its key (`schema_`, not `schema`).
-    loc: Loc = tuple(
-        FIELD_KEYS.get(p, p) if isinstance(p, str) else p for p in (*error["loc"], *at)
-    )
+    loc = _loc(error)
     if any(loc[:end] in doc.unreadable for end in range(len(loc) + 1)):
         return None  # the value was not read (an unset variable...), which is reported
     is_key = loc[-1:] == ("[key]",)
@@ -103,7 +132,7 @@ def _problem(path: Path, doc: Document, error: ErrorDetails) -> Problem | None:
     position = doc.position(place, key=is_key or error["type"] == "extra_forbidden")
     kind = error["type"]
     if kind == "rule":
-        message = error["msg"]
+        message = _unsubstituted(error["msg"], doc, place, error["input"])
     elif kind == "extra_forbidden":
         keys = keys_at(loc[:-1])
         hint = _suggest(str(loc[-1]), keys) or f"; expected one of {', '.join(keys)}"
@@ -117,6 +146,15 @@ def _problem(path: Path, doc: Document, error: ErrorDetails) -> Problem | None:
         expected = expected_at(loc)
         message = f"expected {expected}; got {got}" if expected else f"{error['msg']}; got {got}"
     return Problem(str(path), *position, field_path(place), message)
+
+
+def _unsubstituted(message: str, doc: Document, loc: Loc, value: Any) -> str:
+    """`message` about `value`, read at `loc`, with `value` as written when an environment
+    variable's value went into it (a rule may quote the value it breaks: a schema path)."""
+    written = doc.written.get(loc)
+    if written is None or written.from_env is None or not isinstance(value, str) or not value:
+        return message
+    return message.replace(value, written.from_env)
 
 
 def _shown(loc: Loc, error: ErrorDetails) -> str:
@@ -167,6 +205,25 @@ class _Resolver:
         line, column = self.at(loc[:-1] if at_key else loc, key=at_key)
         self.problems.append(Problem(str(self.path), line, column, field_path(loc), message))
 
+    def show(self, loc: Loc, value: str) -> str:
+        return self.doc.show(loc, value)
+
+    def group_shown(self, entry: BindingEntry, loc: Loc) -> str:
+        """The binding's consumer group, as messages show it (Binding.consumer_group)."""
+        if entry.group is not None:
+            return self.show((*loc, "group"), entry.group)
+        if "group.id" in entry.options:
+            return self.show((*loc, "options", "group.id"), entry.options["group.id"])
+        return repr(GROUP_PREFIX + self.doc.as_written((*loc, "name"), entry.name))
+
+    def route_shown(self, entry: BindingEntry, loc: Loc, binding: Binding) -> str:
+        """`<source> to <sink>` of the binding, as messages show them."""
+        cluster_at = (*loc, "cluster") if entry.cluster else ("topics", entry.topic, "cluster")
+        cluster = self.doc.as_written(cluster_at, binding.cluster)
+        topic = self.doc.as_written((*loc, "topic"), entry.topic)
+        handler = self.doc.as_written((*loc, "handler"), entry.handler)
+        return f"kafka://{cluster}/{topic} to service://{handler}"
+
     def topic(self, name: str, entry: TopicEntry) -> None:
         loc = ("topics", name)
         if entry.cluster is not None:
@@ -195,39 +252,43 @@ class _Resolver:
         if name in self.clusters:
             return name
         hint = _suggest(name, self.clusters) or f"; declared clusters: {', '.join(self.clusters)}"
-        self.report(loc, f"unknown cluster {name!r} (not under kafka.clusters){hint}")
+        self.report(loc, f"unknown cluster {self.show(loc, name)} (not under kafka.clusters){hint}")
         return None
 
     def binding_cluster(self, entry: BindingEntry, loc: Loc) -> str | None:
         """The written cluster, else the declared topic's, else the only one declared."""
         declared = self.topics.get(entry.topic)
+        topic = self.show((*loc, "topic"), entry.topic)
         if entry.cluster is None:
             if declared is not None:
                 return declared.cluster
             if entry.topic in self.declared_topics:
                 return None  # the topic's own entry was reported
-            what = f"topic {entry.topic!r} is on (or declare the topic under topics:)"
+            what = f"topic {topic} is on (or declare the topic under topics:)"
             return self.only_cluster((*loc, "cluster"), what)
         cluster = self.known_cluster(entry.cluster, (*loc, "cluster"))
         if cluster is not None and declared is not None and declared.cluster != cluster:
+            declared_cluster = self.show(("topics", entry.topic, "cluster"), declared.cluster)
             self.report(
                 (*loc, "cluster"),
-                f"topic {entry.topic!r} is declared on cluster {declared.cluster!r} under "
-                f"topics: (line {declared.line}), not {cluster!r}",
+                f"topic {topic} is declared on cluster {declared_cluster} under topics: "
+                f"(line {declared.line}), not {self.show((*loc, 'cluster'), cluster)}",
             )
         return cluster
 
     def bindings(self, entries: list[BindingEntry]) -> list[Binding]:
         result: list[Binding] = []
         names: dict[str, int] = {}
-        groups: dict[tuple[str, str], tuple[str, int]] = {}
+        # (cluster, group) and (source, sink) -> the binding using them: its name, as shown
+        groups: dict[tuple[str, str], tuple[str, str, int]] = {}
         routes: dict[tuple[str, str], tuple[str, int]] = {}
         for i, entry in enumerate(entries):
             loc: Loc = ("bindings", i)
+            name = self.show((*loc, "name"), entry.name)
             if entry.name in names:
                 first = names[entry.name]
                 self.report(
-                    (*loc, "name"), f"duplicate binding name {entry.name!r} (first at line {first})"
+                    (*loc, "name"), f"duplicate binding name {name} (first at line {first})"
                 )
             names.setdefault(entry.name, self.at((*loc, "name"))[0])
             cluster = self.binding_cluster(entry, loc)
@@ -241,22 +302,19 @@ class _Resolver:
             if group_key in groups and not (
                 repeated_default and groups[group_key][0] == binding.name
             ):
-                other, line = groups[group_key]
+                _, other, line = groups[group_key]
                 self.report(
                     (*loc, "group"),
-                    f"consumer group {binding.consumer_group!r} is already used by binding "
-                    f"{other!r} (line {line}); each binding needs its own group",
+                    f"consumer group {self.group_shown(entry, loc)} is already used by binding "
+                    f"{other} (line {line}); each binding needs its own group",
                 )
-            groups.setdefault(group_key, (binding.name, binding.line))
+            groups.setdefault(group_key, (binding.name, name, binding.line))
             route = (binding.source, binding.sink)
             if route in routes:
                 other, line = routes[route]
-                self.report(
-                    loc,
-                    f"binding {other!r} (line {line}) already delivers {binding.source} "
-                    f"to {binding.sink}",
-                )
-            routes.setdefault(route, (binding.name, binding.line))
+                delivers = self.route_shown(entry, loc, binding)
+                self.report(loc, f"binding {other} (line {line}) already delivers {delivers}")
+            routes.setdefault(route, (name, binding.line))
             result.append(binding)
         return result
 

@@ -216,32 +216,35 @@ MAX_BATCH_WAIT = timedelta(seconds=60)
 BatchPer = Literal["key", "partition"]
 
 
+def _within_batch_wait(wait: timedelta) -> timedelta:
+    if wait > MAX_BATCH_WAIT:
+        raise ValueError("too long")
+    return wait
+
+
+# Bounds as types, not rules: a problem then shows the value as the reader does (never the
+# value of an environment variable).
+BatchRecords = Annotated[
+    int,
+    Field(ge=1, le=MAX_BATCH_RECORDS),
+    Expect(f"an integer from 1 to {MAX_BATCH_RECORDS} (records per batch)"),
+]
+BatchWait = Annotated[
+    Duration,
+    AfterValidator(_within_batch_wait),
+    Expect(f"a duration with a unit, at most {MAX_BATCH_WAIT.total_seconds():g}s, like 50ms"),
+]
+
+
 class BatchSpec(_Spec):
     """A batched binding: restate-stream's own consumer delivers one invocation per object
     per batch, cut when it holds `max_records` records or `max_wait` after its first record.
     `per` says what an object is: a record key (default) or a source partition (one object
     per topic partition, whose handler sees many keys: for aggregations and many keys)."""
 
-    max_records: PositiveInt = 500
-    max_wait: Duration = timedelta(milliseconds=50)
+    max_records: BatchRecords = 500
+    max_wait: BatchWait = timedelta(milliseconds=50)
     per: Annotated[BatchPer, Expect('"key" or "partition"')] = "key"
-
-    @field_validator("max_records")
-    @classmethod
-    def _records_within_limit(cls, value: int) -> int:
-        if value > MAX_BATCH_RECORDS:
-            raise rule(f"expected at most {MAX_BATCH_RECORDS} records per batch; got {value}")
-        return value
-
-    @field_validator("max_wait")
-    @classmethod
-    def _wait_within_limit(cls, value: timedelta) -> timedelta:
-        if value > MAX_BATCH_WAIT:
-            limit, got = MAX_BATCH_WAIT.total_seconds(), value.total_seconds()
-            raise rule(f"expected at most {limit:g}s; got {got:g}s")
-        if value <= timedelta(0):
-            raise rule("expected a duration above 0")
-        return value
 
 
 class KafkaSection(_Spec):

@@ -5,12 +5,15 @@ with the HTTP status. While the server is still starting (connection refused, 50
 are retried with backoff until a deadline, then AdminUnavailableError says in one line which
 URL did not answer and why (a dead node of a cluster: "... is not reachable: connection
 refused ..."); any other transport failure (a reset, a read timeout) is one too.
+
+What Restate answers is shown without the secrets the request carried (a Kafka cluster's SASL
+password, a URL's password or token): an answer may quote what it was sent.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -18,7 +21,13 @@ from typing import Any
 import httpx
 
 from restate_stream._util.poll import PollTimeout, apoll
-from restate_stream._util.secrets import redact_properties, split_userinfo
+from restate_stream._util.secrets import (
+    redact_properties,
+    redact_url,
+    scrub,
+    secret_values,
+    split_userinfo,
+)
 from restate_stream.errors import RestateStreamError
 
 
@@ -93,6 +102,7 @@ class AdminClient:
         # auth, and the URL that messages, logs (httpx's own) and pages show has no password.
         bare, userinfo = split_userinfo(admin_url)
         self.admin_url = bare.rstrip("/")
+        self._secrets = [secret for secret in userinfo or () if secret]
         self.startup_timeout = startup_timeout
         self._http = httpx.AsyncClient(
             base_url=self.admin_url, auth=userinfo, timeout=timeout, transport=transport
@@ -123,6 +133,11 @@ class AdminClient:
     ) -> httpx.Response:
 
         last: list[httpx.Response | httpx.HTTPError] = []  # what the final attempt saw
+        secrets = [*self._secrets, *_secrets_in(json)]
+
+        def shown(text: str) -> str:
+            """An answer's text, as messages show it: Restate may quote what it was sent."""
+            return scrub(redact_url(text), secrets)
 
         async def send() -> httpx.Response:
             try:
@@ -146,10 +161,10 @@ class AdminClient:
                 backoff=2.0,
                 max_interval=2.0,
                 retry_on=_NOT_SENT,
-                describe=lambda r: f"{r.status_code} {r.text[:200]}",
+                describe=lambda r: f"{r.status_code} {shown(r.text)[:200]}",
             )
         except PollTimeout:
-            raise AdminUnavailableError(self._unavailable(method, path, last)) from None
+            raise AdminUnavailableError(self._unavailable(method, path, last, shown)) from None
         except httpx.HTTPError as exc:  # sent, and no answer: not repeated (may have acted)
             raise AdminUnavailableError(
                 f"Restate admin API at {self.admin_url} did not answer {method} {path}: "
@@ -162,17 +177,22 @@ class AdminClient:
                 message, code = body.get("message", message), body.get("restate_code")
             except ValueError:
                 pass
-            raise AdminApiError(method, str(response.url), response.status_code, message, code)
+            url, status = str(response.url), response.status_code
+            raise AdminApiError(method, url, status, shown(str(message)), code)
         return response
 
     def _unavailable(
-        self, method: str, path: str, last: list[httpx.Response | httpx.HTTPError]
+        self,
+        method: str,
+        path: str,
+        last: list[httpx.Response | httpx.HTTPError],
+        shown: Callable[[str], str],
     ) -> str:
         """One line: which URL, what the last of the attempts saw, what to check."""
         retried = f"retried for {self.startup_timeout:g}s"
         seen = last[0] if last else None
         if isinstance(seen, httpx.Response):
-            body = " ".join(seen.text.split())[:200]
+            body = " ".join(shown(seen.text).split())[:200]
             return (
                 f"Restate admin API at {self.admin_url} answered {method} {path} with "
                 f"{seen.status_code} ({retried}): {body or 'no message'}; the server is "
@@ -293,6 +313,17 @@ class AdminClient:
         )
         rows: list[dict[str, Any]] = response.json()["rows"]
         return rows
+
+
+def _secrets_in(body: Any) -> list[str]:
+    """The secrets a request body carries: of a Kafka cluster's properties, a subscription's
+    options, at any depth."""
+    if isinstance(body, Mapping):
+        nested = (secret for value in body.values() for secret in _secrets_in(value))
+        return [*secret_values(body), *nested]
+    if isinstance(body, list):
+        return [secret for item in body for secret in _secrets_in(item)]
+    return []
 
 
 def _reason(exc: BaseException) -> str:

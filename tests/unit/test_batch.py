@@ -108,8 +108,16 @@ def test_batch_field_is_read() -> None:
     ("batch", "expected"),
     [
         ("{max_records: 0, max_wait: 50ms}", "8:26: bindings[0].batch.max_records: expected an"),
-        ("{max_records: 200000}", "8:26: bindings[0].batch.max_records: expected at most"),
-        ("{max_wait: 5m}", "8:23: bindings[0].batch.max_wait: expected at most 60s"),
+        (
+            "{max_records: 200000}",
+            "8:26: bindings[0].batch.max_records: expected an integer from 1 to 100000 "
+            "(records per batch); got 200000",
+        ),
+        (
+            "{max_wait: 5m}",
+            "8:23: bindings[0].batch.max_wait: expected a duration with a unit, at most 60s, "
+            "like 50ms; got '5m'",
+        ),
         ("{max_wait: 50}", "8:23: bindings[0].batch.max_wait: expected a duration"),
         ("{size: 5}", "8:13: bindings[0].batch.size: unknown key 'size'"),
     ],

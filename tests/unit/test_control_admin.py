@@ -28,6 +28,49 @@ async def test_restate_error_message_and_status_surface() -> None:
     assert "POST http://admin.test/subscriptions -> 400" in str(err)
 
 
+CANARY = "canary-0f1e2d3c"
+TOKEN = "token-9a8b7c6d"
+
+
+async def test_an_error_body_is_shown_without_the_secrets_sent() -> None:
+    """Restate may quote what it was sent: the SASL password, a URL's token."""
+    echoed = f"bad property sasl.password={CANARY!r}; cannot reach https://{TOKEN}@registry"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"message": echoed, "restate_code": "META0001"})
+
+    properties = {
+        "bootstrap.servers": "k:9092",
+        "sasl.password": CANARY,
+        "schema.registry.url": f"https://{TOKEN}@registry",
+    }
+    async with AdminClient("http://admin.test", transport=httpx.MockTransport(handler)) as admin:
+        with pytest.raises(AdminApiError) as raised:
+            await admin.create_kafka_cluster("c", properties)
+    assert raised.value.message == (
+        "bad property sasl.password='***'; cannot reach https://***@registry"
+    )
+    assert CANARY not in str(raised.value) and TOKEN not in str(raised.value)
+
+
+async def test_a_starting_servers_answer_is_shown_without_the_secrets_sent() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, text=f"not ready for options {{'sasl.password': {CANARY!r}}}")
+
+    admin = AdminClient(
+        f"http://u:{TOKEN}@admin.test",
+        startup_timeout=0.3,
+        transport=httpx.MockTransport(handler),
+    )
+    async with admin:
+        with pytest.raises(AdminUnavailableError) as raised:
+            await admin.create_subscription(
+                "kafka://c/t", "service://S/h", {"sasl.password": CANARY}
+            )
+    assert "not ready for options {'sasl.password': '***'}" in str(raised.value)
+    assert CANARY not in str(raised.value) and TOKEN not in str(raised.value)
+
+
 async def test_retries_while_starting_then_succeeds() -> None:
     calls = 0
 

@@ -58,6 +58,7 @@ SASL = {
         "basic.auth.user.info",
         "schema.registry.basic.auth.user.info",
         "SASL_PASSWORD",
+        "ssl.keystore.key",  # the private key's PEM, for Java clients
     ],
 )
 def test_secret_keys(key: str) -> None:
@@ -76,6 +77,8 @@ def test_secret_keys(key: str) -> None:
         "sasl.oauthbearer.token.endpoint.url",
         "sasl.oauthbearer.client.id",
         "group.id",
+        "ssl.keystore.location",
+        "keyed",
     ],
 )
 def test_not_secret_keys(key: str) -> None:
@@ -100,7 +103,27 @@ def test_userinfo_is_split_off_a_url() -> None:
     assert split_userinfo("http://u:p%40ss@h:1/a") == ("http://h:1/a", ("u", "p@ss"))
     assert split_userinfo("http://h:1/a") == ("http://h:1/a", None)
     assert redact_url("http://h:1/a") == "http://h:1/a"
-    assert redact_url("http://u@h") == "http://u@h"  # no password, nothing to hide
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"https://{CANARY}@reg:8081/x", f"https://{REDACTED}@reg:8081/x"),  # a token
+        (f"https://u:{CANARY}@reg", f"https://u:{REDACTED}@reg"),
+        (f"https://u:p@{CANARY}@reg", f"https://u:{REDACTED}@reg"),  # urlsplit's last @
+        (
+            f"cannot reach 'https://{CANARY}@a/x?q=b@c', http://u:{CANARY}@b and mail@host",
+            f"cannot reach 'https://{REDACTED}@a/x?q=b@c', http://u:{REDACTED}@b and mail@host",
+        ),
+        ("https://u:@h/a@b", "https://u:@h/a@b"),  # nothing to hide
+    ],
+)
+def test_redact_url_hides_passwords_and_tokens_in_any_text(text: str, shown: str) -> None:
+    assert redact_url(text) == shown
+
+
+def test_a_token_in_a_url_is_a_secret_value() -> None:
+    assert secret_values({"url": f"https://{CANARY}@reg"}) == [CANARY]
 
 
 def test_reprs_of_cluster_specs_and_changes_hide_secrets() -> None:
