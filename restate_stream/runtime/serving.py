@@ -64,7 +64,7 @@ def without_lifespan_warnings(
 
 ServerName = WorkerServer
 SERVERS: tuple[ServerName, ...] = get_args(ServerName)
-# Measured by benchmarks/serving_throughput.py (README: Benchmarks): granian drains the same
+# Measured by benchmarks/serving_throughput.py (docs/benchmarks.md): granian drains the same
 # subscription into the same counter 1.5-2x faster on ~40% of hypercorn's worker CPU per record.
 DEFAULT_SERVER: ServerName = "granian"
 MAX_CONCURRENT_STREAMS = 1000  # per h2 connection: Restate multiplexes every invocation

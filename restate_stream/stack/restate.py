@@ -31,7 +31,7 @@ class RestatePorts:
     fabric: int = 5122
 
 
-LOCAL_PARTITIONS = 4  # README: Local engines; production settings stay the user's
+LOCAL_PARTITIONS = 4  # docs/local-engines.md; production settings stay the user's
 
 
 class RestateServer:

@@ -25,7 +25,7 @@ from restate_stream.runtime.outcomes import Event, HandlerRun, Outcome, PublishD
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _DECODE_CAUSES = frozenset({"DecodeError", "Tombstone"})
 
-# name -> (type, labels, help): the README's table is this one.
+# name -> (type, labels, help): docs/operations.md's table is this one.
 METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "restate_stream_records_total": (
         "counter",

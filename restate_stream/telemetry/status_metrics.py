@@ -27,7 +27,7 @@ from restate_stream.errors import describe
 log = logging.getLogger("restate_stream.metrics")
 
 STATES = ("active", "paused", "missing", "batched")
-# The gauges `restate-stream metrics` serves (the README's table and the dashboard use them).
+# The gauges `restate-stream metrics` serves (docs/operations.md's table, the dashboard).
 STATUS_METRICS = (
     "restate_stream_status_up",
     "restate_stream_consumer_lag",

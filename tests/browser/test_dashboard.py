@@ -4,7 +4,7 @@ with its error and a link to Restate's UI until it goes through; then a binding 
 resumed from it.
 
 RESTATE_STREAM_SCREENSHOTS=docs keeps the overview's and the binding page's screenshots as
-docs/ui-overview.png and docs/ui-binding.png (the README shows them); otherwise they go to
+docs/ui-overview.png and docs/ui-binding.png (docs/operations.md shows them); otherwise they go to
 the test's temporary directory.
 """
 

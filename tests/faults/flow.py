@@ -36,7 +36,7 @@ from tests.faults.seq_app import BOOTSTRAP_ENV, OUT_ENV
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.faults.seq_app:app"
 # Restate retries a call to a dead worker with backoff up to 1 min by default (500 ms doubling);
-# not a restate-stream default, see README "Running on a cluster".
+# not a restate-stream default, see docs/cluster.md.
 RETRY = "{initial_interval: 100ms, max_interval: 1s}"
 PARTITIONS, KEYS = 4, 100
 

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 VICTIM = 3  # any one of the three: each runs a metadata server, and 2 of 3 keep the quorum
 PARTITIONS = 2
 # Node 3's subscription consumer holds its Kafka partitions until the group drops it: 10 s by
-# restate-stream's default, 6 s with these (the README's "A Restate node").
+# restate-stream's default, 6 s with these (docs/cluster.md, "A Restate node").
 CONSUMER = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1500"}
 
 
