@@ -17,7 +17,18 @@ from typing import Any
 import click
 from rich.text import Text
 
-from restate_stream.cli import bindings, dlq, metrics, stack, status, topics, ui, worker
+from restate_stream.cli import (
+    bindings,
+    completion,
+    dlq,
+    metrics,
+    stack,
+    status,
+    topics,
+    ui,
+    worker,
+)
+from restate_stream.cli.options import example
 from restate_stream.cli.output import err
 from restate_stream.errors import RestateStreamError
 
@@ -54,7 +65,12 @@ class _Root(click.Group):
         return result
 
 
-@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Root,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=example("restate-stream validate", "restate-stream dev"),
+)
+@click.version_option(package_name="restate-stream", prog_name="restate-stream")
 @click.option(
     "--debug",
     is_flag=True,
@@ -90,6 +106,7 @@ for command in (
     topics.tail_command,
     dlq.dlq,
     ui.ui,
+    completion.completion,
 ):
     cli.add_command(command)
 
