@@ -21,6 +21,7 @@ from restate_stream.cli import (
     bindings,
     completion,
     dlq,
+    init,
     metrics,
     stack,
     status,
@@ -68,7 +69,7 @@ class _Root(click.Group):
 @click.group(
     cls=_Root,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog=example("restate-stream validate", "restate-stream dev"),
+    epilog=example("restate-stream init my-project", "restate-stream dev"),
 )
 @click.version_option(package_name="restate-stream", prog_name="restate-stream")
 @click.option(
@@ -90,6 +91,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     logging.getLogger("connectors.librdkafka").setLevel(logging.ERROR)
 
 
+cli.add_command(init.init)
 cli.add_command(stack.stack)
 for command in (
     bindings.validate,

@@ -33,7 +33,7 @@ COMMANDS = list(every_command())
 
 def test_the_tree_is_walked_whole() -> None:
     paths = {" ".join(path) for path, _ in COMMANDS}
-    assert {"", "stack", "stack up", "dlq", "dlq redrive", "completion"} <= paths
+    assert {"", "init", "stack", "stack up", "dlq", "dlq redrive", "completion"} <= paths
     assert len(paths) > 20
 
 
