@@ -47,5 +47,6 @@ def _login_shell() -> str:
 @click.pass_context
 def completion(ctx: click.Context, shell: str | None) -> int:
     """Print the shell completion script (default: the shell $SHELL names)."""
-    click.echo(completion_script(shell or _login_shell(), ctx.find_root().command))
+    # As click prints it for _RESTATE_STREAM_COMPLETE=<shell>_source: the script ends its line.
+    click.echo(completion_script(shell or _login_shell(), ctx.find_root().command), nl=False)
     return 0

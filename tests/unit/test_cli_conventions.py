@@ -88,7 +88,7 @@ def test_completion_prints_the_shells_script(
     script = capsys.readouterr().out
     assert marker in script
     assert f"{COMPLETE_VAR}={shell}_complete" in script
-    assert script == completion_script(shell, cli) + "\n"
+    assert script == completion_script(shell, cli)
 
 
 def test_completion_defaults_to_the_login_shell(
@@ -102,14 +102,33 @@ def test_completion_defaults_to_the_login_shell(
     assert "name the shell: one of bash, zsh, fish ($SHELL is 'tcsh')" in capsys.readouterr().err
 
 
+def complete(**env: str) -> subprocess.CompletedProcess[str]:
+    """The command line run with click's completion variables set, as a shell runs it."""
+    code = "from restate_stream.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_what_clicks_own_variable_prints(
+    shell: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["completion", shell]) == 0
+    native = complete(**{COMPLETE_VAR: f"{shell}_source"})
+    assert native.returncode == 0, native.stderr
+    assert capsys.readouterr().out == native.stdout
+
+
 def test_the_completion_script_is_answered_by_the_command_line() -> None:
     """What the bash script asks (`_RESTATE_STREAM_COMPLETE=bash_complete`), the CLI answers
     with the matching subcommands, before running any command."""
-    env = {**os.environ, COMPLETE_VAR: "bash_complete", "COMP_WORDS": "restate-stream dlq r"}
-    env["COMP_CWORD"] = "2"
-    code = "from restate_stream.cli import main; main()"
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    done = complete(
+        **{COMPLETE_VAR: "bash_complete", "COMP_WORDS": "restate-stream dlq r", "COMP_CWORD": "2"}
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["plain,redrive"]
