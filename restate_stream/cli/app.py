@@ -17,7 +17,19 @@ from typing import Any
 import click
 from rich.text import Text
 
-from restate_stream.cli import bindings, dlq, metrics, stack, status, topics, ui, worker
+from restate_stream.cli import (
+    bindings,
+    completion,
+    dlq,
+    init,
+    metrics,
+    stack,
+    status,
+    topics,
+    ui,
+    worker,
+)
+from restate_stream.cli.options import example
 from restate_stream.cli.output import err
 from restate_stream.errors import RestateStreamError
 
@@ -54,7 +66,12 @@ class _Root(click.Group):
         return result
 
 
-@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Root,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=example("restate-stream init my-project", "restate-stream dev"),
+)
+@click.version_option(package_name="restate-stream", prog_name="restate-stream")
 @click.option(
     "--debug",
     is_flag=True,
@@ -74,6 +91,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     logging.getLogger("connectors.librdkafka").setLevel(logging.ERROR)
 
 
+cli.add_command(init.init)
 cli.add_command(stack.stack)
 for command in (
     bindings.validate,
@@ -90,6 +108,7 @@ for command in (
     topics.tail_command,
     dlq.dlq,
     ui.ui,
+    completion.completion,
 ):
     cli.add_command(command)
 

@@ -96,7 +96,11 @@ refresh_option = click.option(
 )
 
 
-@click.command()
+@click.command(
+    epilog=options.example(
+        "restate-stream validate", "restate-stream validate -f prod.yaml --no-app"
+    )
+)
 @options.bindings_file
 @click.option("--no-app", is_flag=True, help="skip importing the worker app")
 def validate(file: Path, no_app: bool) -> int:
@@ -112,7 +116,7 @@ def validate(file: Path, no_app: bool) -> int:
     return 0
 
 
-@click.command()
+@click.command(epilog=options.example("restate-stream plan --prune"))
 @options.bindings_file
 @options.wait
 @options.admin_url
@@ -132,7 +136,11 @@ def plan(
     return 0
 
 
-@click.command()
+@click.command(
+    epilog=options.example(
+        "restate-stream apply", "restate-stream apply -f prod.yaml --admin-url http://10.0.0.5:9070"
+    )
+)
 @options.bindings_file
 @options.wait
 @options.admin_url
@@ -155,7 +163,7 @@ def _pause_or_resume(
     return asyncio.run(apply_file(spec, wait=wait, only=name))
 
 
-@click.command()
+@click.command(epilog=options.example("restate-stream pause orders"))
 @click.argument("name")
 @options.bindings_file
 @options.wait
@@ -165,7 +173,7 @@ def pause(name: str, file: Path, wait: float, admin_url: str | None) -> int:
     return _pause_or_resume(file, name, wait, admin_url, paused=True)
 
 
-@click.command()
+@click.command(epilog=options.example("restate-stream resume orders"))
 @click.argument("name")
 @options.bindings_file
 @options.wait
@@ -203,7 +211,7 @@ def render_unblock(report: UnblockReport) -> str:
     return "\n".join(lines)
 
 
-@click.command("unblock")
+@click.command("unblock", epilog=options.example("restate-stream unblock orders"))
 @click.argument("name")
 @options.bindings_file
 @options.wait

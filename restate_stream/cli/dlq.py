@@ -118,12 +118,17 @@ def summary(binding: Binding, results: list[RedriveResult]) -> str:
     return f"redrive {binding.name}: {len(results)} source record(s): {shown or 'nothing to do'}"
 
 
-@click.group("dlq")
+@click.group(
+    "dlq",
+    epilog=options.example(
+        "restate-stream dlq list orders", "restate-stream dlq redrive orders --dry-run"
+    ),
+)
 def dlq() -> None:
     """List or redrive a binding's dead letters."""
 
 
-@dlq.command("list")
+@dlq.command("list", epilog=options.example("restate-stream dlq list orders --json"))
 @click.argument("name")
 @options.bindings_file
 @options.as_json
@@ -143,7 +148,7 @@ def list_command(name: str, file: Path, as_json: bool, limit: int | None) -> int
     return 0
 
 
-@dlq.command()
+@dlq.command(epilog=options.example("restate-stream dlq redrive orders --dry-run"))
 @click.argument("name")
 @options.bindings_file
 @click.option("--dry-run", is_flag=True, help="print what would be sent")

@@ -19,7 +19,7 @@ from restate_stream.telemetry.status_metrics import status_reader, status_regist
 DEFAULT_PORT = 9465
 
 
-@click.command()
+@click.command(epilog=options.example("restate-stream metrics --port 9465"))
 @options.bindings_file
 @options.wait
 @options.admin_url

@@ -113,3 +113,9 @@ def ports(*, from_file: bool = False) -> Callable[[F], F]:
         return result
 
     return decorate
+
+
+def example(*lines: str) -> str:
+    """A command's --help epilog: the example command lines, kept as written (click's \\b)."""
+    heading = "Example:" if len(lines) == 1 else "Examples:"
+    return "\b\n" + heading + "\n" + "\n".join(f"  {line}" for line in lines)

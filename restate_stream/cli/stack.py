@@ -16,19 +16,24 @@ from restate_stream.stack import LocalStack, StackError, StackPorts, install_all
 from restate_stream.stack.local import EngineStatus, stack_down, stack_running, stack_status
 
 
-@click.group()
+@click.group(epilog=options.example("restate-stream stack up", "restate-stream stack down"))
 def stack() -> None:
     """Install, start and stop the local engines."""
 
 
-@stack.command()
+@stack.command(epilog=options.example("restate-stream stack install"))
 def install() -> int:
     """Install the Restate server (npm) and Kafka broker (Maven)."""
     install_all(progress=say)
     return 0
 
 
-@stack.command()
+@stack.command(
+    epilog=options.example(
+        "restate-stream stack up",
+        "restate-stream stack up --home /tmp/stack --kafka-port 19092 --admin-port 19070",
+    )
+)
 @options.home
 @options.ports()
 @click.option("--foreground", is_flag=True, help="stay attached; Ctrl-C stops the engines")
@@ -68,7 +73,7 @@ def _state(engine: EngineStatus) -> Text:
     return Text("down", "red")
 
 
-@stack.command()
+@stack.command(epilog=options.example("restate-stream stack status --json"))
 @options.home
 @options.as_json
 def status(home: Path, as_json: bool) -> int:
@@ -84,7 +89,7 @@ def status(home: Path, as_json: bool) -> int:
     return 0 if all(e.healthy for e in engines) else 1
 
 
-@stack.command()
+@stack.command(epilog=options.example("restate-stream stack down"))
 @options.home
 def down(home: Path) -> int:
     """Stop the engines."""

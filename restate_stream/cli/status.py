@@ -95,7 +95,7 @@ def render_text(statuses: list[BindingStatus]) -> str:
     return buffer.getvalue()
 
 
-@click.command()
+@click.command(epilog=options.example("restate-stream status", "restate-stream status --json"))
 @options.bindings_file
 @options.wait
 @options.admin_url

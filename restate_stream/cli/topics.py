@@ -81,7 +81,13 @@ def render_result(result: PublishResult) -> str:
     )
 
 
-@click.command("publish")
+@click.command(
+    "publish",
+    epilog=options.example(
+        "restate-stream publish orders --records orders.jsonl",
+        'restate-stream publish orders --key alice --value \'{"id": "o-1", "amount_cents": 1250}\'',
+    ),
+)
 @click.argument("topic")
 @options.bindings_file
 @click.option("--cluster", help="a Kafka cluster of the bindings file")
@@ -178,7 +184,12 @@ def render_record(record: ConsumedRecord) -> str:
     return f"p{record.partition}@{record.offset}  key={key}  {shown}"
 
 
-@click.command("tail")
+@click.command(
+    "tail",
+    epilog=options.example(
+        "restate-stream tail orders --last 10", "restate-stream tail order-totals --follow"
+    ),
+)
 @click.argument("topic")
 @options.bindings_file
 @click.option("--cluster", help="a Kafka cluster of the bindings file")

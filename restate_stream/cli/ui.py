@@ -17,7 +17,7 @@ from restate_stream.ui.guard import Guard, allowed_hosts
 from restate_stream.ui.server import run, url
 
 
-@click.command("ui")
+@click.command("ui", epilog=options.example("restate-stream ui --port 8765"))
 @options.bindings_file
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 @click.option(

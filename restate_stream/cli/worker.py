@@ -35,7 +35,11 @@ def _worker_port(uri: str) -> int:
     return parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
-@click.command()
+@click.command(
+    epilog=options.example(
+        "restate-stream worker", "restate-stream worker --apply --processes 2 --metrics-port 9464"
+    )
+)
 @options.bindings_file
 @options.wait
 @options.admin_url
@@ -201,7 +205,11 @@ def dev_ports(spec: BindingsFile, file: Path, flags: dict[str, int | None]) -> S
     return StackPorts(**chosen)
 
 
-@click.command()
+@click.command(
+    epilog=options.example(
+        "restate-stream dev", "restate-stream dev -f bindings.yaml --home /tmp/dev"
+    )
+)
 @options.bindings_file
 @options.wait
 @options.home

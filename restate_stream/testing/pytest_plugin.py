@@ -8,6 +8,11 @@
 - `restate_admin`: an AdminClient for that server.
 - `restate_app`: `async with restate_app(app) as served:` serves a Restate app in-process
   with hypercorn and registers it as a deployment.
+
+pytest loads this plugin for everyone who installs restate-stream, in their own test runs
+too: it must import with the base install alone. What only the `test` extra brings
+(pytest-asyncio for the async fixtures, testcontainers for the containers backend) is
+imported when a fixture needs it, and its absence fails that test saying what to install.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
@@ -35,6 +39,13 @@ from restate_stream.testing.stacks import (
 )
 
 _started: list[EngineStack] = []
+
+TEST_EXTRA = "pip install 'restate-stream[test]'"
+
+try:
+    import pytest_asyncio
+except ImportError:  # the base install: only the fixtures that need it say so, when used
+    pytest_asyncio = None  # type: ignore[assignment]
 
 
 def _progress(line: str) -> None:
@@ -94,10 +105,22 @@ def restate_stream_stack(
         stack.stop()
 
 
-@pytest_asyncio.fixture
-async def restate_admin(restate_stream_stack: EngineStack) -> AsyncIterator[AdminClient]:
+async def _restate_admin(restate_stream_stack: EngineStack) -> AsyncIterator[AdminClient]:
     async with AdminClient(restate_stream_stack.admin_url) as admin:
         yield admin
+
+
+if pytest_asyncio is not None:
+    restate_admin = pytest_asyncio.fixture(_restate_admin, name="restate_admin")
+else:
+
+    @pytest.fixture(name="restate_admin")
+    def _no_restate_admin() -> None:
+        pytest.fail(
+            "the restate_admin and restate_app fixtures are async and need pytest-asyncio: "
+            f"{TEST_EXTRA} (or `pip install pytest-asyncio`)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

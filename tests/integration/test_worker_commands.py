@@ -21,7 +21,6 @@ from restate_stream.control.admin import AdminClient
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.testing import (
     CLI,
-    LineReader,
     bindings_yaml,
     drop_cluster,
     object_state,
@@ -29,6 +28,7 @@ from restate_stream.testing import (
     run_cli,
     wait_until,
 )
+from tests.integration.dev_process import port_flags, running_dev
 
 pytestmark = pytest.mark.engines
 
@@ -152,31 +152,9 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     path.write_text(
         bindings(f"http://127.0.0.1:{ports.admin}", f"127.0.0.1:{ports.kafka}", topic, worker_port)
     )
-    dev = subprocess.Popen(
-        [
-            *CLI,
-            "dev",
-            "-f",
-            str(path),
-            "--home",
-            str(tmp_path / "home"),
-            f"--kafka-port={ports.kafka}",
-            f"--kafka-controller-port={ports.kafka_controller}",
-            f"--ingress-port={ports.ingress}",
-            f"--admin-port={ports.admin}",
-            f"--fabric-port={ports.fabric}",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert dev.stdout is not None
-    output = LineReader(dev.stdout)
-    try:
-        running = output.until(lambda line: "dev: running" in line, timeout=180)
-        assert running is not None, "".join(output.lines)
+    args = ["-f", str(path), "--home", str(tmp_path / "home"), *port_flags(ports)]
+    with running_dev(args, cwd=REPO) as dev:
+        output = dev.output
         board = next((line for line in output.lines if "dev: dashboard at " in line), "")
         board_url = board.split("dev: dashboard at ", 1)[-1].strip()
         page = await asyncio.to_thread(read_page, board_url)  # dev's dashboard panel
@@ -192,15 +170,8 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
                 return await object_state(admin, "Account", "balance")
 
             assert (await wait_until(balance, lambda b: b.get("dev-acct") == 50))["dev-acct"] == 50
-    finally:
-        os.killpg(dev.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait()
-    text = output.rest()
-    assert dev.returncode == 0, text
+    text = dev.stopped_output
+    assert dev.process.returncode == 0, text
     assert "dev: stopping" in text
     for port in (ports.kafka, ports.admin, ports.ingress, worker_port):
         assert port_is_free(port), f"port {port} still held after dev stopped:\n{text}"
