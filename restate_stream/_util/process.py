@@ -51,13 +51,24 @@ class ManagedProcess:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        drop_inherited: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
+        # Prefixes of this process's variables the child must not inherit (`env` still sets them).
+        self.drop_inherited = tuple(drop_inherited)
         self._popen: subprocess.Popen[bytes] | None = None
+
+    def child_environment(self) -> dict[str, str]:
+        inherited = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(self.drop_inherited)
+        }
+        return {**inherited, **(self.env or {})}
 
     @property
     def pid(self) -> int:
@@ -74,7 +85,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **(self.env or {})},
+                env=self.child_environment(),
                 cwd=self.cwd,
                 start_new_session=True,
                 preexec_fn=None if detached else _die_with_parent(os.getpid()),

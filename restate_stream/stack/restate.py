@@ -125,6 +125,9 @@ class RestateServer:
             self.log_path,
             env=self.environment(),
             cwd=self.data_dir,
+            # restate-server reads every RESTATE_* variable as configuration: one the user set
+            # for something else (the examples' ${RESTATE_ADMIN}) would stop it starting.
+            drop_inherited=("RESTATE_",),
         )
         self.process.start(detached=detached)
         self.wait_ready(timeout)

@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 
 from restate_stream._util.ports import free_ports, port_is_free
+from restate_stream._util.process import ManagedProcess
 from restate_stream.stack import LocalStack, PortInUseError, StackPorts
 from restate_stream.stack import install as install_mod
+from restate_stream.stack import restate as restate_module
+from restate_stream.stack.install import RestateInstall
 from restate_stream.stack.kafka import KafkaPorts, _cluster_id, server_properties
 from restate_stream.stack.offline import offline_hosts
+from restate_stream.stack.restate import RestateServer
 
 
 def test_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
@@ -92,3 +96,29 @@ def test_offline_hosts_put_the_github_api_on_loopback_first() -> None:
     assert lines[:2] == ["127.0.0.1 api.github.com", "127.0.0.1 uploads.github.com"]
     assert lines[2:] == ["127.0.0.1 localhost", "10.0.0.1 api.github.com"]
     assert text.endswith("\n")
+
+
+def test_the_local_restate_server_inherits_no_restate_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # restate-server reads RESTATE_* as its configuration: RESTATE_ADMIN set for a bindings
+    # file (the food-ordering example's name) made it refuse to start ("expected struct
+    # AdminOptions for key ADMIN").
+    monkeypatch.setenv("RESTATE_ADMIN", "http://127.0.0.1:9070")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    started: list[dict[str, str]] = []
+
+    class Recorder(ManagedProcess):
+        def start(self, *, detached: bool = False) -> None:
+            started.append(self.child_environment())
+
+    monkeypatch.setattr(restate_module, "ManagedProcess", Recorder)
+    server = RestateServer(
+        RestateInstall(tmp_path / "restate-server"), tmp_path, extra_env={"RESTATE_X": "1"}
+    )
+    monkeypatch.setattr(server, "wait_ready", lambda timeout: None)
+    server.start()
+    (env,) = started
+    assert "RESTATE_ADMIN" not in env
+    assert env["KAFKA_BOOTSTRAP"] == "127.0.0.1:9092"  # other variables still pass
+    assert env["RESTATE_X"] == "1" and env["RESTATE_DEFAULT_NUM_PARTITIONS"] == "4"
