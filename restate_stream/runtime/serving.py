@@ -22,7 +22,10 @@ from hypercorn.config import Config
 
 from restate_stream._util.ports import LOOPBACK, accepts_connections, free_ports, port_is_free
 from restate_stream.bindings.schema import WorkerServer
+from restate_stream.runtime._hypercorn import patch_hypercorn
 from restate_stream.runtime.publisher import close_publishers
+
+patch_hypercorn()
 
 
 def without_lifespan_warnings(
