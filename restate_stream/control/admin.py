@@ -12,6 +12,7 @@ password, a URL's password or token): an answer may quote what it was sent.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -316,14 +317,24 @@ class AdminClient:
 
 
 def _secrets_in(body: Any) -> list[str]:
-    """The secrets a request body carries: of a Kafka cluster's properties, a subscription's
-    options, at any depth."""
+    """The secrets a request body carries (of a Kafka cluster's properties, a subscription's
+    options, at any depth), also as a JSON answer quoting them shows them: escaped (a `"` or
+    `\\` in a password, a non-ASCII character)."""
+    return [form for secret in _carried(body) for form in _as_quoted(secret)]
+
+
+def _carried(body: Any) -> list[str]:
     if isinstance(body, Mapping):
-        nested = (secret for value in body.values() for secret in _secrets_in(value))
+        nested = (secret for value in body.values() for secret in _carried(value))
         return [*secret_values(body), *nested]
     if isinstance(body, list):
-        return [secret for item in body for secret in _secrets_in(item)]
+        return [secret for item in body for secret in _carried(item)]
     return []
+
+
+def _as_quoted(secret: str) -> set[str]:
+    """`secret` as written, and inside a JSON string (ASCII-escaped or not)."""
+    return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
 
 
 def _reason(exc: BaseException) -> str:

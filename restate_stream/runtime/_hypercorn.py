@@ -23,14 +23,19 @@ _original_handle_events = H2Protocol._handle_events
 
 async def _handle_events(self: H2Protocol, events: list[h2.events.Event]) -> None:
     # One at a time: an earlier event of the same list may open or close the stream.
+    unsent = False  # credit returned since the last flush (the original flushes each call)
     for event in events:
         if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
             with contextlib.suppress(h2.exceptions.ProtocolError):
                 self.connection.acknowledge_received_data(
                     event.flow_controlled_length, event.stream_id
                 )
+            unsent = True
             continue
         await _original_handle_events(self, [event])
+        unsent = False
+    if unsent:  # else the peer may wait for that window until some other frame goes out
+        await self._flush()
 
 
 def patch_hypercorn() -> None:

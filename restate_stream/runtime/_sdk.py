@@ -152,17 +152,26 @@ AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 def identity_checked(app: AsgiApp, keys: list[str]) -> AsgiApp:
     """`app` answering only requests signed by a Restate server holding the private half of
     one of `keys` (401 otherwise), as restate.app(identity_keys=...) checks them: every HTTP
-    request except the health check. The user's app itself is left as it is."""
+    request except the health check. The user's app itself is left as it is; a WebSocket
+    (which the SDK's app refuses, but the user's middleware may route) is checked too."""
     verifier = identity_verifier(keys)
+
+    def signed(scope: dict[str, Any]) -> bool:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        try:
+            verifier.verify(headers, scope["path"])
+        except IdentityVerificationException:
+            return False
+        return True
 
     async def checked(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and parse_path(scope["path"])["type"] != "health":
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-            try:
-                verifier.verify(headers, scope["path"])
-            except IdentityVerificationException:
+            if not signed(scope):
                 await send_status(send, receive, 401)
                 return
+        elif scope["type"] == "websocket" and not signed(scope):
+            await send({"type": "websocket.close", "code": 1008})  # before accept: a 403
+            return
         await app(scope, receive, send)
 
     return checked

@@ -112,9 +112,14 @@ class RestateServer:
         ]
 
     def runs_as(self, argv: Sequence[str]) -> bool:
-        """`argv` is this server (unshare and sh exec it, so the command line is its own)."""
+        """`argv` is this server (unshare and sh exec it, so the command line is its own). The
+        binary by name, not path: the cache it ran from may be another than this shell's
+        ($RESTATE_STREAM_CACHE, $XDG_CACHE_HOME); its --base-dir names this home."""
         base_dir = str(self.data_dir / "data")
-        return str(self.install.binary) in argv and has_option(argv, "--base-dir", base_dir)
+        binary = self.install.binary.name
+        return any(Path(a).name == binary for a in argv) and has_option(
+            argv, "--base-dir", base_dir
+        )
 
     def start(self, *, detached: bool = False, timeout: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

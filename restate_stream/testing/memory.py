@@ -227,7 +227,8 @@ class MemoryPublisher(Publisher):
     ) -> Published:
         if self.refuse is not None:
             raise self.refuse
-        self.sent.append(Sent(topic, key, _stored(value), event_type, retry_forever))
+        # As the real Publisher's JSON: pydantic models and dataclasses are published too.
+        self.sent.append(Sent(topic, key, _stored(to_jsonable(value)), event_type, retry_forever))
         offset = sum(1 for s in self.sent if s.topic == topic) - 1
         return Published(str(ctx.uuid()), topic, 0, offset)
 

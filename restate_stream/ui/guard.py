@@ -98,7 +98,10 @@ class Guard:
 
     def refuse_action(self, request: Request, token: object) -> str | None:
         """Why this POST is refused; None: it may go ahead."""
-        if not isinstance(token, str) or not hmac.compare_digest(token, self.token):
+        # As bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+        if not isinstance(token, str) or not hmac.compare_digest(
+            token.encode(), self.token.encode()
+        ):
             return "the form's token is missing or wrong (reload the dashboard page)"
         host = request.headers.get("host", "").lower()
         origin = request.headers.get("origin")

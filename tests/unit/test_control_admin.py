@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import json
 
 import httpx
 import pytest
@@ -177,3 +178,20 @@ async def test_a_password_in_the_admin_url_is_basic_auth_and_stays_out_of_its_er
     assert set(authorizations) == {"Basic " + base64.b64encode(b"ops:hunter2").decode()}
     for error in (unreachable.value, refused.value):
         assert "hunter2" not in str(error) and "admin.test:9070" in str(error)
+
+
+async def test_a_secret_quoted_inside_json_is_not_shown_escaped() -> None:
+    """Restate answering with the request's JSON in its message: a password holding `"`, `\\`
+    or a non-ASCII character is there escaped, not as sent."""
+    password = 'pa"ss\\wörd-' + CANARY
+    echoed = "invalid options " + json.dumps({"sasl.password": password})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"message": echoed})
+
+    async with AdminClient("http://admin.test", transport=httpx.MockTransport(handler)) as admin:
+        with pytest.raises(AdminApiError) as raised:
+            await admin.create_kafka_cluster(
+                "c", {"bootstrap.servers": "k:9092", "sasl.password": password}
+            )
+    assert raised.value.message == 'invalid options {"sasl.password": "***"}'

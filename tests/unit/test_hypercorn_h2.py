@@ -35,9 +35,10 @@ class Protocol:
     def __init__(self, streams: dict[int, Stream]) -> None:
         self.streams = streams
         self.connection = Connection()
+        self.flushed = 0  # acknowledged credit goes out to the peer only with a flush
 
     async def _flush(self) -> None:
-        return None
+        self.flushed = len(self.connection.acknowledged)
 
 
 def data(stream_id: int, payload: bytes) -> h2.events.DataReceived:
@@ -65,3 +66,12 @@ async def test_data_for_an_ended_stream_is_dropped_and_its_credit_returned() -> 
     await H2Protocol._handle_events(protocol, events)  # type: ignore[arg-type]
     assert [e.data for e in live.events] == [b"body"]
     assert protocol.connection.acknowledged == [(4, 1), (4, 3)]
+
+
+async def test_credit_for_dropped_data_is_sent_at_once() -> None:
+    """DATA for ended streams only, as a batch: the WINDOW_UPDATEs go out with this batch,
+    not with whatever frame happens to be sent next (the peer may be waiting for them)."""
+    protocol = Protocol({})
+    await H2Protocol._handle_events(protocol, [data(1, b"late"), data(5, b"later")])  # type: ignore[arg-type]
+    assert protocol.connection.acknowledged == [(4, 1), (5, 5)]
+    assert protocol.flushed == 2

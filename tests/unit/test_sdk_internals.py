@@ -140,6 +140,33 @@ def test_identity_checked_answers_only_requests_restate_signed(
     assert call(app, "/health")["status"] == 200  # as the SDK's own check: probes pass
 
 
+def test_identity_checked_closes_an_unsigned_websocket_unseen_by_the_app(
+    signing: tuple[Path, str],
+) -> None:
+    """A user's app may route WebSockets (Starlette around the SDK's app): with keys, an
+    unsigned one never reaches it."""
+    _, public_key = signing
+    reached: list[str] = []
+
+    async def users_app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["type"])
+        await send({"type": "websocket.accept"})
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [], "query_string": b""}
+    app = _sdk.identity_checked(users_app, [public_key])
+    asyncio.run(app(scope, receive, send))
+    assert reached == []
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
 def test_a_key_the_sdk_cannot_read_is_named() -> None:
     with pytest.raises(_sdk.IdentityKeyError, match=r"worker.identity_keys\[1\]"):
         _sdk.identity_verifier(["publickeyv1_5Tb6EYXwWXxgRNtQDo5bxxrCPMzKkuD5aNt1JeKo3FcT", "x"])

@@ -13,7 +13,7 @@ import pytest
 
 from restate_stream._util.pids import RecordedProcess, has_option, start_time
 from restate_stream._util.poll import poll
-from restate_stream.stack import StackPorts, local
+from restate_stream.stack import StackPorts, install, local
 from restate_stream.stack.local import StackError, stack_down, stack_running
 from tests.unit.stand_in import StandIn, cmdline
 
@@ -122,3 +122,24 @@ def test_a_pid_file_line_holds_the_pid_and_its_start_time() -> None:
     assert not RecordedProcess(os.getpid(), (me.started or 0) + 1).alive_as(lambda argv: True)
     assert has_option(["x", "--base-dir", "/d"], "--base-dir", "/d")
     assert not has_option(["x", "--base-dir=/d", "/d"], "--base-dir", "/d")
+
+
+def test_restate_started_from_another_cache_is_still_stopped(
+    home: Path,
+    stand_ins: list[StandIn],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`stack up` ran with one $RESTATE_STREAM_CACHE, `stack down` in a shell with another:
+    the server is still the one recorded (its pid, start time and --base-dir say so)."""
+    started_from = tmp_path_factory.mktemp("cache-at-up")
+    binary = install.restate_install(started_from).binary
+    restate = StandIn(_sleeper(str(binary), "--base-dir", str(home / "restate" / "data")))
+    stand_ins.append(restate)
+    _record(home, RecordedProcess(2**22 + 1, 1), RecordedProcess.of(restate.pid))
+    monkeypatch.setenv(install.CACHE_ENV, str(tmp_path_factory.mktemp("cache-at-down")))
+    said: list[str] = []
+    assert stack_running(home)
+    stack_down(home, progress=said.append)
+    assert f"restate: stopping (pid {restate.pid})" in said
+    poll(lambda: not restate.alive(), what="the recorded Restate to stop", timeout=10)

@@ -3,6 +3,7 @@ here runs in milliseconds; the food-ordering ones use the example's own bindings
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +267,30 @@ async def test_a_handlers_own_publisher_publishes_to_the_kit() -> None:
         ("orders.audit", "acct", {"seen": "o1"}),
     ]
     assert kit.published("orders.out") == delivery.published[:1]
+
+
+@dataclass(frozen=True)
+class Fix:
+    driver_id: str
+    seq: int
+
+
+tracker = restate.VirtualObject("Tracker")
+
+
+@tracker.handler()
+async def track(ctx: restate.ObjectContext, event: KafkaEvent[dict[str, Any]]) -> None:
+    # As examples/food_ordering/mobile_app.py publishes its Location: a dataclass.
+    await own_publisher.publish(ctx, "fixes", event.key, Fix(event.value["id"], 1))
+
+
+@pytest.mark.timeout(30)
+async def test_a_dataclass_published_by_the_handler_is_recorded_as_its_json() -> None:
+    text = bindings_yaml(
+        clusters={"local": "127.0.0.1:9"},
+        bindings=[{"name": "track", "topic": "orders", "handler": "Tracker/track"}],
+    )
+    kit = BindingsKit(parse_bindings(text, Path("bindings.yaml"), {}), [tracker])
+    delivery = await kit.deliver("orders", {"id": "d1"}, key="d1")
+    assert delivery.decision == "applied", delivery.error
+    assert [s.value for s in delivery.published] == [{"driver_id": "d1", "seq": 1}]

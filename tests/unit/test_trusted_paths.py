@@ -109,3 +109,36 @@ def test_root_refuses_a_world_writable_cache_for_install(
     monkeypatch.setenv("RESTATE_STREAM_CACHE", str(cache))
     with pytest.raises(UntrustedPathError, match=f"{cache}: it is writable by group or others"):
         install.install_all(progress=lambda _: None)
+
+
+@as_root
+def test_a_link_on_the_way_through_another_users_link_is_refused(tmp_path: Path) -> None:
+    """cache -> shared/theirs -> real: both ends are root's, but `theirs` is another user's
+    link in a sticky directory, which they may replace to send root anywhere."""
+    nobody = pwd.getpwnam("nobody").pw_uid
+    real = _private(tmp_path / "real")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    theirs = shared / "theirs"
+    theirs.symlink_to(real)
+    os.lchown(theirs, nobody, -1)
+    (tmp_path / "cache").symlink_to(theirs)
+    with pytest.raises(UntrustedPathError) as refused:
+        require_trusted_dir(tmp_path / "cache" / "engine")
+    assert f"a symlink on the way to it, {theirs}, is owned by uid {nobody}" in str(refused.value)
+
+
+def test_links_of_ours_on_the_way_pass(tmp_path: Path) -> None:
+    real = _private(tmp_path / "real")
+    _private(real / "sub")
+    (tmp_path / "relative").symlink_to("real")
+    (tmp_path / "absolute").symlink_to(tmp_path / "relative")
+    require_trusted_dir(tmp_path / "absolute" / "sub" / ".." / "sub" / "engine")
+
+
+def test_a_symlink_loop_on_the_way_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(UntrustedPathError, match="more than 40 symlinks on the way"):
+        require_trusted_dir(tmp_path / "a" / "engine")

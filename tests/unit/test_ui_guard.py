@@ -67,6 +67,7 @@ def test_an_action_from_the_dashboard_itself_goes_through(
         ({"origin": "null"}, "secret"),  # a sandboxed frame or a data: URL, no Referer
         ({}, "secret"),  # no Origin, no Referer
         ({"origin": f"http://{DASHBOARD}"}, "guessed"),
+        ({"origin": f"http://{DASHBOARD}"}, "sécret"),  # not ASCII: a refusal, not a 500
         ({"origin": f"http://{DASHBOARD}"}, None),
     ],
 )
