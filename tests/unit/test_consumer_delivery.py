@@ -16,9 +16,10 @@ import pytest
 import restate
 
 from connectors.group_consumer import PolledRecord
-from restate_stream.batch import BatchDelivery, record_idempotency_key
+from restate_stream.batch import BatchDelivery, BatchRunner, record_idempotency_key
 from restate_stream.batch.sends import RecordShape
-from restate_stream.bindings import BindingsError, parse_bindings
+from restate_stream.bindings import BindingsError, load_bindings, parse_bindings
+from restate_stream.bindings.edit import set_paused
 from restate_stream.control.admin import Subscription
 from restate_stream.control.plan import (
     CreateSubscription,
@@ -34,7 +35,7 @@ from restate_stream.runtime.event import (
     KafkaEvent,
     object_key_for,
 )
-from restate_stream.testing import MemoryContext, MemoryPublisher, invoke
+from restate_stream.testing import MemoryContext, MemoryPublisher, invoke, wait_until
 
 FILE = Path("conf/bindings.yaml")
 
@@ -285,3 +286,43 @@ async def test_a_send_not_accepted_is_retried_and_holds_back_the_key_and_the_com
     await _settle()
     assert _offsets(ingress) == ["0/0", "0/0", "0/1"]
     assert delivery._completed_offsets() == {0: 2}
+
+
+# --- pause and resume in place ------------------------------------------------------------
+
+
+async def test_the_worker_runs_the_consumer_and_follows_pause_resume_and_a_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[str] = []
+
+    async def run(self: BatchDelivery, stop: asyncio.Event) -> None:
+        runs.append(f"start {self.binding.name}")
+        await stop.wait()
+        runs.append(f"stop {self.binding.name}")
+
+    monkeypatch.setattr(BatchDelivery, "run", run)
+    path = tmp_path / "bindings.yaml"
+    path.write_text(CONSUMER)
+    runner = BatchRunner(load_bindings(path), watch_interval=0.01)
+    assert set(runner.deliveries) == {"clicks"}
+
+    async def running() -> set[str]:
+        return runner.running
+
+    await runner.start()
+    try:
+        await wait_until(running, lambda r: r == {"clicks"})
+        assert set_paused(path, "clicks", True)
+        await wait_until(running, lambda r: not r)
+        assert set_paused(path, "clicks", False)
+        await wait_until(running, lambda r: r == {"clicks"})
+        # Switched to a subscription: the consumer leaves the group apply gives Restate.
+        path.write_text(CONSUMER.replace("delivery: consumer", "delivery: subscription"))
+        await wait_until(running, lambda r: not r)
+    finally:
+        await runner.stop()
+    assert runs == ["start clicks", "stop clicks"] * 2
+    subscribed = tmp_path / "subscribed.yaml"
+    subscribed.write_text(CONSUMER.replace("    delivery: consumer\n", ""))
+    assert not BatchRunner(load_bindings(subscribed))
