@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 import restate
 
+from connectors.consume import ConsumedRecord
 from connectors.group_consumer import PolledRecord
 from restate_stream.batch import BatchDelivery, BatchRunner, record_idempotency_key
 from restate_stream.batch.sends import RecordShape
@@ -28,13 +29,16 @@ from restate_stream.control.plan import (
     compute_plan,
 )
 from restate_stream.control.status import _invocations_of
+from restate_stream.dlq import by_source_record, parse_entry, redrive_request
 from restate_stream.runtime.bound import bind
+from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
 from restate_stream.runtime.event import (
     RECORD_HEADERS_HEADER,
     KafkaCoordinates,
     KafkaEvent,
     object_key_for,
 )
+from restate_stream.runtime.formats import cloudevent
 from restate_stream.testing import MemoryContext, MemoryPublisher, invoke, wait_until
 
 FILE = Path("conf/bindings.yaml")
@@ -326,3 +330,19 @@ async def test_the_worker_runs_the_consumer_and_follows_pause_resume_and_a_switc
     subscribed = tmp_path / "subscribed.yaml"
     subscribed.write_text(CONSUMER.replace("    delivery: consumer\n", ""))
     assert not BatchRunner(load_bindings(subscribed))
+
+
+# --- dlq redrive --------------------------------------------------------------------------
+
+
+def test_a_redrive_goes_to_the_object_the_consumer_sent_the_record_to() -> None:
+    (binding,) = parse(CONSUMER + "    dead_letter: clicks.dlq\n").bindings
+    raw_key = b"\xff\xfe"
+    coordinates = KafkaCoordinates("clicks", 0, 9, None, raw_key, None)
+    letter = DeadLetter.of("clicks", coordinates, b"{}", "TerminalError", "no", 1)
+    value = cloudevent("id", DEAD_LETTER_TYPE, "restate-stream", "now", letter.to_json())
+    entry = parse_entry(ConsumedRecord("clicks.dlq", 0, 3, raw_key, value, 1))
+    [history] = by_source_record([entry], "clicks").records
+    request = redrive_request(binding, history)
+    assert request.path == f"Clicks/{quote(object_key_for(raw_key), safe='')}/on_click"
+    assert KafkaCoordinates.from_headers(request.headers).key == raw_key
