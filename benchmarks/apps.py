@@ -31,6 +31,16 @@ async def count_bound(ctx: restate.ObjectContext, event: KafkaEvent[dict[str, An
     ctx.set("count", current + 1)
 
 
+# The bound counter again, fed by restate-stream's consumer (`delivery: consumer`): one
+# handler per round, since each round's binding has its own group and two bindings may not
+# deliver one topic to one handler.
+consumer_counter = restate.VirtualObject("BenchConsumerCounter")
+CONSUMER_HANDLERS = 16
+
+for _i in range(CONSUMER_HANDLERS):
+    consumer_counter.handler(name=f"count_{_i}")(count_bound)
+
+
 batch_counter = restate.VirtualObject("BenchBatchCounter")
 BATCH_HANDLERS = 16
 
@@ -72,4 +82,4 @@ for _i in range(LATENCY_HANDLERS):
     latency.handler(name=f"latency_{_i}")(record_latency)
 
 
-app = restate.app([counter, bound_counter, batch_counter, latency])
+app = restate.app([counter, bound_counter, consumer_counter, batch_counter, latency])

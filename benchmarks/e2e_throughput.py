@@ -4,7 +4,9 @@ Over the same topic: a plain confluent-kafka consumer (the baseline); one invoca
 record through a Restate subscription into a keyed counter, served three ways: the bare
 Restate Python SDK, the same counter as a restate-stream bound handler, and (--typescript)
 Restate's TypeScript SDK served by Node, each with its CPU seconds per 1,000 records and
-restate-server's; and batched bindings (restate-stream's consumer, one invocation per key or
+restate-server's; the bound handler fed by restate-stream's consumer instead (`delivery:
+consumer`: one ingress send per record; its CPU counts as serving, as it runs in the worker);
+and batched bindings (restate-stream's consumer, one invocation per key or
 partition per batch; one row per batch variant).
 Rates run from the first record seen to the last one done, so group joins are excluded.
 Everything runs on one fresh local stack; rounds alternate baseline and candidates (the
@@ -26,12 +28,13 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from confluent_kafka import Consumer
 
-from benchmarks.apps import BATCH_HANDLERS
+from benchmarks.apps import BATCH_HANDLERS, CONSUMER_HANDLERS
 from benchmarks.common import group_cpu_seconds, machine, produce_keyed
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
@@ -72,6 +75,38 @@ def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
     return (expected - 1) / (time.perf_counter() - first)
 
 
+async def completed_rate(
+    admin: AdminClient, where: str, expected: int, alive: Callable[[], None] = lambda: None
+) -> float:
+    """Records/s from the first invocation created to the last completed, as Restate saw it,
+    of the invocations `where` selects; `alive` raises if what feeds them stopped."""
+    last_report = time.perf_counter()
+    count_sql = f"SELECT count(*) AS n FROM sys_invocation WHERE {where} AND status = 'completed'"
+
+    async def completed() -> int:
+        nonlocal last_report
+        alive()
+        done: int = (await admin.query(count_sql))[0]["n"]
+        if time.perf_counter() - last_report > 5:
+            print(f"    ... {done}/{expected}", flush=True)
+            last_report = time.perf_counter()
+        return done
+
+    await apoll(
+        completed,
+        until=lambda done: done >= expected,
+        what=f"{expected} completed invocations",
+        timeout=COMPLETION_TIMEOUT,
+    )
+    span = await admin.query(
+        f"SELECT min(created_at) AS first, max(completed_at) AS last FROM sys_invocation "
+        f"WHERE {where}"
+    )
+    first = datetime.fromisoformat(span[0]["first"])
+    last = datetime.fromisoformat(span[0]["last"])
+    return (expected - 1) / (last - first).total_seconds()
+
+
 async def restate_rate(
     admin: AdminClient,
     cluster: str,
@@ -79,42 +114,49 @@ async def restate_rate(
     expected: int,
     sink: str = "service://BenchCounter/count",
 ) -> float:
-    """Records/s from the first invocation created to the last completed, as Restate saw it."""
+    """completed_rate through a new Restate subscription."""
     subscription = await admin.create_subscription(
         f"kafka://{cluster}/{topic}",
         sink,
         {"auto.offset.reset": "earliest", "group.id": f"bench-{uuid.uuid4().hex}"},
     )
-    where = f"invoked_by_subscription_id = {sql_literal(subscription.id)}"
     try:
-        last_report = time.perf_counter()
-        count_sql = (
-            f"SELECT count(*) AS n FROM sys_invocation WHERE {where} AND status = 'completed'"
-        )
-
-        async def completed() -> int:
-            nonlocal last_report
-            done: int = (await admin.query(count_sql))[0]["n"]
-            if time.perf_counter() - last_report > 5:
-                print(f"    ... {done}/{expected}", flush=True)
-                last_report = time.perf_counter()
-            return done
-
-        await apoll(
-            completed,
-            until=lambda done: done >= expected,
-            what=f"{expected} completed invocations",
-            timeout=COMPLETION_TIMEOUT,
-        )
-        span = await admin.query(
-            f"SELECT min(created_at) AS first, max(completed_at) AS last FROM sys_invocation "
-            f"WHERE {where}"
-        )
+        where = f"invoked_by_subscription_id = {sql_literal(subscription.id)}"
+        return await completed_rate(admin, where, expected)
     finally:
         await admin.delete_subscription(subscription.id)
-    first = datetime.fromisoformat(span[0]["first"])
-    last = datetime.fromisoformat(span[0]["last"])
-    return (expected - 1) / (last - first).total_seconds()
+
+
+def start_delivery(
+    binding: Binding, stack: LocalStack
+) -> tuple[BatchDelivery, asyncio.Event, asyncio.Task[None]]:
+    """The (paused in the file) binding's delivery, running in this process until `stop`."""
+    delivery = BatchDelivery(
+        dataclasses.replace(binding, paused=False),
+        {"bootstrap.servers": stack.bootstrap_servers},
+        stack.ingress_url,
+    )
+    stop = asyncio.Event()
+    return delivery, stop, asyncio.create_task(delivery.run(stop))
+
+
+async def consumer_rate(
+    admin: AdminClient, binding: Binding, stack: LocalStack, expected: int
+) -> float:
+    """completed_rate of a binding fed by restate-stream's consumer in this process."""
+    _, stop, task = start_delivery(binding, stack)
+
+    def alive() -> None:
+        if task.done():
+            task.result()  # raises what stopped the delivery
+            raise RuntimeError("the delivery stopped before every record was done")
+
+    try:
+        where = f"idempotency_key LIKE {sql_literal(f'rs-record/{binding.consumer_group}/%')}"
+        return await completed_rate(admin, where, expected, alive)
+    finally:
+        stop.set()
+        await task
 
 
 BATCH_WAIT = "50ms"
@@ -128,6 +170,8 @@ class Unbatched:
     name: str
     service: str
     pgid: int
+    # Fed by restate-stream's consumer: that round's binding by round number (else subscribed).
+    consumer_bindings: dict[int, Binding] | None = None
     rates: list[float] = dataclasses.field(default_factory=list)
     serving_cpu: list[float] = dataclasses.field(default_factory=list)  # s per 1,000 records
     restate_cpu: list[float] = dataclasses.field(default_factory=list)
@@ -138,12 +182,26 @@ class Unbatched:
 
 
 async def unbatched_round(
-    candidate: Unbatched, admin: AdminClient, topic: str, records: int, restate_pgid: int
+    candidate: Unbatched,
+    admin: AdminClient,
+    topic: str,
+    records: int,
+    restate_pgid: int,
+    round_: int,
+    stack: LocalStack,
 ) -> None:
     serving, restate = group_cpu_seconds(candidate.pgid), group_cpu_seconds(restate_pgid)
-    rate = await restate_rate(admin, "bench", topic, records, candidate.sink)
+    if candidate.consumer_bindings is not None:
+        # The consumer runs in this process here (in the worker in production): counted too.
+        own = time.process_time()
+        rate = await consumer_rate(admin, candidate.consumer_bindings[round_], stack, records)
+        consumer_cpu = time.process_time() - own
+    else:
+        rate = await restate_rate(admin, "bench", topic, records, candidate.sink)
+        consumer_cpu = 0.0
     candidate.rates.append(rate)
-    candidate.serving_cpu.append((group_cpu_seconds(candidate.pgid) - serving) * 1000 / records)
+    serving_cpu = group_cpu_seconds(candidate.pgid) - serving + consumer_cpu
+    candidate.serving_cpu.append(serving_cpu * 1000 / records)
     candidate.restate_cpu.append((group_cpu_seconds(restate_pgid) - restate) * 1000 / records)
 
 
@@ -170,6 +228,11 @@ def batch_bindings(stack: LocalStack, topic: str, variants: list[Variant], round
         f"  - {{name: bound-counter, topic: {topic}, handler: BenchBoundCounter/count,"
         " paused: true}"
     )
+    for r in range(rounds):
+        lines.append(
+            f"  - {{name: consumer-counter-{r}, topic: {topic},"
+            f" handler: BenchConsumerCounter/count_{r}, paused: true, delivery: consumer}}"
+        )
     for i, (size, per, r) in enumerate(runs):
         lines.append(
             f"  - {{name: batch-{size}-{per}-{r}, topic: {topic},"
@@ -192,13 +255,7 @@ async def batched_rate(
 ) -> float:
     """Records/s from the first batch sent to the last record counted in state."""
     before = await counted(admin, "BenchBatchCounter")
-    delivery = BatchDelivery(
-        dataclasses.replace(binding, paused=False),
-        {"bootstrap.servers": stack.bootstrap_servers},
-        stack.ingress_url,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(delivery.run(stop))
+    delivery, stop, task = start_delivery(binding, stack)
     try:
         last_report = time.perf_counter()
         accepted_at: float | None = None
@@ -239,6 +296,8 @@ async def run(
 ) -> None:
     if len(variants) * rounds > BATCH_HANDLERS:
         raise SystemExit(f"at most {BATCH_HANDLERS} batched rounds (batch variants x rounds)")
+    if rounds > CONSUMER_HANDLERS:
+        raise SystemExit(f"at most {CONSUMER_HANDLERS} rounds")
     load_start = os.getloadavg()[0]
     home = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     with LocalStack(home, StackPorts.free()) as stack:
@@ -262,6 +321,12 @@ async def run(
                 candidates = [
                     Unbatched("bare Python SDK", "BenchCounter", worker.process.pid),
                     Unbatched("bound handler", "BenchBoundCounter", worker.process.pid),
+                    Unbatched(
+                        "consumer delivery",
+                        "BenchConsumerCounter",
+                        worker.process.pid,
+                        {r + 1: batched_bindings[f"consumer-counter-{r}"] for r in range(rounds)},
+                    ),
                 ]
                 if peer is not None:
                     await admin.register_deployment(peer.uri)
@@ -280,7 +345,7 @@ async def run(
                         # Rotated each round: none always runs first (or last).
                         shift = (r - 1) % len(candidates)
                         for c in candidates[shift:] + candidates[:shift]:
-                            await unbatched_round(c, admin, topic, records, restate_pgid)
+                            await unbatched_round(c, admin, topic, records, restate_pgid, r, stack)
                             print(
                                 f"round {r}: {c.name:<16} {c.rates[-1]:>10,.0f} records/s, "
                                 f"CPU s per 1,000: serving {c.serving_cpu[-1]:.2f}, "

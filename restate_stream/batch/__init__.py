@@ -6,7 +6,7 @@ The object side is `handler` (installed by `restate_stream.runtime.bound.bind` f
 with `batch:`), the delivery side `delivery`, the body between them `wire`.
 """
 
-from restate_stream.batch.delivery import BatchDelivery, idempotency_key
+from restate_stream.batch.delivery import BatchDelivery
 from restate_stream.batch.handler import (
     BatchBoundHandler,
     batch_handler,
@@ -14,6 +14,7 @@ from restate_stream.batch.handler import (
     high_water_state,
 )
 from restate_stream.batch.runner import BatchRunner
+from restate_stream.batch.sends import idempotency_key, record_idempotency_key
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch, encode_batch
 from restate_stream.bindings.model import BatchSpec
 
@@ -30,4 +31,5 @@ __all__ = [
     "encode_batch",
     "high_water_state",
     "idempotency_key",
+    "record_idempotency_key",
 ]

@@ -1,4 +1,6 @@
-"""The delivery side of a batched binding: Kafka group member -> Restate ingress sends.
+"""restate-stream's own delivery: Kafka group member -> Restate ingress sends, for batched
+bindings and for per-record bindings with `delivery: consumer` (what differs between them is
+the send's shape: batch/sends.py; a per-record send carries one record, so none join).
 
 Per poll cycle, records are collected into a batch until it holds `max_records` or
 `max_wait` has passed since its first record; the batch is grouped by object key (the
@@ -27,25 +29,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import aiohttp
 
 from connectors.group_consumer import GroupConsumer, PolledRecord
-from restate_stream.batch.objects import batch_object_key
-from restate_stream.batch.wire import encode_batch
+from restate_stream.batch.sends import Request, shape_for
 from restate_stream.bindings import SESSION_TIMEOUT_MS, Binding
 
 log = logging.getLogger("restate_stream.batch")
 
 REVOKE_DRAIN_TIMEOUT = 10.0
 MIN_RECORDS_IN_FLIGHT = 50_000
+# A per-record binding: records read per cut (each is its own send; a cut only bounds the
+# commit bookkeeping), records in flight (each is a task; joining gains nothing there) and
+# concurrent sends (one record each: more of them than batches need).
+RECORD_CUT = 500
+RECORD_RECORDS_IN_FLIGHT = 5_000
+RECORD_CONCURRENT_SENDS = 16
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: the
 # same 10 s as per-record bindings' subscriptions, so its partitions move to a live worker sooner.
 # A 1 s heartbeat (subscriptions: 3 s): this consumer's own rebalances finish sooner.
@@ -71,18 +76,16 @@ class _Waiting:
     task: asyncio.Task[None] | None = None
 
 
-def idempotency_key(binding: str, key: str, records: list[PolledRecord]) -> str:
-    """Names exactly the records of one send: a resend of the same ones is one invocation.
-
-    The ranges (not just the first offset) are in it: a batch cut differently after a
-    restart must not be mistaken for the earlier, smaller one and dropped by Restate.
-    """
-    ranges: dict[tuple[str, int], list[int]] = {}
-    for r in records:
-        ranges.setdefault((r.topic, r.partition), []).append(r.offset)
-    parts = [f"{t}/{p}:{o[0]}-{o[-1]}:{len(o)}" for (t, p), o in sorted(ranges.items())]
-    digest = hashlib.sha256("\n".join([binding, key, *parts]).encode()).hexdigest()[:32]
-    return f"rs-batch-{digest}"
+def _sends_of(
+    by_key: dict[str, list[PolledRecord]], per_send: int
+) -> list[tuple[str, list[PolledRecord]]]:
+    """Each key's records of a cut as sends of at most `per_send` records, in read order (a
+    batch's key group fits one send: the cut holds at most max_records)."""
+    return [
+        (key, group[i : i + per_send])
+        for key, group in by_key.items()
+        for i in range(0, len(group), per_send)
+    ]
 
 
 class BatchDelivery:
@@ -92,15 +95,20 @@ class BatchDelivery:
         kafka: Mapping[str, str],
         ingress_url: str,
         *,
-        max_concurrent_sends: int = 8,
+        max_concurrent_sends: int | None = None,
         max_batches_in_flight: int = 1024,
         max_records_in_flight: int | None = None,
     ) -> None:
-        assert binding.batch is not None, f"binding {binding.name} is not batched"
+        assert binding.own_consumer, f"binding {binding.name} is delivered by a subscription"
         self.binding = binding
-        self.max_records = binding.batch.max_records
-        self.max_wait = binding.batch.max_wait.total_seconds()
-        self.per = binding.batch.per
+        self.shape = shape_for(binding)
+        if binding.batch is not None:
+            self.max_records = binding.batch.max_records
+            self.max_wait = binding.batch.max_wait.total_seconds()
+            concurrent, in_flight = 8, max(8 * self.max_records, MIN_RECORDS_IN_FLIGHT)
+        else:
+            self.max_records, self.max_wait = RECORD_CUT, 0.0
+            concurrent, in_flight = RECORD_CONCURRENT_SENDS, RECORD_RECORDS_IN_FLIGHT
         self.kafka = dict(kafka)
         self.ingress_url = ingress_url.rstrip("/")
         self.max_batches_in_flight = max_batches_in_flight
@@ -108,11 +116,9 @@ class BatchDelivery:
         # them held too few records to keep every key's next send full (latency grew). With
         # many keys, sends only grow if more records than keys are in flight: at least 50,000,
         # in up to 1024 batches (at 2,000 records/s max_wait cuts ~100-record batches).
-        self.max_records_in_flight = max_records_in_flight or max(
-            8 * self.max_records, MIN_RECORDS_IN_FLIGHT
-        )
-        self.max_concurrent_sends = max_concurrent_sends
-        self._send_slots = asyncio.Semaphore(max_concurrent_sends)
+        self.max_records_in_flight = max_records_in_flight or in_flight
+        self.max_concurrent_sends = max_concurrent_sends or concurrent
+        self._send_slots = asyncio.Semaphore(self.max_concurrent_sends)
         self._batches: deque[_Batch] = deque()
         self._tails: dict[str, asyncio.Task[None]] = {}  # object key -> its latest send
         self._waiting: dict[str, _Waiting] = {}  # object key -> its send not posted yet
@@ -143,7 +149,8 @@ class BatchDelivery:
         ) as client:
             self._client = client
             await consumer.start()
-            log.info("binding %s: delivering %s to %s in batches", b.name, b.topic, b.sink)
+            how = "in batches" if b.batch is not None else "record by record"
+            log.info("binding %s: delivering %s to %s %s", b.name, b.topic, b.sink, how)
             try:
                 while not stop.is_set():
                     records = await self._cut(consumer, stop)
@@ -181,16 +188,17 @@ class BatchDelivery:
     def _dispatch(self, records: list[PolledRecord]) -> None:
         if self.first_dispatch is None:
             self.first_dispatch = time.perf_counter()
-        per = self.per
+        object_key = self.shape.object_key
         by_key: dict[str, list[PolledRecord]] = {}
         next_offsets: dict[int, int] = {}
         for r in records:
-            by_key.setdefault(batch_object_key(per, r.topic, r.partition, r.key), []).append(r)
+            by_key.setdefault(object_key(r), []).append(r)
             next_offsets[r.partition] = max(next_offsets.get(r.partition, 0), r.offset + 1)
         batch = _Batch(next_offsets, len(records))
-        for key, group in by_key.items():
+        per_send = self.shape.max_records
+        for key, group in _sends_of(by_key, per_send):
             waiting = self._waiting.get(key)
-            if waiting is not None and len(waiting.records) + len(group) <= self.max_records:
+            if waiting is not None and len(waiting.records) + len(group) <= per_send:
                 # Not posted yet: the records join it, after the key's earlier ones.
                 assert waiting.task is not None
                 waiting.records.extend(group)
@@ -237,24 +245,21 @@ class BatchDelivery:
             raise asyncio.CancelledError  # the chain was abandoned (rebalance, shutdown)
         assert self._client is not None
         b = self.binding
-        url = f"{self.ingress_url}/{b.service}/{quote(key, safe='')}/{b.handler}/send"
         records = waiting.records
-        body = b""
-        headers: dict[str, str] = {}
+        request: Request | None = None
         delay = 0.05
         while True:
             async with self._send_slots:
-                if not body:
+                if request is None:
                     # Posting now: from here on its records are fixed, later ones start a send.
                     if self._waiting.get(key) is waiting:
                         del self._waiting[key]
-                    body = encode_batch(records)
-                    headers = {
-                        "content-type": "application/json",
-                        "idempotency-key": idempotency_key(b.name, key, records),
-                    }
+                    request = self.shape.request(key, records)
+                url = f"{self.ingress_url}/{request.path}"
                 try:
-                    async with self._client.post(url, data=body, headers=headers) as response:
+                    async with self._client.post(
+                        url, data=request.body, headers=request.headers
+                    ) as response:
                         text = await response.text(errors="replace")
                     if response.status in (200, 202):
                         self.delivered += len(records)

@@ -1,6 +1,7 @@
-"""Runs the batched bindings' deliveries of a bindings file next to the served app.
+"""Runs the deliveries of a bindings file's own-consumer bindings (batched, or `delivery:
+consumer`) next to the served app.
 
-Each worker process runs one delivery per batched binding; the processes of a worker share
+Each worker process runs one delivery per such binding; the processes of a worker share
 the topic's partitions through the binding's consumer group.
 
 `restate-stream pause NAME` / `resume NAME` write `paused:` into the bindings file; the
@@ -11,10 +12,11 @@ leaves the group, so `resume` continues where `pause` stopped. Watching the file
 a control endpoint on the worker) because the file is already the source of truth for
 `paused`, every worker process reads it (an HTTP endpoint would reach only the one process
 hypercorn hands the request to), and it needs no port, authentication or address discovery.
-Only the bindings batched when the worker started are followed: other changes (a binding
-added, switched between batched and unbatched, new batch limits) change the bound handlers
-too and take a worker restart; until then a binding the file no longer has as batched is
-stopped, so it never shares its group with the subscription apply creates for it.
+Only the bindings delivered by the consumer when the worker started are followed: other
+changes (a binding added, switched between batched and unbatched or between deliveries, new
+batch limits) change the bound handlers or the deliveries and take a worker restart; until
+then a binding the file no longer has on the consumer is stopped, so it never shares its
+group with the subscription apply creates for it.
 """
 
 from __future__ import annotations
@@ -48,10 +50,10 @@ class BatchRunner:
         self.deliveries = {
             b.name: BatchDelivery(b, spec.clusters[b.cluster].properties, spec.restate.ingress_url)
             for b in spec.bindings
-            if b.batch is not None
+            if b.own_consumer
         }
         # What the file last said should run; kept across stop and start.
-        self._wanted = {b.name for b in spec.bindings if b.batch is not None and not b.paused}
+        self._wanted = {b.name for b in spec.bindings if b.own_consumer and not b.paused}
         self._running: dict[str, _Running] = {}
         self._watcher: asyncio.Task[None] | None = None
         # None: the first poll reloads the file, catching an edit made since `spec` was read.
@@ -101,7 +103,7 @@ class BatchRunner:
             self._wanted = {
                 b.name
                 for b in spec.bindings
-                if b.batch is not None and not b.paused and b.name in self.deliveries
+                if b.own_consumer and not b.paused and b.name in self.deliveries
             }
             try:
                 await self._converge(self._wanted)

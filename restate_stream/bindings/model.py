@@ -22,6 +22,7 @@ from restate_stream.bindings.schema import (
     MAX_BATCH_WAIT,
     AvroWire,
     BatchSpec,
+    Delivery,
     Format,
     RestateSettings,
     RetrySpec,
@@ -33,6 +34,7 @@ from restate_stream.errors import RestateStreamError
 __all__ = [
     "AVRO_WIRES",
     "DEFAULT_ADMIN_URL",
+    "DEFAULT_DELIVERY",
     "DEFAULT_INGRESS_URL",
     "DEFAULT_WORKER_URI",
     "FORMATS",
@@ -46,6 +48,7 @@ __all__ = [
     "Binding",
     "BindingsError",
     "BindingsFile",
+    "Delivery",
     "Format",
     "KafkaClusterSpec",
     "Position",
@@ -61,6 +64,8 @@ __all__ = [
 FORMATS: tuple[Format, ...] = get_args(Format)
 AVRO_WIRES: tuple[AvroWire, ...] = get_args(AvroWire)
 STARTS: tuple[Start, ...] = get_args(Start)
+# A per-record binding's delivery unless it says (docs/bindings.md says why this one).
+DEFAULT_DELIVERY: Delivery = "subscription"
 GROUP_PREFIX = "restate-stream."  # default consumer group of a binding: this + its name
 
 # A consumer that dies without leaving its group (SIGKILL, OOM, a lost Restate node) holds its
@@ -174,6 +179,8 @@ class Binding:
     options: dict[str, str] = field(default_factory=dict)
     # Batched delivery by restate-stream's own consumer instead of a Restate subscription.
     batch: BatchSpec | None = None
+    # As written; None: the default (a batched binding is always consumer-delivered).
+    delivery: Delivery | None = None
     line: int = 0
     column: int = 0
     # Where each field was written; fields left to their default are absent.
@@ -183,6 +190,19 @@ class Binding:
     def consumer_group(self) -> str:
         """The pinned Kafka group.id: how apply finds this binding's subscription again."""
         return self.group or self.options.get("group.id") or f"{GROUP_PREFIX}{self.name}"
+
+    @property
+    def delivered_by(self) -> Delivery:
+        """Who reads the topic: "consumer" (restate-stream's own, in the worker) for batched
+        bindings and `delivery: consumer`, else a Restate subscription."""
+        if self.batch is not None:
+            return "consumer"
+        return self.delivery or DEFAULT_DELIVERY
+
+    @property
+    def own_consumer(self) -> bool:
+        """Read by restate-stream's consumer in the worker: no Restate subscription."""
+        return self.delivered_by == "consumer"
 
     @property
     def sink(self) -> str:

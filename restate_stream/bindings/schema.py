@@ -35,6 +35,9 @@ Format = Literal["json", "avro", "bytes", "string"]
 AvroWire = Literal["plain", "confluent"]
 Start = Literal["earliest", "latest"]
 WorkerServer = Literal["granian", "hypercorn"]  # the h2c servers a worker can serve with
+# Who reads a binding's topic: restate-stream's own consumer (sends through the ingress) or a
+# Restate subscription (configured through the admin API).
+Delivery = Literal["consumer", "subscription"]
 
 DEFAULT_ADMIN_URL = "http://127.0.0.1:9070"
 DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
@@ -299,6 +302,7 @@ class BindingEntry(_Spec):
     retry: RetrySpec | None = None
     paused: bool = False
     batch: BatchSpec | None = None
+    delivery: Annotated[Delivery, Expect('"consumer" or "subscription"')] | None = None
     dedupe: bool = False
     options: Annotated[
         dict[str, Value], Expect("a mapping of subscription options (string -> string)")
@@ -348,6 +352,18 @@ class BindingEntry(_Spec):
             raise rule("the dead-letter topic must differ from the binding's topic")
         return topic
 
+    @field_validator("delivery")
+    @classmethod
+    def _batches_come_from_the_consumer(
+        cls, delivery: Delivery | None, info: ValidationInfo
+    ) -> Delivery | None:
+        if delivery == "subscription" and info.data.get("batch") is not None:
+            raise rule(
+                "a batched binding is delivered by restate-stream's own consumer; "
+                "drop delivery: subscription or the batch section"
+            )
+        return delivery
+
     @field_validator("dedupe")
     @classmethod
     def _dedupe_needs_json(cls, dedupe: bool, info: ValidationInfo) -> bool:
@@ -367,9 +383,15 @@ class BindingEntry(_Spec):
     def _no_subscription_options_when_batched(
         cls, options: dict[str, str], info: ValidationInfo
     ) -> dict[str, str]:
-        if info.data.get("batch") is not None and set(options) - {"group.id"}:
+        if set(options) - {"group.id"}:
+            if info.data.get("batch") is not None:
+                what = "a batched binding"
+            elif info.data.get("delivery") == "consumer":
+                what = "a binding with delivery: consumer"
+            else:
+                return options
             raise rule(
-                "a batched binding has no Restate subscription, so it takes no subscription "
+                f"{what} has no Restate subscription, so it takes no subscription "
                 "options (group.id aside)"
             )
         return options

@@ -17,7 +17,13 @@ from restate_stream.cli.bindings import admin_client
 from restate_stream.cli.output import print_json, show, table
 from restate_stream.control.status import BindingStatus, binding_statuses
 
-_STATE_STYLES = {"active": "green", "batched": "green", "paused": "yellow", "missing": "red"}
+_STATE_STYLES = {
+    "active": "green",
+    "batched": "green",
+    "consumer": "green",
+    "paused": "yellow",
+    "missing": "red",
+}
 
 
 def _lag(s: BindingStatus) -> Text:
@@ -66,7 +72,8 @@ def render_statuses(statuses: list[BindingStatus]) -> RenderableType:
             Text(s.state, _STATE_STYLES.get(s.state, "")),
             f"{s.source} -> {s.sink}",
             s.group,
-            ", ".join(s.subscription_ids) or ("own consumer" if s.state == "batched" else "none"),
+            ", ".join(s.subscription_ids)
+            or ("own consumer" if s.state in ("batched", "consumer") else "none"),
             _lag(s),
             _invocations(s),
             _dead_letters(s),

@@ -348,17 +348,19 @@ def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan
             if not current:
                 plan.unchanged.append(f"binding {b.name}: paused (group {group})")
             continue
-        if b.batch is not None:
+        if b.own_consumer:
             # Delivered by the worker's own consumer in the same group: no subscription, and
-            # one left from an unbatched past goes (the group keeps its offsets).
+            # one left from a subscription-delivered past goes (the group keeps its offsets,
+            # so the consumer starts where the subscription stopped).
+            how = "batched" if b.batch is not None else "delivery: consumer"
             deletes += [
                 DeleteSubscription(
-                    s.id, s.source, s.sink, f"batched; {group} keeps its offsets", b.name, group
+                    s.id, s.source, s.sink, f"{how}; {group} keeps its offsets", b.name, group
                 )
                 for s in current
             ]
             if not current:
-                plan.unchanged.append(f"binding {b.name}: batched, delivered by the worker")
+                plan.unchanged.append(f"binding {b.name}: {how}, delivered by the worker")
             continue
         keep = next((s for s in current if _same_subscription(s, b)), None)
         for s in current:

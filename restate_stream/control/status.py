@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from connectors import PartitionLag
+from restate_stream.batch.sends import RECORD_IDEMPOTENCY_PREFIX
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.control.admin import (
     AdminApiError,
@@ -30,7 +31,8 @@ class BindingStatus:
     source: str
     sink: str
     group: str
-    # "active" | "paused" | "missing" (declared, no subscription: run apply) | "batched"
+    # "active" | "paused" | "missing" (declared, no subscription: run apply) | "batched" |
+    # "consumer" (per-record, delivered by the worker's own consumer)
     state: str
     subscription_ids: list[str] = field(default_factory=list)
     lag: list[PartitionLag] = field(default_factory=list)
@@ -63,20 +65,25 @@ class BindingStatus:
 def _invocations_of(binding: Binding, sub_ids: list[str]) -> str | None:
     """The SQL condition selecting the binding's invocations in sys_invocation; None: none.
 
-    A subscription's invocations carry its id. A batched binding's are ingress sends, which
-    carry none: they are told by their target and their idempotency key (`rs-batch-...` from
-    the delivery, `redrive/<binding>/...` from `dlq redrive`), so calls of the same handler
-    made otherwise are not counted.
+    A subscription's invocations carry its id. Those of a binding delivered by the worker's
+    consumer are ingress sends, which carry none: they are told by their target and their
+    idempotency key (`rs-batch-...` or `rs-record/<group>/...` from the delivery,
+    `redrive/<binding>/...` from `dlq redrive`), so calls of the same handler made otherwise
+    are not counted.
     """
-    if binding.batch is None:
+    if not binding.own_consumer:
         if not sub_ids:
             return None
         return f"invoked_by_subscription_id IN ({', '.join(sql_literal(s) for s in sub_ids)})"
     redrives = sql_literal(f"redrive/{binding.name}/%")
+    if binding.batch is not None:
+        sends = "'rs-batch-%'"
+    else:
+        sends = sql_literal(f"{RECORD_IDEMPOTENCY_PREFIX}{binding.consumer_group}/%")
     return (
         f"target_service_name = {sql_literal(binding.service)} "
         f"AND target_handler_name = {sql_literal(binding.handler)} "
-        f"AND (idempotency_key LIKE 'rs-batch-%' OR idempotency_key LIKE {redrives})"
+        f"AND (idempotency_key LIKE {sends} OR idempotency_key LIKE {redrives})"
     )
 
 
@@ -117,8 +124,8 @@ async def binding_statuses(
         subs = [s.id for s in subscriptions.get(binding_key(b), [])]
         if b.paused:
             state = "paused"
-        elif b.batch is not None:
-            state = "batched"  # delivered by the worker's own consumer: no subscription
+        elif b.own_consumer:  # delivered by the worker's own consumer: no subscription
+            state = "batched" if b.batch is not None else "consumer"
         else:
             state = "active" if subs else "missing"
         status = BindingStatus(b.name, b.source, b.sink, group, state, subs)

@@ -34,6 +34,7 @@ from restate_stream.dlq.listing import (
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime.bound import TOMBSTONE_ERROR
 from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, SourceRecord
+from restate_stream.runtime.event import object_key_for
 from restate_stream.runtime.letter_signing import REDRIVE_SIGNATURE_HEADER, LetterKeys
 
 _CONCURRENT_KEYS = 32  # keys redriven side by side
@@ -96,6 +97,8 @@ def _request(binding: Binding, history: SourceHistory) -> RedriveRequest:
         raise NotRedrivable("the record has no key, and the handler is keyed")
     # An ingress call has no subscription id; the redrive-of header names the letter.
     coordinates = dataclasses.replace(letter.coordinates(), subscription_id=None)
+    # The object the record went to: the consumer gives a key that is not UTF-8 a `b64:` one.
+    object_key = object_key_for(coordinates.key) if binding.own_consumer else letter.key
     headers = {
         "content-type": "application/octet-stream",
         **coordinates.to_headers(),
@@ -105,7 +108,7 @@ def _request(binding: Binding, history: SourceHistory) -> RedriveRequest:
         history,
         quote(binding.service, safe=""),
         quote(binding.handler, safe=""),
-        quote(letter.key, safe="") if binding.keyed and letter.key is not None else None,
+        quote(object_key, safe="") if binding.keyed and object_key is not None else None,
         idempotency_key(binding, stored),
         headers,
         letter.value_bytes(),

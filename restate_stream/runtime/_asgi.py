@@ -42,7 +42,7 @@ def build_app(path: str, identity_keys: list[str], bindings: str | None = None) 
             from restate_stream.telemetry.metrics import install_metrics
 
             install_metrics(b.name for b in spec.bindings if b.batch is not None)
-        runner = BatchRunner(spec) or None  # batched bindings: their consumers run here
+        runner = BatchRunner(spec) or None  # own-consumer bindings: their consumers run here
     if identity_keys:
         app = identity_checked(app, identity_keys)
     if runner is None:

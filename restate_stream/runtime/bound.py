@@ -53,7 +53,12 @@ from restate_stream.runtime.dead_letter import (
     LetterRef,
     Resolution,
 )
-from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
+from restate_stream.runtime.event import (
+    RECORD_HEADERS_HEADER,
+    KafkaCoordinates,
+    KafkaEvent,
+    decode_record_headers,
+)
 from restate_stream.runtime.formats import (
     Codec,
     DecodeError,
@@ -247,7 +252,15 @@ class BoundHandler:
                 await self._resolved(ctx, coords, redrive_of)  # processed before: done
                 self._report(ctx, "deduplicated", coords)
                 return None
-        event = KafkaEvent(value, coords.key_text, coords, raw, event_id, event_type)
+        event = KafkaEvent(
+            value,
+            coords.handler_key,
+            coords,
+            raw,
+            event_id,
+            event_type,
+            decode_record_headers(headers.get(RECORD_HEADERS_HEADER)),
+        )
         started = time.perf_counter()
         try:
             with tracing.child_span("handler") if tracing.enabled() else nullcontext():

@@ -5,14 +5,16 @@ invocation headers (`kafka.topic`, `kafka.partition`, `kafka.offset`, `kafka.tim
 `kafka.key` base64, `restate.subscription.id`); record headers are not forwarded, which is
 why published events carry their id inside a CloudEvents envelope. KafkaCoordinates owns that
 header contract both ways: `from_headers` (the bound handler) and `to_headers` (`dlq redrive`,
-which hands a record back to its handler as the subscription would have). Batched bindings
-(restate_stream.batch) read Kafka themselves, so their events also carry the record headers.
+which hands a record back to its handler as the subscription would have). Bindings delivered
+by restate-stream's own consumer (restate_stream.batch) read Kafka themselves, so their events
+also carry the record headers (a per-record send: in RECORD_HEADERS_HEADER).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +30,28 @@ _F = TypeVar("_F")
 BINARY_KEY_PREFIX = "b64:"
 
 Headers = tuple[tuple[str, bytes | None], ...]
+
+# A per-record send's Kafka record headers: JSON [[name, value base64 | null], ...], ASCII.
+RECORD_HEADERS_HEADER = "restate-stream.record-headers"
+
+
+def encode_record_headers(headers: Headers) -> str:
+    pairs = [[n, None if v is None else base64.b64encode(v).decode("ascii")] for n, v in headers]
+    return json.dumps(pairs, separators=(",", ":"))
+
+
+def decode_record_headers(text: str | None) -> Headers:
+    """The headers `encode_record_headers` wrote; () for none or anything else (it is
+    metadata: a malformed value must not fail the record)."""
+    if not text:
+        return ()
+    try:
+        pairs = json.loads(text)
+        return tuple(
+            (str(n), None if v is None else base64.b64decode(v, validate=True)) for n, v in pairs
+        )
+    except (ValueError, TypeError, binascii.Error):
+        return ()
 
 
 def object_key_for(key: bytes | None) -> str:
@@ -137,6 +161,17 @@ class KafkaCoordinates:
         """The record key as text (Restate only routes UTF-8 keys)."""
         return self.key.decode("utf-8", "replace") if self.key is not None else None
 
+    @property
+    def handler_key(self) -> str | None:
+        """`KafkaEvent.key`: the key's text, or for a key that is not UTF-8 (only
+        restate-stream's consumer delivers those) the `b64:` object key it went to."""
+        if self.key is None:
+            return None
+        try:
+            return self.key.decode("utf-8")
+        except UnicodeDecodeError:
+            return object_key_for(self.key)
+
     def describe(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
@@ -150,7 +185,8 @@ class KafkaEvent(Generic[T]):
     # The CloudEvents id when the record was published as an envelope (restate-stream does).
     event_id: str | None = None
     event_type: str | None = None
-    # The record's Kafka headers, in order (batched bindings only: subscriptions drop them).
+    # The record's Kafka headers, in order (restate-stream's consumer only: subscriptions
+    # drop them).
     headers: Headers = ()
 
     @property

@@ -26,7 +26,7 @@ from restate_stream.errors import describe
 
 log = logging.getLogger("restate_stream.metrics")
 
-STATES = ("active", "paused", "missing", "batched")
+STATES = ("active", "paused", "missing", "batched", "consumer")
 # The gauges `restate-stream metrics` serves (docs/operations.md's table, the dashboard).
 STATUS_METRICS = (
     "restate_stream_status_up",

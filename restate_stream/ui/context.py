@@ -15,7 +15,13 @@ from restate_stream.ui.guard import TOKEN_FIELD, Guard
 from restate_stream.ui.sampler import Sampler
 from restate_stream.ui.sources import Source
 
-STATE_CLASSES = {"active": "ok", "batched": "ok", "paused": "warn", "missing": "bad"}
+STATE_CLASSES = {
+    "active": "ok",
+    "batched": "ok",
+    "consumer": "ok",
+    "paused": "warn",
+    "missing": "bad",
+}
 
 
 def security_headers(nonce: str) -> dict[str, str]:

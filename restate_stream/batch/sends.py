@@ -1,0 +1,125 @@
+"""What restate-stream's consumer sends for a binding: which object a record goes to, how many
+records one invocation may carry, and the request (path, body, headers) for them.
+
+A batched binding sends a batch body (batch/wire.py) per (object key, batch); a per-record
+binding with `delivery: consumer` sends each record alone, exactly as a Restate subscription
+would invoke its handler: the raw value as the body (a null value as an empty body), the
+coordinates as `kafka.*` headers, plus the record's own Kafka headers. The per-record bound
+handler (runtime/bound.py) then runs unchanged for both deliveries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import quote
+
+from connectors.group_consumer import PolledRecord
+from restate_stream.batch.objects import batch_object_key
+from restate_stream.batch.wire import encode_batch
+from restate_stream.bindings import Binding
+from restate_stream.runtime.event import (
+    RECORD_HEADERS_HEADER,
+    KafkaCoordinates,
+    encode_record_headers,
+    object_key_for,
+)
+
+RECORD_IDEMPOTENCY_PREFIX = "rs-record/"
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str  # after the ingress URL: "{Service}/{key}/{handler}/send"
+    body: bytes
+    headers: dict[str, str]
+
+
+class SendShape(Protocol):
+    max_records: int  # per send
+
+    def object_key(self, record: PolledRecord) -> str: ...
+
+    def request(self, key: str, records: list[PolledRecord]) -> Request: ...
+
+
+def _send_path(binding: Binding, key: str | None) -> str:
+    service, handler = quote(binding.service, safe=""), quote(binding.handler, safe="")
+    if key is None:
+        return f"{service}/{handler}/send"
+    return f"{service}/{quote(key, safe='')}/{handler}/send"
+
+
+def idempotency_key(binding: str, key: str, records: list[PolledRecord]) -> str:
+    """Names exactly the records of one batch send: a resend of the same ones is one invocation.
+
+    The ranges (not just the first offset) are in it: a batch cut differently after a
+    restart must not be mistaken for the earlier, smaller one and dropped by Restate.
+    """
+    ranges: dict[tuple[str, int], list[int]] = {}
+    for r in records:
+        ranges.setdefault((r.topic, r.partition), []).append(r.offset)
+    parts = [f"{t}/{p}:{o[0]}-{o[-1]}:{len(o)}" for (t, p), o in sorted(ranges.items())]
+    digest = hashlib.sha256("\n".join([binding, key, *parts]).encode()).hexdigest()[:32]
+    return f"rs-batch-{digest}"
+
+
+def record_idempotency_key(group: str, topic: str, partition: int, offset: int) -> str:
+    """One record in one consumer group: what Restate's Kafka ingress deduplicates on. The
+    group, not the binding's name: a binding renamed with its group kept resends nothing."""
+    return f"{RECORD_IDEMPOTENCY_PREFIX}{group}/{topic}/{partition}/{offset}"
+
+
+class BatchShape:
+    def __init__(self, binding: Binding) -> None:
+        assert binding.batch is not None, f"binding {binding.name} is not batched"
+        self.binding = binding
+        self.max_records = binding.batch.max_records
+        self.per = binding.batch.per
+
+    def object_key(self, record: PolledRecord) -> str:
+        return batch_object_key(self.per, record.topic, record.partition, record.key)
+
+    def request(self, key: str, records: list[PolledRecord]) -> Request:
+        headers = {
+            "content-type": "application/json",
+            "idempotency-key": idempotency_key(self.binding.name, key, records),
+        }
+        return Request(_send_path(self.binding, key), encode_batch(records), headers)
+
+
+class RecordShape:
+    """One invocation per record, as a subscription makes it. A keyed binding's object is the
+    record key's (`object_key_for`: a key that is not UTF-8 gets a `b64:` object instead of
+    blocking its partition); an unkeyed one's sends name no key, and records of one key still
+    go one after another."""
+
+    max_records = 1
+
+    def __init__(self, binding: Binding) -> None:
+        self.binding = binding
+
+    def object_key(self, record: PolledRecord) -> str:
+        return object_key_for(record.key)
+
+    def request(self, key: str, records: list[PolledRecord]) -> Request:
+        (r,) = records
+        coordinates = KafkaCoordinates(r.topic, r.partition, r.offset, None, r.key, None)
+        headers = {
+            "content-type": "application/octet-stream",
+            **coordinates.to_headers(),
+            "idempotency-key": record_idempotency_key(
+                self.binding.consumer_group, r.topic, r.partition, r.offset
+            ),
+        }
+        if r.timestamp_ms is not None:  # as Restate's subscription writes it: epoch millis
+            headers["kafka.timestamp"] = str(r.timestamp_ms)
+        if r.headers:
+            headers[RECORD_HEADERS_HEADER] = encode_record_headers(r.headers)
+        path = _send_path(self.binding, key if self.binding.keyed else None)
+        return Request(path, r.value or b"", headers)
+
+
+def shape_for(binding: Binding) -> SendShape:
+    return BatchShape(binding) if binding.batch is not None else RecordShape(binding)

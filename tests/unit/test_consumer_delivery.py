@@ -1,0 +1,348 @@
+"""`delivery: consumer` for per-record bindings, without engines: the field's validation, the
+per-record send (idempotency key, body, headers, object key), per-key FIFO scheduling and the
+offsets committed, the plan (no subscription) and what the bound handler reads back."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import restate
+
+from connectors.consume import ConsumedRecord
+from connectors.group_consumer import PolledRecord
+from restate_stream.batch import BatchDelivery, BatchRunner, record_idempotency_key
+from restate_stream.batch.sends import RecordShape
+from restate_stream.bindings import BindingsError, load_bindings, parse_bindings
+from restate_stream.bindings.edit import set_paused
+from restate_stream.control.admin import Subscription
+from restate_stream.control.plan import (
+    CreateSubscription,
+    DeleteSubscription,
+    LiveState,
+    compute_plan,
+)
+from restate_stream.control.status import _invocations_of
+from restate_stream.dlq import by_source_record, parse_entry, redrive_request
+from restate_stream.runtime.bound import bind
+from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
+from restate_stream.runtime.event import (
+    RECORD_HEADERS_HEADER,
+    KafkaCoordinates,
+    KafkaEvent,
+    object_key_for,
+)
+from restate_stream.runtime.formats import cloudevent
+from restate_stream.testing import MemoryContext, MemoryPublisher, invoke, wait_until
+
+FILE = Path("conf/bindings.yaml")
+
+CONSUMER = """\
+kafka:
+  clusters:
+    local: {bootstrap.servers: "127.0.0.1:9092"}
+bindings:
+  - name: clicks
+    topic: clicks
+    handler: Clicks/on_click
+    delivery: consumer
+"""
+
+
+def parse(text: str) -> Any:
+    return parse_bindings(textwrap.dedent(text), FILE, {})
+
+
+def record(
+    partition: int,
+    offset: int,
+    key: bytes | None = b"k",
+    value: bytes | None = b"{}",
+    headers: tuple[tuple[str, bytes | None], ...] = (),
+) -> PolledRecord:
+    return PolledRecord("clicks", partition, offset, 1_700_000_000_123, key, value, headers)
+
+
+# --- the field ----------------------------------------------------------------------------
+
+
+def test_delivery_is_read_and_defaults_to_subscription() -> None:
+    (binding,) = parse(CONSUMER).bindings
+    assert binding.delivered_by == "consumer" and binding.own_consumer
+    (default,) = parse(CONSUMER.replace("    delivery: consumer\n", "")).bindings
+    assert default.delivered_by == "subscription" and not default.own_consumer
+    batched = CONSUMER.replace("    delivery: consumer\n", "    batch: {max_records: 10}\n")
+    assert parse(batched).bindings[0].delivered_by == "consumer"
+
+
+@pytest.mark.parametrize(
+    ("replacement", "expected"),
+    [
+        (
+            "    delivery: kafka\n",
+            '8:15: bindings[0].delivery: expected "consumer" or "subscription"; got \'kafka\'',
+        ),
+        (
+            "    batch: {max_records: 10}\n    delivery: subscription\n",
+            "9:15: bindings[0].delivery: a batched binding is delivered by restate-stream's own "
+            "consumer; drop delivery: subscription or the batch section",
+        ),
+        (
+            "    delivery: consumer\n    options: {fetch.max.bytes: '1'}\n",
+            "9:14: bindings[0].options: a binding with delivery: consumer has no Restate "
+            "subscription, so it takes no subscription options (group.id aside)",
+        ),
+    ],
+)
+def test_delivery_problems_name_the_place(replacement: str, expected: str) -> None:
+    with pytest.raises(BindingsError) as raised:
+        parse(CONSUMER.replace("    delivery: consumer\n", replacement))
+    assert f"conf/bindings.yaml:{expected}" in str(raised.value)
+
+
+def test_plan_creates_no_subscription_and_removes_the_one_it_replaces() -> None:
+    spec = parse(CONSUMER)
+    group = spec.bindings[0].consumer_group
+    empty = LiveState({}, [], [], {}, set())
+    plan = compute_plan(spec, empty)
+    assert not [c for c in plan.changes if isinstance(c, CreateSubscription)]
+    assert "binding clicks: delivery: consumer, delivered by the worker" in plan.unchanged
+    old = Subscription(
+        "sub_1", "kafka://local/clicks", "service://Clicks/on_click", {"group.id": group}
+    )
+    changes = compute_plan(spec, LiveState({}, [old], [], {}, {"Clicks/on_click"})).changes
+    (delete,) = [c for c in changes if isinstance(c, DeleteSubscription)]
+    # The group's offsets stay: the consumer starts where the subscription stopped.
+    assert delete.id == "sub_1" and "keeps its offsets" in delete.reason
+    assert not [c for c in changes if isinstance(c, CreateSubscription)]
+
+
+def test_status_counts_the_consumers_sends_of_this_group_and_redrives() -> None:
+    (binding,) = parse(CONSUMER).bindings
+    where = _invocations_of(binding, [])
+    assert where is not None
+    assert "idempotency_key LIKE 'rs-record/restate-stream.clicks/%'" in where
+    assert "idempotency_key LIKE 'redrive/clicks/%'" in where
+
+
+# --- the per-record send ------------------------------------------------------------------
+
+
+def test_record_idempotency_key_names_group_topic_partition_offset() -> None:
+    assert record_idempotency_key("g", "t", 3, 42) == "rs-record/g/t/3/42"
+    assert record_idempotency_key("g", "t", 3, 42) != record_idempotency_key("g", "t", 4, 42)
+    assert record_idempotency_key("g", "t", 3, 42) != record_idempotency_key("h", "t", 3, 42)
+
+
+def test_a_send_is_the_record_as_a_subscription_invokes_its_handler() -> None:
+    (binding,) = parse(CONSUMER).bindings
+    shape = RecordShape(binding)
+    r = record(2, 7, b"user-1", b'{"n": 1}', (("tag", b"\xff"), ("empty", None)))
+    request = shape.request(shape.object_key(r), [r])
+    assert request.path == "Clicks/user-1/on_click/send"
+    assert request.body == b'{"n": 1}'
+    coordinates = KafkaCoordinates.from_headers(request.headers)
+    assert coordinates == KafkaCoordinates("clicks", 2, 7, coordinates.timestamp, b"user-1", None)
+    assert coordinates.timestamp is not None
+    assert request.headers["kafka.timestamp"] == "1700000000123"
+    assert request.headers["idempotency-key"] == "rs-record/restate-stream.clicks/clicks/2/7"
+    # A tombstone is an empty body, as Restate's subscription sends it.
+    tombstone = record(2, 8, b"user-1", None)
+    assert shape.request("user-1", [tombstone]).body == b""
+    # A key that is not UTF-8 gets its own object instead of blocking the partition.
+    binary = record(0, 1, b"\xff\xfe")
+    key = shape.object_key(binary)
+    assert key == object_key_for(b"\xff\xfe") and key.startswith("b64:")
+    assert shape.request(key, [binary]).path == f"Clicks/{quote(key, safe='')}/on_click/send"
+    unkeyed = RecordShape(parse(CONSUMER + "    keyed: false\n").bindings[0])
+    assert unkeyed.request("user-1", [r]).path == "Clicks/on_click/send"
+
+
+clicks = restate.VirtualObject("Clicks")
+
+
+@clicks.handler()
+async def on_click(ctx: restate.ObjectContext, event: KafkaEvent[dict[str, Any]]) -> None:
+    ctx.set("seen", {"key": event.key, "headers": [[n, v and v.hex()] for n, v in event.headers]})
+
+
+async def test_the_bound_handler_reads_the_record_headers_and_the_b64_key_back() -> None:
+    spec = parse(CONSUMER)
+    bind([clicks], spec, {"local": MemoryPublisher()})  # type: ignore[dict-item]
+    shape = RecordShape(spec.bindings[0])
+    r = record(0, 1, b"\xff\xfe", b'{"n": 1}', (("tag", b"\xff"), ("empty", None)))
+    request = shape.request(shape.object_key(r), [r])
+    ctx = MemoryContext(shape.object_key(r), headers=request.headers)
+    await invoke(clicks, "on_click", ctx, request.body)
+    assert ctx.state["seen"] == {
+        "key": object_key_for(b"\xff\xfe"),
+        "headers": [["tag", "ff"], ["empty", None]],
+    }
+    assert RECORD_HEADERS_HEADER in request.headers
+
+
+# --- per-key FIFO and the offsets committed -----------------------------------------------
+
+
+class _Response:
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    async def text(self, errors: str = "strict") -> str:
+        return ""
+
+
+class _Ingress:
+    """Holds every send until the test accepts it; records what was posted, in order."""
+
+    def __init__(self) -> None:
+        self.posted: list[str] = []  # idempotency keys
+        self._answers: dict[str, asyncio.Future[int]] = {}
+
+    def post(self, url: str, data: bytes, headers: Mapping[str, str]) -> _Post:
+        return _Post(self, headers["idempotency-key"])
+
+    def answer(self, partition: int, offset: int, status: int = 202) -> None:
+        key = record_idempotency_key("restate-stream.clicks", "clicks", partition, offset)
+        self._answers[key].set_result(status)
+        del self._answers[key]
+
+    def waiting(self, key: str) -> asyncio.Future[int]:
+        self.posted.append(key)
+        future = self._answers[key] = asyncio.get_running_loop().create_future()
+        return future
+
+
+class _Post:
+    def __init__(self, ingress: _Ingress, key: str) -> None:
+        self.ingress, self.key = ingress, key
+
+    async def __aenter__(self) -> _Response:
+        return _Response(await self.ingress.waiting(self.key))
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+def _offsets(ingress: _Ingress) -> list[str]:
+    return [k.removeprefix("rs-record/restate-stream.clicks/clicks/") for k in ingress.posted]
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_a_keys_next_record_is_posted_after_the_previous_was_accepted() -> None:
+    (binding,) = parse(CONSUMER).bindings
+    delivery = BatchDelivery(binding, {}, "http://ingress")
+    ingress = _Ingress()
+    delivery._client = ingress  # type: ignore[assignment]
+    # Two cuts: a@0/0, b@0/1, a@0/2 | a@1/0, c@1/1
+    delivery._dispatch([record(0, 0, b"a"), record(0, 1, b"b"), record(0, 2, b"a")])
+    delivery._dispatch([record(1, 0, b"a"), record(1, 1, b"c")])
+    await _settle()
+    # Other keys do not wait for a; a's second and third records wait for its first.
+    assert sorted(_offsets(ingress)) == ["0/0", "0/1", "1/1"]
+    assert delivery._completed_offsets() == {}
+    ingress.answer(0, 1)
+    ingress.answer(1, 1)
+    await _settle()
+    # The first cut still holds a@0/0, not accepted: nothing is committed.
+    assert delivery._completed_offsets() == {}
+    ingress.answer(0, 0)
+    await _settle()
+    assert _offsets(ingress)[-1] == "0/2"  # only now
+    assert delivery._completed_offsets() == {}  # a@0/2 is in the first cut too
+    ingress.answer(0, 2, status=200)  # a deduplicated resend is accepted as well
+    await _settle()
+    assert _offsets(ingress)[-1] == "1/0"
+    assert delivery._completed_offsets() == {0: 3}
+    ingress.answer(1, 0)
+    await _settle()
+    assert delivery._completed_offsets() == {1: 2}
+    assert delivery.delivered == 5
+
+
+async def test_a_send_not_accepted_is_retried_and_holds_back_the_key_and_the_commit() -> None:
+    (binding,) = parse(CONSUMER).bindings
+    delivery = BatchDelivery(binding, {}, "http://ingress")
+    ingress = _Ingress()
+    delivery._client = ingress  # type: ignore[assignment]
+    delivery._dispatch([record(0, 0, b"a"), record(0, 1, b"a")])
+    await _settle()
+    ingress.answer(0, 0, status=503)
+    await asyncio.sleep(0.1)  # the retry's backoff (50 ms)
+    await _settle()
+    assert _offsets(ingress) == ["0/0", "0/0"]  # the same send again, same idempotency key
+    assert delivery._completed_offsets() == {}
+    ingress.answer(0, 0)
+    await _settle()
+    ingress.answer(0, 1)
+    await _settle()
+    assert _offsets(ingress) == ["0/0", "0/0", "0/1"]
+    assert delivery._completed_offsets() == {0: 2}
+
+
+# --- pause and resume in place ------------------------------------------------------------
+
+
+async def test_the_worker_runs_the_consumer_and_follows_pause_resume_and_a_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[str] = []
+
+    async def run(self: BatchDelivery, stop: asyncio.Event) -> None:
+        runs.append(f"start {self.binding.name}")
+        await stop.wait()
+        runs.append(f"stop {self.binding.name}")
+
+    monkeypatch.setattr(BatchDelivery, "run", run)
+    path = tmp_path / "bindings.yaml"
+    path.write_text(CONSUMER)
+    runner = BatchRunner(load_bindings(path), watch_interval=0.01)
+    assert set(runner.deliveries) == {"clicks"}
+
+    async def running() -> set[str]:
+        return runner.running
+
+    await runner.start()
+    try:
+        await wait_until(running, lambda r: r == {"clicks"})
+        assert set_paused(path, "clicks", True)
+        await wait_until(running, lambda r: not r)
+        assert set_paused(path, "clicks", False)
+        await wait_until(running, lambda r: r == {"clicks"})
+        # Switched to a subscription: the consumer leaves the group apply gives Restate.
+        path.write_text(CONSUMER.replace("delivery: consumer", "delivery: subscription"))
+        await wait_until(running, lambda r: not r)
+    finally:
+        await runner.stop()
+    assert runs == ["start clicks", "stop clicks"] * 2
+    subscribed = tmp_path / "subscribed.yaml"
+    subscribed.write_text(CONSUMER.replace("    delivery: consumer\n", ""))
+    assert not BatchRunner(load_bindings(subscribed))
+
+
+# --- dlq redrive --------------------------------------------------------------------------
+
+
+def test_a_redrive_goes_to_the_object_the_consumer_sent_the_record_to() -> None:
+    (binding,) = parse(CONSUMER + "    dead_letter: clicks.dlq\n").bindings
+    raw_key = b"\xff\xfe"
+    coordinates = KafkaCoordinates("clicks", 0, 9, None, raw_key, None)
+    letter = DeadLetter.of("clicks", coordinates, b"{}", "TerminalError", "no", 1)
+    value = cloudevent("id", DEAD_LETTER_TYPE, "restate-stream", "now", letter.to_json())
+    entry = parse_entry(ConsumedRecord("clicks.dlq", 0, 3, raw_key, value, 1))
+    [history] = by_source_record([entry], "clicks").records
+    request = redrive_request(binding, history)
+    assert request.path == f"Clicks/{quote(object_key_for(raw_key), safe='')}/on_click"
+    assert KafkaCoordinates.from_headers(request.headers).key == raw_key
