@@ -29,6 +29,7 @@ from restate_stream.bindings.schema import (
     WorkerServer,
 )
 from restate_stream.errors import RestateStreamError
+from restate_stream.windows.settings import WindowSpec
 
 __all__ = [
     "AVRO_WIRES",
@@ -174,6 +175,9 @@ class Binding:
     options: dict[str, str] = field(default_factory=dict)
     # Batched delivery by restate-stream's own consumer instead of a Restate subscription.
     batch: BatchSpec | None = None
+    # Served by restate-stream's own object named after the binding (service = name).
+    window: WindowSpec | None = None
+    table: bool = False
     line: int = 0
     column: int = 0
     # Where each field was written; fields left to their default are absent.
@@ -183,6 +187,11 @@ class Binding:
     def consumer_group(self) -> str:
         """The pinned Kafka group.id: how apply finds this binding's subscription again."""
         return self.group or self.options.get("group.id") or f"{GROUP_PREFIX}{self.name}"
+
+    @property
+    def provided(self) -> bool:
+        """Served by restate-stream's own object (a window or a table), not the app's."""
+        return self.window is not None or self.table
 
     @property
     def sink(self) -> str:
