@@ -19,7 +19,7 @@ import pytest
 import restate
 
 from connectors import Record, produce_records
-from restate_stream.bindings import load_bindings
+from restate_stream.bindings import BindingsFile, load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
 from restate_stream.runtime.bound import bind
@@ -41,6 +41,22 @@ SIZE_MS, GRACE_MS = 2_000, 6_000
 KEYS, RECORDS = 3, 90
 
 
+def _spec(
+    stack: LocalStack, tmp: Path, cluster: str, topic: str, partitions: int, binding: dict[str, Any]
+) -> BindingsFile:
+    """A bindings file of one binding on one declared topic, loaded as the worker loads it."""
+    path = tmp / "bindings.yaml"
+    path.write_text(
+        bindings_yaml(
+            admin_url=stack.admin_url,
+            clusters={cluster: stack.bootstrap_servers},
+            topics={topic: {"cluster": cluster, "partitions": partitions}},
+            bindings=[binding],
+        )
+    )
+    return load_bindings(path)
+
+
 async def test_a_tumbling_count_is_emitted_once_per_window_by_its_timer(
     restate_stream_stack: LocalStack,
     restate_admin: AdminClient,
@@ -51,7 +67,6 @@ async def test_a_tumbling_count_is_emitted_once_per_window_by_its_timer(
     topic, results, dlq, cluster = f"clicks-{run}", f"counts-{run}", f"clicks-{run}.dlq", f"c-{run}"
     name = f"clicks-{run}"
     bootstrap = restate_stream_stack.bootstrap_servers
-    path = tmp_path / "bindings.yaml"
     window = {
         "type": "tumbling",
         "size": f"{SIZE_MS}ms",
@@ -60,15 +75,8 @@ async def test_a_tumbling_count_is_emitted_once_per_window_by_its_timer(
         "to": results,
         "late": "dead_letter",
     }
-    path.write_text(
-        bindings_yaml(
-            admin_url=restate_stream_stack.admin_url,
-            clusters={cluster: bootstrap},
-            topics={topic: {"cluster": cluster, "partitions": 2}},
-            bindings=[{"name": name, "topic": topic, "dead_letter": dlq, "window": window}],
-        )
-    )
-    spec = load_bindings(path)
+    binding = {"name": name, "topic": topic, "dead_letter": dlq, "window": window}
+    spec = _spec(restate_stream_stack, tmp_path, cluster, topic, 2, binding)
     publishers: dict[str, Publisher] = {}
     provided = provided_services(spec, [], publishers)
     bind(provided, spec, publishers)
@@ -137,18 +145,10 @@ async def test_a_table_keeps_the_last_value_per_key_and_a_tombstone_deletes_it(
     run = uuid.uuid4().hex[:8]
     topic, cluster = f"restaurants-{run}", f"t-{run}"
     bootstrap = restate_stream_stack.bootstrap_servers
-    path = tmp_path / "bindings.yaml"
-    path.write_text(
-        bindings_yaml(
-            admin_url=restate_stream_stack.admin_url,
-            clusters={cluster: bootstrap},
-            # One partition: the records apply in the order produced, so once the last one is
-            # readable, the tombstone before it has been applied.
-            topics={topic: {"cluster": cluster, "partitions": 1}},
-            bindings=[{"name": TABLE_NAME, "topic": topic, "table": True}],
-        )
-    )
-    spec = load_bindings(path)
+    # One partition: the records apply in the order produced, so once the last one is
+    # readable, the tombstone before it has been applied.
+    binding = {"name": TABLE_NAME, "topic": topic, "table": True}
+    spec = _spec(restate_stream_stack, tmp_path, cluster, topic, 1, binding)
     provided = provided_services(spec, [joiner])
     bind(provided, spec)
     r1, r2, last = f"r1-{run}", f"r2-{run}", f"r3-{run}"
