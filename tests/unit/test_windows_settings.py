@@ -139,3 +139,20 @@ def test_the_app_must_leave_the_bindings_name_free() -> None:
     spec = parse_bindings(HEADER + "    table: true\n", FILE)
     with pytest.raises(BindingsError, match="the app has a service 'counts'"):
         check_against_app(spec, [clash])
+
+
+def test_the_worker_adds_the_window_and_table_objects_to_the_users_app() -> None:
+    from restate_stream.bindings.app_check import find_endpoint
+    from restate_stream.runtime.provided import provided_services, serve_provided
+
+    spec = parse_bindings(
+        HEADER + "    table: true\n  - {name: counts2, topic: c, window: {type: tumbling, "
+        "size: 1m, to: out}}\n",
+        FILE,
+    )
+    app = restate.app([reports])
+    serve_provided(app, provided_services(spec, [reports]))
+    endpoint = find_endpoint(app)
+    assert endpoint is not None
+    assert set(endpoint.services) == {"reports", "counts", "counts2"}
+    assert set(endpoint.services["counts2"].handlers) == {"add", "close", "windows"}
