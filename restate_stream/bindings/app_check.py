@@ -46,6 +46,9 @@ def check_against_app(spec: BindingsFile, services: Iterable[AnyService]) -> Non
     by_name = {service.name: service for service in services}
     problems: list[Problem] = []
     for i, binding in enumerate(spec.bindings):
+        if binding.provided:
+            problems.extend(_provided_problems(spec, i, by_name))
+            continue
         service = by_name.get(binding.service)
         if service is None:
             hint = _suggest(binding.service, by_name, "the app's services are")
@@ -92,6 +95,37 @@ def check_against_app(spec: BindingsFile, services: Iterable[AnyService]) -> Non
             problems.append(spec.problem(i, "dedupe", message))
     if problems:
         raise BindingsError(problems)
+
+
+def _provided_problems(spec: BindingsFile, i: int, by_name: dict[str, AnyService]) -> list[Problem]:
+    """A window or table binding: restate-stream serves its object under the binding's name,
+    which the app must leave free; a window's reducer and the handler it emits to must exist."""
+    from restate_stream.runtime.provided import ReducerImportError, load_reducer
+
+    binding = spec.bindings[i]
+    what = "window" if binding.window is not None else "table"
+    problems = []
+    if binding.service in by_name:
+        message = (
+            f"the app has a service '{binding.service}', the name restate-stream serves this "
+            f"{what} binding's object under; rename the binding or the service"
+        )
+        problems.append(spec.problem(i, "name", message))
+    window = binding.window
+    if window is not None and window.reducer is not None:
+        try:
+            load_reducer(window.reducer)
+        except ReducerImportError as exc:
+            problems.append(spec.problem(i, "window", f"reducer: {exc}"))
+    if window is not None and window.to_handler is not None:
+        service_name, handler = window.to_handler.split("/")
+        service = by_name.get(service_name)
+        if service is None or handler not in service.handlers:
+            names = by_name if service is None else service.handlers
+            hint = _suggest(service_name if service is None else handler, names, "known are")
+            message = f"to_handler: the app has no handler '{window.to_handler}'{hint}"
+            problems.append(spec.problem(i, "window", message))
+    return problems
 
 
 def _batch_problems(spec: BindingsFile, i: int, service: AnyService, kind: str) -> list[Problem]:
@@ -169,16 +203,26 @@ def find_services(app: Any, module: ModuleType | None = None) -> list[AnyService
     return list(unique.values())
 
 
-def _services_of(obj: Any, depth: int, seen: set[int]) -> list[AnyService] | None:
-    if id(obj) in seen or depth > 8:
-        return None
-    seen.add(id(obj))
-    if isinstance(obj, Endpoint):
-        return list(obj.services.values())
-    if isinstance(obj, _SERVICE_TYPES):
-        return [obj]
-    if isinstance(obj, list | tuple) and obj and all(isinstance(s, _SERVICE_TYPES) for s in obj):
-        return list(obj)
+def find_endpoint(app: Any) -> Endpoint | None:
+    """The Endpoint behind `app` (restate.app keeps it in its closure), or None."""
+    found: list[Endpoint] = []
+
+    def look(obj: Any, depth: int, seen: set[int]) -> None:
+        if id(obj) in seen or depth > 8 or found:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, Endpoint):
+            found.append(obj)
+            return
+        for inner in _inner(obj):
+            look(inner, depth + 1, seen)
+
+    look(app, 0, set())
+    return found[0] if found else None
+
+
+def _inner(obj: Any) -> list[Any]:
+    """What `obj` wraps: closure variables and attributes that hold an app."""
     candidates: list[Any] = []
     if isinstance(obj, FunctionType) and obj.__closure__:
         cells = dict(zip(obj.__code__.co_freevars, obj.__closure__, strict=True))
@@ -192,7 +236,20 @@ def _services_of(obj: Any, depth: int, seen: set[int]) -> list[AnyService] | Non
         inner = getattr(obj, name, None)
         if inner is not None and not isinstance(obj, ModuleType):
             candidates.append(inner)
-    for candidate in candidates:
+    return candidates
+
+
+def _services_of(obj: Any, depth: int, seen: set[int]) -> list[AnyService] | None:
+    if id(obj) in seen or depth > 8:
+        return None
+    seen.add(id(obj))
+    if isinstance(obj, Endpoint):
+        return list(obj.services.values())
+    if isinstance(obj, _SERVICE_TYPES):
+        return [obj]
+    if isinstance(obj, list | tuple) and obj and all(isinstance(s, _SERVICE_TYPES) for s in obj):
+        return list(obj)
+    for candidate in _inner(obj):
         found = _services_of(candidate, depth + 1, seen)
         if found is not None:
             return found

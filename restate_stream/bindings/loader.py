@@ -221,7 +221,7 @@ class _Resolver:
         cluster_at = (*loc, "cluster") if entry.cluster else ("topics", entry.topic, "cluster")
         cluster = self.doc.as_written(cluster_at, binding.cluster)
         topic = self.doc.as_written((*loc, "topic"), entry.topic)
-        handler = self.doc.as_written((*loc, "handler"), entry.handler)
+        handler = self.doc.as_written((*loc, "handler"), binding.service + "/" + binding.handler)
         return f"kafka://{cluster}/{topic} to service://{handler}"
 
     def topic(self, name: str, entry: TopicEntry) -> None:
@@ -322,7 +322,10 @@ class _Resolver:
         written: dict[str, Any] = dict(entry)
         for resolved in ("cluster", "handler", "schema_", "options"):
             del written[resolved]
-        service, handler = entry.handler.split("/")
+        if entry.handler is not None:
+            service, handler = entry.handler.split("/")
+        else:  # restate-stream's own object, named after the binding (windows/, tables/)
+            service, handler = entry.name, "add" if entry.window is not None else "put"
         schema = self.path.parent / entry.schema_ if entry.schema_ is not None else None
         return Binding(
             **written,

@@ -30,6 +30,7 @@ from restate_stream.bindings.schema import (
     WorkerServer,
 )
 from restate_stream.errors import RestateStreamError
+from restate_stream.windows.settings import WindowSpec
 
 __all__ = [
     "AVRO_WIRES",
@@ -181,6 +182,9 @@ class Binding:
     batch: BatchSpec | None = None
     # As written; None: the default (a batched binding is always consumer-delivered).
     delivery: Delivery | None = None
+    # Served by restate-stream's own object named after the binding (service = name).
+    window: WindowSpec | None = None
+    table: bool = False
     line: int = 0
     column: int = 0
     # Where each field was written; fields left to their default are absent.
@@ -203,6 +207,10 @@ class Binding:
     def own_consumer(self) -> bool:
         """Read by restate-stream's consumer in the worker: no Restate subscription."""
         return self.delivered_by == "consumer"
+
+    def provided(self) -> bool:
+        """Served by restate-stream's own object (a window or a table), not the app's."""
+        return self.window is not None or self.table
 
     @property
     def sink(self) -> str:

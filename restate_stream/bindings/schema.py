@@ -5,190 +5,78 @@ Each value type says in words what it expects (`Expect`); a problem reads
 rules across sections (which cluster, shared consumer groups) are checked in loader.py,
 which sees the whole file.
 
-Adding an option is adding a field: a sub-mapping like `retry:` is one more `_Spec` model.
+Adding an option is adding a field: a sub-mapping like `retry:` is one more `_Spec` model; a
+feature with settings of its own keeps them in its package (windows/settings.py).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from restate_stream.bindings._yaml import Loc, WrittenFloat, WrittenInt
+from restate_stream.bindings._yaml import Loc
+from restate_stream.bindings.values import (
+    DEFAULT_ADMIN_URL,
+    DEFAULT_INGRESS_URL,
+    DEFAULT_WORKER_URI,
+    AppRef,
+    AvroWire,
+    BindingName,
+    ClusterName,
+    ClusterProperties,
+    Duration,
+    Expect,
+    Format,
+    HandlerRef,
+    IdentityKey,
+    PositiveInt,
+    SpecModel,
+    Start,
+    Text,
+    TopicName,
+    Url,
+    Value,
+    WorkerServer,
+    parse_duration,
+    rule,
+)
+from restate_stream.tables.settings import table_format_problem
+from restate_stream.windows.settings import WindowSpec
 
-Format = Literal["json", "avro", "bytes", "string"]
-AvroWire = Literal["plain", "confluent"]
-Start = Literal["earliest", "latest"]
-WorkerServer = Literal["granian", "hypercorn"]  # the h2c servers a worker can serve with
 # Who reads a binding's topic: restate-stream's own consumer (sends through the ingress) or a
 # Restate subscription (configured through the admin API).
 Delivery = Literal["consumer", "subscription"]
 
-DEFAULT_ADMIN_URL = "http://127.0.0.1:9070"
-DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
-DEFAULT_WORKER_URI = "http://127.0.0.1:9080"
-BOOTSTRAP_KEYS = ("bootstrap.servers", "metadata.broker.list")
-
-_DURATION = re.compile(r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-class Expect:
-    """What a value should be, in the words a problem uses: `expected <text>; got ...`."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-def rule(message: str, *at: str) -> PydanticCustomError:
-    """A broken rule, reported as written (at key `at` inside the value, if given)."""
-    return PydanticCustomError("rule", message, {"at": at})
-
-
-def parse_duration(value: Any) -> timedelta | None:
-    """A timedelta from 200ms / 1.5s / 10s / 2m / 1h; None for anything else (bare numbers too)."""
-    if not isinstance(value, str) or not (match := _DURATION.fullmatch(value.strip())):
-        return None
-    return timedelta(seconds=float(match["number"]) * _UNIT_SECONDS[match["unit"]])
-
-
-def _as_text(value: Any) -> Any:
-    """Text fields take scalars as written: `topic: 2024` is the topic "2024", `yes` is "true"."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, WrittenInt | WrittenFloat):
-        return value.text
-    return value
-
-
-def _matching(pattern: str) -> AfterValidator:
-    compiled = re.compile(pattern)
-
-    def check(text: str) -> str:
-        if not compiled.fullmatch(text):
-            raise ValueError("no match")
-        return text
-
-    return AfterValidator(check)
-
-
-def _url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("not a URL")
-    return text
-
-
-def _duration(value: Any) -> Any:
-    # A unit is required: a bare 100 read as seconds, when 100ms was meant, is a silent 1000x.
-    # (A timedelta comes from code building a spec, not from YAML.)
-    duration = value if isinstance(value, timedelta) else parse_duration(value)
-    if duration is None or duration <= timedelta(0):
-        raise ValueError("not a duration")
-    return duration
-
-
-_TEXT = BeforeValidator(_as_text)
-_NOT_EMPTY = Field(min_length=1)
-
-Text = Annotated[str, _TEXT, _NOT_EMPTY]
-# Any string, even empty: librdkafka properties, topic configs, subscription options.
-Value = Annotated[str, _TEXT, Expect("a string value")]
-TopicName = Annotated[
-    str,
-    _TEXT,
-    _matching(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}"),
-    Expect("a Kafka topic name (letters, digits, '.', '_' and '-', at most 249 characters)"),
-]
-BindingName = Annotated[
-    str,
-    _TEXT,
-    _matching(r"[a-z0-9][a-z0-9._-]*"),
-    Expect(
-        "a name of lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
-    ),
-]
-# Restate turns cluster names into hosts of kafka:// URIs, so they must be hostname labels.
-ClusterName = Annotated[
-    str,
-    _matching(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"),
-    Expect(
-        "a hostname label, as Restate requires of cluster names: lowercase letters, digits "
-        "and '-', 1 to 63 characters, not starting or ending with '-'"
-    ),
-]
-HandlerRef = Annotated[
-    str,
-    _TEXT,
-    _matching(r"[^/\s]+/[^/\s]+"),
-    Expect('"Service/handler" like driver-digital-twin/handle_location'),
-]
-AppRef = Annotated[
-    str,
-    _TEXT,
-    _matching(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"),
-    Expect('"module.path:attribute" like examples.food_ordering.app:app'),
-]
-IdentityKey = Annotated[
-    str, _TEXT, _matching(r"publickeyv1_\S+"), Expect("a Restate public key (publickeyv1_...)")
-]
-Url = Annotated[str, _TEXT, AfterValidator(_url), Expect("an http:// or https:// URL")]
-PositiveInt = Annotated[int, Field(ge=1), Expect("an integer >= 1")]
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_duration),
-    Expect("a duration with a unit, like 200ms, 1.5s, 10s, 2m, 1h"),
+__all__ = [  # what other modules take from here
+    "DEFAULT_ADMIN_URL",
+    "DEFAULT_INGRESS_URL",
+    "DEFAULT_WORKER_URI",
+    "AvroWire",
+    "BatchPer",
+    "BatchSpec",
+    "Delivery",
+    "Format",
+    "RestateSettings",
+    "RetrySpec",
+    "Start",
+    "WorkerServer",
+    "parse_duration",
 ]
 
 
-def _has_bootstrap(properties: dict[str, str]) -> dict[str, str]:
-    if not any(key in properties for key in BOOTSTRAP_KEYS):
-        raise rule(
-            "missing required property 'bootstrap.servers' (or 'metadata.broker.list'), "
-            "like bootstrap.servers: 127.0.0.1:9092"
-        )
-    for key in BOOTSTRAP_KEYS:
-        if properties.get(key) == "":
-            raise rule("must not be empty", key)
-    return properties
-
-
-ClusterProperties = Annotated[
-    dict[str, Value], AfterValidator(_has_bootstrap), Expect("a mapping of librdkafka properties")
-]
-
-
-class _Spec(BaseModel):
-    """A mapping of the file: only the keys declared, each value of its declared type.
-
-    A field named like a BaseModel attribute gets a trailing `_` and its key as alias.
-    """
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_unwritten(cls, data: Any) -> Any:
-        """`key:` with no value (null) means the same as leaving the key out."""
-        if not isinstance(data, dict):
-            return data
-        known = {f.alias or name for name, f in cls.model_fields.items()}
-        return {k: v for k, v in data.items() if v is not None or k not in known}
+class _Spec(SpecModel, BaseModel):  # BaseModel named again: linters see a pydantic model
+    """A mapping of the file (SpecModel: only the keys declared, each of its declared type)."""
 
 
 class RestateSettings(_Spec):
@@ -288,7 +176,8 @@ class BindingEntry(_Spec):
     name: BindingName
     topic: TopicName
     cluster: Annotated[Text, Expect("a cluster name")] | None = None
-    handler: HandlerRef
+    # None only for a window or table binding, which restate-stream's own object serves.
+    handler: HandlerRef | None = None
     keyed: bool = True
     format: Format = "json"
     schema_: Annotated[Text, Expect("a path to an Avro schema (.avsc) file")] | None = Field(
@@ -307,6 +196,8 @@ class BindingEntry(_Spec):
     options: Annotated[
         dict[str, Value], Expect("a mapping of subscription options (string -> string)")
     ] = {}
+    window: WindowSpec | None = None
+    table: bool = False
 
     @field_validator("schema_")
     @classmethod
@@ -397,6 +288,24 @@ class BindingEntry(_Spec):
         return options
 
     @model_validator(mode="after")
+    def _served_by_handler_or_feature(self) -> BindingEntry:
+        feature = "window" if self.window is not None else "table" if self.table else None
+        if feature is None:
+            if self.handler is None:
+                raise rule(
+                    "missing required field 'handler' (expected \"Service/handler\" like "
+                    "driver-digital-twin/handle_location, or a window: or table: section)",
+                    "handler",
+                )
+            return self
+        if self.window is not None and self.table:
+            raise rule("a binding is a window or a table, not both", "table")
+        _served_by_restate_stream(self, feature)
+        if self.window is not None and self.window.late == "dead_letter" and not self.dead_letter:
+            raise rule("late: dead_letter needs the binding's dead_letter: topic", "window", "late")
+        return self
+
+    @model_validator(mode="after")
     def _options_leave_own_fields(self) -> BindingEntry:
         for option, own_field in (("group.id", "group"), ("auto.offset.reset", "start")):
             if option in self.options and own_field in self.model_fields_set:
@@ -404,6 +313,28 @@ class BindingEntry(_Spec):
                     f"{option} is set by {own_field}:; drop it from options", "options", option
                 )
         return self
+
+
+def _served_by_restate_stream(entry: BindingEntry, feature: str) -> None:
+    """The rules of a binding served by restate-stream's own object (a window or a table)."""
+    if entry.handler is not None:
+        raise rule(
+            f"a {feature} binding is served by restate-stream's own object, named after the "
+            f"binding ({entry.name}); drop handler:",
+            "handler",
+        )
+    if not entry.keyed:
+        raise rule(f"a {feature} binding is keyed: its state is per record key", "keyed")
+    if entry.batch is not None:
+        raise rule(f"a {feature} binding cannot be batched (yet)", "batch")
+    if not entry.name[0].isalpha():
+        raise rule(
+            f"a {feature} binding's name is its object's Restate service name, which must "
+            "start with a letter",
+            "name",
+        )
+    if entry.table and (problem := table_format_problem(entry.format)) is not None:
+        raise rule(problem, "format")
 
 
 class FileSpec(_Spec):
@@ -421,9 +352,13 @@ class FileSpec(_Spec):
 
 
 # Fields named apart from their key (the key is a BaseModel attribute): name -> key.
+def _all_models(base: type[BaseModel]) -> list[type[BaseModel]]:
+    return [m for sub in base.__subclasses__() for m in (sub, *_all_models(sub))]
+
+
 FIELD_KEYS = {
     name: field.alias
-    for model in _Spec.__subclasses__()
+    for model in _all_models(SpecModel)
     for name, field in model.model_fields.items()
     if field.alias
 }

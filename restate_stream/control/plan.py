@@ -280,6 +280,11 @@ def _wanted_topics(spec: BindingsFile) -> list[CreateTopic]:
             wanted[(b.cluster, b.dead_letter)] = CreateTopic(
                 b.cluster, b.dead_letter, None, None, {}, reason=f"dead letters of {b.name}"
             )
+        results = b.window.to if b.window is not None else None
+        if results and (b.cluster, results) not in wanted:
+            wanted[(b.cluster, results)] = CreateTopic(
+                b.cluster, results, None, None, {}, reason=f"window results of {b.name}"
+            )
     return list(wanted.values())
 
 

@@ -16,6 +16,8 @@ from restate_stream.bindings import check_against_app, import_app, load_bindings
 from restate_stream.runtime._sdk import identity_checked
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.logs import configure_logging
+from restate_stream.runtime.provided import provided_services, serve_provided
+from restate_stream.runtime.publisher import Publisher
 from restate_stream.runtime.serving import without_lifespan_warnings
 from restate_stream.telemetry.tracing import configure_tracing
 
@@ -37,7 +39,10 @@ def build_app(path: str, identity_keys: list[str], bindings: str | None = None) 
     if bindings:
         spec = load_bindings(bindings)
         check_against_app(spec, services)  # a missing handler is named with file and line
-        bind(services, spec)  # in place: the user's app serves them wrapped
+        publishers: dict[str, Publisher] = {}
+        provided = provided_services(spec, services, publishers)  # windows and tables
+        serve_provided(app, provided)
+        bind([*services, *provided], spec, publishers)  # in place: the app serves them wrapped
         if os.environ.get(METRICS_ENV):
             from restate_stream.telemetry.metrics import install_metrics
 

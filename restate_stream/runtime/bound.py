@@ -138,6 +138,24 @@ def tombstone_message(binding: Binding) -> str:
     )
 
 
+class RecordError(restate.TerminalError):
+    """A record restate-stream's own handlers (windows, tables) cannot take, named by `error`:
+    dead-lettered with that error type (or dropped and logged without a dead-letter topic)."""
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(message)
+        self.dead_letter_type = error
+
+
+class DropRecord(Exception):
+    """Drop this record on purpose (a late one under `late: drop`): reported as dropped with
+    `cause`, which metrics count; nothing is dead-lettered."""
+
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class _Attempts:
     """Failed attempts per invocation id in this process (Restate does not tell a handler).
 
@@ -267,6 +285,12 @@ class BoundHandler:
                 result = await self.fn(ctx, event if self.wants_event else value)
         except DisconnectedException:
             raise  # the attempt ended, not the handler: nothing to count or dead-letter
+        except DropRecord as drop:
+            self._ran(ctx, 1, started, failed=False)
+            self.attempts.forget(invocation)
+            log.info("dropped record at %s: %s: %s", coords.describe(), drop.cause, drop)
+            self._report(ctx, "dropped", coords, drop.cause, str(drop))
+            return None
         except Exception as exc:
             self._ran(ctx, 1, started, failed=True)
             terminal, internal = _causes(exc)
@@ -274,7 +298,8 @@ class BoundHandler:
                 raise  # a suspension or SDK signal wrapped by user code: the SDK handles it
             failures = self.attempts.failed(invocation)
             if terminal is not None:
-                kind, message = "TerminalError", terminal.message
+                kind = getattr(terminal, "dead_letter_type", "TerminalError")
+                message = terminal.message
             elif self.max_attempts is None or failures < self.max_attempts:
                 self._report(ctx, "retrying", coords, type(exc).__name__, str(exc))
                 raise  # Restate retries with the binding's backoff

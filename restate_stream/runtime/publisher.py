@@ -166,8 +166,12 @@ class Publisher:
         codec: Codec | None = None,
         envelope: bool = True,
         retry_forever: bool = False,
+        event_id: str | None = None,
     ) -> Published:
         """Produce `value` and wait for the broker's ack, exactly once per journal.
+
+        `event_id`: the CloudEvents id to send, when the caller derives one from what the
+        event is (a window's emission); by default one drawn from `ctx.uuid()`.
 
         A value that cannot be encoded, a key that is not UTF-8 text, and a permanent broker
         refusal (too large, not authorised) raise TerminalError; transient errors are retried.
@@ -184,13 +188,15 @@ class Publisher:
                 codec=codec,
                 envelope=envelope,
                 retry_forever=retry_forever,
+                event_id=event_id,
             )
         try:
             key_bytes, data = _encoded(topic, key, value, envelope, codec)
         except _Invalid as exc:
             raise restate.TerminalError(str(exc)) from None
         # Drawn outside ctx.run from Restate's deterministic random: the same on every replay.
-        event_id = str(ctx.uuid())
+        if event_id is None:
+            event_id = str(ctx.uuid())
         kind = event_type or f"{topic}.published"
         producer = self._producer()
 

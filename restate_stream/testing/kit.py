@@ -41,7 +41,9 @@ from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
 from restate_stream.runtime.event import Headers, object_key_for
 from restate_stream.runtime.formats import codec_for
 from restate_stream.runtime.outcomes import Decision, Event, Outcome, observe
-from restate_stream.runtime.publisher import publishing_to
+from restate_stream.runtime.provided import provided_services
+from restate_stream.runtime.publisher import Publisher, publishing_to
+from restate_stream.tables import objects as table_objects
 from restate_stream.testing.memory import (
     Call,
     MemoryContext,
@@ -50,6 +52,7 @@ from restate_stream.testing.memory import (
     as_context,
     kafka_headers,
 )
+from restate_stream.windows.objects import CLOSE
 
 DEFAULT_MAX_ATTEMPTS = 10  # a binding without retry.max_attempts retries forever in Restate
 
@@ -118,15 +121,25 @@ class BindingsKit:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self.spec = spec
-        self.services = {s.name: s for s in services}
         self.publisher = MemoryPublisher()
         self.max_attempts = max_attempts
-        bind(self.services.values(), spec, {name: self.publisher for name in spec.clusters})
+        publishers: dict[str, Publisher] = {name: self.publisher for name in spec.clusters}
+        services = list(services)
+        # The window and table bindings' objects, as the worker serves them.
+        provided = provided_services(spec, services, publishers)
+        self.services = {s.name: s for s in [*services, *provided]}
+        bind(self.services.values(), spec, publishers)
         self._objects: dict[tuple[str, str], MemoryContext] = {}
         self._offsets: dict[tuple[str, int], itertools.count[int]] = {}
         self._invocations = itertools.count(1)
+        self._timers: list[Call] = []  # windows' close timers, not fired yet
         # Calls answered by the test, for every object: "Service/handler" -> value or function.
-        self.responses: dict[str, Any] = {}
+        # A table's reads are answered from its objects' state.
+        self.responses: dict[str, Any] = {
+            f"{b.name}/{table_objects.GET}": self._table_reader(b.name)
+            for b in spec.bindings
+            if b.table
+        }
 
     @classmethod
     def load(
@@ -157,6 +170,43 @@ class BindingsKit:
             if s.topic in dead_letter_topics and (topic is None or s.topic == topic)
             if s.event_type == DEAD_LETTER_TYPE
         ]
+
+    def table(self, name: str, key: str) -> Any:
+        """Table binding `name`'s value for `key` (None: never written, or deleted)."""
+        return self.state(name, key).get(table_objects.VALUE)
+
+    def _table_reader(self, name: str) -> Any:
+        def read(key: str | None, _: Any) -> Any:
+            return self.table(name, key or "")
+
+        return read
+
+    def pending_timers(self) -> list[Call]:
+        """The windows' close timers set and not fired yet (each a delayed one-way call)."""
+        return list(self._timers)
+
+    async def fire_timers(self) -> list[Delivery]:
+        """Fire every pending window timer, as if its time had come (a window still open
+        is emitted and closed; one closed already is left alone); one Delivery each."""
+        fired, self._timers = self._timers, []
+        return [await self._call(t.service, t.key or "", t.handler, t.arg) for t in fired]
+
+    async def _call(self, service: str, key: str, handler: str, arg: Any) -> Delivery:
+        """Run a plain (not bound) handler of an object once, in its in-memory context."""
+        context = self._objects.setdefault((service, key), MemoryContext(key))
+        context.invocation_id = f"inv_kit_{next(self._invocations)}"
+        context.headers, context.calls, context.responses = {}, [], self.responses
+        sent = len(self.publisher.sent)
+        fn = _sdk.handler_function(_sdk.registered_handler(self.services[service], handler))
+        with publishing_to(self.publisher):
+            await fn(as_context(context), arg)
+        self._keep_timers(context.calls)
+        new = self.publisher.sent[sent:]
+        return Delivery(service, key, 1, [], new, [], list(context.calls))
+
+    def _keep_timers(self, calls: list[Call]) -> None:
+        windows = {b.name for b in self.spec.bindings if b.window is not None}
+        self._timers += [c for c in calls if c.service in windows and c.handler == CLOSE]
 
     # --- delivering -------------------------------------------------------------------------
 
@@ -284,6 +334,7 @@ class BindingsKit:
                             break
             finally:
                 stop()
+        self._keep_timers(context.calls)
         new = self.publisher.sent[sent:]
         letters = [s for s in new if s.topic == b.dead_letter]
         return Delivery(

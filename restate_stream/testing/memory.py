@@ -188,6 +188,32 @@ class MemoryContext:
     def workflow_call(self, tpe: Any, key: str, arg: Any, **_: Any) -> Any:
         return self._answer(self._record(tpe, key, arg, False, None))
 
+    def generic_send(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        send_delay: timedelta | None = None,
+        **_: Any,
+    ) -> None:
+        call = Call(service, handler, key, json.loads(arg) if arg else None, True, send_delay)
+        self.calls.append(call)
+
+    def generic_call(
+        self, service: str, handler: str, arg: bytes, key: str | None = None, **_: Any
+    ) -> Any:
+        """Answered from `responses`, as JSON bytes (what the called handler would return)."""
+        call = Call(service, handler, key, json.loads(arg) if arg else None, False, None)
+        self.calls.append(call)
+        answer = self._answer(call)
+
+        async def encoded() -> bytes:
+            value = await answer
+            return value if isinstance(value, bytes) else json.dumps(to_jsonable(value)).encode()
+
+        return encoded()
+
     def sends(self) -> list[Call]:
         return [c for c in self.calls if c.send]
 
@@ -203,6 +229,7 @@ class Sent:
     value: Any
     event_type: str | None
     retry_forever: bool
+    event_id: str | None = None
 
 
 class MemoryPublisher(Publisher):
@@ -224,13 +251,17 @@ class MemoryPublisher(Publisher):
         codec: Any = None,
         envelope: bool = True,
         retry_forever: bool = False,
+        event_id: str | None = None,
     ) -> Published:
         if self.refuse is not None:
             raise self.refuse
         # As the real Publisher's JSON: pydantic models and dataclasses are published too.
-        self.sent.append(Sent(topic, key, _stored(to_jsonable(value)), event_type, retry_forever))
+        event_id = event_id or str(ctx.uuid())
+        self.sent.append(
+            Sent(topic, key, _stored(to_jsonable(value)), event_type, retry_forever, event_id)
+        )
         offset = sum(1 for s in self.sent if s.topic == topic) - 1
-        return Published(str(ctx.uuid()), topic, 0, offset)
+        return Published(event_id, topic, 0, offset)
 
     async def publish_many(
         self,

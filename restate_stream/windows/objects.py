@@ -1,0 +1,208 @@
+"""The virtual object restate-stream serves for a window binding, named after the binding.
+
+One object per record key (the binding's key), its windows in one state entry (`windows`,
+assign.KeyWindows as JSON). Three handlers:
+
+- `add` (exclusive): the binding's target, bound like any handler (runtime/bound.py decodes
+  the record, dead-letters what cannot be decoded); folds the record into its windows, sets a
+  timer for each window it opens, emits what closed (or, with `emit: current`, what changed),
+  and writes the state, all in one invocation.
+- `close` (exclusive): the timer, a one-way call the object sends itself with a delay when a
+  window opens, due at the window's end + grace; emits the window if it is still open, and
+  does nothing if it closed already.
+- `windows` (shared): the key's open windows and their current results, to look at.
+
+Emissions go to a topic through the durable publisher, with an event id derived from the
+binding, key, window and emission (the same whichever invocation emits it, so a consumer with
+`dedupe: true` drops a duplicate), or to a handler as a one-way call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Optional
+
+import restate
+
+from restate_stream.bindings import Binding
+from restate_stream.runtime.bound import DropRecord, RecordError
+from restate_stream.runtime.event import KafkaEvent
+from restate_stream.runtime.publisher import Publisher
+from restate_stream.windows.aggregate import Aggregation, WindowValueError, aggregation, field_value
+from restate_stream.windows.assign import KeyWindows, OpenWindow
+from restate_stream.windows.reducer import Reducer
+from restate_stream.windows.settings import WindowSpec
+
+log = logging.getLogger("restate_stream.windows")
+
+STATE = "windows"
+ADD, CLOSE, PEEK = "add", "close", "windows"
+RESULT_TYPE = "restate-stream.window"  # the CloudEvents type of an emitted window
+LATE_RECORD = "LateRecord"
+_IDS = uuid.UUID("8c1f6a52-3f0e-4d55-9a53-6f7c2b1e4d10")  # namespace of emission event ids
+
+
+def _ms(duration: timedelta) -> int:
+    return round(duration.total_seconds() * 1000)
+
+
+def event_time_ms(event: KafkaEvent[Any], time_field: str | None) -> int:
+    """The record's event time: its Kafka timestamp, or the value's `time_field` (epoch
+    milliseconds, or an ISO-8601 date-time with a time zone)."""
+    if time_field is None:
+        if event.timestamp is None:
+            raise RecordError("EventTimeError", "the record has no timestamp")
+        return round(event.timestamp.timestamp() * 1000)
+    try:
+        written = field_value(event.value, time_field)
+    except WindowValueError as exc:
+        raise RecordError("EventTimeError", str(exc)) from None
+    if isinstance(written, datetime):
+        moment = written
+    elif isinstance(written, int | float) and not isinstance(written, bool):
+        return round(written)
+    elif isinstance(written, str):
+        try:
+            moment = datetime.fromisoformat(written)
+        except ValueError:
+            moment = None
+    else:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise RecordError(
+            "EventTimeError",
+            f"field {time_field!r} is {written!r}; expected epoch milliseconds or an ISO-8601 "
+            "date-time with a time zone",
+        )
+    return round(moment.timestamp() * 1000)
+
+
+def window_result(key: str, o: OpenWindow, agg: Aggregation, final: bool) -> dict[str, Any]:
+    """What is emitted for a window: its key, bounds (epoch ms), result and record count."""
+    w = o.window
+    value = agg.result(o.acc)
+    return {
+        "key": key,
+        "start": w.start,
+        "end": w.end,
+        "value": value,
+        "records": o.records,
+        "final": final,
+    }
+
+
+def emission_id(binding: str, key: str, o: OpenWindow, final: bool) -> str:
+    """The event id of an emission: the same for the same window and update, whichever
+    invocation emits it (`current` emissions are numbered by the window's updates)."""
+    which = "final" if final else f"update-{o.updates}"
+    name = f"{binding}\0{key}\0{o.window.start}\0{o.window.end}\0{which}"
+    return str(uuid.uuid5(_IDS, name))
+
+
+class WindowObject:
+    """The object of one window binding (see the module docstring)."""
+
+    def __init__(
+        self,
+        binding: Binding,
+        publisher: Publisher,
+        reducer: Reducer[Any, Any] | None,
+        target_keyed: bool = True,
+    ) -> None:
+        assert binding.window is not None
+        self.binding = binding
+        self.spec: WindowSpec = binding.window
+        self.publisher = publisher
+        self.aggregation = aggregation(self.spec.kind, self.spec.field, reducer)
+        self.target_keyed = target_keyed  # to_handler names an object or workflow handler
+        self.service = restate.VirtualObject(binding.name)
+        self._declare()
+
+    def _load(self, data: dict[str, Any] | None) -> KeyWindows:
+        s = self.spec
+        return KeyWindows.from_json(data, _ms(s.size), _ms(s.hop), _ms(s.grace))
+
+    def _declare(self) -> None:
+        service, this = self.service, self
+
+        async def add(ctx: restate.ObjectContext, event: KafkaEvent[Any]) -> None:
+            await this.add(ctx, event)
+
+        # The record's value is decoded into the reducer's type (bound.py reads this hint).
+        add.__annotations__ = {
+            "ctx": restate.ObjectContext,
+            "event": KafkaEvent[Optional[self.aggregation.value_type]],  # type: ignore[name-defined]  # noqa: UP045
+            "return": None,
+        }
+        service.handler(ADD)(add)
+
+        @service.handler(CLOSE)
+        async def close(ctx: restate.ObjectContext, start: int) -> None:
+            await this.close(ctx, start)
+
+        @service.handler(PEEK, kind="shared")
+        async def windows(ctx: restate.ObjectSharedContext) -> list[dict[str, Any]]:
+            state = this._load(await ctx.get(STATE, type_hint=dict[str, Any]))
+            key = ctx.key()
+            return [window_result(key, o, this.aggregation, False) for o in state.open.values()]
+
+        self.close_handler = close
+
+    async def add(self, ctx: restate.ObjectContext, event: KafkaEvent[Any]) -> None:
+        if event.value is None:
+            return  # a tombstone deletes nothing from a window: it is not counted
+        time_ms = event_time_ms(event, self.spec.time_field)
+        state = self._load(await ctx.get(STATE, type_hint=dict[str, Any]))
+        try:
+            added = state.add(time_ms, event.value, self.aggregation)
+        except WindowValueError as exc:
+            raise RecordError("WindowValueError", str(exc)) from None
+        if added.late:
+            message = (
+                f"event time {time_ms} falls only in windows closed already (stream time "
+                f"{state.stream_time}, grace {self.spec.grace.total_seconds():g}s)"
+            )
+            if self.spec.late == "dead_letter":
+                raise RecordError(LATE_RECORD, message)
+            raise DropRecord(LATE_RECORD, message)
+        key = ctx.key()
+        for window in added.opened:
+            delay = timedelta(milliseconds=state.timer_delay_ms(window))
+            ctx.object_send(self.close_handler, key, window.start, send_delay=delay)
+        for o in added.closed:
+            if self.spec.emit == "final":
+                await self._emit(ctx, o, final=True)
+        if self.spec.emit == "current":
+            for o in added.updated:
+                await self._emit(ctx, o, final=False)
+        ctx.set(STATE, state.to_json())
+
+    async def close(self, ctx: restate.ObjectContext, start: int) -> None:
+        state = self._load(await ctx.get(STATE, type_hint=dict[str, Any]))
+        o = state.close(start)
+        if o is None:
+            return  # closed already: emitted once, by the stream time or an earlier firing
+        if self.spec.emit == "final":
+            await self._emit(ctx, o, final=True)
+        ctx.set(STATE, state.to_json())
+
+    async def _emit(self, ctx: restate.ObjectContext, o: OpenWindow, final: bool) -> None:
+        key = ctx.key()
+        result = window_result(key, o, self.aggregation, final)
+        if self.spec.to is not None:
+            await self.publisher.publish(
+                ctx,
+                self.spec.to,
+                key,
+                result,
+                event_type=RESULT_TYPE,
+                event_id=emission_id(self.binding.name, key, o, final),
+            )
+        else:
+            assert self.spec.to_handler is not None
+            service, handler = self.spec.to_handler.split("/")
+            body = json.dumps(result).encode()
+            ctx.generic_send(service, handler, body, key=key if self.target_keyed else None)

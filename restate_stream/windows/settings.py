@@ -1,0 +1,122 @@
+"""A binding's `window:` settings: their shape, defaults and the rules between them.
+
+    window:
+      type: tumbling          # or hopping (with advance:)
+      size: 1m
+      grace: 10s              # late records are accepted this long after a window's end
+      time_field: placed_at   # event time from the value; absent: the record's timestamp
+      aggregate: sum          # count (default), sum, min, max, mean, collect
+      field: amount           # what sum/min/max/mean/collect take from each value
+      emit: final             # once when the window closes; current: on every update
+      to: order-totals        # a topic (or to_handler: Service/handler)
+      late: drop              # or dead_letter (the binding's dead_letter topic)
+
+Rules that need the rest of the binding (a dead-letter topic for `late: dead_letter`, no
+`handler:`) are checked by the binding (bindings/schema.py); the reducer and the handler an
+emission goes to are checked against the app (bindings/app_check.py).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, model_validator
+
+from restate_stream.bindings.values import (
+    AppRef,
+    Duration,
+    Expect,
+    HandlerRef,
+    SpecModel,
+    Text,
+    TopicName,
+    parse_duration,
+    rule,
+)
+
+WindowType = Literal["tumbling", "hopping"]
+Aggregate = Literal["count", "sum", "min", "max", "mean", "collect"]
+Emit = Literal["final", "current"]
+Late = Literal["drop", "dead_letter"]
+
+# Aggregates that read a number (or a comparable value) from each record: they need `field:`.
+NEEDS_FIELD = frozenset({"sum", "min", "max", "mean"})
+
+
+def _grace(value: Any) -> Any:
+    # Zero is a grace period too (a window closes at its end); a unit is still required.
+    duration = value if isinstance(value, timedelta) else parse_duration(value)
+    if duration is None or duration < timedelta(0):
+        raise ValueError("not a duration")
+    return duration
+
+
+Grace = Annotated[
+    timedelta,
+    BeforeValidator(_grace),
+    Expect("a duration with a unit, 0s or more, like 0s, 10s, 2m"),
+]
+FieldPath = Annotated[
+    Text, Expect("a field of the record's value, dotted for nested ones, like amount or order.ts")
+]
+
+
+class WindowSpec(SpecModel, BaseModel):
+    type: Annotated[WindowType, Expect('"tumbling" or "hopping"')]
+    size: Duration
+    advance: Duration | None = None  # hopping: how far apart window starts are
+    grace: Grace = timedelta(0)
+    time_field: FieldPath | None = None  # None: the Kafka record's timestamp
+    aggregate: Annotated[Aggregate, Expect("one of count, sum, min, max, mean, collect")] | None = (
+        None
+    )
+    field: FieldPath | None = None
+    reducer: AppRef | None = None  # "module:attribute" naming a restate_stream.windows.Reducer
+    emit: Annotated[Emit, Expect('"final" or "current"')] = "final"
+    to: TopicName | None = None
+    to_handler: HandlerRef | None = None
+    late: Annotated[Late, Expect('"drop" or "dead_letter"')] = "drop"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WindowSpec:
+        written = self.model_fields_set
+        if self.type == "hopping":
+            if self.advance is None:
+                raise rule("a hopping window needs advance: (how far apart windows start)")
+            if self.advance > self.size:
+                raise rule(
+                    "advance must not be longer than size (records would fall in no window)",
+                    "advance",
+                )
+        elif "advance" in written:
+            raise rule(
+                "advance applies only to type: hopping (tumbling windows advance by size)",
+                "advance",
+            )
+        if self.reducer is not None and "aggregate" in written:
+            raise rule("give either aggregate: or reducer:, not both", "reducer")
+        if self.aggregate in NEEDS_FIELD and self.field is None:
+            raise rule(
+                f"aggregate: {self.aggregate} needs field: (the value to {self.aggregate})",
+                "aggregate",
+            )
+        if self.field is not None and (self.reducer is not None or self.kind == "count"):
+            raise rule(
+                f"field applies to sum, min, max, mean and collect, not {self.kind}", "field"
+            )
+        if (self.to is None) == (self.to_handler is None):
+            raise rule(
+                "give exactly one of to: (a topic) or to_handler: (Service/handler), where "
+                "the windows' results go"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The aggregation: one of Aggregate, or "reducer"."""
+        return "reducer" if self.reducer is not None else self.aggregate or "count"
+
+    @property
+    def hop(self) -> timedelta:
+        return self.advance if self.advance is not None else self.size

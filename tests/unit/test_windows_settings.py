@@ -1,0 +1,158 @@
+"""`window:` and `table:` on a binding: each problem at its file:line:col, in words; and the
+checks against the app (the reducer, the handler results go to, the object's name)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import restate
+
+from restate_stream.bindings import BindingsError, check_against_app, parse_bindings
+from restate_stream.bindings.model import Problem
+from restate_stream.windows import Reducer
+
+FILE = Path("/app/bindings.yaml")
+HEADER = """\
+kafka:
+  clusters:
+    local: {bootstrap.servers: "127.0.0.1:9092"}
+bindings:
+  - name: counts
+    topic: clicks
+"""
+
+
+def problems(text: str) -> list[Problem]:
+    with pytest.raises(BindingsError) as caught:
+        parse_bindings(HEADER + text, FILE)
+    return caught.value.problems
+
+
+def only(text: str) -> str:
+    (problem,) = problems(text)
+    return f"{problem.line}:{problem.column}: {problem.field}: {problem.message}"
+
+
+def test_a_window_binding_needs_no_handler_and_is_served_under_its_name() -> None:
+    spec = parse_bindings(HEADER + "    window: {type: tumbling, size: 1m, to: out}\n", FILE)
+    (b,) = spec.bindings
+    assert (b.sink, b.provided) == ("service://counts/add", True)
+    assert b.window is not None and (b.window.kind, b.window.emit, b.window.late) == (
+        "count",
+        "final",
+        "drop",
+    )
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        (
+            "{type: tumbling, size: 60, to: out}",
+            "7:36: bindings[0].window.size: expected a duration with a unit",
+        ),
+        (
+            "{type: sliding, size: 1m, to: out}",
+            '7:20: bindings[0].window.type: expected "tumbling" or "hopping"',
+        ),
+        (
+            "{type: hopping, size: 1m, to: out}",
+            "7:13: bindings[0].window: a hopping window needs advance:",
+        ),
+        (
+            "{type: hopping, size: 1m, advance: 2m, to: out}",
+            "7:48: bindings[0].window.advance: advance must not be longer than size",
+        ),
+        (
+            "{type: tumbling, size: 1m, aggregate: sum, to: out}",
+            "7:51: bindings[0].window.aggregate: aggregate: sum needs field:",
+        ),
+        (
+            "{type: tumbling, size: 1m}",
+            "7:13: bindings[0].window: give exactly one of to: (a topic) or to_handler:",
+        ),
+        (
+            "{type: tumbling, size: 1m, to: out, late: dead_letter}",
+            "7:55: bindings[0].window.late: late: dead_letter needs the binding's dead_letter:",
+        ),
+        (
+            "{type: tumbling, size: 1m, to: out, grace: -1s}",
+            "7:56: bindings[0].window.grace: expected a duration with a unit, 0s or more",
+        ),
+    ],
+)
+def test_window_problems_name_their_place(window: str, expected: str) -> None:
+    assert only(f"    window: {window}\n").startswith(expected)
+
+
+def test_a_window_binding_refuses_a_handler_and_a_table_a_bytes_format() -> None:
+    assert only("    handler: a/b\n    window: {type: tumbling, size: 1m, to: o}\n").startswith(
+        "7:14: bindings[0].handler: a window binding is served by restate-stream's own object"
+    )
+    assert only("    format: bytes\n    table: true\n").startswith(
+        "7:13: bindings[0].format: a table keeps values as JSON"
+    )
+
+
+@dataclass
+class Total:
+    n: int = 0
+
+
+def add(total: Total, value: dict[str, int]) -> Total:
+    return Total(total.n + 1)
+
+
+totals = Reducer(initial=Total, reduce=add)
+not_a_reducer = add
+reports = restate.VirtualObject("reports")
+
+
+@reports.handler()
+async def on_window(ctx: restate.ObjectContext, result: dict[str, int]) -> None:
+    return None
+
+
+def test_the_app_check_loads_the_reducer_and_finds_the_handler_results_go_to() -> None:
+    here = __name__
+    good = (
+        f'    window: {{type: tumbling, size: 1m, reducer: "{here}:totals", '
+        "to_handler: reports/on_window}\n"
+    )
+    check_against_app(parse_bindings(HEADER + good, FILE), [reports])
+
+    bad = (
+        f'    window: {{type: tumbling, size: 1m, reducer: "{here}:not_a_reducer", '
+        "to_handler: reports/on_windw}\n"
+    )
+    with pytest.raises(BindingsError) as caught:
+        check_against_app(parse_bindings(HEADER + bad, FILE), [reports])
+    messages = [p.message for p in caught.value.problems]
+    assert any("is a function, not a restate_stream.windows.Reducer" in m for m in messages)
+    assert any("no handler 'reports/on_windw'; did you mean 'on_window'?" in m for m in messages)
+
+
+def test_the_app_must_leave_the_bindings_name_free() -> None:
+    clash = restate.VirtualObject("counts")
+    spec = parse_bindings(HEADER + "    table: true\n", FILE)
+    with pytest.raises(BindingsError, match="the app has a service 'counts'"):
+        check_against_app(spec, [clash])
+
+
+def test_the_worker_adds_the_window_and_table_objects_to_the_users_app() -> None:
+    from restate_stream.bindings.app_check import find_endpoint
+    from restate_stream.runtime.provided import provided_services, serve_provided
+
+    spec = parse_bindings(
+        HEADER + "    table: true\n  - {name: counts2, topic: c, window: {type: tumbling, "
+        "size: 1m, to: out}}\n",
+        FILE,
+    )
+    app = restate.app([reports])
+    serve_provided(app, provided_services(spec, [reports]))
+    endpoint = find_endpoint(app)
+    assert endpoint is not None
+    assert set(endpoint.services) == {"reports", "counts", "counts2"}
+    assert set(endpoint.services["counts2"].handlers) == {"add", "close", "windows"}
