@@ -208,6 +208,7 @@ class Binding:
         """Read by restate-stream's consumer in the worker: no Restate subscription."""
         return self.delivered_by == "consumer"
 
+    @property
     def provided(self) -> bool:
         """Served by restate-stream's own object (a window or a table), not the app's."""
         return self.window is not None or self.table
