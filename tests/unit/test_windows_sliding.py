@@ -75,15 +75,15 @@ def test_a_window_closed_by_its_timer_is_emitted_once_and_its_time_is_then_late(
 
 def test_records_are_kept_only_while_a_window_that_can_open_reaches_them() -> None:
     key = KeySliding(SIZE, grace_ms=1_000)
-    for t in (0, 4_000, 8_000):
+    for t in (0, 1, 4_000, 8_000):
         key.add(t, {}, COUNT)
     key.add(11_000, {}, COUNT)  # horizon 11 - 10 - 1 = 0: the record at 0 is let go
-    assert sorted(key.kept) == [4_000, 8_000, 11_000]
-    # the earliest record not late yet is at 10 s, and its window starts after 0 s
+    assert sorted(key.kept) == [1, 4_000, 8_000, 11_000]
+    # the earliest record not late yet is at 10 s, and its window starts at 1 ms
     assert key.add(9_999, {}, COUNT).late
     added = key.add(10_000, {}, COUNT)
     assert [(o.window, o.acc) for o in added.updated] == [
-        (Window(1, 10_001), 3),  # 4 s, 8 s and itself
+        (Window(1, 10_001), 4),  # 1 ms, 4 s, 8 s and itself
         (Window(1_001, 11_001), 4),  # 11 s's window takes it
     ]
 
