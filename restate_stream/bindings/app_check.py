@@ -101,6 +101,7 @@ def _provided_problems(spec: BindingsFile, i: int, by_name: dict[str, AnyService
     """A window or table binding: restate-stream serves its object under the binding's name,
     which the app must leave free; a window's reducer and the handler it emits to must exist."""
     from restate_stream.runtime.provided import ReducerImportError, load_reducer
+    from restate_stream.windows.settings import MERGING
 
     binding = spec.bindings[i]
     what = "window" if binding.window is not None else "table"
@@ -114,9 +115,16 @@ def _provided_problems(spec: BindingsFile, i: int, by_name: dict[str, AnyService
     window = binding.window
     if window is not None and window.reducer is not None:
         try:
-            load_reducer(window.reducer)
+            reducer = load_reducer(window.reducer)
         except ReducerImportError as exc:
             problems.append(spec.problem(i, "window", f"reducer: {exc}"))
+        else:
+            if window.type in MERGING and reducer.merge is None:
+                message = (
+                    f"reducer: {window.reducer!r} has no merge; a {window.type} window combines "
+                    "partial results (Reducer(initial=..., reduce=..., merge=...))"
+                )
+                problems.append(spec.problem(i, "window", message))
     if window is not None and window.to_handler is not None:
         service_name, handler = window.to_handler.split("/")
         service = by_name.get(service_name)

@@ -1,7 +1,9 @@
 """The windows of one key, as pure logic over event times in epoch milliseconds.
 
-Windows are aligned to the epoch: a tumbling window of size S covers [k*S, (k+1)*S); hopping
-windows of size S start every A (A <= S), so a record falls in up to ceil(S/A) of them.
+Tumbling and hopping windows here (sliding.py and sessions.py have the others, on the same
+KeyTimeline). Windows are aligned to the epoch: a tumbling window of size S covers
+[k*S, (k+1)*S); hopping windows of size S start every A (A <= S), so a record falls in up to
+ceil(S/A) of them.
 
 A key's stream time is the latest event time it has seen. A window closes when either
 - the stream time reaches its end + grace (a later record shows that time has passed), or
@@ -49,19 +51,27 @@ class Added:
     """What adding one record did."""
 
     updated: list[OpenWindow]  # windows the record went into, oldest first
-    opened: list[Window]  # of those, the ones it opened (their timers are to be set)
+    opened: list[Window]  # windows opened or changed (grown, merged): their timers are to be set
     closed: list[OpenWindow]  # windows the stream time passed (end + grace): emit them
     late: bool  # every window of the record was closed: it went nowhere
 
 
-@dataclass
-class KeyWindows:
-    size_ms: int
-    hop_ms: int
+class KeyTimeline:
+    """What every kind of a key's windows shares (fixed here, sliding.py, sessions.py): the
+    stream time, the open windows by start, the closed windows still remembered (start ->
+    end), and closing by the stream time or by a timer. Subclasses are dataclasses with these
+    fields."""
+
     grace_ms: int
-    stream_time: int | None = None
-    open: dict[int, OpenWindow] = field(default_factory=dict)  # by start
-    closed: dict[int, int] = field(default_factory=dict)  # start -> end: closed by a timer
+    stream_time: int | None
+    open: dict[int, OpenWindow]
+    closed: dict[int, int]
+
+    @property
+    def remember_ms(self) -> int:
+        """How long after the stream time passes a closed window's end + grace it is still
+        remembered as closed: as long as a record not late yet can reach it (sessions)."""
+        return 0
 
     def closes_at(self, window: Window) -> int:
         return window.end + self.grace_ms
@@ -71,7 +81,74 @@ class KeyWindows:
         return self.stream_time is not None and self.closes_at(window) <= self.stream_time
 
     def is_closed(self, window: Window) -> bool:
-        return self.passed(window) or window.start in self.closed
+        return self.passed(window) or self.closed.get(window.start) == window.end
+
+    def _forgotten(self, window: Window) -> bool:
+        if self.stream_time is None:
+            return False
+        return self.closes_at(window) + self.remember_ms <= self.stream_time
+
+    def _advance(self, time_ms: int) -> int | None:
+        """Move the stream time to `time_ms` if later; the stream time before."""
+        before = self.stream_time
+        self.stream_time = time_ms if before is None else max(before, time_ms)
+        return before
+
+    def _close_passed(self) -> list[OpenWindow]:
+        """Remove and return, oldest first, the open windows the stream time passed; forget
+        the closed ones no record can reach any more."""
+        passed = sorted((o for o in self.open.values() if self.passed(o.window)), key=_start)
+        for o in passed:
+            del self.open[o.window.start]
+            self.closed[o.window.start] = o.window.end
+        self.closed = {s: e for s, e in self.closed.items() if not self._forgotten(Window(s, e))}
+        return passed
+
+    def close(self, start: int, end: int | None = None) -> OpenWindow | None:
+        """A window's timer fired: the window if it was still open (to emit), else None
+        (it closed already, by the stream time or an earlier firing, or it is stale: the
+        window it was set for has grown or merged into another since, which has its own)."""
+        entry = self.open.get(start)
+        if entry is None or (end is not None and entry.window.end != end):
+            return None
+        del self.open[start]
+        if not self._forgotten(entry.window):
+            self.closed[start] = entry.window.end
+        return entry
+
+    def timer_delay_ms(self, window: Window) -> int:
+        """How long from now the window's timer waits: the event time still to go until its
+        end + grace, counted from the stream time (for live records about the wall clock's
+        end + grace; replaying history, the time a window has to collect its records)."""
+        return max(0, self.closes_at(window) - (self.stream_time or window.start))
+
+    def _windows_json(self) -> dict[str, Any]:
+        return {
+            "stream_time": self.stream_time,
+            "open": [
+                [o.window.start, o.window.end, o.acc, o.records, o.updates]
+                for o in sorted(self.open.values(), key=_start)
+            ],
+            "closed": [[s, e] for s, e in sorted(self.closed.items())],
+        }
+
+    def _load_windows(self, data: dict[str, Any]) -> None:
+        self.stream_time = data["stream_time"]
+        for start, end, acc, records, updates in data["open"]:
+            self.open[start] = OpenWindow(Window(start, end), acc, records, updates)
+        self.closed = {start: end for start, end in data["closed"]}
+
+
+@dataclass
+class KeyWindows(KeyTimeline):
+    """Tumbling and hopping windows of one key."""
+
+    size_ms: int
+    hop_ms: int
+    grace_ms: int
+    stream_time: int | None = None
+    open: dict[int, OpenWindow] = field(default_factory=dict)  # by start
+    closed: dict[int, int] = field(default_factory=dict)  # start -> end: closed by a timer
 
     def add(self, time_ms: int, value: Any, aggregation: Aggregation) -> Added:
         """Fold `value`, at event time `time_ms`, into the windows it falls in.
@@ -79,8 +156,7 @@ class KeyWindows:
         Raises what the aggregation raises for a value it cannot take (WindowValueError),
         before anything changes."""
         targets = [w for w in windows_of(time_ms, self.size_ms, self.hop_ms)]
-        before = self.stream_time
-        self.stream_time = time_ms if before is None else max(before, time_ms)
+        before = self._advance(time_ms)
         targets = [w for w in targets if not self.is_closed(w)]
         updates: list[tuple[Window, Any]] = []
         try:
@@ -97,35 +173,10 @@ class KeyWindows:
             entry = self.open.setdefault(w.start, OpenWindow(w, acc))
             entry.acc, entry.records, entry.updates = acc, entry.records + 1, entry.updates + 1
             updated.append(entry)
-        passed = sorted((o for o in self.open.values() if self.passed(o.window)), key=_start)
-        for o in passed:
-            del self.open[o.window.start]
-        self.closed = {s: e for s, e in self.closed.items() if not self.passed(Window(s, e))}
-        return Added(updated, opened, passed, late=not targets)
-
-    def close(self, start: int) -> OpenWindow | None:
-        """A window's timer fired: the window if it was still open (to emit), else None
-        (it closed already, by the stream time or an earlier firing)."""
-        entry = self.open.pop(start, None)
-        if entry is not None and not self.passed(entry.window):
-            self.closed[start] = entry.window.end
-        return entry
-
-    def timer_delay_ms(self, window: Window) -> int:
-        """How long from now the window's timer waits: the event time still to go until its
-        end + grace, counted from the stream time (for live records about the wall clock's
-        end + grace; replaying history, the time a window has to collect its records)."""
-        return max(0, self.closes_at(window) - (self.stream_time or window.start))
+        return Added(updated, opened, self._close_passed(), late=not targets)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "stream_time": self.stream_time,
-            "open": [
-                [o.window.start, o.window.end, o.acc, o.records, o.updates]
-                for o in sorted(self.open.values(), key=_start)
-            ],
-            "closed": [[s, e] for s, e in sorted(self.closed.items())],
-        }
+        return self._windows_json()
 
     @classmethod
     def from_json(
@@ -133,10 +184,7 @@ class KeyWindows:
     ) -> KeyWindows:
         windows = cls(size_ms, hop_ms, grace_ms)
         if data:
-            windows.stream_time = data["stream_time"]
-            for start, end, acc, records, updates in data["open"]:
-                windows.open[start] = OpenWindow(Window(start, end), acc, records, updates)
-            windows.closed = {start: end for start, end in data["closed"]}
+            windows._load_windows(data)
         return windows
 
 

@@ -8,8 +8,9 @@ assign.KeyWindows as JSON). Three handlers:
   timer for each window it opens, emits what closed (or, with `emit: current`, what changed),
   and writes the state, all in one invocation.
 - `close` (exclusive): the timer, a one-way call the object sends itself with a delay when a
-  window opens, due at the window's end + grace; emits the window if it is still open, and
-  does nothing if it closed already.
+  window opens (or a session grows), due at the window's end + grace, naming the window
+  [start, end]; emits the window if it is still open as such, and does nothing if it closed
+  already or, a session, grew or merged since (its new extent has its own timer).
 - `windows` (shared): the key's open windows and their current results, to look at.
 
 Emissions go to a topic through the durable publisher, with an event id derived from the
@@ -34,7 +35,9 @@ from restate_stream.runtime.publisher import Publisher
 from restate_stream.windows.aggregate import Aggregation, WindowValueError, aggregation, field_value
 from restate_stream.windows.assign import KeyWindows, OpenWindow
 from restate_stream.windows.reducer import Reducer
+from restate_stream.windows.sessions import KeySessions
 from restate_stream.windows.settings import WindowSpec
+from restate_stream.windows.sliding import KeySliding
 
 log = logging.getLogger("restate_stream.windows")
 
@@ -121,9 +124,14 @@ class WindowObject:
         self.service = restate.VirtualObject(binding.name)
         self._declare()
 
-    def _load(self, data: dict[str, Any] | None) -> KeyWindows:
+    def _load(self, data: dict[str, Any] | None) -> KeyWindows | KeySliding | KeySessions:
         s = self.spec
-        return KeyWindows.from_json(data, _ms(s.size), _ms(s.hop), _ms(s.grace))
+        length, grace = _ms(s.length), _ms(s.grace)
+        if s.type == "session":
+            return KeySessions.from_json(data, length, grace)
+        if s.type == "sliding":
+            return KeySliding.from_json(data, length, grace)
+        return KeyWindows.from_json(data, length, _ms(s.hop), grace)
 
     def _declare(self) -> None:
         service, this = self.service, self
@@ -139,9 +147,11 @@ class WindowObject:
         }
         service.handler(ADD)(add)
 
+        # The window a timer was set for: [start, end] (a bare start from timers set before
+        # windows could grow).
         @service.handler(CLOSE)
-        async def close(ctx: restate.ObjectContext, start: int) -> None:
-            await this.close(ctx, start)
+        async def close(ctx: restate.ObjectContext, window: list[int] | int) -> None:
+            await this.close(ctx, window)
 
         @service.handler(PEEK, kind="shared")
         async def windows(ctx: restate.ObjectSharedContext) -> list[dict[str, Any]]:
@@ -171,7 +181,8 @@ class WindowObject:
         key = ctx.key()
         for window in added.opened:
             delay = timedelta(milliseconds=state.timer_delay_ms(window))
-            ctx.object_send(self.close_handler, key, window.start, send_delay=delay)
+            due = [window.start, window.end]
+            ctx.object_send(self.close_handler, key, due, send_delay=delay)
         for o in added.closed:
             if self.spec.emit == "final":
                 await self._emit(ctx, o, final=True)
@@ -180,11 +191,11 @@ class WindowObject:
                 await self._emit(ctx, o, final=False)
         ctx.set(STATE, state.to_json())
 
-    async def close(self, ctx: restate.ObjectContext, start: int) -> None:
+    async def close(self, ctx: restate.ObjectContext, window: list[int] | int) -> None:
         state = self._load(await ctx.get(STATE, type_hint=dict[str, Any]))
-        o = state.close(start)
+        o = state.close(window) if isinstance(window, int) else state.close(*window)
         if o is None:
-            return  # closed already: emitted once, by the stream time or an earlier firing
+            return  # closed already (emitted once), or a session that grew: its own timer
         if self.spec.emit == "final":
             await self._emit(ctx, o, final=True)
         ctx.set(STATE, state.to_json())

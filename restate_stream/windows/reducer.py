@@ -13,6 +13,9 @@
 The types come from `reduce`'s annotations: records are decoded into the second parameter's
 type (as a handler's input is), and the running value is kept in the object's state as JSON of
 the first parameter's type (a dataclass, a pydantic model, a dict, a number...).
+
+Session and sliding windows combine partial results (a record that bridges two sessions merges
+them): a reducer used there needs `merge(earlier, later) -> A` too.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ V = TypeVar("V")  # a record's value
 class Reducer(Generic[A, V]):
     initial: Callable[[], A]
     reduce: Callable[[A, V], A]
+    merge: Callable[[A, A], A] | None = None  # needed by session and sliding windows
 
     def types(self) -> tuple[Any, Any]:
         """(the running value's type, a record value's type) from reduce's annotations;
@@ -50,6 +54,8 @@ class Reducer(Generic[A, V]):
         """Why this reducer cannot be used, in words; None if it can."""
         if not callable(self.initial) or not callable(self.reduce):
             return "initial and reduce must be callables (initial() -> A, reduce(A, V) -> A)"
+        if self.merge is not None and not callable(self.merge):
+            return "merge must be a callable (merge(A, A) -> A)"
         if len(inspect.signature(self.reduce).parameters) != 2:
             return "reduce must take two parameters: the running value and a record's value"
         try:

@@ -1,8 +1,8 @@
 """A binding's `window:` settings: their shape, defaults and the rules between them.
 
     window:
-      type: tumbling          # or hopping (with advance:)
-      size: 1m
+      type: tumbling          # or hopping (with advance:), sliding, session (with gap:)
+      size: 1m                # not for session
       grace: 10s              # late records are accepted this long after a window's end
       time_field: placed_at   # event time from the value; absent: the record's timestamp
       aggregate: sum          # count (default), sum, min, max, mean, collect
@@ -35,7 +35,9 @@ from restate_stream.bindings.values import (
     rule,
 )
 
-WindowType = Literal["tumbling", "hopping"]
+WindowType = Literal["tumbling", "hopping", "sliding", "session"]
+# Windows that combine partial aggregates: a reducer needs merge (reducer.py).
+MERGING = frozenset({"sliding", "session"})
 Aggregate = Literal["count", "sum", "min", "max", "mean", "collect"]
 Emit = Literal["final", "current"]
 Late = Literal["drop", "dead_letter"]
@@ -63,9 +65,10 @@ FieldPath = Annotated[
 
 
 class WindowSpec(SpecModel, BaseModel):
-    type: Annotated[WindowType, Expect('"tumbling" or "hopping"')]
-    size: Duration
+    type: Annotated[WindowType, Expect('"tumbling", "hopping", "sliding" or "session"')]
+    size: Duration | None = None  # None only for a session window
     advance: Duration | None = None  # hopping: how far apart window starts are
+    gap: Duration | None = None  # session: the quiet time that ends a session
     grace: Grace = timedelta(0)
     time_field: FieldPath | None = None  # None: the Kafka record's timestamp
     aggregate: Annotated[Aggregate, Expect("one of count, sum, min, max, mean, collect")] | None = (
@@ -81,10 +84,19 @@ class WindowSpec(SpecModel, BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> WindowSpec:
         written = self.model_fields_set
+        if self.type == "session":
+            if self.gap is None:
+                raise rule("a session window needs gap: (the quiet time that ends a session)")
+            if self.size is not None:
+                raise rule("a session window has no size: (it grows while records come)", "size")
+        elif self.size is None:
+            raise rule(f"a {self.type} window needs size:")
+        elif "gap" in written:
+            raise rule("gap applies only to type: session", "gap")
         if self.type == "hopping":
             if self.advance is None:
                 raise rule("a hopping window needs advance: (how far apart windows start)")
-            if self.advance > self.size:
+            if self.size is not None and self.advance > self.size:
                 raise rule(
                     "advance must not be longer than size (records would fall in no window)",
                     "advance",
@@ -118,5 +130,12 @@ class WindowSpec(SpecModel, BaseModel):
         return "reducer" if self.reducer is not None else self.aggregate or "count"
 
     @property
+    def length(self) -> timedelta:
+        """The size of a fixed or sliding window, the gap of a session window."""
+        length = self.gap if self.type == "session" else self.size
+        assert length is not None  # _consistent
+        return length
+
+    @property
     def hop(self) -> timedelta:
-        return self.advance if self.advance is not None else self.size
+        return self.advance if self.advance is not None else self.length

@@ -83,3 +83,58 @@ async def test_results_to_a_handler_and_ids_that_name_the_window(tmp_path: Path)
         1,
         True,
     )
+
+
+async def test_a_quiet_keys_last_session_is_emitted_once_by_its_timer(tmp_path: Path) -> None:
+    k = kit(
+        tmp_path,
+        {"type": "session", "gap": "30s", "aggregate": "sum", "field": "n", "to": "out"},
+    )
+    for second, n in [(0, 1), (20, 2), (45, 3)]:  # one session, grown by each record
+        await k.deliver("clicks", {"n": n}, key="a", timestamp=T0 + timedelta(seconds=second))
+    t0 = int(T0.timestamp() * 1000)
+    timers = [t.arg for t in k.pending_timers()]
+    assert timers == [[t0, t0 + 30_000], [t0, t0 + 50_000], [t0, t0 + 75_000]]
+    assert k.published("out") == []
+
+    fired = await k.fire_timers()  # the two stale timers do nothing, the last emits
+    assert [len(d.published) for d in fired] == [0, 0, 1]
+    (session,) = k.published("out")
+    assert (session.key, session.value["start"], session.value["end"]) == ("a", t0, t0 + 75_000)
+    assert (session.value["value"], session.value["records"]) == (6, 3)
+
+    late = await k.deliver("clicks", {"n": 9}, key="a", timestamp=T0 + timedelta(seconds=50))
+    assert late.decision == "dropped" and late.outcomes[0].cause == "LateRecord"
+    await k.fire_timers()
+    assert len(k.published("out")) == 1
+
+
+async def test_a_bridging_record_emits_the_merged_session_with_current(tmp_path: Path) -> None:
+    k = kit(
+        tmp_path, {"type": "session", "gap": "10s", "grace": "1m", "emit": "current", "to": "out"}
+    )
+    for second in (0, 15, 8):  # 8 s is within 10 s of both: one session
+        await k.deliver("clicks", {}, key="a", timestamp=T0 + timedelta(seconds=second))
+    seen = [(s.value["start"], s.value["end"], s.value["value"]) for s in k.published("out")]
+    t0 = int(T0.timestamp() * 1000)
+    assert seen == [(t0, t0 + 10_000, 1), (t0 + 15_000, t0 + 25_000, 1), (t0, t0 + 25_000, 3)]
+    await k.fire_timers()  # `current` emitted every change already: the timers add nothing
+    assert len(k.published("out")) == 3
+
+
+async def test_sliding_windows_are_emitted_once_each_by_stream_time_or_timer(
+    tmp_path: Path,
+) -> None:
+    k = kit(tmp_path, {"type": "sliding", "size": "10s", "to": "out"})
+    for second in (0, 4, 12):
+        await k.deliver("clicks", {}, key="a", timestamp=T0 + timedelta(seconds=second))
+    t0 = int(T0.timestamp() * 1000)
+    # 12 s passed the windows ending at 0 s and 4 s (no grace): emitted by the stream time
+    assert [(s.value["end"], s.value["value"]) for s in k.published("out")] == [
+        (t0 + 1, 1),
+        (t0 + 4_001, 2),
+    ]
+    await k.fire_timers()  # 0 s and 4 s: emitted already; 12 s's window: [2.001 s, 12.001 s)
+    assert [(s.value["start"], s.value["value"]) for s in k.published("out")][2:] == [
+        (t0 + 2_001, 2)
+    ]

@@ -4,6 +4,7 @@ checks against the app (the reducer, the handler results go to, the object's nam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,32 @@ def test_a_window_binding_needs_no_handler_and_is_served_under_its_name() -> Non
             "7:36: bindings[0].window.size: expected a duration with a unit",
         ),
         (
-            "{type: sliding, size: 1m, to: out}",
-            '7:20: bindings[0].window.type: expected "tumbling" or "hopping"',
+            "{type: rolling, size: 1m, to: out}",
+            '7:20: bindings[0].window.type: expected "tumbling", "hopping", "sliding" or "session"',
+        ),
+        (
+            "{type: session, to: out}",
+            "7:13: bindings[0].window: a session window needs gap:",
+        ),
+        (
+            "{type: session, gap: 5m, size: 1m, to: out}",
+            "7:44: bindings[0].window.size: a session window has no size:",
+        ),
+        (
+            "{type: session, gap: 5, to: out}",
+            "7:34: bindings[0].window.gap: expected a duration with a unit",
+        ),
+        (
+            "{type: sliding, gap: 5m, to: out}",
+            "7:13: bindings[0].window: a sliding window needs size:",
+        ),
+        (
+            "{type: tumbling, size: 1m, gap: 5m, to: out}",
+            "7:45: bindings[0].window.gap: gap applies only to type: session",
+        ),
+        (
+            "{type: sliding, size: 1m, advance: 5s, to: out}",
+            "7:48: bindings[0].window.advance: advance applies only to type: hopping",
         ),
         (
             "{type: hopping, size: 1m, to: out}",
@@ -85,6 +110,21 @@ def test_a_window_binding_needs_no_handler_and_is_served_under_its_name() -> Non
 )
 def test_window_problems_name_their_place(window: str, expected: str) -> None:
     assert only(f"    window: {window}\n").startswith(expected)
+
+
+def test_sliding_and_session_windows_parse() -> None:
+    text = (
+        "    window: {type: session, gap: 30m, grace: 1m, aggregate: collect, to: out}\n"
+        "  - {name: recent, topic: clicks, window: {type: sliding, size: 5m, to: out}}\n"
+    )
+    session, sliding = (b.window for b in parse_bindings(HEADER + text, FILE).bindings)
+    assert session is not None and sliding is not None
+    assert (session.type, session.length, session.hop) == (
+        "session",
+        timedelta(minutes=30),
+        timedelta(minutes=30),
+    )
+    assert (sliding.type, sliding.length) == ("sliding", timedelta(minutes=5))
 
 
 def test_a_window_binding_refuses_a_handler_and_a_table_a_bytes_format() -> None:
@@ -132,6 +172,30 @@ def test_the_app_check_loads_the_reducer_and_finds_the_handler_results_go_to() -
     messages = [p.message for p in caught.value.problems]
     assert any("is a function, not a restate_stream.windows.Reducer" in m for m in messages)
     assert any("no handler 'reports/on_windw'; did you mean 'on_window'?" in m for m in messages)
+
+
+def merge_totals(earlier: Total, later: Total) -> Total:
+    return Total(earlier.n + later.n)
+
+
+mergeable = Reducer(initial=Total, reduce=add, merge=merge_totals)
+
+
+@pytest.mark.parametrize("kind", ["session, gap: 5m", "sliding, size: 5m"])
+def test_a_reducer_without_merge_is_refused_for_windows_that_merge(kind: str) -> None:
+    def window(reducer: str) -> str:
+        return f'    window: {{type: {kind}, reducer: "{__name__}:{reducer}", to: out}}\n'
+
+    with pytest.raises(BindingsError) as caught:
+        check_against_app(parse_bindings(HEADER + window("totals"), FILE), [reports])
+    (problem,) = caught.value.problems
+    assert f"{problem.file}:{problem.line}:{problem.column}: {problem.field}" == (
+        "/app/bindings.yaml:7:13: bindings[0].window"
+    )
+    assert f"'{__name__}:totals' has no merge; a {kind.split(',')[0]} window" in problem.message
+    check_against_app(parse_bindings(HEADER + window("mergeable"), FILE), [reports])
+    tumbling = f'    window: {{type: tumbling, size: 1m, reducer: "{__name__}:totals", to: out}}\n'
+    check_against_app(parse_bindings(HEADER + tumbling, FILE), [reports])
 
 
 def test_the_app_must_leave_the_bindings_name_free() -> None:
