@@ -35,15 +35,15 @@ from typing import Any
 
 import restate
 from opentelemetry import trace
-from restate.server_context import DisconnectedException
 
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch
 from restate_stream.bindings import Binding
+from restate_stream.runtime._sdk import DisconnectedException
 from restate_stream.runtime.bound import (
     TOMBSTONE_ERROR,
     BoundHandler,
-    _causes,
     admits_none,
+    causes,
     without_none,
 )
 from restate_stream.runtime.dead_letter import LetterRef
@@ -222,7 +222,7 @@ class BatchBoundHandler(BoundHandler):
             raise  # the attempt ended, not the handler
         except Exception as exc:
             self._ran(ctx, len(events), started, failed=True)
-            terminal, internal = _causes(exc)
+            terminal, internal = causes(exc)
             if internal:
                 raise
             failures = self.attempts.failed(invocation)

@@ -17,10 +17,10 @@ from types import FunctionType, ModuleType
 from typing import Any
 
 import restate
-from restate.endpoint import Endpoint
 
 from restate_stream.bindings.model import BindingsError, BindingsFile, Problem
 from restate_stream.errors import RestateStreamError
+from restate_stream.runtime._sdk import Endpoint
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
 

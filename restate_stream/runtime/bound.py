@@ -177,7 +177,7 @@ class _Attempts:
         self._seen.pop(invocation_id, None)
 
 
-def _causes(exc: BaseException) -> tuple[restate.TerminalError | None, bool]:
+def causes(exc: BaseException) -> tuple[restate.TerminalError | None, bool]:
     """(the TerminalError in the cause chain, whether an SDK-internal signal is in it).
 
     The SDK fails an invocation for a TerminalError anywhere in `__cause__`, so a handler
@@ -293,7 +293,7 @@ class BoundHandler:
             return None
         except Exception as exc:
             self._ran(ctx, 1, started, failed=True)
-            terminal, internal = _causes(exc)
+            terminal, internal = causes(exc)
             if internal:
                 raise  # a suspension or SDK signal wrapped by user code: the SDK handles it
             failures = self.attempts.failed(invocation)

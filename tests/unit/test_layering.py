@@ -67,14 +67,6 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
     ("function-level-import", "connectors.producer", "aiokafka"): _OPTIONAL + " (aiokafka)",
     ("function-level-import", "connectors.producer", "aiokafka.errors"): _OPTIONAL + " (aiokafka)",
     ("function-level-import", "connectors.producer", "aiokafka.helpers"): _OPTIONAL + " (aiokafka)",
-    ("sdk-internal", "restate_stream.batch.handler", "restate.server_context"): "not yet moved",
-    ("private-name", "restate_stream.batch.handler", "restate_stream.runtime.bound"): (
-        "not yet moved"
-    ),
-    ("sdk-internal", "restate_stream.bindings.app_check", "restate.endpoint"): "not yet moved",
-    ("sdk-internal", "restate_stream.runtime.provided", "restate.endpoint"): "not yet moved",
-    ("sdk-internal", "restate_stream.dlq.redrive", "restate.client"): "not yet moved",
-    ("sdk-internal", "restate_stream.dlq.redrive", "restate.client_types"): "not yet moved",
     (
         "function-level-import",
         "restate_stream.bindings.app_check",
