@@ -74,11 +74,6 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
     ): (_CYCLE),
     (
         "function-level-import",
-        "restate_stream.bindings.app_check",
-        "restate_stream.batch.handler",
-    ): (_CYCLE),
-    (
-        "function-level-import",
         "restate_stream.runtime.bound",
         "restate_stream.batch.handler",
     ): _CYCLE,
