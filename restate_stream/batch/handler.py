@@ -24,10 +24,8 @@ fails (TerminalError), so nothing passes the high-water unverified.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-import typing
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
@@ -35,16 +33,14 @@ from typing import Any
 
 import restate
 from opentelemetry import trace
-from restate.server_context import DisconnectedException
 
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch
 from restate_stream.bindings import Binding
+from restate_stream.runtime._sdk import DisconnectedException
 from restate_stream.runtime.bound import (
     TOMBSTONE_ERROR,
     BoundHandler,
-    _causes,
-    admits_none,
-    without_none,
+    causes,
 )
 from restate_stream.runtime.dead_letter import LetterRef
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent, built, object_key_for
@@ -55,6 +51,7 @@ from restate_stream.runtime.formats import (
     codec_for,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.input_types import admits_none, batch_value_type, without_none
 from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.outcomes import observed
 from restate_stream.runtime.publisher import Publisher
@@ -76,22 +73,6 @@ def high_water_state(binding: str) -> str:
 
 def source_name(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
-
-
-def batch_value_type(fn: Callable[..., Any]) -> tuple[bool, Any]:
-    """(whether the input is `list[KafkaEvent[T]]`, T) from the handler's input hint."""
-    params = list(inspect.signature(fn).parameters)
-    if len(params) < 2:
-        return False, None
-    hint = typing.get_type_hints(fn).get(params[1])
-    if typing.get_origin(hint) is not list:
-        return False, None
-    (item,) = typing.get_args(hint) or (None,)
-    if item is KafkaEvent:
-        return True, Any
-    if typing.get_origin(item) is KafkaEvent:
-        return True, typing.get_args(item)[0]
-    return False, None
 
 
 def _coordinates(r: WireRecord) -> KafkaCoordinates:
@@ -222,7 +203,7 @@ class BatchBoundHandler(BoundHandler):
             raise  # the attempt ended, not the handler
         except Exception as exc:
             self._ran(ctx, len(events), started, failed=True)
-            terminal, internal = _causes(exc)
+            terminal, internal = causes(exc)
             if internal:
                 raise
             failures = self.attempts.failed(invocation)

@@ -17,10 +17,11 @@ from types import FunctionType, ModuleType
 from typing import Any
 
 import restate
-from restate.endpoint import Endpoint
 
 from restate_stream.bindings.model import BindingsError, BindingsFile, Problem
 from restate_stream.errors import RestateStreamError
+from restate_stream.runtime._sdk import Endpoint
+from restate_stream.runtime.input_types import batch_value_type
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
 
@@ -139,8 +140,6 @@ def _provided_problems(spec: BindingsFile, i: int, by_name: dict[str, AnyService
 def _batch_problems(spec: BindingsFile, i: int, service: AnyService, kind: str) -> list[Problem]:
     """A batched binding keeps its high-water offsets in object state: an exclusive object
     handler, whose input is a list of events."""
-    from restate_stream.batch.handler import batch_value_type  # runtime side; imports restate
-
     binding = spec.bindings[i]
     name = f"'{binding.service}/{binding.handler}'"
     if not isinstance(service, restate.VirtualObject) or kind != "exclusive":

@@ -14,8 +14,7 @@ from typing import Literal
 from urllib.parse import quote
 
 import httpx
-from restate.client import Client
-from restate.client_types import HttpError
+from restate import HttpError
 
 from connectors.consume import TopicNotFoundError, end_offsets
 from restate_stream._util.text import one_line
@@ -32,6 +31,7 @@ from restate_stream.dlq.listing import (
     read_entries,
 )
 from restate_stream.errors import RestateStreamError
+from restate_stream.runtime._sdk import Client
 from restate_stream.runtime.bound import TOMBSTONE_ERROR
 from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, SourceRecord
 from restate_stream.runtime.event import object_key_for

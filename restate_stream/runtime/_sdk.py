@@ -34,6 +34,8 @@ from restate._internal import (  # type: ignore[import-not-found]
     IdentityVerificationException,
     PyIdentityVerifier,
 )
+from restate.client import Client
+from restate.endpoint import Endpoint
 from restate.handler import Handler, HandlerIO, handler_from_callable
 from restate.serde import BytesSerde
 from restate.server import parse_path, send_status
@@ -46,7 +48,9 @@ from restate.server_context import (
 from restate_stream.errors import RestateStreamError
 
 __all__ = [
+    "Client",
     "DisconnectedException",
+    "Endpoint",
     "SdkInternalsChangedError",
     "check_sdk",
     "current_invocation_id",

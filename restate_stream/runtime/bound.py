@@ -27,11 +27,8 @@ and otherwise writes a Resolution for it: the dead-letter topic tells which reco
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
-import types
-import typing
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import nullcontext
@@ -67,6 +64,7 @@ from restate_stream.runtime.formats import (
     envelope_traceparent,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.input_types import admits_none, input_type_of, without_none
 from restate_stream.runtime.letter_signing import LetterKeys
 from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.outcomes import Decision, HandlerRun, Outcome, observed, report
@@ -91,44 +89,6 @@ _EMPTY_IS_TOMBSTONE = frozenset({"json", "avro"})
 _UNPARSED: Any = object()  # no JSON parsed ahead (None is a parsed JSON null)
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
-
-
-def input_type_of(fn: Callable[..., Any]) -> tuple[Any, bool]:
-    """(value type, whether the handler takes a KafkaEvent) from the input parameter's hint.
-
-    `event: KafkaEvent[T]` gets the event with its metadata; `value: T` gets the decoded value
-    alone, so a plain handler can be bound without changing its signature.
-    """
-    params = list(inspect.signature(fn).parameters)
-    if len(params) < 2:
-        return Any, True
-    # By name: get_type_hints leaves out parameters without annotations (often `ctx`).
-    hint = typing.get_type_hints(fn).get(params[1], Any)
-    if hint is KafkaEvent:
-        return Any, True
-    if typing.get_origin(hint) is KafkaEvent:
-        (value_type,) = typing.get_args(hint)
-        return value_type, True
-    return hint, False
-
-
-def admits_none(value_type: Any) -> bool:
-    """Whether a handler declaring `value_type` can be given None (a tombstone's value)."""
-    if value_type is Any or value_type is None or value_type is type(None) or value_type is object:
-        return True
-    if typing.get_origin(value_type) in (typing.Union, types.UnionType):
-        return any(admits_none(arg) for arg in typing.get_args(value_type))
-    return False
-
-
-def without_none(value_type: Any) -> Any:
-    """`T` for `T | None`: what a non-null value is decoded into."""
-    if typing.get_origin(value_type) not in (typing.Union, types.UnionType):
-        return value_type
-    rest = [arg for arg in typing.get_args(value_type) if arg is not type(None)]
-    if len(rest) == len(typing.get_args(value_type)):
-        return value_type
-    return typing.Union[tuple(rest)] if len(rest) > 1 else rest[0]  # noqa: UP007
 
 
 def tombstone_message(binding: Binding) -> str:
@@ -177,7 +137,7 @@ class _Attempts:
         self._seen.pop(invocation_id, None)
 
 
-def _causes(exc: BaseException) -> tuple[restate.TerminalError | None, bool]:
+def causes(exc: BaseException) -> tuple[restate.TerminalError | None, bool]:
     """(the TerminalError in the cause chain, whether an SDK-internal signal is in it).
 
     The SDK fails an invocation for a TerminalError anywhere in `__cause__`, so a handler
@@ -293,7 +253,7 @@ class BoundHandler:
             return None
         except Exception as exc:
             self._ran(ctx, 1, started, failed=True)
-            terminal, internal = _causes(exc)
+            terminal, internal = causes(exc)
             if internal:
                 raise  # a suspension or SDK signal wrapped by user code: the SDK handles it
             failures = self.attempts.failed(invocation)

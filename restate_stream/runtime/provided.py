@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import restate
-from restate.endpoint import Endpoint
 
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.bindings.app_check import AnyService, find_endpoint
 from restate_stream.errors import RestateStreamError
+from restate_stream.runtime._sdk import Endpoint
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.tables.objects import table_object
 from restate_stream.windows.objects import WindowObject

@@ -154,7 +154,7 @@ def test_terminal_errors_are_found_through_wrapping_exceptions() -> None:
     import restate
     from restate.exceptions import SdkInternalBaseException
 
-    from restate_stream.runtime.bound import _causes
+    from restate_stream.runtime.bound import causes
 
     terminal = restate.TerminalError("rejected")
     try:
@@ -163,11 +163,11 @@ def test_terminal_errors_are_found_through_wrapping_exceptions() -> None:
         except restate.TerminalError as exc:
             raise ValueError("wrapped") from exc
     except ValueError as wrapped:
-        assert _causes(wrapped) == (terminal, False)
-    assert _causes(RuntimeError("plain")) == (None, False)
+        assert causes(wrapped) == (terminal, False)
+    assert causes(RuntimeError("plain")) == (None, False)
     internal = RuntimeError("wraps a suspension")
     internal.__cause__ = SdkInternalBaseException("suspended")
-    assert _causes(internal) == (None, True)
+    assert causes(internal) == (None, True)
 
 
 def test_dataclass_field_types_are_checked() -> None:
