@@ -22,6 +22,7 @@ from restate_stream.bindings.model import BindingsError, BindingsFile, Problem
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime._sdk import Endpoint
 from restate_stream.runtime.input_types import batch_value_type
+from restate_stream.windows.settings import MERGING
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
 
@@ -102,7 +103,6 @@ def _provided_problems(spec: BindingsFile, i: int, by_name: dict[str, AnyService
     """A window or table binding: restate-stream serves its object under the binding's name,
     which the app must leave free; a window's reducer and the handler it emits to must exist."""
     from restate_stream.runtime.provided import ReducerImportError, load_reducer
-    from restate_stream.windows.settings import MERGING
 
     binding = spec.bindings[i]
     what = "window" if binding.window is not None else "table"
