@@ -103,6 +103,18 @@ def test_a_window_binding_needs_no_handler_and_is_served_under_its_name() -> Non
             "7:55: bindings[0].window.late: late: dead_letter needs the binding's dead_letter:",
         ),
         (
+            "{type: tumbling, size: 0.4ms, to: out}",
+            "7:36: bindings[0].window.size: size must be a whole number of milliseconds",
+        ),
+        (
+            "{type: hopping, size: 1m, advance: 0.2ms, to: out}",
+            "7:48: bindings[0].window.advance: advance must be a whole number of milliseconds",
+        ),
+        (
+            "{type: session, gap: 1.5ms, to: out}",
+            "7:34: bindings[0].window.gap: gap must be a whole number of milliseconds",
+        ),
+        (
             "{type: tumbling, size: 1m, to: out, grace: -1s}",
             "7:56: bindings[0].window.grace: expected a duration with a unit, 0s or more",
         ),
