@@ -115,6 +115,10 @@ def test_a_window_binding_needs_no_handler_and_is_served_under_its_name() -> Non
             "7:34: bindings[0].window.gap: gap must be a whole number of milliseconds",
         ),
         (
+            "{type: tumbling, size: 1m, to: clicks}",
+            "7:44: bindings[0].window.to: the results topic must differ from the binding's topic",
+        ),
+        (
             "{type: tumbling, size: 1m, to: out, grace: -1s}",
             "7:56: bindings[0].window.grace: expected a duration with a unit, 0s or more",
         ),
