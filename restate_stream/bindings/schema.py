@@ -301,6 +301,14 @@ class BindingEntry(_Spec):
         if self.window is not None and self.table:
             raise rule("a binding is a window or a table, not both", "table")
         _served_by_restate_stream(self, feature)
+        if self.window is not None and self.window.to == self.topic:
+            # Each emission would be a record of the window again: a loop that never ends.
+            raise rule(
+                "the results topic must differ from the binding's topic (each result would "
+                "be counted again)",
+                "window",
+                "to",
+            )
         if self.window is not None and self.window.late == "dead_letter" and not self.dead_letter:
             raise rule("late: dead_letter needs the binding's dead_letter: topic", "window", "late")
         return self

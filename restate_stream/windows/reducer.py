@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import PydanticUserError, TypeAdapter
 
 A = TypeVar("A")  # the running value
 V = TypeVar("V")  # a record's value
@@ -59,7 +59,14 @@ class Reducer(Generic[A, V]):
         if len(inspect.signature(self.reduce).parameters) != 2:
             return "reduce must take two parameters: the running value and a record's value"
         try:
-            self.types()
+            accumulated, _ = self.types()
         except (NameError, TypeError) as exc:
             return f"the annotations of reduce cannot be resolved: {exc}"
+        try:
+            TypeAdapter(accumulated)  # the window object builds it to keep the value in state
+        except PydanticUserError:
+            return (
+                f"the running value's type {getattr(accumulated, '__name__', accumulated)} "
+                "cannot be kept as JSON (use a dataclass, a pydantic model, a dict, a number...)"
+            )
         return None

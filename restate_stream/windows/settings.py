@@ -42,6 +42,7 @@ Aggregate = Literal["count", "sum", "min", "max", "mean", "collect"]
 Emit = Literal["final", "current"]
 Late = Literal["drop", "dead_letter"]
 
+_MS = timedelta(milliseconds=1)
 # Aggregates that read a number (or a comparable value) from each record: they need `field:`.
 NEEDS_FIELD = frozenset({"sum", "min", "max", "mean"})
 
@@ -84,6 +85,12 @@ class WindowSpec(SpecModel, BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> WindowSpec:
         written = self.model_fields_set
+        for name in ("size", "advance", "gap"):
+            length: timedelta | None = getattr(self, name)
+            # Windows count in whole milliseconds: 0.4ms would be a window of 0 (every
+            # record failing its invocation), 1.5ms silently one of 2.
+            if length is not None and (length < _MS or length % _MS):
+                raise rule(f"{name} must be a whole number of milliseconds, 1ms or more", name)
         if self.type == "session":
             if self.gap is None:
                 raise rule("a session window needs gap: (the quiet time that ends a session)")

@@ -103,6 +103,22 @@ def test_a_window_binding_needs_no_handler_and_is_served_under_its_name() -> Non
             "7:55: bindings[0].window.late: late: dead_letter needs the binding's dead_letter:",
         ),
         (
+            "{type: tumbling, size: 0.4ms, to: out}",
+            "7:36: bindings[0].window.size: size must be a whole number of milliseconds",
+        ),
+        (
+            "{type: hopping, size: 1m, advance: 0.2ms, to: out}",
+            "7:48: bindings[0].window.advance: advance must be a whole number of milliseconds",
+        ),
+        (
+            "{type: session, gap: 1.5ms, to: out}",
+            "7:34: bindings[0].window.gap: gap must be a whole number of milliseconds",
+        ),
+        (
+            "{type: tumbling, size: 1m, to: clicks}",
+            "7:44: bindings[0].window.to: the results topic must differ from the binding's topic",
+        ),
+        (
             "{type: tumbling, size: 1m, to: out, grace: -1s}",
             "7:56: bindings[0].window.grace: expected a duration with a unit, 0s or more",
         ),
@@ -220,3 +236,24 @@ def test_the_worker_adds_the_window_and_table_objects_to_the_users_app() -> None
     assert endpoint is not None
     assert set(endpoint.services) == {"reports", "counts", "counts2"}
     assert set(endpoint.services["counts2"].handlers) == {"add", "close", "windows"}
+
+
+class Opaque:  # a plain class: pydantic cannot keep it as JSON
+    def __init__(self, n: int = 0) -> None:
+        self.n = n
+
+
+def add_opaque(total: Opaque, value: dict[str, int]) -> Opaque:
+    return Opaque(total.n + 1)
+
+
+opaque = Reducer(initial=Opaque, reduce=add_opaque)
+
+
+def test_a_reducer_whose_running_value_cannot_be_json_is_refused_with_its_place() -> None:
+    window = f'    window: {{type: tumbling, size: 1m, reducer: "{__name__}:opaque", to: out}}\n'
+    with pytest.raises(BindingsError) as caught:
+        check_against_app(parse_bindings(HEADER + window, FILE), [reports])
+    (problem,) = caught.value.problems
+    assert f"{problem.line}:{problem.column}: {problem.field}" == "7:13: bindings[0].window"
+    assert "cannot be kept as JSON" in problem.message and "Opaque" in problem.message
