@@ -70,9 +70,14 @@ def total(state: dict[str, list[int]]) -> int:
     return sum(len(v) for v in state.values())
 
 
-async def group_lag(stack: LocalStack, group: str, topic: str) -> int:
+async def wait_drained(stack: LocalStack, group: str, topic: str) -> None:
+    """Until the group has committed every record of the topic."""
     kafka = TopicAdmin(stack.bootstrap_servers)
-    return sum(p.lag for p in await asyncio.to_thread(kafka.group_lag, group, topic))
+
+    async def lag() -> int:
+        return sum(p.lag for p in await asyncio.to_thread(kafka.group_lag, group, topic))
+
+    await wait_until(lag, lambda n: n == 0, timeout=120, describe=lambda n: f"lag {n}")
 
 
 @pytest.mark.parametrize("delivery", DELIVERIES)
@@ -145,13 +150,7 @@ async def test_records_apply_in_order_poison_is_dead_lettered_tombstones_delete(
                     interval=1.0,
                     describe=lambda p: f"{total(p[0])}/{want} applied, {len(p[1])} letters",
                 )
-                group = spec.bindings[0].consumer_group
-                await wait_until(
-                    lambda: group_lag(stack, group, topic),
-                    lambda n: n == 0,
-                    timeout=120,
-                    describe=lambda n: f"lag {n}",
-                )
+                await wait_drained(stack, spec.bindings[0].consumer_group, topic)
                 (status,) = await binding_statuses(spec, restate_admin, TopicAdmin)
                 tags = await object_state(restate_admin, "RecordLog", "tags")
         finally:
@@ -240,13 +239,7 @@ async def test_exactly_once_through_a_worker_sigkill(
             interval=1.0,
             describe=lambda s: f"{total(s)}/{records} applied",
         )
-        group = spec.bindings[0].consumer_group
-        await wait_until(
-            lambda: group_lag(stack, group, topic),
-            lambda n: n == 0,
-            timeout=120,
-            describe=lambda n: f"lag {n}",
-        )
+        await wait_drained(stack, spec.bindings[0].consumer_group, topic)
         final = await applied(restate_admin, run)
     finally:
         worker.stop()
