@@ -27,7 +27,6 @@ stalls concurrent request bodies larger than the flow-control window until the r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -40,6 +39,7 @@ import aiohttp
 from connectors.group_consumer import GroupConsumer, PolledRecord
 from restate_stream.batch.sends import Request, shape_for
 from restate_stream.bindings import SESSION_TIMEOUT_MS, Binding
+from restate_stream.errors import RestateStreamError
 
 log = logging.getLogger("restate_stream.batch")
 
@@ -57,6 +57,10 @@ RECORD_CONCURRENT_SENDS = 16
 CONSUMER_PROPERTIES = {"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1_000}
 
 
+class DeliveryFailed(RestateStreamError):
+    """A send raised instead of being accepted or refused; the delivery restarts."""
+
+
 @dataclass
 class _Batch:
     next_offsets: dict[int, int]  # partition -> offset after the batch's last record
@@ -64,7 +68,14 @@ class _Batch:
     sends: list[asyncio.Task[None]] = field(default_factory=list)
 
     def done(self) -> bool:
-        return all(t.done() and not t.cancelled() for t in self.sends)
+        """Every send accepted: finished, neither cancelled nor failed."""
+        return all(t.done() and not t.cancelled() and t.exception() is None for t in self.sends)
+
+    def failure(self) -> BaseException | None:
+        for t in self.sends:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                return t.exception()
+        return None
 
 
 @dataclass
@@ -157,9 +168,11 @@ class BatchDelivery:
                     if records:
                         self._dispatch(records)
                     await consumer.commit(self._completed_offsets())
+                    self._raise_if_a_send_failed()
                     while self._full() and not stop.is_set():
                         await asyncio.wait(self._batches[0].sends, timeout=0.5)
                         await consumer.commit(self._completed_offsets())
+                        self._raise_if_a_send_failed()
             finally:
                 await consumer.close()  # runs on_revoke: drains and commits what was accepted
                 await self._abandon()
@@ -236,13 +249,26 @@ class BatchDelivery:
                 offsets[partition] = max(offsets.get(partition, 0), offset)
         return offsets
 
+    def _raise_if_a_send_failed(self) -> None:
+        """A send that raised (not a refusal: those are retried) holds its batch and every
+        later one back from the commit; stop loudly, so the supervisor restarts from the
+        committed offsets instead of delivering around the hole."""
+        for batch in self._batches:
+            cause = batch.failure()
+            if cause is not None:
+                raise DeliveryFailed(
+                    f"binding {self.binding.name}: a send to {self.binding.sink} failed "
+                    f"({type(cause).__name__}: {cause}); restarting from the committed offsets"
+                ) from cause
+
     # --- sending --------------------------------------------------------------------------
 
     async def _send(self, key: str, waiting: _Waiting, previous: asyncio.Task[None] | None) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # per-key FIFO: accepted before the next is posted
-        if previous is not None and previous.cancelled():
-            raise asyncio.CancelledError  # the chain was abandoned (rebalance, shutdown)
+        if previous is not None and (previous.cancelled() or previous.exception() is not None):
+            # The chain was abandoned (rebalance, shutdown) or broke: never post past a hole.
+            raise asyncio.CancelledError
         assert self._client is not None
         b = self.binding
         records = waiting.records
@@ -306,6 +332,5 @@ class BatchDelivery:
         self._waiting.clear()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A send that raised was reported by `_raise_if_a_send_failed`; its records are re-read.
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -93,7 +93,9 @@ class RecordShape:
     """One invocation per record, as a subscription makes it. A keyed binding's object is the
     record key's (`object_key_for`: a key that is not UTF-8 gets a `b64:` object instead of
     blocking its partition); an unkeyed one's sends name no key, and records of one key still
-    go one after another."""
+    go one after another. Keyless records of an unkeyed binding are each their own chain: they
+    name no object, so nothing orders them (nor does a subscription), and chaining them all on
+    one key would post them one at a time."""
 
     max_records = 1
 
@@ -101,6 +103,9 @@ class RecordShape:
         self.binding = binding
 
     def object_key(self, record: PolledRecord) -> str:
+        if record.key is None and not self.binding.keyed:
+            # Unique per record; a real key spelling the same would only be ordered with it.
+            return f"\0{record.partition}/{record.offset}"
         return object_key_for(record.key)
 
     def request(self, key: str, records: list[PolledRecord]) -> Request:

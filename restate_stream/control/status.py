@@ -75,15 +75,18 @@ def _invocations_of(binding: Binding, sub_ids: list[str]) -> str | None:
         if not sub_ids:
             return None
         return f"invoked_by_subscription_id IN ({', '.join(sql_literal(s) for s in sub_ids)})"
-    redrives = sql_literal(f"redrive/{binding.name}/%")
+    # Prefixes, not LIKE patterns: a group or binding name may hold `_` or `%`, which LIKE
+    # reads as wildcards (`orders_eu` would also count `ordersXeu`'s sends).
+    redrives = sql_literal(f"redrive/{binding.name}/")
     if binding.batch is not None:
-        sends = "'rs-batch-%'"
+        sends = "'rs-batch-'"
     else:
-        sends = sql_literal(f"{RECORD_IDEMPOTENCY_PREFIX}{binding.consumer_group}/%")
+        sends = sql_literal(f"{RECORD_IDEMPOTENCY_PREFIX}{binding.consumer_group}/")
     return (
         f"target_service_name = {sql_literal(binding.service)} "
         f"AND target_handler_name = {sql_literal(binding.handler)} "
-        f"AND (idempotency_key LIKE {sends} OR idempotency_key LIKE {redrives})"
+        f"AND (starts_with(idempotency_key, {sends}) "
+        f"OR starts_with(idempotency_key, {redrives}))"
     )
 
 

@@ -37,8 +37,8 @@ def test_status_selects_a_batched_bindings_sends_by_target_and_idempotency_key()
     assert where is not None
     assert "target_service_name = 'Items'" in where
     assert "target_handler_name = 'on_items'" in where
-    assert "idempotency_key LIKE 'rs-batch-%'" in where
-    assert "idempotency_key LIKE 'redrive/items/%'" in where
+    assert "starts_with(idempotency_key, 'rs-batch-')" in where
+    assert "starts_with(idempotency_key, 'redrive/items/')" in where
     unbatched = dataclasses.replace(BATCHED, batch=None)
     assert _invocations_of(unbatched, []) is None  # no subscription: no invocations
     assert _invocations_of(unbatched, ["sub_1"]) == "invoked_by_subscription_id IN ('sub_1')"

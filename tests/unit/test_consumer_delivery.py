@@ -18,6 +18,7 @@ import restate
 from connectors.consume import ConsumedRecord
 from connectors.group_consumer import PolledRecord
 from restate_stream.batch import BatchDelivery, BatchRunner, record_idempotency_key
+from restate_stream.batch.delivery import DeliveryFailed
 from restate_stream.batch.sends import RecordShape
 from restate_stream.bindings import BindingsError, load_bindings, parse_bindings
 from restate_stream.bindings.edit import set_paused
@@ -127,8 +128,11 @@ def test_status_counts_the_consumers_sends_of_this_group_and_redrives() -> None:
     (binding,) = parse(CONSUMER).bindings
     where = _invocations_of(binding, [])
     assert where is not None
-    assert "idempotency_key LIKE 'rs-record/restate-stream.clicks/%'" in where
-    assert "idempotency_key LIKE 'redrive/clicks/%'" in where
+    assert "starts_with(idempotency_key, 'rs-record/restate-stream.clicks/')" in where
+    assert "starts_with(idempotency_key, 'redrive/clicks/')" in where
+    # `_` and `%` in names are plain characters, not LIKE wildcards.
+    (other,) = parse(CONSUMER.replace("name: clicks", "name: click_s")).bindings
+    assert "LIKE" not in (_invocations_of(other, []) or "")
 
 
 # --- the per-record send ------------------------------------------------------------------
@@ -210,8 +214,12 @@ class _Ingress:
 
     def answer(self, partition: int, offset: int, status: int = 202) -> None:
         key = record_idempotency_key("restate-stream.clicks", "clicks", partition, offset)
-        self._answers[key].set_result(status)
-        del self._answers[key]
+        self._answers.pop(key).set_result(status)
+
+    def fail(self, partition: int, offset: int, error: Exception) -> None:
+        """The send raises (a bug, not a refusal): not retried, never counted as accepted."""
+        key = record_idempotency_key("restate-stream.clicks", "clicks", partition, offset)
+        self._answers.pop(key).set_exception(error)
 
     def waiting(self, key: str) -> asyncio.Future[int]:
         self.posted.append(key)
@@ -290,6 +298,48 @@ async def test_a_send_not_accepted_is_retried_and_holds_back_the_key_and_the_com
     await _settle()
     assert _offsets(ingress) == ["0/0", "0/0", "0/1"]
     assert delivery._completed_offsets() == {0: 2}
+
+
+async def test_a_send_that_raises_commits_nothing_past_it_and_stops_the_delivery() -> None:
+    (binding,) = parse(CONSUMER).bindings
+    delivery = BatchDelivery(binding, {}, "http://ingress")
+    ingress = _Ingress()
+    delivery._client = ingress  # type: ignore[assignment]
+    delivery._dispatch([record(0, 0, b"a"), record(0, 1, b"b")])
+    delivery._dispatch([record(0, 2, b"a")])
+    await _settle()
+    ingress.fail(0, 0, RuntimeError("boom"))
+    ingress.answer(0, 1)
+    await _settle()
+    # The first cut is not committed though nothing of it is in flight any more, and a's
+    # next record is not posted past the hole.
+    assert sorted(_offsets(ingress)) == ["0/0", "0/1"]
+    assert delivery._completed_offsets() == {}
+    with pytest.raises(DeliveryFailed, match=r"binding clicks: .*RuntimeError: boom"):
+        delivery._raise_if_a_send_failed()
+    await delivery._abandon()
+
+
+async def test_keyless_records_of_an_unkeyed_binding_are_not_posted_one_at_a_time() -> None:
+    (binding,) = parse(
+        CONSUMER.replace("Clicks/on_click", "Clicks/on_click\n    keyed: false")
+    ).bindings
+    assert not binding.keyed
+    delivery = BatchDelivery(binding, {}, "http://ingress")
+    ingress = _Ingress()
+    delivery._client = ingress  # type: ignore[assignment]
+    delivery._dispatch(
+        [record(0, 0, None), record(0, 1, None), record(0, 2, b"k"), record(0, 3, b"k")]
+    )
+    await _settle()
+    # Both keyless records are in flight at once; a key's records still go one by one.
+    assert sorted(_offsets(ingress)) == ["0/0", "0/1", "0/2"]
+    for offset in (0, 1, 2):
+        ingress.answer(0, offset)
+    await _settle()
+    ingress.answer(0, 3)
+    await _settle()
+    assert delivery._completed_offsets() == {0: 4}
 
 
 # --- pause and resume in place ------------------------------------------------------------
