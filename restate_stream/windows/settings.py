@@ -43,6 +43,12 @@ Emit = Literal["final", "current"]
 Late = Literal["drop", "dead_letter"]
 
 _MS = timedelta(milliseconds=1)
+# A record of a hopping window goes into size/advance windows, each its own timer and result:
+# bounded so one record cannot cost thousands of writes.
+MAX_WINDOWS_PER_RECORD = 100
+# A key's fixed windows open at once: up to (size + grace) / advance, all in its one state
+# entry (read and written whole by every record): bounded so the entry stays small.
+MAX_OPEN_WINDOWS = 10_000
 # Aggregates that read a number (or a comparable value) from each record: they need `field:`.
 NEEDS_FIELD = frozenset({"sum", "min", "max", "mean"})
 
@@ -108,11 +114,26 @@ class WindowSpec(SpecModel, BaseModel):
                     "advance must not be longer than size (records would fall in no window)",
                     "advance",
                 )
+            if self.size is not None and self.size / self.advance > MAX_WINDOWS_PER_RECORD:
+                raise rule(
+                    f"size / advance is {self.size / self.advance:,.0f}: each record would go into "
+                    f"that many windows; at most {MAX_WINDOWS_PER_RECORD} (a longer advance)",
+                    "advance",
+                )
         elif "advance" in written:
             raise rule(
                 "advance applies only to type: hopping (tumbling windows advance by size)",
                 "advance",
             )
+        if self.type in ("tumbling", "hopping") and self.size is not None:
+            open_at_once = (self.size + self.grace) / (self.advance or self.size)
+            if open_at_once > MAX_OPEN_WINDOWS:
+                raise rule(
+                    f"(size + grace) / {'advance' if self.advance else 'size'} is "
+                    f"{open_at_once:,.0f}: a key could hold that many open windows; at most "
+                    f"{MAX_OPEN_WINDOWS:,} (a shorter grace or longer windows)",
+                    "grace",
+                )
         if self.reducer is not None and "aggregate" in written:
             raise rule("give either aggregate: or reducer:, not both", "reducer")
         if self.aggregate in NEEDS_FIELD and self.field is None:

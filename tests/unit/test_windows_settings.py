@@ -119,6 +119,16 @@ def test_a_window_binding_needs_no_handler_and_is_served_under_its_name() -> Non
             "7:44: bindings[0].window.to: the results topic must differ from the binding's topic",
         ),
         (
+            "{type: hopping, size: 1h, advance: 1s, to: out}",
+            "7:48: bindings[0].window.advance: size / advance is 3,600: each record would go "
+            "into that many windows; at most 100",
+        ),
+        (
+            "{type: tumbling, size: 1ms, to: out, grace: 1h}",
+            "7:57: bindings[0].window.grace: (size + grace) / size is 3,600,001: a key could hold "
+            "that many open windows; at most 10,000",
+        ),
+        (
             "{type: tumbling, size: 1m, to: out, grace: -1s}",
             "7:56: bindings[0].window.grace: expected a duration with a unit, 0s or more",
         ),
