@@ -134,6 +134,13 @@ def _provided_problems(spec: BindingsFile, i: int, by_name: dict[str, AnyService
             hint = _suggest(service_name if service is None else handler, names, "known are")
             message = f"to_handler: the app has no handler '{window.to_handler}'{hint}"
             problems.append(spec.problem(i, "window", message))
+        elif window.emit == "current" and handler_kind(service, handler) == "workflow":
+            message = (
+                f"to_handler: '{window.to_handler}' is a workflow's run handler, which runs once "
+                "per window; emit: current would run it only for a window's first update "
+                "(emit: final, or an object handler)"
+            )
+            problems.append(spec.problem(i, "window", message))
     return problems
 
 

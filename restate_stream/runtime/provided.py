@@ -67,9 +67,11 @@ def provided_services(
     for b in spec.bindings:
         if b.window is not None:
             reducer = load_reducer(b.window.reducer) if b.window.reducer else None
-            target = b.window.to_handler.split("/")[0] if b.window.to_handler else None
-            keyed = not isinstance(by_name.get(target or ""), restate.Service)
-            window = WindowObject(b, publisher_for(spec, b, publishers), reducer, keyed)
+            target, handler = b.window.to_handler.split("/") if b.window.to_handler else ("", "")
+            service = by_name.get(target)
+            keyed = not isinstance(service, restate.Service)
+            run = isinstance(service, restate.Workflow) and _kind(service, handler) == "workflow"
+            window = WindowObject(b, publisher_for(spec, b, publishers), reducer, keyed, run)
             provided.append(window.service)
         elif b.table:
             provided.append(table_object(b))
@@ -90,3 +92,8 @@ def serve_provided(app: Any, provided: list[restate.VirtualObject]) -> None:
             "to; add restate_stream.runtime.provided.provided_services(spec) to your app"
         )
     endpoint.bind(*provided)
+
+
+def _kind(service: restate.Workflow, handler: str) -> str | None:
+    found = service.handlers.get(handler)
+    return None if found is None else str(found.kind)

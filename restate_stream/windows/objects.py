@@ -114,6 +114,7 @@ class WindowObject:
         publisher: Publisher,
         reducer: Reducer[Any, Any] | None,
         target_keyed: bool = True,
+        target_workflow_run: bool = False,
     ) -> None:
         assert binding.window is not None
         self.binding = binding
@@ -121,6 +122,8 @@ class WindowObject:
         self.publisher = publisher
         self.aggregation = aggregation(self.spec.kind, self.spec.field, reducer)
         self.target_keyed = target_keyed  # to_handler names an object or workflow handler
+        # to_handler names a workflow's run handler, which runs once per key: one per window.
+        self.target_workflow_run = target_workflow_run
         self.service = restate.VirtualObject(binding.name)
         self._declare()
 
@@ -216,4 +219,13 @@ class WindowObject:
             assert self.spec.to_handler is not None
             service, handler = self.spec.to_handler.split("/")
             body = json.dumps(result).encode()
-            ctx.generic_send(service, handler, body, key=key if self.target_keyed else None)
+            ctx.generic_send(service, handler, body, key=self.target_key(key, o))
+
+    def target_key(self, key: str, o: OpenWindow) -> str | None:
+        """The key of the object or workflow a window's result is sent to: the record key's,
+        or for a workflow's run handler the window's own (`<key>@<start>-<end>`, epoch ms)."""
+        if not self.target_keyed:
+            return None
+        if self.target_workflow_run:
+            return f"{key}@{o.window.start}-{o.window.end}"
+        return key

@@ -7,16 +7,40 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import restate
+
 from restate_stream.testing import BindingsKit, bindings_yaml
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def kit(tmp_path: Path, window: dict[str, Any]) -> BindingsKit:
+def kit(tmp_path: Path, window: dict[str, Any], services: list[Any] | None = None) -> BindingsKit:
     path = tmp_path / "bindings.yaml"
     binding = {"name": "clicks", "topic": "clicks", "window": window}
     path.write_text(bindings_yaml(clusters={"local": "127.0.0.1:9092"}, bindings=[binding]))
-    return BindingsKit.load(path, [])
+    return BindingsKit.load(path, services or [])
+
+
+audit = restate.Workflow("audit")
+
+
+@audit.main()
+async def run(ctx: restate.WorkflowContext, result: dict[str, Any]) -> None:
+    return None
+
+
+async def test_a_workflow_run_handler_gets_one_workflow_per_window(tmp_path: Path) -> None:
+    # A workflow runs once per key: keyed by the record key alone, only the first window
+    # of each key would ever run it.
+    k = kit(tmp_path, {"type": "tumbling", "size": "10s", "to_handler": "audit/run"}, [audit])
+    t0 = int(T0.timestamp() * 1000)
+    await k.deliver("clicks", {}, key="a", timestamp=T0)
+    # The second record's time closes the first window; the second closes by its timer.
+    second = await k.deliver("clicks", {}, key="a", timestamp=T0 + timedelta(seconds=10))
+    fired = await k.fire_timers()
+    runs = [c for d in [second, *fired] for c in d.calls if c.target == "audit/run"]
+    keys = [c.key for c in runs]
+    assert keys == [f"a@{t0}-{t0 + 10_000}", f"a@{t0 + 10_000}-{t0 + 20_000}"]
 
 
 async def test_current_emits_every_update_of_each_hopping_window(tmp_path: Path) -> None:

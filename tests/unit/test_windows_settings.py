@@ -200,6 +200,24 @@ def test_the_app_check_loads_the_reducer_and_finds_the_handler_results_go_to() -
     assert any("no handler 'reports/on_windw'; did you mean 'on_window'?" in m for m in messages)
 
 
+audit = restate.Workflow("audit")
+
+
+@audit.main()
+async def run(ctx: restate.WorkflowContext, result: dict[str, int]) -> None:
+    return None
+
+
+def test_a_workflow_run_handler_takes_final_results_only() -> None:
+    window = "    window: {type: tumbling, size: 1m, emit: current, to_handler: audit/run}\n"
+    with pytest.raises(BindingsError) as caught:
+        check_against_app(parse_bindings(HEADER + window, FILE), [audit])
+    (problem,) = caught.value.problems
+    assert "'audit/run' is a workflow's run handler, which runs once per window" in problem.message
+    final = window.replace("emit: current", "emit: final")
+    check_against_app(parse_bindings(HEADER + final, FILE), [audit])
+
+
 def merge_totals(earlier: Total, later: Total) -> Total:
     return Total(earlier.n + later.n)
 
