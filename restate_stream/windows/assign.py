@@ -54,6 +54,8 @@ class Added:
     opened: list[Window]  # windows opened or changed (grown, merged): their timers are to be set
     closed: list[OpenWindow]  # windows the stream time passed (end + grace): emit them
     late: bool  # every window of the record was closed: it went nowhere
+    # Sessions the record merged into one that starts earlier: gone, under their own start.
+    merged_away: list[OpenWindow] = field(default_factory=list)
 
 
 class KeyTimeline:

@@ -97,10 +97,24 @@ def window_result(key: str, o: OpenWindow, agg: Aggregation, final: bool) -> dic
     }
 
 
-def emission_id(binding: str, key: str, o: OpenWindow, final: bool) -> str:
-    """The event id of an emission: the same for the same window and update, whichever
-    invocation emits it (`current` emissions are numbered by the window's updates)."""
-    which = "final" if final else f"update-{o.updates}"
+def merged_result(key: str, gone: OpenWindow, into: OpenWindow) -> dict[str, Any]:
+    """What `emit: current` emits for a session merged into another that starts earlier:
+    its results so far are void; the session it became goes on under `merged_into`."""
+    w = gone.window
+    return {
+        "key": key,
+        "start": w.start,
+        "end": w.end,
+        "value": None,
+        "records": 0,
+        "final": True,
+        "merged_into": [into.window.start, into.window.end],
+    }
+
+
+def emission_id(binding: str, key: str, o: OpenWindow, which: str) -> str:
+    """The event id of an emission: the same for the same window and emission, whichever
+    invocation emits it (`final`, `update-<n>` numbered by the window's updates, `merged`)."""
     name = f"{binding}\0{key}\0{o.window.start}\0{o.window.end}\0{which}"
     return str(uuid.uuid5(_IDS, name))
 
@@ -190,6 +204,9 @@ class WindowObject:
             if self.spec.emit == "final":
                 await self._emit(ctx, o, final=True)
         if self.spec.emit == "current":
+            for gone in added.merged_away:
+                (into,) = added.updated
+                await self._send(ctx, gone, merged_result(key, gone, into), "merged")
             for o in added.updated:
                 await self._emit(ctx, o, final=False)
         ctx.set(STATE, state.to_json())
@@ -204,8 +221,13 @@ class WindowObject:
         ctx.set(STATE, state.to_json())
 
     async def _emit(self, ctx: restate.ObjectContext, o: OpenWindow, final: bool) -> None:
+        result = window_result(ctx.key(), o, self.aggregation, final)
+        await self._send(ctx, o, result, "final" if final else f"update-{o.updates}")
+
+    async def _send(
+        self, ctx: restate.ObjectContext, o: OpenWindow, result: dict[str, Any], which: str
+    ) -> None:
         key = ctx.key()
-        result = window_result(key, o, self.aggregation, final)
         if self.spec.to is not None:
             await self.publisher.publish(
                 ctx,
@@ -213,7 +235,7 @@ class WindowObject:
                 key,
                 result,
                 event_type=RESULT_TYPE,
-                event_id=emission_id(self.binding.name, key, o, final),
+                event_id=emission_id(self.binding.name, key, o, which),
             )
         else:
             assert self.spec.to_handler is not None

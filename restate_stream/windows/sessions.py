@@ -71,7 +71,9 @@ class KeySessions(KeyTimeline):
         )
         self.open[merged.start] = session
         unchanged = len(joined) == 1 and joined[0].window == merged
-        return Added([session], [] if unchanged else [merged], self._close_passed(), late=False)
+        merged_away = [o for o in joined if o.window.start != merged.start]
+        opened = [] if unchanged else [merged]
+        return Added([session], opened, self._close_passed(), late=False, merged_away=merged_away)
 
     def to_json(self) -> dict[str, Any]:
         return self._windows_json()

@@ -141,9 +141,16 @@ async def test_a_bridging_record_emits_the_merged_session_with_current(tmp_path:
         await k.deliver("clicks", {}, key="a", timestamp=T0 + timedelta(seconds=second))
     seen = [(s.value["start"], s.value["end"], s.value["value"]) for s in k.published("out")]
     t0 = int(T0.timestamp() * 1000)
-    assert seen == [(t0, t0 + 10_000, 1), (t0 + 15_000, t0 + 25_000, 1), (t0, t0 + 25_000, 3)]
+    assert seen == [
+        (t0, t0 + 10_000, 1),
+        (t0 + 15_000, t0 + 25_000, 1),
+        (t0 + 15_000, t0 + 25_000, None),  # merged away: its result is void
+        (t0, t0 + 25_000, 3),
+    ]
+    gone = k.published("out")[2].value
+    assert (gone["final"], gone["merged_into"]) == (True, [t0, t0 + 25_000])
     await k.fire_timers()  # `current` emitted every change already: the timers add nothing
-    assert len(k.published("out")) == 3
+    assert len(k.published("out")) == 4
 
 
 async def test_sliding_windows_are_emitted_once_each_by_stream_time_or_timer(
