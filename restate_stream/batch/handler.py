@@ -40,6 +40,8 @@ from restate_stream.runtime._sdk import DisconnectedException
 from restate_stream.runtime.bound import (
     TOMBSTONE_ERROR,
     BoundHandler,
+    DropRecord,
+    RejectedRecords,
     causes,
 )
 from restate_stream.runtime.dead_letter import LetterRef
@@ -143,9 +145,8 @@ class BatchBoundHandler(BoundHandler):
         self, ctx: restate.ObjectContext, records: list[WireRecord], redrive_of: LetterRef
     ) -> None:
         events = await self._events(ctx, records, redrive_of)
-        if events and await self._handle(ctx, events, redrive_of):
-            for event in events:
-                await self._resolved(ctx, event.coordinates, redrive_of)
+        for event in await self._handle(ctx, events, redrive_of) if events else []:
+            await self._resolved(ctx, event.coordinates, redrive_of)
 
     async def _events(
         self, ctx: restate.ObjectContext, records: list[WireRecord], redrive_of: LetterRef | None
@@ -192,15 +193,19 @@ class BatchBoundHandler(BoundHandler):
         ctx: restate.ObjectContext,
         events: list[KafkaEvent[Any]],
         redrive_of: LetterRef | None,
-    ) -> bool:
-        """Run the user's handler; False if its events were dead-lettered instead."""
+    ) -> list[KafkaEvent[Any]]:
+        """Run the user's handler; the events it applied (none if they were dead-lettered
+        instead; all but those it rejected otherwise)."""
         invocation = ctx.request().id
         started = time.perf_counter()
+        rejected: list[Any] = []
         try:
             with tracing.child_span("handler") if tracing.enabled() else nullcontext():
                 await self.fn(ctx, events)
         except DisconnectedException:
             raise  # the attempt ended, not the handler
+        except RejectedRecords as exc:
+            rejected = exc.rejected  # the rest was applied
         except Exception as exc:
             self._ran(ctx, len(events), started, failed=True)
             terminal, internal = causes(exc)
@@ -223,13 +228,25 @@ class BatchBoundHandler(BoundHandler):
                     ctx, coords, event.raw, error_type, message, failures, redrive_of
                 )
             self.attempts.forget(invocation)
-            return False
+            return []
         self._ran(ctx, len(events), started, failed=False)
         self.attempts.forget(invocation)
-        if observed():
-            for event in events:
-                self._report(ctx, "applied", event.coordinates)
-        return True
+        why_not = {id(event): why for event, why in rejected}
+        applied = []
+        for event in events:
+            coords = event.coordinates
+            why = why_not.get(id(event))
+            if why is None:
+                applied.append(event)
+                if observed():
+                    self._report(ctx, "applied", coords)
+            elif isinstance(why, DropRecord):
+                log.info("dropped record at %s: %s: %s", coords.describe(), why.cause, why)
+                self._report(ctx, "dropped", coords, why.cause, str(why))
+            else:
+                error_type, message = why.dead_letter_type, why.message
+                await self._dead_letter(ctx, coords, event.raw, error_type, message, 1, redrive_of)
+        return applied
 
 
 def batch_handler(

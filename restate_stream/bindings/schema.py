@@ -333,8 +333,9 @@ def _served_by_restate_stream(entry: BindingEntry, feature: str) -> None:
         )
     if not entry.keyed:
         raise rule(f"a {feature} binding is keyed: its state is per record key", "keyed")
-    if entry.batch is not None:
-        raise rule(f"a {feature} binding cannot be batched (yet)", "batch")
+    if entry.batch is not None and entry.batch.per != "key":
+        # Its state is per record key: a batch must hold one key's records.
+        raise rule(f"a batched {feature} binding takes batches per: key", "batch", "per")
     if not entry.name[0].isalpha():
         raise rule(
             f"a {feature} binding's name is its object's Restate service name, which must "

@@ -116,6 +116,16 @@ class DropRecord(Exception):
         self.cause = cause
 
 
+class RejectedRecords(Exception):
+    """Raised by a batched handler after it applied the rest of its batch: these events it
+    could not take, each with its RecordError (dead-lettered alone) or DropRecord (dropped and
+    reported). What the handler wrote to state before raising stays."""
+
+    def __init__(self, rejected: list[tuple[KafkaEvent[Any], RecordError | DropRecord]]) -> None:
+        super().__init__(f"{len(rejected)} record(s) rejected")
+        self.rejected = rejected
+
+
 class _Attempts:
     """Failed attempts per invocation id in this process (Restate does not tell a handler).
 

@@ -24,12 +24,25 @@ PUT, GET = "put", "get"
 def table_object(binding: Binding) -> restate.VirtualObject:
     table = restate.VirtualObject(binding.name)
 
-    @table.handler(PUT)
-    async def put(ctx: restate.ObjectContext, event: KafkaEvent[Any | None]) -> None:
+    def keep(ctx: restate.ObjectContext, event: KafkaEvent[Any | None]) -> None:
         if event.value is None:
             ctx.clear(VALUE)  # a tombstone deletes the key
         else:
             ctx.set(VALUE, to_jsonable(event.value))
+
+    if binding.batch is None:
+
+        @table.handler(PUT)
+        async def put(ctx: restate.ObjectContext, event: KafkaEvent[Any | None]) -> None:
+            keep(ctx, event)
+
+    else:
+
+        @table.handler(PUT)
+        async def put_batch(
+            ctx: restate.ObjectContext, events: list[KafkaEvent[Any | None]]
+        ) -> None:
+            keep(ctx, events[-1])  # one key's records in order: the last one is the value
 
     @table.handler(GET, kind="shared")
     async def get(ctx: restate.ObjectSharedContext) -> Any:

@@ -29,11 +29,11 @@ from typing import Any, Optional
 import restate
 
 from restate_stream.bindings import Binding
-from restate_stream.runtime.bound import DropRecord, RecordError
+from restate_stream.runtime.bound import DropRecord, RecordError, RejectedRecords
 from restate_stream.runtime.event import KafkaEvent
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.windows.aggregate import Aggregation, WindowValueError, aggregation, field_value
-from restate_stream.windows.assign import KeyWindows, OpenWindow
+from restate_stream.windows.assign import Added, KeyWindows, OpenWindow
 from restate_stream.windows.reducer import Reducer
 from restate_stream.windows.sessions import KeySessions
 from restate_stream.windows.settings import WindowSpec
@@ -153,13 +153,17 @@ class WindowObject:
     def _declare(self) -> None:
         service, this = self.service, self
 
-        async def add(ctx: restate.ObjectContext, event: KafkaEvent[Any]) -> None:
-            await this.add(ctx, event)
+        batched = self.binding.batch is not None
 
-        # The record's value is decoded into the reducer's type (bound.py reads this hint).
+        async def add(ctx: restate.ObjectContext, event: Any) -> None:
+            await this.add(ctx, event if batched else [event])
+
+        # The record's value is decoded into the reducer's type (bound.py reads this hint); a
+        # batched binding's handler takes the list of one key's events.
+        one = KafkaEvent[Optional[self.aggregation.value_type]]  # type: ignore[name-defined]  # noqa: UP045
         add.__annotations__ = {
             "ctx": restate.ObjectContext,
-            "event": KafkaEvent[Optional[self.aggregation.value_type]],  # type: ignore[name-defined]  # noqa: UP045
+            "event": list[one] if batched else one,
             "return": None,
         }
         service.handler(ADD)(add)
@@ -178,11 +182,46 @@ class WindowObject:
 
         self.close_handler = close
 
-    async def add(self, ctx: restate.ObjectContext, event: KafkaEvent[Any]) -> None:
-        if event.value is None:
-            return  # a tombstone deletes nothing from a window: it is not counted
-        time_ms = event_time_ms(event, self.spec.time_field)
+    async def add(self, ctx: restate.ObjectContext, events: list[KafkaEvent[Any]]) -> None:
+        """Fold the events (one, or a batch of one key's) into the key's windows, in order;
+        set the timers of the windows they open, emit what closed (or changed), and write the
+        state once. A batch's events that cannot be folded are rejected one by one."""
         state = self._load(await ctx.get(STATE, type_hint=dict[str, Any]))
+        key = ctx.key()
+        rejected: list[tuple[KafkaEvent[Any], RecordError | DropRecord]] = []
+        changed = False
+        for event in events:
+            if event.value is None:
+                continue  # a tombstone deletes nothing from a window: it is not counted
+            try:
+                added = self._fold(state, event)
+            except (RecordError, DropRecord) as why:
+                if self.binding.batch is None:
+                    raise  # the bound handler dead-letters or drops its one record
+                rejected.append((event, why))
+                continue
+            changed = True
+            for window in added.opened:
+                delay = timedelta(milliseconds=state.timer_delay_ms(window))
+                due = [window.start, window.end]
+                ctx.object_send(self.close_handler, key, due, send_delay=delay)
+            for o in added.closed:
+                if self.spec.emit == "final":
+                    await self._emit(ctx, o, final=True)
+            if self.spec.emit == "current":
+                for gone in added.merged_away:
+                    (into,) = added.updated
+                    await self._send(ctx, gone, merged_result(key, gone, into), "merged")
+                for o in added.updated:
+                    await self._emit(ctx, o, final=False)
+        if changed:
+            ctx.set(STATE, state.to_json())
+        if rejected:
+            raise RejectedRecords(rejected)
+
+    def _fold(self, state: KeyWindows | KeySliding | KeySessions, event: KafkaEvent[Any]) -> Added:
+        """One event into the windows; RecordError or DropRecord (late) if it cannot go."""
+        time_ms = event_time_ms(event, self.spec.time_field)
         try:
             added = state.add(time_ms, event.value, self.aggregation)
         except WindowValueError as exc:
@@ -195,21 +234,7 @@ class WindowObject:
             if self.spec.late == "dead_letter":
                 raise RecordError(LATE_RECORD, message)
             raise DropRecord(LATE_RECORD, message)
-        key = ctx.key()
-        for window in added.opened:
-            delay = timedelta(milliseconds=state.timer_delay_ms(window))
-            due = [window.start, window.end]
-            ctx.object_send(self.close_handler, key, due, send_delay=delay)
-        for o in added.closed:
-            if self.spec.emit == "final":
-                await self._emit(ctx, o, final=True)
-        if self.spec.emit == "current":
-            for gone in added.merged_away:
-                (into,) = added.updated
-                await self._send(ctx, gone, merged_result(key, gone, into), "merged")
-            for o in added.updated:
-                await self._emit(ctx, o, final=False)
-        ctx.set(STATE, state.to_json())
+        return added
 
     async def close(self, ctx: restate.ObjectContext, window: list[int] | int) -> None:
         state = self._load(await ctx.get(STATE, type_hint=dict[str, Any]))

@@ -78,7 +78,7 @@ def logged(log: Path) -> str:
     return log.read_text(errors="replace")
 
 
-@pytest.mark.parametrize("delivery", ["subscription", "consumer"])
+@pytest.mark.parametrize("delivery", ["subscription", "consumer", "batched"])
 async def test_a_worker_serves_window_and_table_bindings(
     delivery: str,
     restate_stream_stack: LocalStack,
@@ -92,6 +92,9 @@ async def test_a_worker_serves_window_and_table_bindings(
     port = free_ports(1)[0]
     window = {"type": "tumbling", "size": f"{SIZE_MS}ms", "grace": f"{GRACE_MS}ms"}
     window |= {"time_field": "ts", "to": counts}
+    # Batched: restate-stream's consumer, one invocation per key per batch.
+    batched = {"batch": {"max_records": 20, "max_wait": "200ms"}}
+    route = batched if delivery == "batched" else {"delivery": delivery}
     path = tmp_path / "bindings.yaml"
     path.write_text(
         bindings_yaml(
@@ -105,8 +108,8 @@ async def test_a_worker_serves_window_and_table_bindings(
             },
             worker={"app": "tests.integration.windows_app:app", "uri": f"http://127.0.0.1:{port}"},
             bindings=[
-                {"name": clicks, "topic": clicks, "delivery": delivery, "window": window},
-                {"name": places, "topic": places, "delivery": delivery, "table": True},
+                {"name": clicks, "topic": clicks, **route, "window": window},
+                {"name": places, "topic": places, **route, "table": True},
             ],
         )
     )
@@ -167,11 +170,17 @@ async def test_a_worker_serves_window_and_table_bindings(
             )
             # Every record's invocation done (the consumer sends keys side by side, so the
             # last record's being readable says nothing of another key's), the topics read.
-            wanted = {clicks: len(produced), places: 5}
+            # A batch is one invocation for many records: then all read and none left running.
+            batched_run = delivery == "batched"
+            wanted = {} if batched_run else {clicks: len(produced), places: 5}
             statuses = await wait_until(
                 lambda: binding_statuses(spec, restate_admin, TopicAdmin),
                 lambda ss: all(
-                    s.invocations.get("succeeded", 0) >= wanted[s.name] and s.total_lag == 0
+                    s.invocations.get("succeeded", 0) >= wanted.get(s.name, 1)
+                    and (
+                        not batched_run or sum(s.invocations.values()) == s.invocations["succeeded"]
+                    )
+                    and s.total_lag == 0
                     for s in ss
                 ),
                 timeout=90,
@@ -204,6 +213,6 @@ async def test_a_worker_serves_window_and_table_bindings(
         "p2": None,
         "p3": {"name": "Tacos", "v": 1},
     }
-    state = "active" if delivery == "subscription" else "consumer"
+    state = {"subscription": "active", "consumer": "consumer", "batched": "batched"}[delivery]
     assert [(s.name, s.state) for s in statuses] == [(clicks, state), (places, state)]
     assert joined.json() == {"name": "Pizzeria", "v": 2}
