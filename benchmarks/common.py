@@ -49,6 +49,28 @@ def group_rss_bytes(pgid: int) -> int:
     return sum(int(f[21]) for f in _group_stats(pgid)) * PAGE_SIZE
 
 
+def disk_bytes(root: Path) -> tuple[int, int]:
+    """What the files under `root` take on disk (allocated blocks, as du counts them) and hold
+    (their apparent sizes: RocksDB preallocates its logs, which du counts before they fill)."""
+    allocated = apparent = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            try:
+                stat = os.lstat(os.path.join(directory, name))
+            except OSError:  # removed meanwhile (a compaction)
+                continue
+            allocated += stat.st_blocks * 512
+            apparent += stat.st_size
+    return allocated, apparent
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write `path` whole in one step: a worker following the file never reads half of it."""
+    staged = path.with_name(path.name + ".staged")
+    staged.write_text(text)
+    staged.replace(path)
+
+
 def produce_keyed(bootstrap: str, topic: str, records: int, keys: int, partitions: int) -> None:
     """A topic of `records` JSON records {"seq": i} keyed key-<i mod keys>."""
     TopicAdmin(bootstrap).create_topic(topic, partitions)

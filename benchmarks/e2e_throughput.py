@@ -41,7 +41,7 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from benchmarks.apps import BATCH_HANDLERS, CONSUMER_HANDLERS
-from benchmarks.common import group_cpu_seconds, machine, produce_keyed
+from benchmarks.common import group_cpu_seconds, machine, produce_keyed, replace_file
 from benchmarks.report import fmt, paired_ratio, table
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
@@ -307,9 +307,7 @@ class BenchBindings:
 
     def write(self, running: str | None = None) -> None:
         text = batch_bindings(self.stack, self.topic, self.variants, self.rounds, running)
-        staged = self.path.with_suffix(".staged")
-        staged.write_text(text)
-        staged.replace(self.path)  # the worker never reads half a file
+        replace_file(self.path, text)
 
 
 async def counted(admin: AdminClient, service: str) -> int:
