@@ -1,17 +1,20 @@
-"""What the benchmarks share: the machine line they print, a process group's CPU time, the
-keyed JSON records the end-to-end benchmarks drain, and an OTLP sink for traced runs."""
+"""What the benchmarks share: the machine line they print, a process group's CPU time and
+resident memory, the keyed JSON records the end-to-end benchmarks drain, and an OTLP sink for
+traced runs."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from connectors import Record, TopicAdmin, produce_records
 
 TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def machine() -> str:
@@ -20,9 +23,9 @@ def machine() -> str:
     )
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """utime+stime of the processes now in process group `pgid`."""
-    total = 0
+def _group_stats(pgid: int) -> Iterator[list[str]]:
+    """The /proc/<pid>/stat fields after the command name (field 3 on) of each process now in
+    process group `pgid`."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -32,8 +35,40 @@ def group_cpu_seconds(pgid: int) -> float:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
+            yield fields
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """utime+stime of the processes now in process group `pgid`."""
+    return sum(int(f[11]) + int(f[12]) for f in _group_stats(pgid)) / TICKS
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of the processes now in process group `pgid` (shared pages counted in
+    each process, as ps does)."""
+    return sum(int(f[21]) for f in _group_stats(pgid)) * PAGE_SIZE
+
+
+def disk_bytes(root: Path) -> tuple[int, int]:
+    """What the files under `root` take on disk (allocated blocks, as du counts them) and hold
+    (their apparent sizes: RocksDB preallocates its logs, which du counts before they fill)."""
+    allocated = apparent = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            try:
+                stat = os.lstat(os.path.join(directory, name))
+            except OSError:  # removed meanwhile (a compaction)
+                continue
+            allocated += stat.st_blocks * 512
+            apparent += stat.st_size
+    return allocated, apparent
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write `path` whole in one step: a worker following the file never reads half of it."""
+    staged = path.with_name(path.name + ".staged")
+    staged.write_text(text)
+    staged.replace(path)
 
 
 def produce_keyed(bootstrap: str, topic: str, records: int, keys: int, partitions: int) -> None:

@@ -1,20 +1,26 @@
 """End-to-end throughput: Kafka -> Restate -> handler -> durable state.
 
-Over the same topic: a plain confluent-kafka consumer (the baseline); one invocation per
-record through a Restate subscription into a keyed counter, served three ways: the bare
-Restate Python SDK, the same counter as a restate-stream bound handler, and (--typescript)
-Restate's TypeScript SDK served by Node, each with its CPU seconds per 1,000 records and
-restate-server's; the bound handler fed by restate-stream's consumer instead (`delivery:
-consumer`: one ingress send per record; its CPU counts as serving, as it runs in the worker);
-and batched bindings (restate-stream's consumer, one invocation per key or
-partition per batch; one row per batch variant).
+Over the same topic: a plain confluent-kafka consumer (the raw rate); one invocation per
+record into a keyed counter (per-record rows), each with its CPU seconds per 1,000 records
+of the process group that serves it and of restate-server's:
+- the bare Restate Python SDK through a Restate subscription;
+- the same counter as a restate-stream bound handler through a subscription (the baseline
+  the per-record rows are compared with, round by round);
+- the bound handler fed by restate-stream's consumer (`delivery: consumer`: one ingress send
+  per record), which runs in the worker as in production (the benchmark resumes that round's
+  binding in the bindings file the worker follows), so the worker's CPU includes it;
+- (--typescript) Restate's TypeScript SDK through a subscription, served by Node;
+and batched bindings (restate-stream's consumer, one invocation per key or partition per
+batch; one row per batch variant; --per-record-only leaves them out).
 Rates run from the first record seen to the last one done, so group joins are excluded.
 Everything runs on one fresh local stack; rounds alternate baseline and candidates (the
-unbatched ones rotated) and medians are compared. The worker is a separate process (granian,
-the default server), as in production.
+per-record ones rotated), ratios are the median over rounds of candidate / baseline of the
+same round, and the load average is printed per round. The worker is a separate process
+(granian, the default server), as in production.
 
     .venv/bin/python -m benchmarks.e2e_throughput [--records 20000] [--keys 100] [--rounds 3]
         [--batch-sizes 1000,10000] [--per key,partition] [--unbatched-rounds 1] [--typescript]
+        [--per-record-only]
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from benchmarks.apps import BATCH_HANDLERS, CONSUMER_HANDLERS
-from benchmarks.common import group_cpu_seconds, machine, produce_keyed
+from benchmarks.common import group_cpu_seconds, machine, produce_keyed, replace_file
+from benchmarks.report import fmt, paired_ratio, table
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
 from restate_stream._util.poll import apoll
@@ -141,22 +148,27 @@ def start_delivery(
 
 
 async def consumer_rate(
-    admin: AdminClient, binding: Binding, stack: LocalStack, expected: int
+    admin: AdminClient,
+    bindings: BenchBindings,
+    binding: Binding,
+    worker: WorkerProcess,
+    expected: int,
 ) -> float:
-    """completed_rate of a binding fed by restate-stream's consumer in this process."""
-    _, stop, task = start_delivery(binding, stack)
+    """completed_rate of a `delivery: consumer` binding, resumed in the bindings file so that
+    the worker's consumer delivers it (as in production), paused again afterwards."""
+    assert worker.process is not None
+    process = worker.process
 
     def alive() -> None:
-        if task.done():
-            task.result()  # raises what stopped the delivery
-            raise RuntimeError("the delivery stopped before every record was done")
+        if not process.running():
+            raise RuntimeError(f"the worker stopped; see {worker.log_path}")
 
+    bindings.write(running=binding.name)
     try:
         where = f"idempotency_key LIKE {sql_literal(f'rs-record/{binding.consumer_group}/%')}"
         return await completed_rate(admin, where, expected, alive)
     finally:
-        stop.set()
-        await task
+        bindings.write(running=None)
 
 
 BATCH_WAIT = "50ms"
@@ -180,6 +192,10 @@ class Unbatched:
     def sink(self) -> str:
         return f"service://{self.service}/count"
 
+    @property
+    def total_cpu(self) -> list[float]:
+        return [a + b for a, b in zip(self.serving_cpu, self.restate_cpu, strict=True)]
+
 
 async def unbatched_round(
     candidate: Unbatched,
@@ -188,21 +204,54 @@ async def unbatched_round(
     records: int,
     restate_pgid: int,
     round_: int,
-    stack: LocalStack,
+    bindings: BenchBindings,
+    worker: WorkerProcess,
 ) -> None:
     serving, restate = group_cpu_seconds(candidate.pgid), group_cpu_seconds(restate_pgid)
     if candidate.consumer_bindings is not None:
-        # The consumer runs in this process here (in the worker in production): counted too.
-        own = time.process_time()
-        rate = await consumer_rate(admin, candidate.consumer_bindings[round_], stack, records)
-        consumer_cpu = time.process_time() - own
+        binding = candidate.consumer_bindings[round_]
+        rate = await consumer_rate(admin, bindings, binding, worker, records)
     else:
         rate = await restate_rate(admin, "bench", topic, records, candidate.sink)
-        consumer_cpu = 0.0
     candidate.rates.append(rate)
-    serving_cpu = group_cpu_seconds(candidate.pgid) - serving + consumer_cpu
-    candidate.serving_cpu.append(serving_cpu * 1000 / records)
+    candidate.serving_cpu.append((group_cpu_seconds(candidate.pgid) - serving) * 1000 / records)
     candidate.restate_cpu.append((group_cpu_seconds(restate_pgid) - restate) * 1000 / records)
+
+
+BASELINE = "bound handler, subscription"
+
+
+def per_record_table(candidates: list[Unbatched], raw_median: float) -> str:
+    """The per-record rows: medians, and ratios paired by round against the baseline."""
+    base = next(c for c in candidates if c.name == BASELINE)
+    rows = []
+    for c in candidates:
+        if not c.rates:
+            continue
+        rate = statistics.median(c.rates)
+        rows.append(
+            [
+                c.name,
+                f"{rate:,.0f}",
+                fmt(paired_ratio(c.rates, base.rates), ".2f"),
+                f"{rate / raw_median:.4f}",
+                f"{statistics.median(c.serving_cpu):.2f}",
+                f"{statistics.median(c.restate_cpu):.2f}",
+                f"{statistics.median(c.total_cpu):.2f}",
+                fmt(paired_ratio(c.total_cpu, base.total_cpu), ".2f"),
+            ]
+        )
+    headers = [
+        "per record (median)",
+        "records/s",
+        "x baseline",
+        "x raw",
+        "CPU s/1k serving",
+        "CPU s/1k restate",
+        "CPU s/1k total",
+        "CPU x baseline",
+    ]
+    return table(headers, rows)
 
 
 Variant = tuple[int, str]  # (max_records, per)
@@ -213,9 +262,12 @@ def variant_name(variant: Variant) -> str:
     return f"{size}" if per == "key" else f"{size} per partition"
 
 
-def batch_bindings(stack: LocalStack, topic: str, variants: list[Variant], rounds: int) -> str:
+def batch_bindings(
+    stack: LocalStack, topic: str, variants: list[Variant], rounds: int, running: str | None = None
+) -> str:
     """One paused binding per (batch variant, round), each on its own handler: the worker
-    wraps them; the benchmark runs their deliveries itself, one at a time."""
+    wraps them; the benchmark runs their deliveries itself, one at a time. One `delivery:
+    consumer` binding per round, all paused but `running`: the worker's consumer delivers it."""
     lines = [
         f'restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}',
         f'kafka: {{clusters: {{bench: {{bootstrap.servers: "{stack.bootstrap_servers}"}}}}}}',
@@ -229,9 +281,10 @@ def batch_bindings(stack: LocalStack, topic: str, variants: list[Variant], round
         " paused: true}"
     )
     for r in range(rounds):
+        name = f"consumer-counter-{r}"
         lines.append(
-            f"  - {{name: consumer-counter-{r}, topic: {topic},"
-            f" handler: BenchConsumerCounter/count_{r}, paused: true, delivery: consumer}}"
+            f"  - {{name: {name}, topic: {topic}, handler: BenchConsumerCounter/count_{r},"
+            f" paused: {str(name != running).lower()}, delivery: consumer}}"
         )
     for i, (size, per, r) in enumerate(runs):
         lines.append(
@@ -240,6 +293,21 @@ def batch_bindings(stack: LocalStack, topic: str, variants: list[Variant], round
             f" batch: {{max_records: {size}, max_wait: {BATCH_WAIT}, per: {per}}}}}"
         )
     return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass
+class BenchBindings:
+    """The bindings file the worker follows; rewriting it resumes or pauses a consumer."""
+
+    path: Path
+    stack: LocalStack
+    topic: str
+    variants: list[Variant]
+    rounds: int
+
+    def write(self, running: str | None = None) -> None:
+        text = batch_bindings(self.stack, self.topic, self.variants, self.rounds, running)
+        replace_file(self.path, text)
 
 
 async def counted(admin: AdminClient, service: str) -> int:
@@ -303,26 +371,26 @@ async def run(
     with LocalStack(home, StackPorts.free()) as stack:
         topic = "bench-e2e"
         produce_keyed(stack.bootstrap_servers, topic, records, keys, partitions)
-        bindings_path = home / "bindings.yaml"
-        bindings_path.write_text(batch_bindings(stack, topic, variants, rounds))
-        batched_bindings = {b.name: b for b in load_bindings(bindings_path).bindings}
+        bindings = BenchBindings(home / "bindings.yaml", stack, topic, variants, rounds)
+        bindings.write()
+        batched_bindings = {b.name: b for b in load_bindings(bindings.path).bindings}
         worker = WorkerProcess(
-            "benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT, bindings=bindings_path
+            "benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT, bindings=bindings.path
         )
         worker.start()
         peer = TsPeer(home / "ts-peer.log") if typescript and unbatched_rounds else None
-        if peer is not None:
-            peer.start()
         try:
+            if peer is not None:
+                peer.start()
             async with AdminClient(stack.admin_url) as admin:
                 await admin.register_deployment(worker.uri)
                 assert worker.process is not None and stack.restate.process is not None
                 restate_pgid = stack.restate.process.pid
                 candidates = [
-                    Unbatched("bare Python SDK", "BenchCounter", worker.process.pid),
-                    Unbatched("bound handler", "BenchBoundCounter", worker.process.pid),
+                    Unbatched("bare Python SDK, subscription", "BenchCounter", worker.process.pid),
+                    Unbatched(BASELINE, "BenchBoundCounter", worker.process.pid),
                     Unbatched(
-                        "consumer delivery",
+                        "bound handler, consumer delivery",
                         "BenchConsumerCounter",
                         worker.process.pid,
                         {r + 1: batched_bindings[f"consumer-counter-{r}"] for r in range(rounds)},
@@ -330,7 +398,9 @@ async def run(
                 ]
                 if peer is not None:
                     await admin.register_deployment(peer.uri)
-                    candidates.append(Unbatched("TypeScript SDK", TS_SERVICE, peer.pid))
+                    candidates.append(
+                        Unbatched("TypeScript SDK, subscription", TS_SERVICE, peer.pid)
+                    )
                 await admin.create_kafka_cluster(
                     "bench", {"bootstrap.servers": stack.bootstrap_servers}
                 )
@@ -340,16 +410,23 @@ async def run(
                 batched: dict[Variant, list[float]] = {v: [] for v in variants}
                 for r in range(1, rounds + 1):
                     raw.append(raw_consume_rate(stack.bootstrap_servers, topic, records))
-                    print(f"round {r}: raw consumer   {raw[-1]:>10,.0f} records/s", flush=True)
+                    print(
+                        f"round {r}: raw consumer {raw[-1]:>10,.0f} records/s "
+                        f"(load {os.getloadavg()[0]:.2f})",
+                        flush=True,
+                    )
                     if r <= unbatched_rounds:
                         # Rotated each round: none always runs first (or last).
                         shift = (r - 1) % len(candidates)
                         for c in candidates[shift:] + candidates[:shift]:
-                            await unbatched_round(c, admin, topic, records, restate_pgid, r, stack)
+                            await unbatched_round(
+                                c, admin, topic, records, restate_pgid, r, bindings, worker
+                            )
                             print(
-                                f"round {r}: {c.name:<16} {c.rates[-1]:>10,.0f} records/s, "
+                                f"round {r}: {c.name:<32} {c.rates[-1]:>8,.0f} records/s, "
                                 f"CPU s per 1,000: serving {c.serving_cpu[-1]:.2f}, "
-                                f"restate {c.restate_cpu[-1]:.2f}",
+                                f"restate {c.restate_cpu[-1]:.2f} "
+                                f"(load {os.getloadavg()[0]:.2f})",
                                 flush=True,
                             )
                     for variant in variants:
@@ -361,10 +438,7 @@ async def run(
                         print(f"round {r}: batched {name}: {rate:>10,.0f} records/s", flush=True)
                 totals = {}
                 for c in candidates:
-                    counts = await admin.query(
-                        f"SELECT value_utf8 FROM state WHERE service_name = '{c.service}'"
-                    )
-                    totals[c.name] = sum(int(row["value_utf8"]) for row in counts)
+                    totals[c.name] = await counted(admin, c.service)
         finally:
             if peer is not None:
                 peer.stop()
@@ -375,23 +449,19 @@ async def run(
     print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     print(f"raw confluent-kafka consume (median):  {raw_median:>10,.0f} records/s")
-    medians = {c.name: statistics.median(c.rates) for c in candidates if c.rates}
-    reference = medians.get("TypeScript SDK")
-    for c in candidates:
-        if not c.rates:
-            continue
-        median = medians[c.name]
-        versus = f", {median / reference:.2f} x TypeScript SDK" if reference else ""
+    if unbatched_rounds:
         print(
-            f"unbatched, {c.name:<16} (median): {median:>10,.0f} records/s = "
-            f"{median / raw_median:.4f} x raw{versus}; CPU s per 1,000 records: "
-            f"serving {statistics.median(c.serving_cpu):.2f}, "
-            f"restate-server {statistics.median(c.restate_cpu):.2f}"
+            f"per record, {unbatched_rounds} round(s); baseline: {BASELINE}; serving = the "
+            "worker's process group (with its consumer for consumer delivery) or Node's"
         )
-    if "bound handler" in medians:
-        bare, bound = medians["bare Python SDK"], medians["bound handler"]
-        print(f"framework overhead: bound handler = {bound / bare:.3f} x bare Python SDK")
-    unbatched = medians.get("bound handler", float("nan"))
+        print(per_record_table(candidates, raw_median))
+        medians = {c.name: statistics.median(c.rates) for c in candidates}
+        bare = candidates[0]
+        print(
+            f"framework overhead: bound handler = "
+            f"{paired_ratio(candidates[1].rates, bare.rates):.3f} x bare Python SDK"
+        )
+    unbatched = medians[BASELINE] if unbatched_rounds else float("nan")
     for variant, rates in batched.items():
         median = statistics.median(rates)
         print(
@@ -404,8 +474,8 @@ async def run(
     if wrong:
         raise SystemExit(f"state check failed: {wrong} increments, expected {expected} each")
     print(
-        f"state check: every unbatched counter has {expected} increments = {records} records x "
-        f"{unbatched_rounds} rounds, none lost/doubled"
+        f"state check: every per-record counter has {expected} increments = {records} records "
+        f"x {unbatched_rounds} rounds, none lost/doubled"
     )
 
 
@@ -423,10 +493,17 @@ def main() -> None:
         "--unbatched-rounds",
         type=int,
         default=None,
-        help="rounds with an unbatched row (default: all; ~1,000 records/s, so fewer for a "
+        help="rounds with the per-record rows (default: all; ~1,000 records/s, so fewer for a "
         "large --records)",
     )
-    parser.add_argument("--no-unbatched", action="store_true", help="no unbatched rows")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--no-unbatched", action="store_true", help="no per-record rows")
+    only.add_argument(
+        "--per-record-only",
+        action="store_true",
+        help="only the per-record rows (consumer vs subscription delivery, TS SDK with "
+        "--typescript), every round: no batched rows",
+    )
     parser.add_argument(
         "--typescript",
         action="store_true",
@@ -434,8 +511,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = [int(size) for size in args.batch_sizes.split(",") if size]
-    variants = [(size, per) for per in args.per.split(",") if per for size in sizes]
-    unbatched_rounds = 0 if args.no_unbatched else (args.unbatched_rounds or args.rounds)
+    per = [] if args.per_record_only else [p for p in args.per.split(",") if p]
+    variants = [(size, p) for p in per for size in sizes]
+    if args.no_unbatched:
+        unbatched_rounds = 0
+    elif args.per_record_only:
+        unbatched_rounds = args.rounds
+    else:
+        unbatched_rounds = args.unbatched_rounds or args.rounds
     asyncio.run(
         run(
             args.records,

@@ -18,7 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import group_cpu_seconds, machine, produce_keyed
+from benchmarks.common import group_cpu_seconds, group_rss_bytes, machine, produce_keyed
 from benchmarks.e2e_throughput import batch_bindings, restate_rate
 from restate_stream.control.admin import AdminClient
 from restate_stream.runtime.worker import WorkerProcess
@@ -36,11 +36,6 @@ VARIANTS: dict[str, dict[str, str]] = {
     "4 partitions": {"RESTATE_DEFAULT_NUM_PARTITIONS": "4"},
     "4 partitions, small memory": {"RESTATE_DEFAULT_NUM_PARTITIONS": "4", **SMALL_MEMORY},
 }
-
-
-def rss_bytes(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
 
 
 async def one(name: str, env: dict[str, str], records: int, keys: int) -> tuple[float, float, int]:
@@ -66,7 +61,7 @@ async def one(name: str, env: dict[str, str], records: int, keys: int) -> tuple[
                 before = group_cpu_seconds(pid)
                 rate = await restate_rate(admin, "bench", topic, records, SINK)
                 cpu = (group_cpu_seconds(pid) - before) * 1000 / records
-                rss = rss_bytes(pid)
+                rss = group_rss_bytes(pid)
         finally:
             worker.stop()
     print(

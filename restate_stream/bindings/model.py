@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import get_args
 
@@ -182,6 +183,9 @@ class Binding:
     batch: BatchSpec | None = None
     # As written; None: the default (a batched binding is always consumer-delivered).
     delivery: Delivery | None = None
+    # delivery: consumer: how long Restate keeps a record's idempotency entry (None: the
+    # bound handler's default, runtime/bound.py's REDRIVE_WINDOW).
+    idempotency_retention: timedelta | None = None
     # Served by restate-stream's own object named after the binding (service = name).
     window: WindowSpec | None = None
     table: bool = False

@@ -127,6 +127,24 @@ BatchWait = Annotated[
 ]
 
 
+# A record read again after a crash or a rebalance is recognised only while its idempotency
+# entry is kept: re-reads come within seconds (session timeout, restart), so a minute at least.
+MIN_RECORD_RETENTION = timedelta(minutes=1)
+
+
+def _at_least_a_minute(retention: timedelta) -> timedelta:
+    if retention < MIN_RECORD_RETENTION:
+        raise ValueError("too short")
+    return retention
+
+
+RecordRetention = Annotated[
+    Duration,
+    AfterValidator(_at_least_a_minute),
+    Expect("a duration with a unit, at least 1m, like 10m or 24h"),
+]
+
+
 class BatchSpec(_Spec):
     """A batched binding: restate-stream's own consumer delivers one invocation per object
     per batch, cut when it holds `max_records` records or `max_wait` after its first record.
@@ -192,6 +210,8 @@ class BindingEntry(_Spec):
     paused: bool = False
     batch: BatchSpec | None = None
     delivery: Annotated[Delivery, Expect('"consumer" or "subscription"')] | None = None
+    # How long Restate keeps each record's idempotency entry (delivery: consumer only).
+    idempotency_retention: RecordRetention | None = None
     dedupe: bool = False
     options: Annotated[
         dict[str, Value], Expect("a mapping of subscription options (string -> string)")
@@ -254,6 +274,20 @@ class BindingEntry(_Spec):
                 "drop delivery: subscription or the batch section"
             )
         return delivery
+
+    @field_validator("idempotency_retention")
+    @classmethod
+    def _retention_of_consumer_sends(
+        cls, retention: timedelta | None, info: ValidationInfo
+    ) -> timedelta | None:
+        if retention is not None and (
+            info.data.get("batch") is not None or info.data.get("delivery") != "consumer"
+        ):
+            raise rule(
+                "idempotency_retention applies only to a per-record binding with delivery: "
+                "consumer (how long Restate keeps each record's idempotency key)"
+            )
+        return retention
 
     @field_validator("dedupe")
     @classmethod

@@ -529,7 +529,8 @@ def bind(
             )
             # `dlq redrive` calls this handler with an idempotency key per dead letter: keep
             # those results long enough that a redrive weeks later still recognises what it sent.
-            retention = REDRIVE_WINDOW
+            # A consumer-delivered binding may shorten it: each of its records leaves an entry.
+            retention = b.idempotency_retention or REDRIVE_WINDOW
         _sdk.take_raw_input(
             handler,
             wrapper,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,7 +32,7 @@ from restate_stream.control.plan import (
 )
 from restate_stream.control.status import _invocations_of
 from restate_stream.dlq import by_source_record, parse_entry, redrive_request
-from restate_stream.runtime.bound import bind
+from restate_stream.runtime.bound import REDRIVE_WINDOW, bind
 from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
 from restate_stream.runtime.event import (
     RECORD_HEADERS_HEADER,
@@ -99,12 +100,33 @@ def test_delivery_is_read_and_defaults_to_subscription() -> None:
             "9:14: bindings[0].options: a binding with delivery: consumer has no Restate "
             "subscription, so it takes no subscription options (group.id aside)",
         ),
+        (
+            "    idempotency_retention: 10m\n",
+            "8:28: bindings[0].idempotency_retention: idempotency_retention applies only to a "
+            "per-record binding with delivery: consumer",
+        ),
+        (
+            "    batch: {max_records: 10}\n    idempotency_retention: 10m\n",
+            "9:28: bindings[0].idempotency_retention: idempotency_retention applies only to a "
+            "per-record binding with delivery: consumer",
+        ),
+        (
+            "    delivery: consumer\n    idempotency_retention: 30s\n",
+            "9:28: bindings[0].idempotency_retention: expected a duration with a unit, at least "
+            "1m, like 10m or 24h; got '30s'",
+        ),
     ],
 )
 def test_delivery_problems_name_the_place(replacement: str, expected: str) -> None:
     with pytest.raises(BindingsError) as raised:
         parse(CONSUMER.replace("    delivery: consumer\n", replacement))
     assert f"conf/bindings.yaml:{expected}" in str(raised.value)
+
+
+def test_idempotency_retention_is_read_for_consumer_delivery() -> None:
+    (binding,) = parse(CONSUMER + "    idempotency_retention: 10m\n").bindings
+    assert binding.idempotency_retention == timedelta(minutes=10)
+    assert parse(CONSUMER).bindings[0].idempotency_retention is None
 
 
 def test_plan_creates_no_subscription_and_removes_the_one_it_replaces() -> None:
@@ -189,6 +211,17 @@ async def test_the_bound_handler_reads_the_record_headers_and_the_b64_key_back()
         "headers": [["tag", "ff"], ["empty", None]],
     }
     assert RECORD_HEADERS_HEADER in request.headers
+
+
+def test_bind_gives_the_handler_the_bindings_idempotency_retention() -> None:
+    """Restate keeps each consumer-delivered record's idempotency entry for the handler's
+    retention: the binding's, else the dlq redrive window."""
+    bind(
+        [clicks], parse(CONSUMER + "    idempotency_retention: 2h\n"), {"local": MemoryPublisher()}
+    )  # type: ignore[dict-item]
+    assert clicks.handlers["on_click"].idempotency_retention == timedelta(hours=2)
+    bind([clicks], parse(CONSUMER), {"local": MemoryPublisher()})  # type: ignore[dict-item]
+    assert clicks.handlers["on_click"].idempotency_retention == REDRIVE_WINDOW
 
 
 # --- per-key FIFO and the offsets committed -----------------------------------------------
