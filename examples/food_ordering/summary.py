@@ -3,19 +3,34 @@
 Checks, each against state read back through Restate: every order ended as expected; the
 payment provider booked exactly one charge per order, and one refund for each cancelled
 order and none for a delivered one; every driver's twin consumed that phone's location
-fixes from Kafka in order with none missing.
+fixes from Kafka in order with none missing; every window restate-stream emitted (orders per
+restaurant, each driver's average speed) holds exactly the records published in it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 
+from connectors.consume import read_topic
+from examples.food_ordering import window_stats
 from examples.food_ordering.client import FoodClient
 from examples.food_ordering.driver_twin import TwinView
 from examples.food_ordering.mobile_app import PhoneView
 from examples.food_ordering.model import Ledger
+from examples.food_ordering.settings import (
+    DRIVER_SPEEDS,
+    DRIVER_UPDATES,
+    ORDER_COUNTS,
+    ORDERS,
+    bindings,
+)
 from examples.food_ordering.watch import Tracked, finished
 from restate_stream._util.poll import PollTimeout, apoll
+
+SPEED = "speed_km_s"  # the field of a fix the driver-speed window averages
 
 
 def _euros(cents: int) -> str:
@@ -101,3 +116,82 @@ async def summarize(
             f"twin: {verdict}"
         )
     return ok
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """One window binding's results for `keys`, and how they differ from what was published."""
+
+    binding: str
+    results: list[window_stats.WindowResult]
+    problems: list[str]
+
+
+async def check_windows(
+    bootstrap: str, binding: str, source: str, results_topic: str, keys: set[str], *, mean: str
+) -> WindowCheck:
+    spec = next(b.window for b in bindings().bindings if b.name == binding)
+    assert spec is not None
+    value_of = (lambda data: float(data[mean])) if mean else None
+    got = await asyncio.to_thread(window_stats.results, bootstrap, results_topic)
+    records = await asyncio.to_thread(read_topic, bootstrap, source)
+    want = window_stats.expected(records, spec, keys, value_of)
+    mine = [w for w in got if w.key in keys]
+    return WindowCheck(binding, mine, window_stats.differences(got, want, keys))
+
+
+async def windows_closed(
+    bootstrap: str, binding: str, source: str, results_topic: str, keys: set[str], *, mean: str = ""
+) -> WindowCheck:
+    """The binding's windows for `keys` once every one the published records make was emitted
+    (their timers close the last ones: no record comes after them), or as they are at the
+    timeout (the problems then say what is missing)."""
+    spec = next(b.window for b in bindings().bindings if b.name == binding)
+    assert spec is not None
+    timeout = (spec.length + spec.grace).total_seconds() + 20.0
+
+    async def check() -> WindowCheck:
+        return await check_windows(bootstrap, binding, source, results_topic, keys, mean=mean)
+
+    try:
+        return await apoll(
+            check, until=lambda c: not c.problems, what=f"{binding}'s windows", timeout=timeout
+        )
+    except PollTimeout:
+        return await check()
+
+
+def _clock(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
+
+
+def _verdict(check: WindowCheck, what: str) -> str:
+    if check.problems:
+        return "  <- " + "; ".join(check.problems[:5])
+    return f"  every window exact: {what}"
+
+
+async def summarize_windows(bootstrap: str, placed: Counter[str], drivers: list[str]) -> bool:
+    """Print the windows' results and check them against what was published."""
+    orders, speeds = await asyncio.gather(
+        windows_closed(bootstrap, "orders-per-restaurant", ORDERS, ORDER_COUNTS, set(placed)),
+        windows_closed(
+            bootstrap, "driver-speed", DRIVER_UPDATES, DRIVER_SPEEDS, set(drivers), mean=SPEED
+        ),
+    )
+    counted = Counter[str]()
+    print(f"orders per restaurant per window ({ORDERS} -> {ORDER_COUNTS}):")
+    for w in orders.results:
+        counted[w.key] += w.value
+        print(f"  {w.key:<18} {_clock(w.start)}-{_clock(w.end)}  {w.value} order(s)")
+    if counted != placed:
+        orders.problems.append(f"counted {dict(counted)}, placed {dict(placed)}")
+    print(_verdict(orders, f"{sum(placed.values())} orders, each counted once"))
+    print(f"average speed per driver, km/s, by window ({DRIVER_UPDATES} -> {DRIVER_SPEEDS}):")
+    for driver in drivers:
+        mine = [w for w in speeds.results if w.key == driver]
+        means = " ".join(f"{w.value:.2f}" for w in mine)
+        print(f"  {driver}: {means} ({len(mine)} windows)")
+    fixes = sum(w.records for w in speeds.results)
+    print(_verdict(speeds, f"{fixes} fixes averaged, a fix in each of its windows"))
+    return not orders.problems and not speeds.problems
