@@ -18,7 +18,7 @@ with warnings.catch_warnings():  # Starlette 1.x would rather test on httpx2; ht
 from restate_stream.bindings.loader import parse_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.testing.files import bindings_yaml
-from restate_stream.ui import create_app
+from restate_stream.ui import LiveSource, create_app
 from restate_stream.ui.binding import clock
 from restate_stream.ui.contents import (
     VALUE_WIDTH,
@@ -135,3 +135,23 @@ def test_table_contents_quotes_the_name_limits_the_rows_and_shortens_values() ->
     count, rows = admin.sql
     assert "service_name = 'it''s' AND key = 'value'" in count
     assert rows.endswith("ORDER BY service_key LIMIT 50")
+
+
+def test_the_live_source_reads_a_table_binding_without_dead_letters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It once looked the binding up as `dlq` does, which refuses one without dead_letter."""
+    path = tmp_path / "bindings.yaml"
+    path.write_text(spec_text())
+    asked: list[tuple[str, int]] = []
+
+    async def rows(admin: AdminClient, binding: str, limit: int) -> Contents:
+        asked.append((binding, limit))
+        return Contents(1, [TableRow("r1", "{}")], [])
+
+    monkeypatch.setattr("restate_stream.ui.sources.table_contents", rows)
+    source = LiveSource(path)
+    assert asyncio.run(source.contents("restaurants", 7)).table == [TableRow("r1", "{}")]
+    assert asked == [("restaurants", 7)]
+    with pytest.raises(ContentsError, match="no table or window binding named 'plain'"):
+        asyncio.run(source.contents("plain", 7))
