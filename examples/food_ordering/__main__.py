@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -26,13 +25,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from connectors import Record, produce_records
-from examples.food_ordering import scenario
+from examples.food_ordering import directory, scenario
 from examples.food_ordering.client import FoodClient
 from examples.food_ordering.settings import BINDINGS, RESTAURANTS
 from examples.food_ordering.summary import summarize, summarize_windows
 from examples.food_ordering.watch import Tracked, Watcher
-from restate_stream._util.poll import apoll
 from restate_stream._util.ports import free_ports
 from restate_stream._util.process import tail
 from restate_stream.bindings import load_bindings
@@ -52,18 +49,10 @@ def _indent(line: str) -> None:
 
 
 async def publish_directory(client: FoodClient, bootstrap: str) -> None:
-    """The restaurant directory's records, published to `restaurants`; the table binding has
-    them once each restaurant's record reads back through the table's `get`."""
-    directory = scenario.directory()
-    records = [Record(rid, json.dumps(record)) for rid, record in directory]
-    await asyncio.to_thread(produce_records, bootstrap, RESTAURANTS, records)
-
-    async def materialised() -> list[object]:
-        return [await client.restaurant(rid) for rid, _ in directory]
-
-    await apoll(materialised, until=all, what="the restaurants table", timeout=30, interval=0.2)
-    names = ", ".join(record["name"] for _, record in directory)
-    print(f"restaurants: {len(directory)} records on {RESTAURANTS}, in the table: {names}")
+    records = scenario.directory()
+    await directory.publish(client, bootstrap, records)
+    names = ", ".join(record["name"] for _, record in records)
+    print(f"restaurants: {len(records)} records on {RESTAURANTS}, in the table: {names}")
 
 
 async def demo(client: FoodClient, args: argparse.Namespace, bootstrap: str) -> int:

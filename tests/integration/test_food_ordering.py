@@ -20,8 +20,7 @@ from typing import TypeVar
 
 import pytest
 
-from connectors import Record, produce_records
-from examples.food_ordering import app, scenario
+from examples.food_ordering import app, directory, scenario
 from examples.food_ordering.client import FoodClient
 from examples.food_ordering.delivery_manager import NO_DRIVER
 from examples.food_ordering.model import Cart, Item, Point, RestaurantRecord
@@ -35,6 +34,7 @@ from examples.food_ordering.settings import (
 )
 from examples.food_ordering.summary import SPEED, books_problem, fixes_problem, windows_closed
 from examples.food_ordering.watch import finished
+from restate_stream._util.poll import PollTimeout
 from restate_stream._util.ports import free_ports
 from restate_stream._util.process import tail
 from restate_stream.bindings import BindingsFile, check_against_app, load_bindings
@@ -122,13 +122,11 @@ def food(
 
 async def publish_restaurants(food: Food, records: list[tuple[str, RestaurantRecord]]) -> None:
     """Publish restaurant records to `restaurants`; back once the table reads each one."""
-    produce_records(food.bootstrap, RESTAURANTS, [Record(rid, json.dumps(r)) for rid, r in records])
     async with FoodClient(food.ingress_url) as client:
-
-        async def table() -> list[RestaurantRecord | None]:
-            return [await client.restaurant(rid) for rid, _ in records]
-
-        await food.until(table, lambda found: found == [r for _, r in records])
+        try:
+            await directory.publish(client, food.bootstrap, records, timeout=60)
+        except PollTimeout as exc:
+            raise AssertionError(f"{exc}\n{food.log()}") from None
 
 
 def run_id() -> str:
