@@ -93,7 +93,9 @@ async def demo(client: FoodClient, args: argparse.Namespace, bootstrap: str) -> 
             await client.stop_driver(driver_id)
     ok = await summarize(client, tracked, expected, [d for d, _ in drivers])
     placed = Counter(cart["restaurant"] for cart in carts)
-    ok &= await summarize_windows(bootstrap, placed, [d for d, _ in drivers])
+    ok &= await summarize_windows(
+        bootstrap, placed, [d for d, _ in drivers], phones_running=args.keep_running
+    )
     print(f"done in {time.time() - started:.1f}s: " + ("all as expected" if ok else "FAILED"))
     return 0 if ok and all_done else 1
 
@@ -142,6 +144,11 @@ async def run(args: argparse.Namespace) -> int:
                     print(f"\nStill running. Restate ingress {stack.ingress_url}, admin ")
                     print(f"{stack.admin_url}, Kafka {stack.bootstrap_servers}. Try:")
                     print(f"  curl -X POST {stack.ingress_url}/order-status/<order id>/get_status")
+                    print(
+                        f"  RESTATE_ADMIN={stack.admin_url} RESTATE_INGRESS={stack.ingress_url} "
+                        f"KAFKA_BOOTSTRAP={stack.bootstrap_servers} .venv/bin/restate-stream ui "
+                        f"-f {BINDINGS.relative_to(REPO_ROOT)}   (the dashboard)"
+                    )
                     print("Ctrl-C stops everything.")
                     while True:
                         await asyncio.sleep(3600)

@@ -10,6 +10,7 @@ restaurant, each driver's average speed) holds exactly the records published in 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,31 +128,33 @@ class WindowCheck:
     problems: list[str]
 
 
-async def check_windows(
-    bootstrap: str, binding: str, source: str, results_topic: str, keys: set[str], *, mean: str
-) -> WindowCheck:
-    spec = next(b.window for b in bindings().bindings if b.name == binding)
-    assert spec is not None
-    value_of = (lambda data: float(data[mean])) if mean else None
-    got = await asyncio.to_thread(window_stats.results, bootstrap, results_topic)
-    records = await asyncio.to_thread(read_topic, bootstrap, source)
-    want = window_stats.expected(records, spec, keys, value_of)
-    mine = [w for w in got if w.key in keys]
-    return WindowCheck(binding, mine, window_stats.differences(got, want, keys))
-
-
 async def windows_closed(
-    bootstrap: str, binding: str, source: str, results_topic: str, keys: set[str], *, mean: str = ""
+    bootstrap: str,
+    binding: str,
+    source: str,
+    results_topic: str,
+    keys: set[str],
+    *,
+    mean: str = "",
+    still_running: bool = False,
 ) -> WindowCheck:
     """The binding's windows for `keys` once every one the published records make was emitted
     (their timers close the last ones: no record comes after them), or as they are at the
-    timeout (the problems then say what is missing)."""
+    timeout (the problems then say what is missing). `still_running`: records keep coming, so
+    only the windows whose timers are due by now (end + grace, and 5 s to run) are compared."""
     spec = next(b.window for b in bindings().bindings if b.name == binding)
     assert spec is not None
     timeout = (spec.length + spec.grace).total_seconds() + 20.0
+    value_of = (lambda data: float(data[mean])) if mean else None
+    due_ms = round((spec.grace.total_seconds() + 5.0) * 1000)
 
     async def check() -> WindowCheck:
-        return await check_windows(bootstrap, binding, source, results_topic, keys, mean=mean)
+        ended_before = int(time.time() * 1000) - due_ms if still_running else None
+        got = await asyncio.to_thread(window_stats.results, bootstrap, results_topic)
+        records = await asyncio.to_thread(read_topic, bootstrap, source)
+        want = window_stats.expected(records, spec, keys, value_of)
+        problems = window_stats.differences(got, want, keys, ended_before)
+        return WindowCheck(binding, [w for w in got if w.key in keys], problems)
 
     try:
         return await apoll(
@@ -171,12 +174,20 @@ def _verdict(check: WindowCheck, what: str) -> str:
     return f"  every window exact: {what}"
 
 
-async def summarize_windows(bootstrap: str, placed: Counter[str], drivers: list[str]) -> bool:
+async def summarize_windows(
+    bootstrap: str, placed: Counter[str], drivers: list[str], *, phones_running: bool = False
+) -> bool:
     """Print the windows' results and check them against what was published."""
     orders, speeds = await asyncio.gather(
         windows_closed(bootstrap, "orders-per-restaurant", ORDERS, ORDER_COUNTS, set(placed)),
         windows_closed(
-            bootstrap, "driver-speed", DRIVER_UPDATES, DRIVER_SPEEDS, set(drivers), mean=SPEED
+            bootstrap,
+            "driver-speed",
+            DRIVER_UPDATES,
+            DRIVER_SPEEDS,
+            set(drivers),
+            mean=SPEED,
+            still_running=phones_running,
         ),
     )
     counted = Counter[str]()

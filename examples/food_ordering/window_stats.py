@@ -66,6 +66,7 @@ def sizes_ms(spec: WindowSpec) -> tuple[int, int]:
 class Expected:
     records: int
     value: float
+    end: int = 0  # epoch ms, exclusive
 
 
 def expected(
@@ -86,17 +87,24 @@ def expected(
         for start in window_starts(record.timestamp_ms, size, advance):
             values.setdefault((key, start), []).append(value_of(data) if value_of else 0.0)
     return {
-        at: Expected(len(vs), sum(vs) / len(vs) if value_of else len(vs))
+        at: Expected(len(vs), sum(vs) / len(vs) if value_of else len(vs), at[1] + size)
         for at, vs in values.items()
     }
 
 
 def differences(
-    got: list[WindowResult], want: dict[tuple[str, int], Expected], keys: set[str]
+    got: list[WindowResult],
+    want: dict[tuple[str, int], Expected],
+    keys: set[str],
+    ended_before: int | None = None,
 ) -> list[str]:
-    """What differs between the emitted windows of `keys` and those expected, in words."""
+    """What differs between the emitted windows of `keys` and those expected, in words; with
+    `ended_before` (epoch ms), only of the windows that end before it (the rest may be open)."""
     problems = []
     emitted = {(w.key, w.start): w for w in got if w.key in keys}
+    if ended_before is not None:
+        emitted = {at: w for at, w in emitted.items() if w.end < ended_before}
+        want = {at: e for at, e in want.items() if e.end < ended_before}
     for at in sorted(want.keys() - emitted.keys()):
         problems.append(f"{at[0]}: window at {at[1]} not emitted")
     for at in sorted(emitted.keys() - want.keys()):
