@@ -27,8 +27,16 @@ from examples.food_ordering import (
 from examples.food_ordering.driver_matcher import Pool
 from examples.food_ordering.driver_twin import TwinView
 from examples.food_ordering.mobile_app import PhoneView, StartRequest
-from examples.food_ordering.model import Cart, Ledger, Outcome, Point, StatusView
+from examples.food_ordering.model import (
+    Cart,
+    Ledger,
+    Outcome,
+    Point,
+    RestaurantRecord,
+    StatusView,
+)
 from examples.food_ordering.restaurant import Ticket
+from examples.food_ordering.settings import RESTAURANTS
 
 
 class FoodClient:
@@ -94,3 +102,10 @@ class FoodClient:
 
     async def twin(self, driver_id: str) -> TwinView:
         return await self._restate.object_call(driver_twin.get_info, driver_id, None)
+
+    async def restaurant(self, restaurant_id: str) -> RestaurantRecord | None:
+        """The restaurant's current record in the `restaurants` table (its shared `get`)."""
+        response = await self._http.post(f"/{RESTAURANTS}/{restaurant_id}/get")
+        response.raise_for_status()
+        found: RestaurantRecord | None = response.json() if response.content else None
+        return found

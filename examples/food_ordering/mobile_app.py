@@ -39,11 +39,11 @@ class PhoneView(TypedDict):
     leg: str | None  # to-restaurant | to-customer
 
 
-async def _publish(ctx: restate.ObjectContext, position: Point) -> None:
+async def _publish(ctx: restate.ObjectContext, position: Point, speed: float = 0.0) -> None:
     last: int = await ctx.get("seq") or 0
     seq = last + 1
     ctx.set("seq", seq)
-    fix = Location(driver_id=ctx.key(), seq=seq, x=position["x"], y=position["y"])
+    fix = Location(driver_id=ctx.key(), seq=seq, x=position["x"], y=position["y"], speed_km_s=speed)
     await publisher().publish(ctx, DRIVER_UPDATES, ctx.key(), fix, event_type="driver.location")
 
 
@@ -77,6 +77,7 @@ async def tick(ctx: restate.ObjectContext, loop: int) -> None:
     if not running or position is None or loop != current:
         return
     job: DeliveryJob | None = await ctx.get("job")
+    before = position
     if job is None:
         job = await ctx.object_call(driver_twin.current_job, ctx.key(), None)
         if job is not None:
@@ -100,7 +101,12 @@ async def tick(ctx: restate.ObjectContext, loop: int) -> None:
             )
     # The next tick first: a publish that fails for good must not end the loop.
     ctx.object_send(tick, ctx.key(), loop, send_delay=TICK)
-    await _publish(ctx, position)
+    await _publish(ctx, position, speed_km_s(before, position))
+
+
+def speed_km_s(before: Point, after: Point) -> float:
+    """The speed of one tick: the km driven in it over its simulated duration."""
+    return round(geo.distance(before, after) / TICK.total_seconds(), 3)
 
 
 @phone.handler(kind="shared")

@@ -7,7 +7,10 @@ packages; the Kafka event is a dataclass, which restate-stream's bound handler d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
+from typing import NotRequired
+
+# pydantic (the table reader's decoder) needs typing_extensions' TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 
 class Point(TypedDict):
@@ -91,3 +94,25 @@ class Location:
     seq: int  # per driver, from 1, no gaps: lets the twin prove it saw every fix in order
     x: float
     y: float
+    # km driven since the previous fix over the tick between them (the simulation's clock):
+    # what the driver-speed window averages. 0 while waiting for a job.
+    speed_km_s: float = 0.0
+
+
+class RestaurantRecord(TypedDict):
+    """A restaurant's current record on `restaurants` (keyed by restaurant id), as the
+    restaurant directory publishes it; the `restaurants` table binding keeps the latest."""
+
+    name: str
+    position: Point
+    open: bool
+
+
+class OrderPlaced(TypedDict):
+    """What checkout publishes to `orders`, keyed by restaurant id: the records the
+    orders-per-restaurant window counts."""
+
+    order_id: str
+    restaurant: str
+    customer: str
+    total_cents: int

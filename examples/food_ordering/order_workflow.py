@@ -13,12 +13,15 @@ from datetime import timedelta
 
 import restate
 
-from examples.food_ordering import delivery_manager, geo, order_status, payments, restaurant
-from examples.food_ordering.model import DeliveryJob, Order, Outcome
+from examples.food_ordering import delivery_manager, order_status, payments, restaurant
+from examples.food_ordering.model import DeliveryJob, Order, Outcome, RestaurantRecord
+from examples.food_ordering.settings import RESTAURANTS
+from restate_stream.tables import Table
 
 KITCHEN_TIMEOUT = timedelta(seconds=60)
 
 workflow = restate.Workflow("order-workflow")
+restaurant_table: Table[RestaurantRecord] = Table(RESTAURANTS, RestaurantRecord)
 
 Undo = Callable[[], Awaitable[object]]
 
@@ -34,6 +37,14 @@ async def run(ctx: restate.WorkflowContext, order: Order) -> Outcome:
 
     try:
         await status("placed")
+        # The stream-table join: the restaurant's current record, as the `restaurants` table
+        # binding keeps it from the directory's topic (a journaled call: a replay reads the
+        # same record). It gives the pickup point; an unknown or closed restaurant cancels.
+        place = await restaurant_table.get(ctx, order["restaurant"])
+        if place is None:
+            raise restate.TerminalError(f"unknown restaurant {order['restaurant']}")
+        if not place["open"]:
+            raise restate.TerminalError(f"{place['name']} is closed")
         # Drawn from Restate's deterministic random: the same id on every replay, so the
         # provider sees one payment however often the charge is retried.
         payment_id = f"pay_{ctx.uuid().hex[:12]}"
@@ -87,7 +98,7 @@ async def run(ctx: restate.WorkflowContext, order: Order) -> Outcome:
             order_id=order_id,
             region=order["region"],
             restaurant=order["restaurant"],
-            pickup=geo.RESTAURANTS[order["restaurant"]],
+            pickup=place["position"],
             dropoff=order["address"],
         )
         request = delivery_manager.DeliveryRequest(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from examples.food_ordering import geo
-from examples.food_ordering.model import Cart, Item, Point
+from examples.food_ordering.model import Cart, Item, Point, RestaurantRecord
 
 REGION = "downtown"
 DRIVER_TIMEOUT_S = 30.0
@@ -16,6 +16,12 @@ MENUS: dict[str, list[tuple[str, int]]] = {
     "curry-corner": [("chana masala", 1050), ("garlic naan", 350), ("mango lassi", 450)],
 }
 UNAVAILABLE = ("sushi-kaito", "fugu sashimi", 2400)  # on the menu, never in stock
+
+NAMES = {
+    "pizzeria-da-mario": "Pizzeria da Mario",
+    "sushi-kaito": "Sushi Kaito",
+    "curry-corner": "Curry Corner",
+}
 
 CUSTOMERS = ["ann", "bo", "cleo", "dev", "emil", "fay", "gus", "hana", "ivo", "jun"]
 
@@ -60,3 +66,12 @@ def drivers(count: int, *, prefix: str = "driver", seed: int = 11) -> list[tuple
 
 def _somewhere(rng: random.Random) -> Point:
     return Point(x=round(rng.uniform(0, geo.CITY_KM), 1), y=round(rng.uniform(0, geo.CITY_KM), 1))
+
+
+def directory() -> list[tuple[str, RestaurantRecord]]:
+    """The restaurant directory's records, keyed by restaurant id: what the demo publishes to
+    `restaurants` before the first checkout."""
+    return [
+        (rid, RestaurantRecord(name=NAMES[rid], position=geo.RESTAURANTS[rid], open=True))
+        for rid in sorted(MENUS)
+    ]

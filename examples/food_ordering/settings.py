@@ -15,6 +15,10 @@ from restate_stream.runtime.publisher import Publisher
 BINDINGS = Path(__file__).with_name("bindings.yaml")
 CLUSTER = "local"
 DRIVER_UPDATES = "driver-updates"
+ORDERS = "orders"  # checkout's events, keyed by restaurant: the orders-per-restaurant window's
+RESTAURANTS = "restaurants"  # the restaurant directory, keyed by restaurant id: a table
+ORDER_COUNTS = "restaurant-order-counts"  # the orders-per-restaurant window's results
+DRIVER_SPEEDS = "driver-speeds"  # the driver-speed window's results
 
 
 @cache
@@ -27,6 +31,7 @@ def ingress_url() -> str:
 
 
 @cache
-def publisher() -> Publisher:
-    """One durable Kafka publisher for the phones (its producer is made on first publish)."""
-    return Publisher(bindings().clusters[CLUSTER].properties, source="food-ordering/driver-app")
+def publisher(source: str = "food-ordering/driver-app") -> Publisher:
+    """One durable Kafka publisher per CloudEvents source (the phones, checkout); its
+    producer is made on first publish."""
+    return Publisher(bindings().clusters[CLUSTER].properties, source=source)

@@ -3,19 +3,35 @@
 Checks, each against state read back through Restate: every order ended as expected; the
 payment provider booked exactly one charge per order, and one refund for each cancelled
 order and none for a delivered one; every driver's twin consumed that phone's location
-fixes from Kafka in order with none missing.
+fixes from Kafka in order with none missing; every window restate-stream emitted (orders per
+restaurant, each driver's average speed) holds exactly the records published in it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 
+from connectors.consume import read_topic
+from examples.food_ordering import window_stats
 from examples.food_ordering.client import FoodClient
 from examples.food_ordering.driver_twin import TwinView
 from examples.food_ordering.mobile_app import PhoneView
 from examples.food_ordering.model import Ledger
+from examples.food_ordering.settings import (
+    DRIVER_SPEEDS,
+    DRIVER_UPDATES,
+    ORDER_COUNTS,
+    ORDERS,
+    bindings,
+)
 from examples.food_ordering.watch import Tracked, finished
 from restate_stream._util.poll import PollTimeout, apoll
+
+SPEED = "speed_km_s"  # the field of a fix the driver-speed window averages
 
 
 def _euros(cents: int) -> str:
@@ -101,3 +117,92 @@ async def summarize(
             f"twin: {verdict}"
         )
     return ok
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """One window binding's results for `keys`, and how they differ from what was published."""
+
+    binding: str
+    results: list[window_stats.WindowResult]
+    problems: list[str]
+
+
+async def windows_closed(
+    bootstrap: str,
+    binding: str,
+    source: str,
+    results_topic: str,
+    keys: set[str],
+    *,
+    mean: str = "",
+    still_running: bool = False,
+) -> WindowCheck:
+    """The binding's windows for `keys` once every one the published records make was emitted
+    (their timers close the last ones: no record comes after them), or as they are at the
+    timeout (the problems then say what is missing). `still_running`: records keep coming, so
+    only the windows whose timers are due by now (end + grace, and 5 s to run) are compared."""
+    spec = next(b.window for b in bindings().bindings if b.name == binding)
+    assert spec is not None
+    timeout = (spec.length + spec.grace).total_seconds() + 20.0
+    value_of = (lambda data: float(data[mean])) if mean else None
+    due_ms = round((spec.grace.total_seconds() + 5.0) * 1000)
+
+    async def check() -> WindowCheck:
+        ended_before = int(time.time() * 1000) - due_ms if still_running else None
+        got = await asyncio.to_thread(window_stats.results, bootstrap, results_topic)
+        records = await asyncio.to_thread(read_topic, bootstrap, source)
+        want = window_stats.expected(records, spec, keys, value_of)
+        problems = window_stats.differences(got, want, keys, ended_before)
+        return WindowCheck(binding, [w for w in got if w.key in keys], problems)
+
+    try:
+        return await apoll(
+            check, until=lambda c: not c.problems, what=f"{binding}'s windows", timeout=timeout
+        )
+    except PollTimeout:
+        return await check()
+
+
+def _clock(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
+
+
+def _verdict(check: WindowCheck, what: str) -> str:
+    if check.problems:
+        return "  <- " + "; ".join(check.problems[:5])
+    return f"  every window exact: {what}"
+
+
+async def summarize_windows(
+    bootstrap: str, placed: Counter[str], drivers: list[str], *, phones_running: bool = False
+) -> bool:
+    """Print the windows' results and check them against what was published."""
+    orders, speeds = await asyncio.gather(
+        windows_closed(bootstrap, "orders-per-restaurant", ORDERS, ORDER_COUNTS, set(placed)),
+        windows_closed(
+            bootstrap,
+            "driver-speed",
+            DRIVER_UPDATES,
+            DRIVER_SPEEDS,
+            set(drivers),
+            mean=SPEED,
+            still_running=phones_running,
+        ),
+    )
+    counted = Counter[str]()
+    print(f"orders per restaurant per window ({ORDERS} -> {ORDER_COUNTS}):")
+    for w in orders.results:
+        counted[w.key] += w.value
+        print(f"  {w.key:<18} {_clock(w.start)}-{_clock(w.end)}  {w.value} order(s)")
+    if counted != placed:
+        orders.problems.append(f"counted {dict(counted)}, placed {dict(placed)}")
+    print(_verdict(orders, f"{sum(placed.values())} orders, each counted once"))
+    print(f"average speed per driver, km/s, by window ({DRIVER_UPDATES} -> {DRIVER_SPEEDS}):")
+    for driver in drivers:
+        mine = [w for w in speeds.results if w.key == driver]
+        means = " ".join(f"{w.value:.2f}" for w in mine)
+        print(f"  {driver}: {means} ({len(mine)} windows)")
+    fixes = sum(w.records for w in speeds.results)
+    print(_verdict(speeds, f"{fixes} fixes averaged, a fix in each of its windows"))
+    return not orders.problems and not speeds.problems

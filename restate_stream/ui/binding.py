@@ -1,9 +1,11 @@
-"""A binding's page: lag per partition, stuck keys, dead letters, and its actions."""
+"""A binding's page: lag per partition, stuck keys, dead letters, and its actions; for a table
+or window binding, what its object holds (contents.py)."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -16,12 +18,15 @@ from restate_stream._util.text import one_line
 from restate_stream.bindings import Binding
 from restate_stream.control.status import BindingStatus
 from restate_stream.dlq import Listing, SourceHistory
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import RestateStreamError, describe
+from restate_stream.ui.contents import Contents
 from restate_stream.ui.context import Dashboard, dashboard
 
 RECENT_LETTERS = 50  # dead letters shown unless the page asks for more
 MOST_LETTERS = 1000  # at most (a page of 10,000 rows is 8 MB; `dlq list` lists them all)
 PREVIEW = 120  # characters of a value shown
+CONTENT_KEYS = 50  # keys of a table or window binding shown (`keys=` asks for up to 500)
+MOST_CONTENT_KEYS = 500
 
 
 def find(board: Dashboard, name: str) -> Binding:
@@ -29,6 +34,12 @@ def find(board: Dashboard, name: str) -> Binding:
         if binding.name == name:
             return binding
     raise HTTPException(404, f"no binding named {name!r} in the bindings file")
+
+
+def clock(ms: int) -> str:
+    """An epoch-millisecond instant as UTC date and time, to the millisecond."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{ms % 1000:03d} UTC"
 
 
 def invocation_url(admin_url: str, invocation_id: str) -> str:
@@ -73,6 +84,31 @@ async def _letters(board: Dashboard, binding: Binding, limit: int) -> Letters | 
     return Letters(listing, None, ordered[:limit], len(listing.records), len(listing.unresolved))
 
 
+@dataclass
+class Held:
+    """What a table or window binding's object holds (contents.py), or why it is unknown."""
+
+    contents: Contents | None
+    error: str | None
+    limit: int
+
+
+async def _held(board: Dashboard, binding: Binding, limit: int) -> Held | None:
+    if binding.window is None and not binding.table:
+        return None
+    try:
+        return Held(await board.source.contents(binding.name, limit), None, limit)
+    except RestateStreamError as exc:  # said on the page, like the dead letters' errors
+        return Held(None, describe(exc), limit)
+
+
+def _bounded(request: Request, name: str, default: int, most: int) -> int:
+    try:
+        return min(max(int(request.query_params.get(name, default)), 1), most)
+    except ValueError:
+        return default
+
+
 def status_of(statuses: list[BindingStatus] | None, name: str) -> BindingStatus | None:
     return next((s for s in statuses or [] if s.name == name), None)
 
@@ -93,13 +129,14 @@ async def _live(board: Dashboard, binding: Binding) -> dict[str, Any]:
 async def binding_page(request: Request) -> Response:
     board = dashboard(request)
     binding = find(board, request.path_params["name"])
-    try:
-        limit = min(max(int(request.query_params.get("limit", RECENT_LETTERS)), 1), MOST_LETTERS)
-    except ValueError:
-        limit = RECENT_LETTERS
+    limit = _bounded(request, "limit", RECENT_LETTERS, MOST_LETTERS)
+    keys = _bounded(request, "keys", CONTENT_KEYS, MOST_CONTENT_KEYS)
     return board.render(
         request,
         "binding.html",
+        held=await _held(board, binding, keys),
+        most_keys=MOST_CONTENT_KEYS,
+        clock=clock,
         letters=await _letters(board, binding, limit),
         limit=limit,
         most=MOST_LETTERS,

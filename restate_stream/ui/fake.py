@@ -30,6 +30,7 @@ from restate_stream.runtime.dead_letter import (
     SourceRecord,
 )
 from restate_stream.testing.files import bindings_yaml
+from restate_stream.ui.contents import Contents
 from restate_stream.ui.sources import Coordinates, PauseOutcome
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
@@ -108,6 +109,7 @@ class FakeSource:
     redrives: list[tuple[str, set[Coordinates] | None]] = field(default_factory=list)
     pauses: list[tuple[str, bool]] = field(default_factory=list)
     status_reads: int = 0
+    held: dict[str, Contents] = field(default_factory=dict)  # table and window bindings
 
     def spec(self) -> BindingsFile:
         return self.spec_file
@@ -133,3 +135,12 @@ class FakeSource:
 
     async def tail(self, topic: str, last: int) -> list[ConsumedRecord]:
         return self.records.get(topic, [])[-last:]
+
+    async def contents(self, binding: str, limit: int) -> Contents:
+        held = self.held.get(binding, Contents(0, [], []))
+        keys = sorted({r.key for r in held.table} | {w.key for w in held.windows})[:limit]
+        return Contents(
+            held.keys,
+            [r for r in held.table if r.key in keys],
+            [w for w in held.windows if w.key in keys],
+        )

@@ -17,6 +17,12 @@ from restate_stream.control.status import BindingStatus, binding_statuses
 from restate_stream.dlq import Listing, RedriveResult, find_binding, load_listing, run_redrive
 from restate_stream.topics.publish import resolve_target
 from restate_stream.topics.tail import tail
+from restate_stream.ui.contents import (
+    Contents,
+    ContentsError,
+    table_contents,
+    window_contents,
+)
 
 Coordinates = tuple[str, int, int]  # a source record: topic, partition, offset
 
@@ -41,6 +47,8 @@ class Source(Protocol):
     async def set_paused(self, binding: str, paused: bool) -> PauseOutcome: ...
 
     async def tail(self, topic: str, last: int) -> list[ConsumedRecord]: ...
+
+    async def contents(self, binding: str, limit: int) -> Contents: ...
 
 
 class LiveSource:
@@ -86,3 +94,15 @@ class LiveSource:
         records: list[ConsumedRecord] = []
         await asyncio.to_thread(tail, target, last=last, follow=False, show=records.append)
         return records
+
+    async def contents(self, binding: str, limit: int) -> Contents:
+        """A table binding's rows, or a window binding's open windows (contents.py)."""
+        spec = self.spec()
+        # Not dlq's find_binding: a table or window binding may well have no dead letters.
+        found = next((b for b in spec.bindings if b.name == binding), None)
+        if found is None or (found.window is None and not found.table):
+            raise ContentsError(f"{spec.path}: no table or window binding named {binding!r}")
+        async with self._admin(spec) as admin:
+            if found.window is not None:
+                return await window_contents(admin, spec.restate.ingress_url, binding, limit)
+            return await table_contents(admin, binding, limit)

@@ -51,13 +51,16 @@ def record_view(record: ConsumedRecord) -> RecordView:
 
 
 def declared_topics(spec: BindingsFile) -> set[str]:
-    """The topics the bindings file names: under `topics:`, and each binding's source and
-    dead-letter topics. The page reads no other (it reads with the file's credentials)."""
+    """The topics the bindings file names: under `topics:`, and each binding's source,
+    dead-letter and window results topics. The page reads no other (it reads with the file's
+    credentials)."""
     named = set(spec.topics)
     for binding in spec.bindings:
         named.add(binding.topic)
         if binding.dead_letter is not None:
             named.add(binding.dead_letter)
+        if binding.window is not None and binding.window.to is not None:
+            named.add(binding.window.to)
     return named
 
 

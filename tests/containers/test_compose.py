@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from examples.food_ordering import scenario
+from examples.food_ordering import directory, scenario
 from examples.food_ordering.client import FoodClient
 from examples.food_ordering.model import Cart, Item, Point
 from examples.food_ordering.watch import finished
@@ -115,6 +115,9 @@ async def test_compose_delivers_a_food_order(compose: Compose) -> None:
         driver_timeout_s=60.0,
     )
     async with FoodClient(compose.ingress_url) as client:
+        # The workflow reads the restaurant's record from the `restaurants` table.
+        bootstrap = f"127.0.0.1:{compose.env['RS_KAFKA_PORT']}"
+        await directory.publish(client, bootstrap, scenario.directory(), timeout=60)
         ((driver, position),) = scenario.drivers(1, prefix=f"{region}-driver")
         await client.start_driver(driver, region, position)
         try:

@@ -2,13 +2,16 @@
 
 One worker (WorkerProcess, wrapped by the example's own bindings.yaml, pointed at the
 session's stack through the file's `${...}` variables) serves every test here. Each test
-uses its own region, drivers and customers, so tests do not see each other's orders.
+uses its own region, drivers and customers, so tests do not see each other's orders; the
+window tests check only their own keys (a restaurant, drivers of their own). The windows are
+a few seconds long here (the file's `${ORDER_WINDOW}`...), so that they close quickly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -17,13 +20,21 @@ from typing import TypeVar
 
 import pytest
 
-from examples.food_ordering import app, scenario
+from examples.food_ordering import app, directory, scenario
 from examples.food_ordering.client import FoodClient
 from examples.food_ordering.delivery_manager import NO_DRIVER
-from examples.food_ordering.model import Cart, Item, Point
-from examples.food_ordering.settings import BINDINGS
-from examples.food_ordering.summary import books_problem, fixes_problem
+from examples.food_ordering.model import Cart, Item, Point, RestaurantRecord
+from examples.food_ordering.settings import (
+    BINDINGS,
+    DRIVER_SPEEDS,
+    DRIVER_UPDATES,
+    ORDER_COUNTS,
+    ORDERS,
+    RESTAURANTS,
+)
+from examples.food_ordering.summary import SPEED, books_problem, fixes_problem, windows_closed
 from examples.food_ordering.watch import finished
+from restate_stream._util.poll import PollTimeout
 from restate_stream._util.ports import free_ports
 from restate_stream._util.process import tail
 from restate_stream.bindings import BindingsFile, check_against_app, load_bindings
@@ -33,11 +44,13 @@ from restate_stream.runtime.publisher import FAULT_ENV
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack
 from restate_stream.testing import wait_until
+from restate_stream.ui import LiveSource
 
 pytestmark = pytest.mark.engines
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
+WINDOWS = {"ORDER_WINDOW": "3s", "SPEED_WINDOW": "4s", "SPEED_ADVANCE": "2s"}
 
 
 @dataclass
@@ -45,6 +58,7 @@ class Food:
     worker: WorkerProcess
     spec: BindingsFile
     ingress_url: str
+    bootstrap: str
 
     def log(self) -> str:
         return f"--- last lines of {self.worker.log_path} ---\n{tail(self.worker.log_path, 40)}"
@@ -88,6 +102,8 @@ def food(
         env.setenv("RESTATE_INGRESS", stack.ingress_url)
         env.setenv("WORKER_URI", f"http://127.0.0.1:{port}")
         env.delenv(FAULT_ENV, raising=False)
+        for name, size in WINDOWS.items():
+            env.setenv(name, size)
         spec = load_bindings(BINDINGS)
         check_against_app(spec, app.services)
         assert spec.worker is not None and spec.worker.uri.endswith(f":{port}")
@@ -96,22 +112,39 @@ def food(
         worker.start()
         try:
             asyncio.run(_apply(spec))
-            yield Food(worker, spec, stack.ingress_url)
+            food = Food(worker, spec, stack.ingress_url, stack.bootstrap_servers)
+            asyncio.run(publish_restaurants(food, scenario.directory()))
+            yield food
         finally:
             asyncio.run(_unsubscribe(spec))
             worker.stop()
+
+
+async def publish_restaurants(food: Food, records: list[tuple[str, RestaurantRecord]]) -> None:
+    """Publish restaurant records to `restaurants`; back once the table reads each one."""
+    async with FoodClient(food.ingress_url) as client:
+        try:
+            await directory.publish(client, food.bootstrap, records, timeout=60)
+        except PollTimeout as exc:
+            raise AssertionError(f"{exc}\n{food.log()}") from None
 
 
 def run_id() -> str:
     return uuid.uuid4().hex[:6]
 
 
-def cart(region: str, customer: str, *dishes: str, timeout_s: float = 30.0) -> Cart:
+def cart(
+    region: str,
+    customer: str,
+    *dishes: str,
+    timeout_s: float = 30.0,
+    restaurant: str = "sushi-kaito",
+) -> Cart:
     menu = dict(scenario.MENUS["sushi-kaito"]) | {scenario.UNAVAILABLE[1]: scenario.UNAVAILABLE[2]}
     items = [Item(name=d, quantity=1, price_cents=menu[d]) for d in dishes]
     return Cart(
         customer=customer,
-        restaurant="sushi-kaito",
+        restaurant=restaurant,
         region=region,
         address=Point(x=5.5, y=2.0),
         items=items,
@@ -270,6 +303,8 @@ async def test_driver_locations_are_consumed_in_order_per_driver(food: Food) -> 
         try:
             order_id = await client.place_order(cart(region, "emil", "edamame"), region)
             await ended(food, client, [order_id])
+            # While the phones run, the dashboard's reader sees the speed windows still open.
+            held = await LiveSource(BINDINGS).contents("driver-speed", 500)
         finally:
             await stop_drivers(client, drivers)
 
@@ -287,6 +322,21 @@ async def test_driver_locations_are_consumed_in_order_per_driver(food: Food) -> 
         assert fixes_problem(phone, twin) is None, (phone["seq"], twin["seen_seqs"])
         assert twin["location"] is not None and twin["location"]["seq"] == phone["seq"]
         assert twin["last_kafka_offset"] is not None and twin["last_kafka_offset"] >= 0
+
+    # Each driver's average speed, window by window: every window the published fixes make
+    # (by their Kafka timestamps), emitted once by its timer after the phones stopped, holding
+    # exactly those fixes and the mean of their speeds.
+    speeds = await windows_closed(
+        food.bootstrap, "driver-speed", DRIVER_UPDATES, DRIVER_SPEEDS, set(drivers), mean=SPEED
+    )
+    assert speeds.problems == [], speeds.problems
+    fixes = {d: p["seq"] for d, p in zip(drivers, phones, strict=True)}
+    for driver in drivers:
+        mine = [w for w in speeds.results if w.key == driver]
+        # Hopping windows of 4s every 2s: each fix is in two of them.
+        assert sum(w.records for w in mine) == 2 * fixes[driver], (driver, mine)
+    assert any(w.value > 0 for w in speeds.results), "some driver drove"
+    assert {w.key for w in held.windows} & set(drivers), held
 
 
 async def test_worker_restart_mid_demo_loses_no_order_and_charges_once(food: Food) -> None:
@@ -341,3 +391,70 @@ async def test_a_refund_before_the_charge_voids_the_payment(food: Food) -> None:
         ledger = await client.ledger(order_id)
     assert ledger["charges"] == [] and ledger["refunds"] == []
     assert ledger.get("voided") == ["pay_void"]
+
+
+async def test_orders_per_restaurant_count_each_checkout_once_per_window(food: Food) -> None:
+    """Orders at a restaurant of this test's own, spread over a few 3 s windows: every window
+    on the results topic counts exactly the orders published to `orders` in it (by their Kafka
+    timestamps), a retried checkout (same idempotency key) is not counted again, and the last
+    window is emitted by its timer though no order comes after it."""
+    kitchen = f"kitchen-{run_id()}"
+    region = f"count-{run_id()}"
+    record = RestaurantRecord(name="Test Kitchen", position=Point(x=1.0, y=1.0), open=True)
+    await publish_restaurants(food, [(kitchen, record)])
+    async with FoodClient(food.ingress_url) as client:
+        orders = []
+        for n in range(7):
+            the_cart = cart(region, "fay", "edamame", timeout_s=1.0, restaurant=kitchen)
+            orders.append(await client.place_order(the_cart, f"{region}-{n}"))
+            if n == 3:  # the same checkout again: the first order's id, nothing published
+                again = await client.place_order(the_cart, f"{region}-{n}")
+                assert again == orders[-1]
+            await asyncio.sleep(0.8)
+        await ended(food, client, orders)
+
+    counts = await windows_closed(
+        food.bootstrap, "orders-per-restaurant", ORDERS, ORDER_COUNTS, {kitchen}
+    )
+    assert counts.problems == [], counts.problems
+    assert sum(w.value for w in counts.results) == 7, counts.results
+    assert len(counts.results) >= 2, "7 orders 0.8 s apart span more than one 3 s window"
+    assert all(w.end - w.start == 3_000 for w in counts.results)
+
+
+async def test_the_workflow_reads_the_restaurants_current_record(food: Food) -> None:
+    """The stream-table join: the order workflow reads the restaurant's current record from
+    the `restaurants` table; closed since the last record, or never published, it cancels."""
+    kitchen = f"closing-{run_id()}"
+    region = f"join-{run_id()}"
+    where = Point(x=2.0, y=2.0)
+    opened = RestaurantRecord(name="Closing Soon", position=where, open=True)
+    await publish_restaurants(food, [(kitchen, opened)])
+
+    def order(dish: str, restaurant: str = kitchen) -> Cart:
+        return cart(region, "gus", dish, timeout_s=1.0, restaurant=restaurant)
+
+    async with FoodClient(food.ingress_url) as client:
+        first = await client.place_order(order("edamame"), f"{region}-1")
+
+        async def history() -> list[str]:
+            return [h["status"] for h in (await client.status(first))["history"]]
+
+        await food.until(history, lambda h: f"in preparation at {kitchen}" in h)
+        closed_now = RestaurantRecord(name="Closing Soon", position=where, open=False)
+        await publish_restaurants(food, [(kitchen, closed_now)])
+        closed = await client.place_order(order("miso soup"), f"{region}-2")
+        unknown = await client.place_order(order("edamame", f"nowhere-{region}"), f"{region}-3")
+        statuses = await ended(food, client, [closed, unknown])
+        ledgers = [await client.ledger(o) for o in (closed, unknown)]
+    # The dashboard's reader of the table (admin SQL over the table object's state).
+    held = await LiveSource(BINDINGS).contents(RESTAURANTS, 500)
+
+    assert statuses == [
+        "cancelled: Closing Soon is closed",
+        f"cancelled: unknown restaurant nowhere-{region}",
+    ]
+    assert [(le["charges"], le["refunds"]) for le in ledgers] == [([], [])] * 2, "never charged"
+    rows = {row.key: json.loads(row.value) for row in held.table}
+    assert held.keys >= 4 and rows[kitchen] == closed_now, held
+    assert rows["sushi-kaito"]["name"] == "Sushi Kaito"

@@ -4,6 +4,7 @@ here runs in milliseconds; the food-ordering ones use the example's own bindings
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from restate_stream.runtime.publisher import Outgoing, Publisher
 from restate_stream.testing import BindingsKit, KitError, KitRecord, bindings_yaml
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "food_ordering" / "bindings.yaml"
+# driver-updates has two bindings in the example (the twins', the driver-speed window's):
+# a delivery names the one it is for.
+TWINS = "driver-locations"
 
 
 def fix(seq: int, driver: str = "d1") -> dict[str, Any]:
@@ -32,25 +36,47 @@ def envelope(event_id: str, value: dict[str, Any]) -> bytes:
 # --- the food-ordering twin, through the example's bindings file --------------------------------
 
 
+async def test_the_driver_speed_window_averages_the_fixes_speeds_per_hop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SPEED_WINDOW", "10s")
+    monkeypatch.setenv("SPEED_ADVANCE", "5s")
+    kit = BindingsKit.load(EXAMPLE, [driver_twin.twin])
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for second, speed in [(1, 1.0), (6, 0.5), (7, 0.0)]:
+        value = fix(second) | {"speed_km_s": speed}
+        at = t0 + timedelta(seconds=second)
+        await kit.deliver("driver-updates", value, key="d1", timestamp=at, binding="driver-speed")
+    start = int(t0.timestamp() * 1000)
+
+    def means() -> list[tuple[int, float]]:
+        return sorted((r.value["start"], r.value["value"]) for r in kit.published("driver-speeds"))
+
+    # [-5s, 5s) holds the first fix; the last, at 7s, is past its end + 2s of grace: closed.
+    assert means() == [(start - 5000, 1.0)]
+    await kit.fire_timers()  # [0s, 10s) holds all three, [5s, 15s) the last two
+    assert means() == [(start - 5000, 1.0), (start, 0.5), (start + 5000, 0.25)]
+
+
 async def test_a_location_is_applied_to_its_drivers_twin() -> None:
     kit = BindingsKit.load(EXAMPLE, [driver_twin.twin])
-    first = await kit.deliver("driver-updates", fix(1), key="d1")
-    second = await kit.deliver("driver-updates", fix(2), key="d1")
+    first = await kit.deliver("driver-updates", fix(1), key="d1", binding=TWINS)
+    second = await kit.deliver("driver-updates", fix(2), key="d1", binding=TWINS)
     assert (first.decision, second.decision) == ("applied", "applied")
     state = kit.state("driver-digital-twin", "d1")
     assert state["seen_seqs"] == [1, 2]
     assert state["last_kafka_offset"] == 1
-    assert state["location"] == fix(2)
+    assert state["location"] == fix(2) | {"speed_km_s": 0.0}  # the phone's, when it drove
     assert kit.state("driver-digital-twin", "d2") == {}
     assert first.calls == [] and first.dead_letters == []
 
 
 async def test_a_twin_on_a_job_tells_the_delivery_where_it_is() -> None:
     kit = BindingsKit.load(EXAMPLE, [driver_twin.twin])
-    await kit.deliver("driver-updates", fix(1), key="d1")
+    await kit.deliver("driver-updates", fix(1), key="d1", binding=TWINS)
     job = {"order_id": "o-7", "region": "r", "restaurant": "x", "pickup": {}, "dropoff": {}}
     kit._objects[("driver-digital-twin", "d1")].state["job"] = job
-    delivery = await kit.deliver("driver-updates", fix(2), key="d1")
+    delivery = await kit.deliver("driver-updates", fix(2), key="d1", binding=TWINS)
     (call,) = delivery.calls
     assert (call.service, call.handler) == (delivery_manager.manager.name, "driver_moved")
     assert (call.key, call.send, call.arg) == ("o-7", True, {"x": 2.0, "y": 2.0})
@@ -58,8 +84,8 @@ async def test_a_twin_on_a_job_tells_the_delivery_where_it_is() -> None:
 
 async def test_a_poison_location_is_a_dead_letter_naming_its_offset_and_the_next_applies() -> None:
     kit = BindingsKit.load(EXAMPLE, [driver_twin.twin])
-    bad = await kit.deliver("driver-updates", raw=b"{not json", key="d1")
-    good = await kit.deliver("driver-updates", fix(1), key="d1")
+    bad = await kit.deliver("driver-updates", raw=b"{not json", key="d1", binding=TWINS)
+    good = await kit.deliver("driver-updates", fix(1), key="d1", binding=TWINS)
     assert bad.decision == "dead-lettered"
     (letter,) = bad.dead_letters
     assert letter.error.type == "DecodeError" and "invalid JSON" in letter.error.message
@@ -72,9 +98,15 @@ async def test_a_poison_location_is_a_dead_letter_naming_its_offset_and_the_next
 
 async def test_a_republished_fix_is_deduplicated_by_its_event_id() -> None:
     kit = BindingsKit.load(EXAMPLE, [driver_twin.twin])
-    once = await kit.deliver("driver-updates", raw=envelope("ev-1", fix(1)), key="d1")
-    again = await kit.deliver("driver-updates", raw=envelope("ev-1", fix(1)), key="d1")
-    other = await kit.deliver("driver-updates", raw=envelope("ev-2", fix(2)), key="d1")
+    once = await kit.deliver(
+        "driver-updates", raw=envelope("ev-1", fix(1)), key="d1", binding=TWINS
+    )
+    again = await kit.deliver(
+        "driver-updates", raw=envelope("ev-1", fix(1)), key="d1", binding=TWINS
+    )
+    other = await kit.deliver(
+        "driver-updates", raw=envelope("ev-2", fix(2)), key="d1", binding=TWINS
+    )
     assert [once.decision, again.decision, other.decision] == [
         "applied",
         "deduplicated",
