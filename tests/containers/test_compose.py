@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from examples.food_ordering import directory, scenario
+from examples.food_ordering import scenario
 from examples.food_ordering.client import FoodClient
 from examples.food_ordering.model import Cart, Item, Point
 from examples.food_ordering.watch import finished
@@ -100,6 +100,16 @@ async def test_compose_delivers_a_food_order(compose: Compose) -> None:
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{compose.logs()}") from None
     assert state == "exited 0", f"the apply job failed: {state}\n{compose.logs()}"
+    # Then the one-shot directory job publishes the restaurants the workflow looks up.
+
+    async def directory_state() -> str:
+        return _state(compose, "directory")
+
+    try:
+        state = await wait_until(directory_state, lambda s: s.startswith("exited"), timeout=120)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{compose.logs()}") from None
+    assert state == "exited 0", f"the directory job failed: {state}\n{compose.logs()}"
     for service in ("kafka", "restate", "worker"):
         assert _state(compose, service).startswith("running"), compose.logs()
 
@@ -115,9 +125,9 @@ async def test_compose_delivers_a_food_order(compose: Compose) -> None:
         driver_timeout_s=60.0,
     )
     async with FoodClient(compose.ingress_url) as client:
-        # The workflow reads the restaurant's record from the `restaurants` table.
-        bootstrap = f"127.0.0.1:{compose.env['RS_KAFKA_PORT']}"
-        await directory.publish(client, bootstrap, scenario.directory(), timeout=60)
+        # The workflow reads the restaurant's record from the `restaurants` table, which
+        # compose's directory job filled.
+        assert await client.restaurant("sushi-kaito") is not None
         ((driver, position),) = scenario.drivers(1, prefix=f"{region}-driver")
         await client.start_driver(driver, region, position)
         try:

@@ -124,7 +124,7 @@ def test_yaml_parses(path: Path) -> None:
 
 def test_compose_services_and_images() -> None:
     services = load_compose()["services"]
-    assert set(services) == {"kafka", "restate", "worker", "apply"}
+    assert set(services) == {"kafka", "restate", "worker", "apply", "directory"}
     assert services["restate"]["image"] == "restatedev/restate:1.7.12"
     assert services["kafka"]["image"].startswith("apache/kafka:")
     for name, service in services.items():
@@ -163,6 +163,11 @@ def test_compose_waits_for_healthy_dependencies() -> None:
             assert condition == {"condition": "service_healthy"}, (name, dependency)
     assert set(services["apply"]["depends_on"]) == {"kafka", "restate", "worker"}
     assert services["apply"]["restart"] == "no"
+    # The restaurant directory is published once the bindings (its table) are applied.
+    assert services["directory"]["depends_on"] == {
+        "apply": {"condition": "service_completed_successfully"}
+    }
+    assert services["directory"]["restart"] == "no"
 
 
 def test_compose_env_resolves_the_bindings_to_compose_services() -> None:
