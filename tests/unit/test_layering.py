@@ -67,16 +67,6 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
     ("function-level-import", "connectors.producer", "aiokafka"): _OPTIONAL + " (aiokafka)",
     ("function-level-import", "connectors.producer", "aiokafka.errors"): _OPTIONAL + " (aiokafka)",
     ("function-level-import", "connectors.producer", "aiokafka.helpers"): _OPTIONAL + " (aiokafka)",
-    (
-        "function-level-import",
-        "restate_stream.bindings.app_check",
-        "restate_stream.runtime.provided",
-    ): (_CYCLE),
-    (
-        "function-level-import",
-        "restate_stream.runtime.bound",
-        "restate_stream.batch.handler",
-    ): _CYCLE,
     ("function-level-import", "restate_stream.cli.worker", "restate_stream.ui"): (
         "the dashboard (starlette, its pages) only for `worker --ui`: off the CLI's start-up path"
     ),
