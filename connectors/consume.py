@@ -21,11 +21,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-# Looked up at call time: restate_stream (which connectors.errors imports) imports this
-# module while connectors.errors is still half-initialised.
 from connectors import errors as kafka_errors
+from connectors.base_errors import RestateStreamError
 from connectors.logs import Config, client_properties
-from restate_stream.errors import RestateStreamError
 
 
 class TopicUnreadableError(RestateStreamError, ConnectionError):

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
-from restate_stream._util.secrets import scrub, secret_values
-from restate_stream.errors import RestateStreamError
+from connectors.base_errors import RestateStreamError
+from connectors.secrets import scrub, secret_values
 
 T = TypeVar("T")
 

@@ -7,12 +7,10 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
-# Looked up at call time: restate_stream (which connectors.errors imports) imports this
-# module while connectors.errors is still half-initialised.
 from connectors import errors as kafka_errors
+from connectors.base_errors import RestateStreamError
 from connectors.logs import with_logger
 from connectors.producer import with_defaults
-from restate_stream.errors import RestateStreamError
 
 
 @dataclass(frozen=True)

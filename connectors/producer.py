@@ -22,11 +22,9 @@ from typing import Any, Literal, NoReturn, Protocol, Self
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
-# Looked up at call time: restate_stream (which connectors.errors imports) imports this
-# module while connectors.errors is still half-initialised.
 from connectors import errors as kafka_errors
+from connectors.base_errors import RestateStreamError
 from connectors.logs import with_logger
-from restate_stream.errors import RestateStreamError
 
 Headers = Sequence[tuple[str, bytes]]
 

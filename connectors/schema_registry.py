@@ -16,8 +16,8 @@ from urllib.parse import quote
 import fastavro
 import httpx
 
-from restate_stream._util.secrets import split_userinfo
-from restate_stream.errors import RestateStreamError
+from connectors.base_errors import RestateStreamError
+from connectors.secrets import split_userinfo
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 SCHEMA_NOT_FOUND = 40403  # the registry's error_code for an unknown schema id

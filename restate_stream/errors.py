@@ -1,12 +1,14 @@
 """One exception tree: every error restate-stream raises for people to read derives from here.
 
-Each subclass also keeps the built-in base it had (ValueError, RuntimeError, ...), so code
-that catches those keeps working; the command line prints any RestateStreamError as one line.
+The root and the families `connectors` raises in live in `connectors.base_errors` (a leaf, so
+connectors needs nothing of restate_stream); they are re-exported here with the rest. Each
+subclass also keeps the built-in base it had (ValueError, RuntimeError, ...), so code that
+catches those keeps working; the command line prints any RestateStreamError as one line.
 """
 
+from connectors.base_errors import KafkaClusterError, RecordFormatError, RestateStreamError
 
-class RestateStreamError(Exception):
-    """An error whose message is complete for a person: what failed, where, what to do."""
+__all__ = ["KafkaClusterError", "RecordFormatError", "RestateStreamError", "describe"]
 
 
 def describe(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from restate_stream._util.secrets import redact_properties
+from connectors.secrets import redact_properties
 from restate_stream.bindings._yaml import Position
 from restate_stream.bindings.schema import (
     DEFAULT_ADMIN_URL,

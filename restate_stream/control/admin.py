@@ -21,14 +21,14 @@ from typing import Any
 
 import httpx
 
-from restate_stream._util.poll import PollTimeout, apoll
-from restate_stream._util.secrets import (
+from connectors.secrets import (
     redact_properties,
     redact_url,
     scrub,
     secret_values,
     split_userinfo,
 )
+from restate_stream._util.poll import PollTimeout, apoll
 from restate_stream.errors import RestateStreamError
 
 

@@ -32,38 +32,13 @@ DEV_STACK = frozenset(
     f"restate_stream.{p}" for p in ("stack", "containers", "cli", "ui", "testing", "scaffold")
 )
 
-_SECRETS_REASON = (
-    "the one secrets policy (what is redacted, what is scrubbed from librdkafka's log) is "
-    "restate_stream's; it is a leaf module (stdlib only)"
-)
-_ERROR_REASON = "connectors' errors are RestateStreamErrors (one tree the CLI prints); a leaf"
 _OPTIONAL = "an optional extra, imported only when used"
-_CYCLE = "dodges an import cycle"
 _METRICS = (
     "prometheus_client reads PROMETHEUS_MULTIPROC_DIR when imported: after the worker sets it"
 )
 
 # (rule, importing module, imported module) -> why this import breaks the rule on purpose.
 EXCEPTIONS: dict[tuple[str, str, str], str] = {
-    ("connectors-standalone", "connectors.admin", "restate_stream._util.secrets"): _SECRETS_REASON,
-    ("private-module", "connectors.admin", "restate_stream._util.secrets"): _SECRETS_REASON,
-    ("connectors-standalone", "connectors.avro", "restate_stream.errors"): _ERROR_REASON,
-    ("connectors-standalone", "connectors.consume", "restate_stream.errors"): _ERROR_REASON,
-    ("connectors-standalone", "connectors.errors", "restate_stream._util.secrets"): _SECRETS_REASON,
-    ("private-module", "connectors.errors", "restate_stream._util.secrets"): _SECRETS_REASON,
-    ("connectors-standalone", "connectors.errors", "restate_stream.errors"): _ERROR_REASON,
-    ("connectors-standalone", "connectors.logs", "restate_stream._util.secrets"): _SECRETS_REASON,
-    ("private-module", "connectors.logs", "restate_stream._util.secrets"): _SECRETS_REASON,
-    ("function-level-import", "connectors.logs", "restate_stream._util.secrets"): _CYCLE,
-    ("connectors-standalone", "connectors.produce", "restate_stream.errors"): _ERROR_REASON,
-    ("connectors-standalone", "connectors.producer", "restate_stream.errors"): _ERROR_REASON,
-    ("connectors-standalone", "connectors.schema_registry", "restate_stream._util.secrets"): (
-        _SECRETS_REASON
-    ),
-    ("private-module", "connectors.schema_registry", "restate_stream._util.secrets"): (
-        _SECRETS_REASON
-    ),
-    ("connectors-standalone", "connectors.schema_registry", "restate_stream.errors"): _ERROR_REASON,
     ("function-level-import", "connectors.producer", "aiokafka"): _OPTIONAL + " (aiokafka)",
     ("function-level-import", "connectors.producer", "aiokafka.errors"): _OPTIONAL + " (aiokafka)",
     ("function-level-import", "connectors.producer", "aiokafka.helpers"): _OPTIONAL + " (aiokafka)",
@@ -300,9 +275,9 @@ def test_a_planted_forbidden_import_is_reported_with_file_and_line() -> None:
 
 def test_connectors_importing_restate_stream_is_reported() -> None:
     path = Path("connectors/planted.py")
-    source = "from restate_stream._util.secrets import scrub\n"
+    source = "from restate_stream._util.ports import free_ports\n"
     assert [str(v) for v in check_source(source, path, "connectors.planted")] == [
-        f"{path}:1: connectors-standalone: connectors.planted imports restate_stream._util.secrets",
-        f"{path}:1: private-module: connectors.planted imports restate_stream._util.secrets, "
+        f"{path}:1: connectors-standalone: connectors.planted imports restate_stream._util.ports",
+        f"{path}:1: private-module: connectors.planted imports restate_stream._util.ports, "
         "private to restate_stream",
     ]
