@@ -22,15 +22,15 @@ from confluent_kafka import (
 )
 
 from connectors import errors as kafka_errors
-from connectors.base_errors import RestateStreamError
+from connectors.base_errors import KafkaClusterError
 from connectors.logs import Config, client_properties
 
 
-class TopicUnreadableError(RestateStreamError, ConnectionError):
+class TopicUnreadableError(KafkaClusterError, ConnectionError):
     """The broker could not be asked (down, unreachable): the message names the topic."""
 
 
-class TopicNotFoundError(RestateStreamError, LookupError):
+class TopicNotFoundError(KafkaClusterError, LookupError):
     pass
 
 

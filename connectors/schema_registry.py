@@ -16,7 +16,7 @@ from urllib.parse import quote
 import fastavro
 import httpx
 
-from connectors.base_errors import RestateStreamError
+from connectors.base_errors import RecordFormatError
 from connectors.secrets import split_userinfo
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -24,7 +24,7 @@ SCHEMA_NOT_FOUND = 40403  # the registry's error_code for an unknown schema id
 _FASTAVRO_KEYS = {"__fastavro_parsed", "__named_schemas"}
 
 
-class SchemaRegistryError(RestateStreamError, RuntimeError):
+class SchemaRegistryError(RecordFormatError, RuntimeError):
     def __init__(
         self,
         method: str,

@@ -19,7 +19,7 @@ from typing import Any
 import restate
 
 from restate_stream.bindings.model import BindingsError, BindingsFile, Problem
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 from restate_stream.runtime._sdk import Endpoint
 from restate_stream.runtime.signature import BATCH_INPUT, input_problem
 from restate_stream.windows.loading import ReducerImportError, load_reducer
@@ -32,7 +32,7 @@ _SERVICE_TYPES = (restate.Service, restate.VirtualObject, restate.Workflow)
 _WRAPPED_NAMES = ("app", "application", "asgi_app", "wrapped", "inner")
 
 
-class AppImportError(RestateStreamError, ImportError):
+class AppImportError(ConfigurationError, ImportError):
     pass
 
 

@@ -29,7 +29,7 @@ from restate_stream.bindings.schema import (
     Start,
     WorkerServer,
 )
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 from restate_stream.windows.settings import WindowSpec
 
 __all__ = [
@@ -113,7 +113,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
 
 
-class BindingsError(RestateStreamError, ValueError):
+class BindingsError(ConfigurationError, ValueError):
     """One or more problems in a bindings file; str() lists them one per line."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 from restate_stream.runtime.event import KafkaEvent
 
 # How a batched handler must declare its input (quoted by the errors that refuse another).
 BATCH_INPUT = "`events: list[KafkaEvent[T]]`"
 
 
-class HandlerSignatureError(RestateStreamError, ValueError):
+class HandlerSignatureError(ConfigurationError, ValueError):
     """A bound handler's input hint does not fit its binding (a batched one takes a list)."""
 
 

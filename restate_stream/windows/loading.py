@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 from restate_stream.windows.reducer import Reducer
 
 
-class ReducerImportError(RestateStreamError, ImportError):
+class ReducerImportError(ConfigurationError, ImportError):
     """A window's `reducer:` cannot be imported or is not a usable Reducer."""
 
 
