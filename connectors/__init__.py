@@ -2,12 +2,13 @@
 
 from connectors.admin import PartitionLag, Replicas, TopicAdmin
 from connectors.errors import KafkaAdminError, KafkaClientConfigError, KafkaUnavailableError
-from connectors.produce import ProduceError, Record, produce_records
+from connectors.produce import Record, produce_records
 from connectors.producer import (
     AioKafkaProducer,
     ConfluentProducer,
     Delivery,
     KafkaProducer,
+    ProduceError,
     ProduceFailed,
     ProducerRecord,
     create_producer,

@@ -34,7 +34,7 @@ from connectors.errors import (
     request_failed,
 )
 from connectors.logs import Config, client_properties
-from restate_stream._util.secrets import secret_values
+from connectors.secrets import secret_values
 
 __all__ = ["KafkaAdminError", "KafkaUnavailableError", "PartitionLag", "Replicas", "TopicAdmin"]
 

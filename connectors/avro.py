@@ -22,14 +22,14 @@ import fastavro.schema
 import fastavro.validation
 from fastavro.read import SchemaResolutionError
 
+from connectors.base_errors import RecordFormatError
 from connectors.schema_registry import SCHEMA_NOT_FOUND, SchemaRegistryClient, SchemaRegistryError
-from restate_stream.errors import RestateStreamError
 
 _MAGIC = 0
 _HEADER = 5  # magic byte + schema id
 
 
-class AvroDecodeError(RestateStreamError, ValueError):
+class AvroDecodeError(RecordFormatError, ValueError):
     pass
 
 

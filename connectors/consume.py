@@ -21,18 +21,16 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-# Looked up at call time: restate_stream (which connectors.errors imports) imports this
-# module while connectors.errors is still half-initialised.
 from connectors import errors as kafka_errors
+from connectors.base_errors import KafkaClusterError
 from connectors.logs import Config, client_properties
-from restate_stream.errors import RestateStreamError
 
 
-class TopicUnreadableError(RestateStreamError, ConnectionError):
+class TopicUnreadableError(KafkaClusterError, ConnectionError):
     """The broker could not be asked (down, unreachable): the message names the topic."""
 
 
-class TopicNotFoundError(RestateStreamError, LookupError):
+class TopicNotFoundError(KafkaClusterError, LookupError):
     pass
 
 

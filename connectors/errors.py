@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
-from restate_stream._util.secrets import scrub, secret_values
-from restate_stream.errors import RestateStreamError
+from connectors.base_errors import KafkaClusterError
+from connectors.secrets import scrub, secret_values
 
 T = TypeVar("T")
 
 
-class KafkaAdminError(RestateStreamError, RuntimeError):
+class KafkaAdminError(KafkaClusterError, RuntimeError):
     """A request to a Kafka cluster failed (refused, invalid, not authorised ...)."""
 
     def __init__(self, message: str, code: str | None = None) -> None:
@@ -31,7 +31,7 @@ class KafkaUnavailableError(KafkaAdminError):
     """No answer from the cluster (down, unreachable, timed out): worth asking again."""
 
 
-class KafkaClientConfigError(RestateStreamError, ValueError):
+class KafkaClientConfigError(KafkaClusterError, ValueError):
     """librdkafka refused to create a client with the given properties."""
 
 

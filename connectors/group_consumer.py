@@ -32,8 +32,6 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-# Looked up at call time: restate_stream (which connectors.errors imports) imports this
-# module while connectors.errors is still half-initialised.
 from connectors import errors as kafka_errors
 from connectors.logs import Config, client_properties
 

@@ -10,6 +10,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from connectors.secrets import scrub, secret_values
+
 LIBRDKAFKA = logging.getLogger("connectors.librdkafka")
 
 
@@ -29,9 +31,6 @@ class _ScrubbedLog:
 def with_logger(properties: Mapping[str, Any]) -> dict[str, Any]:
     """Client properties with librdkafka's log routed to the `connectors.librdkafka` logger
     (scrubbed of the client's secret values when it has any)."""
-    # Imported here, not above: restate_stream's package imports connectors while loading.
-    from restate_stream._util.secrets import scrub, secret_values
-
     secrets = secret_values(properties)
     logger = _ScrubbedLog(lambda text: scrub(text, secrets)) if secrets else LIBRDKAFKA
     return {"logger": logger, **properties}

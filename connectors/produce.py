@@ -7,12 +7,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
-# Looked up at call time: restate_stream (which connectors.errors imports) imports this
-# module while connectors.errors is still half-initialised.
 from connectors import errors as kafka_errors
 from connectors.logs import with_logger
-from connectors.producer import with_defaults
-from restate_stream.errors import RestateStreamError
+from connectors.producer import ProduceError, with_defaults
 
 
 @dataclass(frozen=True)
@@ -21,10 +18,6 @@ class Record:
     value: bytes | str | None
     partition: int | None = None
     headers: list[tuple[str, str | bytes | None]] | None = None
-
-
-class ProduceError(RestateStreamError, RuntimeError):
-    pass
 
 
 def produce_records(
@@ -66,9 +59,9 @@ def produce_records(
         producer.poll(0)
     remaining = producer.flush(flush_timeout)
     if remaining:
-        raise ProduceError(f"{remaining} of {count} records to {topic!r} were not acknowledged")
+        message = f"{remaining} of {count} records to {topic!r} were not acknowledged"
+        raise ProduceError(topic, None, "not acknowledged", retriable=True, message=message)
     if failures:
-        raise ProduceError(
-            f"{len(failures)} of {count} records to {topic!r} failed; first: {failures[0]}"
-        )
+        message = f"{len(failures)} of {count} records to {topic!r} failed; first: {failures[0]}"
+        raise ProduceError(topic, None, failures[0], message=message)
     return count

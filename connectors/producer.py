@@ -22,11 +22,9 @@ from typing import Any, Literal, NoReturn, Protocol, Self
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
-# Looked up at call time: restate_stream (which connectors.errors imports) imports this
-# module while connectors.errors is still half-initialised.
 from connectors import errors as kafka_errors
+from connectors.base_errors import KafkaClusterError
 from connectors.logs import with_logger
-from restate_stream.errors import RestateStreamError
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -48,15 +46,53 @@ class ProducerRecord:
     partition: int | None = None  # None: by key
 
 
-class ProduceFailed(RestateStreamError, RuntimeError):
+class ProduceError(KafkaClusterError, RuntimeError):
+    """Kafka did not acknowledge what was produced: one record (`topic`, `key`, librdkafka's
+    `reason`, whether a retry may succeed), or some records of many (`failed`: each one's
+    position and error, of `total`). `message` replaces the one-record message."""
+
     def __init__(
-        self, topic: str, key: bytes | None, reason: str, *, retriable: bool = False
+        self,
+        topic: str,
+        key: bytes | None,
+        reason: str,
+        *,
+        retriable: bool = False,
+        message: str | None = None,
+        failed: Sequence[tuple[int, ProduceError]] = (),
+        total: int = 1,
     ) -> None:
-        super().__init__(f"producing to topic {topic!r} ({_describe_key(key)}) failed: {reason}")
+        super().__init__(
+            message or f"producing to topic {topic!r} ({_describe_key(key)}) failed: {reason}"
+        )
         self.topic = topic
         self.key = key
         self.reason = reason
         self.retriable = retriable
+        self.failed = list(failed)
+        self.total = total
+
+    @classmethod
+    def of_many(
+        cls, failed: Sequence[tuple[int, ProduceError]], total: int, message: str
+    ) -> ProduceError:
+        """Some of `total` records failed: the first failure's topic, key and reason;
+        retriable only if every failure is."""
+        first = failed[0][1]
+        retriable = all(error.retriable for _, error in failed)
+        return cls(
+            first.topic,
+            first.key,
+            first.reason,
+            retriable=retriable,
+            message=message,
+            failed=failed,
+            total=total,
+        )
+
+
+# The name earlier versions exported from `connectors` (kept for code that catches it).
+ProduceFailed = ProduceError
 
 
 def _describe_key(key: bytes | None) -> str:
@@ -77,10 +113,10 @@ class KafkaProducer(Protocol):
         headers: Headers | None = None,
         partition: int | None = None,
     ) -> Delivery:
-        """Return once the broker acknowledged the record; raise ProduceFailed otherwise."""
+        """Return once the broker acknowledged the record; raise ProduceError otherwise."""
         ...
 
-    async def send_many(self, records: Sequence[ProducerRecord]) -> list[Delivery | ProduceFailed]:
+    async def send_many(self, records: Sequence[ProducerRecord]) -> list[Delivery | ProduceError]:
         """Send all concurrently, in list order; each record's ack or failure, in that order.
 
         A failed record does not stop the others: the caller sees which ones landed.
@@ -157,11 +193,11 @@ class ConfluentProducer(_LoopBound):
         (future,) = await self._enqueue([record])
         return await future
 
-    async def send_many(self, records: Sequence[ProducerRecord]) -> list[Delivery | ProduceFailed]:
+    async def send_many(self, records: Sequence[ProducerRecord]) -> list[Delivery | ProduceError]:
         futures = await self._enqueue(records)
-        # Only ProduceFailed is ever set on these futures (see _settle and _enqueue).
+        # Only ProduceError is ever set on these futures (see _settle and _enqueue).
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
-        return [o if isinstance(o, Delivery | ProduceFailed) else _unexpected(o) for o in outcomes]
+        return [o if isinstance(o, Delivery | ProduceError) else _unexpected(o) for o in outcomes]
 
     async def _enqueue(self, records: Sequence[ProducerRecord]) -> list[asyncio.Future[Delivery]]:
         """Hand `records` to librdkafka in order; one future per record, settled on its ack."""
@@ -180,7 +216,7 @@ class ConfluentProducer(_LoopBound):
                 futures.append(future)
                 if self._closed:
                     future.set_exception(
-                        ProduceFailed(record.topic, record.key, "the producer is closed")
+                        ProduceError(record.topic, record.key, "the producer is closed")
                     )
                     continue
                 on_delivery = functools.partial(
@@ -205,7 +241,7 @@ class ConfluentProducer(_LoopBound):
                     except KafkaException as exc:
                         # Refused before it was queued (too large, unknown partition): final.
                         reason = kafka_errors.reason_text(exc)
-                        future.set_exception(ProduceFailed(record.topic, record.key, reason))
+                        future.set_exception(ProduceError(record.topic, record.key, reason))
                         break
         return futures
 
@@ -223,9 +259,9 @@ class ConfluentProducer(_LoopBound):
         msg: Message,
     ) -> None:
         # Runs on the poll thread (or in flush's thread); only the loop may touch the future.
-        outcome: Delivery | ProduceFailed
+        outcome: Delivery | ProduceError
         if err is not None:
-            outcome = ProduceFailed(topic, key, err.str(), retriable=err.retriable())
+            outcome = ProduceError(topic, key, err.str(), retriable=err.retriable())
         else:
             kind, timestamp = msg.timestamp()
             partition, offset = msg.partition(), msg.offset()
@@ -259,10 +295,10 @@ class ConfluentProducer(_LoopBound):
             await asyncio.to_thread(self._producer.close)
 
 
-def _settle(future: asyncio.Future[Delivery], outcome: Delivery | ProduceFailed) -> None:
+def _settle(future: asyncio.Future[Delivery], outcome: Delivery | ProduceError) -> None:
     if future.done():  # the sender was cancelled
         return
-    if isinstance(outcome, ProduceFailed):
+    if isinstance(outcome, ProduceError):
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
@@ -353,7 +389,7 @@ class AioKafkaProducer(_LoopBound):
 
     async def _started(self, topic: str, key: bytes | None) -> Any:
         if self._closed:
-            raise ProduceFailed(topic, key, "the producer is closed")
+            raise ProduceError(topic, key, "the producer is closed")
         self._bind_loop()
         if self._client is not None:
             return self._client  # started: no lock on every send
@@ -391,10 +427,10 @@ class AioKafkaProducer(_LoopBound):
             )
         except self._aiokafka.errors.KafkaError as exc:
             reason = str(exc) or type(exc).__name__  # aiokafka prefixes its class name
-            raise ProduceFailed(topic, key, reason, retriable=exc.retriable) from exc
+            raise ProduceError(topic, key, reason, retriable=exc.retriable) from exc
         return _aiokafka_delivery(sent)
 
-    async def send_many(self, records: Sequence[ProducerRecord]) -> list[Delivery | ProduceFailed]:
+    async def send_many(self, records: Sequence[ProducerRecord]) -> list[Delivery | ProduceError]:
         for record in records:
             if record.value is None and record.key is None:
                 raise ValueError("aiokafka cannot send a record with neither key nor value")
@@ -407,9 +443,9 @@ class AioKafkaProducer(_LoopBound):
             client = await self._started(records[0].topic, records[0].key)
         except errors.KafkaError as exc:
             return [self._failed(record, exc) for record in records]  # no client: none sent
-        except ProduceFailed as exc:  # closed
-            return [ProduceFailed(r.topic, r.key, exc.reason) for r in records]
-        pending: list[asyncio.Future[Any] | ProduceFailed] = []
+        except ProduceError as exc:  # closed
+            return [ProduceError(r.topic, r.key, exc.reason) for r in records]
+        pending: list[asyncio.Future[Any] | ProduceError] = []
         for record in records:
             try:
                 pending.append(
@@ -424,12 +460,12 @@ class AioKafkaProducer(_LoopBound):
             except errors.KafkaError as exc:
                 pending.append(self._failed(record, exc))
         acks = await asyncio.gather(
-            *(p for p in pending if not isinstance(p, ProduceFailed)), return_exceptions=True
+            *(p for p in pending if not isinstance(p, ProduceError)), return_exceptions=True
         )
-        outcomes: list[Delivery | ProduceFailed] = []
+        outcomes: list[Delivery | ProduceError] = []
         settled = iter(acks)
         for record, p in zip(records, pending, strict=True):
-            if isinstance(p, ProduceFailed):
+            if isinstance(p, ProduceError):
                 outcomes.append(p)
                 continue
             ack = next(settled)
@@ -442,9 +478,9 @@ class AioKafkaProducer(_LoopBound):
         return outcomes
 
     @staticmethod
-    def _failed(record: ProducerRecord, exc: Any) -> ProduceFailed:
+    def _failed(record: ProducerRecord, exc: Any) -> ProduceError:
         reason = str(exc) or type(exc).__name__
-        return ProduceFailed(record.topic, record.key, reason, retriable=bool(exc.retriable))
+        return ProduceError(record.topic, record.key, reason, retriable=bool(exc.retriable))
 
     async def flush(self, timeout: float = 30.0) -> None:
         if self._client is None:

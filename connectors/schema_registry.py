@@ -16,15 +16,15 @@ from urllib.parse import quote
 import fastavro
 import httpx
 
-from restate_stream._util.secrets import split_userinfo
-from restate_stream.errors import RestateStreamError
+from connectors.base_errors import RecordFormatError
+from connectors.secrets import split_userinfo
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 SCHEMA_NOT_FOUND = 40403  # the registry's error_code for an unknown schema id
 _FASTAVRO_KEYS = {"__fastavro_parsed", "__named_schemas"}
 
 
-class SchemaRegistryError(RestateStreamError, RuntimeError):
+class SchemaRegistryError(RecordFormatError, RuntimeError):
     def __init__(
         self,
         method: str,

@@ -19,12 +19,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import WaitTimeoutError
 
 T = TypeVar("T")
 
 
-class PollTimeout(RestateStreamError, TimeoutError):
+class PollTimeout(WaitTimeoutError, TimeoutError):
     """`what` did not happen within `timeout` seconds; `last` describes the final attempt."""
 
     def __init__(self, what: str, timeout: float, last: str) -> None:

@@ -7,12 +7,12 @@ import socket
 from collections.abc import Callable
 
 from restate_stream._util.poll import PollTimeout, poll
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import LocalStackError
 
 LOOPBACK = "127.0.0.1"
 
 
-class PortInUseError(RestateStreamError, RuntimeError):
+class PortInUseError(LocalStackError, RuntimeError):
     def __init__(self, port: int, purpose: str) -> None:
         super().__init__(
             f"port {port} ({purpose}) on {LOOPBACK} is already in use: stop what holds it "

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from restate_stream._util.poll import PollTimeout, poll
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import LocalStackError
 
 _PR_SET_PDEATHSIG = 1
 
@@ -113,7 +113,7 @@ class ManagedProcess:
         return True
 
 
-class SignalRefusedError(RestateStreamError, PermissionError):
+class SignalRefusedError(LocalStackError, PermissionError):
     """The kernel refused to signal a process group (another user's)."""
 
 

@@ -16,10 +16,10 @@ import os
 import stat
 from pathlib import Path
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 
 
-class UntrustedPathError(RestateStreamError, PermissionError):
+class UntrustedPathError(ConfigurationError, PermissionError):
     pass
 
 

@@ -16,7 +16,7 @@ from restate_stream.batch.runner import BatchRunner
 from restate_stream.batch.sends import idempotency_key, record_idempotency_key
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch, encode_batch
 from restate_stream.bindings.model import BatchSpec
-from restate_stream.runtime.input_types import batch_value_type
+from restate_stream.runtime.signature import batch_value_type
 
 __all__ = [
     "BatchBoundHandler",

@@ -39,7 +39,7 @@ import aiohttp
 from connectors.group_consumer import GroupConsumer, PolledRecord
 from restate_stream.batch.sends import Request, shape_for
 from restate_stream.bindings import SESSION_TIMEOUT_MS, Binding
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import WorkerError
 
 log = logging.getLogger("restate_stream.batch")
 
@@ -57,7 +57,7 @@ RECORD_CONCURRENT_SENDS = 16
 CONSUMER_PROPERTIES = {"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1_000}
 
 
-class DeliveryFailed(RestateStreamError):
+class DeliveryFailed(WorkerError):
     """A send raised instead of being accepted or refused; the delivery restarts."""
 
 

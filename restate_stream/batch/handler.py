@@ -6,7 +6,8 @@ each remaining record is decoded in the binding's format; one that cannot be dec
 the dead-letter topic alone. After the handler, the new high-water offsets are written in the
 same invocation, so they commit together with the handler's state changes. A TerminalError or
 exhausted retries dead-letter every record passed to the handler, and the high-water still
-advances: the key moves on. Dead-letter publishing is the unbatched bound handler's.
+advances: the key moves on. Decoding, failures and dead letters are every bound handler's
+(runtime/bound_base.py): this handler is the per-record one's sibling.
 A record with a null value (a tombstone) is the value None for a handler whose type admits
 None (`list[KafkaEvent[T | None]]`), and is dead-lettered alone (error type Tombstone)
 otherwise, whatever the format; the body tells null from an empty value exactly.
@@ -25,9 +26,6 @@ fails (TerminalError), so nothing passes the high-water unverified.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,24 +34,11 @@ from opentelemetry import trace
 
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch
 from restate_stream.bindings import Binding
-from restate_stream.runtime._sdk import DisconnectedException
-from restate_stream.runtime.bound import (
-    TOMBSTONE_ERROR,
-    BoundHandler,
-    DropRecord,
-    RejectedRecords,
-    causes,
-)
+from restate_stream.runtime.bound_base import TOMBSTONE_ERROR, BoundHandler, UserFunction
 from restate_stream.runtime.dead_letter import LetterRef
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent, built, object_key_for
-from restate_stream.runtime.formats import (
-    Codec,
-    DecodeError,
-    JsonCodec,
-    codec_for,
-    unwrap_cloudevent,
-)
-from restate_stream.runtime.input_types import admits_none, batch_value_type, without_none
+from restate_stream.runtime.failures import DropRecord, RejectedRecords
+from restate_stream.runtime.formats import DecodeError
 from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.outcomes import observed
 from restate_stream.runtime.publisher import Publisher
@@ -93,7 +78,11 @@ def _coordinates(r: WireRecord) -> KafkaCoordinates:
 
 
 class BatchBoundHandler(BoundHandler):
-    """A bound handler whose input is a batch body and whose user function takes a list."""
+    """The bound handler of a batched binding: its input is a batch body, and the user's
+    function takes a list of events."""
+
+    batched = True
+    idempotency_retention = BATCH_IDEMPOTENCY_RETENTION
 
     async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
         if not tracing.enabled():
@@ -116,7 +105,7 @@ class BatchBoundHandler(BoundHandler):
         if tracing.enabled():
             trace.get_current_span().set_attribute("messaging.batch.message_count", len(records))
         # Signed when signing is on: only then may the records pass the high-water check.
-        redrive_of = self._redrive_of(ctx.request().headers, raw)
+        redrive_of = self.sink.redrive_of(ctx.request().headers, raw)
         if redrive_of is not None:
             return await self._redrive(ctx, records, redrive_of)
         state_key = high_water_state(self.binding.name)
@@ -130,7 +119,7 @@ class BatchBoundHandler(BoundHandler):
             if observed():
                 for r in records:
                     if r.offset <= high.get(source_name(*r.source), -1):
-                        self._report(ctx, "redelivered", _coordinates(r))
+                        self.report(ctx, "redelivered", _coordinates(r))
         events = await self._events(ctx, fresh, None)
         if events:
             await self._handle(ctx, events, None)
@@ -146,7 +135,7 @@ class BatchBoundHandler(BoundHandler):
     ) -> None:
         events = await self._events(ctx, records, redrive_of)
         for event in await self._handle(ctx, events, redrive_of) if events else []:
-            await self._resolved(ctx, event.coordinates, redrive_of)
+            await self.sink.resolved(ctx, event.coordinates, redrive_of)
 
     async def _events(
         self, ctx: restate.ObjectContext, records: list[WireRecord], redrive_of: LetterRef | None
@@ -157,20 +146,19 @@ class BatchBoundHandler(BoundHandler):
         events: list[KafkaEvent[Any]] = []
         per_key = self.binding.batch is None or self.binding.batch.per == "key"
         object_key = ctx.key()
-        json_codec = self.codec if isinstance(self.codec, JsonCodec) else None
+        json_codec = self.json_codec
         for r in records:
             coords = _coordinates(r)
             value_bytes = r.value
             try:
                 if value_bytes is not None and json_codec is not None:
-                    data, event_id, event_type = unwrap_cloudevent(json_codec.parse(value_bytes))
-                    value = json_codec.convert(data)
+                    value, event_id, event_type = self.from_json(value_bytes)
                 else:
-                    value, event_id, event_type = await self._decode(value_bytes)
+                    value, event_id, event_type = await self.decode(value_bytes)
             except DecodeError as exc:
                 error = TOMBSTONE_ERROR if value_bytes is None else "DecodeError"
                 raw = value_bytes or b""
-                await self._dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
+                await self.sink.dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
                 continue
             events.append(
                 built(
@@ -196,76 +184,35 @@ class BatchBoundHandler(BoundHandler):
     ) -> list[KafkaEvent[Any]]:
         """Run the user's handler; the events it applied (none if they were dead-lettered
         instead; all but those it rejected otherwise)."""
-        invocation = ctx.request().id
-        started = time.perf_counter()
-        rejected: list[Any] = []
-        try:
-            with tracing.child_span("handler") if tracing.enabled() else nullcontext():
-                await self.fn(ctx, events)
-        except DisconnectedException:
-            raise  # the attempt ended, not the handler
-        except RejectedRecords as exc:
-            rejected = exc.rejected  # the rest was applied
-        except Exception as exc:
-            self._ran(ctx, len(events), started, failed=True)
-            terminal, internal = causes(exc)
-            if internal:
-                raise
-            failures = self.attempts.failed(invocation)
-            if terminal is not None:
-                error_type, message = "TerminalError", terminal.message
-            elif self.max_attempts is None or failures < self.max_attempts:
-                if observed():
-                    for event in events:
-                        cause = type(exc).__name__
-                        self._report(ctx, "retrying", event.coordinates, cause, str(exc))
-                raise  # Restate retries the whole invocation (the journal replays)
-            else:
-                error_type, message = "RetriesExhausted", f"{type(exc).__name__}: {exc}"
-            for event in events:
-                coords = event.coordinates
-                await self._dead_letter(
-                    ctx, coords, event.raw, error_type, message, failures, redrive_of
-                )
-            self.attempts.forget(invocation)
+        records = [(event.coordinates, event.raw) for event in events]
+        applied, result = await self.call_user(ctx, events, records, redrive_of)
+        if not applied:
             return []
-        self._ran(ctx, len(events), started, failed=False)
-        self.attempts.forget(invocation)
-        why_not = {id(event): why for event, why in rejected}
-        applied = []
+        why_not = (
+            {id(e): why for e, why in result.rejected}
+            if isinstance(result, RejectedRecords)
+            else {}
+        )
+        taken = []
         for event in events:
             coords = event.coordinates
             why = why_not.get(id(event))
             if why is None:
-                applied.append(event)
+                taken.append(event)
                 if observed():
-                    self._report(ctx, "applied", coords)
+                    self.report(ctx, "applied", coords)
             elif isinstance(why, DropRecord):
                 log.info("dropped record at %s: %s: %s", coords.describe(), why.cause, why)
-                self._report(ctx, "dropped", coords, why.cause, str(why))
+                self.report(ctx, "dropped", coords, why.cause, str(why))
             else:
                 error_type, message = why.dead_letter_type, why.message
-                await self._dead_letter(ctx, coords, event.raw, error_type, message, 1, redrive_of)
-        return applied
+                await self.sink.dead_letter(
+                    ctx, coords, event.raw, error_type, message, 1, redrive_of
+                )
+        return taken
 
 
-def batch_handler(
-    binding: Binding, fn: Callable[[Any, Any], Awaitable[Any]], publisher: Publisher
-) -> BatchBoundHandler:
-    """The wrapper for `fn`, which must take `list[KafkaEvent[T]]` (ValueError otherwise)."""
-    is_list, value_type = batch_value_type(fn)
-    if not is_list:
-        raise ValueError(
-            f"binding {binding.name}: handler {binding.service}/{binding.handler} is batched, so "
-            "its input must be declared `events: list[KafkaEvent[T]]`"
-        )
-    codec: Codec = codec_for(
-        binding.format,
-        without_none(value_type),
-        binding.schema,
-        binding.avro_wire,
-        binding.schema_registry,
-    )
-    return BatchBoundHandler(
-        binding, fn, codec, publisher, wants_event=True, takes_none=admits_none(value_type)
-    )
+def batch_handler(binding: Binding, fn: UserFunction, publisher: Publisher) -> BatchBoundHandler:
+    """The wrapper for `fn`, which must take `list[KafkaEvent[T]]` (HandlerSignatureError,
+    a ValueError, otherwise)."""
+    return BatchBoundHandler.of(binding, fn, publisher)

@@ -23,7 +23,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
-from restate_stream._util.secrets import is_secret, redact_url
+from connectors.secrets import is_secret, redact_url
 from restate_stream.bindings._compose import RefusedYAML, compose
 
 # 1-based (line, column) of a key or value in the YAML file.

@@ -19,9 +19,10 @@ from typing import Any
 import restate
 
 from restate_stream.bindings.model import BindingsError, BindingsFile, Problem
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 from restate_stream.runtime._sdk import Endpoint
-from restate_stream.runtime.input_types import batch_value_type
+from restate_stream.runtime.signature import BATCH_INPUT, input_problem
+from restate_stream.windows.loading import ReducerImportError, load_reducer
 from restate_stream.windows.settings import MERGING
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
@@ -31,7 +32,7 @@ _SERVICE_TYPES = (restate.Service, restate.VirtualObject, restate.Workflow)
 _WRAPPED_NAMES = ("app", "application", "asgi_app", "wrapped", "inner")
 
 
-class AppImportError(RestateStreamError, ImportError):
+class AppImportError(ConfigurationError, ImportError):
     pass
 
 
@@ -102,8 +103,6 @@ def check_against_app(spec: BindingsFile, services: Iterable[AnyService]) -> Non
 def _provided_problems(spec: BindingsFile, i: int, by_name: dict[str, AnyService]) -> list[Problem]:
     """A window or table binding: restate-stream serves its object under the binding's name,
     which the app must leave free; a window's reducer and the handler it emits to must exist."""
-    from restate_stream.runtime.provided import ReducerImportError, load_reducer
-
     binding = spec.bindings[i]
     what = "window" if binding.window is not None else "table"
     problems = []
@@ -155,8 +154,8 @@ def _batch_problems(spec: BindingsFile, i: int, service: AnyService, kind: str) 
         return [spec.problem(i, "batch", message)]
     handler = service.handlers[binding.handler]
     fn = getattr(handler.fn, "fn", handler.fn)  # the user function of a bound handler
-    if not batch_value_type(fn)[0]:
-        message = f"batch needs {name} to take `events: list[KafkaEvent[T]]` as its input"
+    if input_problem(fn, batched=True) is not None:
+        message = f"batch needs {name} to take {BATCH_INPUT} as its input"
         return [spec.problem(i, "batch", message)]
     return []
 

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from restate_stream._util.secrets import redact_url
+from connectors.secrets import redact_url
 from restate_stream.bindings._compose import MAX_BYTES
 from restate_stream.bindings._yaml import (
     SECRET_SHOWN,

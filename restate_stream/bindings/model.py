@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import get_args
 
-from restate_stream._util.secrets import redact_properties
+from connectors.secrets import redact_properties
 from restate_stream.bindings._yaml import Position
 from restate_stream.bindings.schema import (
     DEFAULT_ADMIN_URL,
@@ -30,7 +30,7 @@ from restate_stream.bindings.schema import (
     Start,
     WorkerServer,
 )
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 from restate_stream.windows.settings import WindowSpec
 
 __all__ = [
@@ -114,7 +114,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
 
 
-class BindingsError(RestateStreamError, ValueError):
+class BindingsError(ConfigurationError, ValueError):
     """One or more problems in a bindings file; str() lists them one per line."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:

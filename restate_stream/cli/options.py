@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
-from restate_stream._util.secrets import redact_url
+from connectors.secrets import redact_url
 from restate_stream.bindings import BindingsFile, RestateSettings
 from restate_stream.stack import StackPorts, default_home
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.process import stop_group, tail
 from restate_stream._util.trusted_paths import require_own_entry, require_trusted_dir
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import LocalStackError
 from restate_stream.stack.install import cache_dir
 
 Progress = Callable[[str], None]
@@ -33,7 +33,7 @@ _ENGINE_PACKAGES = (
 )
 
 
-class EngineError(RestateStreamError, RuntimeError):
+class EngineError(LocalStackError, RuntimeError):
     pass
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from restate_stream import __version__
 from restate_stream.containers.engine import DockerCli, EngineError, Progress
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import LocalStackError
 from restate_stream.stack.install import (
     KAFKA_VERSION,
     RESTATE_SERVER_VERSION,
@@ -56,7 +56,7 @@ _PYTHON_BASE_ENV = (
 )
 
 
-class ImageBuildError(RestateStreamError, RuntimeError):
+class ImageBuildError(LocalStackError, RuntimeError):
     pass
 
 

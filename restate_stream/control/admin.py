@@ -21,18 +21,18 @@ from typing import Any
 
 import httpx
 
-from restate_stream._util.poll import PollTimeout, apoll
-from restate_stream._util.secrets import (
+from connectors.secrets import (
     redact_properties,
     redact_url,
     scrub,
     secret_values,
     split_userinfo,
 )
-from restate_stream.errors import RestateStreamError
+from restate_stream._util.poll import PollTimeout, apoll
+from restate_stream.errors import RestateServerError
 
 
-class AdminApiError(RestateStreamError, RuntimeError):
+class AdminApiError(RestateServerError, RuntimeError):
     def __init__(
         self, method: str, url: str, status: int, message: str, restate_code: str | None
     ) -> None:
@@ -45,7 +45,7 @@ class AdminApiError(RestateStreamError, RuntimeError):
         self.restate_code = restate_code
 
 
-class AdminUnavailableError(RestateStreamError, RuntimeError):
+class AdminUnavailableError(RestateServerError, RuntimeError):
     pass
 
 

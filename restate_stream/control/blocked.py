@@ -31,7 +31,7 @@ from restate_stream.control.plan import (
     binding_key,
     by_binding_key,
 )
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import RestateServerError
 from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
 from restate_stream.runtime.event import KafkaCoordinates
 from restate_stream.runtime.formats.cloudevents import cloudevent_json
@@ -54,7 +54,7 @@ GROUP_LEAVE_TIMEOUT = 30.0
 RESTART_WINDOW = 15.0
 
 
-class UnblockError(RestateStreamError, RuntimeError):
+class UnblockError(RestateServerError, RuntimeError):
     """Unblock could not (or would not) proceed; the message says why and what to do."""
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from connectors import TopicAdmin
-from restate_stream._util.secrets import REDACTED, is_secret, redact_properties
+from connectors.secrets import REDACTED, is_secret, redact_properties
 from restate_stream.bindings import Binding, BindingsFile, subscription_consumer_defaults
 from restate_stream.control.admin import AdminClient, Deployment, KafkaCluster, Subscription
 

@@ -13,7 +13,7 @@ from typing import Any
 from connectors.consume import ConsumedRecord, TopicNotFoundError, read_topic
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.dlq.trust import key_disagreement, source_disagreement
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import DeadLetterError
 from restate_stream.runtime.dead_letter import (
     DeadLetter,
     LetterRef,
@@ -26,7 +26,7 @@ from restate_stream.runtime.dead_letter import (
 from restate_stream.runtime.letter_signing import LetterKeys
 
 
-class DlqError(RestateStreamError, RuntimeError):
+class DlqError(DeadLetterError, RuntimeError):
     """A problem with a complete message for people (printed without a traceback)."""
 
 

@@ -30,7 +30,7 @@ from restate_stream.dlq.listing import (
     by_source_record,
     read_entries,
 )
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import DeadLetterError
 from restate_stream.runtime._sdk import Client
 from restate_stream.runtime.bound import TOMBSTONE_ERROR
 from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, SourceRecord
@@ -44,7 +44,7 @@ MESSAGE_WIDTH = 60  # an error message in a one-line summary
 # --- redrive: the call -------------------------------------------------------------------------
 
 
-class NotRedrivable(RestateStreamError, ValueError):
+class NotRedrivable(DeadLetterError, ValueError):
     pass
 
 

@@ -45,7 +45,7 @@ from restate.server_context import (
     restate_context_is_replaying,
 )
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError, WorkerError
 
 __all__ = [
     "Client",
@@ -69,11 +69,11 @@ HANDLER_FIELDS = ("fn", "arity", "handler_io", "idempotency_retention", "invocat
 HANDLER_IO_FIELDS = ("input_serde", "accept", "input_type")
 
 
-class SdkInternalsChangedError(RestateStreamError, RuntimeError):
+class SdkInternalsChangedError(WorkerError, RuntimeError):
     pass
 
 
-class IdentityKeyError(RestateStreamError, ValueError):
+class IdentityKeyError(ConfigurationError, ValueError):
     pass
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import RecordFormatError
 
 T = TypeVar("T")
 _F = TypeVar("_F")
@@ -67,7 +67,7 @@ def object_key_for(key: bytes | None) -> str:
     return BINARY_KEY_PREFIX + base64.b64encode(key).decode("ascii")
 
 
-class InvalidKeyError(RestateStreamError, ValueError):
+class InvalidKeyError(RecordFormatError, ValueError):
     pass
 
 

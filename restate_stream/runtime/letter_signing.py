@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 
 KEY_ENV = "RESTATE_STREAM_DLQ_SIGNING_KEY"
 PREVIOUS_KEY_ENV = "RESTATE_STREAM_DLQ_SIGNING_KEY_PREVIOUS"
@@ -35,7 +35,7 @@ _VERSION = "hmac-sha256:"
 MIN_KEY_LENGTH = 16
 
 
-class SigningKeyError(RestateStreamError, ValueError):
+class SigningKeyError(ConfigurationError, ValueError):
     pass
 
 

@@ -6,7 +6,6 @@ after its binding. The worker adds them to the user's app; a test serving an app
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,33 +17,16 @@ from restate_stream.errors import RestateStreamError
 from restate_stream.runtime._sdk import Endpoint
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.tables.objects import table_object
+from restate_stream.windows.loading import ReducerImportError, load_reducer
 from restate_stream.windows.objects import WindowObject
-from restate_stream.windows.reducer import Reducer
 
-
-class ReducerImportError(RestateStreamError, ImportError):
-    pass
-
-
-def load_reducer(path: str) -> Reducer[Any, Any]:
-    """The Reducer at "module.path:attribute"; ReducerImportError says why not."""
-    module_name, _, attr = path.partition(":")
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            found = getattr(found, part)
-    except ImportError as exc:
-        raise ReducerImportError(f"cannot import {module_name!r}: {exc}") from exc
-    except AttributeError:
-        raise ReducerImportError(f"{module_name!r} has no attribute {attr!r}") from None
-    if not isinstance(found, Reducer):
-        raise ReducerImportError(
-            f"{path!r} is a {type(found).__name__}, not a restate_stream.windows.Reducer "
-            "(Reducer(initial=..., reduce=...))"
-        )
-    if (problem := found.problem()) is not None:
-        raise ReducerImportError(f"{path!r}: {problem}")
-    return found
+__all__ = [
+    "ReducerImportError",
+    "load_reducer",
+    "provided_services",
+    "publisher_for",
+    "serve_provided",
+]
 
 
 def publisher_for(spec: BindingsFile, b: Binding, publishers: dict[str, Publisher]) -> Publisher:

@@ -33,11 +33,10 @@ from connectors.producer import (
     Delivery,
     Headers,
     KafkaProducer,
-    ProduceFailed,
+    ProduceError,
     ProducerRecord,
     create_producer,
 )
-from restate_stream.errors import RestateStreamError
 from restate_stream.runtime.event import check_key
 from restate_stream.runtime.formats import Codec, EncodeError, JsonCodec, cloudevent_json, json_text
 from restate_stream.runtime.outcomes import PublishDone, observed, report
@@ -66,18 +65,16 @@ class Outgoing:
     event_type: str | None = None
 
 
-class BatchPublishFailed(RestateStreamError, RuntimeError):
-    """Some records of a `publish_many` were not acknowledged, all for retriable reasons."""
-
-    def __init__(self, failed: list[tuple[int, ProduceFailed]], total: int) -> None:
-        first, error = failed[0]
-        super().__init__(
-            f"publish_many: {len(failed)} of {total} records failed (first: record {first}, "
-            f"{error}); the other {total - len(failed)} were acknowledged and stay on their "
-            "topics, a retry publishes them again with the same event ids"
-        )
-        self.failed = failed
-        self.total = total
+def _some_failed(failed: list[tuple[int, ProduceError]], total: int) -> ProduceError:
+    """Some records of a `publish_many` were not acknowledged."""
+    first, error = failed[0]
+    return ProduceError.of_many(
+        failed,
+        total,
+        f"publish_many: {len(failed)} of {total} records failed (first: record {first}, "
+        f"{error}); the other {total - len(failed)} were acknowledged and stay on their "
+        "topics, a retry publishes them again with the same event ids",
+    )
 
 
 def _fault(point: str) -> None:
@@ -216,7 +213,7 @@ class Publisher:
             started = time.perf_counter()
             try:
                 delivery = await producer.send(topic, payload, key_bytes, headers)
-            except ProduceFailed as exc:
+            except ProduceError as exc:
                 _published(topic, 1, started, type(exc).__name__)
                 # A TerminalError inside the run is journaled: every replay would fail the
                 # same way even after the cause is fixed. Dead letters keep retrying instead.
@@ -255,7 +252,7 @@ class Publisher:
         on every attempt. The run is all or nothing in the journal, not on the topics:
         - a crash after the acks but before the journal entry publishes the whole batch again
           with the same ids (as `publish` does for one record);
-        - if some records fail for retriable reasons the run fails (BatchPublishFailed) and is
+        - if some records fail for retriable reasons the run fails (ProduceError) and is
           retried as a whole (up to `max_attempts`): records already acknowledged are sent
           again with the same ids.
         In both cases a consumer binding with `dedupe: true` applies each event once.
@@ -317,16 +314,16 @@ class Publisher:
             ]
             started = time.perf_counter()
             outcomes = await producer.send_many(outgoing)
-            failed = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, ProduceFailed)]
+            failed = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, ProduceError)]
             if observed():
                 by_topic: dict[tuple[str, str | None], int] = {}
                 for record, outcome in zip(outgoing, outcomes, strict=True):
-                    cause = type(outcome).__name__ if isinstance(outcome, ProduceFailed) else None
+                    cause = type(outcome).__name__ if isinstance(outcome, ProduceError) else None
                     by_topic[(record.topic, cause)] = by_topic.get((record.topic, cause), 0) + 1
                 for (topic, cause), count in by_topic.items():
                     _published(topic, count, started, cause)
             if failed:
-                error = BatchPublishFailed(failed, len(outcomes))
+                error = _some_failed(failed, len(outcomes))
                 # Journaled if terminal: only for a refusal that no retry can fix.
                 if not retry_forever and any(not f.retriable for _, f in failed):
                     raise restate.TerminalError(str(error)) from None

@@ -31,7 +31,7 @@ from restate_stream._util.ports import (
     wait_until_listening,
 )
 from restate_stream._util.process import ManagedProcess, tail
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import WorkerError
 from restate_stream.runtime._asgi import (
     APP_ENV,
     BINDINGS_ENV,
@@ -53,7 +53,7 @@ from restate_stream.runtime.serving import (
 ASGI_TARGET = "restate_stream.runtime._asgi:app"
 
 
-class WorkerStartError(RestateStreamError, RuntimeError):
+class WorkerStartError(WorkerError, RuntimeError):
     pass
 
 

@@ -13,14 +13,14 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 
 SUFFIX = ".tmpl"
 PLACEHOLDER = "{{project}}"
 DEFAULT_NAME = "restate-stream-app"
 
 
-class ScaffoldError(RestateStreamError, FileExistsError):
+class ScaffoldError(ConfigurationError, FileExistsError):
     pass
 
 

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from restate_stream._util.trusted_paths import require_trusted_dir
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import LocalStackError
 
 RESTATE_SERVER_VERSION = "1.7.12"
 KAFKA_VERSION = "4.2.0"
@@ -37,7 +37,7 @@ _MARKER = ".installed"
 Progress = Callable[[str], None]
 
 
-class StackInstallError(RestateStreamError, RuntimeError):
+class StackInstallError(LocalStackError, RuntimeError):
     pass
 
 

@@ -13,7 +13,7 @@ from connectors import KafkaUnavailableError, TopicAdmin
 from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.ports import LOOPBACK, accepts_connections
 from restate_stream._util.process import ManagedProcess, tail
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import LocalStackError
 from restate_stream.stack.install import KafkaInstall, require_java
 
 _LOG4J2 = """\
@@ -31,7 +31,7 @@ logger.kafkaapis.level = WARN
 """
 
 
-class KafkaStartError(RestateStreamError, RuntimeError):
+class KafkaStartError(LocalStackError, RuntimeError):
     pass
 
 

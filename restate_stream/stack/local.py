@@ -22,7 +22,7 @@ from restate_stream._util.pids import RecordedProcess
 from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.ports import ensure_free, free_ports
 from restate_stream._util.process import SignalRefusedError, stop_group, tail
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import LocalStackError
 from restate_stream.stack.install import (
     Progress,
     cache_dir,
@@ -62,7 +62,7 @@ class StackPorts:
         }
 
 
-class StackError(RestateStreamError, RuntimeError):
+class StackError(LocalStackError, RuntimeError):
     pass
 
 

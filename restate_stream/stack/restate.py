@@ -13,14 +13,14 @@ from restate_stream._util.pids import has_option
 from restate_stream._util.poll import PollTimeout, poll
 from restate_stream._util.ports import LOOPBACK
 from restate_stream._util.process import ManagedProcess, tail
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import LocalStackError
 from restate_stream.stack.install import RestateInstall
 from restate_stream.stack.offline import offline_launcher
 
 log = logging.getLogger(__name__)
 
 
-class RestateStartError(RestateStreamError, RuntimeError):
+class RestateStartError(LocalStackError, RuntimeError):
     pass
 
 

@@ -28,7 +28,7 @@ from restate_stream._util.ports import LOOPBACK, accepts_connections, ensure_fre
 from restate_stream.containers import EngineError, ImageTags, build_images, reachable_docker_host
 from restate_stream.containers.engine import DockerCli
 from restate_stream.containers.images import image_hash
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import LocalStackError
 from restate_stream.stack import StackPorts
 
 try:
@@ -53,7 +53,7 @@ NO_ENGINE = (
 _GITHUB_ON_LOOPBACK = {"api.github.com": LOOPBACK, "uploads.github.com": LOOPBACK}
 
 
-class ContainerStackError(RestateStreamError, RuntimeError):
+class ContainerStackError(LocalStackError, RuntimeError):
     pass
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from restate_stream.batch.objects import batch_object_key
 from restate_stream.batch.wire import WireRecord, encode_batch
 from restate_stream.bindings import Binding, BindingsFile, load_bindings
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 from restate_stream.runtime import _sdk
 from restate_stream.runtime.bound import AnyService, bind
 from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
@@ -57,7 +57,7 @@ from restate_stream.windows.objects import CLOSE
 DEFAULT_MAX_ATTEMPTS = 10  # a binding without retry.max_attempts retries forever in Restate
 
 
-class KitError(RestateStreamError, ValueError):
+class KitError(ConfigurationError, ValueError):
     pass
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final, Literal, Protocol, runtime_checkable
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 
 Backend = Literal["local", "containers"]
 BACKENDS: Final[tuple[Backend, ...]] = ("local", "containers")
@@ -36,7 +36,7 @@ class EngineStack(Protocol):
     def stop(self) -> None: ...
 
 
-class BackendChoiceError(RestateStreamError, ValueError):
+class BackendChoiceError(ConfigurationError, ValueError):
     pass
 
 

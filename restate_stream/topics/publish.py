@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors import ProduceFailed, create_producer
+from connectors import ProduceError, create_producer
 from connectors.consume import TopicNotFoundError, partition_count
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.bindings.model import Format
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 from restate_stream.runtime.event import check_key
 from restate_stream.runtime.formats import Codec, cloudevent, codec_for
 
@@ -38,7 +38,7 @@ _ERRORS_SHOWN = 10
 _IN_FLIGHT = 1000  # far below librdkafka's local queue, so sends never wait for room (order)
 
 
-class PublishError(RestateStreamError, ValueError):
+class PublishInputError(ConfigurationError, ValueError):
     """A problem with a complete message for people (printed without a traceback)."""
 
 
@@ -93,14 +93,14 @@ def parse_line(text: str, number: int) -> Line | None:
     return Line(number, _key(obj.get("key")), obj.get("value"), raw, partition)
 
 
-def _problems(errors: list[str]) -> PublishError:
+def _problems(errors: list[str]) -> PublishInputError:
     more = len(errors) - _ERRORS_SHOWN
     shown = errors[:_ERRORS_SHOWN] + ([f"... and {more} more"] if more > 0 else [])
-    return PublishError("\n".join(shown))
+    return PublishInputError("\n".join(shown))
 
 
 def parse_jsonl(lines: Iterable[bytes], source: str) -> list[Line]:
-    """Every record of a JSONL file; PublishError lists the bad lines as `source:line: why`."""
+    """Every record of a JSONL file; PublishInputError lists the bad lines as `source:line: why`."""
     parsed: list[Line] = []
     errors: list[str] = []
     for number, data in enumerate(lines, start=1):
@@ -116,7 +116,7 @@ def parse_jsonl(lines: Iterable[bytes], source: str) -> list[Line]:
     if errors:
         raise _problems(errors)
     if not parsed:
-        raise PublishError(f"{source}: no records")
+        raise PublishInputError(f"{source}: no records")
     return parsed
 
 
@@ -155,23 +155,27 @@ def codec_for_publish(
         return None
     if fmt == "avro":
         if schema is None:
-            raise PublishError("format avro needs --schema FILE.avsc (or a binding with a schema)")
+            raise PublishInputError(
+                "format avro needs --schema FILE.avsc (or a binding with a schema)"
+            )
         if wire == "confluent" and schema_id is None:
-            raise PublishError("the Confluent wire format needs --schema-id N (the registry's id)")
+            raise PublishInputError(
+                "the Confluent wire format needs --schema-id N (the registry's id)"
+            )
     try:
         return codec_for(fmt, schema=schema, wire=wire, schema_id=schema_id)
     except ImportError as exc:  # fastavro is an optional extra
         hint = "format avro needs fastavro: pip install 'restate-stream[avro]'"
-        raise PublishError(hint) from exc
+        raise PublishInputError(hint) from exc
     except ValueError as exc:
-        raise PublishError(str(exc)) from exc
+        raise PublishInputError(str(exc)) from exc
 
 
 def encoder(
     codec: Codec | None, fmt: Format, topic: str, envelope: bool
 ) -> Callable[[Line], bytes]:
     if envelope and fmt != "json":
-        raise PublishError("--envelope wraps JSON values: it needs format json")
+        raise PublishInputError("--envelope wraps JSON values: it needs format json")
 
     def encode(line: Line) -> bytes:
         if line.raw is not None:
@@ -228,7 +232,7 @@ def resolve_target(
         binding = next((b for b in spec.bindings if b.topic == topic), None) if spec else None
         return Target(topic, bootstrap, {"bootstrap.servers": bootstrap}, binding)
     if spec is None:
-        raise PublishError("no bindings file: pass -f FILE or --bootstrap HOST:PORT")
+        raise PublishInputError("no bindings file: pass -f FILE or --bootstrap HOST:PORT")
     if cluster is None:
         declared = spec.topics.get(topic)
         bound = {b.cluster for b in spec.bindings if b.topic == topic}
@@ -240,10 +244,10 @@ def resolve_target(
             (cluster,) = spec.clusters
         else:
             names = ", ".join(spec.clusters) or "none"
-            raise PublishError(f"{spec.path}: which Kafka cluster? pass --cluster ({names})")
+            raise PublishInputError(f"{spec.path}: which Kafka cluster? pass --cluster ({names})")
     if cluster not in spec.clusters:
         names = ", ".join(spec.clusters) or "none"
-        raise PublishError(f"{spec.path}: no Kafka cluster {cluster!r} (clusters: {names})")
+        raise PublishInputError(f"{spec.path}: no Kafka cluster {cluster!r} (clusters: {names})")
     binding = next((b for b in spec.bindings if b.topic == topic and b.cluster == cluster), None)
     return Target(topic, cluster, dict(spec.clusters[cluster].properties), binding)
 
@@ -252,12 +256,12 @@ def partitions_of(target: Target) -> int:
     try:
         return partition_count(target.properties, target.topic)
     except TopicNotFoundError:
-        raise PublishError(
+        raise PublishInputError(
             f"topic {target.topic!r} does not exist on Kafka cluster {target.cluster} "
             "(apply creates the topics a bindings file declares)"
         ) from None
     except ConnectionError as exc:
-        raise PublishError(f"Kafka cluster {target.cluster}: {exc}") from exc
+        raise PublishInputError(f"Kafka cluster {target.cluster}: {exc}") from exc
 
 
 # --- producing ----------------------------------------------------------------------------------
@@ -307,7 +311,7 @@ async def produce(
                 target.topic, record.value, record.key, partition=record.partition
             )
             written[delivery.partition] += 1
-        except ProduceFailed as exc:
+        except ProduceError as exc:
             where = f"{source}:{record.line}" if record.line else source
             failures.append(f"{where}: {exc.reason}")
         finally:
@@ -353,7 +357,7 @@ def publish(
     envelope: bool = False,
     progress: Progress | None = None,
 ) -> PublishResult:
-    """Check and encode every record, then send them in order; raises PublishError before
+    """Check and encode every record, then send them in order; raises PublishInputError before
     sending anything when a record is bad."""
     target = resolve_target(spec, topic, cluster, bootstrap)
     b = target.binding
@@ -370,14 +374,14 @@ def publish(
                 with records_file.open("rb") as f:
                     lines = parse_jsonl(f, source)
         except OSError as exc:
-            raise PublishError(f"{source}: {exc.strerror or exc}") from exc
+            raise PublishInputError(f"{source}: {exc.strerror or exc}") from exc
     else:
         assert value is not None, "the command line requires --value or --records"
         source = "--value"
         try:
             lines = [dataclasses.replace(value_from_flag(value, fmt), key=_key(key))]
         except ValueError as exc:
-            raise PublishError(f"--value/--key: {exc}") from exc
+            raise PublishInputError(f"--value/--key: {exc}") from exc
     records = prepare(lines, encode, source, partitions_of(target))
 
     started = time.monotonic()

@@ -11,14 +11,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from restate_stream._util.ports import is_loopback
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import ConfigurationError
 
 TOKEN_ENV = "RESTATE_STREAM_UI_TOKEN"
 MIN_TOKEN_LENGTH = 16
 MAKE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
-class DashboardAccessError(RestateStreamError, ValueError):
+class DashboardAccessError(ConfigurationError, ValueError):
     pass
 
 

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from restate_stream._util.secrets import split_userinfo
+from connectors.secrets import split_userinfo
 from restate_stream._util.text import one_line
 from restate_stream.bindings import Binding
 from restate_stream.control.status import BindingStatus

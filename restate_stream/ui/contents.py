@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 import httpx
 
-from restate_stream._util.secrets import redact_url, split_userinfo
+from connectors.secrets import redact_url, split_userinfo
 from restate_stream._util.text import one_line
 from restate_stream.control.admin import AdminClient, sql_literal
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import RestateServerError
 from restate_stream.tables.objects import VALUE
 from restate_stream.windows.objects import PEEK, STATE
 
@@ -28,7 +28,7 @@ VALUE_WIDTH = 300  # characters of a value shown
 CALLS_AT_ONCE = 8  # ingress calls in flight for one page
 
 
-class ContentsError(RestateStreamError):
+class ContentsError(RestateServerError):
     """A table's rows or a window's open windows could not be read (said on the page)."""
 
 

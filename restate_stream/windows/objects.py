@@ -29,8 +29,8 @@ from typing import Any, Optional
 import restate
 
 from restate_stream.bindings import Binding
-from restate_stream.runtime.bound import DropRecord, RecordError, RejectedRecords
 from restate_stream.runtime.event import KafkaEvent
+from restate_stream.runtime.failures import DropRecord, RecordError, RejectedRecords
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.windows.aggregate import Aggregation, WindowValueError, aggregation, field_value
 from restate_stream.windows.assign import Added, KeyWindows, OpenWindow

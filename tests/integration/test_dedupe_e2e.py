@@ -20,7 +20,7 @@ import pytest
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.control.apply import apply_bindings
-from restate_stream.runtime import bound
+from restate_stream.runtime import dedupe
 from restate_stream.runtime.bound import SEEN_COUNT, SEEN_PREFIX, bind, remembered_ids
 from restate_stream.runtime.dead_letter import DeadLetter, parse_record
 from restate_stream.stack import LocalStack
@@ -88,7 +88,7 @@ async def test_an_id_evicted_from_the_window_is_processed_again(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bound, "DEDUPE_WINDOW", 3)
+    monkeypatch.setattr(dedupe, "DEDUPE_WINDOW", 3)
     run = uuid.uuid4().hex[:8]
     path = tmp_path / "bindings.yaml"
     write_bindings(path, restate_stream_stack, run, dead_letter=False)
@@ -196,7 +196,7 @@ async def test_the_window_of_an_earlier_version_still_drops_its_ids(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bound, "DEDUPE_WINDOW", 3)
+    monkeypatch.setattr(dedupe, "DEDUPE_WINDOW", 3)
     run = uuid.uuid4().hex[:8]
     path = tmp_path / "bindings.yaml"
     write_bindings(path, restate_stream_stack, run, dead_letter=False)

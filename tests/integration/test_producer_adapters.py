@@ -1,5 +1,5 @@
 """Both producer adapters against the real broker: concurrent sends, acks, keys and headers;
-and a clear ProduceFailed when there is no broker at all."""
+and a clear ProduceError when there is no broker at all."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors import TopicAdmin
-from connectors.producer import Delivery, ProduceFailed, create_producer
+from connectors.producer import Delivery, ProduceError, create_producer
 from restate_stream._util.ports import free_ports
 from restate_stream.stack import LocalStack
 
@@ -102,8 +102,8 @@ async def test_no_broker_fails_fast_naming_the_topic(client: Client) -> None:
     timeout = {"confluent": "message.timeout.ms", "aiokafka": "request.timeout.ms"}[client]
     producer = create_producer({"bootstrap.servers": f"127.0.0.1:{port}", timeout: "2000"}, client)
     try:
-        # A hang would end in TimeoutError, not ProduceFailed: the bound is not a timing claim.
-        with pytest.raises(ProduceFailed, match="topic 'nowhere'") as raised:
+        # A hang would end in TimeoutError, not ProduceError: the bound is not a timing claim.
+        with pytest.raises(ProduceError, match="topic 'nowhere'") as raised:
             await asyncio.wait_for(producer.send("nowhere", b"v", key=b"k-1"), 15)
     finally:
         await producer.close()

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pytest
 
 from connectors import TopicAdmin
-from connectors.producer import Delivery, ProduceFailed, ProducerRecord, create_producer
+from connectors.producer import Delivery, ProduceError, ProducerRecord, create_producer
 from restate_stream._util.ports import free_ports
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
@@ -59,7 +59,7 @@ async def test_send_many_acks_in_order_and_fails_records_alone(
     finally:
         await producer.close()
     failed = outcomes[7]
-    assert isinstance(failed, ProduceFailed) and not failed.retriable, failed
+    assert isinstance(failed, ProduceError) and not failed.retriable, failed
     acked = [o for i, o in enumerate(outcomes) if i != 7]
     assert all(isinstance(o, Delivery) for o in acked), acked
     offsets = [o.offset for o in acked if isinstance(o, Delivery)]

@@ -20,7 +20,7 @@ from connectors.errors import new_client, reason_text, request_failed
 from connectors.group_consumer import GroupConsumer
 from connectors.logs import with_logger
 from connectors.producer import ConfluentProducer
-from restate_stream._util.secrets import scrub
+from connectors.secrets import scrub
 from restate_stream.errors import RestateStreamError, describe
 
 CONNECTORS = Path(__file__).resolve().parents[2] / "connectors"

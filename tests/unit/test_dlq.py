@@ -35,7 +35,7 @@ from restate_stream.dlq import (
     redrive_request,
     settle,
 )
-from restate_stream.runtime.bound import BoundHandler
+from restate_stream.runtime.bound import RecordBoundHandler
 from restate_stream.runtime.dead_letter import (
     DEAD_LETTER_TYPE,
     REDRIVE_OF_HEADER,
@@ -387,7 +387,7 @@ async def test_the_bound_handler_names_the_redriven_letter_in_what_it_writes(
     if redriven:
         headers[REDRIVE_OF_HEADER] = "orders.dlq/0/5"
     publisher = _Publisher()
-    bound = BoundHandler(BINDING, handle, JsonCodec(), publisher, wants_event=False)
+    bound = RecordBoundHandler(BINDING, handle, JsonCodec(), publisher, wants_event=False)
     ctx: Any = _Ctx(headers)
     await bound(ctx, b'{"poison": true}')
     await bound(ctx, b'{"poison": false}')
@@ -412,7 +412,7 @@ async def test_a_resolution_is_published_in_the_invocation_and_logged(
     headers = coords(subscription=None).to_headers()
     headers[REDRIVE_OF_HEADER] = "orders.dlq/0/5"
     publisher = _Publisher()
-    bound = BoundHandler(BINDING, handle, JsonCodec(), publisher, wants_event=False)
+    bound = RecordBoundHandler(BINDING, handle, JsonCodec(), publisher, wants_event=False)
     ctx: Any = _Ctx(headers)
     with caplog.at_level(logging.INFO, logger="restate_stream.runtime.bound"):
         await bound(ctx, b'{"ok": true}')
@@ -427,7 +427,7 @@ async def test_a_resolution_the_topic_refuses_retries_the_invocation() -> None:
     headers = coords(subscription=None).to_headers()
     headers[REDRIVE_OF_HEADER] = "orders.dlq/0/5"
     publisher = _Publisher(refuse=RESOLVED_TYPE)
-    bound = BoundHandler(BINDING, handle, JsonCodec(), publisher, wants_event=False)
+    bound = RecordBoundHandler(BINDING, handle, JsonCodec(), publisher, wants_event=False)
     with pytest.raises(RuntimeError) as raised:
         await bound(_Ctx(headers), b'{"ok": true}')
     assert not isinstance(raised.value, TerminalError)

@@ -16,7 +16,7 @@ from restate.serde import BytesSerde
 from restate.server_context import DisconnectedException
 
 from restate_stream.bindings import BindingsFile, parse_bindings
-from restate_stream.runtime import bound
+from restate_stream.runtime import bound, dedupe
 from restate_stream.runtime.bound import (
     DEDUPE_WINDOW,
     LEGACY_DEDUPE_STATE,
@@ -361,7 +361,7 @@ async def test_a_shrunk_window_forgets_ids_beyond_it(monkeypatch: pytest.MonkeyP
     c = ctx()
     for event_id in ["a", "b", "c", "d"]:
         await invoke(sink.obj, "consume", c, enveloped(event_id, {"n": 0}))
-    monkeypatch.setattr(bound, "DEDUPE_WINDOW", 2)
+    monkeypatch.setattr(dedupe, "DEDUPE_WINDOW", 2)
     assert remembered_ids(c.state) == ["c", "d"]
     await invoke(sink.obj, "consume", c, enveloped("b", {"n": 1}))  # outside the new window
     await invoke(sink.obj, "consume", c, enveloped("d", {"n": 2}))  # inside: dropped

@@ -19,9 +19,9 @@ from connectors.avro import AvroCodec
 from connectors.schema_registry import SchemaRegistryClient
 from restate_stream._util.ports import free_ports
 from restate_stream.bindings import BindingsFile, parse_bindings
-from restate_stream.runtime import bound
+from restate_stream.runtime import failures
 from restate_stream.runtime.bound import (
-    BoundHandler,
+    RecordBoundHandler,
     bind,
     input_type_of,
 )
@@ -123,8 +123,8 @@ def test_input_types_come_from_the_second_parameter() -> None:
 def test_the_attempt_counts_forget_the_oldest_invocation_past_the_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bound, "_ATTEMPTS_REMEMBERED", 2)
-    attempts = bound._Attempts()
+    monkeypatch.setattr(failures, "_ATTEMPTS_REMEMBERED", 2)
+    attempts = failures.Attempts()
     assert attempts.failed("a") == 1 and attempts.failed("b") == 1
     assert attempts.failed("a") == 2  # two remembered: "a" is still there, now the newest
     assert attempts.failed("c") == 1  # a third: the oldest ("b") is forgotten
@@ -136,7 +136,7 @@ def test_a_bound_handler_wants_the_event_unless_told_otherwise() -> None:
 
     async def fn(ctx: Any, event: Any) -> None: ...
 
-    handler = BoundHandler(binding, fn, JsonCodec(), MemoryPublisher())
+    handler = RecordBoundHandler(binding, fn, JsonCodec(), MemoryPublisher())
     assert handler.wants_event is True and handler.max_attempts is None
 
 

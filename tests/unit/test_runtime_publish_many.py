@@ -15,10 +15,10 @@ from typing import Any, cast
 import pytest
 import restate
 
-from connectors.producer import Delivery, ProduceFailed, ProducerRecord
-from restate_stream.runtime.publisher import BatchPublishFailed, Outgoing, Published, Publisher
+from connectors.producer import Delivery, ProduceError, ProducerRecord
+from restate_stream.runtime.publisher import Outgoing, Published, Publisher
 
-Outcome = Delivery | ProduceFailed
+Outcome = Delivery | ProduceError
 
 
 class FakeContext:
@@ -50,7 +50,7 @@ class FakeProducer:
 
     def __init__(self) -> None:
         self.sent: list[list[ProducerRecord]] = []
-        self.script: list[Callable[[int, ProducerRecord], ProduceFailed | None]] = []
+        self.script: list[Callable[[int, ProducerRecord], ProduceError | None]] = []
         self.offset = 0
 
     async def send_many(self, records: Sequence[ProducerRecord]) -> list[Outcome]:
@@ -127,11 +127,11 @@ async def test_replay_returns_the_journaled_acks_without_producing() -> None:
 async def test_a_retriable_failure_retries_the_whole_batch_with_the_same_ids() -> None:
     producer = FakeProducer()
     producer.script.append(
-        lambda i, r: ProduceFailed(r.topic, r.key, "timed out", retriable=True) if i == 2 else None
+        lambda i, r: ProduceError(r.topic, r.key, "timed out", retriable=True) if i == 2 else None
     )
     journal: list[Any] = []
     publisher = publisher_with(producer)
-    with pytest.raises(BatchPublishFailed, match=r"1 of 4 records failed \(first: record 2"):
+    with pytest.raises(ProduceError, match=r"1 of 4 records failed \(first: record 2"):
         await publish_many(publisher, FakeContext(journal), records(4))
     assert journal == [], "a failed attempt journals nothing"
 
@@ -144,13 +144,13 @@ async def test_a_retriable_failure_retries_the_whole_batch_with_the_same_ids() -
 
 async def test_a_permanent_refusal_is_terminal_and_names_the_record() -> None:
     producer = FakeProducer()
-    refuse = lambda i, r: ProduceFailed(r.topic, r.key, "too large") if i == 1 else None  # noqa: E731
+    refuse = lambda i, r: ProduceError(r.topic, r.key, "too large") if i == 1 else None  # noqa: E731
     producer.script.append(refuse)
     with pytest.raises(restate.TerminalError, match=r"1 of 3 records failed \(first: record 1"):
         await publish_many(publisher_with(producer), FakeContext([]), records(3))
 
     producer.script.append(refuse)  # dead letters must not be given up on: retried instead
-    with pytest.raises(BatchPublishFailed):
+    with pytest.raises(ProduceError):
         await publish_many(
             publisher_with(producer), FakeContext([]), records(3), retry_forever=True
         )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import restate
 
-from connectors.producer import Delivery, ProduceFailed
+from connectors.producer import Delivery, ProduceError
 from restate_stream.runtime.formats import unwrap_cloudevent
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.testing import MemoryContext, as_context
@@ -21,7 +21,7 @@ class Broker:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
         self.headers: list[Any] = []
-        self.fail: ProduceFailed | None = None
+        self.fail: ProduceError | None = None
 
     async def send(
         self,
@@ -69,18 +69,18 @@ async def test_a_permanent_refusal_is_terminal_and_a_transient_one_is_retried(
     broker: Broker,
 ) -> None:
     ctx = as_context(MemoryContext())
-    broker.fail = ProduceFailed("t", b"k", "Broker: Message size too large", retriable=False)
+    broker.fail = ProduceError("t", b"k", "Broker: Message size too large", retriable=False)
     with pytest.raises(restate.TerminalError, match="Message size too large"):
         await Publisher({}).publish(ctx, "t", "k", {"a": 1})
-    broker.fail = ProduceFailed("t", b"k", "Local: Broker transport failure", retriable=True)
-    with pytest.raises(ProduceFailed) as transient:  # raised in ctx.run: Restate retries it
+    broker.fail = ProduceError("t", b"k", "Local: Broker transport failure", retriable=True)
+    with pytest.raises(ProduceError) as transient:  # raised in ctx.run: Restate retries it
         await Publisher({}).publish(ctx, "t", "k", {"a": 1})
     assert not isinstance(transient.value, restate.TerminalError)
 
 
 async def test_dead_letters_retry_even_a_permanent_refusal(broker: Broker) -> None:
-    broker.fail = ProduceFailed("dlq", b"k", "Broker: Message size too large", retriable=False)
-    with pytest.raises(ProduceFailed):
+    broker.fail = ProduceError("dlq", b"k", "Broker: Message size too large", retriable=False)
+    with pytest.raises(ProduceError):
         await Publisher({}).publish(
             as_context(MemoryContext()), "dlq", "k", {"a": 1}, retry_forever=True
         )

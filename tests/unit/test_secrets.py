@@ -9,8 +9,7 @@ from pydantic_core import ErrorDetails
 
 from connectors import KafkaUnavailableError, TopicAdmin
 from connectors.schema_registry import SchemaRegistryClient, SchemaRegistryError
-from restate_stream._util.ports import free_ports
-from restate_stream._util.secrets import (
+from connectors.secrets import (
     REDACTED,
     is_secret,
     redact_properties,
@@ -19,6 +18,7 @@ from restate_stream._util.secrets import (
     secret_values,
     split_userinfo,
 )
+from restate_stream._util.ports import free_ports
 from restate_stream.bindings import parse_bindings
 from restate_stream.bindings._yaml import read_yaml
 from restate_stream.bindings.loader import _shown

@@ -17,7 +17,7 @@ from restate_stream.runtime.formats import JsonCodec, StringCodec, unwrap_cloude
 from restate_stream.testing import bindings_yaml
 from restate_stream.topics.publish import (
     Line,
-    PublishError,
+    PublishInputError,
     PublishResult,
     codec_for_publish,
     encoder,
@@ -68,7 +68,7 @@ def test_bad_lines_say_what_is_wrong(text: str, problem: str) -> None:
 def test_parse_jsonl_names_file_and_line_of_every_bad_line() -> None:
     data = jsonl('{"key": "a", "value": 1}', "", '{"key": 1, "value": 2}', '{"key": "c"')
     data.append(b'{"key": "\xff", "value": 1}\n')
-    with pytest.raises(PublishError) as caught:
+    with pytest.raises(PublishInputError) as caught:
         parse_jsonl(data, "r.jsonl")
     lines = str(caught.value).splitlines()
     assert lines[0] == "r.jsonl:3: key must be a string (UTF-8 text), got a number"
@@ -80,9 +80,9 @@ def test_parse_jsonl_names_file_and_line_of_every_bad_line() -> None:
 def test_parse_jsonl_keeps_line_numbers_past_blank_lines_and_caps_the_error_list() -> None:
     parsed = parse_jsonl(jsonl('{"value": 1}', "", '{"key": "k", "value": 2}'), "r.jsonl")
     assert [(line.number, line.key) for line in parsed] == [(1, None), (3, "k")]
-    with pytest.raises(PublishError, match=r"r\.jsonl: no records"):
+    with pytest.raises(PublishInputError, match=r"r\.jsonl: no records"):
         parse_jsonl(jsonl("", ""), "r.jsonl")
-    with pytest.raises(PublishError) as caught:
+    with pytest.raises(PublishInputError) as caught:
         parse_jsonl(jsonl(*["[]"] * 25), "r.jsonl")
     lines = str(caught.value).splitlines()
     assert len(lines) == 11 and lines[-1] == "... and 15 more"
@@ -109,16 +109,16 @@ def test_encoding_per_format_with_raw_bytes_passing_through() -> None:
         encoder(StringCodec(), "string", "t", envelope=False)(Line(1, None, 5))
     with pytest.raises(ValueError, match="value_base64"):
         encoder(None, "bytes", "t", envelope=False)(Line(1, None, "x"))
-    with pytest.raises(PublishError, match="needs format json"):
+    with pytest.raises(PublishInputError, match="needs format json"):
         encoder(StringCodec(), "string", "t", envelope=True)
 
 
 def test_avro_needs_a_schema_and_confluent_an_id(tmp_path: Path) -> None:
-    with pytest.raises(PublishError, match="--schema"):
+    with pytest.raises(PublishInputError, match="--schema"):
         codec_for_publish("avro", None, "plain", None)
     schema = tmp_path / "s.avsc"
     schema.write_text('{"type": "record", "name": "S", "fields": [{"name": "n", "type": "int"}]}')
-    with pytest.raises(PublishError, match="--schema-id"):
+    with pytest.raises(PublishInputError, match="--schema-id"):
         codec_for_publish("avro", schema, "confluent", None)
     codec = codec_for_publish("avro", schema, "confluent", 12)
     assert codec is not None and codec.encode({"n": 1})[:5] == b"\x00\x00\x00\x00\x0c"
@@ -127,7 +127,7 @@ def test_avro_needs_a_schema_and_confluent_an_id(tmp_path: Path) -> None:
 def test_prepare_collects_encoding_errors_and_checks_partitions() -> None:
     encode = encoder(StringCodec(), "string", "t", envelope=False)
     lines = [Line(1, "é", "ok"), Line(2, None, 3), Line(3, None, "x", partition=4)]
-    with pytest.raises(PublishError) as caught:
+    with pytest.raises(PublishInputError) as caught:
         prepare(lines, encode, "r.jsonl", partitions=4)
     assert str(caught.value).splitlines() == [
         "r.jsonl:2: format string: expected str, got int",
@@ -153,13 +153,13 @@ def test_targets_come_from_flags_the_topic_or_the_only_cluster() -> None:
     bound = resolve_target(spec, "bound", None, None)
     assert bound.cluster == "a" and bound.binding is not None and bound.binding.format == "string"
     assert resolve_target(spec, "other", "b", None).cluster == "b"
-    with pytest.raises(PublishError, match=r"which Kafka cluster\? pass --cluster \(a, b\)"):
+    with pytest.raises(PublishInputError, match=r"which Kafka cluster\? pass --cluster \(a, b\)"):
         resolve_target(spec, "other", None, None)
-    with pytest.raises(PublishError, match="no Kafka cluster 'c'"):
+    with pytest.raises(PublishInputError, match="no Kafka cluster 'c'"):
         resolve_target(spec, "other", "c", None)
     direct = resolve_target(None, "x", None, "k:1")
     assert direct.properties == {"bootstrap.servers": "k:1"} and direct.binding is None
-    with pytest.raises(PublishError, match="--bootstrap"):
+    with pytest.raises(PublishInputError, match="--bootstrap"):
         resolve_target(None, "x", None, None)
     one = parse_bindings(bindings_yaml(clusters={"only": "o:1"}), Path("b"), {})
     assert resolve_target(one, "anything", None, None).cluster == "only"

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from restate_stream.errors import RestateStreamError
+from restate_stream.errors import RecordFormatError
 
 
-class DecodeError(RestateStreamError, ValueError):
+class DecodeError(RecordFormatError, ValueError):
     pass
 
 
-class EncodeError(RestateStreamError, ValueError):
+class EncodeError(RecordFormatError, ValueError):
     pass
 
 

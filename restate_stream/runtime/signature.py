@@ -1,7 +1,10 @@
-"""What a handler's input hint asks for: the value type, the event, a list of events, None.
+"""What a bound handler's input may be, decided once.
 
-Shared by the per-record wrapper (runtime/bound.py), the batched one (batch/handler.py) and the
-checks against the app (bindings/app_check.py), which all read the same hints.
+A per-record bound handler (runtime/bound.py) takes `event: KafkaEvent[T]` (the value with its
+record's metadata) or `value: T` (the value alone, so a plain handler binds unchanged); a
+batched one (batch/handler.py) takes `events: list[KafkaEvent[T]]`. A hint admitting None
+(`T | None`, `Any`) receives tombstones as the value None. Both wrappers and the check against
+the app (bindings/app_check.py) read the hint through `handler_input` / `input_problem`.
 """
 
 from __future__ import annotations
@@ -10,17 +13,51 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from restate_stream.errors import ConfigurationError
 from restate_stream.runtime.event import KafkaEvent
+
+# How a batched handler must declare its input (quoted by the errors that refuse another).
+BATCH_INPUT = "`events: list[KafkaEvent[T]]`"
+
+
+class HandlerSignatureError(ConfigurationError, ValueError):
+    """A bound handler's input hint does not fit its binding (a batched one takes a list)."""
+
+
+@dataclass(frozen=True)
+class HandlerInput:
+    """What a handler's input parameter asks for."""
+
+    value_type: Any  # what a record's non-null value is decoded into (T of `T | None`)
+    takes_none: bool  # the hint admits None: a tombstone is delivered as the value None
+    wants_event: bool  # a KafkaEvent (or a list of them), not the bare value
+
+
+def handler_input(fn: Callable[..., Any], *, batched: bool) -> HandlerInput | None:
+    """The input `fn` declares for a per-record or a `batched` binding; None if a batched
+    handler's input is not a list of events (`input_problem` words it)."""
+    if batched:
+        is_list, declared = batch_value_type(fn)
+        if not is_list:
+            return None
+        wants_event = True
+    else:
+        declared, wants_event = input_type_of(fn)
+    return HandlerInput(without_none(declared), admits_none(declared), wants_event)
+
+
+def input_problem(fn: Callable[..., Any], *, batched: bool) -> str | None:
+    """Why `fn` cannot be bound as declared (what its input must be), or None."""
+    if handler_input(fn, batched=batched) is None:
+        return f"its input must be declared {BATCH_INPUT}"
+    return None
 
 
 def input_type_of(fn: Callable[..., Any]) -> tuple[Any, bool]:
-    """(value type, whether the handler takes a KafkaEvent) from the input parameter's hint.
-
-    `event: KafkaEvent[T]` gets the event with its metadata; `value: T` gets the decoded value
-    alone, so a plain handler can be bound without changing its signature.
-    """
+    """(value type, whether the handler takes a KafkaEvent) from the input parameter's hint."""
     params = list(inspect.signature(fn).parameters)
     if len(params) < 2:
         return Any, True
