@@ -9,10 +9,11 @@ Three measures, each on its own topics, produced the same way for both:
   seconds from the last record handled until every window is on the results topic, or never
   within --quiet-wait (Quix closes windows on stream time, restate-stream also by timer);
 - exactness under SIGKILL: past event times, a last record per key far later (so stream time
-  closes every window), the processor SIGKILLed once a third of the windows are out, then
-  started again; the results (read committed) against the truth computed from what was
-  produced: windows missing, emitted twice, or with another count. Quix runs with
-  processing_guarantee='exactly-once' here.
+  closes every window), produced in 12 pieces a second apart while the processor runs; it is
+  SIGKILLed once a third are produced and a result is out, then started again; the results
+  (read committed) against the truth computed from what was produced: windows missing,
+  emitted twice, with another count, or repeated as one event (the same CloudEvents id, which
+  a `dedupe: true` consumer drops). Quix runs with processing_guarantee='exactly-once' here.
 
 Quix Streams pins confluent-kafka<2.13, so it is installed into a venv of its own in the
 per-user cache (`<cache>/bench-quix`), once, from PyPI by name.
@@ -33,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -78,6 +80,7 @@ class Emitted:
     key: str
     start: int
     value: int
+    event_id: str | None = None  # restate-stream's CloudEvents id (Quix's results have none)
 
 
 def parse_result(key: bytes | None, value: bytes) -> Emitted:
@@ -86,19 +89,22 @@ def parse_result(key: bytes | None, value: bytes) -> Emitted:
     body = json.loads(value)
     if "data" in body:
         data = body["data"]
-        return Emitted(str(data["key"]), int(data["start"]), int(data["value"]))
+        return Emitted(str(data["key"]), int(data["start"]), int(data["value"]), body["id"])
     return Emitted((key or b"").decode(), int(body["start"]), int(body["value"]))
 
 
 @dataclasses.dataclass
 class Verdict:
     missing: list[Window]
-    doubled: list[Window]  # emitted more than once
+    doubled: list[Window]  # emitted more than once, as different events
     wrong: list[Window]  # emitted with another count
+    # Emitted more than once as one event (one CloudEvents id): a consumer with `dedupe: true`
+    # drops the repeats, so they are counted apart.
+    repeated: list[Window] = dataclasses.field(default_factory=list)
 
     @property
     def exact(self) -> bool:
-        return not (self.missing or self.doubled or self.wrong)
+        return not (self.missing or self.doubled or self.wrong or self.repeated)
 
     def __str__(self) -> str:
         if self.exact:
@@ -109,6 +115,7 @@ class Verdict:
                 ("missing", self.missing),
                 ("emitted twice", self.doubled),
                 ("with another count", self.wrong),
+                ("repeated with their event id", self.repeated),
             )
             if windows
         ]
@@ -118,12 +125,20 @@ class Verdict:
 def compare(expected: Counter[Window], emitted: list[Emitted]) -> Verdict:
     """The emitted windows of `expected`'s keys and range against it; windows outside it (a
     closing record's own) are not judged."""
-    times = Counter((e.key, e.start) for e in emitted)
-    values = {(e.key, e.start): e.value for e in emitted}
+    copies: dict[Window, list[Emitted]] = {}
+    for e in emitted:
+        copies.setdefault((e.key, e.start), []).append(e)
+
+    def one_event(window: Window) -> bool:
+        ids = {e.event_id for e in copies[window]}
+        return None not in ids and len(ids) == 1
+
+    twice = [w for w in expected if len(copies.get(w, [])) > 1]
     return Verdict(
-        missing=sorted(w for w in expected if w not in values),
-        doubled=sorted(w for w in expected if times[w] > 1),
-        wrong=sorted(w for w in expected if w in values and values[w] != expected[w]),
+        missing=sorted(w for w in expected if w not in copies),
+        doubled=sorted(w for w in twice if not one_event(w)),
+        wrong=sorted(w for w in expected if any(e.value != expected[w] for e in copies.get(w, []))),
+        repeated=sorted(w for w in twice if one_event(w)),
     )
 
 
@@ -430,63 +445,86 @@ def kill_records(
     return produced + closers, truth(produced, s.size_ms)
 
 
+class PacedProducer(threading.Thread):
+    """Produces the records in `chunks` pieces, `pause` seconds apart: a processor of any
+    speed is mid-stream while it runs."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, produced: list[tuple[str, int]], chunks: int = 12
+    ) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.produced, self.chunks = bootstrap, topic, produced, chunks
+        self.sent = 0
+        self.pause = 1.0
+
+    def run(self) -> None:
+        step = -(-len(self.produced) // self.chunks)
+        for i in range(0, len(self.produced), step):
+            chunk = self.produced[i : i + step]
+            produce_records(
+                self.bootstrap, self.topic, (Record(k, json.dumps({"ts": t})) for k, t in chunk)
+            )
+            self.sent += len(chunk)
+            time.sleep(self.pause)
+
+
 def killed_and_restarted(
     s: Settings,
     processor: Processor,
     start: Callable[[], None],
+    source: str,
     out: str,
-    expected: Counter[Window],
+    records: int,
+    keys: int,
     wait: float,
 ) -> str:
-    """SIGKILL once a third of the windows are out, start again, then the verdict."""
+    """The records produced paced while `processor` runs; SIGKILLed once a third are produced
+    and a result is out, started again; then the verdict on its results."""
+    produced, expected = kill_records(s, records, keys)
+    TopicAdmin(s.bootstrap).create_topic(source, PARTITIONS)
+    producer = PacedProducer(s.bootstrap, source, produced)
     try:
         start()
-        if not wait_for(
-            "a third of the windows",
-            lambda: output_count(s.bootstrap, out) >= len(expected) // 3,
-            wait,
-        ):
-            return "not judged: too few windows before the kill"
-        processor.kill()
-        print(
-            f"    {processor.name}: SIGKILLed at {output_count(s.bootstrap, out)} results",
-            flush=True,
-        )
-        start()
+        producer.start()
+        # Mid-stream: a third produced, and some of it processed (a result out).
         wait_for(
-            "every window after the restart",
-            lambda: (
-                len(
-                    {(e.key, e.start) for e in read_results(s.bootstrap, out, idle=1.0)}
-                    & set(expected)
-                )
-                >= len(expected)
-            ),
+            "a third produced and a result out",
+            lambda: producer.sent >= len(produced) // 3 and output_count(s.bootstrap, out) > 0,
             wait,
         )
+        processor.kill()
+        killed_at = output_count(s.bootstrap, out)
+        print(f"    {processor.name}: SIGKILLed at {killed_at} results", flush=True)
+        start()
+        producer.join()
+
+        def emitted() -> int:
+            results = read_results(s.bootstrap, out, idle=1.0)
+            return len({(e.key, e.start) for e in results} & set(expected))
+
+        wait_for("every window after the restart", lambda: emitted() >= len(expected), wait)
     finally:
         processor.stop()
-    return str(compare(expected, read_results(s.bootstrap, out)))
+        producer.join()
+    verdict = compare(expected, read_results(s.bootstrap, out))
+    return f"{verdict} ({len(expected)} windows; SIGKILLed at {killed_at} results)"
 
 
 def quix_kill(s: Settings, row: Row, records: int, keys: int, wait: float) -> None:
     source, out = new_topics(s.bootstrap, "quixkill")
-    produced, expected = kill_records(s, records, keys)
-    produce(s.bootstrap, source, produced)
-    quix = Quix(s, source, out, len(produced), eos=True)
-    row.kill = killed_and_restarted(
-        s, quix, lambda: quix.start(s.home / "quix-kill.log"), out, expected, wait
-    )
+    quix = Quix(s, source, out, records + keys, eos=True)
+    start = lambda: quix.start(s.home / "quix-kill.log")  # noqa: E731
+    row.kill = killed_and_restarted(s, quix, start, source, out, records, keys, wait)
 
 
 def worker_kill(
     s: Settings, stack: LocalStack, row: Row, records: int, keys: int, wait: float
 ) -> None:
     source, out = new_topics(s.bootstrap, "rskill")
-    produced, expected = kill_records(s, records, keys)
-    produce(s.bootstrap, source, produced)
     worker = Worker(s, stack, source, out)
-    row.kill = killed_and_restarted(s, worker, worker.start_applied, out, expected, wait)
+    row.kill = killed_and_restarted(
+        s, worker, worker.start_applied, source, out, records, keys, wait
+    )
 
 
 def table(rows: list[Row], size_ms: int, grace_ms: int) -> list[str]:

@@ -31,7 +31,7 @@ def test_the_truth_counts_each_keys_records_per_tumbling_window() -> None:
 
 def test_both_processors_results_are_read() -> None:
     envelope = {"id": "x", "data": {"key": "a", "start": 1000, "end": 2000, "value": 3}}
-    assert parse_result(b"a", json.dumps(envelope).encode()) == Emitted("a", 1000, 3)
+    assert parse_result(b"a", json.dumps(envelope).encode()) == Emitted("a", 1000, 3, "x")
     quix = {"start": 2000, "end": 3000, "value": 4}
     assert parse_result(b"b", json.dumps(quix).encode()) == Emitted("b", 2000, 4)
 
@@ -51,6 +51,15 @@ def test_exact_only_when_every_window_is_emitted_once_with_its_count() -> None:
         [("b", 0)],
     )
     assert str(verdict) == "NOT exact: 1 missing, 1 emitted twice, 1 with another count"
+
+
+def test_a_window_repeated_as_one_event_is_told_apart_from_one_emitted_twice() -> None:
+    expected = Counter({("a", 0): 2, ("b", 0): 1})
+    same_id = [Emitted("a", 0, 2, "e1"), Emitted("a", 0, 2, "e1")]
+    two_ids = [Emitted("b", 0, 1, "e2"), Emitted("b", 0, 1, "e3")]
+    verdict = compare(expected, same_id + two_ids)
+    assert (verdict.repeated, verdict.doubled, verdict.wrong) == ([("a", 0)], [("b", 0)], [])
+    assert str(verdict) == "NOT exact: 1 emitted twice, 1 repeated with their event id"
 
 
 def test_the_table_has_a_row_per_processor_and_says_what_did_not_run() -> None:
