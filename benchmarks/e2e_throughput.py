@@ -439,7 +439,7 @@ async def run(
                 if peers:
                     for broker in faststream_peer.BROKERS:
                         one = (broker, "per-message", 0)
-                        peer_rows[one] = Series(peer_name(*one), versus="bound handler")
+                        peer_rows[one] = Series(peer_name(*one), versus="unbatched, bound handler")
                         for size in sizes:
                             many = (broker, "batch", size)
                             peer_rows[many] = Series(
@@ -531,7 +531,7 @@ async def run(
     )
     unbatched_rows = [
         Series(
-            c.name,
+            f"unbatched, {c.name}",
             rates=c.rates,
             cpu=list(map(sum, zip(c.serving_cpu, c.restate_cpu, strict=True))),
         )
