@@ -584,8 +584,9 @@ async def run(
         )
     if variants or peer_rows:
         print(
-            f"batched: max_wait {BATCH_WAIT}; CPU of the delivery (this process), the worker "
-            "and restate-server; a peer's: its own process; ratios paired by round"
+            f"batched: max_wait {BATCH_WAIT}; baseline: {raw.name}; ratios paired by round; "
+            "CPU of the delivery (this process), the worker and restate-server; a peer's: its "
+            "own process"
         )
         unbatched_rows = [
             Series(f"unbatched, {c.name}", rates=c.rates, cpu=c.total_cpu)

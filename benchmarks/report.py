@@ -76,9 +76,10 @@ def _paired(values: Sequence[float], baselines: Sequence[float]) -> float:
 
 
 def series_table(baseline: Series, rows: Sequence[Series]) -> str:
-    """A table of medians: records/s, x baseline and x the `versus` row (paired by round),
-    CPU s per 1,000 records. A row without rates (not run) is left out; one whose `versus`
-    row was not run gets no ratio to it; one run in fewer rounds than the baseline says so."""
+    """A table of medians: records/s, x baseline (its first row) and x the `versus` row
+    (paired by round), CPU s per 1,000 records. A row without rates (not run) is left out;
+    one whose `versus` row was not run gets no ratio to it; one run in fewer rounds than the
+    baseline says so."""
     ran = {s.name: s for s in [baseline, *rows] if s.rates}
     cells = []
     for s in [baseline, *rows]:
@@ -100,7 +101,7 @@ def series_table(baseline: Series, rows: Sequence[Series]) -> str:
     headers = [
         "",
         f"records/s (median of {len(baseline.rates)})",
-        f"x {baseline.name}",
+        "x baseline",
         "x compared",
         "CPU s / 1,000 records",
     ]

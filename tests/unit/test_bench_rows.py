@@ -23,7 +23,7 @@ def test_rows_give_medians_and_ratios_to_the_baseline_and_to_their_named_row() -
     batched.cpu = [0.2, 0.4, 0.3]
     bridge = Series("bridge 1000", versus="batched 1000", rates=[20_000.0, 20_000.0, 20_000.0])
     header, *rows = cells(series_table(raw, [batched, bridge]))
-    assert header[1:3] == ["records/s (median of 3)", "x raw"]
+    assert header[1:3] == ["records/s (median of 3)", "x baseline"]
     assert rows[0] == ["raw", "150,000", "1", "", "0.020"]
     # Paired by round: 0.3, 0.225, 0.2667 against raw; 1.5, 2.25, 2.0 against the bridge.
     assert rows[1] == ["batched 1000", "40,000", "0.2667", "2.00 x bridge 1000", "0.300"]
