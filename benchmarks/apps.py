@@ -9,6 +9,7 @@ from typing import Any
 
 import restate
 
+from benchmarks.minimal_bridge import counter as minimal_bridge_counter
 from restate_stream.runtime.event import KafkaEvent
 
 counter = restate.VirtualObject("BenchCounter")
@@ -82,4 +83,6 @@ for _i in range(LATENCY_HANDLERS):
     latency.handler(name=f"latency_{_i}")(record_latency)
 
 
-app = restate.app([counter, bound_counter, consumer_counter, batch_counter, latency])
+app = restate.app(
+    [counter, bound_counter, consumer_counter, batch_counter, latency, minimal_bridge_counter]
+)

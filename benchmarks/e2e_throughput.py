@@ -11,7 +11,13 @@ of the process group that serves it and of restate-server's:
   binding in the bindings file the worker follows), so the worker's CPU includes it;
 - (--typescript) Restate's TypeScript SDK through a subscription, served by Node;
 and batched bindings (restate-stream's consumer, one invocation per key or partition per
-batch; one row per batch variant; --per-record-only leaves them out).
+batch; one row per batch variant; --per-record-only leaves them out), each beside the
+simplest correct batching bridge written without the framework (benchmarks/minimal_bridge.py)
+at the same batch size. With --peers, FastStream's consumers (benchmarks/faststream_peer.py;
+aiokafka and confluent brokers, per-message and batch subscribers) count the same topic in
+memory, each a subprocess. Batched rows give CPU seconds per 1,000 records of every process
+involved: the delivery (this process), the worker and restate-server; a peer's is its own
+process's; the raw row's is this process's.
 Rates run from the first record seen to the last one done, so group joins are excluded.
 Everything runs on one fresh local stack; rounds alternate baseline and candidates (the
 per-record ones rotated), ratios are the median over rounds of candidate / baseline of the
@@ -20,7 +26,7 @@ same round, and the load average is printed per round. The worker is a separate 
 
     .venv/bin/python -m benchmarks.e2e_throughput [--records 20000] [--keys 100] [--rounds 3]
         [--batch-sizes 1000,10000] [--per key,partition] [--unbatched-rounds 1] [--typescript]
-        [--per-record-only]
+        [--per-record-only] [--peers]
 """
 
 from __future__ import annotations
@@ -31,18 +37,23 @@ import dataclasses
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from confluent_kafka import Consumer
 
+from benchmarks import faststream_peer
 from benchmarks.apps import BATCH_HANDLERS, CONSUMER_HANDLERS
 from benchmarks.common import group_cpu_seconds, machine, produce_keyed, replace_file
-from benchmarks.report import fmt, paired_ratio, table
+from benchmarks.minimal_bridge import SERVICE as BRIDGE_SERVICE
+from benchmarks.minimal_bridge import MinimalBridge
+from benchmarks.report import Series, fmt, paired_ratio, series_table, table
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
 from restate_stream._util.poll import apoll
@@ -56,8 +67,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPLETION_TIMEOUT = 600.0  # seconds for one round's invocations: a hang fails the run
 
 
-def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
-    """Records/s from the first record received to the last (group join excluded)."""
+def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
+    """Records/s from the first record received to the last (group join excluded), and this
+    process's CPU seconds per 1,000 records over that span (librdkafka's threads too)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -68,18 +80,20 @@ def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
     )
     consumer.subscribe([topic])
     seen = 0
-    first = 0.0
+    first = first_cpu = 0.0
     try:
         while seen < expected:
             for message in consumer.consume(num_messages=1000, timeout=1.0):
                 if message.error() is None:
                     if seen == 0:
-                        first = time.perf_counter()
+                        first, first_cpu = time.perf_counter(), time.process_time()
                     json.loads(message.value() or b"null")  # the handler side decodes too
                     seen += 1
+        rate = (expected - 1) / (time.perf_counter() - first)
+        cpu = (time.process_time() - first_cpu) * 1000 / expected
     finally:
         consumer.close()
-    return (expected - 1) / (time.perf_counter() - first)
+    return rate, cpu
 
 
 async def completed_rate(
@@ -132,19 +146,6 @@ async def restate_rate(
         return await completed_rate(admin, where, expected)
     finally:
         await admin.delete_subscription(subscription.id)
-
-
-def start_delivery(
-    binding: Binding, stack: LocalStack
-) -> tuple[BatchDelivery, asyncio.Event, asyncio.Task[None]]:
-    """The (paused in the file) binding's delivery, running in this process until `stop`."""
-    delivery = BatchDelivery(
-        dataclasses.replace(binding, paused=False),
-        {"bootstrap.servers": stack.bootstrap_servers},
-        stack.ingress_url,
-    )
-    stop = asyncio.Event()
-    return delivery, stop, asyncio.create_task(delivery.run(stop))
 
 
 async def consumer_rate(
@@ -262,6 +263,15 @@ def variant_name(variant: Variant) -> str:
     return f"{size}" if per == "key" else f"{size} per partition"
 
 
+def bridge_name(size: int) -> str:
+    return f"minimal bridge, poll {4 * size}, batch per key"
+
+
+def report(round_: int, row: Series) -> None:
+    cpu = f", CPU s per 1,000: {row.cpu[-1]:.3f}" if row.cpu else ""
+    print(f"round {round_}: {row.name}: {row.rates[-1]:>10,.0f} records/s{cpu}", flush=True)
+
+
 def batch_bindings(
     stack: LocalStack, topic: str, variants: list[Variant], rounds: int, running: str | None = None
 ) -> str:
@@ -318,39 +328,107 @@ async def counted(admin: AdminClient, service: str) -> int:
     return sum(int(row["value_utf8"]) for row in rows)
 
 
-async def batched_rate(
-    admin: AdminClient, binding: Binding, stack: LocalStack, expected: int
-) -> float:
-    """Records/s from the first batch sent to the last record counted in state."""
-    before = await counted(admin, "BenchBatchCounter")
-    delivery, stop, task = start_delivery(binding, stack)
+class Cpu:
+    """CPU seconds since it was made of this process and of the given process groups."""
+
+    def __init__(self, *pgids: int) -> None:
+        self.pgids = pgids
+        self.start = self.now()
+
+    def now(self) -> float:
+        return time.process_time() + sum(group_cpu_seconds(p) for p in self.pgids)
+
+    def per_1000(self, records: int) -> float:
+        return (self.now() - self.start) * 1000 / records
+
+
+class Feeder(Protocol):
+    """What batched_rate watches: restate-stream's BatchDelivery or the minimal bridge."""
+
+    delivered: int
+    first_dispatch: float | None
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+async def batched_rate(admin: AdminClient, feeder: Feeder, service: str, expected: int) -> float:
+    """Records/s from the first batch `feeder` sent to the last record counted in `service`'s
+    state."""
+    before = await counted(admin, service)
+    stop = asyncio.Event()
+    task = asyncio.create_task(feeder.run(stop))
     try:
         last_report = time.perf_counter()
         accepted_at: float | None = None
-        while (done := await counted(admin, "BenchBatchCounter") - before) < expected:
+        while (done := await counted(admin, service) - before) < expected:
             if task.done():
                 task.result()  # raises what stopped the delivery
                 raise RuntimeError("the delivery stopped before every record was counted")
-            if accepted_at is None and delivery.delivered >= expected:
+            if accepted_at is None and feeder.delivered >= expected:
                 accepted_at = time.perf_counter()
             if time.perf_counter() - last_report > 5:
                 print(f"    ... {done}/{expected}", flush=True)
                 last_report = time.perf_counter()
             await asyncio.sleep(0.2)  # as the unbatched rate polls: SQL costs Restate CPU
         end = time.perf_counter()
-        if accepted_at is not None and delivery.first_dispatch is not None:
+        if accepted_at is not None and feeder.first_dispatch is not None:
             print(
-                f"    all sends accepted after {accepted_at - delivery.first_dispatch:.2f}s, "
-                f"all counted after {end - delivery.first_dispatch:.2f}s",
+                f"    all sends accepted after {accepted_at - feeder.first_dispatch:.2f}s, "
+                f"all counted after {end - feeder.first_dispatch:.2f}s",
                 flush=True,
             )
     finally:
         stop.set()
         await task
-    assert delivery.first_dispatch is not None
+    assert feeder.first_dispatch is not None
     if done != expected:
         raise SystemExit(f"batched state check failed: {done} counted, expected {expected}")
-    return (expected - 1) / (end - delivery.first_dispatch)
+    return (expected - 1) / (end - feeder.first_dispatch)
+
+
+def batch_delivery(binding: Binding, stack: LocalStack) -> BatchDelivery:
+    """The (paused in the file) binding's delivery, to run in this process."""
+    return BatchDelivery(
+        dataclasses.replace(binding, paused=False),
+        {"bootstrap.servers": stack.bootstrap_servers},
+        stack.ingress_url,
+    )
+
+
+PEER_TIMEOUT = 900.0  # seconds for one peer's drain: a hang fails the run
+
+
+async def peer_round(
+    stack: LocalStack, topic: str, records: int, broker: str, subscriber: str, size: int, log: Path
+) -> tuple[float, float]:
+    """One FastStream peer's (records/s, CPU s per 1,000 records), run as a subprocess in its
+    own process group; its log goes to `log`."""
+    with log.open("ab") as err:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            faststream_peer.__name__,
+            *("--broker", broker, "--subscriber", subscriber),
+            *("--bootstrap", stack.bootstrap_servers, "--topic", topic),
+            *("--records", str(records), "--max-records", str(size)),
+            *("--timeout", str(PEER_TIMEOUT)),
+            cwd=REPO_ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+            start_new_session=True,
+        )
+        out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"FastStream peer {broker} {subscriber} failed: see {log}")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    if result["counted"] < records:
+        raise SystemExit(f"FastStream peer {broker} {subscriber}: {result['counted']} counted")
+    return result["records_per_s"], result["cpu_s_per_1000"]
+
+
+def peer_name(broker: str, subscriber: str, size: int) -> str:
+    shape = "per message" if subscriber == "per-message" else f"batch {size}"
+    return f"FastStream {broker}, {shape}"
 
 
 async def run(
@@ -361,6 +439,7 @@ async def run(
     variants: list[Variant],
     unbatched_rounds: int,
     typescript: bool = False,
+    peers: bool = False,
 ) -> None:
     if len(variants) * rounds > BATCH_HANDLERS:
         raise SystemExit(f"at most {BATCH_HANDLERS} batched rounds (batch variants x rounds)")
@@ -406,12 +485,31 @@ async def run(
                 )
                 # The first consumer group creates __consumer_offsets (50 partitions): warm up.
                 raw_consume_rate(stack.bootstrap_servers, topic, records)
-                raw: list[float] = []
-                batched: dict[Variant, list[float]] = {v: [] for v in variants}
+                raw = Series("raw confluent-kafka consume + JSON decode")
+                batched = {
+                    v: Series(f"batched, max_records {variant_name(v)}", versus=bridge_name(v[0]))
+                    for v in variants
+                }
+                sizes = sorted({size for size, _ in variants})
+                bridges = {
+                    size: Series(bridge_name(size), versus=f"batched, max_records {size}")
+                    for size in sizes
+                }
+                peer_rows: dict[tuple[str, str, int], Series] = {}
+                if peers:
+                    for broker in faststream_peer.BROKERS:
+                        one = (broker, "per-message", 0)
+                        peer_rows[one] = Series(peer_name(*one), versus=f"unbatched, {BASELINE}")
+                        for size in sizes:
+                            many = (broker, "batch", size)
+                            peer_rows[many] = Series(
+                                peer_name(*many), versus=f"batched, max_records {size}"
+                            )
+                worker_pgid = worker.process.pid
                 for r in range(1, rounds + 1):
-                    raw.append(raw_consume_rate(stack.bootstrap_servers, topic, records))
+                    raw.add(*raw_consume_rate(stack.bootstrap_servers, topic, records))
                     print(
-                        f"round {r}: raw consumer {raw[-1]:>10,.0f} records/s "
+                        f"round {r}: raw consumer {raw.rates[-1]:>10,.0f} records/s "
                         f"(load {os.getloadavg()[0]:.2f})",
                         flush=True,
                     )
@@ -432,10 +530,34 @@ async def run(
                     for variant in variants:
                         size, per = variant
                         binding = batched_bindings[f"batch-{size}-{per}-{r - 1}"]
-                        rate = await batched_rate(admin, binding, stack, records)
-                        batched[variant].append(rate)
-                        name = variant_name(variant)
-                        print(f"round {r}: batched {name}: {rate:>10,.0f} records/s", flush=True)
+                        cpu = Cpu(worker_pgid, restate_pgid)
+                        delivery = batch_delivery(binding, stack)
+                        rate = await batched_rate(admin, delivery, binding.service, records)
+                        batched[variant].add(rate, cpu.per_1000(records))
+                        report(r, batched[variant])
+                    for size in sizes:
+                        cpu = Cpu(worker_pgid, restate_pgid)
+                        bridge = MinimalBridge(
+                            stack.bootstrap_servers,
+                            stack.ingress_url,
+                            topic,
+                            f"bench-bridge-{uuid.uuid4().hex}",
+                            size,
+                        )
+                        bridge.prefix = f"{size}-{r}/"  # this round's objects: fresh offsets
+                        rate = await batched_rate(admin, bridge, BRIDGE_SERVICE, records)
+                        bridges[size].add(rate, cpu.per_1000(records))
+                        report(r, bridges[size])
+                    for (broker, subscriber, size), row in peer_rows.items():
+                        if subscriber == "per-message" and r > unbatched_rounds:
+                            continue  # one record at a time, as slow as the unbatched rows
+                        log = home / "faststream-peer.log"
+                        row.add(
+                            *await peer_round(
+                                stack, topic, records, broker, subscriber, size or 1, log
+                            )
+                        )
+                        report(r, row)
                 totals = {}
                 for c in candidates:
                     totals[c.name] = await counted(admin, c.service)
@@ -443,7 +565,7 @@ async def run(
             if peer is not None:
                 peer.stop()
             worker.stop()
-    raw_median = statistics.median(raw)
+    raw_median = statistics.median(raw.rates)
     print()
     print(machine())
     print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
@@ -455,20 +577,24 @@ async def run(
             "worker's process group (with its consumer for consumer delivery) or Node's"
         )
         print(per_record_table(candidates, raw_median))
-        medians = {c.name: statistics.median(c.rates) for c in candidates}
         bare = candidates[0]
         print(
             f"framework overhead: bound handler = "
             f"{paired_ratio(candidates[1].rates, bare.rates):.3f} x bare Python SDK"
         )
-    unbatched = medians[BASELINE] if unbatched_rounds else float("nan")
-    for variant, rates in batched.items():
-        median = statistics.median(rates)
+    if variants or peer_rows:
         print(
-            f"batched, max_records {variant_name(variant)}, max_wait {BATCH_WAIT} (median): "
-            f"{median:>10,.0f} records/s = {median / raw_median:.4f} x raw, "
-            f"{median / unbatched:.1f} x unbatched (bound handler)"
+            f"batched: max_wait {BATCH_WAIT}; baseline: {raw.name}; ratios paired by round; "
+            "CPU of the delivery (this process), the worker and restate-server; a peer's: its "
+            "own process"
         )
+        unbatched_rows = [
+            Series(f"unbatched, {c.name}", rates=c.rates, cpu=c.total_cpu)
+            for c in candidates
+            if c.name == BASELINE and c.rates
+        ]
+        rows = [*unbatched_rows, *batched.values(), *bridges.values(), *peer_rows.values()]
+        print(series_table(raw, rows))
     expected = records * unbatched_rounds
     wrong = {name: n for name, n in totals.items() if n != expected}
     if wrong:
@@ -505,6 +631,12 @@ def main() -> None:
         "--typescript), every round: no batched rows",
     )
     parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also FastStream's aiokafka and confluent brokers (per-message and batch "
+        "subscribers), counting the same topic in memory",
+    )
+    parser.add_argument(
         "--typescript",
         action="store_true",
         help="also the same counter on Restate's TypeScript SDK (npm, served by Node)",
@@ -528,6 +660,7 @@ def main() -> None:
             variants,
             unbatched_rounds,
             args.typescript,
+            args.peers,
         )
     )
 

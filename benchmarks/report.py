@@ -1,8 +1,10 @@
 """The pure parts of the benchmarks' reports: ratios against a baseline measured in the same
-rounds, and fixed-width tables."""
+rounds, fixed-width tables, and result rows (rates and CPU per round) with the table of their
+medians."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Sequence
@@ -44,3 +46,63 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+@dataclasses.dataclass
+class Series:
+    """One result row: its rate (and CPU) per round, from round 1 on; `versus` names the row
+    its rate is also compared with."""
+
+    name: str
+    versus: str | None = None
+    rates: list[float] = dataclasses.field(default_factory=list)  # records/s, per round
+    cpu: list[float] = dataclasses.field(default_factory=list)  # CPU s per 1,000 records
+
+    def add(self, rate: float, cpu: float | None = None) -> None:
+        self.rates.append(rate)
+        if cpu is not None:
+            self.cpu.append(cpu)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _paired(values: Sequence[float], baselines: Sequence[float]) -> float:
+    """paired_ratio over the rounds both ran: every series starts at round 1, so a row run in
+    fewer rounds (the per-message ones) pairs with the baseline's first rounds."""
+    n = min(len(values), len(baselines))
+    return paired_ratio(values[:n], baselines[:n])
+
+
+def series_table(baseline: Series, rows: Sequence[Series]) -> str:
+    """A table of medians: records/s, x baseline (its first row) and x the `versus` row
+    (paired by round), CPU s per 1,000 records. A row without rates (not run) is left out;
+    one whose `versus` row was not run gets no ratio to it; one run in fewer rounds than the
+    baseline says so."""
+    ran = {s.name: s for s in [baseline, *rows] if s.rates}
+    cells = []
+    for s in [baseline, *rows]:
+        if not s.rates:
+            continue
+        versus = ran.get(s.versus) if s.versus is not None else None
+        runs = ""
+        if len(s.rates) != len(baseline.rates):
+            runs = f" ({len(s.rates)} round{'s' if len(s.rates) > 1 else ''})"
+        cells.append(
+            [
+                f"{s.name}{runs}",
+                _number(statistics.median(s.rates)),
+                "1" if s is baseline else fmt(_paired(s.rates, baseline.rates), ".4f"),
+                "" if versus is None else f"{_paired(s.rates, versus.rates):.2f} x {versus.name}",
+                f"{statistics.median(s.cpu):.3f}" if s.cpu else "",
+            ]
+        )
+    headers = [
+        "",
+        f"records/s (median of {len(baseline.rates)})",
+        "x baseline",
+        "x compared",
+        "CPU s / 1,000 records",
+    ]
+    return table(headers, cells)
