@@ -51,6 +51,7 @@ from restate_stream.runtime.formats import (
     codec_for,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.high_water import high_water_state, source_name
 from restate_stream.runtime.input_types import admits_none, batch_value_type, without_none
 from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.outcomes import observed
@@ -59,20 +60,10 @@ from restate_stream.telemetry import tracing
 
 log = logging.getLogger("restate_stream.batch")
 
-HIGH_WATER_PREFIX = "restate-stream.high-water/"
 # Sends carry idempotency keys; resends happen within seconds (before the offsets commit), and
 # a resend after this still changes nothing (the high-water drops it). Kept short because
 # Restate stores one entry per invocation.
 BATCH_IDEMPOTENCY_RETENTION = timedelta(hours=1)
-
-
-def high_water_state(binding: str) -> str:
-    """The state key of a binding's high-water offsets: {"topic/partition": offset}."""
-    return f"{HIGH_WATER_PREFIX}{binding}"
-
-
-def source_name(topic: str, partition: int) -> str:
-    return f"{topic}/{partition}"
 
 
 def _coordinates(r: WireRecord) -> KafkaCoordinates:

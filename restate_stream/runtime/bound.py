@@ -64,6 +64,7 @@ from restate_stream.runtime.formats import (
     envelope_traceparent,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.high_water import high_water_state, source_name
 from restate_stream.runtime.input_types import admits_none, input_type_of, without_none
 from restate_stream.runtime.letter_signing import LetterKeys
 from restate_stream.runtime.logs import set_handling
@@ -162,8 +163,11 @@ class BoundHandler:
         publisher: Publisher,
         wants_event: bool = True,
         takes_none: bool = False,
+        keeps_high_water: bool = False,
     ) -> None:
         self.binding = binding
+        # An exclusive object handler: records at or below the object's high-water are dropped.
+        self.keeps_high_water = keeps_high_water
         self.takes_none = takes_none  # the handler's type admits None: it gets tombstones
         self.fn = fn
         self.codec = codec
@@ -213,6 +217,41 @@ class BoundHandler:
         coords = coords or KafkaCoordinates.from_headers(headers)
         set_handling(self.binding.name, coords)  # log lines name the binding and record
         redrive_of = self._redrive_of(headers, raw)
+        high = await self._high_water(ctx, coords, redrive_of)
+        source = source_name(coords.topic, coords.partition)
+        if high is not None and coords.offset <= high.get(source, -1):
+            # Applied before: a copy the other delivery brought across a hand-over, or a
+            # subscription's re-read after a consumer was killed before it committed.
+            log.info("dropped %s: at or below the high-water %s", coords.describe(), high)
+            self._report(ctx, "redelivered", coords)
+            return None
+        result = await self._apply(ctx, raw, parsed, coords, headers, redrive_of)
+        if high is not None:  # same invocation as the handler's changes: they commit together
+            high[source] = coords.offset
+            ctx.set(high_water_state(self.binding.name), high)
+        return result
+
+    async def _high_water(
+        self, ctx: restate.ObjectContext, coords: KafkaCoordinates, redrive_of: LetterRef | None
+    ) -> dict[str, int] | None:
+        """The object's high-water offsets when this record is checked against them: on an
+        exclusive object handler, for a record with Kafka coordinates, not a redrive (a
+        redriven record is below it by definition; its idempotency key keeps it to once)."""
+        if not self.keeps_high_water or redrive_of is not None or coords.offset < 0:
+            return None
+        high: dict[str, int] = await ctx.get(high_water_state(self.binding.name)) or {}
+        return high
+
+    async def _apply(
+        self,
+        ctx: restate.ObjectContext,
+        raw: bytes,
+        parsed: Any,
+        coords: KafkaCoordinates,
+        headers: Mapping[str, str],
+        redrive_of: LetterRef | None,
+    ) -> Any:
+        """Decode, dedupe, run the handler; dead-letter what cannot be applied."""
         invocation = ctx.request().id
         tombstone = not raw and self.binding.format in _EMPTY_IS_TOMBSTONE
         try:
@@ -482,6 +521,12 @@ def _retry_policy(binding: Binding, processes: int) -> InvocationRetryPolicy | N
     )
 
 
+def _exclusive_object(service: AnyService, handler: str) -> bool:
+    """Only an exclusive object handler may write state, and only it gets per-key order."""
+    kind = service.handlers[handler].kind
+    return isinstance(service, restate.VirtualObject) and kind in (None, "exclusive")
+
+
 def bind(
     services: Iterable[AnyService],
     spec: BindingsFile,
@@ -515,7 +560,13 @@ def bind(
                 b.format, without_none(value_type), b.schema, b.avro_wire, b.schema_registry
             )
             wrapper = BoundHandler(
-                b, user_fn, codec, publishers[b.cluster], wants_event, admits_none(value_type)
+                b,
+                user_fn,
+                codec,
+                publishers[b.cluster],
+                wants_event,
+                admits_none(value_type),
+                keeps_high_water=_exclusive_object(service, b.handler),
             )
             # `dlq redrive` calls this handler with an idempotency key per dead letter: keep
             # those results long enough that a redrive weeks later still recognises what it sent.
