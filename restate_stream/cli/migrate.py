@@ -20,6 +20,7 @@ from restate_stream.control.migrate import (
     Migration,
     MigrationReport,
     StepOutcome,
+    find_binding,
     migrate,
     plan_migration,
 )
@@ -35,8 +36,8 @@ _WHAT_NEXT = {
 def _handler_kind(spec: BindingsFile, name: str) -> str | None:
     """The kind of the binding's handler in the worker app; None when the file names no app.
     restate-stream's own objects (windows, tables) are exclusive."""
-    binding = next((b for b in spec.bindings if b.name == name), None)
-    if binding is None or spec.worker is None:
+    binding = find_binding(spec, name)
+    if spec.worker is None:
         return None
     if binding.provided:
         return "exclusive"

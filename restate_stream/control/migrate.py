@@ -134,7 +134,7 @@ def plan_migration(
     """The steps that move binding `name` to delivery `to`, given the live subscriptions and
     (when the app was imported) the kind of its handler ("exclusive", "shared", "workflow",
     "service"); MigrationError when it cannot be done exactly or there is nothing to do."""
-    binding = _the_binding(spec, name)
+    binding = find_binding(spec, name)
     _check_exact(spec, binding, handler_kind)
     current = by_binding_key(subscriptions).get(binding_key(binding), [])
     group = binding.consumer_group
@@ -170,7 +170,8 @@ def plan_migration(
     return Migration(name, group, to, tuple(steps))
 
 
-def _the_binding(spec: BindingsFile, name: str) -> Binding:
+def find_binding(spec: BindingsFile, name: str) -> Binding:
+    """Binding `name` of the file; MigrationError naming the known ones otherwise."""
     for binding in spec.bindings:
         if binding.name == name:
             return binding

@@ -365,6 +365,12 @@ def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan
                 # or below the objects' high-water (control/migrate.py says why).
                 how, wait = "delivery: consumer", None
                 why = f"delivery: consumer takes over from {group}'s offsets (as `migrate` does)"
+                if current and not b.keyed:
+                    plan.notes.append(
+                        f"binding {b.name} is unkeyed: no object keeps a high-water to drop the "
+                        "records both deliveries bring across this hand-over, so some may be "
+                        "applied twice (`restate-stream migrate` refuses it)"
+                    )
             deletes += [
                 DeleteSubscription(s.id, s.source, s.sink, why, b.name, wait) for s in current
             ]

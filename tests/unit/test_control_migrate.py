@@ -7,13 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from restate_stream.bindings import BindingsFile, load_bindings, parse_bindings
 from restate_stream.bindings.edit import set_delivery
+from restate_stream.cli.app import cli
+from restate_stream.cli.migrate import render_report, render_steps, report_json
 from restate_stream.control.admin import Subscription
 from restate_stream.control.migrate import (
     MigrationError,
+    MigrationReport,
     StartSubscription,
+    StepOutcome,
     StopSubscription,
     WaitGroupEmpty,
     WriteDelivery,
@@ -132,3 +137,54 @@ def test_set_delivery_adds_or_rewrites_the_line_and_keeps_the_rest(tmp_path: Pat
     after = load_bindings(path)
     assert [b.delivered_by for b in after.bindings] == ["consumer", "subscription"]
     assert path.read_text().startswith("# keep me\n")
+
+
+def test_apply_of_an_unkeyed_bindings_changed_delivery_says_it_is_not_exact() -> None:
+    s = spec(delivery="consumer", keyed=False)
+    state = LiveState({}, [live_subscription(spec(keyed=False))], [], {})
+    (note,) = [n for n in compute_plan(s, state).notes if "unkeyed" in n]
+    assert "applied twice" in note and "migrate" in note
+
+
+# --- the command renders what migrate returns --------------------------------------------------
+
+
+def test_the_command_names_an_unknown_binding_before_it_calls_restate(tmp_path: Path) -> None:
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        bindings_yaml(
+            clusters={"local": "127.0.0.1:9"},
+            bindings=[{"name": "orders", "topic": "orders", "handler": "Orders/handle"}],
+        )
+    )
+    args = ["migrate", "ordrs", "--to", "consumer", "-f", str(path), "--wait", "0"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "no binding named 'ordrs' (bindings: orders)" in " ".join(result.output.split())
+
+
+def test_a_failed_step_is_shown_with_the_steps_not_attempted() -> None:
+    s = spec()
+    migration = plan_migration(s, "orders", "consumer", [live_subscription(s)])
+    stop, wait, write = migration.steps
+    report = MigrationReport(
+        migration,
+        [
+            StepOutcome(stop, "done"),
+            StepOutcome(wait, "failed", "still 1 member(s)"),
+            StepOutcome(write, "not attempted"),
+        ],
+    )
+    text = render_report(report).plain
+    assert "orders not moved to consumer" in text
+    assert "[failed] wait until the deleted subscription's consumer has left group" in text
+    assert "[not attempted] write `delivery: consumer`" in text
+    assert "run migrate again" in text
+    assert report_json(report)["steps"][1] == {
+        "step": wait.describe(),
+        "status": "failed",
+        "detail": "still 1 member(s)",
+    }
+    steps = render_steps(migration).plain.splitlines()
+    assert steps[0] == f"orders -> consumer (group {GROUP}):"
+    assert steps[1:] == [f"  {i}. {step.describe()}" for i, step in enumerate(migration.steps, 1)]
