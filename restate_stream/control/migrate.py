@@ -171,12 +171,7 @@ def plan_migration(
 
 
 def find_binding(spec: BindingsFile, name: str) -> Binding:
-    """Binding `name` of the file; MigrationError naming the known ones otherwise."""
-    for binding in spec.bindings:
-        if binding.name == name:
-            return binding
-    known = ", ".join(b.name for b in spec.bindings) or "none"
-    raise MigrationError(f"{spec.path}: no binding named {name!r} (bindings: {known})")
+    return spec.binding_named(name, MigrationError)
 
 
 def _check_exact(spec: BindingsFile, binding: Binding, handler_kind: str | None) -> None:
