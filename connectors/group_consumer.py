@@ -81,6 +81,7 @@ class GroupConsumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": start,
+            "on_commit": self._committed,
             **(properties or {}),
         }
         # Bumped by every revoke and assign: `poll` compares it before and after.
@@ -192,6 +193,17 @@ class GroupConsumer:
             self._consumer.commit(offsets=self._topic_partitions(offsets), asynchronous=True)
         except KafkaException as exc:  # e.g. no longer a member: the records are re-read
             log.warning("%s: commit %s failed: %s", self.group_id, offsets, exc)
+
+    def _committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's answer to a commit (an asynchronous one raises nothing): a refused
+        commit leaves the group's offsets behind, and whoever reads next re-reads from them."""
+        refused = [tp for tp in partitions if tp.error is not None]
+        first = error if error is not None else next((tp.error for tp in refused), None)
+        if first is None:
+            return
+        reason = first.str()
+        where = ", ".join(f"p{tp.partition}@{tp.offset}" for tp in refused or partitions)
+        log.warning("%s: commit of %s %s refused: %s", self.group_id, self.topic, where, reason)
 
     async def close(self) -> None:
         """Leave the group (on_revoke runs one last time) and stop the thread."""

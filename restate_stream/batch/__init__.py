@@ -7,15 +7,12 @@ with `batch:`), the delivery side `delivery`, the body between them `wire`.
 """
 
 from restate_stream.batch.delivery import BatchDelivery
-from restate_stream.batch.handler import (
-    BatchBoundHandler,
-    batch_handler,
-    high_water_state,
-)
+from restate_stream.batch.handler import BatchBoundHandler, batch_handler
 from restate_stream.batch.runner import BatchRunner
 from restate_stream.batch.sends import idempotency_key, record_idempotency_key
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch, encode_batch
 from restate_stream.bindings.model import BatchSpec
+from restate_stream.runtime.high_water import high_water_state
 from restate_stream.runtime.signature import batch_value_type
 
 __all__ = [

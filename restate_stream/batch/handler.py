@@ -39,6 +39,7 @@ from restate_stream.runtime.dead_letter import LetterRef
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent, built, object_key_for
 from restate_stream.runtime.failures import DropRecord, RejectedRecords
 from restate_stream.runtime.formats import DecodeError
+from restate_stream.runtime.high_water import high_water_state, source_name
 from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.outcomes import observed
 from restate_stream.runtime.publisher import Publisher
@@ -46,20 +47,10 @@ from restate_stream.telemetry import tracing
 
 log = logging.getLogger("restate_stream.batch")
 
-HIGH_WATER_PREFIX = "restate-stream.high-water/"
 # Sends carry idempotency keys; resends happen within seconds (before the offsets commit), and
 # a resend after this still changes nothing (the high-water drops it). Kept short because
 # Restate stores one entry per invocation.
 BATCH_IDEMPOTENCY_RETENTION = timedelta(hours=1)
-
-
-def high_water_state(binding: str) -> str:
-    """The state key of a binding's high-water offsets: {"topic/partition": offset}."""
-    return f"{HIGH_WATER_PREFIX}{binding}"
-
-
-def source_name(topic: str, partition: int) -> str:
-    return f"{topic}/{partition}"
 
 
 def _coordinates(r: WireRecord) -> KafkaCoordinates:

@@ -12,11 +12,12 @@ leaves the group, so `resume` continues where `pause` stopped. Watching the file
 a control endpoint on the worker) because the file is already the source of truth for
 `paused`, every worker process reads it (an HTTP endpoint would reach only the one process
 hypercorn hands the request to), and it needs no port, authentication or address discovery.
-Only the bindings delivered by the consumer when the worker started are followed: other
-changes (a binding added, switched between batched and unbatched or between deliveries, new
-batch limits) change the bound handlers or the deliveries and take a worker restart; until
-then a binding the file no longer has on the consumer is stopped, so it never shares its
-group with the subscription apply creates for it.
+The bindings delivered by the consumer when the worker started are followed, and so are the
+per-record bindings it served then, which `migrate` (or an edit of `delivery:`) may move onto
+the consumer: their bound handler is the same for both deliveries. Other changes (a binding
+added, switched between batched and unbatched, new batch limits) change the bound handlers
+and take a worker restart; until then a binding the file no longer has on the consumer is
+stopped, so it leaves its group to the subscription that takes over.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from restate_stream.batch.delivery import BatchDelivery
-from restate_stream.bindings import BindingsFile, load_bindings
+from restate_stream.bindings import Binding, BindingsFile, load_bindings
 from restate_stream.errors import RestateStreamError
 
 log = logging.getLogger("restate_stream.batch")
@@ -47,10 +48,11 @@ class BatchRunner:
     def __init__(self, spec: BindingsFile, *, watch_interval: float = WATCH_INTERVAL) -> None:
         self.path: Path = spec.path
         self.watch_interval = watch_interval
-        self.deliveries = {
-            b.name: BatchDelivery(b, spec.clusters[b.cluster].properties, spec.restate.ingress_url)
-            for b in spec.bindings
-            if b.own_consumer
+        self.deliveries = {b.name: _delivery(spec, b) for b in spec.bindings if b.own_consumer}
+        # Per-record bindings bound at start: `migrate --to consumer` may move one onto the
+        # consumer later (its bound handler is the same for both deliveries).
+        self._per_record = {
+            b.name: (b.service, b.handler) for b in spec.bindings if b.batch is None
         }
         # What the file last said should run; kept across stop and start.
         self._wanted = {b.name for b in spec.bindings if b.own_consumer and not b.paused}
@@ -60,7 +62,9 @@ class BatchRunner:
         self._seen: tuple[int, int] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.deliveries)  # paused ones too: `resume` starts them in this process
+        # Paused ones too (`resume` starts them in this process), and per-record bindings on a
+        # subscription (`migrate --to consumer` starts their consumer in this process).
+        return bool(self.deliveries) or bool(self._per_record)
 
     @property
     def running(self) -> set[str]:
@@ -100,6 +104,9 @@ class BatchRunner:
                 # Mid-edit or broken: keep running as before; the next change is read again.
                 log.warning("%s changed, does not load; deliveries unchanged: %s", self.path, exc)
                 continue
+            for b in spec.bindings:
+                if b.name not in self.deliveries and self._joins(b):
+                    self.deliveries[b.name] = _delivery(spec, b)
             self._wanted = {
                 b.name
                 for b in spec.bindings
@@ -109,6 +116,14 @@ class BatchRunner:
                 await self._converge(self._wanted)
             except Exception:
                 log.exception("following %s failed; retrying on its next change", self.path)
+
+    def _joins(self, binding: Binding) -> bool:
+        """A per-record binding the worker served by subscription, now on the consumer."""
+        return (
+            binding.own_consumer
+            and binding.batch is None
+            and self._per_record.get(binding.name) == (binding.service, binding.handler)
+        )
 
     async def _converge(self, wanted: set[str]) -> None:
         """Stop the deliveries not in `wanted` (each commits what was accepted and leaves its
@@ -133,3 +148,9 @@ class BatchRunner:
                 log.exception("binding %s: delivery failed; restarting", delivery.binding.name)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RESTART_DELAY)
+
+
+def _delivery(spec: BindingsFile, binding: Binding) -> BatchDelivery:
+    return BatchDelivery(
+        binding, spec.clusters[binding.cluster].properties, spec.restate.ingress_url
+    )

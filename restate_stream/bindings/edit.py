@@ -1,4 +1,4 @@
-"""Small, comment-preserving edits of a bindings file (used by `restate-stream pause|resume`).
+"""Small, comment-preserving edits of a bindings file (`restate-stream pause|resume|migrate`).
 
 The file stays the source of truth: pausing writes `paused: true` into the binding, then
 `apply` makes Restate match. Only block-style bindings are edited; the rest of the text,
@@ -13,10 +13,11 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from restate_stream.bindings.loader import load_bindings, parse_bindings
-from restate_stream.bindings.model import BindingsError, BindingsFile, Problem
+from restate_stream.bindings.model import Binding, BindingsError, BindingsFile, Delivery, Problem
 
 _TOKEN = re.compile(r"[^\s,}#]+")
 
@@ -35,6 +36,29 @@ def set_paused(path: Path, name: str, paused: bool) -> bool:
     line added); anything cleverer (interpolation, anchors, merge keys) is refused rather
     than guessed at. The result is loaded again before it replaces the file.
     """
+    value = "true" if paused else "false"
+    return _set_field(path, name, "paused", value, _PLAIN_BOOLEAN, lambda b: b.paused == paused)
+
+
+def set_delivery(path: Path, name: str, delivery: Delivery) -> bool:
+    """Set `delivery` of binding `name` (`restate-stream migrate`); returns False when the
+    file already says it. Rewritten or added as `paused` is, by the same rules."""
+    return _set_field(
+        path, name, "delivery", delivery, _PLAIN_DELIVERY, lambda b: b.delivered_by == delivery
+    )
+
+
+_PLAIN_DELIVERY = re.compile(r"consumer|subscription")
+
+
+def _set_field(
+    path: Path,
+    name: str,
+    field_name: str,
+    value: str,
+    plain: re.Pattern[str],
+    holds: Callable[[Binding], bool],
+) -> bool:
     spec = load_bindings(path)
     matches = [b for b in spec.bindings if b.name == name]
     if not matches:
@@ -43,20 +67,18 @@ def set_paused(path: Path, name: str, paused: bool) -> bool:
             [Problem(str(path), 1, 1, "bindings", f"no binding named {name!r} (bindings: {known})")]
         )
     binding = matches[0]
-    if binding.paused == paused:
+    if holds(binding):
         return False
     with path.open(encoding="utf-8", newline="") as f:  # newline="": keep CRLF files CRLF
         lines = f.read().splitlines(keepends=True)
-    value = "true" if paused else "false"
-    yourself = f"write `paused: {value}` into it yourself"
-    if "paused" in binding.positions:
-        line, column = binding.positions["paused"]
+    yourself = f"write `{field_name}: {value}` into it yourself"
+    if field_name in binding.positions:
+        line, column = binding.positions[field_name]
         text = lines[line - 1]
         token = _TOKEN.match(text, column - 1)
-        if token is None or not _PLAIN_BOOLEAN.fullmatch(token.group()):
-            raise _refuse(
-                path, line, column, name, f"`paused` is not a plain true/false; {yourself}"
-            )
+        if token is None or not plain.fullmatch(token.group()):
+            why = f"`{field_name}` is not a plain {plain.pattern.replace('|', '/')}; {yourself}"
+            raise _refuse(path, line, column, name, why)
         lines[line - 1] = text[: token.start()] + value + text[token.end() :]
     else:
         line, column = binding.positions["name"]
@@ -67,9 +89,9 @@ def set_paused(path: Path, name: str, paused: bool) -> bool:
         ending = "\r\n" if text.endswith("\r\n") else "\n"
         if not text.endswith(("\n", "\r")):
             lines[line - 1] = text + ending
-        lines.insert(line, " " * key_column + f"paused: {value}{ending}")
+        lines.insert(line, " " * key_column + f"{field_name}: {value}{ending}")
     edited = "".join(lines)
-    _check_edit(path, edited, spec, name, paused)
+    _check_edit(path, edited, spec, name, field_name, holds)
     _replace(path, edited)
     return True
 
@@ -119,22 +141,29 @@ def _unwritable(path: Path, why: str) -> BindingsError:
     return BindingsError([Problem(str(path), 1, 1, "", why)])
 
 
-def _check_edit(path: Path, edited: str, before: BindingsFile, name: str, paused: bool) -> None:
-    """The edit changed exactly `paused` of binding `name`, or the file is left alone."""
+def _check_edit(
+    path: Path,
+    edited: str,
+    before: BindingsFile,
+    name: str,
+    field_name: str,
+    holds: Callable[[Binding], bool],
+) -> None:
+    """The edit changed exactly `field_name` of binding `name`, or the file is left alone."""
     after = parse_bindings(edited, path)
     changed = {
         b.name
         for b, a in zip(before.bindings, after.bindings, strict=False)
-        if (b.name, b.paused) != (a.name, a.paused)
+        if (b.name, getattr(b, field_name)) != (a.name, getattr(a, field_name))
     }
     target = next((b for b in after.bindings if b.name == name), None)
-    if changed != {name} or target is None or target.paused != paused:
+    if changed != {name} or target is None or not holds(target):
         binding = next(b for b in before.bindings if b.name == name)
         raise _refuse(
             path,
             binding.line,
             binding.column,
             name,
-            "editing `paused` here would change other bindings too (anchors or merge keys?); "
-            "set it in the file yourself",
+            f"editing `{field_name}` here would change other bindings too (anchors or merge "
+            "keys?); set it in the file yourself",
         )

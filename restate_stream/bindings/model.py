@@ -7,7 +7,7 @@ that checks made later, against the app or a live cluster, can point at the YAML
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -238,6 +238,14 @@ class BindingsFile:
     topics: dict[str, TopicSpec]
     worker: WorkerSpec | None
     bindings: list[Binding]
+
+    def binding_named(self, name: str, error: Callable[[str], Exception]) -> Binding:
+        """Binding `name`; else `error` of a message naming the file and its bindings."""
+        for binding in self.bindings:
+            if binding.name == name:
+                return binding
+        names = ", ".join(b.name for b in self.bindings) or "none"
+        raise error(f"{self.path}: no binding named {name!r} (bindings: {names})")
 
     def problem(self, index: int, field_name: str, message: str) -> Problem:
         """A Problem about field `field_name` of bindings[index], at the line it was written."""

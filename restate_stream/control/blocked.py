@@ -185,11 +185,7 @@ class UnblockReport:
 
 
 def find_binding(spec: BindingsFile, name: str) -> Binding:
-    for binding in spec.bindings:
-        if binding.name == name:
-            return binding
-    names = ", ".join(b.name for b in spec.bindings) or "none"
-    raise UnblockError(f"{spec.path}: no binding named {name!r} (bindings: {names})")
+    return spec.binding_named(name, UnblockError)
 
 
 def dead_letter_message(

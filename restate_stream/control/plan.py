@@ -312,7 +312,7 @@ def _compared_options(live: Subscription, binding: Binding) -> tuple[dict[str, s
     return live_options, wanted
 
 
-def _same_subscription(live: Subscription, binding: Binding) -> bool:
+def same_subscription(live: Subscription, binding: Binding) -> bool:
     live_options, wanted = _compared_options(live, binding)
     return live.source == binding.source and live.sink == binding.sink and live_options == wanted
 
@@ -357,17 +357,27 @@ def _subscription_changes(spec: BindingsFile, live: LiveState, prune: bool, plan
             # Delivered by the worker's own consumer in the same group: no subscription, and
             # one left from a subscription-delivered past goes (the group keeps its offsets,
             # so the consumer starts where the subscription stopped).
-            how = "batched" if b.batch is not None else "delivery: consumer"
+            if b.batch is not None:
+                how, why, wait = "batched", f"batched; {group} keeps its offsets", group
+            else:
+                # The worker's consumer may be in the group already (it follows the file): no
+                # wait for an empty group. Exact all the same: what both deliveries bring is at
+                # or below the objects' high-water (control/migrate.py says why).
+                how, wait = "delivery: consumer", None
+                why = f"delivery: consumer takes over from {group}'s offsets (as `migrate` does)"
+                if current and not b.keyed:
+                    plan.notes.append(
+                        f"binding {b.name} is unkeyed: no object keeps a high-water to drop the "
+                        "records both deliveries bring across this hand-over, so some may be "
+                        "applied twice (`restate-stream migrate` refuses it)"
+                    )
             deletes += [
-                DeleteSubscription(
-                    s.id, s.source, s.sink, f"{how}; {group} keeps its offsets", b.name, group
-                )
-                for s in current
+                DeleteSubscription(s.id, s.source, s.sink, why, b.name, wait) for s in current
             ]
             if not current:
                 plan.unchanged.append(f"binding {b.name}: {how}, delivered by the worker")
             continue
-        keep = next((s for s in current if _same_subscription(s, b)), None)
+        keep = next((s for s in current if same_subscription(s, b)), None)
         for s in current:
             if s is keep:
                 continue

@@ -237,13 +237,10 @@ def _distinct(letters: list[StoredLetter]) -> list[StoredLetter]:
 
 
 def find_binding(spec: BindingsFile, name: str) -> Binding:
-    for binding in spec.bindings:
-        if binding.name == name:
-            if binding.dead_letter is None:
-                raise DlqError(f"{spec.path}: binding {name} sets no dead_letter topic")
-            return binding
-    names = ", ".join(b.name for b in spec.bindings) or "none"
-    raise DlqError(f"{spec.path}: no binding named {name!r} (bindings: {names})")
+    binding = spec.binding_named(name, DlqError)
+    if binding.dead_letter is None:
+        raise DlqError(f"{spec.path}: binding {name} sets no dead_letter topic")
+    return binding
 
 
 def read_entries(

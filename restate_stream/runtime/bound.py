@@ -24,7 +24,7 @@ siblings over runtime/bound_base.py; `bind` installs whichever a binding asks fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
@@ -43,6 +43,7 @@ from restate_stream.runtime.bound_base import (
     UserFunction,
     tombstone_message,
 )
+from restate_stream.runtime.dead_letter import LetterRef
 from restate_stream.runtime.dead_letter_sink import log
 from restate_stream.runtime.dedupe import (
     DEDUPE_WINDOW,
@@ -62,6 +63,7 @@ from restate_stream.runtime.event import (
 )
 from restate_stream.runtime.failures import DropRecord, RecordError, causes
 from restate_stream.runtime.formats import DecodeError, envelope_traceparent
+from restate_stream.runtime.high_water import high_water_state, source_name
 from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.runtime.signature import admits_none, input_type_of, without_none
@@ -101,6 +103,9 @@ class RecordBoundHandler(BoundHandler):
     batched = False
     idempotency_retention = REDRIVE_WINDOW
     droppable = (DropRecord,)
+    # An exclusive object handler: records at or below the object's high-water are dropped
+    # (bind() sets it per handler).
+    keeps_high_water = False
 
     async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
         if not tracing.enabled():
@@ -140,6 +145,41 @@ class RecordBoundHandler(BoundHandler):
         coords = coords or KafkaCoordinates.from_headers(headers)
         set_handling(self.binding.name, coords)  # log lines name the binding and record
         redrive_of = self.sink.redrive_of(headers, raw)
+        high = await self._high_water(ctx, coords, redrive_of)
+        source = source_name(coords.topic, coords.partition)
+        if high is not None and coords.offset <= high.get(source, -1):
+            # Applied before: a copy the other delivery brought across a hand-over, or a
+            # subscription's re-read after a consumer was killed before it committed.
+            log.info("dropped %s: at or below the high-water %s", coords.describe(), high)
+            self.report(ctx, "redelivered", coords)
+            return None
+        result = await self._apply(ctx, raw, parsed, coords, headers, redrive_of)
+        if high is not None:  # same invocation as the handler's changes: they commit together
+            high[source] = coords.offset
+            ctx.set(high_water_state(self.binding.name), high)
+        return result
+
+    async def _high_water(
+        self, ctx: restate.ObjectContext, coords: KafkaCoordinates, redrive_of: LetterRef | None
+    ) -> dict[str, int] | None:
+        """The object's high-water offsets when this record is checked against them: on an
+        exclusive object handler, for a record with Kafka coordinates, not a redrive (a
+        redriven record is below it by definition; its idempotency key keeps it to once)."""
+        if not self.keeps_high_water or redrive_of is not None or coords.offset < 0:
+            return None
+        high: dict[str, int] = await ctx.get(high_water_state(self.binding.name)) or {}
+        return high
+
+    async def _apply(
+        self,
+        ctx: restate.ObjectContext,
+        raw: bytes,
+        parsed: Any,
+        coords: KafkaCoordinates,
+        headers: Mapping[str, str],
+        redrive_of: LetterRef | None,
+    ) -> Any:
+        """Decode, dedupe, run the handler; dead-letter what cannot be applied."""
         tombstone = not raw and self.binding.format in _EMPTY_IS_TOMBSTONE
         try:
             with tracing.leaf_span("decode") if tracing.enabled() else nullcontext():
@@ -193,6 +233,12 @@ def _retry_policy(binding: Binding, processes: int) -> InvocationRetryPolicy | N
     )
 
 
+def _exclusive_object(service: AnyService, handler: str) -> bool:
+    """Only an exclusive object handler may write state, and only it gets per-key order."""
+    kind = service.handlers[handler].kind
+    return isinstance(service, restate.VirtualObject) and kind in (None, "exclusive")
+
+
 def bind(
     services: Iterable[AnyService],
     spec: BindingsFile,
@@ -215,6 +261,8 @@ def bind(
             publishers[b.cluster] = Publisher(spec.clusters[b.cluster].properties)
         kind: type[BoundHandler] = BatchBoundHandler if b.batch is not None else RecordBoundHandler
         wrapper = kind.of(b, user_fn, publishers[b.cluster])
+        if isinstance(wrapper, RecordBoundHandler):
+            wrapper.keeps_high_water = _exclusive_object(service, b.handler)
         _sdk.take_raw_input(
             handler,
             wrapper,

@@ -54,6 +54,7 @@ from restate_stream.testing.memory import (
 )
 from restate_stream.windows.objects import CLOSE
 
+BOOKKEEPING_PREFIX = "restate-stream."  # high-water offsets, the dedupe window
 DEFAULT_MAX_ATTEMPTS = 10  # a binding without retry.max_attempts retries forever in Restate
 
 
@@ -153,10 +154,15 @@ class BindingsKit:
 
     # --- inspecting -------------------------------------------------------------------------
 
-    def state(self, service: str, key: str) -> dict[str, Any]:
-        """The object's state as Restate would hold it (JSON values); {} if never written."""
+    def state(self, service: str, key: str, *, bookkeeping: bool = False) -> dict[str, Any]:
+        """The object's state as Restate would hold it (JSON values); {} if never written.
+        restate-stream's own entries (high-water offsets, the dedupe window: names starting
+        with `restate-stream.`) only with `bookkeeping`: the app's state is what tests read."""
         context = self._objects.get((service, key))
-        return copy.deepcopy(context.state) if context is not None else {}
+        state = copy.deepcopy(context.state) if context is not None else {}
+        if bookkeeping:
+            return state
+        return {name: v for name, v in state.items() if not name.startswith(BOOKKEEPING_PREFIX)}
 
     def published(self, topic: str | None = None) -> list[Sent]:
         """Every record published so far (to `topic`), dead letters included."""

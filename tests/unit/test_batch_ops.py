@@ -15,7 +15,7 @@ from connectors.consume import ConsumedRecord
 from restate_stream.batch import BatchRunner, decode_batch
 from restate_stream.batch.delivery import BatchDelivery
 from restate_stream.bindings import BatchSpec, Binding, load_bindings
-from restate_stream.bindings.edit import set_paused
+from restate_stream.bindings.edit import set_delivery, set_paused
 from restate_stream.control.status import _invocations_of
 from restate_stream.dlq import StoredLetter, by_source_record, parse_entry, redrive_request
 from restate_stream.runtime.bound import TOMBSTONE_ERROR
@@ -158,3 +158,24 @@ def test_a_per_partition_record_is_redriven_to_its_partition_object() -> None:
     assert request.path == "Items/items%2F1/on_items"  # the letter's source is items[1]
     (record,) = decode_batch(request.body)
     assert (record.key, record.partition, record.offset) == (b"user-1", 1, 42)
+
+
+async def test_a_per_record_binding_moved_onto_the_consumer_starts_there_and_stops_back(
+    tmp_path: Path, runs: list[str]
+) -> None:
+    """`migrate` edits `delivery:`; a worker that served the binding by subscription starts
+    its consumer (the bound handler is the same), and stops it when it moves back."""
+    path = tmp_path / "bindings.yaml"
+    write(path, batched=False)
+    runner = BatchRunner(load_bindings(path), watch_interval=0.01)
+    assert runner, "no consumer yet, but the file may move a binding onto one"
+    await runner.start()
+    try:
+        assert runner.running == set()
+        assert set_delivery(path, "items", "consumer")
+        await wait_until(lambda: asyncio.sleep(0, runner.running), lambda r: r == {"items"})
+        assert set_delivery(path, "items", "subscription")
+        await wait_until(lambda: asyncio.sleep(0, runner.running), lambda r: not r)
+    finally:
+        await runner.stop()
+    assert runs == ["start items", "stop items"]

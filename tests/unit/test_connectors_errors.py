@@ -9,9 +9,10 @@ import traceback
 from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from connectors import KafkaAdminError, KafkaClientConfigError, KafkaUnavailableError, TopicAdmin
@@ -312,3 +313,20 @@ def test_librdkafka_log_lines_of_a_client_with_secrets_are_scrubbed(
     lines = [r.getMessage() for r in caplog.records if r.name == "connectors.librdkafka"]
     assert any("sasl.mechanism" in line for line in lines), lines  # the warning was logged
     assert not any("CANARY-IN-THE-LOG" in line for line in lines), lines
+
+
+def test_a_refused_asynchronous_commit_is_logged_with_its_partitions(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer = GroupConsumer({"bootstrap.servers": "127.0.0.1:9"}, "orders", "g")
+    assert consumer.properties["on_commit"] == consumer._committed
+    accepted = TopicPartition("orders", 0, 7)
+    # What librdkafka hands the callback (TopicPartition's error cannot be set from Python).
+    refused: Any = SimpleNamespace(
+        partition=1, offset=40, error=KafkaError(KafkaError.ILLEGAL_GENERATION)
+    )
+    with caplog.at_level(logging.WARNING, logger="connectors.group_consumer"):
+        consumer._committed(None, [accepted])  # accepted: nothing said
+        consumer._committed(None, [accepted, refused])
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("g: commit of orders p1@40 refused: ")

@@ -29,6 +29,7 @@ from restate_stream.runtime.bound import (
 from restate_stream.runtime.dead_letter import REDRIVE_OF_HEADER, RESOLVED_TYPE
 from restate_stream.runtime.event import KafkaEvent
 from restate_stream.runtime.formats import cloudevent
+from restate_stream.runtime.high_water import HIGH_WATER_PREFIX, high_water_state
 from restate_stream.testing import (
     MemoryContext,
     MemoryPublisher,
@@ -83,6 +84,13 @@ def bound_sink(**binding: Any) -> tuple[Sink, MemoryPublisher]:
 def ctx(offset: int = 5, invocation: str = "inv_1", **state: Any) -> MemoryContext:
     headers = kafka_headers(TOPIC, partition=1, offset=offset, key="k-1")
     return MemoryContext("k-1", headers=headers, invocation_id=invocation, state=state)
+
+
+async def consume_next(sink: Sink, c: MemoryContext, raw: bytes) -> Any:
+    """The partition's next record (one offset further: a repeat of one is a redelivery, which
+    the object's high-water drops before dedupe sees it)."""
+    c.headers["kafka.offset"] = str(int(c.headers["kafka.offset"]) + 1)
+    return await invoke(sink.obj, "consume", c, raw)
 
 
 def enveloped(event_id: str, data: Any) -> bytes:
@@ -236,9 +244,9 @@ def dedupe_entries(c: MemoryContext) -> list[str]:
 async def test_dedupe_drops_an_event_id_seen_before_and_passes_new_ones() -> None:
     sink, _ = bound_sink(dedupe=True)
     c = ctx()
-    await invoke(sink.obj, "consume", c, enveloped("e-1", {"n": 1}))
-    await invoke(sink.obj, "consume", c, enveloped("e-1", {"n": 1}))  # a duplicate: dropped
-    await invoke(sink.obj, "consume", c, enveloped("e-2", {"n": 2}))
+    await consume_next(sink, c, enveloped("e-1", {"n": 1}))
+    await consume_next(sink, c, enveloped("e-1", {"n": 1}))  # a duplicate: dropped
+    await consume_next(sink, c, enveloped("e-2", {"n": 2}))
     assert sink.calls == [{"n": 1}, {"n": 2}]
     assert remembered_ids(c.state) == ["e-1", "e-2"]
     assert c.state[SEEN_COUNT] == 2 and c.state[SEEN_PREFIX + "e-2"] == 1
@@ -248,7 +256,7 @@ async def test_without_dedupe_a_repeated_event_id_is_processed_again() -> None:
     sink, _ = bound_sink()
     c = ctx()
     for _ in range(2):
-        await invoke(sink.obj, "consume", c, enveloped("e-1", {"n": 1}))
+        await consume_next(sink, c, enveloped("e-1", {"n": 1}))
     assert sink.calls == [{"n": 1}, {"n": 1}] and dedupe_entries(c) == []
 
 
@@ -256,7 +264,7 @@ async def test_dedupe_ignores_records_without_an_event_id() -> None:
     sink, _ = bound_sink(dedupe=True)
     c = ctx()
     for _ in range(2):
-        await invoke(sink.obj, "consume", c, b'{"n": 1}')
+        await consume_next(sink, c, b'{"n": 1}')
     assert sink.calls == [{"n": 1}, {"n": 1}] and dedupe_entries(c) == []
 
 
@@ -266,16 +274,16 @@ async def test_the_dedupe_window_keeps_the_last_ids_and_evicts_the_oldest() -> N
     c = ctx()
     older = [f"old-{i}" for i in range(DEDUPE_WINDOW)]
     for event_id in older:
-        await invoke(sink.obj, "consume", c, enveloped(event_id, {"n": 0}))
+        await consume_next(sink, c, enveloped(event_id, {"n": 0}))
     assert remembered_ids(c.state) == older and len(sink.calls) == DEDUPE_WINDOW
     sink.calls.clear()
-    await invoke(sink.obj, "consume", c, enveloped("old-0", {"n": 0}))  # the oldest: still in
+    await consume_next(sink, c, enveloped("old-0", {"n": 0}))  # the oldest: still in
     assert sink.calls == []
-    await invoke(sink.obj, "consume", c, enveloped("new", {"n": 1}))
+    await consume_next(sink, c, enveloped("new", {"n": 1}))
     assert remembered_ids(c.state) == [*older[1:], "new"]  # the oldest made room
-    await invoke(sink.obj, "consume", c, enveloped("old-0", {"n": 2}))  # evicted: processed
-    await invoke(sink.obj, "consume", c, enveloped(older[-1], {"n": 3}))  # the newest old one
-    await invoke(sink.obj, "consume", c, enveloped("old-1", {"n": 4}))  # evicted by old-0
+    await consume_next(sink, c, enveloped("old-0", {"n": 2}))  # evicted: processed
+    await consume_next(sink, c, enveloped(older[-1], {"n": 3}))  # the newest old one
+    await consume_next(sink, c, enveloped("old-1", {"n": 4}))  # evicted by old-0
     assert sink.calls == [{"n": 1}, {"n": 2}, {"n": 4}]
     assert remembered_ids(c.state) == [*older[3:], "new", "old-0", "old-1"]
     # Bounded: one entry per id in the window, one ring slot per id, the counter.
@@ -291,22 +299,24 @@ class CountingContext(MemoryContext):
         self.ops = 0
         self.largest = 0
 
-    def _saw(self, value: Any) -> None:
+    def _saw(self, name: str, value: Any) -> None:
+        if name.startswith(HIGH_WATER_PREFIX):
+            return  # dedupe's cost is counted; the high-water's is the same for every record
         self.ops += 1
         self.largest = max(self.largest, len(json.dumps(value)))
 
     async def get(self, name: str, *args: Any, **kwargs: Any) -> Any:
         value = await super().get(name, *args, **kwargs)
-        self._saw(value)
+        self._saw(name, value)
         return value
 
     def set(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
         super().set(name, value, *args, **kwargs)
-        self._saw(value)
+        self._saw(name, value)
 
     def clear(self, name: str, *args: Any, **kwargs: Any) -> None:
         super().clear(name, *args, **kwargs)
-        self._saw(None)
+        self._saw(name, None)
 
 
 async def test_a_record_costs_the_same_state_operations_with_a_full_window() -> None:
@@ -316,7 +326,7 @@ async def test_a_record_costs_the_same_state_operations_with_a_full_window() -> 
     costs = []
     for i in range(2 * DEDUPE_WINDOW + 2):
         c.ops = c.largest = 0
-        await invoke(sink.obj, "consume", c, enveloped(f"e-{i:05d}", {"n": i}))
+        await consume_next(sink, c, enveloped(f"e-{i:05d}", {"n": i}))
         costs.append((c.ops, c.largest))
     # 3 gets, 3 sets; the first record also looks for a list to migrate, and from the
     # window's end on each record clears the id it evicts. No value is larger than one id.
@@ -324,7 +334,7 @@ async def test_a_record_costs_the_same_state_operations_with_a_full_window() -> 
     assert ops == [7] + [6] * (DEDUPE_WINDOW - 1) + [7] * (DEDUPE_WINDOW + 2)
     assert max(size for _, size in costs) == len('"e-00000"')
     c.ops = c.largest = 0
-    await invoke(sink.obj, "consume", c, enveloped("e-01999", {"n": 0}))  # a duplicate
+    await consume_next(sink, c, enveloped("e-01999", {"n": 0}))  # a duplicate
     assert (c.ops, c.largest) == (2, 4) and len(sink.calls) == 2 * DEDUPE_WINDOW + 2
 
 
@@ -333,13 +343,13 @@ async def test_the_window_of_earlier_versions_is_migrated_and_its_ids_still_drop
     older = [f"old-{i}" for i in range(DEDUPE_WINDOW)]
     c = ctx(**{LEGACY_DEDUPE_STATE: older})
     assert remembered_ids(c.state) == older
-    await invoke(sink.obj, "consume", c, enveloped("old-0", {"n": 0}))  # upgraded: still a dup
+    await consume_next(sink, c, enveloped("old-0", {"n": 0}))  # upgraded: still a dup
     assert sink.calls == []
     assert LEGACY_DEDUPE_STATE not in c.state and remembered_ids(c.state) == older
-    await invoke(sink.obj, "consume", c, enveloped(older[-1], {"n": 0}))
-    await invoke(sink.obj, "consume", c, enveloped("new", {"n": 1}))
-    await invoke(sink.obj, "consume", c, enveloped("old-0", {"n": 2}))  # now evicted
-    await invoke(sink.obj, "consume", c, enveloped("old-2", {"n": 0}))  # still in
+    await consume_next(sink, c, enveloped(older[-1], {"n": 0}))
+    await consume_next(sink, c, enveloped("new", {"n": 1}))
+    await consume_next(sink, c, enveloped("old-0", {"n": 2}))  # now evicted
+    await consume_next(sink, c, enveloped("old-2", {"n": 0}))  # still in
     assert sink.calls == [{"n": 1}, {"n": 2}]
     assert remembered_ids(c.state) == [*older[2:], "new", "old-0"]
     assert len(dedupe_entries(c)) == 2 * DEDUPE_WINDOW + 1
@@ -348,11 +358,11 @@ async def test_the_window_of_earlier_versions_is_migrated_and_its_ids_still_drop
 async def test_a_short_old_window_is_migrated_when_the_first_record_is_new() -> None:
     sink, _ = bound_sink(dedupe=True)
     c = ctx(**{LEGACY_DEDUPE_STATE: ["a", "b", "a", "c"]})  # an id listed twice: its last place
-    await invoke(sink.obj, "consume", c, enveloped("d", {"n": 1}))
+    await consume_next(sink, c, enveloped("d", {"n": 1}))
     assert LEGACY_DEDUPE_STATE not in c.state
     assert remembered_ids(c.state) == ["b", "a", "c", "d"] and c.state[SEEN_COUNT] == 4
     for event_id in ["a", "b", "c", "d"]:
-        await invoke(sink.obj, "consume", c, enveloped(event_id, {"n": 2}))
+        await consume_next(sink, c, enveloped(event_id, {"n": 2}))
     assert sink.calls == [{"n": 1}]
 
 
@@ -360,11 +370,11 @@ async def test_a_shrunk_window_forgets_ids_beyond_it(monkeypatch: pytest.MonkeyP
     sink, _ = bound_sink(dedupe=True)
     c = ctx()
     for event_id in ["a", "b", "c", "d"]:
-        await invoke(sink.obj, "consume", c, enveloped(event_id, {"n": 0}))
+        await consume_next(sink, c, enveloped(event_id, {"n": 0}))
     monkeypatch.setattr(dedupe, "DEDUPE_WINDOW", 2)
     assert remembered_ids(c.state) == ["c", "d"]
-    await invoke(sink.obj, "consume", c, enveloped("b", {"n": 1}))  # outside the new window
-    await invoke(sink.obj, "consume", c, enveloped("d", {"n": 2}))  # inside: dropped
+    await consume_next(sink, c, enveloped("b", {"n": 1}))  # outside the new window
+    await consume_next(sink, c, enveloped("d", {"n": 2}))  # inside: dropped
     assert sink.calls[4:] == [{"n": 1}]
 
 
@@ -372,18 +382,18 @@ async def test_a_dead_lettered_event_is_not_remembered_so_a_redrive_runs_it() ->
     sink, publisher = bound_sink(dedupe=True, dead_letter=DLQ)
     c = ctx()
     sink.fail_with.append(restate.TerminalError("not yet"))
-    await invoke(sink.obj, "consume", c, enveloped("e-9", {"n": 9}))
+    await consume_next(sink, c, enveloped("e-9", {"n": 9}))
     assert len(publisher.sent) == 1 and remembered_ids(c.state) == []
-    assert await invoke(sink.obj, "consume", c, enveloped("e-9", {"n": 9})) == "ok {'n': 9}"
+    assert await consume_next(sink, c, enveloped("e-9", {"n": 9})) == "ok {'n': 9}"
     assert sink.calls == [{"n": 9}, {"n": 9}] and remembered_ids(c.state) == ["e-9"]
 
 
 async def test_a_redrive_of_an_id_in_the_window_is_dropped_and_resolved() -> None:
     sink, publisher = bound_sink(dedupe=True, dead_letter=DLQ)
     c = ctx()
-    await invoke(sink.obj, "consume", c, enveloped("e-3", {"n": 3}))
+    await consume_next(sink, c, enveloped("e-3", {"n": 3}))
     c.headers[REDRIVE_OF_HEADER] = f"{DLQ}/0/4"
-    assert await invoke(sink.obj, "consume", c, enveloped("e-3", {"n": 3})) is None
+    assert await consume_next(sink, c, enveloped("e-3", {"n": 3})) is None
     assert sink.calls == [{"n": 3}], "processed once"
     [sent] = publisher.sent
     assert (sent.topic, sent.event_type) == (DLQ, RESOLVED_TYPE)
@@ -395,9 +405,9 @@ async def test_a_failed_attempt_is_not_remembered_by_dedupe() -> None:
     c = ctx()
     sink.fail_with.append(RuntimeError("down"))
     with pytest.raises(RuntimeError):
-        await invoke(sink.obj, "consume", c, enveloped("e-1", {"n": 1}))
+        await consume_next(sink, c, enveloped("e-1", {"n": 1}))
     assert remembered_ids(c.state) == []
-    await invoke(sink.obj, "consume", c, enveloped("e-1", {"n": 1}))  # the retry runs it
+    await consume_next(sink, c, enveloped("e-1", {"n": 1}))  # the retry runs it
     assert sink.calls == [{"n": 1}, {"n": 1}] and remembered_ids(c.state) == ["e-1"]
 
 
@@ -451,3 +461,58 @@ def test_bind_makes_one_publisher_per_cluster_when_none_is_given() -> None:
     handler = sink.obj.handlers["consume"].fn
     assert isinstance(handler, BoundHandler)
     assert handler.publisher.properties == {"bootstrap.servers": "127.0.0.1:9"}
+
+
+# --- the high-water: a record applied before is dropped, whichever delivery brings it again ----
+
+
+async def test_a_record_at_or_below_the_high_water_is_dropped_and_a_later_one_applied() -> None:
+    sink, _ = bound_sink()
+    c = ctx(offset=7)
+    await invoke(sink.obj, "consume", c, b'{"n": 7}')
+    assert c.state[high_water_state("orders")] == {f"{TOPIC}/1": 7}
+    for again in (7, 6):  # the same record from the other delivery, and an older one
+        c.headers["kafka.offset"] = str(again)
+        assert await invoke(sink.obj, "consume", c, b'{"n": 0}') is None
+    c.headers["kafka.offset"] = "8"
+    await invoke(sink.obj, "consume", c, b'{"n": 8}')
+    assert sink.calls == [{"n": 7}, {"n": 8}]
+    assert c.state[high_water_state("orders")] == {f"{TOPIC}/1": 8}
+
+
+async def test_a_dead_lettered_record_moves_the_high_water_so_its_copy_is_not_lettered_again() -> (
+    None
+):
+    sink, publisher = bound_sink(dead_letter=DLQ)
+    c = ctx(offset=3)
+    await invoke(sink.obj, "consume", c, b"{bad")
+    await invoke(sink.obj, "consume", c, b"{bad")  # delivered again
+    assert len(publisher.sent) == 1
+    assert c.state[high_water_state("orders")] == {f"{TOPIC}/1": 3}
+
+
+async def test_a_redrive_passes_below_the_high_water_and_leaves_it() -> None:
+    sink, _ = bound_sink(dead_letter=DLQ)
+    c = ctx(offset=3)
+    await invoke(sink.obj, "consume", c, b'{"n": 3}')
+    c.headers["kafka.offset"] = "9"
+    await invoke(sink.obj, "consume", c, b'{"n": 9}')
+    c.headers.update({"kafka.offset": "3", REDRIVE_OF_HEADER: f"{DLQ}/0/17"})
+    await invoke(sink.obj, "consume", c, b'{"n": 3}')
+    assert sink.calls == [{"n": 3}, {"n": 9}, {"n": 3}]
+    assert c.state[high_water_state("orders")] == {f"{TOPIC}/1": 9}
+
+
+async def test_a_shared_handler_keeps_no_high_water() -> None:
+    obj = restate.VirtualObject("Reader")
+    calls: list[Any] = []
+
+    @obj.handler(kind="shared")
+    async def read(ctx: restate.ObjectSharedContext, event: KafkaEvent[dict[str, Any]]) -> None:
+        calls.append(event.value)
+
+    bind([obj], spec(handler="Reader/read"))
+    c = ctx(offset=4)
+    for _ in range(2):
+        await invoke(obj, "read", c, b'{"n": 4}')
+    assert len(calls) == 2 and c.state == {}

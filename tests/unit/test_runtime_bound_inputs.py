@@ -249,10 +249,11 @@ async def test_duplicates_dead_letters_and_drops_are_logged_where_they_happened(
     c = ctx()
     with caplog.at_level(logging.INFO, logger="restate_stream.runtime.bound"):
         await invoke(obj, "take", c, raw)
+        c.headers["kafka.offset"] = "6"  # published twice: the next record, the same id
         await invoke(obj, "take", c, raw)
         await invoke(obj, "take", ctx(8), b"{bad")
     messages = [r.getMessage() for r in caplog.records]
-    assert "dropping duplicate event e-1 at t[2]@5" in messages
+    assert "dropping duplicate event e-1 at t[2]@6" in messages
     [dead] = [m for m in messages if m.startswith("dead-lettered")]
     assert dead.startswith("dead-lettered (binding b, t[2]@8, invocation inv_9) to q[0]@0: ")
     assert ": DecodeError: invalid JSON" in dead
