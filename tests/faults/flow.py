@@ -254,6 +254,15 @@ bindings:
         # The window and table records flow as long as the case's own, through the fault.
         beside = [asyncio.create_task(asyncio.to_thread(streams.produce))] if streams else []
         try:
+            if streams:
+                await wait_until(
+                    self.applied_count,
+                    lambda n: n >= records // 6,
+                    timeout=240,
+                    interval=0.1,
+                    describe=lambda n: f"{n} applied before the quiet keys stop",
+                )
+                streams.quiet.set()
             await wait_until(
                 self.applied_count,
                 lambda n: n >= records // 3,

@@ -1,11 +1,12 @@
 """A window binding (a tumbling count) and a table binding beside a fault case's per-record
 binding, in the same bindings file, worker and fault. A seeded generator feeds them while the
 case's records flow: event times up to JITTER_MS behind the wall clock (out of order, within
-the grace), busy keys with a quiet period each, quiet keys that stop early (their last window
-can only be closed by its durable timer, set before the fault and due after it), table updates
-with tombstones. The truth is computed from the topics read back: each window's count, each
-table key's last value. Each window must be emitted once with that count, each table key hold
-that value, and a quiet key's last window be emitted within its end + grace + QUIET_SLACK_S.
+the grace), busy keys with a quiet period each, quiet keys that stop a little before the
+fault (their last window can only be closed by its durable timer, set before the fault and
+due after the recovery), table updates with tombstones. The truth is computed from the topics
+read back: each window's count, each table key's last value. Each window must be emitted once
+with that count, each table key hold that value, and a quiet key's last window be emitted
+within its end + grace + QUIET_SLACK_S.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from connectors import Record, produce_records
 from connectors.consume import ConsumedRecord, read_topic
 from restate_stream._util.poll import PollTimeout, apoll
 from restate_stream.control.admin import AdminApiError, AdminClient, AdminUnavailableError
+from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.runtime.formats.cloudevents import unwrap_cloudevent
 from restate_stream.testing import object_state, wait_until
 from tests.faults.conftest import STREAMS_ROWS, StreamsRow
@@ -59,6 +61,9 @@ class Streams:
         self.rng = random.Random(run)  # the seed: the run id, printed with the case
         self.quiet_keys = [f"{run}-q{i}" for i in range(QUIET)]
         self.stop = threading.Event()
+        # Set a little before the fault: the quiet keys' last windows open before it and
+        # their timers are due (end + grace) after the recovery.
+        self.quiet = threading.Event()
 
     @property
     def groups(self) -> dict[str, str]:
@@ -89,8 +94,6 @@ class Streams:
         rng = self.rng
         busy = [f"{self.run}-b{i}" for i in range(BUSY)]
         pauses = {k: (start := rng.uniform(2, 14), start + rng.uniform(3, 8)) for k in busy}
-        # Quiet after the start's catch-up, before the fault: due after the recovery.
-        quiet_until = {k: rng.uniform(4, 7) for k in self.quiet_keys}
         began, version = time.monotonic(), 0
         for tick in range(1_000_000):
             if self.stop.is_set():
@@ -99,7 +102,7 @@ class Streams:
                 time.sleep(ahead)  # pacing the load, not waiting for a condition
             elapsed, now_ms = time.monotonic() - began, int(time.time() * 1000)
             live = [k for k in busy if not pauses[k][0] <= elapsed < pauses[k][1]]
-            live += [k for k in self.quiet_keys if elapsed < quiet_until[k]]
+            live += [] if self.quiet.is_set() else self.quiet_keys
             clicks = [
                 Record(k, json.dumps({"ts": now_ms - rng.randrange(JITTER_MS)}))
                 for k in live
@@ -166,7 +169,8 @@ class Streams:
         except PollTimeout as exc:  # compared all the same, and reported
             uncommitted = str(exc)
         emitted = await asyncio.to_thread(self.emitted)
-        late = len(await asyncio.to_thread(self._read, self.dead))
+        letters = await asyncio.to_thread(self._read, self.dead)
+        late = len(letters)
         table = await apoll(
             lambda: object_state(admin, self.table, "value"),
             what=f"{self.table} state",
@@ -198,7 +202,8 @@ class Streams:
         problems = [uncommitted] if uncommitted else []
         if wrong or twice or late:
             shown = {w: (counts.get(w), emitted.get(w)) for w in sorted(wrong + twice)[:5]}
-            problems.append(f"windows wrong or emitted twice, {late} late: {shown}")
+            said = [parse_record(r.value or b"").to_json()["error"] for r in letters[:3]]
+            problems.append(f"windows wrong or emitted twice: {shown}; {late} late: {said}")
         if keys_wrong:
             values = {k: (table.get(k), last.get(k)) for k in keys_wrong[:5]}
             problems.append(f"table keys not their last record's value (state, topic): {values}")
