@@ -253,23 +253,21 @@ bindings:
         streams = self.streams
         # The window and table records flow as long as the case's own, through the fault.
         beside = [asyncio.create_task(asyncio.to_thread(streams.produce))] if streams else []
-        try:
-            if streams:
-                await wait_until(
-                    self.applied_count,
-                    lambda n: n >= records // 6,
-                    timeout=240,
-                    interval=0.1,
-                    describe=lambda n: f"{n} applied before the quiet keys stop",
-                )
-                streams.quiet.set()
+
+        async def applied(at_least: int, before: str) -> None:
             await wait_until(
                 self.applied_count,
-                lambda n: n >= records // 3,
+                lambda n: n >= at_least,
                 timeout=240,
                 interval=0.1,
-                describe=lambda n: f"{n} applied before the fault",
+                describe=lambda n: f"{n} applied before {before}",
             )
+
+        try:
+            if streams:
+                await applied(records // 6, "the quiet keys stop")
+                streams.quiet.set()
+            await applied(records // 3, "the fault")
             await fault()
             await recover()
             produced = await producer
