@@ -81,12 +81,18 @@ class GroupConsumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": start,
-            "on_commit": self._committed,
             **(properties or {}),
+            "on_commit": self._commit_answered,
         }
         # Bumped by every revoke and assign: `poll` compares it before and after.
         self.generation = 0
         self.assigned: set[int] = set()
+        # {partition: offset} an asynchronous commit failed for (its coordinator died, say),
+        # committed again with the next commit: nothing else would once the topic goes quiet.
+        self._failed: dict[int, int] = {}
+        # {partition: highest offset sent}: a failure answered after a later commit was sent
+        # is that later commit's to settle; committing the failed one again would rewind it.
+        self._sent: dict[int, int] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"kafka:{group_id}")
         self._consumer: Consumer | None = None
 
@@ -117,6 +123,7 @@ class GroupConsumer:
             except KafkaException as exc:  # the group moved on: the new owner re-reads them
                 log.warning("%s: commit on revoke failed: %s", self.group_id, exc)
         self.assigned -= set(revoked)
+        self._forget(revoked)
         log.info("%s: revoked %s%s", self.group_id, self.topic, revoked)
 
     def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -126,6 +133,7 @@ class GroupConsumer:
         if self.on_revoke is not None:
             self.on_revoke(lost)
         self.assigned -= set(lost)
+        self._forget(lost)
         log.warning("%s: lost %s%s", self.group_id, self.topic, lost)
 
     def _topic_partitions(self, offsets: Mapping[int, int]) -> list[TopicPartition]:
@@ -183,27 +191,55 @@ class GroupConsumer:
         )
 
     async def commit(self, offsets: Mapping[int, int]) -> None:
-        """Commit {partition: next offset} (asynchronously: librdkafka sends them in order)."""
-        if offsets:
+        """Commit {partition: next offset} (asynchronously: librdkafka sends them in order),
+        and again what an earlier commit failed for."""
+        if offsets or self._failed:
             await self._call(self._commit, dict(offsets))
 
     def _commit(self, offsets: dict[int, int]) -> None:
         assert self._consumer is not None
+        for partition, offset in self._failed.items():
+            offsets[partition] = max(offsets.get(partition, offset), offset)
+        self._failed.clear()
+        if not offsets:
+            return
+        for partition, offset in offsets.items():
+            self._sent[partition] = max(self._sent.get(partition, offset), offset)
         try:
             self._consumer.commit(offsets=self._topic_partitions(offsets), asynchronous=True)
         except KafkaException as exc:  # e.g. no longer a member: the records are re-read
             log.warning("%s: commit %s failed: %s", self.group_id, offsets, exc)
 
-    def _committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """librdkafka's answer to a commit (an asynchronous one raises nothing): a refused
-        commit leaves the group's offsets behind, and whoever reads next re-reads from them."""
-        refused = [tp for tp in partitions if tp.error is not None]
-        first = error if error is not None else next((tp.error for tp in refused), None)
-        if first is None:
-            return
-        reason = first.str()
-        where = ", ".join(f"p{tp.partition}@{tp.offset}" for tp in refused or partitions)
-        log.warning("%s: commit of %s %s refused: %s", self.group_id, self.topic, where, reason)
+    def _commit_answered(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's answer to a commit, on the consumer's thread (during a poll). An
+        asynchronous commit raises nothing: a refused one is logged with its partitions and
+        committed again with the next commit, unless a later commit of that partition was
+        sent meanwhile (resending it would rewind the group) or the partition left."""
+        refused = []
+        for tp in partitions:
+            if tp.topic != self.topic or tp.offset < 0:
+                continue
+            if (error or tp.error) is not None:
+                refused.append(tp)
+                latest = tp.offset >= self._sent.get(tp.partition, tp.offset)
+                if latest and tp.partition in self.assigned:
+                    self._failed[tp.partition] = tp.offset
+            elif tp.offset >= self._failed.get(tp.partition, tp.offset):
+                self._failed.pop(tp.partition, None)  # a later commit went through
+        if refused:
+            first = error or refused[0].error
+            reason = first.str() if first is not None else "refused"
+            where = ", ".join(f"p{tp.partition}@{tp.offset}" for tp in refused)
+            log.warning(
+                "%s: commit of %s %s refused: %s; committed again with the next commit",
+                self.group_id, self.topic, where, reason,
+            )  # fmt: skip
+
+    def _forget(self, partitions: list[int]) -> None:
+        # Another member may own them now: committing them could rewind it.
+        for partition in partitions:
+            self._failed.pop(partition, None)
+            self._sent.pop(partition, None)
 
     async def close(self) -> None:
         """Leave the group (on_revoke runs one last time) and stop the thread."""

@@ -18,6 +18,8 @@ from restate_stream.stack.install import install_all, restate_install
 from restate_stream.stack.kafka_cluster import KafkaCluster
 from restate_stream.stack.restate import RestatePorts, RestateServer
 
+W = 60  # the case column: the longest case name
+
 
 @dataclass(frozen=True)
 class Row:
@@ -32,19 +34,47 @@ class Row:
     same_id: int  # extra copies on the output topic with the same event id (publisher's window)
 
     HEADER = (
-        f"{'case':<44} {'records':>8} {'lost':>5} {'twice':>6} {'stall s':>8} {'drain s':>8} "
+        f"{'case':<{W}} {'records':>8} {'lost':>5} {'twice':>6} {'stall s':>8} {'drain s':>8} "
         f"{'pub lost':>8} {'pub twice':>9} {'same-id':>7}"
     )
 
     def line(self) -> str:
         return (
-            f"{self.case:<44} {self.records:>8} {self.lost:>5} {self.twice:>6} "
+            f"{self.case:<{W}} {self.records:>8} {self.lost:>5} {self.twice:>6} "
             f"{self.stall:>8.1f} {self.drain:>8.1f} "
             f"{self.pub_lost:>8} {self.pub_twice:>9} {self.same_id:>7}"
         )
 
 
+@dataclass(frozen=True)
+class StreamsRow:
+    """A case's window and table bindings, beside its per-record one (tests/faults/streams.py)."""
+
+    case: str
+    windows: int  # windows the topic's records make (the truth)
+    wrong: int  # windows whose first emitted count differs from the truth, or never emitted
+    twice: int  # windows emitted again with another event id or count
+    same_id: int  # extra copies identical to the first (id and count): a dedupe consumer drops them
+    late: int  # records dead-lettered as late
+    keys: int  # table keys the topic's records make
+    keys_wrong: int  # table keys whose value is not the last record's
+    quiet_delay: float  # the latest quiet key's last window, emitted after its end + grace, s
+
+    HEADER = (
+        f"{'case':<{W}} {'windows':>8} {'wrong':>5} {'twice':>6} {'same-id':>7} {'late':>5} "
+        f"{'tbl keys':>8} {'keys wrong':>10} {'quiet emit s':>12}"
+    )
+
+    def line(self) -> str:
+        return (
+            f"{self.case:<{W}} {self.windows:>8} {self.wrong:>5} {self.twice:>6} "
+            f"{self.same_id:>7} {self.late:>5} {self.keys:>8} {self.keys_wrong:>10} "
+            f"{self.quiet_delay:>12.1f}"
+        )
+
+
 ROWS: list[Row] = []
+STREAMS_ROWS: list[StreamsRow] = []
 _engines: list[KafkaCluster | RestateServer] = []
 
 
@@ -109,3 +139,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(Row.HEADER)
         for row in ROWS:
             terminalreporter.write_line(row.line())
+    if STREAMS_ROWS:
+        terminalreporter.section("fault suite: window and table bindings")
+        terminalreporter.write_line(StreamsRow.HEADER)
+        for streams_row in STREAMS_ROWS:
+            terminalreporter.write_line(streams_row.line())

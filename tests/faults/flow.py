@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connectors import Record, TopicAdmin, produce_records
+from connectors import Record, produce_records
 from connectors.consume import read_topic
 from restate_stream._util.poll import apoll
 from restate_stream._util.ports import free_ports
@@ -31,7 +31,9 @@ from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack.kafka_cluster import KafkaCluster
 from restate_stream.testing import drop_cluster, object_state, wait_until
 from tests.faults.conftest import ROWS, Row
+from tests.faults.lag import wait_committed
 from tests.faults.seq_app import BOOTSTRAP_ENV, OUT_ENV
+from tests.faults.streams import Streams
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.faults.seq_app:app"
@@ -96,6 +98,8 @@ class Case:
         batch: str | None,
         options: dict[str, str] | None = None,
         retry: str | None = None,
+        delivery: str | None = None,
+        streams: bool = False,
     ) -> None:
         self.kafka, self.admin, self.tmp = kafka, admin, tmp
         admin_url, ingress_url = restate_urls
@@ -105,16 +109,25 @@ class Case:
         self.service = "SeqBatch" if batch else "SeqLog"
         handler = "SeqBatch/on_items" if batch else "SeqLog/on_item"
         self.port = free_ports(1)[0]
+        # A window and a table binding beside the case's own, delivered the same way.
+        self.streams = Streams(self.run, kafka.bootstrap_servers) if streams else None
+        cluster = f"c-{self.run}"
+        shared = (f"    delivery: {delivery}\n" if delivery else "") + (
+            f"    retry: {retry}\n" if retry else ""
+        )
         self.bindings = tmp / "bindings.yaml"
         self.bindings.write_text(
             f"""\
 restate: {{admin_url: "{admin_url}", ingress_url: "{ingress_url}"}}
 kafka:
   clusters:
-    c-{self.run}: {{bootstrap.servers: "{kafka.bootstrap_servers}"}}
+    {cluster}: {{bootstrap.servers: "{kafka.bootstrap_servers}"}}
 topics:
-  {self.topic}: {{cluster: c-{self.run}, partitions: {PARTITIONS}}}
-  {self.out}: {{cluster: c-{self.run}, partitions: {PARTITIONS}}}
+  {self.topic}: {{cluster: {cluster}, partitions: {PARTITIONS}}}
+  {self.out}: {{cluster: {cluster}, partitions: {PARTITIONS}}}
+"""
+            + (self.streams.topics_yaml(cluster) if self.streams else "")
+            + f"""\
 worker: {{app: "{APP}", uri: "http://127.0.0.1:{self.port}"}}
 bindings:
   - name: {self.topic}
@@ -124,7 +137,8 @@ bindings:
 """
             + (f"    batch: {batch}\n" if batch else "")
             + (f"    options: {json.dumps(options)}\n" if options else "")
-            + (f"    retry: {retry}\n" if retry else "")
+            + shared
+            + (self.streams.bindings_yaml(shared) if self.streams else "")
         )
         self.spec = load_bindings(self.bindings)
         self.expected: dict[str, list[int]] = defaultdict(list)
@@ -186,11 +200,6 @@ bindings:
     async def applied_count(self) -> int:
         return sum(len(v) for v in (await self.applied()).values())
 
-    async def lag(self) -> int:
-        admin = TopicAdmin(self.kafka.bootstrap_servers)
-        group = self.spec.bindings[0].consumer_group
-        return sum(p.lag for p in await asyncio.to_thread(admin.group_lag, group, self.topic))
-
     async def published(self) -> Published:
         """The output topic read to its end: each record's (key, seq) and event id, checked to
         be one this case applied, under its own key, and in each key's order."""
@@ -241,17 +250,30 @@ bindings:
         stop = asyncio.Event()
         sampler = asyncio.create_task(progress.run(stop))
         producer = asyncio.create_task(asyncio.to_thread(self.produce_paced, records, rate))
-        try:
+        streams = self.streams
+        # The window and table records flow as long as the case's own, through the fault.
+        beside = [asyncio.create_task(asyncio.to_thread(streams.produce))] if streams else []
+
+        async def applied(at_least: int, before: str) -> None:
             await wait_until(
                 self.applied_count,
-                lambda n: n >= records // 3,
+                lambda n: n >= at_least,
                 timeout=240,
                 interval=0.1,
-                describe=lambda n: f"{n} applied before the fault",
+                describe=lambda n: f"{n} applied before {before}",
             )
+
+        try:
+            if streams:
+                await applied(records // 6, "the quiet keys stop")
+                streams.quiet.set()
+            await applied(records // 3, "the fault")
             await fault()
             await recover()
             produced = await producer
+            if streams:
+                streams.stop.set()
+                await asyncio.gather(*beside)
             await wait_until(
                 self.applied_count,
                 lambda n: n >= records,
@@ -262,13 +284,16 @@ bindings:
             drained = min(
                 (t for t, n in progress.samples if n >= records), default=time.monotonic()
             )
-            await wait_until(self.lag, lambda n: n == 0, timeout=120, describe=lambda n: f"lag {n}")
+            group = self.spec.bindings[0].consumer_group
+            await wait_committed(self.kafka.bootstrap_servers, {group: self.topic})
         finally:
             stop.set()
             await sampler
             # On a failure: the thread stops after its chunk, before the engines go away.
             self.stop_producing.set()
-            await asyncio.wait([producer])
+            if streams:
+                streams.stop.set()
+            await asyncio.wait([producer, *beside])
         final = await self.applied()
         lost = sum(len(set(want) - set(final.get(k, []))) for k, want in self.expected.items())
         twice = sum(len(v) - len(set(v)) for v in final.values())
@@ -287,12 +312,14 @@ bindings:
         )
         ROWS.append(row)
         print(f"\n{Row.HEADER}\n{row.line()}")
+        streams_problems = await streams.check(name, self.admin) if streams else []
         assert (lost, twice) == (0, 0), row.line()
         assert row.pub_lost == 0, f"{row.pub_lost} applied records not on {self.out}"
         # Every repeat must carry the first copy's id: otherwise a consumer applies it twice.
         assert not doubles, f"published under different event ids: {doubles[:5]}"
         for key, seqs in self.expected.items():
             assert final[key] == seqs, f"{key}: records applied out of order"
+        assert not streams_problems, "\n".join(streams_problems)
         return row
 
 

@@ -8,6 +8,12 @@ Each case adds a row (records, lost, applied twice, the longest gap in applied p
 time from the last record produced to the last applied, publishes lost, published under two
 ids, same-id copies) to the table printed at the end (tests/faults/conftest.py).
 
+The consumer cases deliver the per-record binding with restate-stream's own consumer (one
+ingress invocation per record) and run a window and a table binding beside it through the
+same fault (tests/faults/streams.py), which add a row to a second table: windows wrong or
+emitted twice, table keys wrong, and how long after its end + grace a quiet key's last window
+was emitted (by its durable timer).
+
 Opt-in (`-m faults`); .ci/run runs it after the other suites.
 """
 
@@ -36,19 +42,26 @@ def busiest_leader(kafka: KafkaCluster, topic: str) -> int:
     return max(set(leaders), key=leaders.count)
 
 
+CONSUMER = "consumer per-record + window + table"
 CASES = [
-    pytest.param("per-record binding, SIGKILL a Kafka broker", 6_000, 250, None, "broker",
+    pytest.param("per-record binding, SIGKILL a Kafka broker", 6_000, 250, None, None, "broker",
                  id="record-broker"),
-    pytest.param("per-record binding, SIGKILL the worker", 6_000, 250, None, "worker",
+    pytest.param("per-record binding, SIGKILL the worker", 6_000, 250, None, None, "worker",
                  id="record-worker"),
     pytest.param("batched binding (500), SIGKILL a Kafka broker", 20_000, 1_000,
-                 "{max_records: 500}", "broker", id="batched-broker"),
+                 "{max_records: 500}", None, "broker", id="batched-broker"),
     pytest.param("batched binding (500), SIGKILL the worker", 20_000, 1_000,
-                 "{max_records: 500}", "worker", id="batched-worker"),
+                 "{max_records: 500}", None, "worker", id="batched-worker"),
+    # restate-stream's own consumer, one ingress invocation per record, and beside it a
+    # window and a table binding (tests/faults/streams.py), delivered the same way.
+    pytest.param(f"{CONSUMER}, SIGKILL a Kafka broker", 6_000, 250, None, "consumer", "broker",
+                 id="consumer-broker"),
+    pytest.param(f"{CONSUMER}, SIGKILL the worker", 6_000, 250, None, "consumer", "worker",
+                 id="consumer-worker"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "records", "rate", "batch", "kill"), CASES)
+@pytest.mark.parametrize(("name", "records", "rate", "batch", "delivery", "kill"), CASES)
 async def test_binding_survives_a_sigkill(
     kafka_cluster: KafkaCluster,
     restate_server: RestateServer,
@@ -58,11 +71,15 @@ async def test_binding_survives_a_sigkill(
     records: int,
     rate: float,
     batch: str | None,
+    delivery: str | None,
     kill: str,
 ) -> None:
     kafka = kafka_cluster
     urls = (restate_server.admin_url, restate_server.ingress_url)
-    case = Case(kafka, urls, admin, tmp_path, batch=batch, retry=RETRY)
+    case = Case(
+        kafka, urls, admin, tmp_path, batch=batch, retry=RETRY, delivery=delivery,
+        streams=delivery == "consumer",
+    )  # fmt: skip
     async with case.deployed():
         # Declared without a replication factor: the cluster's default, 3 replicas in sync.
         replicas = TopicAdmin(kafka.bootstrap_servers).partition_replicas(case.topic)

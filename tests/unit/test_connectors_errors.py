@@ -319,14 +319,14 @@ def test_a_refused_asynchronous_commit_is_logged_with_its_partitions(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     consumer = GroupConsumer({"bootstrap.servers": "127.0.0.1:9"}, "orders", "g")
-    assert consumer.properties["on_commit"] == consumer._committed
+    assert consumer.properties["on_commit"] == consumer._commit_answered
     accepted = TopicPartition("orders", 0, 7)
     # What librdkafka hands the callback (TopicPartition's error cannot be set from Python).
     refused: Any = SimpleNamespace(
-        partition=1, offset=40, error=KafkaError(KafkaError.ILLEGAL_GENERATION)
+        topic="orders", partition=1, offset=40, error=KafkaError(KafkaError.ILLEGAL_GENERATION)
     )
     with caplog.at_level(logging.WARNING, logger="connectors.group_consumer"):
-        consumer._committed(None, [accepted])  # accepted: nothing said
-        consumer._committed(None, [accepted, refused])
+        consumer._commit_answered(None, [accepted])  # accepted: nothing said
+        consumer._commit_answered(None, [accepted, refused])
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith("g: commit of orders p1@40 refused: ")
