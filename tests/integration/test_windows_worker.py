@@ -61,7 +61,8 @@ def cli_worker(bindings: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield worker
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it exited (failed to start) already
+            os.killpg(worker.pid, signal.SIGTERM)
         try:
             worker.wait(timeout=30)
         finally:
