@@ -39,6 +39,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -48,6 +49,7 @@ from benchmarks.common import group_cpu_seconds, machine
 from benchmarks.e2e_throughput import completed_rate
 from connectors import Record, TopicAdmin, produce_records
 from connectors.consume import end_offsets
+from restate_stream._util.poll import apoll
 from restate_stream._util.ports import free_ports
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
@@ -287,13 +289,21 @@ def applied(log: str) -> bool:
     return "change(s) applied" in log or "No changes:" in log
 
 
+BATCH = {"batch": {"max_records": 1000, "max_wait": "100ms"}}
+
+
 class Worker(Processor):
     """`restate-stream worker -f bindings.yaml --apply` serving one window binding."""
 
     name = "restate-stream window binding"
 
-    def __init__(self, settings: Settings, stack: LocalStack, topic: str, out: str):
+    def __init__(
+        self, settings: Settings, stack: LocalStack, topic: str, out: str, batched: bool = False
+    ):
         self.settings = settings
+        self.batched = batched
+        # Batched: restate-stream's consumer, one invocation per key per batch of 1,000.
+        route = BATCH if batched else {"delivery": "consumer"}
         binding = f"win-{uuid.uuid4().hex[:8]}"
         window = {
             "type": "tumbling",
@@ -312,9 +322,7 @@ class Worker(Processor):
                     "app": "benchmarks.apps:app",
                     "uri": f"http://127.0.0.1:{free_ports(1)[0]}",
                 },
-                bindings=[
-                    {"name": binding, "topic": topic, "delivery": "consumer", "window": window}
-                ],
+                bindings=[{"name": binding, "topic": topic, **route, "window": window}],
             )
         )
         (self.binding,) = load_bindings(self.path).bindings
@@ -334,6 +342,34 @@ class Worker(Processor):
         if not ok or self.exited():
             self.stop()
             raise SystemExit(f"the worker did not start: see {self.log}")
+
+    async def drained(self, admin: AdminClient, records: int) -> float:
+        """Records/s of a batched binding, from its first invocation created to its last
+        completed, once the group committed every record and no invocation is left open."""
+        b = self.binding
+        target = (
+            f"target_service_name = {sql_literal(b.service)} "
+            f"AND target_handler_name = {sql_literal(b.handler)}"
+        )
+        kafka = TopicAdmin(self.settings.bootstrap)
+
+        async def left() -> int:
+            lag = sum(
+                p.lag for p in await asyncio.to_thread(kafka.group_lag, b.consumer_group, b.topic)
+            )
+            rows = await admin.query(
+                f"SELECT count(*) AS n FROM sys_invocation WHERE {target} AND status != 'completed'"
+            )
+            return lag + int(rows[0]["n"])
+
+        await apoll(left, until=lambda n: n == 0, what="the batched binding drained", timeout=600)
+        span = await admin.query(
+            "SELECT min(created_at) AS first, max(completed_at) AS last FROM sys_invocation "
+            f"WHERE {target}"
+        )
+        first = datetime.fromisoformat(span[0]["first"])
+        last = datetime.fromisoformat(span[0]["last"])
+        return records / (last - first).total_seconds()
 
     @property
     def records_where(self) -> str:
@@ -416,10 +452,11 @@ async def worker_throughput(
     records: int,
     keys: int,
     wait: float,
+    batched: bool = False,
 ) -> None:
     source, out = new_topics(s.bootstrap, "rs")
     TopicAdmin(s.bootstrap).create_topic(source, PARTITIONS)
-    worker = Worker(s, stack, source, out)
+    worker = Worker(s, stack, source, out, batched)
     worker.start_applied()
     try:
         assert stack.restate.process is not None
@@ -427,7 +464,10 @@ async def worker_throughput(
         before = sum(group_cpu_seconds(p) for p in pgids)
         produced = live_records(s, records, keys)
         produce(s.bootstrap, source, produced)
-        row.rate = await completed_rate(admin, worker.records_where, records)
+        if batched:
+            row.rate = await worker.drained(admin, records)
+        else:
+            row.rate = await completed_rate(admin, worker.records_where, records)
         row.cpu = (sum(group_cpu_seconds(p) for p in pgids) - before) * 1000 / records
         row.quiet = await asyncio.to_thread(quiet_verdict, s, truth(produced, s.size_ms), out, wait)
     finally:
@@ -548,11 +588,17 @@ async def run(args: argparse.Namespace) -> None:
     with LocalStack(home, StackPorts.free()) as stack:
         s = Settings(stack.bootstrap_servers, args.size_ms, args.grace_ms, home)
         rs = Row(Worker.name)
+        batched = Row(f"{Worker.name}, batched (max_records 1000)")
         quix_rows = [Row("Quix Streams (at-least-once)"), Row("Quix Streams (exactly-once)")]
         async with AdminClient(stack.admin_url) as admin:
             print("restate-stream: throughput and a quiet key", flush=True)
             await worker_throughput(s, stack, admin, rs, args.records, args.keys, args.quiet_wait)
             print(f"    {rs}", flush=True)
+            print("restate-stream, batched: throughput and a quiet key", flush=True)
+            await worker_throughput(
+                s, stack, admin, batched, args.records, args.keys, args.quiet_wait, batched=True
+            )
+            print(f"    {batched}", flush=True)
         for row in quix_rows:
             print(f"{row.name}: throughput and a quiet key", flush=True)
             quix_throughput(s, row, args.records, args.keys, args.quiet_wait)
@@ -566,7 +612,7 @@ async def run(args: argparse.Namespace) -> None:
     print(machine())
     print(f"records: {args.records} (kill: {args.kill_records}), keys: {args.keys}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
-    print("\n".join(table([rs, *quix_rows], args.size_ms, args.grace_ms)))
+    print("\n".join(table([rs, batched, *quix_rows], args.size_ms, args.grace_ms)))
 
 
 def main() -> None:
