@@ -32,6 +32,11 @@ async def count_bound(ctx: restate.ObjectContext, event: KafkaEvent[dict[str, An
     ctx.set("count", current + 1)
 
 
+# A handler per round too: each round's binding keeps its own high-water offsets (a second
+# round re-reading the topic into one binding would be dropped as redelivered).
+for _i in range(16):
+    bound_counter.handler(name=f"count_{_i}")(count_bound)
+
 # The bound counter again, fed by restate-stream's consumer (`delivery: consumer`): one
 # handler per round, since each round's binding has its own group and two bindings may not
 # deliver one topic to one handler.

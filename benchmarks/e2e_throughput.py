@@ -189,9 +189,10 @@ class Unbatched:
     serving_cpu: list[float] = dataclasses.field(default_factory=list)  # s per 1,000 records
     restate_cpu: list[float] = dataclasses.field(default_factory=list)
 
-    @property
-    def sink(self) -> str:
-        return f"service://{self.service}/count"
+    def sink(self, r: int) -> str:
+        """The handler round `r` (from 1) subscribes: a bound handler's own per round."""
+        handler = f"count_{r - 1}" if self.service == BOUND_SERVICE else "count"
+        return f"service://{self.service}/{handler}"
 
     @property
     def total_cpu(self) -> list[float]:
@@ -213,13 +214,14 @@ async def unbatched_round(
         binding = candidate.consumer_bindings[round_]
         rate = await consumer_rate(admin, bindings, binding, worker, records)
     else:
-        rate = await restate_rate(admin, "bench", topic, records, candidate.sink)
+        rate = await restate_rate(admin, "bench", topic, records, candidate.sink(round_))
     candidate.rates.append(rate)
     candidate.serving_cpu.append((group_cpu_seconds(candidate.pgid) - serving) * 1000 / records)
     candidate.restate_cpu.append((group_cpu_seconds(restate_pgid) - restate) * 1000 / records)
 
 
 BASELINE = "bound handler, subscription"
+BOUND_SERVICE = "BenchBoundCounter"
 
 
 def per_record_table(candidates: list[Unbatched], raw_median: float) -> str:
@@ -284,12 +286,14 @@ def batch_bindings(
         "bindings:",
     ]
     runs = [(size, per, r) for size, per in variants for r in range(rounds)]
-    # Not delivered by the worker (paused): it makes the worker wrap BenchBoundCounter/count;
-    # the benchmark subscribes it itself, as it does the bare SDK's counter.
-    lines.append(
-        f"  - {{name: bound-counter, topic: {topic}, handler: BenchBoundCounter/count,"
-        " paused: true}"
-    )
+    # Not delivered by the worker (paused): they make the worker wrap BenchBoundCounter's
+    # handlers, one per round (each its own high-water); the benchmark subscribes them itself,
+    # as it does the bare SDK's counter.
+    for r in range(rounds):
+        lines.append(
+            f"  - {{name: bound-counter-{r}, topic: {topic}, handler: BenchBoundCounter/count_{r},"
+            " paused: true}"
+        )
     for r in range(rounds):
         name = f"consumer-counter-{r}"
         lines.append(
@@ -467,7 +471,7 @@ async def run(
                 restate_pgid = stack.restate.process.pid
                 candidates = [
                     Unbatched("bare Python SDK, subscription", "BenchCounter", worker.process.pid),
-                    Unbatched(BASELINE, "BenchBoundCounter", worker.process.pid),
+                    Unbatched(BASELINE, BOUND_SERVICE, worker.process.pid),
                     Unbatched(
                         "bound handler, consumer delivery",
                         "BenchConsumerCounter",
