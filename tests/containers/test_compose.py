@@ -90,26 +90,24 @@ def _state(compose: Compose, service: str) -> str:
     return inspect.stdout.strip()
 
 
+async def _job_succeeded(compose: Compose, job: str, timeout: float) -> None:
+    """A one-shot compose job ran to its end and exited 0 (the logs on failure)."""
+
+    async def state() -> str:
+        return _state(compose, job)
+
+    try:
+        ended = await wait_until(state, lambda s: s.startswith("exited"), timeout=timeout)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{compose.logs()}") from None
+    assert ended == "exited 0", f"the {job} job failed: {ended}\n{compose.logs()}"
+
+
 async def test_compose_delivers_a_food_order(compose: Compose) -> None:
-    # The apply job runs once every other service is healthy, and must succeed.
-    async def apply_state() -> str:
-        return _state(compose, "apply")
-
-    try:
-        state = await wait_until(apply_state, lambda s: s.startswith("exited"), timeout=240)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{compose.logs()}") from None
-    assert state == "exited 0", f"the apply job failed: {state}\n{compose.logs()}"
-    # Then the one-shot directory job publishes the restaurants the workflow looks up.
-
-    async def directory_state() -> str:
-        return _state(compose, "directory")
-
-    try:
-        state = await wait_until(directory_state, lambda s: s.startswith("exited"), timeout=120)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{compose.logs()}") from None
-    assert state == "exited 0", f"the directory job failed: {state}\n{compose.logs()}"
+    # The apply job runs once every other service is healthy, and must succeed; then the
+    # directory job publishes the restaurants the workflow looks up.
+    await _job_succeeded(compose, "apply", timeout=240)
+    await _job_succeeded(compose, "directory", timeout=120)
     for service in ("kafka", "restate", "worker"):
         assert _state(compose, service).startswith("running"), compose.logs()
 
