@@ -287,8 +287,12 @@ def batch_bindings(
     ]
     runs = [(size, per, r) for size, per in variants for r in range(rounds)]
     # Not delivered by the worker (paused): they make the worker wrap BenchBoundCounter's
-    # handlers, one per round (each its own high-water); the benchmark subscribes them itself,
-    # as it does the bare SDK's counter.
+    # handlers, `count` (other benchmarks subscribe it) and one per round (each its own
+    # high-water); the benchmark subscribes them itself, as it does the bare SDK's counter.
+    lines.append(
+        f"  - {{name: bound-counter, topic: {topic}, handler: BenchBoundCounter/count,"
+        " paused: true}"
+    )
     for r in range(rounds):
         lines.append(
             f"  - {{name: bound-counter-{r}, topic: {topic}, handler: BenchBoundCounter/count_{r},"
