@@ -71,12 +71,6 @@ class _Batch:
         """Every send accepted: finished, neither cancelled nor failed."""
         return all(t.done() and not t.cancelled() and t.exception() is None for t in self.sends)
 
-    def failure(self) -> BaseException | None:
-        for t in self.sends:
-            if t.done() and not t.cancelled() and t.exception() is not None:
-                return t.exception()
-        return None
-
 
 @dataclass
 class _Waiting:
@@ -135,6 +129,8 @@ class BatchDelivery:
         self._waiting: dict[str, _Waiting] = {}  # object key -> its send not posted yet
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aiohttp.ClientSession | None = None
+        # The first send that raised (not a refusal: those are retried), noted as it ends.
+        self._send_failure: BaseException | None = None
         self.delivered = 0  # records whose send Restate accepted (for logs and benchmarks)
         self.first_dispatch: float | None = None  # perf_counter() at the first batch
 
@@ -143,6 +139,7 @@ class BatchDelivery:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then finish what is in flight (bounded) and leave."""
         self._loop = asyncio.get_running_loop()
+        self._send_failure = None  # a restart after a failed send begins anew
         b = self.binding
         consumer = GroupConsumer(
             self.kafka,
@@ -234,6 +231,8 @@ class BatchDelivery:
         )
 
     def _forget_tail(self, key: str, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self._send_failure is None:
+            self._send_failure = task.exception()
         if self._tails.get(key) is task:
             del self._tails[key]
         waiting = self._waiting.get(key)
@@ -253,13 +252,12 @@ class BatchDelivery:
         """A send that raised (not a refusal: those are retried) holds its batch and every
         later one back from the commit; stop loudly, so the supervisor restarts from the
         committed offsets instead of delivering around the hole."""
-        for batch in self._batches:
-            cause = batch.failure()
-            if cause is not None:
-                raise DeliveryFailed(
-                    f"binding {self.binding.name}: a send to {self.binding.sink} failed "
-                    f"({type(cause).__name__}: {cause}); restarting from the committed offsets"
-                ) from cause
+        cause = self._send_failure
+        if cause is not None:
+            raise DeliveryFailed(
+                f"binding {self.binding.name}: a send to {self.binding.sink} failed "
+                f"({type(cause).__name__}: {cause}); restarting from the committed offsets"
+            ) from cause
 
     # --- sending --------------------------------------------------------------------------
 
