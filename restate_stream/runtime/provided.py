@@ -12,7 +12,7 @@ from typing import Any
 import restate
 
 from restate_stream.bindings import Binding, BindingsFile
-from restate_stream.bindings.app_check import AnyService, find_endpoint
+from restate_stream.bindings.app_check import AnyService, find_endpoint, handler_kind
 from restate_stream.errors import RestateStreamError
 from restate_stream.runtime._sdk import Endpoint
 from restate_stream.runtime.publisher import Publisher
@@ -52,7 +52,11 @@ def provided_services(
             target, handler = b.window.to_handler.split("/") if b.window.to_handler else ("", "")
             service = by_name.get(target)
             keyed = not isinstance(service, restate.Service)
-            run = isinstance(service, restate.Workflow) and _kind(service, handler) == "workflow"
+            run = (
+                isinstance(service, restate.Workflow)
+                and handler in service.handlers
+                and handler_kind(service, handler) == "workflow"
+            )
             window = WindowObject(b, publisher_for(spec, b, publishers), reducer, keyed, run)
             provided.append(window.service)
         elif b.table:
@@ -74,8 +78,3 @@ def serve_provided(app: Any, provided: list[restate.VirtualObject]) -> None:
             "to; add restate_stream.runtime.provided.provided_services(spec) to your app"
         )
     endpoint.bind(*provided)
-
-
-def _kind(service: restate.Workflow, handler: str) -> str | None:
-    found = service.handlers.get(handler)
-    return None if found is None else str(found.kind)
