@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -60,7 +61,7 @@ class CompletionPacer:
         self._accepted: dict[str, _Accepted] = {}
         self._stalled: dict[str, asyncio.Task[bool]] = {}  # key -> its attach still open
         self._client: aiohttp.ClientSession | None = None
-        self.attaches = 0  # attach requests made (for tests and benchmarks)
+        self.answers: Counter[int] = Counter()  # attach answers by HTTP status (tests, logs)
 
     def open(self, client: aiohttp.ClientSession, ingress_url: str) -> None:
         """Attaches go over their own client: held open until completion, they must not take
@@ -101,10 +102,10 @@ class CompletionPacer:
         """True once the invocation completed (whatever its outcome); False if the attach
         itself failed (then the key's sends are paced by acceptance, as before)."""
         assert self._client is not None
-        self.attaches += 1
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with self._client.get(f"{self.ingress_url}/{path}") as response:
                 await response.read()
+                self.answers[response.status] += 1
                 return True
         return False
 
