@@ -55,9 +55,13 @@ class CompletionPacer:
     """Per object key: the last accepted send, and whether the key is stalled (its last
     waited-for invocation outlived COMPLETION_WAIT and has not completed yet)."""
 
-    def __init__(self, completion_wait: float = COMPLETION_WAIT) -> None:
+    def __init__(
+        self, completion_wait: float = COMPLETION_WAIT, max_attaches: int = ATTACH_CONNECTIONS
+    ) -> None:
         self.ingress_url = ""
         self.completion_wait = completion_wait
+        self.max_attaches = max_attaches
+        self._attaches = 0  # open now
         self._accepted: dict[str, _Accepted] = {}
         self._stalled: dict[str, asyncio.Task[bool]] = {}  # key -> its attach still open
         self._client: aiohttp.ClientSession | None = None
@@ -84,10 +88,16 @@ class CompletionPacer:
         previous = self._accepted.pop(key, None)
         if previous is None or key in self._stalled or self._client is None:
             return
+        if self._attaches >= self.max_attaches:
+            # As many attaches open as connections (many keys, Restate behind): more would
+            # only queue for a connection and add requests to a saturated Restate.
+            return
         left = previous.at + self.completion_wait - time.monotonic()
         if left <= 0:
             return  # it had its time: Restate is slower than the bound; do not add a request
         attach = asyncio.create_task(self._attach(previous.attach_path))
+        self._attaches += 1
+        attach.add_done_callback(self._attached)
         try:
             done, _ = await asyncio.wait([attach], timeout=left)
         except asyncio.CancelledError:
@@ -108,6 +118,9 @@ class CompletionPacer:
                 self.answers[response.status] += 1
                 return True
         return False
+
+    def _attached(self, _: asyncio.Task[bool]) -> None:
+        self._attaches -= 1
 
     async def close(self) -> None:
         """Forget every key; cancel the attaches still open."""

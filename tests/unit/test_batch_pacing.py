@@ -167,3 +167,22 @@ async def test_completion_wait_zero_paces_by_acceptance_only() -> None:
         d._dispatch([record(offset, b"a")])
         await settle()
     assert ingress.sends == [("a", [0]), ("a", [1]), ("a", [2])] and not ingress.attached
+
+
+async def test_no_more_attaches_than_connections_open_at_once() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress)
+    assert d._pacer is not None
+    d._pacer.max_attaches = 2
+    d._dispatch([record(0, b"a"), record(1, b"b"), record(2, b"c")])
+    await settle()
+    d._dispatch([record(3, b"a"), record(4, b"b"), record(5, b"c")])
+    await settle()
+    # a and b wait for their invocations; c, finding both attaches taken, goes on acceptance.
+    assert sorted(ingress.attached) == ["a", "b"]
+    assert sorted(ingress.sends) == [("a", [0]), ("b", [1]), ("c", [2]), ("c", [5])]
+    ingress.complete("a")
+    ingress.complete("b")
+    await settle()
+    assert len(ingress.sends) == 6
+    await d._abandon()
