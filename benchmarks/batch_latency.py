@@ -81,7 +81,7 @@ async def sends_of(admin: AdminClient, topic: str) -> int:
 async def measure(
     stack: LocalStack, admin: AdminClient, binding_name: str, bindings: Path, topic: str,
     keys: int, rate: int, seconds: float, completion_wait: float,
-) -> tuple[float, float, float, int]:  # fmt: skip
+) -> tuple[float, float, float, int, int]:  # fmt: skip
     spec = load_bindings(bindings)
     binding = dataclasses.replace(
         next(b for b in spec.bindings if b.name == binding_name), paused=False
@@ -125,7 +125,8 @@ async def measure(
         raise SystemExit(f"{len(samples)} latency samples, expected {expected - 10}")
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
     invocations = await sends_of(admin, topic)
-    return statistics.median(samples), p99, (expected - 10) / elapsed, invocations
+    attaches = sum(delivery._pacer.answers.values()) if delivery._pacer is not None else 0
+    return statistics.median(samples), p99, (expected - 10) / elapsed, invocations, attaches
 
 
 async def run(
@@ -161,14 +162,15 @@ async def run(
                 await admin.register_deployment(worker.uri)
                 print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
                 for i, (keys, per, w) in enumerate(cases):
-                    p50, p99, achieved, invocations = await measure(
+                    p50, p99, achieved, invocations, attaches = await measure(
                         stack, admin, f"lat-{i}", bindings, f"lat{keys}{per}w{i}", keys,
                         rate, seconds, w,
                     )  # fmt: skip
                     print(
                         f"keys {keys:>6}, per {per}, completion wait {w:g}s, batch {batch_size}, "
                         f"offered {rate} records/s (achieved {achieved:,.0f}): latency p50 "
-                        f"{p50:,.0f} ms, p99 {p99:,.0f} ms; {invocations:,} invocations; "
+                        f"{p50:,.0f} ms, p99 {p99:,.0f} ms; {invocations:,} invocations, "
+                        f"{attaches:,} attaches answered; "
                         f"load {os.getloadavg()[0]:.2f}",
                         flush=True,
                     )
