@@ -26,9 +26,11 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from benchmarks.apps import LATENCY_HANDLERS
 from benchmarks.e2e_throughput import REPO_ROOT
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream.batch import BatchDelivery
+from restate_stream.batch.pacing import COMPLETION_WAIT
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.runtime.worker import WorkerProcess
@@ -64,16 +66,28 @@ async def state_rows(admin: AdminClient, topic: str, key: str) -> list[str]:
     return [row["value_utf8"] for row in rows]
 
 
+async def sends_of(admin: AdminClient, topic: str) -> int:
+    """Invocations the delivery made for `topic`'s objects (completed ones Restate keeps for
+    their idempotency retention)."""
+    rows = await admin.query(
+        "SELECT count(*) AS n FROM sys_invocation"
+        f" WHERE target_service_name = {sql_literal(SERVICE)}"
+        f" AND (target_service_key LIKE {sql_literal(topic + '-%')}"
+        f" OR target_service_key LIKE {sql_literal(topic + '/%')})"
+    )
+    return int(rows[0]["n"])
+
+
 async def measure(
     stack: LocalStack, admin: AdminClient, binding_name: str, bindings: Path, topic: str,
-    keys: int, rate: int, seconds: float,
-) -> tuple[float, float, float]:  # fmt: skip
+    keys: int, rate: int, seconds: float, completion_wait: float,
+) -> tuple[float, float, float, int, int]:  # fmt: skip
     spec = load_bindings(bindings)
     binding = dataclasses.replace(
         next(b for b in spec.bindings if b.name == binding_name), paused=False
     )
     delivery = BatchDelivery(binding, {"bootstrap.servers": stack.bootstrap_servers},
-                             stack.ingress_url)  # fmt: skip
+                             stack.ingress_url, completion_wait=completion_wait)  # fmt: skip
     prefix = f"{topic}-"
     stop = asyncio.Event()
     task = asyncio.create_task(delivery.run(stop))
@@ -110,12 +124,15 @@ async def measure(
     if len(samples) != expected - 10:
         raise SystemExit(f"{len(samples)} latency samples, expected {expected - 10}")
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return statistics.median(samples), p99, (expected - 10) / elapsed
+    invocations = await sends_of(admin, topic)
+    attaches = sum(delivery._pacer.answers.values()) if delivery._pacer is not None else 0
+    return statistics.median(samples), p99, (expected - 10) / elapsed, invocations, attaches
 
 
 async def run(
-    rate: int, seconds: float, key_counts: list[int], pers: list[str], batch_size: int
-) -> None:
+    rate: int, seconds: float, key_counts: list[int], pers: list[str], batch_size: int,
+    waits: list[float],
+) -> None:  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="rs-bench-latency-"))
     with LocalStack(home, StackPorts.free()) as stack:
         lines = [
@@ -123,11 +140,14 @@ async def run(
             f'kafka: {{clusters: {{bench: {{bootstrap.servers: "{stack.bootstrap_servers}"}}}}}}',
             "bindings:",
         ]
-        cases = [(keys, per) for keys in key_counts for per in pers]
-        for i, (keys, per) in enumerate(cases):
-            TopicAdmin(stack.bootstrap_servers).create_topic(f"lat{keys}{per}", 4)
+        # Paired rounds: each completion wait in turn on the same stack.
+        cases = [(keys, per, w) for keys in key_counts for per in pers for w in waits]
+        assert len(cases) <= LATENCY_HANDLERS, f"at most {LATENCY_HANDLERS} cases per run"
+        for i, (keys, per, _) in enumerate(cases):
+            topic = f"lat{keys}{per}w{i}"
+            TopicAdmin(stack.bootstrap_servers).create_topic(topic, 4)
             lines.append(
-                f"  - {{name: lat-{keys}-{per}, topic: lat{keys}{per},"
+                f"  - {{name: lat-{i}, topic: {topic},"
                 f" handler: {SERVICE}/latency_{i}, paused: true,"
                 f" batch: {{max_records: {batch_size}, max_wait: 50ms, per: {per}}}}}"
             )
@@ -141,15 +161,17 @@ async def run(
             async with AdminClient(stack.admin_url) as admin:
                 await admin.register_deployment(worker.uri)
                 print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
-                for keys, per in cases:
-                    p50, p99, achieved = await measure(
-                        stack, admin, f"lat-{keys}-{per}", bindings, f"lat{keys}{per}", keys,
-                        rate, seconds,
+                for i, (keys, per, w) in enumerate(cases):
+                    p50, p99, achieved, invocations, attaches = await measure(
+                        stack, admin, f"lat-{i}", bindings, f"lat{keys}{per}w{i}", keys,
+                        rate, seconds, w,
                     )  # fmt: skip
                     print(
-                        f"keys {keys:>6}, per {per}, batch {batch_size}, offered {rate} records/s "
-                        f"(achieved {achieved:,.0f}): latency p50 {p50:,.0f} ms, "
-                        f"p99 {p99:,.0f} ms",
+                        f"keys {keys:>6}, per {per}, completion wait {w:g}s, batch {batch_size}, "
+                        f"offered {rate} records/s (achieved {achieved:,.0f}): latency p50 "
+                        f"{p50:,.0f} ms, p99 {p99:,.0f} ms; {invocations:,} invocations, "
+                        f"{attaches:,} attaches answered; "
+                        f"load {os.getloadavg()[0]:.2f}",
                         flush=True,
                     )
                 print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
@@ -164,10 +186,17 @@ def main() -> None:
     p.add_argument("--keys", default="100,10000")
     p.add_argument("--per", default="key,partition")
     p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument(
+        "--completion-wait",
+        default=f"0,{COMPLETION_WAIT:g}",
+        help="seconds a key's next send waits for its previous invocation to complete; "
+        "0: paced by acceptance only (comma-separated: paired rounds)",
+    )
     a = p.parse_args()
     counts = [int(k) for k in a.keys.split(",") if k]
     pers = [per for per in a.per.split(",") if per]
-    asyncio.run(run(a.rate, a.seconds, counts, pers, a.batch_size))
+    waits = [float(w) for w in a.completion_wait.split(",") if w]
+    asyncio.run(run(a.rate, a.seconds, counts, pers, a.batch_size, waits))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,13 @@ batch's offsets are committed once every send of it, and of every batch before i
 accepted. Batches are pipelined: the next one is read while sends are in flight, bounded by
 `max_batches_in_flight`, `max_records_in_flight` and `max_concurrent_sends`.
 
-Until a key's send is posted (its previous send is in flight, or all `max_concurrent_sends`
-are), the key's records of later batches join it (up to `max_records` per send) instead of
-queueing a send each: a send costs Restate,
-the worker and this client a few milliseconds of CPU whatever its size, so under load the
+A batched key's next send also waits, before it is posted, for the previous one's invocation
+to complete (bounded; completion paces, it never holds a commit: batch/pacing.py), so the
+invocation rate follows what Restate completes rather than keys x cuts per second.
+Until a key's send is posted (its previous send is in flight or running, or all
+`max_concurrent_sends` are in flight), the key's records of later batches join it (up to
+`max_records` per send) instead of queueing a send each: a send costs Restate, the worker
+and this client a few milliseconds of CPU whatever its size, so under load the
 sends grow rather than multiply (measured: benchmarks/batch_ingress.py). HTTP/1.1 with few
 connections (64 cost the client 2-3x the CPU per send for fewer sends/s); httpx's HTTP/2
 stalls concurrent request bodies larger than the flow-control window until the read timeout
@@ -37,7 +40,13 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from connectors.group_consumer import GroupConsumer, PolledRecord
-from restate_stream.batch.sends import Request, shape_for
+from restate_stream.batch.pacing import (
+    ATTACH_CONNECTIONS,
+    COMPLETION_WAIT,
+    STALLED_ATTACH_TIMEOUT,
+    CompletionPacer,
+)
+from restate_stream.batch.sends import Request, idempotency_key, shape_for
 from restate_stream.bindings import SESSION_TIMEOUT_MS, Binding
 from restate_stream.errors import WorkerError
 
@@ -74,8 +83,8 @@ class _Batch:
 
 @dataclass
 class _Waiting:
-    """A key's send not posted yet (waiting for its previous send or a slot): records may
-    still join it."""
+    """A key's send not posted yet (waiting for its previous send's acceptance and completion,
+    or a slot): records may still join it."""
 
     records: list[PolledRecord]
     task: asyncio.Task[None] | None = None
@@ -103,6 +112,7 @@ class BatchDelivery:
         max_concurrent_sends: int | None = None,
         max_batches_in_flight: int = 1024,
         max_records_in_flight: int | None = None,
+        completion_wait: float = COMPLETION_WAIT,
     ) -> None:
         assert binding.own_consumer, f"binding {binding.name} is delivered by a subscription"
         self.binding = binding
@@ -127,6 +137,13 @@ class BatchDelivery:
         self._batches: deque[_Batch] = deque()
         self._tails: dict[str, asyncio.Task[None]] = {}  # object key -> its latest send
         self._waiting: dict[str, _Waiting] = {}  # object key -> its send not posted yet
+        # Batched sends wait for the key's previous invocation to complete (bounded; 0: paced
+        # by acceptance only); a per-record send carries one record, so none would join.
+        self._pacer = (
+            CompletionPacer(completion_wait)
+            if binding.batch is not None and completion_wait > 0
+            else None
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aiohttp.ClientSession | None = None
         # The first send that raised (not a refusal: those are retried), noted as it ends.
@@ -151,11 +168,19 @@ class BatchDelivery:
         )
         # aiohttp, not httpx: with many small sends httpx's per-request machinery (pool
         # assignment, sniffio) was ~75% of this process's CPU (py-spy, 10,000 keys).
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_concurrent_sends),
-            timeout=aiohttp.ClientTimeout(total=30.0),
-        ) as client:
+        async with (
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_concurrent_sends),
+                timeout=aiohttp.ClientTimeout(total=30.0),
+            ) as client,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=ATTACH_CONNECTIONS),
+                timeout=aiohttp.ClientTimeout(total=STALLED_ATTACH_TIMEOUT),
+            ) as attach_client,
+        ):
             self._client = client
+            if self._pacer is not None:
+                self._pacer.open(attach_client, self.ingress_url)
             await consumer.start()
             how = "in batches" if b.batch is not None else "record by record"
             log.info("binding %s: delivering %s to %s %s", b.name, b.topic, b.sink, how)
@@ -173,6 +198,8 @@ class BatchDelivery:
             finally:
                 await consumer.close()  # runs on_revoke: drains and commits what was accepted
                 await self._abandon()
+                if self._pacer is not None:
+                    await self._pacer.close()
 
     async def _cut(self, consumer: GroupConsumer, stop: asyncio.Event) -> list[PolledRecord]:
         records: list[PolledRecord] = []
@@ -221,6 +248,7 @@ class BatchDelivery:
             self._waiting[key] = waiting
             self._tails[key] = task
             task.add_done_callback(functools.partial(self._forget_tail, key))
+            task.add_done_callback(functools.partial(self._note_accepted, key, waiting))
             batch.sends.append(task)
         self._batches.append(batch)
 
@@ -238,6 +266,15 @@ class BatchDelivery:
         waiting = self._waiting.get(key)
         if waiting is not None and waiting.task is task:  # cancelled before it was posted
             del self._waiting[key]
+
+    def _note_accepted(self, key: str, waiting: _Waiting, task: asyncio.Task[None]) -> None:
+        """The key's next send paces on this one's invocation (before it wakes: callbacks
+        run in the order added, and the next send's wait on this task is added later)."""
+        if self._pacer is None or task.cancelled() or task.exception() is not None:
+            return
+        b = self.binding
+        ikey = idempotency_key(b.name, key, waiting.records)
+        self._pacer.accepted(key, b.service, b.handler, ikey)
 
     def _completed_offsets(self) -> dict[int, int]:
         """Offsets of the leading batches whose sends were all accepted (removed from the queue)."""
@@ -267,6 +304,9 @@ class BatchDelivery:
         if previous is not None and (previous.cancelled() or previous.exception() is not None):
             # The chain was abandoned (rebalance, shutdown) or broke: never post past a hole.
             raise asyncio.CancelledError
+        if self._pacer is not None:
+            # Until the previous invocation completed (bounded): records keep joining this send.
+            await self._pacer.wait(key)
         assert self._client is not None
         b = self.binding
         records = waiting.records

@@ -90,6 +90,8 @@ def render_statuses(statuses: list[BindingStatus]) -> RenderableType:
                 f"{key.get('retry_count') or 0} retries {failure}".rstrip()
             )
             stuck.append(f"\n{line}", "yellow")
+        for warning in s.warnings:
+            stuck.append(f"\n{warning}", "yellow")
     return Group(grid, stuck) if stuck else grid
 
 

@@ -130,7 +130,7 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
     produce_records(stack.bootstrap_servers, topic, records)
     decodable = sum(len(v) for v in expected.values())
 
-    async with restate_app(batch_app.app), batch_deliveries(spec):
+    async with restate_app(batch_app.app), batch_deliveries(spec) as runner:
         try:
 
             async def progress() -> tuple[dict[str, list[int]], list[dict[str, Any]]]:
@@ -154,6 +154,12 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
                 describe=lambda p: f"{total(p[0])} applied, {len(p[1])} dead letters",
             )
             tags = await object_state(restate_admin, "BatchLog", "tags")
+            # A key's next send waited for its previous invocation through the ingress attach
+            # (every key, the binary and the empty one too): answered once it completed, with
+            # its output (200) or its failure (the TerminalError one), never "not found".
+            pacer = runner.deliveries[f"items-{run}"]._pacer
+            assert pacer is not None and pacer.answers[200] > 0, pacer and pacer.answers
+            assert set(pacer.answers) <= {200, 500}, pacer.answers
         finally:
             await drop_cluster(restate_admin, f"c-{run}")
 

@@ -4,6 +4,7 @@ with an error or loses the answer (no server: a fake transport and a fake Kafka 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
@@ -197,3 +198,55 @@ async def test_an_unreadable_lag_leaves_blocked_partitions_unknown_not_none() ->
     assert status.lag_error == "TimeoutError: no answer from 127.0.0.1:9092 in 10s"
     assert status.blocked_error == "the consumer group's lag could not be read"
     assert status.blocked == [] and status.invocations_error is None
+
+
+class Behind:
+    def group_lag(self, group: str, topic: str) -> list[PartitionLag]:
+        return [PartitionLag(0, 0, 50_000, 50_000)]
+
+
+def batched(per: str) -> BindingsFile:
+    text = bindings_yaml(
+        admin_url="http://admin.test",
+        clusters={"c1": "127.0.0.1:9092"},
+        bindings=[
+            {
+                "name": "clicks",
+                "topic": "clicks",
+                "handler": "Clicks/on_clicks",
+                "batch": {"max_records": 1000, "per": per},
+            }
+        ],
+    )
+    return parse_bindings(text, Path("bindings.yaml"))
+
+
+@pytest.mark.parametrize(("per", "keys", "warned"), [("key", 10_000, True), ("key", 100, False),
+                                                     ("partition", 10_000, False)])  # fmt: skip
+async def test_a_per_key_binding_behind_over_many_keys_is_warned_of(
+    per: str, keys: int, warned: bool
+) -> None:
+    queries: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/subscriptions":
+            return httpx.Response(200, json={"subscriptions": []})
+        sql = json.loads(request.content)["query"]
+        queries.append(sql)
+        if "count(DISTINCT target_service_key)" in sql:
+            return httpx.Response(200, json={"rows": [{"n": keys}]})
+        return httpx.Response(200, json={"rows": []})
+
+    async with AdminClient("http://admin.test", transport=httpx.MockTransport(handler)) as admin:
+        [status] = await binding_statuses(
+            batched(per), admin, lambda properties: cast(TopicAdmin, Behind())
+        )
+    text = render_text([status])
+    if warned:
+        (warning,) = status.warnings
+        assert warning.startswith("clicks: 50,000 records behind with per: key over 10,000 keys")
+        assert "per: partition" in warning and warning in text
+    else:
+        assert status.warnings == [] and "records behind" not in text
+    # per: partition never asks for the keys.
+    assert any("DISTINCT" in q for q in queries) == (per == "key")

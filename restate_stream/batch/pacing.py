@@ -1,0 +1,135 @@
+"""Pacing a batched binding's sends of one object key on Restate completing the previous one.
+
+Paced only by acceptance (202), a key can get a send per cut whatever Restate's pace: with
+100 keys and a cut every 50 ms, up to 2,000 invocations/s, each costing restate-server and
+the worker a millisecond or two of CPU whatever its size, and as many at a lower record rate
+(the cuts are made by max_wait either way). Waiting for the previous invocation to complete
+before posting the next lets the key's records join the waiting send meanwhile: sends grow
+under load instead of multiplying, and the invocation rate follows what Restate completes.
+Measured on a loaded 2-core machine (benchmarks/batch_latency.py --completion-wait 0,1,...,
+warm paired rounds) it was within noise of acceptance pacing there: slow acceptances and the
+8 send slots already made sends join; the gain is expected where acceptance is much faster
+than completion (a quiet machine).
+
+Completion is a pacing signal only, never a condition for committing (that stays the 202):
+the wait is bounded by `COMPLETION_WAIT` after the previous send was accepted, and a key
+whose invocation outlives it (paused, retrying, a slow handler) is paced by acceptance alone
+until that invocation completes, so a stuck key neither stalls other keys nor fills the
+consumer's in-flight bounds with one send per `COMPLETION_WAIT`.
+
+How completion is learnt: the ingress attach endpoint by idempotency key
+(`GET /restate/invocation/{Object}/{key}/{handler}/{idempotency key}/attach`), which answers
+once the invocation completed. It works for a delivery in any process (the benchmark's, or a
+worker process other than the one Restate ran the invocation in, where an in-process signal
+from the handler would never arrive), and costs one request only when the key's next send is
+already waiting for it (a key whose previous send completed long ago attaches to nothing).
+A call instead of a send would merge acceptance into completion, which commits must not wait on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import aiohttp
+
+# The longest a key's next send waits, after its previous send was accepted, for that
+# invocation to complete. Short enough that a stuck key still commits; long enough to
+# cover Restate's completion latency under the loads it can serve.
+COMPLETION_WAIT = 1.0
+# How long an attach to an invocation that outlived COMPLETION_WAIT is kept open (it ends the
+# key's acceptance-only pacing when it answers); at most one per key.
+STALLED_ATTACH_TIMEOUT = 60.0
+ATTACH_CONNECTIONS = 128
+PRUNE_AT = 10_000
+
+
+@dataclass
+class _Accepted:
+    attach_path: str  # after the ingress URL
+    at: float  # monotonic time the send was accepted
+
+
+class CompletionPacer:
+    """Per object key: the last accepted send, and whether the key is stalled (its last
+    waited-for invocation outlived COMPLETION_WAIT and has not completed yet)."""
+
+    def __init__(
+        self, completion_wait: float = COMPLETION_WAIT, max_attaches: int = ATTACH_CONNECTIONS
+    ) -> None:
+        self.ingress_url = ""
+        self.completion_wait = completion_wait
+        self.max_attaches = max_attaches
+        self._attaches = 0  # open now
+        self._accepted: dict[str, _Accepted] = {}
+        self._stalled: dict[str, asyncio.Task[bool]] = {}  # key -> its attach still open
+        self._client: aiohttp.ClientSession | None = None
+        self.answers: Counter[int] = Counter()  # attach answers by HTTP status (tests, logs)
+
+    def open(self, client: aiohttp.ClientSession, ingress_url: str) -> None:
+        """Attaches go over their own client: held open until completion, they must not take
+        the send slots' connections."""
+        self._client, self.ingress_url = client, ingress_url
+
+    def accepted(self, key: str, service: str, handler: str, idempotency_key: str) -> None:
+        parts = (service, key, handler, idempotency_key)
+        path = "restate/invocation/" + "/".join(quote(p, safe="") for p in parts) + "/attach"
+        now = time.monotonic()
+        if len(self._accepted) >= PRUNE_AT:
+            # Keys whose next send never came: their bound has passed, nothing waits on them.
+            horizon = now - self.completion_wait
+            self._accepted = {k: a for k, a in self._accepted.items() if a.at > horizon}
+        self._accepted[key] = _Accepted(path, now)
+
+    async def wait(self, key: str) -> None:
+        """Before posting `key`'s next send: until its previous invocation completed, at most
+        until COMPLETION_WAIT after that one was accepted; at once if the key is stalled."""
+        previous = self._accepted.pop(key, None)
+        if previous is None or key in self._stalled or self._client is None:
+            return
+        if self._attaches >= self.max_attaches:
+            # As many attaches open as connections (many keys, Restate behind): more would
+            # only queue for a connection and add requests to a saturated Restate.
+            return
+        left = previous.at + self.completion_wait - time.monotonic()
+        if left <= 0:
+            return  # it had its time: Restate is slower than the bound; do not add a request
+        attach = asyncio.create_task(self._attach(previous.attach_path))
+        self._attaches += 1
+        attach.add_done_callback(self._attached)
+        try:
+            done, _ = await asyncio.wait([attach], timeout=left)
+        except asyncio.CancelledError:
+            attach.cancel()
+            raise
+        if not done:
+            # Outlived the bound: paced by acceptance until this invocation completes.
+            self._stalled[key] = attach
+            attach.add_done_callback(lambda _: self._stalled.pop(key, None))
+
+    async def _attach(self, path: str) -> bool:
+        """True once the invocation completed (whatever its outcome); False if the attach
+        itself failed (then the key's sends are paced by acceptance, as before)."""
+        assert self._client is not None
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with self._client.get(f"{self.ingress_url}/{path}") as response:
+                await response.read()
+                self.answers[response.status] += 1
+                return True
+        return False
+
+    def _attached(self, _: asyncio.Task[bool]) -> None:
+        self._attaches -= 1
+
+    async def close(self) -> None:
+        """Forget every key; cancel the attaches still open."""
+        stalled = list(self._stalled.values())
+        self._accepted.clear()
+        for task in stalled:
+            task.cancel()
+        await asyncio.gather(*stalled, return_exceptions=True)
+        self._stalled.clear()

@@ -1,0 +1,188 @@
+"""A batched binding's sends of one key wait for the previous invocation to complete (learnt
+by attaching to it through the ingress), so records arriving meanwhile join one send instead
+of each cut making its own; commits still follow acceptance, and a key whose invocation does
+not complete is paced by acceptance again after a bounded wait, without holding other keys.
+Counted in sends and attaches, not timed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from connectors.group_consumer import PolledRecord
+from restate_stream.batch import BatchDelivery
+from restate_stream.batch.wire import decode_batch
+from restate_stream.bindings import Binding
+from tests.unit.test_batch import BATCHED, parse
+
+
+def binding() -> Binding:
+    (b,) = parse(BATCHED).bindings
+    return b
+
+
+def record(offset: int, key: bytes) -> PolledRecord:
+    return PolledRecord("clicks", 0, offset, 1_700_000_000_000, key, b"{}", ())
+
+
+class _Response:
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    async def text(self, errors: str = "strict") -> str:
+        return ""
+
+    async def read(self) -> bytes:
+        return b"null"
+
+
+class _Held:
+    def __init__(self, future: asyncio.Future[int]) -> None:
+        self.future = future
+
+    async def __aenter__(self) -> _Response:
+        return _Response(await self.future)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+class _Ingress:
+    """Accepts every send at once; holds each attach until the test completes the invocation.
+    Records each send's (object key, offsets) and each attach's object key."""
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[str, list[int]]] = []
+        self.attached: list[str] = []
+        self._running: dict[str, list[asyncio.Future[int]]] = {}
+
+    def post(self, url: str, data: bytes, headers: Mapping[str, str]) -> _Held:
+        key = url.split("/")[-3]  # .../Clicks/{key}/on_clicks/send
+        self.sends.append((key, [r.offset for r in decode_batch(data)]))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(202)
+        return _Held(future)
+
+    def get(self, url: str) -> _Held:
+        key = url.split("/")[-4]  # .../restate/invocation/Clicks/{key}/on_clicks/{id}/attach
+        self.attached.append(key)
+        future = asyncio.get_running_loop().create_future()
+        self._running.setdefault(key, []).append(future)
+        return _Held(future)
+
+    def complete(self, key: str) -> None:
+        for future in self._running.pop(key, []):
+            future.set_result(200)
+
+
+def delivery(ingress: _Ingress, **options: Any) -> BatchDelivery:
+    d = BatchDelivery(binding(), {}, "http://ingress", **options)
+    d._client = ingress  # type: ignore[assignment]
+    if d._pacer is not None:
+        d._pacer.open(ingress, "http://ingress")  # type: ignore[arg-type]
+    return d
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_a_keys_records_join_while_its_previous_invocation_runs() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress)
+    d._dispatch([record(0, b"a")])
+    await settle()
+    for offset in (1, 2, 3):  # three more cuts while a@0's invocation runs
+        d._dispatch([record(offset, b"a")])
+        await settle()
+    # Accepted is committed, whether or not the invocation completed.
+    assert d._completed_offsets() == {0: 1}
+    # Paced by acceptance alone, each cut was a send of its own (4 invocations); here a@1..3
+    # wait in one send for a@0 to complete.
+    assert ingress.sends == [("a", [0])]
+    assert ingress.attached == ["a"]
+    ingress.complete("a")
+    await settle()
+    assert ingress.sends == [("a", [0]), ("a", [1, 2, 3])]
+    assert d._completed_offsets() == {0: 4}
+    await d._abandon()
+
+
+async def test_a_key_waits_only_for_its_own_previous_invocation() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress)
+    d._dispatch([record(0, b"a"), record(1, b"b")])
+    await settle()
+    d._dispatch([record(2, b"a"), record(3, b"b")])
+    await settle()
+    ingress.complete("b")
+    await settle()
+    assert sorted(ingress.sends) == [("a", [0]), ("b", [1]), ("b", [3])]
+    # The second cut is not committed (a@2 is not posted), the first one is.
+    assert d._completed_offsets() == {0: 2}
+    await d._abandon()
+
+
+async def test_a_stuck_invocation_delays_its_keys_next_send_once_then_not_again() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress, completion_wait=0.05)
+    d._dispatch([record(0, b"a")])
+    await settle()
+    d._dispatch([record(1, b"a")])
+    while len(ingress.sends) < 2:  # a@0 never completes: a@1 is posted after the bound
+        await asyncio.sleep(0.01)
+    await settle()
+    for offset in (2, 3):
+        d._dispatch([record(offset, b"a")])
+        await settle()
+    # Stalled: later sends go on acceptance, no new attach while the first is open, and
+    # everything accepted is committed.
+    assert ingress.sends == [("a", [0]), ("a", [1]), ("a", [2]), ("a", [3])]
+    assert ingress.attached == ["a"]
+    assert d._completed_offsets() == {0: 4}
+    # Once the stuck invocation completes, the key is paced on completion again: a@4 waits
+    # for a@3's invocation.
+    ingress.complete("a")
+    await settle()
+    d._dispatch([record(4, b"a")])
+    await settle()
+    assert ingress.sends[-1] == ("a", [3]) and ingress.attached == ["a", "a"]
+    ingress.complete("a")
+    await settle()
+    assert ingress.sends[-1] == ("a", [4])
+    assert d._pacer is not None
+    await d._abandon()
+    await d._pacer.close()
+
+
+async def test_completion_wait_zero_paces_by_acceptance_only() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress, completion_wait=0)
+    for offset in range(3):
+        d._dispatch([record(offset, b"a")])
+        await settle()
+    assert ingress.sends == [("a", [0]), ("a", [1]), ("a", [2])] and not ingress.attached
+
+
+async def test_no_more_attaches_than_connections_open_at_once() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress)
+    assert d._pacer is not None
+    d._pacer.max_attaches = 2
+    d._dispatch([record(0, b"a"), record(1, b"b"), record(2, b"c")])
+    await settle()
+    d._dispatch([record(3, b"a"), record(4, b"b"), record(5, b"c")])
+    await settle()
+    # a and b wait for their invocations; c, finding both attaches taken, goes on acceptance.
+    assert sorted(ingress.attached) == ["a", "b"]
+    assert sorted(ingress.sends) == [("a", [0]), ("b", [1]), ("c", [2]), ("c", [5])]
+    ingress.complete("a")
+    ingress.complete("b")
+    await settle()
+    assert len(ingress.sends) == 6
+    await d._abandon()
