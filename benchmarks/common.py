@@ -4,10 +4,13 @@ traced runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -23,9 +26,9 @@ def machine() -> str:
     )
 
 
-def _group_stats(pgid: int) -> Iterator[list[str]]:
+def _group_stats(pgid: int, with_pid: bool = False) -> Iterator[list[str]]:
     """The /proc/<pid>/stat fields after the command name (field 3 on) of each process now in
-    process group `pgid`."""
+    process group `pgid`; `with_pid`: its pid first (fields shift by one)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -35,7 +38,7 @@ def _group_stats(pgid: int) -> Iterator[list[str]]:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid:
-            yield fields
+            yield [entry.name, *fields] if with_pid else fields
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -47,6 +50,101 @@ def group_rss_bytes(pgid: int) -> int:
     """Resident memory of the processes now in process group `pgid` (shared pages counted in
     each process, as ps does)."""
     return sum(int(f[21]) for f in _group_stats(pgid)) * PAGE_SIZE
+
+
+def process_rss_bytes(pid: int) -> int:
+    """Resident memory of process `pid` alone (0 once it exited)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+    except OSError:
+        return 0
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The processes now in process group `pgid`."""
+    return [int(fields[0]) for fields in _group_stats(pgid, with_pid=True)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessCost:
+    """What one process (group) spent over a span: CPU seconds per 1,000 records and its
+    peak resident memory."""
+
+    cpu_per_1000: float
+    peak_rss: int  # bytes
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return self.peak_rss / 2**20
+
+
+SELF = -1  # in a CostMeter's groups: this process (its threads, not its process group)
+
+
+class CostMeter:
+    """CPU seconds and peak resident memory over a span (a `with` block) of named process
+    groups, or this process (SELF). Memory is sampled every `interval` seconds on a thread,
+    which reads only the groups' known processes' statm (scanning /proc for a group's
+    members, every `rescan` samples, cost the delivery measured here ~20% more CPU), and
+    whose own CPU is not counted in SELF's."""
+
+    def __init__(self, groups: Mapping[str, int], interval: float = 0.25, rescan: int = 8) -> None:
+        self.groups = dict(groups)
+        self.interval = interval
+        self.rescan = rescan
+        self.peak = dict.fromkeys(self.groups, 0)
+        self._pids: dict[str, list[int]] = {}
+        self._samples = 0
+        self._sampler_cpu = 0.0  # the sampling thread's own CPU seconds
+        self._cpu_start: dict[str, float] = {}
+        self._cpu_end: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def _cpu(self, pgid: int) -> float:
+        return time.process_time() if pgid == SELF else group_cpu_seconds(pgid)
+
+    def _sample(self) -> None:
+        if self._samples % self.rescan == 0:
+            self._pids = {
+                name: [os.getpid()] if pgid == SELF else group_pids(pgid)
+                for name, pgid in self.groups.items()
+            }
+        self._samples += 1
+        for name, pids in self._pids.items():
+            rss = sum(process_rss_bytes(pid) for pid in pids)
+            self.peak[name] = max(self.peak[name], rss)
+
+    def _sample_until_stopped(self) -> None:
+        start = time.thread_time()
+        while not self._stop.wait(self.interval):
+            self._sample()
+        self._sampler_cpu = time.thread_time() - start
+
+    def __enter__(self) -> CostMeter:
+        self._cpu_start = {name: self._cpu(pgid) for name, pgid in self.groups.items()}
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self._cpu_end = {name: self._cpu(pgid) for name, pgid in self.groups.items()}
+        for name, pgid in self.groups.items():
+            if pgid == SELF:
+                self._cpu_end[name] -= self._sampler_cpu
+
+    def costs(self, records: int) -> dict[str, ProcessCost]:
+        """Each group's cost of the span, per 1,000 of the `records` it handled."""
+        return {
+            name: ProcessCost(
+                (self._cpu_end[name] - self._cpu_start[name]) * 1000 / records, self.peak[name]
+            )
+            for name in self.groups
+        }
 
 
 def disk_bytes(root: Path) -> tuple[int, int]:

@@ -50,7 +50,14 @@ from confluent_kafka import Consumer
 
 from benchmarks import faststream_peer
 from benchmarks.apps import BATCH_HANDLERS, CONSUMER_HANDLERS
-from benchmarks.common import group_cpu_seconds, machine, produce_keyed, replace_file
+from benchmarks.common import (
+    SELF,
+    CostMeter,
+    ProcessCost,
+    machine,
+    produce_keyed,
+    replace_file,
+)
 from benchmarks.minimal_bridge import SERVICE as BRIDGE_SERVICE
 from benchmarks.minimal_bridge import MinimalBridge
 from benchmarks.report import Series, fmt, paired_ratio, series_table, table
@@ -188,6 +195,8 @@ class Unbatched:
     rates: list[float] = dataclasses.field(default_factory=list)
     serving_cpu: list[float] = dataclasses.field(default_factory=list)  # s per 1,000 records
     restate_cpu: list[float] = dataclasses.field(default_factory=list)
+    serving_rss: list[int] = dataclasses.field(default_factory=list)  # peak bytes per round
+    restate_rss: list[int] = dataclasses.field(default_factory=list)
 
     def sink(self, r: int) -> str:
         """The handler round `r` (from 1) subscribes: a bound handler's own per round."""
@@ -209,15 +218,18 @@ async def unbatched_round(
     bindings: BenchBindings,
     worker: WorkerProcess,
 ) -> None:
-    serving, restate = group_cpu_seconds(candidate.pgid), group_cpu_seconds(restate_pgid)
-    if candidate.consumer_bindings is not None:
-        binding = candidate.consumer_bindings[round_]
-        rate = await consumer_rate(admin, bindings, binding, worker, records)
-    else:
-        rate = await restate_rate(admin, "bench", topic, records, candidate.sink(round_))
+    with CostMeter({"serving": candidate.pgid, "restate": restate_pgid}) as meter:
+        if candidate.consumer_bindings is not None:
+            binding = candidate.consumer_bindings[round_]
+            rate = await consumer_rate(admin, bindings, binding, worker, records)
+        else:
+            rate = await restate_rate(admin, "bench", topic, records, candidate.sink(round_))
+    costs = meter.costs(records)
     candidate.rates.append(rate)
-    candidate.serving_cpu.append((group_cpu_seconds(candidate.pgid) - serving) * 1000 / records)
-    candidate.restate_cpu.append((group_cpu_seconds(restate_pgid) - restate) * 1000 / records)
+    candidate.serving_cpu.append(costs["serving"].cpu_per_1000)
+    candidate.restate_cpu.append(costs["restate"].cpu_per_1000)
+    candidate.serving_rss.append(costs["serving"].peak_rss)
+    candidate.restate_rss.append(costs["restate"].peak_rss)
 
 
 BASELINE = "bound handler, subscription"
@@ -242,6 +254,8 @@ def per_record_table(candidates: list[Unbatched], raw_median: float) -> str:
                 f"{statistics.median(c.restate_cpu):.2f}",
                 f"{statistics.median(c.total_cpu):.2f}",
                 fmt(paired_ratio(c.total_cpu, base.total_cpu), ".2f"),
+                f"{max(c.serving_rss) / 2**20:,.0f}",
+                f"{max(c.restate_rss) / 2**20:,.0f}",
             ]
         )
     headers = [
@@ -253,7 +267,31 @@ def per_record_table(candidates: list[Unbatched], raw_median: float) -> str:
         "CPU s/1k restate",
         "CPU s/1k total",
         "CPU x baseline",
+        "peak RSS MiB serving",
+        "peak RSS MiB restate",
     ]
+    return table(headers, rows)
+
+
+BATCH_PROCESSES = ("delivery", "worker", "restate")
+
+
+def process_cost_table(costs: dict[str, list[dict[str, ProcessCost]]]) -> str:
+    """Per batched row, each process's CPU s per 1,000 records (median over rounds) beside
+    its peak resident memory (the highest over rounds)."""
+    rows = []
+    for name, rounds in costs.items():
+        if not rounds:
+            continue
+        cells = [name]
+        for process in BATCH_PROCESSES:
+            cpu = statistics.median(r[process].cpu_per_1000 for r in rounds)
+            rss = max(r[process].peak_rss_mib for r in rounds)
+            cells += [f"{cpu:.3f}", f"{rss:,.0f}"]
+        rows.append(cells)
+    headers = [""]
+    for process in BATCH_PROCESSES:
+        headers += [f"CPU s/1k {process}", f"peak RSS MiB {process}"]
     return table(headers, rows)
 
 
@@ -267,6 +305,19 @@ def variant_name(variant: Variant) -> str:
 
 def bridge_name(size: int) -> str:
     return f"minimal bridge, poll {4 * size}, batch per key"
+
+
+def measured(
+    row: Series,
+    rate: float,
+    meter: CostMeter,
+    records: int,
+    process_costs: dict[str, list[dict[str, ProcessCost]]],
+) -> None:
+    """A batched round's result: the row's rate and total CPU, and each process's cost."""
+    costs = meter.costs(records)
+    row.add(rate, sum(c.cpu_per_1000 for c in costs.values()))
+    process_costs[row.name].append(costs)
 
 
 def report(round_: int, row: Series) -> None:
@@ -334,20 +385,6 @@ async def counted(admin: AdminClient, service: str) -> int:
         "AND key = 'count'"
     )
     return sum(int(row["value_utf8"]) for row in rows)
-
-
-class Cpu:
-    """CPU seconds since it was made of this process and of the given process groups."""
-
-    def __init__(self, *pgids: int) -> None:
-        self.pgids = pgids
-        self.start = self.now()
-
-    def now(self) -> float:
-        return time.process_time() + sum(group_cpu_seconds(p) for p in self.pgids)
-
-    def per_1000(self, records: int) -> float:
-        return (self.now() - self.start) * 1000 / records
 
 
 class Feeder(Protocol):
@@ -513,7 +550,15 @@ async def run(
                             peer_rows[many] = Series(
                                 peer_name(*many), versus=f"batched, max_records {size}"
                             )
-                worker_pgid = worker.process.pid
+                # The delivery (BatchDelivery or the bridge) runs in this process.
+                processes = {
+                    "delivery": SELF,
+                    "worker": worker.process.pid,
+                    "restate": restate_pgid,
+                }
+                process_costs: dict[str, list[dict[str, ProcessCost]]] = {
+                    row.name: [] for row in [*batched.values(), *bridges.values()]
+                }
                 for r in range(1, rounds + 1):
                     raw.add(*raw_consume_rate(stack.bootstrap_servers, topic, records))
                     print(
@@ -538,13 +583,12 @@ async def run(
                     for variant in variants:
                         size, per = variant
                         binding = batched_bindings[f"batch-{size}-{per}-{r - 1}"]
-                        cpu = Cpu(worker_pgid, restate_pgid)
                         delivery = batch_delivery(binding, stack)
-                        rate = await batched_rate(admin, delivery, binding.service, records)
-                        batched[variant].add(rate, cpu.per_1000(records))
+                        with CostMeter(processes) as meter:
+                            rate = await batched_rate(admin, delivery, binding.service, records)
+                        measured(batched[variant], rate, meter, records, process_costs)
                         report(r, batched[variant])
                     for size in sizes:
-                        cpu = Cpu(worker_pgid, restate_pgid)
                         bridge = MinimalBridge(
                             stack.bootstrap_servers,
                             stack.ingress_url,
@@ -553,8 +597,9 @@ async def run(
                             size,
                         )
                         bridge.prefix = f"{size}-{r}/"  # this round's objects: fresh offsets
-                        rate = await batched_rate(admin, bridge, BRIDGE_SERVICE, records)
-                        bridges[size].add(rate, cpu.per_1000(records))
+                        with CostMeter(processes) as meter:
+                            rate = await batched_rate(admin, bridge, BRIDGE_SERVICE, records)
+                        measured(bridges[size], rate, meter, records, process_costs)
                         report(r, bridges[size])
                     for (broker, subscriber, size), row in peer_rows.items():
                         if subscriber == "per-message" and r > unbatched_rounds:
@@ -582,7 +627,8 @@ async def run(
     if unbatched_rounds:
         print(
             f"per record, {unbatched_rounds} round(s); baseline: {BASELINE}; serving = the "
-            "worker's process group (with its consumer for consumer delivery) or Node's"
+            "worker's process group (with its consumer for consumer delivery) or Node's; "
+            "peak RSS: the highest over rounds"
         )
         print(per_record_table(candidates, raw_median))
         bare = candidates[0]
@@ -603,6 +649,11 @@ async def run(
         ]
         rows = [*unbatched_rows, *batched.values(), *bridges.values(), *peer_rows.values()]
         print(series_table(raw, rows))
+        print(
+            "batched, per process: CPU s per 1,000 records (median) and peak resident memory "
+            "(MiB, highest over rounds); delivery = this process, worker = its process group"
+        )
+        print(process_cost_table(process_costs))
     expected = records * unbatched_rounds
     wrong = {name: n for name, n in totals.items() if n != expected}
     if wrong:

@@ -225,12 +225,11 @@ class BatchDelivery:
     def _dispatch(self, records: list[PolledRecord]) -> None:
         if self.first_dispatch is None:
             self.first_dispatch = time.perf_counter()
-        object_key = self.shape.object_key
-        by_key: dict[str, list[PolledRecord]] = {}
+        by_key = self.shape.group(records)
         next_offsets: dict[int, int] = {}
         for r in records:
-            by_key.setdefault(object_key(r), []).append(r)
-            next_offsets[r.partition] = max(next_offsets.get(r.partition, 0), r.offset + 1)
+            if r.offset >= next_offsets.get(r.partition, 0):
+                next_offsets[r.partition] = r.offset + 1
         batch = _Batch(next_offsets, len(records))
         per_send = self.shape.max_records
         for key, group in _sends_of(by_key, per_send):

@@ -53,8 +53,17 @@ log = logging.getLogger("restate_stream.batch")
 BATCH_IDEMPOTENCY_RETENTION = timedelta(hours=1)
 
 
-def _coordinates(r: WireRecord) -> KafkaCoordinates:
-    ts = None if r.timestamp_ms is None else datetime.fromtimestamp(r.timestamp_ms / 1000, UTC)
+def _coordinates(r: WireRecord, times: dict[int, datetime] | None = None) -> KafkaCoordinates:
+    """`times`: the datetimes of a batch's milliseconds so far (records produced together
+    share them; datetime.fromtimestamp per record was ~15% of a batched record's worker CPU)."""
+    ms = r.timestamp_ms
+    ts = None
+    if ms is not None:
+        ts = times.get(ms) if times is not None else None
+        if ts is None:
+            ts = datetime.fromtimestamp(ms / 1000, UTC)
+            if times is not None:
+                times[ms] = ts
     return built(
         KafkaCoordinates,
         {
@@ -101,7 +110,9 @@ class BatchBoundHandler(BoundHandler):
             return await self._redrive(ctx, records, redrive_of)
         state_key = high_water_state(self.binding.name)
         high: dict[str, int] = await ctx.get(state_key) or {}
-        fresh = [r for r in records if r.offset > high.get(source_name(*r.source), -1)]
+        # Per source, not per record: a batch holds few sources and many records.
+        floors = {s: high.get(source_name(*s), -1) for s in {r.source for r in records}}
+        fresh = [r for r in records if r.offset > floors[(r.topic, r.partition)]]
         if len(fresh) < len(records):
             log.info(
                 "binding %s, key %r: dropped %d of %d records at or below the high-water %s",
@@ -109,14 +120,19 @@ class BatchBoundHandler(BoundHandler):
             )  # fmt: skip
             if observed():
                 for r in records:
-                    if r.offset <= high.get(source_name(*r.source), -1):
+                    if r.offset <= floors[r.source]:
                         self.report(ctx, "redelivered", _coordinates(r))
         events = await self._events(ctx, fresh, None)
         if events:
             await self._handle(ctx, events, None)
+        tops: dict[tuple[str, int], int] = {}
         for r in fresh:
-            name = source_name(*r.source)
-            high[name] = max(high.get(name, -1), r.offset)
+            source = (r.topic, r.partition)
+            if r.offset > tops.get(source, -1):
+                tops[source] = r.offset
+        for (topic, partition), top in tops.items():
+            name = source_name(topic, partition)
+            high[name] = max(high.get(name, -1), top)
         if fresh:
             ctx.set(state_key, high)
         return None
@@ -138,8 +154,9 @@ class BatchBoundHandler(BoundHandler):
         per_key = self.binding.batch is None or self.binding.batch.per == "key"
         object_key = ctx.key()
         json_codec = self.json_codec
+        times: dict[int, datetime] = {}
         for r in records:
-            coords = _coordinates(r)
+            coords = _coordinates(r, times)
             value_bytes = r.value
             try:
                 if value_bytes is not None and json_codec is not None:
@@ -185,12 +202,13 @@ class BatchBoundHandler(BoundHandler):
             else {}
         )
         taken = []
+        report_applied = observed()
         for event in events:
             coords = event.coordinates
             why = why_not.get(id(event))
             if why is None:
                 taken.append(event)
-                if observed():
+                if report_applied:
                     self.report(ctx, "applied", coords)
             elif isinstance(why, DropRecord):
                 log.info("dropped record at %s: %s: %s", coords.describe(), why.cause, why)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from restate_stream.batch import (
     idempotency_key,
 )
 from restate_stream.batch.objects import batch_object_key
+from restate_stream.batch.sends import group_each, shape_for
 from restate_stream.bindings import BindingsError, check_against_app, parse_bindings
 from restate_stream.control.admin import Subscription
 from restate_stream.control.plan import (
@@ -69,8 +70,16 @@ def test_wire_round_trip_keeps_bytes_headers_and_nulls() -> None:
         (b'{"v": 2, "records": []}', '"v": 1'),
         (b'{"v": 1, "records": [{"t": "x", "p": 0}]}', "records[0]"),
         (b'{"v": 1, "records": [{"t": "x", "p": 0, "o": 1, "v": "%%"}]}', "records[0].v"),
+        # Whichever field is bad is named, the other one good or bad.
+        (b'{"v": 1, "records": [{"t": "x", "p": 0, "o": 1, "k": "%%", "v": "aw=="}]}',
+         "records[0].k: invalid base64"),
+        (b'{"v": 1, "records": [{"t": "x", "p": 0, "o": 1, "k": "aw==", "v": 5}]}',
+         "records[0].v: expected base64 text or null, got int"),
+        (b'{"v": 1, "records": [{"t": "x", "p": 0, "o": 1, "k": ["a"]}]}',
+         "records[0].k: expected base64 text or null, got list"),
+        (b'{"v": 1, "records": [{"t": "x", "p": 0, "o": 1, "v": "\\u00e9"}]}', "records[0].v"),
     ],
-)
+)  # fmt: skip
 def test_malformed_bodies_name_the_problem(body: bytes, message: str) -> None:
     with pytest.raises(WireError, match=message.replace("[", r"\[").replace("]", r"\]")):
         decode_batch(body)
@@ -88,6 +97,23 @@ def test_object_keys_are_injective_and_text_keys_stay_readable() -> None:
 
 def _polled(partition: int, offsets: list[int]) -> list[PolledRecord]:
     return [PolledRecord("t", partition, o, None, b"k", b"v", ()) for o in offsets]
+
+
+@pytest.mark.parametrize("per", ["key", "partition"])
+def test_a_cut_groups_by_object_in_read_order_as_record_by_record_would(per: str) -> None:
+    text = BATCHED.replace("max_wait: 50ms}", f"max_wait: 50ms, per: {per}}}")
+    shape = shape_for(parse(text).bindings[0])
+    keys = [b"a", None, b"", b"\xff", b"b64://4=", b"a", b"", None]
+    records = [
+        PolledRecord("clicks", i % 3, 100 + i, None, key, b"v", ())
+        for i, key in enumerate(keys * 3)
+    ]
+    grouped = shape.group(records)
+    assert grouped == group_each(records, shape.object_key)
+    if per == "key":
+        # None and b"" are both the object "": one group, in read order.
+        assert [r.offset for r in grouped[""]] == sorted(r.offset for r in grouped[""])
+        assert len(grouped[""]) == 12
 
 
 def test_idempotency_key_names_exactly_the_records_of_a_send() -> None:
@@ -252,3 +278,39 @@ async def test_a_partition_object_sees_each_records_own_key_and_drops_redeliveri
         ("user-1", 13, {"n": 1}),
     ]
     assert ctx.state[high_water_state("clicks")] == {"clicks/0": 13}
+
+
+async def test_a_key_object_keeps_each_source_partitions_high_water_and_timestamps() -> None:
+    obj = restate.VirtualObject("PerKey")
+    seen: list[tuple[int, int, datetime | None]] = []
+
+    @obj.handler()
+    async def on_clicks(ctx: restate.ObjectContext, events: list[KafkaEvent[Any]]) -> None:
+        seen.extend((e.partition, e.offset, e.coordinates.timestamp) for e in events)
+
+    text = BATCHED.replace("Clicks/on_clicks", "PerKey/on_clicks")
+    text += "worker: {app: 'app:app'}\n"
+    bind([obj], parse(text), {"local": MemoryPublisher()})
+    ctx = MemoryContext("user-1", invocation_id="inv_1")
+    ms = 1_700_000_000_123
+    first = [
+        WireRecord("clicks", 0, 10, ms, b"user-1", b"1"),
+        WireRecord("clicks", 1, 4, ms, b"user-1", b"2"),
+        WireRecord("clicks", 0, 11, ms + 1, b"user-1", b"3"),
+        WireRecord("clicks", 1, 5, None, b"user-1", b"4"),
+    ]
+    await invoke(obj, "on_clicks", ctx, encode_batch(first))
+    at = datetime.fromtimestamp(ms / 1000, UTC)
+    assert seen == [
+        (0, 10, at),
+        (1, 4, at),
+        (0, 11, at + timedelta(milliseconds=1)),
+        (1, 5, None),
+    ]
+    assert ctx.state[high_water_state("clicks")] == {"clicks/0": 11, "clicks/1": 5}
+    # Redelivered with one new record per partition: only those are passed on.
+    seen.clear()
+    again = [*first, first[0]._replace(offset=12), first[1]._replace(offset=6)]
+    await invoke(obj, "on_clicks", ctx, encode_batch(again))
+    assert [(p, o) for p, o, _ in seen] == [(0, 12), (1, 6)]
+    assert ctx.state[high_water_state("clicks")] == {"clicks/0": 12, "clicks/1": 6}

@@ -4,10 +4,13 @@ print, and a soak's arithmetic (records due, rates between samples, growth per 1
 from __future__ import annotations
 
 import math
+import os
+import time
 
 import pytest
 
-from benchmarks.e2e_throughput import BASELINE, Unbatched, per_record_table
+from benchmarks.common import SELF, CostMeter, ProcessCost
+from benchmarks.e2e_throughput import BASELINE, Unbatched, per_record_table, process_cost_table
 from benchmarks.report import fmt, paired_ratio, ratio, table
 from benchmarks.sampling import (
     MIB,
@@ -54,8 +57,15 @@ def test_table_aligns_columns_to_their_widest_cell() -> None:
 
 
 def test_per_record_table_has_ratios_against_the_bound_handler_on_a_subscription() -> None:
-    base = Unbatched(BASELINE, "BenchBoundCounter", 1, None, [100.0, 80.0], [1.0, 1.0], [1.0, 1.0])
-    consumer = Unbatched("consumer", "C", 1, {}, [50.0, 40.0], [2.0, 2.0], [2.0, 2.0])
+    mib = 2**20
+    base = Unbatched(
+        BASELINE, "BenchBoundCounter", 1, None, [100.0, 80.0], [1.0, 1.0], [1.0, 1.0],
+        [60 * mib, 70 * mib], [300 * mib, 200 * mib],
+    )  # fmt: skip
+    consumer = Unbatched(
+        "consumer", "C", 1, {}, [50.0, 40.0], [2.0, 2.0], [2.0, 2.0],
+        [90 * mib, 80 * mib], [250 * mib, 240 * mib],
+    )  # fmt: skip
     idle = Unbatched("not run", "X", 1)
     rows = per_record_table([base, consumer, idle], raw_median=1000.0).splitlines()
     assert len(rows) == 4  # headers, rule, the two that ran
@@ -68,8 +78,43 @@ def test_per_record_table_has_ratios_against_the_bound_handler_on_a_subscription
         "1.00",
         "2.00",
         "1.00",
+        "70",  # peak RSS MiB: the highest over rounds
+        "300",
     ]
-    assert rows[3].split() == ["consumer", "45", "0.50", "0.0450", "2.00", "2.00", "4.00", "2.00"]
+    assert rows[3].split() == [
+        *("consumer", "45", "0.50", "0.0450", "2.00", "2.00", "4.00", "2.00", "90", "250")
+    ]
+
+
+def test_process_cost_table_gives_each_process_its_cpu_and_peak_memory() -> None:
+    def costs(delivery: float, worker: float, rss_mib: int) -> dict[str, ProcessCost]:
+        return {
+            "delivery": ProcessCost(delivery, rss_mib * 2**20),
+            "worker": ProcessCost(worker, 2 * rss_mib * 2**20),
+            "restate": ProcessCost(0.01, 3 * rss_mib * 2**20),
+        }
+
+    rows = process_cost_table(
+        {"batched": [costs(0.01, 0.03, 100), costs(0.02, 0.05, 120), costs(0.03, 0.04, 90)],
+         "not run": []}
+    ).splitlines()  # fmt: skip
+    assert len(rows) == 3
+    # CPU: the median over rounds; memory: the highest.
+    assert rows[2].split() == ["batched", "0.020", "120", "0.040", "240", "0.010", "360"]
+
+
+def test_cost_meter_measures_this_process_and_a_group() -> None:
+    with CostMeter({"me": SELF, "group": os.getpgid(0)}, interval=0.01) as meter:
+        ballast = bytearray(64 * 2**20)  # touched: resident
+        for i in range(0, len(ballast), 4096):
+            ballast[i] = 1
+        deadline = time.process_time() + 0.05
+        while time.process_time() < deadline:
+            pass
+    costs = meter.costs(1000)
+    assert costs["me"].cpu_per_1000 >= 0.05
+    assert costs["me"].peak_rss >= 64 * 2**20
+    assert costs["group"].peak_rss >= costs["me"].peak_rss
 
 
 def test_records_due_follow_the_rate() -> None:
