@@ -103,10 +103,14 @@ class BatchDelivery:
         max_concurrent_sends: int | None = None,
         max_batches_in_flight: int = 1024,
         max_records_in_flight: int | None = None,
+        keeps_high_water: bool = False,
     ) -> None:
+        """`keeps_high_water`: the binding's bound handler drops records at or below its
+        object's high-water (RecordBoundHandler.keeps_high_water); its sends need no
+        idempotency key (batch/sends.py RecordShape)."""
         assert binding.own_consumer, f"binding {binding.name} is delivered by a subscription"
         self.binding = binding
-        self.shape = shape_for(binding)
+        self.shape = shape_for(binding, keeps_high_water=keeps_high_water)
         if binding.batch is not None:
             self.max_records = binding.batch.max_records
             self.max_wait = binding.batch.max_wait.total_seconds()
