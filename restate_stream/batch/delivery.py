@@ -34,9 +34,8 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from connectors.group_consumer import GroupConsumer, PolledRecord
+from restate_stream.batch.ingress_client import IngressClient, IngressSendError
 from restate_stream.batch.sends import Request, shape_for
 from restate_stream.bindings import SESSION_TIMEOUT_MS, Binding
 from restate_stream.errors import WorkerError
@@ -132,7 +131,7 @@ class BatchDelivery:
         self._tails: dict[str, asyncio.Task[None]] = {}  # object key -> its latest send
         self._waiting: dict[str, _Waiting] = {}  # object key -> its send not posted yet
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: aiohttp.ClientSession | None = None
+        self._client: IngressClient | None = None
         # The first send that raised (not a refusal: those are retried), noted as it ends.
         self._send_failure: BaseException | None = None
         self.delivered = 0  # records whose send Restate accepted (for logs and benchmarks)
@@ -153,13 +152,11 @@ class BatchDelivery:
             on_revoke=self._on_revoke,
             properties=CONSUMER_PROPERTIES,
         )
-        # aiohttp, not httpx: with many small sends httpx's per-request machinery (pool
-        # assignment, sniffio) was ~75% of this process's CPU (py-spy, 10,000 keys).
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_concurrent_sends),
-            timeout=aiohttp.ClientTimeout(total=30.0),
-        ) as client:
-            self._client = client
+        # Our own lean client: httpx's per-request machinery (pool assignment, sniffio) was
+        # ~75% of this process's CPU (py-spy, 10,000 keys), aiohttp's still most of a send's.
+        client = IngressClient(self.ingress_url, connections=self.max_concurrent_sends)
+        self._client = client
+        try:
             await consumer.start()
             how = "in batches" if b.batch is not None else "record by record"
             log.info("binding %s: delivering %s to %s %s", b.name, b.topic, b.sink, how)
@@ -177,6 +174,8 @@ class BatchDelivery:
             finally:
                 await consumer.close()  # runs on_revoke: drains and commits what was accepted
                 await self._abandon()
+        finally:
+            await client.close()
 
     async def _cut(self, consumer: GroupConsumer, stop: asyncio.Event) -> list[PolledRecord]:
         records: list[PolledRecord] = []
@@ -285,16 +284,13 @@ class BatchDelivery:
                     request = self.shape.request(key, records)
                 url = f"{self.ingress_url}/{request.path}"
                 try:
-                    async with self._client.post(
-                        url, data=request.body, headers=request.headers
-                    ) as response:
-                        text = await response.text(errors="replace")
-                    if response.status in (200, 202):
+                    answer = await self._client.post(request.path, request.body, request.headers)
+                    if answer.status in (200, 202):
                         self.delivered += len(records)
                         return
-                    problem = f"HTTP {response.status}: {text[:300]}"
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    problem = f"{type(exc).__name__}: {exc}"
+                    problem = f"HTTP {answer.status}: {answer.text()[:300]}"
+                except IngressSendError as exc:
+                    problem = str(exc)
             # Not accepted: retry the same send (same idempotency key) until it is; the key's
             # later records wait, and nothing of this batch is committed meanwhile.
             first = records[0]

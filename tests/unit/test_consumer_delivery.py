@@ -9,7 +9,6 @@ import textwrap
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from connectors.consume import ConsumedRecord
 from connectors.group_consumer import PolledRecord
 from restate_stream.batch import BatchDelivery, BatchRunner, record_idempotency_key
 from restate_stream.batch.delivery import DeliveryFailed
+from restate_stream.batch.ingress_client import Answer
 from restate_stream.batch.sends import RecordShape
 from restate_stream.bindings import BindingsError, load_bindings, parse_bindings
 from restate_stream.bindings.edit import set_paused
@@ -285,14 +285,6 @@ def test_bind_gives_the_handler_the_bindings_idempotency_retention() -> None:
 # --- per-key FIFO and the offsets committed -----------------------------------------------
 
 
-class _Response:
-    def __init__(self, status: int) -> None:
-        self.status = status
-
-    async def text(self, errors: str = "strict") -> str:
-        return ""
-
-
 class _Ingress:
     """Holds every send until the test accepts it; records what was posted, in order."""
 
@@ -300,8 +292,8 @@ class _Ingress:
         self.posted: list[str] = []  # idempotency keys
         self._answers: dict[str, asyncio.Future[int]] = {}
 
-    def post(self, url: str, data: bytes, headers: Mapping[str, str]) -> _Post:
-        return _Post(self, headers["idempotency-key"])
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        return Answer(await self.waiting(headers["idempotency-key"]), b"")
 
     def answer(self, partition: int, offset: int, status: int = 202) -> None:
         key = record_idempotency_key("restate-stream.clicks", "clicks", partition, offset)
@@ -316,19 +308,6 @@ class _Ingress:
         self.posted.append(key)
         future = self._answers[key] = asyncio.get_running_loop().create_future()
         return future
-
-
-class _Post:
-    def __init__(self, ingress: _Ingress, key: str) -> None:
-        self.ingress, self.key = ingress, key
-
-    async def __aenter__(self) -> _Response:
-        return _Response(await self.ingress.waiting(self.key))
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
 
 
 def _offsets(ingress: _Ingress) -> list[str]:
