@@ -22,11 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from restate_stream.errors import WorkerError
+
 MAX_RESPONSE = 64 * 1024
 
 
-class IngressSendError(Exception):
-    """A send got no HTTP answer (connection refused or lost, timeout, malformed answer)."""
+class IngressSendError(WorkerError):
+    """A send got no HTTP answer (connection refused or lost, timeout, malformed answer);
+    the delivery logs it and sends again."""
 
 
 @dataclass(frozen=True)
