@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from connectors.group_consumer import GroupConsumer, PolledRecord
+from restate_stream.batch.ingress_client import IngressClient, IngressSendError
 from restate_stream.batch.pacing import (
     ATTACH_CONNECTIONS,
     COMPLETION_WAIT,
@@ -113,10 +114,14 @@ class BatchDelivery:
         max_batches_in_flight: int = 1024,
         max_records_in_flight: int | None = None,
         completion_wait: float = COMPLETION_WAIT,
+        keeps_high_water: bool = False,
     ) -> None:
+        """`keeps_high_water`: the binding's bound handler drops records at or below its
+        object's high-water (RecordBoundHandler.keeps_high_water); its sends need no
+        idempotency key (batch/sends.py RecordShape)."""
         assert binding.own_consumer, f"binding {binding.name} is delivered by a subscription"
         self.binding = binding
-        self.shape = shape_for(binding)
+        self.shape = shape_for(binding, keeps_high_water=keeps_high_water)
         if binding.batch is not None:
             self.max_records = binding.batch.max_records
             self.max_wait = binding.batch.max_wait.total_seconds()
@@ -145,7 +150,7 @@ class BatchDelivery:
             else None
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: aiohttp.ClientSession | None = None
+        self._client: IngressClient | None = None
         # The first send that raised (not a refusal: those are retried), noted as it ends.
         self._send_failure: BaseException | None = None
         self.delivered = 0  # records whose send Restate accepted (for logs and benchmarks)
@@ -166,40 +171,43 @@ class BatchDelivery:
             on_revoke=self._on_revoke,
             properties=CONSUMER_PROPERTIES,
         )
-        # aiohttp, not httpx: with many small sends httpx's per-request machinery (pool
-        # assignment, sniffio) was ~75% of this process's CPU (py-spy, 10,000 keys).
-        async with (
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_concurrent_sends),
-                timeout=aiohttp.ClientTimeout(total=30.0),
-            ) as client,
-            aiohttp.ClientSession(
+        # Our own lean client: httpx's per-request machinery (pool assignment, sniffio) was
+        # ~75% of this process's CPU (py-spy, 10,000 keys), aiohttp's still most of a send's.
+        # The pacer's attaches (long-held GETs, few) stay on aiohttp.
+        client = IngressClient(self.ingress_url, connections=self.max_concurrent_sends)
+        self._client = client
+        try:
+            async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=ATTACH_CONNECTIONS),
                 timeout=aiohttp.ClientTimeout(total=STALLED_ATTACH_TIMEOUT),
-            ) as attach_client,
-        ):
-            self._client = client
-            if self._pacer is not None:
-                self._pacer.open(attach_client, self.ingress_url)
-            await consumer.start()
-            how = "in batches" if b.batch is not None else "record by record"
-            log.info("binding %s: delivering %s to %s %s", b.name, b.topic, b.sink, how)
-            try:
-                while not stop.is_set():
-                    records = await self._cut(consumer, stop)
-                    if records:
-                        self._dispatch(records)
+            ) as attach_client:
+                if self._pacer is not None:
+                    self._pacer.open(attach_client, self.ingress_url)
+                await self._deliver(consumer, stop)
+        finally:
+            await client.close()
+
+    async def _deliver(self, consumer: GroupConsumer, stop: asyncio.Event) -> None:
+        b = self.binding
+        await consumer.start()
+        how = "in batches" if b.batch is not None else "record by record"
+        log.info("binding %s: delivering %s to %s %s", b.name, b.topic, b.sink, how)
+        try:
+            while not stop.is_set():
+                records = await self._cut(consumer, stop)
+                if records:
+                    self._dispatch(records)
+                await consumer.commit(self._completed_offsets())
+                self._raise_if_a_send_failed()
+                while self._full() and not stop.is_set():
+                    await asyncio.wait(self._batches[0].sends, timeout=0.5)
                     await consumer.commit(self._completed_offsets())
                     self._raise_if_a_send_failed()
-                    while self._full() and not stop.is_set():
-                        await asyncio.wait(self._batches[0].sends, timeout=0.5)
-                        await consumer.commit(self._completed_offsets())
-                        self._raise_if_a_send_failed()
-            finally:
-                await consumer.close()  # runs on_revoke: drains and commits what was accepted
-                await self._abandon()
-                if self._pacer is not None:
-                    await self._pacer.close()
+        finally:
+            await consumer.close()  # runs on_revoke: drains and commits what was accepted
+            await self._abandon()
+            if self._pacer is not None:
+                await self._pacer.close()
 
     async def _cut(self, consumer: GroupConsumer, stop: asyncio.Event) -> list[PolledRecord]:
         records: list[PolledRecord] = []
@@ -320,16 +328,13 @@ class BatchDelivery:
                     request = self.shape.request(key, records)
                 url = f"{self.ingress_url}/{request.path}"
                 try:
-                    async with self._client.post(
-                        url, data=request.body, headers=request.headers
-                    ) as response:
-                        text = await response.text(errors="replace")
-                    if response.status in (200, 202):
+                    answer = await self._client.post(request.path, request.body, request.headers)
+                    if answer.status in (200, 202):
                         self.delivered += len(records)
                         return
-                    problem = f"HTTP {response.status}: {text[:300]}"
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    problem = f"{type(exc).__name__}: {exc}"
+                    problem = f"HTTP {answer.status}: {answer.text()[:300]}"
+                except IngressSendError as exc:
+                    problem = str(exc)
             # Not accepted: retry the same send (same idempotency key) until it is; the key's
             # later records wait, and nothing of this batch is committed meanwhile.
             first = records[0]

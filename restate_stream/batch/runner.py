@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +46,19 @@ class _Running:
 
 
 class BatchRunner:
-    def __init__(self, spec: BindingsFile, *, watch_interval: float = WATCH_INTERVAL) -> None:
+    def __init__(
+        self,
+        spec: BindingsFile,
+        *,
+        high_water: Collection[str] = frozenset(),
+        watch_interval: float = WATCH_INTERVAL,
+    ) -> None:
+        """`high_water`: the per-record bindings whose bound handler keeps a high-water
+        (runtime/bound.py `high_water_bindings`); their sends carry no idempotency key."""
         self.path: Path = spec.path
         self.watch_interval = watch_interval
-        self.deliveries = {b.name: _delivery(spec, b) for b in spec.bindings if b.own_consumer}
+        self.high_water = frozenset(high_water)
+        self.deliveries = {b.name: self._delivery(spec, b) for b in spec.bindings if b.own_consumer}
         # Per-record bindings bound at start: `migrate --to consumer` may move one onto the
         # consumer later (its bound handler is the same for both deliveries).
         self._per_record = {
@@ -108,7 +118,7 @@ class BatchRunner:
                 continue
             for b in spec.bindings:
                 if b.name not in self.deliveries and self._joins(b):
-                    self.deliveries[b.name] = _delivery(spec, b)
+                    self.deliveries[b.name] = self._delivery(spec, b)
             self._wanted = {
                 b.name
                 for b in spec.bindings
@@ -141,6 +151,14 @@ class BatchRunner:
             task = asyncio.create_task(self._supervise(self.deliveries[name], stop))
             self._running[name] = _Running(stop, task)
 
+    def _delivery(self, spec: BindingsFile, binding: Binding) -> BatchDelivery:
+        return BatchDelivery(
+            binding,
+            spec.clusters[binding.cluster].properties,
+            spec.restate.ingress_url,
+            keeps_high_water=binding.name in self.high_water,
+        )
+
     async def _supervise(self, delivery: BatchDelivery, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
@@ -150,9 +168,3 @@ class BatchRunner:
                 log.exception("binding %s: delivery failed; restarting", delivery.binding.name)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RESTART_DELAY)
-
-
-def _delivery(spec: BindingsFile, binding: Binding) -> BatchDelivery:
-    return BatchDelivery(
-        binding, spec.clusters[binding.cluster].properties, spec.restate.ingress_url
-    )

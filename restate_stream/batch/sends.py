@@ -129,12 +129,18 @@ class RecordShape:
     blocking its partition); an unkeyed one's sends name no key, and records of one key still
     go one after another. Keyless records of an unkeyed binding are each their own chain: they
     name no object, so nothing orders them (nor does a subscription), and chaining them all on
-    one key would post them one at a time."""
+    one key would post them one at a time.
+
+    `keeps_high_water`: the target drops a record at or below its object's high-water
+    (runtime/high_water.py), so a re-sent record is a no-op there and the send carries no
+    idempotency key: Restate then keeps no entry per record (less work per send, and its
+    storage does not grow with the retention). Other targets keep the key."""
 
     max_records = 1
 
-    def __init__(self, binding: Binding) -> None:
+    def __init__(self, binding: Binding, *, keeps_high_water: bool = False) -> None:
         self.binding = binding
+        self.keeps_high_water = keeps_high_water
 
     def object_key(self, record: PolledRecord) -> str:
         if record.key is None and not self.binding.keyed:
@@ -148,13 +154,11 @@ class RecordShape:
     def request(self, key: str, records: list[PolledRecord]) -> Request:
         (r,) = records
         coordinates = KafkaCoordinates(r.topic, r.partition, r.offset, None, r.key, None)
-        headers = {
-            "content-type": "application/octet-stream",
-            **coordinates.to_headers(),
-            "idempotency-key": record_idempotency_key(
+        headers = {"content-type": "application/octet-stream", **coordinates.to_headers()}
+        if not self.keeps_high_water:
+            headers["idempotency-key"] = record_idempotency_key(
                 self.binding.consumer_group, r.topic, r.partition, r.offset
-            ),
-        }
+            )
         if r.timestamp_ms is not None:  # as Restate's subscription writes it: epoch millis
             headers["kafka.timestamp"] = str(r.timestamp_ms)
         if r.headers:
@@ -163,5 +167,9 @@ class RecordShape:
         return Request(path, r.value or b"", headers)
 
 
-def shape_for(binding: Binding) -> SendShape:
-    return BatchShape(binding) if binding.batch is not None else RecordShape(binding)
+def shape_for(binding: Binding, *, keeps_high_water: bool = False) -> SendShape:
+    """`keeps_high_water`: a per-record binding's target keeps a high-water (its bound
+    handler's `keeps_high_water`); batched targets always do, and keep their keys."""
+    if binding.batch is not None:
+        return BatchShape(binding)
+    return RecordShape(binding, keeps_high_water=keeps_high_water)

@@ -86,15 +86,21 @@ def _invocations_of(binding: Binding, sub_ids: list[str]) -> str | None:
     # Prefixes, not LIKE patterns: a group or binding name may hold `_` or `%`, which LIKE
     # reads as wildcards (`orders_eu` would also count `ordersXeu`'s sends).
     redrives = sql_literal(f"redrive/{binding.name}/")
+    # A keyed per-record binding's target may keep a high-water, and then its sends carry no
+    # key (batch/sends.py): counted as the handler's keyless ingress calls. Restate keeps no
+    # completed one of those, so only those in flight (or stuck) show.
+    keyless = ""
     if binding.batch is not None:
         sends = "'rs-batch-'"
     else:
         sends = sql_literal(f"{RECORD_IDEMPOTENCY_PREFIX}{binding.consumer_group}/")
+        if binding.keyed:
+            keyless = " OR (idempotency_key IS NULL AND invoked_by = 'ingress')"
     return (
         f"target_service_name = {sql_literal(binding.service)} "
         f"AND target_handler_name = {sql_literal(binding.handler)} "
         f"AND (starts_with(idempotency_key, {sends}) "
-        f"OR starts_with(idempotency_key, {redrives}))"
+        f"OR starts_with(idempotency_key, {redrives}){keyless})"
     )
 
 

@@ -84,8 +84,10 @@ __all__ = [
     "admits_none",
     "bind",
     "causes",
+    "high_water_bindings",
     "input_type_of",
     "remembered_ids",
+    "target_keeps_high_water",
     "tombstone_message",
     "without_none",
 ]
@@ -103,8 +105,8 @@ class RecordBoundHandler(BoundHandler):
     batched = False
     idempotency_retention = REDRIVE_WINDOW
     droppable = (DropRecord,)
-    # An exclusive object handler: records at or below the object's high-water are dropped
-    # (bind() sets it per handler).
+    # Records at or below the object's high-water are dropped (an exclusive object handler:
+    # `keeps_high_water()`); bind() sets it per handler, the worker's delivery reads the same.
     keeps_high_water = False
 
     async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
@@ -239,6 +241,26 @@ def _exclusive_object(service: AnyService, handler: str) -> bool:
     return isinstance(service, restate.VirtualObject) and kind in (None, "exclusive")
 
 
+def target_keeps_high_water(binding: Binding, service: AnyService) -> bool:
+    """The bound handler of `binding` on `service` keeps a high-water offset per source
+    partition in its object's state, written with the handler's changes: a per-record binding
+    on an exclusive object handler (batched bindings keep theirs in batch/handler.py)."""
+    return binding.batch is None and _exclusive_object(service, binding.handler)
+
+
+def high_water_bindings(services: Iterable[AnyService], spec: BindingsFile) -> frozenset[str]:
+    """The per-record bindings whose target keeps a high-water: a record re-sent to it is a
+    no-op, so the worker's consumer sends it without an idempotency key (batch/sends.py)."""
+    by_name = {s.name: s for s in services}
+    return frozenset(
+        b.name
+        for b in spec.bindings
+        if b.service in by_name
+        and b.handler in by_name[b.service].handlers
+        and target_keeps_high_water(b, by_name[b.service])
+    )
+
+
 def bind(
     services: Iterable[AnyService],
     spec: BindingsFile,
@@ -262,7 +284,7 @@ def bind(
         kind: type[BoundHandler] = BatchBoundHandler if b.batch is not None else RecordBoundHandler
         wrapper = kind.of(b, user_fn, publishers[b.cluster])
         if isinstance(wrapper, RecordBoundHandler):
-            wrapper.keeps_high_water = _exclusive_object(service, b.handler)
+            wrapper.keeps_high_water = target_keeps_high_water(b, service)
         _sdk.take_raw_input(
             handler,
             wrapper,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
@@ -124,10 +124,13 @@ def wait_exit(worker: WorkerProcess, timeout: float = 60.0) -> int | None:
 
 
 @asynccontextmanager
-async def batch_deliveries(spec: BindingsFile) -> AsyncIterator[BatchRunner]:
+async def batch_deliveries(
+    spec: BindingsFile, high_water: Collection[str] = frozenset()
+) -> AsyncIterator[BatchRunner]:
     """Run the batched bindings of `spec` in this process, as a worker does next to the app:
-    their consumers read the topics and send batches through Restate's ingress until exit."""
-    runner = BatchRunner(spec)
+    their consumers read the topics and send batches through Restate's ingress until exit.
+    `high_water`: as the worker passes it (runtime/bound.py `high_water_bindings`)."""
+    runner = BatchRunner(spec, high_water=high_water)
     await runner.start()
     try:
         yield runner

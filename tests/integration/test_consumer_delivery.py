@@ -20,7 +20,7 @@ from restate_stream.bindings import check_against_app, load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
 from restate_stream.control.status import binding_statuses
-from restate_stream.runtime.bound import bind
+from restate_stream.runtime.bound import bind, high_water_bindings
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.runtime.event import object_key_for
 from restate_stream.runtime.worker import WorkerProcess
@@ -172,6 +172,82 @@ async def test_records_apply_in_order_poison_is_dead_lettered_tombstones_delete(
         assert status.invocations.get("succeeded", 0) >= want
     else:
         assert keys[0] not in tags
+
+
+async def test_a_record_sent_again_without_idempotency_key_is_applied_once(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: RestateApp,
+    tmp_path: Path,
+) -> None:
+    """RecordLog/on_item keeps a high-water, so the consumer sends its records without an
+    idempotency key; a consumer that restarts before its commit sends them all again (so
+    does a retried send whose 202 was lost), and the object drops each copy."""
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    topic = f"items-{run}"
+    path = tmp_path / "bindings.yaml"
+    path.write_text(bindings_yaml(stack, run, "consumer"))
+    spec = load_bindings(path)
+    (binding,) = spec.bindings
+    bind([record_app.record_log], spec)
+    high_water = high_water_bindings([record_app.record_log], spec)
+    assert high_water == {binding.name}
+    keys = [f"{run}-k{k}" for k in range(6)]
+    expected: dict[str, list[int]] = defaultdict(list)
+    for seq in range(300):
+        expected[keys[seq % len(keys)]].append(seq)
+    records = [Record(keys[s % len(keys)], json.dumps({"seq": s})) for s in range(300)]
+    pending = (
+        "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = 'RecordLog' "
+        f"AND starts_with(target_service_key, '{run}') AND status <> 'completed'"
+    )
+
+    async def settled() -> int:
+        return int((await restate_admin.query(pending))[0]["n"])
+
+    async with restate_app(record_app.app):
+        try:
+            _, report = await apply_bindings(spec, restate_admin)
+            assert report.ok, report.render()
+            await asyncio.to_thread(produce_records, stack.bootstrap_servers, topic, records)
+            async with batch_deliveries(spec, high_water):
+                first = await wait_until(
+                    lambda: applied(restate_admin, run),
+                    lambda s: total(s) >= len(records),
+                    timeout=240,
+                    interval=1.0,
+                    describe=lambda s: f"{total(s)}/{len(records)} applied",
+                )
+                await wait_drained(stack, binding.consumer_group, topic)
+            # As after a consumer killed before its commit: every record is read and sent again.
+            await asyncio.to_thread(
+                TopicAdmin(stack.bootstrap_servers).set_group_offsets,
+                binding.consumer_group,
+                topic,
+                {0: 0, 1: 0},
+            )
+            async with batch_deliveries(spec, high_water) as runner:
+                await wait_drained(stack, binding.consumer_group, topic)
+                resent = runner.deliveries[binding.name].delivered
+            await wait_until(settled, lambda n: n == 0, timeout=120, describe=str)
+            final = await applied(restate_admin, run)
+            # Status selects the keyless sends by SQL that the engine must accept.
+            (status,) = await binding_statuses(spec, restate_admin, TopicAdmin)
+            keyed = await restate_admin.query(
+                "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = "
+                "'RecordLog' AND starts_with(idempotency_key, 'rs-record/')"
+                f" AND starts_with(target_service_key, '{run}')"
+            )
+        finally:
+            await drop_cluster(restate_admin, f"c-{run}")
+    assert resent == len(records), "the second consumer did not send every record again"
+    assert int(keyed[0]["n"]) == 0, "sends carried idempotency keys"
+    assert status.state == "consumer" and status.total_lag == 0
+    assert not status.stuck_keys
+    assert first == expected
+    for key, seqs in expected.items():
+        assert final[key] == seqs, f"{key}: a record sent again was applied again"
 
 
 @pytest.mark.parametrize("delivery", DELIVERIES)

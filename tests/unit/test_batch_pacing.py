@@ -13,6 +13,7 @@ from typing import Any
 
 from connectors.group_consumer import PolledRecord
 from restate_stream.batch import BatchDelivery
+from restate_stream.batch.ingress_client import Answer
 from restate_stream.batch.wire import decode_batch
 from restate_stream.bindings import Binding
 from tests.unit.test_batch import BATCHED, parse
@@ -52,7 +53,8 @@ class _Held:
 
 
 class _Ingress:
-    """Accepts every send at once; holds each attach until the test completes the invocation.
+    """Accepts every send at once (the ingress client's post); holds each attach (aiohttp's
+    get) until the test completes the invocation.
     Records each send's (object key, offsets) and each attach's object key."""
 
     def __init__(self) -> None:
@@ -60,12 +62,10 @@ class _Ingress:
         self.attached: list[str] = []
         self._running: dict[str, list[asyncio.Future[int]]] = {}
 
-    def post(self, url: str, data: bytes, headers: Mapping[str, str]) -> _Held:
-        key = url.split("/")[-3]  # .../Clicks/{key}/on_clicks/send
-        self.sends.append((key, [r.offset for r in decode_batch(data)]))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(202)
-        return _Held(future)
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        key = path.split("/")[-3]  # Clicks/{key}/on_clicks/send
+        self.sends.append((key, [r.offset for r in decode_batch(body)]))
+        return Answer(202, b"")
 
     def get(self, url: str) -> _Held:
         key = url.split("/")[-4]  # .../restate/invocation/Clicks/{key}/on_clicks/{id}/attach

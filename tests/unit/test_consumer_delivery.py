@@ -9,7 +9,6 @@ import textwrap
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from connectors.consume import ConsumedRecord
 from connectors.group_consumer import PolledRecord
 from restate_stream.batch import BatchDelivery, BatchRunner, record_idempotency_key
 from restate_stream.batch.delivery import DeliveryFailed
+from restate_stream.batch.ingress_client import Answer
 from restate_stream.batch.sends import RecordShape
 from restate_stream.bindings import BindingsError, load_bindings, parse_bindings
 from restate_stream.bindings.edit import set_paused
@@ -32,7 +32,13 @@ from restate_stream.control.plan import (
 )
 from restate_stream.control.status import _invocations_of
 from restate_stream.dlq import by_source_record, parse_entry, redrive_request
-from restate_stream.runtime.bound import REDRIVE_WINDOW, bind
+from restate_stream.runtime._sdk import handler_function
+from restate_stream.runtime.bound import (
+    REDRIVE_WINDOW,
+    RecordBoundHandler,
+    bind,
+    high_water_bindings,
+)
 from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
 from restate_stream.runtime.event import (
     RECORD_HEADERS_HEADER,
@@ -154,6 +160,10 @@ def test_status_counts_the_consumers_sends_of_this_group_and_redrives() -> None:
     assert where is not None
     assert "starts_with(idempotency_key, 'rs-record/restate-stream.clicks/')" in where
     assert "starts_with(idempotency_key, 'redrive/clicks/')" in where
+    # Sends to a target keeping a high-water carry no key: the handler's keyless ingress calls.
+    assert "(idempotency_key IS NULL AND invoked_by = 'ingress')" in where
+    unkeyed = _invocations_of(parse(CONSUMER + "    keyed: false\n").bindings[0], [])
+    assert unkeyed is not None and "IS NULL" not in unkeyed
     # `_` and `%` in names are plain characters, not LIKE wildcards.
     (other,) = parse(CONSUMER.replace("name: clicks", "name: click_s")).bindings
     assert "LIKE" not in (_invocations_of(other, []) or "")
@@ -192,12 +202,58 @@ def test_a_send_is_the_record_as_a_subscription_invokes_its_handler() -> None:
     assert unkeyed.request("user-1", [r]).path == "Clicks/on_click/send"
 
 
+def test_a_send_to_a_target_keeping_a_high_water_carries_no_idempotency_key() -> None:
+    """There a re-sent record is dropped at the high-water; Restate need keep no entry for it."""
+    (binding,) = parse(CONSUMER).bindings
+    r = record(2, 7, b"user-1", b'{"n": 1}')
+    lean = RecordShape(binding, keeps_high_water=True).request("user-1", [r])
+    full = RecordShape(binding).request("user-1", [r])
+    assert "idempotency-key" not in lean.headers
+    assert {**lean.headers, "idempotency-key": full.headers["idempotency-key"]} == full.headers
+    assert (lean.path, lean.body) == (full.path, full.body)
+
+
 clicks = restate.VirtualObject("Clicks")
 
 
 @clicks.handler()
 async def on_click(ctx: restate.ObjectContext, event: KafkaEvent[dict[str, Any]]) -> None:
     ctx.set("seen", {"key": event.key, "headers": [[n, v and v.hex()] for n, v in event.headers]})
+
+
+@clicks.handler(kind="shared")
+async def peek(ctx: restate.ObjectSharedContext, event: KafkaEvent[dict[str, Any]]) -> None:
+    pass
+
+
+click_log = restate.Service("ClickLog")
+
+
+@click_log.handler()
+async def log_click(ctx: restate.Context, event: KafkaEvent[dict[str, Any]]) -> None:
+    pass
+
+
+def test_only_exclusive_object_handlers_of_per_record_bindings_keep_a_high_water() -> None:
+    """What the worker tells its consumer: these targets' sends go without idempotency keys;
+    the bound handler drops re-sent records by the same answer."""
+    text = CONSUMER + (
+        "  - {name: peeks, topic: clicks, handler: Clicks/peek, delivery: consumer}\n"
+        "  - {name: logged, topic: clicks, handler: ClickLog/log_click, keyed: false,"
+        " delivery: consumer}\n"
+        "  - {name: batched, topic: batched, handler: Clicks/on_click, batch: {max_records: 5}}\n"
+    )
+    spec = parse(text)
+    assert high_water_bindings([clicks, click_log], spec) == {"clicks"}
+    bind([clicks, click_log], parse(CONSUMER), {"local": MemoryPublisher()})  # type: ignore[dict-item]
+    wrapper = handler_function(clicks.handlers["on_click"])
+    assert isinstance(wrapper, RecordBoundHandler) and wrapper.keeps_high_water
+    runner = BatchRunner(spec, high_water=high_water_bindings([clicks, click_log], spec))
+    assert isinstance(runner.deliveries["clicks"].shape, RecordShape)
+    assert runner.deliveries["clicks"].shape.keeps_high_water
+    assert not any(
+        getattr(runner.deliveries[n].shape, "keeps_high_water", False) for n in ("peeks", "logged")
+    )
 
 
 async def test_the_bound_handler_reads_the_record_headers_and_the_b64_key_back() -> None:
@@ -229,14 +285,6 @@ def test_bind_gives_the_handler_the_bindings_idempotency_retention() -> None:
 # --- per-key FIFO and the offsets committed -----------------------------------------------
 
 
-class _Response:
-    def __init__(self, status: int) -> None:
-        self.status = status
-
-    async def text(self, errors: str = "strict") -> str:
-        return ""
-
-
 class _Ingress:
     """Holds every send until the test accepts it; records what was posted, in order."""
 
@@ -244,8 +292,8 @@ class _Ingress:
         self.posted: list[str] = []  # idempotency keys
         self._answers: dict[str, asyncio.Future[int]] = {}
 
-    def post(self, url: str, data: bytes, headers: Mapping[str, str]) -> _Post:
-        return _Post(self, headers["idempotency-key"])
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        return Answer(await self.waiting(headers["idempotency-key"]), b"")
 
     def answer(self, partition: int, offset: int, status: int = 202) -> None:
         key = record_idempotency_key("restate-stream.clicks", "clicks", partition, offset)
@@ -260,19 +308,6 @@ class _Ingress:
         self.posted.append(key)
         future = self._answers[key] = asyncio.get_running_loop().create_future()
         return future
-
-
-class _Post:
-    def __init__(self, ingress: _Ingress, key: str) -> None:
-        self.ingress, self.key = ingress, key
-
-    async def __aenter__(self) -> _Response:
-        return _Response(await self.ingress.waiting(self.key))
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
 
 
 def _offsets(ingress: _Ingress) -> list[str]:

@@ -1,0 +1,149 @@
+"""A lean HTTP/1.1 keep-alive client for the consumer's ingress sends.
+
+One send is one small POST whose answer (202 and a short JSON body) is all that is read. A
+general client's per-request machinery (aiohttp: request and response objects, tracing
+hooks, cookie jar, connector bookkeeping) cost the worker more CPU per record than the send
+itself (py-spy, e2e_throughput --per-record-only); here a request is one buffer written on a
+kept-alive connection and the answer is parsed from its header block and Content-Length.
+Restate's ingress (hyper) keeps HTTP/1.1 connections alive.
+
+Bounded: an answer's header block and body are each at most MAX_RESPONSE bytes, and a
+request (connecting, writing, reading the answer) at most `timeout` seconds. Failures raise
+IngressSendError naming the URL; a kept-alive connection the server closed while idle is
+retried once on a fresh one before anything was read from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from restate_stream.errors import WorkerError
+
+MAX_RESPONSE = 64 * 1024
+
+
+class IngressSendError(WorkerError):
+    """A send got no HTTP answer (connection refused or lost, timeout, malformed answer);
+    the delivery logs it and sends again."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+class _StaleConnection(Exception):
+    """A reused connection closed before its answer began: safe to retry on a fresh one."""
+
+
+class IngressClient:
+    def __init__(self, base_url: str, *, connections: int, timeout: float = 30.0) -> None:
+        parts = urlsplit(base_url.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"ingress URL {base_url!r}: expected http://host[:port][/path]")
+        self.base_url = base_url.rstrip("/")
+        self._host = parts.hostname
+        self._tls = ssl.create_default_context() if parts.scheme == "https" else None
+        self._port = parts.port or (443 if self._tls else 80)
+        self._prefix = parts.path
+        host = parts.netloc.rsplit("@", 1)[-1]  # never a user:password in the Host header
+        self._head = f"Host: {host}\r\n".encode("latin-1")
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._max_idle = connections
+        self.timeout = timeout
+
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        """POST `body` to `{base_url}/{path}`; the answer, whatever its status."""
+        url = f"{self.base_url}/{path}"
+        try:
+            request = self._request(path, body, headers)
+            async with asyncio.timeout(self.timeout):
+                while self._idle:
+                    connection = self._idle.pop()
+                    try:
+                        return await self._exchange(connection, request, reused=True)
+                    except _StaleConnection:
+                        continue
+                connection = await asyncio.open_connection(self._host, self._port, ssl=self._tls)
+                return await self._exchange(connection, request, reused=False)
+        except TimeoutError:
+            raise IngressSendError(f"POST {url}: no answer within {self.timeout:g}s") from None
+        except ValueError as exc:  # a request that cannot be written, an answer not read
+            raise IngressSendError(f"POST {url}: {exc}") from None
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise IngressSendError(f"POST {url}: {type(exc).__name__}: {exc}") from exc
+
+    def _request(self, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+        lines = [f"POST {self._prefix}/{path} HTTP/1.1\r\nContent-Length: {len(body)}\r\n"]
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"header {name!r} holds a line break")
+            lines.append(f"{name}: {value}\r\n")
+        return b"".join((lines[0].encode(), self._head, "".join(lines[1:]).encode(), b"\r\n", body))
+
+    async def _exchange(
+        self,
+        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        request: bytes,
+        *,
+        reused: bool,
+    ) -> Answer:
+        reader, writer = connection
+        try:
+            writer.write(request)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError as exc:
+                if reused and not exc.partial:
+                    raise _StaleConnection from exc
+                raise
+            status, length, keep_alive = _parse_head(head)
+            body = await reader.readexactly(length) if length else b""
+        except BaseException:
+            writer.close()
+            raise
+        if keep_alive and len(self._idle) < self._max_idle:
+            self._idle.append(connection)
+        else:
+            writer.close()
+        return Answer(status, body)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            writer.close()
+        for _, writer in idle:
+            with contextlib.suppress(OSError):  # already gone: nothing to release
+                await writer.wait_closed()
+
+
+def _parse_head(head: bytes) -> tuple[int, int, bool]:
+    """(status, Content-Length, keep-alive) of an answer's header block."""
+    if len(head) > MAX_RESPONSE:
+        raise ValueError(f"an answer's header block of {len(head)} bytes")
+    status_line, *fields = head.decode("latin-1").split("\r\n")
+    version, _, rest = status_line.partition(" ")
+    if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+        raise ValueError(f"not an HTTP/1.x answer: {status_line[:80]!r}")
+    length, keep_alive = 0, version == "HTTP/1.1"
+    for line in fields:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value.strip())
+        elif name == "connection":
+            keep_alive = value.strip().lower() == "keep-alive"
+        elif name == "transfer-encoding":
+            raise ValueError(f"a {value.strip()} answer (only Content-Length is read)")
+    if length > MAX_RESPONSE:
+        raise ValueError(f"an answer of {length} bytes (at most {MAX_RESPONSE} are read)")
+    return int(rest[:3]), length, keep_alive
