@@ -47,6 +47,14 @@ for _i in range(CONSUMER_HANDLERS):
     consumer_counter.handler(name=f"count_{_i}")(count_bound)
 
 
+async def look(ctx: restate.ObjectSharedContext, event: KafkaEvent[dict[str, Any]]) -> None:
+    """A shared handler keeps no high-water (it cannot write state): consumer delivery sends
+    its records with idempotency keys (benchmarks/idempotency_soak.py --target shared)."""
+
+
+consumer_counter.handler(name="look", kind="shared")(look)
+
+
 batch_counter = restate.VirtualObject("BenchBatchCounter")
 BATCH_HANDLERS = 16
 

@@ -1,28 +1,34 @@
 """restate-server's memory and disk under sustained per-record consumer delivery.
 
-A binding with `delivery: consumer` sends each record through Restate's ingress with an
-idempotency key (`rs-record/<group>/<topic>/<partition>/<offset>`), and Restate keeps each such
-invocation, the entry that recognises a resend, for the handler's idempotency retention: the
-bound handler's 30 days unless the binding sets `idempotency_retention:`. This soak shows what
-those entries cost restate-server and whether expiry bounds them:
+A binding with `delivery: consumer` sends each record through Restate's ingress. To an
+exclusive object handler (the default target here, `--target object`) it sends no idempotency
+key: the object's high-water drops a re-sent record, and Restate keeps nothing per record once
+the invocation completed. To a target without a high-water (`--target shared`: a shared
+handler; services and unkeyed bindings alike) each send carries an idempotency key
+(`rs-record/<group>/<topic>/<partition>/<offset>`), and Restate keeps each such invocation, the
+entry that recognises a resend, for the handler's idempotency retention: the bound handler's
+30 days unless the binding sets `idempotency_retention:`. This soak shows what either costs
+restate-server and whether expiry bounds the entries:
 
-1. a warm-up probe: --probe-records records delivered as fast as they go, for the peak rate;
+1. a warm-up probe: --probe-records records delivered as fast as they go, for the peak rate
+   (records applied, counted in the counters' state; for `shared`, invocations completed);
 2. for --minutes, a producer paced at --rate records/s (default: half the peak) while the
    worker's consumer delivers (as in production); every --sample-seconds: the records
    delivered (the group's committed offsets: records Restate accepted), restate-server's
    resident memory (its process group) and disk (du of its base dir: allocated blocks, which
    include the logs RocksDB preallocates, and the files' apparent sizes, "data", which grow as
    they fill);
-3. the table, growth per 100k records (whole soak, first and second half), and how many of the
-   soak's idempotency entries Restate still keeps at the end.
+3. the table, growth per 100k records (whole soak, first and second half), and how many
+   completed invocations of the target Restate still keeps at the end.
 
 Restate's cleaner drops expired entries every `worker.cleanup-interval` (1 hour by default):
-`--retention 2m --cleanup-interval 30s` shows expiry within a short soak. Everything (Kafka,
-restate-server, the worker) runs on a fresh local stack on free loopback ports and is stopped,
-process groups and all, at the end, on Ctrl-C and on SIGTERM.
+`--target shared --retention 2m --cleanup-interval 30s` shows expiry within a short soak.
+Everything (Kafka, restate-server, the worker) runs on a fresh local stack on free loopback
+ports and is stopped, process groups and all, at the end, on Ctrl-C and on SIGTERM.
 
-    .venv/bin/python -m benchmarks.idempotency_soak [--minutes 10] [--rate N] [--keys 100]
-        [--retention 2m] [--cleanup-interval 30s] [--sample-seconds 30] [--probe-records 3000]
+    .venv/bin/python -m benchmarks.idempotency_soak [--minutes 10] [--target object|shared]
+        [--rate N] [--keys 100] [--retention 2m] [--cleanup-interval 30s]
+        [--sample-seconds 30] [--probe-records 3000]
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from benchmarks.common import (
     produce_keyed,
     replace_file,
 )
-from benchmarks.e2e_throughput import completed_rate
+from benchmarks.e2e_throughput import applied_rate, completed_rate, counted
 from benchmarks.sampling import MIB, Sample, growth_lines, records_due, soak_table
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream._util.poll import apoll
@@ -57,29 +63,30 @@ from restate_stream.stack import LocalStack, StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "bench-soak"
-SERVICE, HANDLER = "BenchConsumerCounter", "count_0"
+SERVICE = "BenchConsumerCounter"
+HANDLERS = {"object": "count_0", "shared": "look"}  # --target: keeps a high-water or not
 PARTITIONS = 4
 DEFAULT_CLEANUP = "1h (Restate's default)"
 DRAIN_TIMEOUT = 120.0  # seconds for the records still in flight when producing stops
 
 
-def soak_bindings(stack: LocalStack, retention: str | None, *, paused: bool) -> str:
+def soak_bindings(stack: LocalStack, handler: str, retention: str | None, *, paused: bool) -> str:
     retained = f", idempotency_retention: {retention}" if retention else ""
     return (
         f'restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}\n'
         f'kafka: {{clusters: {{bench: {{bootstrap.servers: "{stack.bootstrap_servers}"}}}}}}\n'
         "bindings:\n"
-        f"  - {{name: soak, topic: {TOPIC}, handler: {SERVICE}/{HANDLER}, delivery: consumer,"
+        f"  - {{name: soak, topic: {TOPIC}, handler: {SERVICE}/{handler}, delivery: consumer,"
         f" paused: {str(paused).lower()}{retained}}}\n"
     )
 
 
-async def retention_applied(admin: AdminClient) -> str:
+async def retention_applied(admin: AdminClient, handler_name: str) -> str:
     """The idempotency retention Restate has for the soak's handler (from discovery)."""
     for service in await admin.list_services():
         if service.get("name") == SERVICE:
             for handler in service.get("handlers", []):
-                if handler.get("name") == HANDLER:
+                if handler.get("name") == handler_name:
                     return str(handler.get("idempotency_retention", "not reported"))
     return "not reported"
 
@@ -138,7 +145,8 @@ async def run(args: argparse.Namespace) -> None:
         restate_dir = stack.restate.data_dir / "data"
         produce_keyed(stack.bootstrap_servers, TOPIC, args.probe_records, args.keys, PARTITIONS)
         bindings = home / "bindings.yaml"
-        replace_file(bindings, soak_bindings(stack, args.retention, paused=True))
+        handler = HANDLERS[args.target]
+        replace_file(bindings, soak_bindings(stack, handler, args.retention, paused=True))
         (binding,) = load_bindings(bindings).bindings
         worker = WorkerProcess(
             "benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT, bindings=bindings
@@ -157,27 +165,33 @@ async def run(args: argparse.Namespace) -> None:
 
             async with AdminClient(stack.admin_url) as admin:
                 await admin.register_deployment(worker.uri)
-                retention = await retention_applied(admin)
+                retention = await retention_applied(admin, handler)
                 print(
-                    f"idempotency retention of {SERVICE}/{HANDLER} in Restate: {retention} "
+                    f"idempotency retention of {SERVICE}/{handler} in Restate: {retention} "
                     f"(binding: idempotency_retention: {args.retention or 'unset, 30 days'}); "
                     f"cleanup interval: {args.cleanup_interval or DEFAULT_CLEANUP}",
                     flush=True,
                 )
-                replace_file(bindings, soak_bindings(stack, args.retention, paused=False))
-                prefix = f"{RECORD_IDEMPOTENCY_PREFIX}{binding.consumer_group}/%"
-                where = f"idempotency_key LIKE {sql_literal(prefix)}"
-                peak = await completed_rate(admin, where, args.probe_records, alive)
-                (kept_for,) = await admin.query(
-                    "SELECT completion_retention, journal_retention FROM sys_invocation "
-                    f"WHERE {where} LIMIT 1"
-                )
-                print(
-                    "Restate keeps each record's completed invocation (its idempotency entry) "
-                    f"for {kept_for['completion_retention']}, its journal for "
-                    f"{kept_for['journal_retention']}",
-                    flush=True,
-                )
+                before = await counted(admin, SERVICE)
+                replace_file(bindings, soak_bindings(stack, handler, args.retention, paused=False))
+                target = f"target_service_name = {sql_literal(SERVICE)}"
+                if args.target == "object":
+                    # No idempotency key, so no completed invocation to time: count in state.
+                    peak = await applied_rate(admin, before, args.probe_records, alive)
+                else:
+                    prefix = f"{RECORD_IDEMPOTENCY_PREFIX}{binding.consumer_group}/%"
+                    where = f"idempotency_key LIKE {sql_literal(prefix)}"
+                    peak = await completed_rate(admin, where, args.probe_records, alive)
+                    (kept_for,) = await admin.query(
+                        "SELECT completion_retention, journal_retention FROM sys_invocation "
+                        f"WHERE {where} LIMIT 1"
+                    )
+                    print(
+                        "Restate keeps each record's completed invocation (its idempotency "
+                        f"entry) for {kept_for['completion_retention']}, its journal for "
+                        f"{kept_for['journal_retention']}",
+                        flush=True,
+                    )
                 rate = args.rate or peak / 2
                 chosen = "--rate" if args.rate else "half the peak"
                 print(
@@ -230,7 +244,10 @@ async def run(args: argparse.Namespace) -> None:
                     timeout=DRAIN_TIMEOUT,
                     interval=1.0,
                 )
-                kept = await admin.query(f"SELECT count(*) AS n FROM sys_invocation WHERE {where}")
+                kept = await admin.query(
+                    f"SELECT count(*) AS n FROM sys_invocation WHERE {target} "
+                    "AND status = 'completed'"
+                )
         finally:
             if producer is not None:
                 producer.stop()
@@ -238,7 +255,9 @@ async def run(args: argparse.Namespace) -> None:
     print()
     print(machine())
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
+    keys = "no idempotency keys" if args.target == "object" else "an idempotency key per record"
     print(
+        f"target {SERVICE}/{handler} (--target {args.target}: {keys}); "
         f"keys: {args.keys}, partitions: {PARTITIONS}, rate {rate:,.0f} records/s for "
         f"{args.minutes:g} min; idempotency retention {retention}, cleanup interval "
         f"{args.cleanup_interval or DEFAULT_CLEANUP}"
@@ -247,8 +266,8 @@ async def run(args: argparse.Namespace) -> None:
     for line in growth_lines(samples):
         print(line)
     print(
-        f"idempotency entries Restate keeps at the end: {kept[0]['n']:,} of the {delivered:,} "
-        "records delivered (probe included); fewer means expired entries were removed"
+        f"completed invocations Restate keeps at the end: {kept[0]['n']:,} for the {delivered:,} "
+        "records delivered (probe included); with keys, fewer means expired entries were removed"
     )
 
 
@@ -259,6 +278,13 @@ def main() -> None:
         "--rate", type=float, default=None, help="records/s (default: half the peak)"
     )
     parser.add_argument("--keys", type=int, default=100)
+    parser.add_argument(
+        "--target",
+        choices=sorted(HANDLERS),
+        default="object",
+        help="object: an exclusive handler keeping a high-water (sends carry no idempotency "
+        "key); shared: a shared handler (a key per record, kept for the retention)",
+    )
     parser.add_argument("--probe-records", type=int, default=3_000)
     parser.add_argument("--sample-seconds", type=float, default=30.0)
     parser.add_argument(
