@@ -6,14 +6,16 @@ first order. The runner does it; elsewhere (docker compose, Kubernetes) run
 
     python -m examples.food_ordering.directory
 
-with the bindings file's `${KAFKA_BOOTSTRAP}` and `${RESTATE_INGRESS}` set: it publishes the
-records and returns once the table reads each back.
+with the bindings file's `${KAFKA_BOOTSTRAP}` and `${RESTATE_INGRESS}` set (and whatever else
+its cluster's properties read: SASL credentials on Kubernetes): it publishes the records with
+those properties and returns once the table reads each back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 
 from connectors import Record, produce_records
 from examples.food_ordering import scenario
@@ -29,10 +31,12 @@ async def publish(
     records: list[tuple[str, RestaurantRecord]],
     *,
     timeout: float = 30.0,
+    config: Mapping[str, str] | None = None,
 ) -> None:
-    """Publish (restaurant id, record) pairs; back once the table holds each record."""
+    """Publish (restaurant id, record) pairs; back once the table holds each record. `config`:
+    the cluster's other client properties (SASL, TLS)."""
     encoded = [Record(rid, json.dumps(record)) for rid, record in records]
-    await asyncio.to_thread(produce_records, bootstrap, RESTAURANTS, encoded)
+    await asyncio.to_thread(produce_records, bootstrap, RESTAURANTS, encoded, config=config)
 
     async def table() -> list[RestaurantRecord | None]:
         return [await client.restaurant(rid) for rid, _ in records]
@@ -42,10 +46,10 @@ async def publish(
 
 
 async def _main() -> None:
-    bootstrap = bindings().clusters[CLUSTER].properties["bootstrap.servers"]
+    properties = bindings().clusters[CLUSTER].properties
     records = scenario.directory()
     async with FoodClient(ingress_url()) as client:
-        await publish(client, bootstrap, records)
+        await publish(client, properties["bootstrap.servers"], records, config=properties)
     print(f"{len(records)} restaurants on {RESTAURANTS}, in the table")
 
 

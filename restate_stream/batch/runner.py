@@ -72,11 +72,9 @@ class BatchRunner:
         self._seen: tuple[int, int] | None = None
 
     def __bool__(self) -> bool:
-        # Paused ones too (`resume` starts them in this process). A worker serving only
-        # subscriptions runs no runner: with one, `restate-stream dev` hung on Ctrl-C (the
-        # worker's lifespan shutdown; not yet understood), so `migrate --to consumer` takes a
-        # restart of such a worker; one that already runs a consumer follows the file.
-        return bool(self.deliveries)
+        # Paused ones too (`resume` starts them in this process), and per-record bindings on a
+        # subscription (`migrate --to consumer` starts their consumer in this process).
+        return bool(self.deliveries) or bool(self._per_record)
 
     @property
     def running(self) -> set[str]:

@@ -71,10 +71,26 @@ class SteadyProducer:
         self._thread.join()
 
     def expected(self) -> dict[str, list[int]]:
-        by_key: dict[str, list[int]] = defaultdict(list)
-        for s in range(self.sent):
-            by_key[self.key(s)].append(s)
-        return by_key
+        return _by_key(self.run, range(self.sent))
+
+
+def write_bindings(path: Path, stack: LocalStack, run: str, topic: str, port: int) -> Path:
+    """One per-record binding named after its topic (3 partitions) on cluster c-RUN, served by
+    the MigrateLog worker on `port`."""
+    path.write_text(f"""\
+restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}
+kafka:
+  clusters:
+    c-{run}: {{bootstrap.servers: "{stack.bootstrap_servers}"}}
+topics:
+  {topic}: {{cluster: c-{run}, partitions: 3}}
+worker: {{app: "{APP}", uri: "http://127.0.0.1:{port}"}}
+bindings:
+  - name: {topic}
+    topic: {topic}
+    handler: MigrateLog/on_item
+""")
+    return path
 
 
 async def applied(admin: AdminClient, run: str) -> dict[str, list[list[int]]]:
@@ -91,22 +107,9 @@ async def test_migrate_there_and_back_under_load_with_a_sigkill_in_each_hand_ove
 ) -> None:
     run = uuid.uuid4().hex[:8]
     stack = restate_stream_stack
-    topic, name = f"moving-{run}", f"moving-{run}"
+    topic = name = f"moving-{run}"
     port = free_ports(1)[0]
-    path = tmp_path / "bindings.yaml"
-    path.write_text(f"""\
-restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}
-kafka:
-  clusters:
-    c-{run}: {{bootstrap.servers: "{stack.bootstrap_servers}"}}
-topics:
-  {topic}: {{cluster: c-{run}, partitions: 3}}
-worker: {{app: "{APP}", uri: "http://127.0.0.1:{port}"}}
-bindings:
-  - name: {name}
-    topic: {topic}
-    handler: MigrateLog/on_item
-""")
+    path = write_bindings(tmp_path / "bindings.yaml", stack, run, name, port)
     spec = load_bindings(path)
     group = spec.bindings[0].consumer_group
     workers: list[WorkerProcess] = []
@@ -240,3 +243,60 @@ def _diff(got: list[int], wanted: list[int]) -> dict[str, Any]:
 
 def _dropped(log: Path) -> int:
     return log.read_text(errors="replace").count("at or below the high-water")
+
+
+async def test_a_worker_serving_only_the_subscription_takes_the_binding_onto_its_consumer(
+    restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
+) -> None:
+    """`migrate --to consumer` with a worker running that served the binding by subscription
+    only (no consumer of its own yet): that worker starts the consumer, no restart."""
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    topic = name = f"joining-{run}"
+    port = free_ports(1)[0]
+    path = write_bindings(tmp_path / "bindings.yaml", stack, run, name, port)
+    spec = load_bindings(path)
+    worker = WorkerProcess(APP, tmp_path / "worker.log", port=port, cwd=REPO, bindings=path)
+
+    def produce(seqs: range) -> None:
+        records = [Record(f"{run}-k{s % KEYS}", json.dumps({"seq": s})) for s in seqs]
+        produce_records(stack.bootstrap_servers, topic, records)
+
+    async def all_applied(count: int) -> dict[str, list[list[int]]]:
+        return await wait_until(
+            lambda: applied(restate_admin, run),
+            lambda s: total(s) >= count,
+            timeout=180,
+            interval=0.5,
+            describe=lambda s: f"{total(s)}/{count} applied",
+        )
+
+    TopicAdmin(stack.bootstrap_servers).create_topic(topic, 3)
+    worker.start(timeout=60)
+    try:
+        _, report = await apply_bindings(spec, restate_admin)
+        assert report.ok, report.render()
+        produce(range(300))
+        await all_applied(300)
+        moved = await migrate(spec, name, "consumer", restate_admin)
+        assert moved.ok, moved.outcomes
+        produce(range(300, 600))
+        await all_applied(600)
+        assert worker.process is not None and worker.process.running(), "the worker restarted"
+        await asyncio.sleep(2)  # a copy applied late would show now
+        final = await applied(restate_admin, run)
+    finally:
+        worker.stop()
+        await drop_cluster(restate_admin, f"c-{run}")
+    log = worker.log_path.read_text()
+    assert f"binding {name}: delivery starting from the committed offsets" in log, log
+    for key, seqs in _by_key(run, range(600)).items():
+        got = [seq for seq, _, _ in final[key]]
+        assert got == seqs, f"{key}: lost, repeated or reordered records ({_diff(got, seqs)})"
+
+
+def _by_key(run: str, seqs: range) -> dict[str, list[int]]:
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for s in seqs:
+        by_key[f"{run}-k{s % KEYS}"].append(s)
+    return by_key

@@ -278,12 +278,38 @@ def test_k8s_commands_match_the_cli() -> None:
     commands = {}
     for workload in workloads():
         (container,) = pod_spec(workload)["containers"]
+        if container["command"][0] != "restate-stream":
+            continue  # the example's directory: test_k8s_publishes_the_directory_as_compose_does
         args = parse_cli(container["command"])
         mounted = {m["mountPath"] for m in container["volumeMounts"]}
         file = args.params["file"]
         assert str(file) in mounted, f"{workload['metadata']['name']} reads {file}"
-        commands[workload["kind"]] = args.path
-    assert commands == {"Deployment": ("worker",), "Job": ("apply",)}
+        commands[workload["metadata"]["name"]] = args.path
+    assert commands == {"restate-stream-worker": ("worker",), "restate-stream-apply": ("apply",)}
+
+
+def test_k8s_publishes_the_directory_as_compose_does() -> None:
+    """The food-ordering example's restaurants: compose's one-shot `directory` service, a Job
+    here, running the same module with the ConfigMap's bindings where the module reads them."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    job = k8s_object("Job", "restate-stream-directory")
+    (container,) = pod_spec(job)["containers"]
+    assert container["command"] == compose["services"]["directory"]["command"]
+    assert container["command"][:2] == ["python", "-m"]
+    module = REPO.joinpath(*container["command"][2].split(".")).with_suffix(".py")
+    assert module.is_file(), module
+    apply = k8s_object("Job", "restate-stream-apply")
+    (apply_container,) = pod_spec(apply)["containers"]
+    assert container["image"] == apply_container["image"]
+    read_at = "/app/" + (module.parent / "bindings.yaml").relative_to(REPO).as_posix()
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
+    assert volumes[mounts[read_at]]["configMap"]["name"] == "restate-stream-bindings"
+    # The ConfigMap's cluster takes SASL credentials: the Job has them as apply does.
+    assert container["env"] == apply_container["env"]
+    # No ordering between Jobs: it retries until apply has made what it publishes into.
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+    assert job["spec"]["backoffLimit"] >= apply["spec"]["backoffLimit"]
 
 
 def configmap_bindings(env: dict[str, str]) -> BindingsFile:
