@@ -1,14 +1,14 @@
 """restate-server's memory and disk under sustained per-record consumer delivery.
 
-A binding with `delivery: consumer` sends each record through Restate's ingress. To an
-exclusive object handler (the default target here, `--target object`) it sends no idempotency
-key: the object's high-water drops a re-sent record, and Restate keeps nothing per record once
-the invocation completed. To a target without a high-water (`--target shared`: a shared
-handler; services and unkeyed bindings alike) each send carries an idempotency key
-(`rs-record/<group>/<topic>/<partition>/<offset>`), and Restate keeps each such invocation, the
-entry that recognises a resend, for the handler's idempotency retention: the bound handler's
-30 days unless the binding sets `idempotency_retention:`. This soak shows what either costs
-restate-server and whether expiry bounds the entries:
+A binding with `delivery: consumer` sends each record through Restate's ingress: to an
+exclusive object handler (the default target here, `--target object`) without an idempotency
+key, since the object's high-water drops a re-sent record; to a target without a high-water
+(`--target shared`: a shared handler; services and unkeyed bindings alike) with one
+(`rs-record/<group>/<topic>/<partition>/<offset>`). Either way Restate 1.7 keeps each completed
+invocation for the handler's idempotency retention (the bound handler's 30 days unless the
+binding sets `idempotency_retention:`; printed as "completed invocation ... for") and its
+journal for its journal retention. This soak shows what that costs restate-server and whether
+expiry bounds it:
 
 1. a warm-up probe: --probe-records records delivered as fast as they go, for the peak rate
    (records applied, counted in the counters' state; for `shared`, invocations completed);
@@ -22,7 +22,7 @@ restate-server and whether expiry bounds the entries:
    completed invocations of the target Restate still keeps at the end.
 
 Restate's cleaner drops expired entries every `worker.cleanup-interval` (1 hour by default):
-`--target shared --retention 2m --cleanup-interval 30s` shows expiry within a short soak.
+`--retention 2m --cleanup-interval 30s` shows expiry within a short soak.
 Everything (Kafka, restate-server, the worker) runs on a fresh local stack on free loopback
 ports and is stopped, process groups and all, at the end, on Ctrl-C and on SIGTERM.
 
@@ -178,20 +178,21 @@ async def run(args: argparse.Namespace) -> None:
                 if args.target == "object":
                     # No idempotency key, so no completed invocation to time: count in state.
                     peak = await applied_rate(admin, before, args.probe_records, alive)
+                    where = target
                 else:
                     prefix = f"{RECORD_IDEMPOTENCY_PREFIX}{binding.consumer_group}/%"
                     where = f"idempotency_key LIKE {sql_literal(prefix)}"
                     peak = await completed_rate(admin, where, args.probe_records, alive)
-                    (kept_for,) = await admin.query(
-                        "SELECT completion_retention, journal_retention FROM sys_invocation "
-                        f"WHERE {where} LIMIT 1"
-                    )
-                    print(
-                        "Restate keeps each record's completed invocation (its idempotency "
-                        f"entry) for {kept_for['completion_retention']}, its journal for "
-                        f"{kept_for['journal_retention']}",
-                        flush=True,
-                    )
+                (kept_for,) = await admin.query(
+                    "SELECT completion_retention, journal_retention FROM sys_invocation "
+                    f"WHERE {where} AND status = 'completed' LIMIT 1"
+                )
+                print(
+                    "Restate keeps each record's completed invocation for "
+                    f"{kept_for['completion_retention']}, its journal for "
+                    f"{kept_for['journal_retention']}",
+                    flush=True,
+                )
                 rate = args.rate or peak / 2
                 chosen = "--rate" if args.rate else "half the peak"
                 print(

@@ -87,8 +87,8 @@ def _invocations_of(binding: Binding, sub_ids: list[str]) -> str | None:
     # reads as wildcards (`orders_eu` would also count `ordersXeu`'s sends).
     redrives = sql_literal(f"redrive/{binding.name}/")
     # A keyed per-record binding's target may keep a high-water, and then its sends carry no
-    # key (batch/sends.py): counted as the handler's keyless ingress calls. Restate keeps no
-    # completed one of those, so only those in flight (or stuck) show.
+    # key (batch/sends.py): counted as the handler's keyless ingress calls (Restate keeps the
+    # completed ones for the handler's retention, as it does keyed ones).
     keyless = ""
     if binding.batch is not None:
         sends = "'rs-batch-'"
