@@ -87,15 +87,16 @@ def _invocations_of(binding: Binding, sub_ids: list[str]) -> str | None:
     # reads as wildcards (`orders_eu` would also count `ordersXeu`'s sends).
     redrives = sql_literal(f"redrive/{binding.name}/")
     # A keyed per-record binding's target may keep a high-water, and then its sends carry no
-    # key (batch/sends.py): counted as the handler's keyless ingress calls (Restate keeps the
-    # completed ones for the handler's retention, as it does keyed ones).
+    # key (batch/sends.py): counted as the handler's ingress calls. Restate 1.7 gives such a
+    # call an idempotency key of its own (a ULID) in sys_invocation, so it is found by
+    # invoked_by, not by a missing key; it keeps the completed ones for the handler's retention.
     keyless = ""
     if binding.batch is not None:
         sends = "'rs-batch-'"
     else:
         sends = sql_literal(f"{RECORD_IDEMPOTENCY_PREFIX}{binding.consumer_group}/")
         if binding.keyed:
-            keyless = " OR (idempotency_key IS NULL AND invoked_by = 'ingress')"
+            keyless = " OR invoked_by = 'ingress'"
     return (
         f"target_service_name = {sql_literal(binding.service)} "
         f"AND target_handler_name = {sql_literal(binding.handler)} "
