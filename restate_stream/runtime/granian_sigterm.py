@@ -20,15 +20,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
 
-from restate import server as restate_server
+from restate_stream.runtime._sdk import add_sdk_sigterm_hook
 
 
 def relay_sigterm_to_granian() -> None:
-    install: Callable[..., None] | None = getattr(restate_server, "install_shutdown_hook", None)
-    if install is None:  # an SDK without the hook list takes no signal from the server
-        return
     relayed = False
 
     def relay() -> None:
@@ -38,4 +34,5 @@ def relay_sigterm_to_granian() -> None:
             relayed = True
             os.kill(os.getpid(), signal.SIGINT)
 
-    install(asyncio.get_running_loop(), relay, signal.SIGTERM)
+    # An SDK without the hook list takes no signal from the server: nothing to relay then.
+    add_sdk_sigterm_hook(asyncio.get_running_loop(), relay)

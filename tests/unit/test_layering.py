@@ -9,6 +9,7 @@ an entry that no longer matches an import fails too, so the lists only ever shri
 from __future__ import annotations
 
 import ast
+import importlib.util
 import shutil
 import sys
 from collections.abc import Iterator
@@ -197,6 +198,14 @@ def check_import(imp: Import) -> Iterator[Violation]:
         for name in imp.names:
             if _is_private(name):
                 yield v("sdk-internal", f"{importer} imports {name} from {target}")
+            elif (
+                target in SDK_PUBLIC
+                and f"{target}.{name}" not in SDK_PUBLIC
+                and (importlib.util.find_spec(f"{target}.{name}") is not None)
+            ):  # `from restate import server`: a module, not a name of the public API
+                yield v(
+                    "sdk-internal", f"{importer} imports {target}.{name}; go through {SDK_GATE}"
+                )
     # (d) the runtime never imports the dev stack
     if not any(_within(importer, p) for p in DEV_STACK):
         for dev in DEV_STACK:
@@ -319,3 +328,12 @@ def test_forbidden_imports_planted_in_a_copy_of_the_tree_fail_the_check(tmp_path
     }
     # the untouched tree passes (the same check, over the real files)
     assert not unexcused([v for imp in all_imports() for v in check_import(imp)])
+
+
+def test_an_sdk_module_imported_by_name_from_the_package_is_reported() -> None:
+    path = Path("restate_stream/runtime/planted.py")
+    source = "from restate import server, VirtualObject\n"
+    assert [str(v) for v in check_source(source, path, "restate_stream.runtime.planted")] == [
+        f"{path}:1: sdk-internal: restate_stream.runtime.planted imports restate.server; "
+        "go through restate_stream.runtime._sdk"
+    ]
