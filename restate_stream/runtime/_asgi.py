@@ -15,7 +15,6 @@ from restate_stream.batch.runner import BatchRunner
 from restate_stream.bindings import check_against_app, import_app, load_bindings
 from restate_stream.runtime._sdk import identity_checked
 from restate_stream.runtime.bound import bind, high_water_bindings
-from restate_stream.runtime.granian_sigterm import relay_sigterm_to_granian
 from restate_stream.runtime.logs import configure_logging
 from restate_stream.runtime.provided import provided_services, serve_provided
 from restate_stream.runtime.publisher import Publisher
@@ -27,7 +26,6 @@ BINDINGS_ENV = "RESTATE_STREAM_BINDINGS"  # the bindings file whose handlers get
 IDENTITY_KEYS_ENV = "RESTATE_STREAM_IDENTITY_KEYS"  # comma-separated publickeyv1_... keys
 METRICS_ENV = "RESTATE_STREAM_METRICS"  # set: record metrics for the worker's /metrics
 LOG_FORMAT_ENV = "RESTATE_STREAM_LOG_FORMAT"  # text (default) or json
-SERVER_ENV = "RESTATE_STREAM_SERVER"  # granian or hypercorn: which server imports this module
 
 
 def split_keys(text: str) -> list[str]:
@@ -35,9 +33,7 @@ def split_keys(text: str) -> list[str]:
     return [key for key in text.split(",") if key]
 
 
-def build_app(
-    path: str, identity_keys: list[str], bindings: str | None = None, server: str | None = None
-) -> Any:
+def build_app(path: str, identity_keys: list[str], bindings: str | None = None) -> Any:
     app, services = import_app(path)
     runner: BatchRunner | None = None
     if bindings:
@@ -56,17 +52,9 @@ def build_app(
         runner = BatchRunner(spec, high_water=high_water) or None
     if identity_keys:
         app = identity_checked(app, identity_keys)
-    granian = server == "granian"
-
-    async def startup() -> None:
-        if granian:
-            relay_sigterm_to_granian()  # else the SDK's SIGTERM hook keeps it from stopping
-        if runner is not None:
-            await runner.start()
-
-    return without_lifespan_warnings(
-        app, startup=startup, shutdown=runner.stop if runner is not None else None
-    )
+    if runner is None:
+        return without_lifespan_warnings(app)
+    return without_lifespan_warnings(app, startup=runner.start, shutdown=runner.stop)
 
 
 def _from_environment() -> Any:
@@ -76,7 +64,7 @@ def _from_environment() -> Any:
     configure_tracing()  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the otel extra)
     keys = split_keys(os.environ.get(IDENTITY_KEYS_ENV, ""))
     bindings = os.environ.get(BINDINGS_ENV) or None
-    return build_app(os.environ[APP_ENV], keys, bindings, os.environ.get(SERVER_ENV))
+    return build_app(os.environ[APP_ENV], keys, bindings)
 
 
 app = _from_environment()

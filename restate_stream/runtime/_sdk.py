@@ -24,14 +24,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
-import signal
-from asyncio import AbstractEventLoop
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import restate
-from restate import server as sdk_server
 from restate._internal import (  # type: ignore[import-not-found]
     IdentityKeyException,
     IdentityVerificationException,
@@ -195,14 +192,3 @@ def identity_verifier(keys: list[str]) -> Any:
                 "publickeyv1_ followed by the base58 of an Ed25519 public key"
             ) from None
     return PyIdentityVerifier(keys)
-
-
-def add_sdk_sigterm_hook(loop: AbstractEventLoop, hook: Callable[[], None]) -> bool:
-    """Join the SDK's own SIGTERM hook list on `loop` (`restate.server.install_shutdown_hook`:
-    at its first request the SDK takes SIGTERM on the loop for itself, replacing any other
-    handler); False when the installed SDK has no such list."""
-    install: Callable[..., None] | None = getattr(sdk_server, "install_shutdown_hook", None)
-    if install is None:
-        return False
-    install(loop, hook, signal.SIGTERM)
-    return True

@@ -1,5 +1,4 @@
-"""SIGTERM while an invocation is in flight: the worker lets it end, then exits 0 (its serving
-processes stop by themselves, the ASGI lifespan shutdown included: none is killed)."""
+"""SIGTERM while an invocation is in flight: the worker lets it end, then exits 0."""
 
 from __future__ import annotations
 
@@ -65,9 +64,5 @@ async def test_sigterm_lets_the_in_flight_invocation_end(
     text = log.read_text()
     assert code == 0, text
     assert "Traceback" not in text, text
-    # granian kills a serving process that has not stopped GRACEFUL_SECONDS after SIGTERM; then
-    # its lifespan shutdown (consumers' commits, producers' flush) never ran. The Restate SDK's
-    # own SIGTERM hook once kept granian from hearing the signal (runtime/granian_sigterm.py).
-    assert "refused to gracefully stop" not in text, text
     # It ended in the attempt that was in flight: no retry ran the handler again.
     assert len((tmp_path / "started").read_text().split()) == 1
