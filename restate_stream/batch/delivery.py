@@ -47,7 +47,7 @@ from restate_stream.batch.pacing import (
     STALLED_ATTACH_TIMEOUT,
     CompletionPacer,
 )
-from restate_stream.batch.sends import Request, idempotency_key, shape_for
+from restate_stream.batch.sends import Request, shape_for
 from restate_stream.bindings import SESSION_TIMEOUT_MS, Binding
 from restate_stream.errors import WorkerError
 
@@ -89,6 +89,9 @@ class _Waiting:
 
     records: list[PolledRecord]
     task: asyncio.Task[None] | None = None
+    # Once posted: the send's idempotency key (the pacer attaches by it), taken from the
+    # request rather than hashed again over the records.
+    idempotency_key: str | None = None
 
 
 def _sends_of(
@@ -279,9 +282,9 @@ class BatchDelivery:
         run in the order added, and the next send's wait on this task is added later)."""
         if self._pacer is None or task.cancelled() or task.exception() is not None:
             return
-        b = self.binding
-        ikey = idempotency_key(b.name, key, waiting.records)
-        self._pacer.accepted(key, b.service, b.handler, ikey)
+        if waiting.idempotency_key is not None:  # batched sends always carry one
+            b = self.binding
+            self._pacer.accepted(key, b.service, b.handler, waiting.idempotency_key)
 
     def _completed_offsets(self) -> dict[int, int]:
         """Offsets of the leading batches whose sends were all accepted (removed from the queue)."""
@@ -326,6 +329,7 @@ class BatchDelivery:
                     if self._waiting.get(key) is waiting:
                         del self._waiting[key]
                     request = self.shape.request(key, records)
+                    waiting.idempotency_key = request.headers.get("idempotency-key")
                 url = f"{self.ingress_url}/{request.path}"
                 try:
                     answer = await self._client.post(request.path, request.body, request.headers)

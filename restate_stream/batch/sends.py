@@ -133,8 +133,9 @@ class RecordShape:
 
     `keeps_high_water`: the target drops a record at or below its object's high-water
     (runtime/high_water.py), so a re-sent record is a no-op there and the send carries no
-    idempotency key: Restate then keeps no entry per record (less work per send, and its
-    storage does not grow with the retention). Other targets keep the key."""
+    idempotency key: exactness then does not depend on how long Restate keeps a key (Restate
+    1.7 still keeps every completed invocation for the handler's retention, keyed or not).
+    Other targets keep the key."""
 
     max_records = 1
 

@@ -106,7 +106,8 @@ class RecordBoundHandler(BoundHandler):
     idempotency_retention = REDRIVE_WINDOW
     droppable = (DropRecord,)
     # Records at or below the object's high-water are dropped (an exclusive object handler:
-    # `keeps_high_water()`); bind() sets it per handler, the worker's delivery reads the same.
+    # `target_keeps_high_water()`); bind() sets it per handler, the worker's delivery reads
+    # the same.
     keeps_high_water = False
 
     async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
