@@ -322,6 +322,51 @@ def process_cost_table(costs: dict[str, list[dict[str, ProcessCost]]]) -> str:
     return table(headers, rows)
 
 
+def stack_cost_table(
+    candidates: list[Unbatched], costs: dict[str, list[dict[str, ProcessCost]]]
+) -> str:
+    """The whole local stack's cost per row, per-record and batched in one table: CPU s per
+    1,000 records of the consumer, the worker and restate-server (medians over rounds; the
+    total is the median of per-round sums) and each one's peak resident memory. A
+    subscription's consumer runs inside restate-server, consumer delivery's inside the worker,
+    and a batched row's delivery in a process of its own."""
+    rows = []
+    for c in candidates:
+        if not c.rates:
+            continue
+        inside = "in worker" if c.consumer_bindings is not None else "in restate"
+        rows.append(
+            [
+                c.name,
+                inside,
+                f"{statistics.median(c.serving_cpu):.3f}",
+                f"{statistics.median(c.restate_cpu):.3f}",
+                f"{statistics.median(c.total_cpu):.3f}",
+                inside,
+                f"{max(c.serving_rss) / 2**20:,.0f}",
+                f"{max(c.restate_rss) / 2**20:,.0f}",
+            ]
+        )
+    for name, rounds in costs.items():
+        if not rounds:
+            continue
+        cpu = [statistics.median(r[p].cpu_per_1000 for r in rounds) for p in BATCH_PROCESSES]
+        total = statistics.median(sum(r[p].cpu_per_1000 for p in BATCH_PROCESSES) for r in rounds)
+        rss = [max(r[p].peak_rss_mib for r in rounds) for p in BATCH_PROCESSES]
+        rows.append([name, *(f"{v:.3f}" for v in cpu), f"{total:.3f}", *(f"{v:,.0f}" for v in rss)])
+    headers = [
+        "whole stack, per 1,000 records",
+        "CPU s consumer",
+        "CPU s worker",
+        "CPU s restate",
+        "CPU s total",
+        "peak RSS MiB consumer",
+        "peak RSS MiB worker",
+        "peak RSS MiB restate",
+    ]
+    return table(headers, rows)
+
+
 Variant = tuple[int, str]  # (max_records, per)
 
 
@@ -353,11 +398,17 @@ def report(round_: int, row: Series) -> None:
 
 
 def batch_bindings(
-    stack: LocalStack, topic: str, variants: list[Variant], rounds: int, running: str | None = None
+    stack: LocalStack,
+    topic: str,
+    variants: list[Variant],
+    rounds: int,
+    running: str | None = None,
+    per_record_topic: str | None = None,
 ) -> str:
     """One paused binding per (batch variant, round), each on its own handler: the worker
     wraps them; the benchmark runs their deliveries itself, one at a time. One `delivery:
     consumer` binding per round, all paused but `running`: the worker's consumer delivers it."""
+    per_record_topic = per_record_topic or topic
     lines = [
         f'restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}',
         f'kafka: {{clusters: {{bench: {{bootstrap.servers: "{stack.bootstrap_servers}"}}}}}}',
@@ -368,18 +419,20 @@ def batch_bindings(
     # handlers, `count` (other benchmarks subscribe it) and one per round (each its own
     # high-water); the benchmark subscribes them itself, as it does the bare SDK's counter.
     lines.append(
-        f"  - {{name: bound-counter, topic: {topic}, handler: BenchBoundCounter/count,"
+        f"  - {{name: bound-counter, topic: {per_record_topic}, handler: BenchBoundCounter/count,"
         " paused: true}"
     )
     for r in range(rounds):
         lines.append(
-            f"  - {{name: bound-counter-{r}, topic: {topic}, handler: BenchBoundCounter/count_{r},"
+            f"  - {{name: bound-counter-{r}, topic: {per_record_topic},"
+            f" handler: BenchBoundCounter/count_{r},"
             " paused: true}"
         )
     for r in range(rounds):
         name = f"consumer-counter-{r}"
         lines.append(
-            f"  - {{name: {name}, topic: {topic}, handler: BenchConsumerCounter/count_{r},"
+            f"  - {{name: {name}, topic: {per_record_topic},"
+            f" handler: BenchConsumerCounter/count_{r},"
             f" paused: {str(name != running).lower()}, delivery: consumer}}"
         )
     for i, (size, per, r) in enumerate(runs):
@@ -398,11 +451,14 @@ class BenchBindings:
     path: Path
     stack: LocalStack
     topic: str
+    per_record_topic: str
     variants: list[Variant]
     rounds: int
 
     def write(self, running: str | None = None) -> None:
-        text = batch_bindings(self.stack, self.topic, self.variants, self.rounds, running)
+        text = batch_bindings(
+            self.stack, self.topic, self.variants, self.rounds, running, self.per_record_topic
+        )
         replace_file(self.path, text)
 
 
@@ -512,6 +568,7 @@ async def run(
     unbatched_rounds: int,
     typescript: bool = False,
     peers: bool = False,
+    per_record_records: int | None = None,
 ) -> None:
     if len(variants) * rounds > BATCH_HANDLERS:
         raise SystemExit(f"at most {BATCH_HANDLERS} batched rounds (batch variants x rounds)")
@@ -520,9 +577,18 @@ async def run(
     load_start = os.getloadavg()[0]
     home = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     with LocalStack(home, StackPorts.free()) as stack:
-        topic = "bench-e2e"
+        topic = per_record_topic = "bench-e2e"
         produce_keyed(stack.bootstrap_servers, topic, records, keys, partitions)
-        bindings = BenchBindings(home / "bindings.yaml", stack, topic, variants, rounds)
+        # The per-record rows run ~1,000 records/s: a topic of their own can be shorter.
+        per_record_records = per_record_records or records
+        if per_record_records != records:
+            per_record_topic = "bench-e2e-per-record"
+            produce_keyed(
+                stack.bootstrap_servers, per_record_topic, per_record_records, keys, partitions
+            )
+        bindings = BenchBindings(
+            home / "bindings.yaml", stack, topic, per_record_topic, variants, rounds
+        )
         bindings.write()
         batched_bindings = {b.name: b for b in load_bindings(bindings.path).bindings}
         worker = WorkerProcess(
@@ -598,7 +664,14 @@ async def run(
                         shift = (r - 1) % len(candidates)
                         for c in candidates[shift:] + candidates[:shift]:
                             await unbatched_round(
-                                c, admin, topic, records, restate_pgid, r, bindings, worker
+                                c,
+                                admin,
+                                per_record_topic,
+                                per_record_records,
+                                restate_pgid,
+                                r,
+                                bindings,
+                                worker,
                             )
                             print(
                                 f"round {r}: {c.name:<32} {c.rates[-1]:>8,.0f} records/s, "
@@ -629,12 +702,19 @@ async def run(
                         measured(bridges[size], rate, meter, records, process_costs)
                         report(r, bridges[size])
                     for (broker, subscriber, size), row in peer_rows.items():
-                        if subscriber == "per-message" and r > unbatched_rounds:
+                        one_by_one = subscriber == "per-message"
+                        if one_by_one and r > unbatched_rounds:
                             continue  # one record at a time, as slow as the unbatched rows
                         log = home / "faststream-peer.log"
                         row.add(
                             *await peer_round(
-                                stack, topic, records, broker, subscriber, size or 1, log
+                                stack,
+                                per_record_topic if one_by_one else topic,
+                                per_record_records if one_by_one else records,
+                                broker,
+                                subscriber,
+                                size or 1,
+                                log,
                             )
                         )
                         report(r, row)
@@ -648,7 +728,10 @@ async def run(
     raw_median = statistics.median(raw.rates)
     print()
     print(machine())
-    print(f"records: {records}, keys: {keys}, partitions: {partitions}, rounds: {rounds}")
+    print(
+        f"records: {records} (per-record rows and per-message peers: {per_record_records}), "
+        f"keys: {keys}, partitions: {partitions}, rounds: {rounds}"
+    )
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     print(f"raw confluent-kafka consume (median):  {raw_median:>10,.0f} records/s")
     if unbatched_rounds:
@@ -681,12 +764,15 @@ async def run(
             "(MiB, highest over rounds); delivery = this process, worker = its process group"
         )
         print(process_cost_table(process_costs))
-    expected = records * unbatched_rounds
+    if unbatched_rounds and variants:
+        print(stack_cost_table(candidates, process_costs))
+    expected = per_record_records * unbatched_rounds
     wrong = {name: n for name, n in totals.items() if n != expected}
     if wrong:
         raise SystemExit(f"state check failed: {wrong} increments, expected {expected} each")
     print(
-        f"state check: every per-record counter has {expected} increments = {records} records "
+        f"state check: every per-record counter has {expected} increments = "
+        f"{per_record_records} records "
         f"x {unbatched_rounds} rounds, none lost/doubled"
     )
 
@@ -694,6 +780,13 @@ async def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument(
+        "--per-record-records",
+        type=int,
+        default=None,
+        help="records for the per-record rows and FastStream's per-message peers, on a topic "
+        "of their own (default: --records; they run ~1,000 records/s)",
+    )
     parser.add_argument("--keys", type=int, default=100)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
@@ -747,6 +840,7 @@ def main() -> None:
             unbatched_rounds,
             args.typescript,
             args.peers,
+            args.per_record_records,
         )
     )
 
