@@ -28,7 +28,10 @@ ports and is stopped, process groups and all, at the end, on Ctrl-C and on SIGTE
 
     .venv/bin/python -m benchmarks.idempotency_soak [--minutes 10] [--target object|shared]
         [--rate N] [--keys 100] [--retention 2m] [--cleanup-interval 30s]
-        [--sample-seconds 30] [--probe-records 3000]
+        [--sample-seconds 30] [--probe-records 3000] [--restate-env RESTATE_NAME=VALUE ...]
+
+--restate-env sets a restate-server setting on top of the local stack's (which caps RocksDB
+at 512 MiB and trims the log with no delay: restate_stream/stack/restate.py).
 """
 
 from __future__ import annotations
