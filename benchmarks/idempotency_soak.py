@@ -28,7 +28,10 @@ ports and is stopped, process groups and all, at the end, on Ctrl-C and on SIGTE
 
     .venv/bin/python -m benchmarks.idempotency_soak [--minutes 10] [--target object|shared]
         [--rate N] [--keys 100] [--retention 2m] [--cleanup-interval 30s]
-        [--sample-seconds 30] [--probe-records 3000]
+        [--sample-seconds 30] [--probe-records 3000] [--restate-env RESTATE_NAME=VALUE ...]
+
+--restate-env sets a restate-server setting on top of the local stack's (which caps RocksDB
+at 512 MiB and trims the log with no delay: restate_stream/stack/restate.py).
 """
 
 from __future__ import annotations
@@ -126,6 +129,27 @@ class PacedProducer:
             self.error = exc
 
 
+def stores_data(restate_dir: Path) -> str:
+    """The data of restate-server's stores apart: the partition store ("db": state, kept
+    invocations) and the log ("log-store": what trimming reclaims)."""
+    parts = []
+    for store in ("db", "log-store"):
+        _, data = disk_bytes(next(restate_dir.glob(f"*/{store}"), restate_dir / store))
+        parts.append(f"{store} {data / MIB:,.1f}")
+    return ", ".join(parts)
+
+
+def restate_setting(text: str) -> tuple[str, str]:
+    """--restate-env NAME=VALUE: a restate-server setting as its RESTATE_* variable."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("RESTATE_"):
+        raise argparse.ArgumentTypeError(
+            f"expected RESTATE_<SETTING>=<value> (e.g. RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE=512MiB), "
+            f"got {text!r}"
+        )
+    return name, value
+
+
 def committed_total(kafka: TopicAdmin, binding: Binding) -> int:
     """Records of the topic the binding's group has committed: Restate accepted them."""
     offsets = kafka.committed_offsets(binding.consumer_group, TOPIC, PARTITIONS)
@@ -138,6 +162,7 @@ async def run(args: argparse.Namespace) -> None:
     stack = LocalStack(home, StackPorts.free())
     if args.cleanup_interval:
         stack.restate.extra_env["RESTATE_WORKER__CLEANUP_INTERVAL"] = args.cleanup_interval
+    stack.restate.extra_env.update(args.restate_env)
     samples: list[Sample] = []
     with stack:
         assert stack.restate.process is not None
@@ -230,7 +255,7 @@ async def run(args: argparse.Namespace) -> None:
                     print(
                         f"  {s.seconds / 60:5.1f} min: {s.delivered:>9,} delivered, "
                         f"RSS {s.rss_bytes / MIB:,.0f} MiB, disk {s.disk_bytes / MIB:,.1f} MiB, "
-                        f"data {s.data_bytes / MIB:,.1f} MiB "
+                        f"data {s.data_bytes / MIB:,.1f} MiB ({stores_data(restate_dir)}) "
                         f"(load {os.getloadavg()[0]:.2f})",
                         flush=True,
                     )
@@ -263,6 +288,7 @@ async def run(args: argparse.Namespace) -> None:
         f"{args.minutes:g} min; idempotency retention {retention}, cleanup interval "
         f"{args.cleanup_interval or DEFAULT_CLEANUP}"
     )
+    print(f"restate-server settings beyond the local stack's: {dict(args.restate_env) or 'none'}")
     print(soak_table(samples))
     for line in growth_lines(samples):
         print(line)
@@ -299,6 +325,15 @@ def main() -> None:
         default=None,
         help="restate-server's worker.cleanup-interval, how often expired entries are removed "
         "(e.g. 30s; default: Restate's 1h)",
+    )
+    parser.add_argument(
+        "--restate-env",
+        type=restate_setting,
+        action="append",
+        default=[],
+        metavar="RESTATE_NAME=VALUE",
+        help="a restate-server setting on top of the local stack's (repeatable; e.g. "
+        "RESTATE_WORKER__TRIM_DELAY_INTERVAL=0s)",
     )
     args = parser.parse_args()
 

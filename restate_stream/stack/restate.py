@@ -33,6 +33,19 @@ class RestatePorts:
 
 LOCAL_PARTITIONS = 4  # docs/local-engines.md; production settings stay the user's
 
+# What bounds a local node's memory and disk under sustained delivery (docs/benchmarks.md,
+# "Consumer delivery: restate-server's memory and disk"; benchmarks/idempotency_soak.py).
+# Defaults are the server's for a node of its own: RocksDB 2 GiB, a 250 MiB record cache.
+# Measured on 2 cores, the caps cost no throughput (benchmarks/restate_config.py), and the
+# smaller memtables flush sooner, which is what lets the log be trimmed: a single node without
+# a snapshot repository trims each partition's log up to what its store has flushed. The
+# trim delay exists to let a snapshot reach other regions; a lone node has none to wait for.
+LOCAL_BOUNDS = {
+    "RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE": "512MiB",
+    "RESTATE_BIFROST__RECORD_CACHE_MEMORY_SIZE": "64MiB",
+    "RESTATE_WORKER__TRIM_DELAY_INTERVAL": "0s",
+}
+
 
 class RestateServer:
     def __init__(
@@ -83,6 +96,7 @@ class RestateServer:
             # cost restate-server ~15% less CPU per record and ~25% less memory
             # (benchmarks/restate_config.py). Applied when a data dir is first provisioned.
             "RESTATE_DEFAULT_NUM_PARTITIONS": str(LOCAL_PARTITIONS),
+            **LOCAL_BOUNDS,
             # The release check's refused connection to 127.0.0.1:443 is expected in the
             # sandbox: not an ERROR worth a line on every start.
             **({"RESTATE_LOG_FILTER": "warn,restate=info,octocrab=off"} if self.sandboxed else {}),

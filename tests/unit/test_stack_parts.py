@@ -122,3 +122,17 @@ def test_the_local_restate_server_inherits_no_restate_variables(
     assert "RESTATE_ADMIN" not in env
     assert env["KAFKA_BOOTSTRAP"] == "127.0.0.1:9092"  # other variables still pass
     assert env["RESTATE_X"] == "1" and env["RESTATE_DEFAULT_NUM_PARTITIONS"] == "4"
+
+
+def test_the_local_restate_server_is_bounded_in_memory_and_trims_its_log(tmp_path: Path) -> None:
+    # docs/benchmarks.md, "Consumer delivery: restate-server's memory and disk": the server's
+    # own defaults (RocksDB 2 GiB, a 250 MiB record cache, a 10-minute trim delay) let a local
+    # node hold far more memory, and its log longer, than a laptop's stack needs.
+    env = RestateServer(RestateInstall(tmp_path / "restate-server"), tmp_path).environment()
+    assert env["RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE"] == "512MiB"
+    assert env["RESTATE_BIFROST__RECORD_CACHE_MEMORY_SIZE"] == "64MiB"
+    assert env["RESTATE_WORKER__TRIM_DELAY_INTERVAL"] == "0s"
+    # A setting the caller passes still wins (the soak measures others this way).
+    raised = {"RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE": "1GiB"}
+    server = RestateServer(RestateInstall(tmp_path / "restate-server"), tmp_path, extra_env=raised)
+    assert server.environment()["RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE"] == "1GiB"
