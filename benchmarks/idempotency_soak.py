@@ -5,7 +5,7 @@ exclusive object handler (the default target here, `--target object`) without an
 key, since the object's high-water drops a re-sent record; to a target without a high-water
 (`--target shared`: a shared handler; services and unkeyed bindings alike) with one
 (`rs-record/<group>/<topic>/<partition>/<offset>`). Either way Restate 1.7 keeps each completed
-invocation for the handler's idempotency retention (the bound handler's 30 days unless the
+invocation for the handler's idempotency retention (the bound handler's 1 day unless the
 binding sets `idempotency_retention:`; printed as "completed invocation ... for") and its
 journal for its journal retention. This soak shows what that costs restate-server and whether
 expiry bounds it:

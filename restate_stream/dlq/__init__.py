@@ -25,7 +25,7 @@ original value bytes to `Service/key/handler`), with the `kafka.*` headers its s
 would have sent (`KafkaCoordinates.to_headers`, so the handler sees the record's original
 coordinates), the `restate-stream.redrive-of` header naming the letter, and an idempotency key
 naming the letter (`redrive/<binding>/<dlq partition>/<dlq offset>/<failed_at>`): Restate runs
-each letter at most once within the handler's idempotency retention (bind sets 30 days), and a
+each letter at most once within the handler's idempotency retention (bind sets 1 day), and a
 repeated call attaches to the first instead. The call returns once the handler has finished;
 the outcome is then read from the dead-letter topic (a Resolution: resolved; a letter redriven
 from it: failed again). The letters of one key are called one after another in source order,

@@ -415,7 +415,7 @@ def test_bind_keeps_results_for_redrives_and_takes_raw_bytes() -> None:
     sink, _ = bound_sink()
     handler = sink.obj.handlers["consume"]
     assert isinstance(handler.fn, BoundHandler)
-    assert handler.idempotency_retention == timedelta(days=30) == bound.REDRIVE_WINDOW
+    assert handler.idempotency_retention == timedelta(days=1) == bound.REDRIVE_WINDOW
     assert isinstance(handler.handler_io.input_serde, BytesSerde)
     assert handler.handler_io.accept == "*/*" and handler.arity == 2
     assert handler.invocation_retry_policy is None  # no retry block: Restate's defaults
