@@ -160,7 +160,7 @@ class BatchBoundHandler(BoundHandler):
             value_bytes = r.value
             try:
                 if value_bytes is not None and json_codec is not None:
-                    value, event_id, event_type = self.from_json(value_bytes)
+                    value, event_id, event_type = self.from_json(value_bytes, r.parsed)
                 else:
                     value, event_id, event_type = await self.decode(value_bytes)
             except DecodeError as exc:

@@ -37,7 +37,6 @@ from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.runtime import _sdk
 from restate_stream.runtime.bound_base import (
     TOMBSTONE_ERROR,
-    UNPARSED,
     AnyService,
     BoundHandler,
     UserFunction,
@@ -63,6 +62,7 @@ from restate_stream.runtime.event import (
 )
 from restate_stream.runtime.failures import DropRecord, RecordError, causes
 from restate_stream.runtime.formats import DecodeError, envelope_traceparent
+from restate_stream.runtime.formats.json import UNPARSED
 from restate_stream.runtime.high_water import high_water_state, source_name
 from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.publisher import Publisher

@@ -35,6 +35,7 @@ from restate_stream.runtime.formats import (
     codec_for,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.formats.json import UNPARSED
 from restate_stream.runtime.outcomes import Decision, HandlerRun, Outcome, observed, report
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.runtime.signature import HandlerSignatureError, handler_input, input_problem
@@ -42,7 +43,6 @@ from restate_stream.telemetry import tracing
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
 TOMBSTONE_ERROR = "Tombstone"
-UNPARSED: Any = object()  # no JSON parsed ahead (None is a parsed JSON null)
 
 # The user's function: (ctx, its input) -> its result.
 UserFunction = Callable[[Any, Any], Awaitable[Any]]
