@@ -36,7 +36,13 @@ from restate_stream.batch.wire import WireError, WireRecord, decode_batch
 from restate_stream.bindings import Binding
 from restate_stream.runtime.bound_base import TOMBSTONE_ERROR, BoundHandler, UserFunction
 from restate_stream.runtime.dead_letter import LetterRef
-from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent, built, object_key_for
+from restate_stream.runtime.event import (
+    DeferredEvent,
+    KafkaCoordinates,
+    KafkaEvent,
+    built,
+    object_key_for,
+)
 from restate_stream.runtime.failures import DropRecord, RejectedRecords
 from restate_stream.runtime.formats import DecodeError
 from restate_stream.runtime.high_water import high_water_state, source_name
@@ -75,6 +81,14 @@ def _coordinates(r: WireRecord, times: dict[int, datetime] | None = None) -> Kaf
             "subscription_id": None,
         },
     )
+
+
+class _BatchEvent(DeferredEvent[Any]):
+    """A batched record's event: coordinates from its wire record when first asked."""
+
+    def _build_coordinates(self) -> KafkaCoordinates:
+        fields = self.__dict__
+        return _coordinates(fields["_wire"], fields["_times"])
 
 
 class BatchBoundHandler(BoundHandler):
@@ -156,7 +170,6 @@ class BatchBoundHandler(BoundHandler):
         json_codec = self.json_codec
         times: dict[int, datetime] = {}
         for r in records:
-            coords = _coordinates(r, times)
             value_bytes = r.value
             try:
                 if value_bytes is not None and json_codec is not None:
@@ -166,19 +179,21 @@ class BatchBoundHandler(BoundHandler):
             except DecodeError as exc:
                 error = TOMBSTONE_ERROR if value_bytes is None else "DecodeError"
                 raw = value_bytes or b""
+                coords = _coordinates(r, times)
                 await self.sink.dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
                 continue
             events.append(
                 built(
-                    KafkaEvent,
+                    _BatchEvent,
                     {
                         "value": value,
                         "key": object_key if per_key else object_key_for(r.key),
-                        "coordinates": coords,
                         "raw": value_bytes or b"",
                         "event_id": event_id,
                         "event_type": event_type,
                         "headers": r.headers,
+                        "_wire": r,
+                        "_times": times,
                     },
                 )
             )
@@ -192,8 +207,7 @@ class BatchBoundHandler(BoundHandler):
     ) -> list[KafkaEvent[Any]]:
         """Run the user's handler; the events it applied (none if they were dead-lettered
         instead; all but those it rejected otherwise)."""
-        records = [(event.coordinates, event.raw) for event in events]
-        applied, result = await self.call_user(ctx, events, records, redrive_of)
+        applied, result = await self.call_user(ctx, events, events, redrive_of)
         if not applied:
             return []
         why_not = (

@@ -209,7 +209,7 @@ class RecordBoundHandler(BoundHandler):
             decode_record_headers(headers.get(RECORD_HEADERS_HEADER)),
         )
         arg = event if self.wants_event else value
-        applied, result = await self.call_user(ctx, arg, [(coords, raw)], redrive_of)
+        applied, result = await self.call_user(ctx, arg, [event], redrive_of)
         if not applied:
             return None
         if count is not None and event_id is not None:

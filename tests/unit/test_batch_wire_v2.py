@@ -5,7 +5,9 @@ the record and field."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from pydantic import BaseModel
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch, encode_batch
 from restate_stream.bindings import BindingsFile, parse_bindings
 from restate_stream.runtime.bound import bind
-from restate_stream.runtime.event import KafkaEvent
+from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
 from restate_stream.runtime.formats.json import UNPARSED
 from restate_stream.testing import MemoryContext, MemoryPublisher, bindings_yaml, invoke
 
@@ -176,3 +178,28 @@ async def test_a_failed_inline_value_is_dead_lettered_byte_for_byte() -> None:
     await invoke(obj, "take", MemoryContext("k", invocation_id="inv_1"), body)
     [letter] = publisher.sent
     assert letter.value["value"] == raw.decode()
+
+
+async def test_batch_events_build_coordinates_only_when_asked_and_equal_plain_events() -> None:
+    obj = restate.VirtualObject("WireV2Lazy")
+    events: list[KafkaEvent[Any]] = []
+    built_before: list[bool] = []
+
+    @obj.handler()
+    async def take(ctx: restate.ObjectContext, batch: list[KafkaEvent[Any]]) -> None:
+        events.extend(batch)
+        built_before.extend("coordinates" in vars(e) for e in batch)
+
+    bind([obj], spec("WireV2Lazy"), {"local": MemoryPublisher()})
+    body = encode_batch([WireRecord("t", 2, 5, MS, b"k", b'"x"', (("h", b"v"),))])
+    await invoke(obj, "take", MemoryContext("k", invocation_id="inv_1"), body)
+    [event] = events
+    assert built_before == [False]  # not built for the handler (it did not ask)
+    coords = KafkaCoordinates("t", 2, 5, datetime.fromtimestamp(MS / 1000, UTC), b"k", None)
+    plain = KafkaEvent("x", "k", coords, b'"x"', None, None, (("h", b"v"),))
+    assert event == plain and plain == event and hash(event) == hash(plain)
+    assert event.coordinates is event.coordinates  # built once
+    assert (event.topic, event.partition, event.offset) == ("t", 2, 5)
+    moved = dataclasses.replace(event, coordinates=dataclasses.replace(coords, offset=6))
+    assert moved.offset == 6 and event.offset == 5
+    assert event != dataclasses.replace(plain, raw=b"other")
