@@ -215,8 +215,10 @@ class BatchBoundHandler(BoundHandler):
             if isinstance(result, RejectedRecords)
             else {}
         )
-        taken = []
         report_applied = observed()
+        if not why_not and not report_applied:
+            return events  # every one applied; their coordinates stay unbuilt
+        taken = []
         for event in events:
             coords = event.coordinates
             why = why_not.get(id(event))

@@ -76,6 +76,7 @@ class WireRecord(NamedTuple):
 
 # binascii directly, not the base64 module's wrappers: the body's per-record cost is most of
 # what a batched record costs the client and the worker (benchmarks/batch_ingress.py).
+_tuple_new = tuple.__new__
 _to_b64 = binascii.b2a_base64
 _from_b64 = binascii.a2b_base64
 
@@ -245,16 +246,11 @@ def _decode_v2(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
             else:
                 raise WireError(f"r[{ri}][{i}] value: expected form 0 and null, 1 and JSON, "
                                 "or 2 and base64")  # fmt: skip
+            headers = _headers(headers, f"r[{ri}][{i}] headers") if headers else ()
+            # tuple.__new__, not WireRecord(...): its generated __new__ is a Python call more.
             append(
-                WireRecord(
-                    topics[ti],
-                    partition,
-                    offset,
-                    ts,
-                    key,
-                    raw,
-                    _headers(headers, f"r[{ri}][{i}] headers") if headers else (),
-                    parsed,
+                _tuple_new(
+                    WireRecord, (topics[ti], partition, offset, ts, key, raw, headers, parsed)
                 )
             )
     if j != n_at:

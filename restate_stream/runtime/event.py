@@ -98,10 +98,15 @@ def check_key(key: object) -> bytes | None:
 def built(cls: type[_F], fields: dict[str, object]) -> _F:
     """A frozen dataclass instance from all its fields without running its __init__, which
     sets each field through object.__setattr__: half of the per-record cost of building
-    coordinates and events in a batch (benchmarks/batch_decode_cost.py)."""
-    instance = object.__new__(cls)
-    instance.__dict__.update(fields)
+    coordinates and events in a batch (benchmarks/batch_decode_cost.py). `fields` becomes
+    the instance's own __dict__ (not copied): pass a dict made for it."""
+    instance = _new(cls)
+    _set(instance, "__dict__", fields)
     return instance
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,12 @@ import pytest
 import restate
 from pydantic import BaseModel
 
+from restate_stream.batch import high_water_state
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch, encode_batch
 from restate_stream.bindings import BindingsFile, parse_bindings
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
+from restate_stream.runtime.failures import RecordError, RejectedRecords
 from restate_stream.runtime.formats.json import UNPARSED
 from restate_stream.testing import MemoryContext, MemoryPublisher, bindings_yaml, invoke
 
@@ -203,3 +205,23 @@ async def test_batch_events_build_coordinates_only_when_asked_and_equal_plain_ev
     moved = dataclasses.replace(event, coordinates=dataclasses.replace(coords, offset=6))
     assert moved.offset == 6 and event.offset == 5
     assert event != dataclasses.replace(plain, raw=b"other")
+
+
+async def test_a_rejected_inline_record_is_dead_lettered_alone_with_its_place() -> None:
+    obj = restate.VirtualObject("WireV2Rejects")
+
+    @obj.handler()
+    async def take(ctx: restate.ObjectContext, events: list[KafkaEvent[dict[str, Any]]]) -> None:
+        bad = [(e, RecordError("Late", "too late")) for e in events if e.value["n"] == 2]
+        raise RejectedRecords(bad)
+
+    publisher = MemoryPublisher()
+    bind([obj], spec("WireV2Rejects"), {"local": publisher})
+    raw = b'{"n":  2}'
+    records = [WireRecord("t", 0, 1, MS, b"k", b'{"n": 1}'), WireRecord("t", 0, 2, MS, b"k", raw)]
+    ctx = MemoryContext("k", invocation_id="inv_1")
+    await invoke(obj, "take", ctx, encode_batch(records, json_values=True))
+    [letter] = publisher.sent
+    assert letter.value["source"]["offset"] == 2 and letter.value["value"] == raw.decode()
+    assert letter.value["error"]["type"] == "Late"
+    assert ctx.state[high_water_state("b")] == {"t/0": 2}
