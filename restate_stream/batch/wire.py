@@ -180,10 +180,7 @@ def encode_batch(records: Sequence[EncodableRecord], *, json_values: bool = Fals
             out += b'2,"%b"]' % _to_b64(value, newline=False)
     if in_run:
         out += b"]]"
-    out += b'],"t":%b,"at":[%b]}' % (
-        json.dumps(list(topics), separators=(",", ":")).encode(),
-        b",".join(b"%d" % n for n in at),
-    )
+    out += b'],"t":%b,"at":%b}' % (orjson.dumps(list(topics)), orjson.dumps(at))
     return bytes(out)
 
 
