@@ -25,6 +25,7 @@ fails (TerminalError), so nothing passes the high-water unverified.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,6 +170,7 @@ class BatchBoundHandler(BoundHandler):
         object_key = ctx.key()
         json_codec = self.json_codec
         times: dict[int, datetime] = {}
+        object_keys = functools.cache(object_key_for)  # a partition's records share few keys
         for r in records:
             value_bytes = r.value
             try:
@@ -187,7 +189,7 @@ class BatchBoundHandler(BoundHandler):
                     _BatchEvent,
                     {
                         "value": value,
-                        "key": object_key if per_key else object_key_for(r.key),
+                        "key": object_key if per_key else object_keys(r.key),
                         "raw": value_bytes or b"",
                         "event_id": event_id,
                         "event_type": event_type,

@@ -208,13 +208,19 @@ def _decode_v2(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
     if not all(type(t) is str for t in topics):
         raise WireError("t: expected topic names")
     size, n_at, j = len(body), len(at), 0
+    keys: dict[str, bytes] = {}
     out: list[WireRecord] = []
     append = out.append
     for ri, run in enumerate(runs):
         if not (type(run) is list and len(run) == 2 and type(run[1]) is list):
             raise WireError(f"r[{ri}]: expected [key, [record, ...]]")
         key_text, records = run
-        key = _unb64(key_text, f"r[{ri}] key")
+        # A per: partition body has a run per change of key: each distinct key decoded once.
+        key = keys.get(key_text) if type(key_text) is str else None
+        if key is None:
+            key = _unb64(key_text, f"r[{ri}] key")
+            if key is not None:
+                keys[key_text] = key
         for i, rec in enumerate(records):
             if type(rec) is not list or len(rec) != 7:
                 raise WireError(f"r[{ri}][{i}]: expected [topic, partition, offset, ts, "
