@@ -60,7 +60,8 @@ def body(records: int) -> bytes:
                 json.dumps({"seq": i, "page": f"/p/{i % 50}"}).encode(),
             )
             for i in range(records)
-        ]
+        ],
+        json_values=True,
     )
 
 

@@ -37,6 +37,9 @@ from connectors.logs import Config, client_properties
 log = logging.getLogger("connectors.group_consumer")
 
 
+_tuple_new = tuple.__new__
+
+
 class PolledRecord(NamedTuple):
     """One record read (a tuple: a poll builds one per record; a frozen dataclass cost the
     delivery 3x the CPU to build)."""
@@ -166,14 +169,17 @@ class GroupConsumer:
             kind, ts = m.timestamp()
             headers = m.headers()
             append(
-                PolledRecord(
-                    m.topic() or topic,
-                    m.partition() or 0,
-                    m.offset() or 0,
-                    None if kind == TIMESTAMP_NOT_AVAILABLE else ts,
-                    m.key(),
-                    m.value(),
-                    _headers(headers) if headers else (),
+                _tuple_new(  # PolledRecord(...) without its generated __new__'s Python frame
+                    PolledRecord,
+                    (
+                        m.topic() or topic,
+                        m.partition() or 0,
+                        m.offset() or 0,
+                        None if kind == TIMESTAMP_NOT_AVAILABLE else ts,
+                        m.key(),
+                        m.value(),
+                        _headers(headers) if headers else (),
+                    ),
                 )
             )
         return out

@@ -25,6 +25,7 @@ fails (TerminalError), so nothing passes the high-water unverified.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +37,13 @@ from restate_stream.batch.wire import WireError, WireRecord, decode_batch
 from restate_stream.bindings import Binding
 from restate_stream.runtime.bound_base import TOMBSTONE_ERROR, BoundHandler, UserFunction
 from restate_stream.runtime.dead_letter import LetterRef
-from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent, built, object_key_for
+from restate_stream.runtime.event import (
+    DeferredEvent,
+    KafkaCoordinates,
+    KafkaEvent,
+    built,
+    object_key_for,
+)
 from restate_stream.runtime.failures import DropRecord, RejectedRecords
 from restate_stream.runtime.formats import DecodeError
 from restate_stream.runtime.high_water import high_water_state, source_name
@@ -75,6 +82,14 @@ def _coordinates(r: WireRecord, times: dict[int, datetime] | None = None) -> Kaf
             "subscription_id": None,
         },
     )
+
+
+class _BatchEvent(DeferredEvent[Any]):
+    """A batched record's event: coordinates from its wire record when first asked."""
+
+    def _build_coordinates(self) -> KafkaCoordinates:
+        fields = self.__dict__
+        return _coordinates(fields["_wire"], fields["_times"])
 
 
 class BatchBoundHandler(BoundHandler):
@@ -155,30 +170,32 @@ class BatchBoundHandler(BoundHandler):
         object_key = ctx.key()
         json_codec = self.json_codec
         times: dict[int, datetime] = {}
+        object_keys = functools.cache(object_key_for)  # a partition's records share few keys
         for r in records:
-            coords = _coordinates(r, times)
             value_bytes = r.value
             try:
                 if value_bytes is not None and json_codec is not None:
-                    value, event_id, event_type = self.from_json(value_bytes)
+                    value, event_id, event_type = self.from_json(value_bytes, r.parsed)
                 else:
                     value, event_id, event_type = await self.decode(value_bytes)
             except DecodeError as exc:
                 error = TOMBSTONE_ERROR if value_bytes is None else "DecodeError"
                 raw = value_bytes or b""
+                coords = _coordinates(r, times)
                 await self.sink.dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
                 continue
             events.append(
                 built(
-                    KafkaEvent,
+                    _BatchEvent,
                     {
                         "value": value,
-                        "key": object_key if per_key else object_key_for(r.key),
-                        "coordinates": coords,
+                        "key": object_key if per_key else object_keys(r.key),
                         "raw": value_bytes or b"",
                         "event_id": event_id,
                         "event_type": event_type,
                         "headers": r.headers,
+                        "_wire": r,
+                        "_times": times,
                     },
                 )
             )
@@ -192,8 +209,7 @@ class BatchBoundHandler(BoundHandler):
     ) -> list[KafkaEvent[Any]]:
         """Run the user's handler; the events it applied (none if they were dead-lettered
         instead; all but those it rejected otherwise)."""
-        records = [(event.coordinates, event.raw) for event in events]
-        applied, result = await self.call_user(ctx, events, records, redrive_of)
+        applied, result = await self.call_user(ctx, events, events, redrive_of)
         if not applied:
             return []
         why_not = (
@@ -201,8 +217,10 @@ class BatchBoundHandler(BoundHandler):
             if isinstance(result, RejectedRecords)
             else {}
         )
-        taken = []
         report_applied = observed()
+        if not why_not and not report_applied:
+            return events  # every one applied; their coordinates stay unbuilt
+        taken = []
         for event in events:
             coords = event.coordinates
             why = why_not.get(id(event))

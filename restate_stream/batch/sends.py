@@ -92,6 +92,7 @@ class BatchShape:
         self.binding = binding
         self.max_records = binding.batch.max_records
         self.per = binding.batch.per
+        self.json_values = binding.format == "json"  # valid JSON values travel inline
 
     def object_key(self, record: PolledRecord) -> str:
         return batch_object_key(self.per, record.topic, record.partition, record.key)
@@ -120,7 +121,11 @@ class BatchShape:
             "content-type": "application/json",
             "idempotency-key": idempotency_key(self.binding.name, key, records),
         }
-        return Request(_send_path(self.binding, key), encode_batch(records), headers)
+        return Request(
+            _send_path(self.binding, key),
+            encode_batch(records, json_values=self.json_values),
+            headers,
+        )
 
 
 class RecordShape:

@@ -1,12 +1,32 @@
 """The invocation body of a batched binding: many records of one object key, as JSON.
 
+Version 2 (what the delivery writes):
+
+    {"v": 2,
+     "r": [[key base64 | null, [[topic index, partition, offset, ts millis | null,
+                                 headers [[name, value base64 | null], ...] | null,
+                                 form, value], ...]], ...],
+     "t": [topic, ...],
+     "at": [start, end, ...]}
+
+Records come in runs of one key (a `per: key` body is one run), so the key is written once
+per run and the topic once per body. A record's value has one of three forms: 0, null (a
+tombstone); 1, the value itself inline, when the binding's format is JSON and the value is
+JSON orjson reads (so the worker's one parse of the body yields it parsed); 2, base64 (any
+other value: bytes, Avro, or JSON that is not valid, which the worker then fails to decode
+and dead-letters exactly as before). An inline value is spliced in byte for byte, and "at"
+holds where each one starts and ends in the body, in order, so the worker takes the raw
+value (for dead letters and `KafkaEvent.raw`) as a slice: exact, whatever its spacing.
+
+Version 1 (still read: a v1 body may be in Restate's journal across an upgrade):
+
     {"v": 1, "records": [{"t": topic, "p": partition, "o": offset, "ts": millis | null,
                           "k": key base64 | null, "v": value base64 | null,
                           "h": [[header name, value base64 | null], ...]}, ...]}
 
 JSON (not a binary format) so that a body can be read in Restate's UI and `restate
-invocations describe`; base64 because keys, values and headers are bytes. Records are in the
-order they were read: per source partition, ascending offsets.
+invocations describe`. Records are in the order they were read: per source partition,
+ascending offsets.
 """
 
 from __future__ import annotations
@@ -19,8 +39,17 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from restate_stream.runtime.event import Headers
+from restate_stream.runtime.formats.json import UNPARSED
 
-VERSION = 1
+VERSION = 2
+V1 = 1
+
+# Value forms of a v2 record.
+TOMBSTONE, INLINE_JSON, BASE64 = 0, 1, 2
+
+# orjson refuses a document nested deeper than 1024; inline, a value sits 5 levels down.
+# A value this long may be that deep (each level takes a byte), so its brackets are counted.
+_DEEP_CHECK_BYTES = 1000
 
 
 class WireError(ValueError):
@@ -37,6 +66,8 @@ class WireRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: Headers = ()
+    # The value already parsed as JSON (it came inline), else UNPARSED.
+    parsed: Any = UNPARSED
 
     @property
     def source(self) -> tuple[str, int]:
@@ -45,6 +76,7 @@ class WireRecord(NamedTuple):
 
 # binascii directly, not the base64 module's wrappers: the body's per-record cost is most of
 # what a batched record costs the client and the worker (benchmarks/batch_ingress.py).
+_tuple_new = tuple.__new__
 _to_b64 = binascii.b2a_base64
 _from_b64 = binascii.a2b_base64
 
@@ -87,54 +119,152 @@ def _b64_json(data: bytes | None) -> bytes:
     return b"null" if data is None else b'"%b"' % _to_b64(data, newline=False)
 
 
-def encode_batch(records: Sequence[EncodableRecord]) -> bytes:
-    """The body, written directly as bytes (json.dumps of one dict per record was most of
-    the client's CPU per record; bytes formatting spares a str and its encoding per record);
-    json.dumps only for what may need escaping (topic and header names). Base64 and integers
-    are JSON as they are."""
-    topics: dict[str, bytes] = {}
-    parts: list[bytes] = []
-    append = parts.append
+def inlinable(value: bytes) -> bool:
+    """Whether a JSON binding's value travels inline: JSON that orjson reads (what the
+    worker's parse_json would read with orjson too, so the value it gets is the same), not
+    nested so deep that the body around it would pass orjson's depth limit."""
+    try:
+        orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False
+    return len(value) < _DEEP_CHECK_BYTES or value.count(b"[") + value.count(b"{") < 1000
+
+
+def encode_batch(records: Sequence[EncodableRecord], *, json_values: bool = False) -> bytes:
+    """The v2 body, written directly as bytes (json.dumps of one dict per record was most of
+    the client's CPU per record); json.dumps only for what may need escaping (topic and
+    header names). `json_values`: the binding's format is JSON, so valid values go inline."""
+    topics: dict[str, int] = {}
+    out = bytearray(b'{"v":2,"r":[')
+    at: list[int] = []
+    run_key: bytes | None = None
+    in_run = False
     for r in records:
+        key = r.key
+        if not in_run:
+            out += b"[%b,[" % _b64_json(key)
+            run_key, in_run = key, True
+        elif key != run_key:
+            out += b"]],[%b,[" % _b64_json(key)
+            run_key = key
+        else:
+            out += b","
         topic = topics.get(r.topic)
         if topic is None:
-            topic = topics[r.topic] = json.dumps(r.topic).encode()
+            topic = topics[r.topic] = len(topics)
         ts = r.timestamp_ms
         headers = (
             json.dumps(
                 [[name, _b64(value)] for name, value in r.headers], separators=(",", ":")
             ).encode()
             if r.headers
-            else b"[]"
+            else b"null"
         )
-        append(
-            b'{"t":%b,"p":%d,"o":%d,"ts":%b,"k":%b,"v":%b,"h":%b}'
-            % (
-                topic,
-                r.partition,
-                r.offset,
-                b"null" if ts is None else b"%d" % ts,
-                _b64_json(r.key),
-                _b64_json(r.value),
-                headers,
-            )
+        out += b"[%d,%d,%d,%b,%b," % (
+            topic,
+            r.partition,
+            r.offset,
+            b"null" if ts is None else b"%d" % ts,
+            headers,
         )
-    return b'{"v":%d,"records":[%b]}' % (VERSION, b",".join(parts))
+        value = r.value
+        if value is None:
+            out += b"0,null]"
+        elif json_values and inlinable(value):
+            out += b"1,"
+            at.append(len(out))
+            out += value
+            at.append(len(out))
+            out += b"]"
+        else:
+            out += b'2,"%b"]' % _to_b64(value, newline=False)
+    if in_run:
+        out += b"]]"
+    out += b'],"t":%b,"at":%b}' % (orjson.dumps(list(topics)), orjson.dumps(at))
+    return bytes(out)
 
 
 def decode_batch(body: bytes) -> list[WireRecord]:
-    """The records of a batch body; WireError naming the record and field if malformed."""
+    """The records of a batch body (v1 or v2); WireError naming the record and field if
+    malformed."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise WireError(f"batch body is not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("v") != VERSION:
-        raise WireError(f'batch body: expected {{"v": {VERSION}, "records": [...]}}')
-    if not isinstance(doc.get("records"), list):
-        raise WireError(f'batch body: expected {{"v": {VERSION}, "records": [...]}}')
+    version = doc.get("v") if isinstance(doc, dict) else None
+    if version == VERSION:
+        return _decode_v2(doc, body)
+    if version != V1 or not isinstance(doc.get("records"), list):
+        raise WireError(
+            'batch body: expected {"v": 2, "r": [...], ...} or {"v": 1, "records": [...]}'
+        )
+    return _decode_v1(doc["records"])
+
+
+def _decode_v2(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
+    runs, topics, at = doc.get("r"), doc.get("t"), doc.get("at")
+    if not (type(runs) is list and type(topics) is list and type(at) is list):
+        raise WireError('batch body v2: expected "r", "t" and "at" arrays')
+    if not all(type(t) is str for t in topics):
+        raise WireError("t: expected topic names")
+    size, n_at, j = len(body), len(at), 0
+    keys: dict[str, bytes] = {}
     out: list[WireRecord] = []
     append = out.append
-    for i, r in enumerate(doc["records"]):
+    for ri, run in enumerate(runs):
+        if not (type(run) is list and len(run) == 2 and type(run[1]) is list):
+            raise WireError(f"r[{ri}]: expected [key, [record, ...]]")
+        key_text, records = run
+        # A per: partition body has a run per change of key: each distinct key decoded once.
+        key = keys.get(key_text) if type(key_text) is str else None
+        if key is None:
+            key = _unb64(key_text, f"r[{ri}] key")
+            if key is not None:
+                keys[key_text] = key
+        for i, rec in enumerate(records):
+            if type(rec) is not list or len(rec) != 7:
+                raise WireError(f"r[{ri}][{i}]: expected [topic, partition, offset, ts, "
+                                "headers, form, value]")  # fmt: skip
+            ti, partition, offset, ts, headers, form, value = rec
+            if not (type(ti) is int and type(partition) is int and type(offset) is int):
+                raise WireError(f"r[{ri}][{i}]: expected topic index, partition and offset")
+            if not 0 <= ti < len(topics):
+                raise WireError(f"r[{ri}][{i}]: topic index {ti} not in t")
+            if ts is not None and type(ts) is not int:
+                raise WireError(f"r[{ri}][{i}] ts: expected milliseconds or null")
+            parsed = UNPARSED
+            if form == INLINE_JSON and type(form) is int:
+                if j + 1 >= n_at:
+                    raise WireError(f"r[{ri}][{i}] value: inline, but no place for it in at")
+                start, end = at[j], at[j + 1]
+                j += 2
+                if not (type(start) is int and type(end) is int and 0 <= start <= end <= size):
+                    raise WireError(f"r[{ri}][{i}] value: at[{j - 2}:{j}] is not within the body")
+                raw: bytes | None = body[start:end]
+                parsed = value
+            elif form == BASE64 and type(form) is int and type(value) is str:
+                raw = _unb64(value, f"r[{ri}][{i}] value")
+            elif form == TOMBSTONE and type(form) is int and value is None:
+                raw = None
+            else:
+                raise WireError(f"r[{ri}][{i}] value: expected form 0 and null, 1 and JSON, "
+                                "or 2 and base64")  # fmt: skip
+            headers = _headers(headers, f"r[{ri}][{i}] headers") if headers else ()
+            # tuple.__new__, not WireRecord(...): its generated __new__ is a Python call more.
+            append(
+                _tuple_new(
+                    WireRecord, (topics[ti], partition, offset, ts, key, raw, headers, parsed)
+                )
+            )
+    if j != n_at:
+        raise WireError(f"at: {n_at} numbers for {j // 2} inline values")
+    return out
+
+
+def _decode_v1(records: list[Any]) -> list[WireRecord]:
+    out: list[WireRecord] = []
+    append = out.append
+    for i, r in enumerate(records):
         if type(r) is not dict:
             raise WireError(f"records[{i}]: expected an object")
         get = r.get
@@ -152,14 +282,17 @@ def decode_batch(body: bytes) -> list[WireRecord]:
             k = _unb64(key, f"records[{i}].k")
             v = _unb64(value, f"records[{i}].v")
         append(
-            WireRecord(topic, partition, offset, ts, k, v, _headers(headers, i) if headers else ())
-        )
+            WireRecord(
+                topic, partition, offset, ts, k, v,
+                _headers(headers, f"records[{i}].h") if headers else (),
+            )
+        )  # fmt: skip
     return out
 
 
-def _headers(headers: Any, i: int) -> Headers:
+def _headers(headers: Any, what: str) -> Headers:
     if not isinstance(headers, list) or not all(
         isinstance(h, list) and len(h) == 2 and isinstance(h[0], str) for h in headers
     ):
-        raise WireError(f"records[{i}].h: expected [[name, base64 | null], ...]")
-    return tuple((name, _unb64(value, f"records[{i}].h")) for name, value in headers)
+        raise WireError(f"{what}: expected [[name, base64 | null], ...]")
+    return tuple((name, _unb64(value, what)) for name, value in headers)

@@ -148,7 +148,7 @@ def _batch_request(binding: Binding, history: SourceHistory) -> RedriveRequest:
         quote(object_key, safe=""),
         idempotency_key(binding, stored),
         {"content-type": "application/json", REDRIVE_OF_HEADER: stored.at.header()},
-        encode_batch([record]),
+        encode_batch([record], json_values=binding.format == "json"),
     )
 
 

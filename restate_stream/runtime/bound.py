@@ -37,7 +37,6 @@ from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.runtime import _sdk
 from restate_stream.runtime.bound_base import (
     TOMBSTONE_ERROR,
-    UNPARSED,
     AnyService,
     BoundHandler,
     UserFunction,
@@ -63,6 +62,7 @@ from restate_stream.runtime.event import (
 )
 from restate_stream.runtime.failures import DropRecord, RecordError, causes
 from restate_stream.runtime.formats import DecodeError, envelope_traceparent
+from restate_stream.runtime.formats.json import UNPARSED
 from restate_stream.runtime.high_water import high_water_state, source_name
 from restate_stream.runtime.logs import set_handling
 from restate_stream.runtime.publisher import Publisher
@@ -211,7 +211,7 @@ class RecordBoundHandler(BoundHandler):
             decode_record_headers(headers.get(RECORD_HEADERS_HEADER)),
         )
         arg = event if self.wants_event else value
-        applied, result = await self.call_user(ctx, arg, [(coords, raw)], redrive_of)
+        applied, result = await self.call_user(ctx, arg, [event], redrive_of)
         if not applied:
             return None
         if count is not None and event_id is not None:

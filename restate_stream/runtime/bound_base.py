@@ -26,7 +26,7 @@ from restate_stream.bindings import Binding
 from restate_stream.runtime._sdk import DisconnectedException
 from restate_stream.runtime.dead_letter import LetterRef
 from restate_stream.runtime.dead_letter_sink import DeadLetterSink, log
-from restate_stream.runtime.event import KafkaCoordinates
+from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
 from restate_stream.runtime.failures import FailurePolicy, RejectedRecords
 from restate_stream.runtime.formats import (
     Codec,
@@ -35,6 +35,7 @@ from restate_stream.runtime.formats import (
     codec_for,
     unwrap_cloudevent,
 )
+from restate_stream.runtime.formats.json import UNPARSED
 from restate_stream.runtime.outcomes import Decision, HandlerRun, Outcome, observed, report
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.runtime.signature import HandlerSignatureError, handler_input, input_problem
@@ -42,7 +43,6 @@ from restate_stream.telemetry import tracing
 
 AnyService = restate.Service | restate.VirtualObject | restate.Workflow
 TOMBSTONE_ERROR = "Tombstone"
-UNPARSED: Any = object()  # no JSON parsed ahead (None is a parsed JSON null)
 
 # The user's function: (ctx, its input) -> its result.
 UserFunction = Callable[[Any, Any], Awaitable[Any]]
@@ -140,10 +140,11 @@ class BoundHandler(ABC):
         self,
         ctx: restate.ObjectContext,
         arg: Any,
-        records: Sequence[tuple[KafkaCoordinates, bytes]],
+        records: Sequence[KafkaEvent[Any]],
         redrive_of: LetterRef | None,
     ) -> tuple[bool, Any]:
-        """Run the user's function on `arg`, which carries `records` (coordinates, raw value):
+        """Run the user's function on `arg`, which carries the events `records` (their
+        coordinates are asked only for a failure: a batch builds them lazily):
         (True, its result); (False, None) when the records were dead-lettered or dropped
         instead. A failure to retry is raised, for Restate to retry the invocation."""
         invocation = ctx.request().id
@@ -162,7 +163,8 @@ class BoundHandler(ABC):
             self.ran(ctx, len(records), started, failed=False)
             self.failures.settled(invocation)
             cause = getattr(drop, "cause", type(drop).__name__)
-            for coords, _ in records:
+            for event in records:
+                coords = event.coordinates
                 log.info("dropped record at %s: %s: %s", coords.describe(), cause, drop)
                 self.report(ctx, "dropped", coords, cause, str(drop))
             return False, None
@@ -173,13 +175,15 @@ class BoundHandler(ABC):
                 raise  # a suspension or SDK signal wrapped by user code: the SDK handles it
             if verdict.action == "retry":
                 if observed() or tracing.enabled():
-                    for coords, _ in records:
-                        self.report(ctx, "retrying", coords, verdict.error_type, verdict.message)
+                    for event in records:
+                        self.report(
+                            ctx, "retrying", event.coordinates, verdict.error_type, verdict.message
+                        )
                 raise  # Restate retries with the binding's backoff (the journal replays)
-            for coords, raw in records:
+            for event in records:
                 await self.sink.dead_letter(
-                    ctx, coords, raw, verdict.error_type, verdict.message, verdict.attempts,
-                    redrive_of,
+                    ctx, event.coordinates, event.raw, verdict.error_type, verdict.message,
+                    verdict.attempts, redrive_of,
                 )  # fmt: skip
             self.failures.settled(invocation)  # after the dead letters are journaled
             return False, None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,10 +98,15 @@ def check_key(key: object) -> bytes | None:
 def built(cls: type[_F], fields: dict[str, object]) -> _F:
     """A frozen dataclass instance from all its fields without running its __init__, which
     sets each field through object.__setattr__: half of the per-record cost of building
-    coordinates and events in a batch (benchmarks/batch_decode_cost.py)."""
-    instance = object.__new__(cls)
-    instance.__dict__.update(fields)
+    coordinates and events in a batch (benchmarks/batch_decode_cost.py). `fields` becomes
+    the instance's own __dict__ (not copied): pass a dict made for it."""
+    instance = _new(cls)
+    _set(instance, "__dict__", fields)
     return instance
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -209,3 +215,36 @@ class KafkaEvent(Generic[T]):
     @property
     def timestamp(self) -> datetime | None:
         return self.coordinates.timestamp
+
+
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(KafkaEvent))
+
+
+class DeferredEvent(KafkaEvent[T]):
+    """A KafkaEvent whose coordinates are built when first asked (`_build_coordinates`), not
+    before: a batch's handler often never asks, and building them (a datetime and an object
+    per record) was a fifth of a batched record's worker CPU. Equal to a KafkaEvent with the
+    same fields; `dataclasses.replace` works (the dataclass __init__ sets the coordinates)."""
+
+    @property
+    def coordinates(self) -> KafkaCoordinates:
+        fields = self.__dict__
+        coordinates: KafkaCoordinates | None = fields.get("coordinates")
+        if coordinates is None:
+            coordinates = fields["coordinates"] = self._build_coordinates()
+        return coordinates
+
+    @coordinates.setter
+    def coordinates(self, value: KafkaCoordinates) -> None:
+        self.__dict__["coordinates"] = value
+
+    def _build_coordinates(self) -> KafkaCoordinates:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KafkaEvent):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _EVENT_FIELDS)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, n) for n in _EVENT_FIELDS))

@@ -306,7 +306,7 @@ class BindingsKit:
             body = first.value if first.value is not None else b""
         else:
             context.headers = {}
-            body = encode_batch(records)
+            body = encode_batch(records, json_values=b.format == "json")
         context.responses = self.responses
         fn = _sdk.handler_function(_sdk.registered_handler(self.services[b.service], b.handler))
         outcomes: list[Outcome] = []

@@ -67,7 +67,7 @@ def test_wire_round_trip_keeps_bytes_headers_and_nulls() -> None:
     ("body", "message"),
     [
         (b"not json", "not JSON"),
-        (b'{"v": 2, "records": []}', '"v": 1'),
+        (b'{"v": 3, "records": []}', '"v": 1'),
         (b'{"v": 1, "records": [{"t": "x", "p": 0}]}', "records[0]"),
         (b'{"v": 1, "records": [{"t": "x", "p": 0, "o": 1, "v": "%%"}]}', "records[0].v"),
         # Whichever field is bad is named, the other one good or bad.
@@ -216,12 +216,13 @@ def test_encoded_batch_is_the_json_it_documents() -> None:
     ]
     doc = json.loads(encode_batch(records))
     assert doc == {
-        "v": 1,
-        "records": [
-            {"t": 't"\\ü', "p": 3, "o": 9, "ts": 5, "k": "aw==", "v": "AHY=",
-             "h": [["n\n", "eA=="], ["e", None]]},
-            {"t": "t", "p": 0, "o": 0, "ts": None, "k": None, "v": None, "h": []},
+        "v": 2,
+        "r": [
+            ["aw==", [[0, 3, 9, 5, [["n\n", "eA=="], ["e", None]], 2, "AHY="]]],
+            [None, [[1, 0, 0, None, None, 0, None]]],
         ],
+        "t": ['t"\\ü', "t"],
+        "at": [],
     }  # fmt: skip
     assert decode_batch(encode_batch(records)) == records
 

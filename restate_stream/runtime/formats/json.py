@@ -15,6 +15,9 @@ import pydantic
 
 from restate_stream.runtime.formats.base import DecodeError, EncodeError
 
+# No JSON parsed ahead (None is a parsed JSON null): a value the caller has not parsed yet.
+UNPARSED: Any = object()
+
 
 @functools.cache
 def _adapter(t: type) -> pydantic.TypeAdapter[Any]:
