@@ -390,6 +390,51 @@ async def test_a_send_that_raises_commits_nothing_past_it_and_stops_the_delivery
     await delivery._abandon()
 
 
+async def test_records_in_flight_cost_no_task_each_and_keys_take_turns() -> None:
+    """A record waiting for its key's previous one is an entry in its key's lane, not a task
+    (a task per record, each awaiting the previous, was most of the consumer's CPU); the
+    fixed senders post every ready key's head record, keys in turn."""
+    (binding,) = parse(CONSUMER).bindings
+    delivery = BatchDelivery(binding, {}, "http://ingress", max_concurrent_sends=2)
+    ingress = _Ingress()
+    delivery._client = ingress  # type: ignore[assignment]
+    tasks_before = len(asyncio.all_tasks())
+    delivery._dispatch([record(0, i, f"k{i % 3}".encode()) for i in range(300)])
+    await _settle()
+    assert len(asyncio.all_tasks()) - tasks_before == 2  # the two senders, whatever the records
+    assert sorted(_offsets(ingress)) == ["0/0", "0/1"]  # k0 and k1; k2 waits for a sender
+    ingress.answer(0, 0)
+    await _settle()
+    assert _offsets(ingress)[-1] == "0/2"  # k2's turn comes before k0's next record
+    ingress.answer(0, 1)
+    await _settle()
+    assert _offsets(ingress)[-1] == "0/3"  # then k0's second
+    await delivery._abandon()
+    assert len(asyncio.all_tasks()) == tasks_before
+
+
+async def test_a_revoke_drains_the_lanes_and_commits_what_was_accepted() -> None:
+    (binding,) = parse(CONSUMER).bindings
+    delivery = BatchDelivery(binding, {}, "http://ingress")
+    ingress = _Ingress()
+    delivery._client = ingress  # type: ignore[assignment]
+    delivery._dispatch([record(0, 0, b"a"), record(0, 1, b"a"), record(0, 2, b"b")])
+    delivery._dispatch([record(0, 3, b"a")])
+    drain = asyncio.create_task(delivery._drain(timeout=5.0))
+    for offset in (0, 2, 1, 3):
+        await _settle()
+        assert not drain.done()
+        ingress.answer(0, offset)
+    assert await drain == {0: 4}
+    # Drained with a send left unanswered: what was accepted before it is committed.
+    delivery._dispatch([record(0, 4, b"a"), record(0, 5, b"b")])
+    delivery._dispatch([record(0, 6, b"a")])
+    await _settle()
+    ingress.answer(0, 5)
+    assert await delivery._drain(timeout=0.1) == {}  # a@4 holds the first of these batches
+    assert delivery._lanes == {} and delivery._senders == []
+
+
 async def test_keyless_records_of_an_unkeyed_binding_are_not_posted_one_at_a_time() -> None:
     (binding,) = parse(
         CONSUMER.replace("Clicks/on_click", "Clicks/on_click\n    keyed: false")
