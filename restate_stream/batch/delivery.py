@@ -57,11 +57,13 @@ log = logging.getLogger("restate_stream.batch")
 REVOKE_DRAIN_TIMEOUT = 10.0
 MIN_RECORDS_IN_FLIGHT = 50_000
 # A per-record binding: records read per cut (each is its own send; a cut only bounds the
-# commit bookkeeping), records in flight (each is a task; joining gains nothing there) and
-# concurrent sends (one record each: more of them than batches need).
+# commit bookkeeping), records in flight (waiting in their keys' lanes) and concurrent sends
+# (one record each, one sender and connection each). Restate's CPU per accepted send falls
+# as more are in flight at once (it writes them to its log together): with 64, about what a
+# subscription costs it per record; with 16, 1.2-1.3x (benchmarks/ingress_cost.py).
 RECORD_CUT = 500
 RECORD_RECORDS_IN_FLIGHT = 5_000
-RECORD_CONCURRENT_SENDS = 16
+RECORD_CONCURRENT_SENDS = 64
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: the
 # same 10 s as per-record bindings' subscriptions, so its partitions move to a live worker sooner.
 # A 1 s heartbeat (subscriptions: 3 s): this consumer's own rebalances finish sooner.
