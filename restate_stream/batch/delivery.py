@@ -12,7 +12,9 @@ queues a key's invocations in arrival order, and that order is what makes the ob
 high-water check exact (docs/architecture.md, "Batched bindings: why exactly once"). A
 batch's offsets are committed once every send of it, and of every batch before it, was
 accepted. Batches are pipelined: the next one is read while sends are in flight, bounded by
-`max_batches_in_flight`, `max_records_in_flight` and `max_concurrent_sends`.
+`max_batches_in_flight`, `max_records_in_flight` and `max_concurrent_sends`. A per-record
+binding's records wait in their key's lane (a queue, not a task per record) and
+`max_concurrent_sends` senders post ready keys' head records in turn.
 
 A batched key's next send also waits, before it is posted, for the previous one's invocation
 to complete (bounded; completion paces, it never holds a commit: batch/pacing.py), so the
