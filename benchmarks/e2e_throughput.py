@@ -182,16 +182,20 @@ async def consumer_rate(
 
 
 async def applied_rate(
-    admin: AdminClient, before: int, expected: int, alive: Callable[[], None]
+    admin: AdminClient,
+    before: int,
+    expected: int,
+    alive: Callable[[], None],
+    service: str = "BenchConsumerCounter",
 ) -> float:
-    """Records/s from the first increment of BenchConsumerCounter's counts seen to the last
-    (polled every 0.1 s; the records applied by the first poll that saw any are not counted)."""
+    """Records/s from the first increment of `service`'s counts seen to the last (polled
+    every 0.1 s; the records applied by the first poll that saw any are not counted)."""
     first: tuple[float, int] | None = None
     last_report = time.perf_counter()
     deadline = time.perf_counter() + COMPLETION_TIMEOUT
     while True:
         alive()
-        done = await counted(admin, CONSUMER_SERVICE) - before
+        done = await counted(admin, service) - before
         now = time.perf_counter()
         if done > 0 and first is None:
             first = (now, done)

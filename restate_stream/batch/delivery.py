@@ -12,7 +12,9 @@ queues a key's invocations in arrival order, and that order is what makes the ob
 high-water check exact (docs/architecture.md, "Batched bindings: why exactly once"). A
 batch's offsets are committed once every send of it, and of every batch before it, was
 accepted. Batches are pipelined: the next one is read while sends are in flight, bounded by
-`max_batches_in_flight`, `max_records_in_flight` and `max_concurrent_sends`.
+`max_batches_in_flight`, `max_records_in_flight` and `max_concurrent_sends`. A per-record
+binding's records wait in their key's lane (a queue, not a task per record) and
+`max_concurrent_sends` senders post ready keys' head records in turn.
 
 A batched key's next send also waits, before it is posted, for the previous one's invocation
 to complete (bounded; completion paces, it never holds a commit: batch/pacing.py), so the
@@ -30,6 +32,7 @@ stalls concurrent request bodies larger than the flow-control window until the r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -56,11 +59,13 @@ log = logging.getLogger("restate_stream.batch")
 REVOKE_DRAIN_TIMEOUT = 10.0
 MIN_RECORDS_IN_FLIGHT = 50_000
 # A per-record binding: records read per cut (each is its own send; a cut only bounds the
-# commit bookkeeping), records in flight (each is a task; joining gains nothing there) and
-# concurrent sends (one record each: more of them than batches need).
+# commit bookkeeping), records in flight (waiting in their keys' lanes) and concurrent sends
+# (one record each, one sender and connection each). Restate's CPU per accepted send falls
+# as more are in flight at once (it writes them to its log together): with 64, about what a
+# subscription costs it per record; with 16, 1.2-1.3x (benchmarks/ingress_cost.py).
 RECORD_CUT = 500
 RECORD_RECORDS_IN_FLIGHT = 5_000
-RECORD_CONCURRENT_SENDS = 16
+RECORD_CONCURRENT_SENDS = 64
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: the
 # same 10 s as per-record bindings' subscriptions, so its partitions move to a live worker sooner.
 # A 1 s heartbeat (subscriptions: 3 s): this consumer's own rebalances finish sooner.
@@ -75,11 +80,14 @@ class DeliveryFailed(WorkerError):
 class _Batch:
     next_offsets: dict[int, int]  # partition -> offset after the batch's last record
     records: int
-    sends: list[asyncio.Task[None]] = field(default_factory=list)
+    sends: list[asyncio.Task[None]] = field(default_factory=list)  # batched sends
+    unaccepted: int = 0  # per-record: its records in lanes or in flight
 
     def done(self) -> bool:
         """Every send accepted: finished, neither cancelled nor failed."""
-        return all(t.done() and not t.cancelled() and t.exception() is None for t in self.sends)
+        return self.unaccepted == 0 and all(
+            t.done() and not t.cancelled() and t.exception() is None for t in self.sends
+        )
 
 
 @dataclass
@@ -152,6 +160,16 @@ class BatchDelivery:
             if binding.batch is not None and completion_wait > 0
             else None
         )
+        # Per-record sends: each key's records wait in a lane, in read order, and a fixed set
+        # of senders posts the head of each ready lane (a key is in `_ready` or being posted,
+        # never both: its next record is posted only once the previous was accepted). No task
+        # or future per record: a task per record, each waiting on its key's previous one,
+        # was most of the consumer's CPU per record (py-spy).
+        self._lanes: dict[str, deque[tuple[PolledRecord, _Batch]]] = {}
+        self._ready: deque[str] = deque()
+        self._work = asyncio.Event()  # set when `_ready` gains a key
+        self._progress = asyncio.Event()  # set when a per-record batch is all accepted
+        self._senders: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: IngressClient | None = None
         # The first send that raised (not a refusal: those are retried), noted as it ends.
@@ -203,7 +221,7 @@ class BatchDelivery:
                 await consumer.commit(self._completed_offsets())
                 self._raise_if_a_send_failed()
                 while self._full() and not stop.is_set():
-                    await asyncio.wait(self._batches[0].sends, timeout=0.5)
+                    await self._head_batch_progress(0.5)
                     await consumer.commit(self._completed_offsets())
                     self._raise_if_a_send_failed()
         finally:
@@ -242,6 +260,30 @@ class BatchDelivery:
             if r.offset >= next_offsets.get(r.partition, 0):
                 next_offsets[r.partition] = r.offset + 1
         batch = _Batch(next_offsets, len(records))
+        if self.binding.batch is None:
+            self._queue_records(by_key, batch)
+        else:
+            self._queue_sends(by_key, batch)
+        self._batches.append(batch)
+
+    def _queue_records(self, by_key: dict[str, list[PolledRecord]], batch: _Batch) -> None:
+        """Per record: each key's records join its lane; a key new to the lanes is ready."""
+        batch.unaccepted = batch.records
+        lanes, ready = self._lanes, self._ready
+        for key, group in by_key.items():
+            lane = lanes.get(key)
+            if lane is None:
+                lanes[key] = lane = deque()
+                ready.append(key)
+            lane.extend((r, batch) for r in group)
+        if ready:
+            self._work.set()
+        if not self._senders:
+            self._senders = [
+                asyncio.create_task(self._sender()) for _ in range(self.max_concurrent_sends)
+            ]
+
+    def _queue_sends(self, by_key: dict[str, list[PolledRecord]], batch: _Batch) -> None:
         per_send = self.shape.max_records
         for key, group in _sends_of(by_key, per_send):
             waiting = self._waiting.get(key)
@@ -260,7 +302,19 @@ class BatchDelivery:
             task.add_done_callback(functools.partial(self._forget_tail, key))
             task.add_done_callback(functools.partial(self._note_accepted, key, waiting))
             batch.sends.append(task)
-        self._batches.append(batch)
+
+    async def _head_batch_progress(self, timeout: float) -> None:
+        """Until the oldest batch in flight may be done (at most `timeout` seconds)."""
+        head = self._batches[0]
+        if head.sends:
+            await asyncio.wait(head.sends, timeout=timeout)
+            return
+        self._progress.clear()
+        if head.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._progress.wait()
 
     def _full(self) -> bool:
         return (
@@ -317,8 +371,6 @@ class BatchDelivery:
         if self._pacer is not None:
             # Until the previous invocation completed (bounded): records keep joining this send.
             await self._pacer.wait(key)
-        assert self._client is not None
-        b = self.binding
         records = waiting.records
         request: Request | None = None
         delay = 0.05
@@ -330,26 +382,69 @@ class BatchDelivery:
                         del self._waiting[key]
                     request = self.shape.request(key, records)
                     waiting.idempotency_key = request.headers.get("idempotency-key")
-                url = f"{self.ingress_url}/{request.path}"
-                try:
-                    answer = await self._client.post(request.path, request.body, request.headers)
-                    if answer.status in (200, 202):
-                        self.delivered += len(records)
-                        return
-                    problem = f"HTTP {answer.status}: {answer.text()[:300]}"
-                except IngressSendError as exc:
-                    problem = str(exc)
-            # Not accepted: retry the same send (same idempotency key) until it is; the key's
-            # later records wait, and nothing of this batch is committed meanwhile.
-            first = records[0]
-            log.warning(
-                "binding %s: send of %d records for key %r (%s[%d]@%d...) to %s not "
-                "accepted (%s); retrying in %.2fs",
-                b.name, len(records), key, first.topic, first.partition, first.offset,
-                url, problem, delay,
-            )  # fmt: skip
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+                problem = await self._attempt(request, len(records))
+            if problem is None:
+                return
+            delay = await self._retry_later(key, records, request, problem, delay)
+
+    async def _sender(self) -> None:
+        """Posts the head record of ready lanes, one at a time, until cancelled. A send that
+        raises stops this sender with its key's lane left unposted: nothing of the key is
+        posted past the hole, and the delivery restarts (`_raise_if_a_send_failed`)."""
+        lanes, ready = self._lanes, self._ready
+        while True:
+            if not ready:
+                self._work.clear()
+                await self._work.wait()
+                continue
+            key = ready.popleft()
+            lane = lanes[key]
+            record, batch = lane.popleft()
+            request = self.shape.request(key, [record])
+            delay = 0.05
+            try:
+                while (problem := await self._attempt(request, 1)) is not None:
+                    delay = await self._retry_later(key, [record], request, problem, delay)
+            except Exception as exc:
+                if self._send_failure is None:
+                    self._send_failure = exc
+                self._progress.set()  # a drain waiting for the lanes stops waiting
+                return
+            batch.unaccepted -= 1
+            if batch.unaccepted == 0:
+                self._progress.set()
+            if lane:
+                ready.append(key)
+            elif lanes.get(key) is lane:
+                del lanes[key]
+
+    async def _attempt(self, request: Request, records: int) -> str | None:
+        """Posts `request` once: None if Restate accepted it (200 or 202), else why not."""
+        assert self._client is not None
+        try:
+            answer = await self._client.post(request.path, request.body, request.headers)
+        except IngressSendError as exc:
+            return str(exc)
+        if answer.status in (200, 202):
+            self.delivered += records
+            return None
+        return f"HTTP {answer.status}: {answer.text()[:300]}"
+
+    async def _retry_later(
+        self, key: str, records: list[PolledRecord], request: Request, problem: str, delay: float
+    ) -> float:
+        """Not accepted: the same send is retried (same idempotency key) after `delay`; the
+        key's later records wait, and nothing of its batch is committed meanwhile. The next
+        delay."""
+        first = records[0]
+        log.warning(
+            "binding %s: send of %d records for key %r (%s[%d]@%d...) to %s not "
+            "accepted (%s); retrying in %.2fs",
+            self.binding.name, len(records), key, first.topic, first.partition, first.offset,
+            f"{self.ingress_url}/{request.path}", problem, delay,
+        )  # fmt: skip
+        await asyncio.sleep(delay)
+        return min(delay * 2, 2.0)
 
     # --- rebalances and shutdown ----------------------------------------------------------
 
@@ -365,6 +460,15 @@ class BatchDelivery:
         sends = list({t: None for batch in self._batches for t in batch.sends})
         if sends:
             await asyncio.wait(sends, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while self._lanes and self._send_failure is None:
+            # Per record: until every lane is empty (the last batch accepted) or a send failed.
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
+                    await self._progress.wait()
+            if time.monotonic() >= deadline:
+                break
         offsets = self._completed_offsets()
         await self._abandon()  # the rest is re-read by the partitions' next owner
         return offsets
@@ -373,9 +477,13 @@ class BatchDelivery:
         """Cancel sends not accepted yet. One already posted may still be accepted later:
         harmless, since it was posted after the key's earlier records were accepted."""
         tasks = list({t: None for batch in self._batches for t in batch.sends})
+        tasks += self._senders
+        self._senders = []
         self._batches.clear()
         self._tails.clear()
         self._waiting.clear()
+        self._lanes.clear()
+        self._ready.clear()
         for task in tasks:
             task.cancel()
         # A send that raised was reported by `_raise_if_a_send_failed`; its records are re-read.

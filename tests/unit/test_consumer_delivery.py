@@ -21,7 +21,7 @@ from restate_stream.batch import BatchDelivery, BatchRunner, record_idempotency_
 from restate_stream.batch.delivery import DeliveryFailed
 from restate_stream.batch.ingress_client import Answer
 from restate_stream.batch.sends import RecordShape
-from restate_stream.bindings import BindingsError, load_bindings, parse_bindings
+from restate_stream.bindings import Binding, BindingsError, load_bindings, parse_bindings
 from restate_stream.bindings.edit import set_paused
 from restate_stream.control.admin import Subscription
 from restate_stream.control.plan import (
@@ -310,6 +310,16 @@ class _Ingress:
         return future
 
 
+def _held(binding: Binding | None = None, **options: Any) -> tuple[BatchDelivery, _Ingress]:
+    """A delivery of `binding` (the clicks binding) whose sends an `_Ingress` holds."""
+    if binding is None:
+        (binding,) = parse(CONSUMER).bindings
+    delivery = BatchDelivery(binding, {}, "http://ingress", **options)
+    ingress = _Ingress()
+    delivery._client = ingress  # type: ignore[assignment]
+    return delivery, ingress
+
+
 def _offsets(ingress: _Ingress) -> list[str]:
     return [k.removeprefix("rs-record/restate-stream.clicks/clicks/") for k in ingress.posted]
 
@@ -320,10 +330,7 @@ async def _settle() -> None:
 
 
 async def test_a_keys_next_record_is_posted_after_the_previous_was_accepted() -> None:
-    (binding,) = parse(CONSUMER).bindings
-    delivery = BatchDelivery(binding, {}, "http://ingress")
-    ingress = _Ingress()
-    delivery._client = ingress  # type: ignore[assignment]
+    delivery, ingress = _held()
     # Two cuts: a@0/0, b@0/1, a@0/2 | a@1/0, c@1/1
     delivery._dispatch([record(0, 0, b"a"), record(0, 1, b"b"), record(0, 2, b"a")])
     delivery._dispatch([record(1, 0, b"a"), record(1, 1, b"c")])
@@ -351,10 +358,7 @@ async def test_a_keys_next_record_is_posted_after_the_previous_was_accepted() ->
 
 
 async def test_a_send_not_accepted_is_retried_and_holds_back_the_key_and_the_commit() -> None:
-    (binding,) = parse(CONSUMER).bindings
-    delivery = BatchDelivery(binding, {}, "http://ingress")
-    ingress = _Ingress()
-    delivery._client = ingress  # type: ignore[assignment]
+    delivery, ingress = _held()
     delivery._dispatch([record(0, 0, b"a"), record(0, 1, b"a")])
     await _settle()
     ingress.answer(0, 0, status=503)
@@ -371,10 +375,7 @@ async def test_a_send_not_accepted_is_retried_and_holds_back_the_key_and_the_com
 
 
 async def test_a_send_that_raises_commits_nothing_past_it_and_stops_the_delivery() -> None:
-    (binding,) = parse(CONSUMER).bindings
-    delivery = BatchDelivery(binding, {}, "http://ingress")
-    ingress = _Ingress()
-    delivery._client = ingress  # type: ignore[assignment]
+    delivery, ingress = _held()
     delivery._dispatch([record(0, 0, b"a"), record(0, 1, b"b")])
     delivery._dispatch([record(0, 2, b"a")])
     await _settle()
@@ -390,14 +391,51 @@ async def test_a_send_that_raises_commits_nothing_past_it_and_stops_the_delivery
     await delivery._abandon()
 
 
+async def test_records_in_flight_cost_no_task_each_and_keys_take_turns() -> None:
+    """A record waiting for its key's previous one is an entry in its key's lane, not a task
+    (a task per record, each awaiting the previous, was most of the consumer's CPU); the
+    fixed senders post every ready key's head record, keys in turn."""
+    delivery, ingress = _held(max_concurrent_sends=2)
+    tasks_before = len(asyncio.all_tasks())
+    delivery._dispatch([record(0, i, f"k{i % 3}".encode()) for i in range(300)])
+    await _settle()
+    assert len(asyncio.all_tasks()) - tasks_before == 2  # the two senders, whatever the records
+    assert sorted(_offsets(ingress)) == ["0/0", "0/1"]  # k0 and k1; k2 waits for a sender
+    ingress.answer(0, 0)
+    await _settle()
+    assert _offsets(ingress)[-1] == "0/2"  # k2's turn comes before k0's next record
+    ingress.answer(0, 1)
+    await _settle()
+    assert _offsets(ingress)[-1] == "0/3"  # then k0's second
+    await delivery._abandon()
+    assert len(asyncio.all_tasks()) == tasks_before
+
+
+async def test_a_revoke_drains_the_lanes_and_commits_what_was_accepted() -> None:
+    delivery, ingress = _held()
+    delivery._dispatch([record(0, 0, b"a"), record(0, 1, b"a"), record(0, 2, b"b")])
+    delivery._dispatch([record(0, 3, b"a")])
+    drain = asyncio.create_task(delivery._drain(timeout=5.0))
+    for offset in (0, 2, 1, 3):
+        await _settle()
+        assert not drain.done()
+        ingress.answer(0, offset)
+    assert await drain == {0: 4}
+    # Drained with a send left unanswered: what was accepted before it is committed.
+    delivery._dispatch([record(0, 4, b"a"), record(0, 5, b"b")])
+    delivery._dispatch([record(0, 6, b"a")])
+    await _settle()
+    ingress.answer(0, 5)
+    assert await delivery._drain(timeout=0.1) == {}  # a@4 holds the first of these batches
+    assert delivery._lanes == {} and delivery._senders == []
+
+
 async def test_keyless_records_of_an_unkeyed_binding_are_not_posted_one_at_a_time() -> None:
     (binding,) = parse(
         CONSUMER.replace("Clicks/on_click", "Clicks/on_click\n    keyed: false")
     ).bindings
     assert not binding.keyed
-    delivery = BatchDelivery(binding, {}, "http://ingress")
-    ingress = _Ingress()
-    delivery._client = ingress  # type: ignore[assignment]
+    delivery, ingress = _held(binding)
     delivery._dispatch(
         [record(0, 0, None), record(0, 1, None), record(0, 2, b"k"), record(0, 3, b"k")]
     )

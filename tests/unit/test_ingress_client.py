@@ -69,6 +69,24 @@ async def test_a_send_is_one_post_and_the_connection_is_kept_alive() -> None:
     assert connections == [1, 1, 1], "a new connection per send"
 
 
+async def test_an_answer_arriving_in_pieces_is_read_whole() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            await reader.readuntil(b"\r\n\r\n")
+            for i in range(len(ACCEPTED)):  # a byte at a time: header block and body split
+                writer.write(ACCEPTED[i : i + 1])
+                await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with srv:
+        client = IngressClient(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}", connections=1)
+        for _ in range(2):  # the second on the same connection: nothing of the first is left
+            answer = await client.post("a", b"", {})
+            assert (answer.status, answer.text()) == (202, '{"status":"Accepted"}')
+        await client.close()
+
+
 async def test_a_connection_closed_while_idle_is_replaced_without_an_error() -> None:
     # The server answers the first request, then closes when the second arrives (as an idle
     # timeout would): the client sends it again on a fresh connection.
@@ -100,3 +118,18 @@ async def test_a_refusal_is_an_answer_and_failures_name_the_url() -> None:
     (port,) = free_ports(1)
     with pytest.raises(IngressSendError, match=f"POST http://127.0.0.1:{port}/a: .*Connect"):
         await IngressClient(f"http://127.0.0.1:{port}", connections=1).post("a", b"", {})
+
+
+def test_the_client_runs_on_uvloop_as_in_the_worker() -> None:
+    """The worker's loop is uvloop, whose transports are not asyncio.Transport instances."""
+    import uvloop
+
+    async def two_sends() -> list[int]:
+        async with server(lambda n, r: ACCEPTED) as (url, _, connections):
+            client = IngressClient(url, connections=1)
+            for _ in range(2):
+                assert (await client.post("a", b"", {})).status == 202
+            await client.close()
+        return connections
+
+    assert uvloop.run(two_sends()) == [1, 1]
