@@ -48,6 +48,7 @@ from restate_stream.batch.pacing import (
     CompletionPacer,
 )
 from restate_stream.batch.sends import Request, shape_for
+from restate_stream.batch.timings import DeliveryObserver, SendStages
 from restate_stream.bindings import SESSION_TIMEOUT_MS, Binding
 from restate_stream.errors import WorkerError
 
@@ -117,11 +118,14 @@ class BatchDelivery:
         max_batches_in_flight: int = 1024,
         max_records_in_flight: int | None = None,
         completion_wait: float = COMPLETION_WAIT,
+        unfinished_per_key: int = 0,
         keeps_high_water: bool = False,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         """`keeps_high_water`: the binding's bound handler drops records at or below its
         object's high-water (RecordBoundHandler.keeps_high_water); its sends need no
-        idempotency key (batch/sends.py RecordShape)."""
+        idempotency key (batch/sends.py RecordShape). `observer`: told each record's and
+        send's stages (benchmarks; batch/timings.py)."""
         assert binding.own_consumer, f"binding {binding.name} is delivered by a subscription"
         self.binding = binding
         self.shape = shape_for(binding, keeps_high_water=keeps_high_water)
@@ -148,7 +152,7 @@ class BatchDelivery:
         # Batched sends wait for the key's previous invocation to complete (bounded; 0: paced
         # by acceptance only); a per-record send carries one record, so none would join.
         self._pacer = (
-            CompletionPacer(completion_wait)
+            CompletionPacer(completion_wait, unfinished=unfinished_per_key)
             if binding.batch is not None and completion_wait > 0
             else None
         )
@@ -158,6 +162,7 @@ class BatchDelivery:
         self._send_failure: BaseException | None = None
         self.delivered = 0  # records whose send Restate accepted (for logs and benchmarks)
         self.first_dispatch: float | None = None  # perf_counter() at the first batch
+        self.observer = observer
 
     # --- running --------------------------------------------------------------------------
 
@@ -229,6 +234,8 @@ class BatchDelivery:
             if polled and deadline is None:
                 deadline = time.monotonic() + self.max_wait
             records.extend(polled)
+            if self.observer is not None and polled:
+                self.observer.polled(polled, time.time())
             if deadline is None and self._batches:
                 break  # idle: let the loop commit what completed
         return records
@@ -236,6 +243,8 @@ class BatchDelivery:
     def _dispatch(self, records: list[PolledRecord]) -> None:
         if self.first_dispatch is None:
             self.first_dispatch = time.perf_counter()
+        if self.observer is not None:
+            self.observer.cut(records, time.time())
         by_key = self.shape.group(records)
         next_offsets: dict[int, int] = {}
         for r in records:
@@ -309,14 +318,19 @@ class BatchDelivery:
     # --- sending --------------------------------------------------------------------------
 
     async def _send(self, key: str, waiting: _Waiting, previous: asyncio.Task[None] | None) -> None:
+        stages = SendStages(time.time()) if self.observer is not None else None
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # per-key FIFO: accepted before the next is posted
         if previous is not None and (previous.cancelled() or previous.exception() is not None):
             # The chain was abandoned (rebalance, shutdown) or broke: never post past a hole.
             raise asyncio.CancelledError
+        if stages is not None:
+            stages.previous_accepted = time.time()
         if self._pacer is not None:
             # Until the previous invocation completed (bounded): records keep joining this send.
             await self._pacer.wait(key)
+        if stages is not None:
+            stages.paced = time.time()
         assert self._client is not None
         b = self.binding
         records = waiting.records
@@ -330,11 +344,16 @@ class BatchDelivery:
                         del self._waiting[key]
                     request = self.shape.request(key, records)
                     waiting.idempotency_key = request.headers.get("idempotency-key")
+                    if stages is not None:
+                        stages.posted = time.time()
                 url = f"{self.ingress_url}/{request.path}"
                 try:
                     answer = await self._client.post(request.path, request.body, request.headers)
                     if answer.status in (200, 202):
                         self.delivered += len(records)
+                        if self.observer is not None and stages is not None:
+                            stages.accepted = time.time()
+                            self.observer.accepted(key, records, stages)
                         return
                     problem = f"HTTP {answer.status}: {answer.text()[:300]}"
                 except IngressSendError as exc:
