@@ -55,6 +55,7 @@ from restate_stream.errors import WorkerError
 log = logging.getLogger("restate_stream.batch")
 
 REVOKE_DRAIN_TIMEOUT = 10.0
+IDLE_POLL = 0.2  # seconds a poll waits for a cut's first record
 MIN_RECORDS_IN_FLIGHT = 50_000
 # A per-record binding: records read per cut (each is its own send; a cut only bounds the
 # commit bookkeeping), records in flight (each is a task; joining gains nothing there) and
@@ -222,21 +223,29 @@ class BatchDelivery:
         generation = consumer.generation
         deadline: float | None = None
         while len(records) < self.max_records and not stop.is_set():
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            timeout = 0.2 if deadline is None else deadline - now
-            polled = await consumer.poll(self.max_records - len(records), timeout)
+            if deadline is None:
+                # The cut's first record: asked for alone, since librdkafka's consume() waits
+                # out its whole timeout unless it fills the request (asking for max_records
+                # held a cut's first records up to IDLE_POLL before max_wait even began).
+                polled = await consumer.poll(1, IDLE_POLL)
+            else:
+                # Until max_wait after the first record, or at once (max_wait 0, or late):
+                # what is already fetched.
+                left = max(0.0, deadline - time.monotonic())
+                polled = await consumer.poll(self.max_records - len(records), left)
             if consumer.generation != generation:
                 # Records read before a rebalance: the partitions' owner re-reads them.
                 records, generation, deadline = [], consumer.generation, None
                 continue
-            if polled and deadline is None:
-                deadline = time.monotonic() + self.max_wait
-            records.extend(polled)
             if self.observer is not None and polled:
                 self.observer.polled(polled, time.time())
-            if deadline is None and self._batches:
+            records.extend(polled)
+            if deadline is not None:
+                if time.monotonic() >= deadline:
+                    break
+            elif polled:
+                deadline = time.monotonic() + self.max_wait
+            elif self._batches:
                 break  # idle: let the loop commit what completed
         return records
 
