@@ -35,6 +35,7 @@ from benchmarks.e2e_throughput import REPO_ROOT
 from benchmarks.latency_stages import StageClock, breakdown_lines
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream.batch import BatchDelivery
+from restate_stream.batch.delivery import BATCH_CONCURRENT_SENDS
 from restate_stream.batch.pacing import COMPLETION_WAIT
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
@@ -236,7 +237,9 @@ def main() -> None:
         "0: paced by acceptance only (comma-separated: paired rounds)",
     )
     p.add_argument(
-        "--sends", default="8", help="max_concurrent_sends (comma-separated: paired rounds)"
+        "--sends",
+        default=str(BATCH_CONCURRENT_SENDS),
+        help="max_concurrent_sends (comma-separated: paired rounds)",
     )
     p.add_argument(
         "--max-wait", default="50", help="the binding's max_wait in ms (comma-separated: paired)"

@@ -63,6 +63,11 @@ MIN_RECORDS_IN_FLIGHT = 50_000
 RECORD_CUT = 500
 RECORD_RECORDS_IN_FLIGHT = 5_000
 RECORD_CONCURRENT_SENDS = 16
+# A batched binding's sends in flight at once (each key has at most one). 8 was set for httpx;
+# with the lean client a send costs little here, and at 100 keys per key 8 slots were the
+# largest share of a record's latency: sends queued for a slot while Restate had room
+# (benchmarks/batch_latency.py --breakdown, docs/benchmarks.md "Batched latency").
+BATCH_CONCURRENT_SENDS = 32
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: the
 # same 10 s as per-record bindings' subscriptions, so its partitions move to a live worker sooner.
 # A 1 s heartbeat (subscriptions: 3 s): this consumer's own rebalances finish sooner.
@@ -133,7 +138,8 @@ class BatchDelivery:
         if binding.batch is not None:
             self.max_records = binding.batch.max_records
             self.max_wait = binding.batch.max_wait.total_seconds()
-            concurrent, in_flight = 8, max(8 * self.max_records, MIN_RECORDS_IN_FLIGHT)
+            concurrent = BATCH_CONCURRENT_SENDS
+            in_flight = max(8 * self.max_records, MIN_RECORDS_IN_FLIGHT)
         else:
             self.max_records, self.max_wait = RECORD_CUT, 0.0
             concurrent, in_flight = RECORD_CONCURRENT_SENDS, RECORD_RECORDS_IN_FLIGHT

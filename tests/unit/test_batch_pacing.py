@@ -244,3 +244,18 @@ async def test_with_one_unfinished_a_keys_next_send_still_waits_for_acceptance()
     await settle()
     assert d._completed_offsets() == {0: 3}
     await d._abandon()
+
+
+async def test_a_batched_binding_posts_up_to_32_sends_at_once() -> None:
+    ingress = _Ingress(hold_acceptance=True)
+    d = delivery(ingress)
+    d._dispatch([record(offset, f"k{offset}".encode()) for offset in range(40)])
+    await settle()
+    # One send per key, each waiting for its acceptance: 32 in flight, the rest wait for a slot.
+    assert len(ingress.sends) == 32
+    ingress.accept_all()
+    await settle()
+    assert len(ingress.sends) == 40
+    ingress.accept_all()
+    await settle()
+    assert d._completed_offsets() == {0: 40}
