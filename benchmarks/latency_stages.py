@@ -6,8 +6,10 @@ previous send was accepted, when its pacing ended, when it got a send slot and w
 accepted; the handler's run time comes from its own latency samples (the first record of
 each invocation: its Kafka timestamp plus its sample). A record's latency then splits into:
 
-- kafka -> poll: produced until the delivery's poll returned it
-- cut wait: polled until its batch was cut (max_wait, max_records)
+- produced -> polled: produced until the delivery's poll returned it; a cut's records wait
+  inside its polls (the poll after the first record returns at max_wait or when full), so
+  this holds the cut's wait too
+- polled -> cut: until the cut was handed on (grouped, sends made)
 - previous send: cut until the key's previous send was accepted (per-key FIFO)
 - pacing: until the key's earlier invocation completed (batch/pacing.py)
 - slot: until one of `max_concurrent_sends` was free
@@ -28,8 +30,8 @@ from restate_stream.batch.timings import SendStages
 
 SAMPLE_EVERY = 8
 STAGES = (
-    "kafka -> poll",
-    "cut wait",
+    "produced->polled",
+    "polled->cut",
     "previous send",
     "pacing",
     "slot",
@@ -114,14 +116,14 @@ def breakdown_lines(rows: list[list[float]]) -> Iterable[str]:
     cutoff = _p(totals, 0.99)
     tail = [r for r, t in zip(rows, totals, strict=True) if t >= cutoff]
     yield f"  {len(rows):,} records sampled (1 in {SAMPLE_EVERY}); ms:"
-    yield f"  {'stage':<16}{'mean':>8}{'p50':>8}{'p99':>8}{'slowest 1%: mean':>18}"
+    yield f"  {'stage':<17}{'mean':>8}{'p50':>8}{'p99':>8}{'slowest 1%: mean':>18}"
     for i, name in enumerate(STAGES):
         column = [r[i] for r in rows]
         yield (
-            f"  {name:<16}{statistics.fmean(column):>8.0f}{_p(column, 0.5):>8.0f}"
+            f"  {name:<17}{statistics.fmean(column):>8.0f}{_p(column, 0.5):>8.0f}"
             f"{_p(column, 0.99):>8.0f}{statistics.fmean(r[i] for r in tail):>18.0f}"
         )
     yield (
-        f"  {'total':<16}{statistics.fmean(totals):>8.0f}{_p(totals, 0.5):>8.0f}"
+        f"  {'total':<17}{statistics.fmean(totals):>8.0f}{_p(totals, 0.5):>8.0f}"
         f"{cutoff:>8.0f}{statistics.fmean(sum(r) for r in tail):>18.0f}"
     )
