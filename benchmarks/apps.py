@@ -73,7 +73,7 @@ for _i in range(BATCH_HANDLERS):
 # writes its own samples (one state entry named by its first offset), so the cost per
 # invocation does not grow with the samples kept.
 latency = restate.VirtualObject("BenchBatchLatency")
-LATENCY_HANDLERS = 8
+LATENCY_HANDLERS = 16
 
 
 async def record_latency(

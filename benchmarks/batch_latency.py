@@ -8,7 +8,11 @@ many small sends, at most `max_concurrent_sends` in flight), with one object per
 (`per: key`) and/or one per source partition (`per: partition`: a send per partition).
 
     .venv/bin/python -m benchmarks.batch_latency [--rate 10000] [--seconds 10]
-        [--keys 100,10000] [--per key,partition] [--batch-size 1000]
+        [--keys 100,10000] [--per key,partition] [--batch-size 1000] [--breakdown]
+
+Comma-separated values of --keys, --per, --completion-wait, --sends and --max-wait are run
+as paired cases on one stack (each combination in turn; repeat a value for more rounds).
+`--breakdown` prints where the records' latency went (benchmarks/latency_stages.py).
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from confluent_kafka import Producer
 
 from benchmarks.apps import LATENCY_HANDLERS
 from benchmarks.e2e_throughput import REPO_ROOT
+from benchmarks.latency_stages import StageClock, breakdown_lines
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream.batch import BatchDelivery
+from restate_stream.batch.delivery import BATCH_CONCURRENT_SENDS
 from restate_stream.batch.pacing import COMPLETION_WAIT
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
@@ -55,15 +61,36 @@ def produce_at_rate(bootstrap: str, topic: str, keys: int, rate: int, seconds: f
     producer.flush(60)
 
 
+def objects_of(topic: str) -> str:
+    """SQL: the state rows of `topic`'s objects."""
+    return (
+        f"(service_key LIKE {sql_literal(topic + '-%')}"
+        f" OR service_key LIKE {sql_literal(topic + '/%')})"
+    )
+
+
 async def state_rows(admin: AdminClient, topic: str, key: str) -> list[str]:
     """Values of state `key` (a LIKE pattern) in the objects of `topic`'s records (keys
     "topic-k..." with per: key, "topic/partition" with per: partition)."""
     rows = await admin.query(
         f"SELECT value_utf8 FROM state WHERE service_name = {sql_literal(SERVICE)} "
-        f"AND key LIKE {sql_literal(key)} AND (service_key LIKE {sql_literal(topic + '-%')} "
-        f"OR service_key LIKE {sql_literal(topic + '/%')})"
+        f"AND key LIKE {sql_literal(key)} AND {objects_of(topic)}"
     )
     return [row["value_utf8"] for row in rows]
+
+
+async def first_samples(admin: AdminClient, topic: str) -> dict[tuple[str, int, int], int]:
+    """Per invocation (object key, first record's partition and offset): its first record's
+    latency sample in ms (the handler names its samples' state entry by that record)."""
+    rows = await admin.query(
+        "SELECT service_key, key, value_utf8 FROM state"
+        f" WHERE service_name = {sql_literal(SERVICE)} AND key LIKE 'lat/%' AND {objects_of(topic)}"
+    )
+    runs: dict[tuple[str, int, int], int] = {}
+    for row in rows:
+        _, partition, offset = row["key"].split("/")
+        runs[(row["service_key"], int(partition), int(offset))] = json.loads(row["value_utf8"])[0]
+    return runs
 
 
 async def sends_of(admin: AdminClient, topic: str) -> int:
@@ -80,14 +107,17 @@ async def sends_of(admin: AdminClient, topic: str) -> int:
 
 async def measure(
     stack: LocalStack, admin: AdminClient, binding_name: str, bindings: Path, topic: str,
-    keys: int, rate: int, seconds: float, completion_wait: float,
+    keys: int, rate: int, seconds: float, completion_wait: float, sends: int, unfinished: int,
+    clock: StageClock | None,
 ) -> tuple[float, float, float, int, int]:  # fmt: skip
     spec = load_bindings(bindings)
     binding = dataclasses.replace(
         next(b for b in spec.bindings if b.name == binding_name), paused=False
     )
     delivery = BatchDelivery(binding, {"bootstrap.servers": stack.bootstrap_servers},
-                             stack.ingress_url, completion_wait=completion_wait)  # fmt: skip
+                             stack.ingress_url, completion_wait=completion_wait,
+                             max_concurrent_sends=sends, unfinished_per_key=unfinished,
+                             observer=clock)  # fmt: skip
     prefix = f"{topic}-"
     stop = asyncio.Event()
     task = asyncio.create_task(delivery.run(stop))
@@ -124,6 +154,9 @@ async def measure(
     if len(samples) != expected - 10:
         raise SystemExit(f"{len(samples)} latency samples, expected {expected - 10}")
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    if clock is not None:
+        for line in breakdown_lines(clock.split(await first_samples(admin, topic))):
+            print(line, flush=True)
     invocations = await sends_of(admin, topic)
     attaches = sum(delivery._pacer.answers.values()) if delivery._pacer is not None else 0
     return statistics.median(samples), p99, (expected - 10) / elapsed, invocations, attaches
@@ -131,7 +164,8 @@ async def measure(
 
 async def run(
     rate: int, seconds: float, key_counts: list[int], pers: list[str], batch_size: int,
-    waits: list[float],
+    waits: list[float], sends: list[int], max_waits: list[int], unfinished: list[int],
+    breakdown: bool,
 ) -> None:  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="rs-bench-latency-"))
     with LocalStack(home, StackPorts.free()) as stack:
@@ -141,15 +175,23 @@ async def run(
             "bindings:",
         ]
         # Paired rounds: each completion wait in turn on the same stack.
-        cases = [(keys, per, w) for keys in key_counts for per in pers for w in waits]
+        cases = [
+            (keys, per, w, n, mw, u)
+            for keys in key_counts
+            for per in pers
+            for w in waits
+            for n in sends
+            for mw in max_waits
+            for u in unfinished
+        ]
         assert len(cases) <= LATENCY_HANDLERS, f"at most {LATENCY_HANDLERS} cases per run"
-        for i, (keys, per, _) in enumerate(cases):
+        for i, (keys, per, _, _, max_wait, _) in enumerate(cases):
             topic = f"lat{keys}{per}w{i}"
             TopicAdmin(stack.bootstrap_servers).create_topic(topic, 4)
             lines.append(
                 f"  - {{name: lat-{i}, topic: {topic},"
                 f" handler: {SERVICE}/latency_{i}, paused: true,"
-                f" batch: {{max_records: {batch_size}, max_wait: 50ms, per: {per}}}}}"
+                f" batch: {{max_records: {batch_size}, max_wait: {max_wait}ms, per: {per}}}}}"
             )
         bindings = home / "bindings.yaml"
         bindings.write_text("\n".join(lines) + "\n")
@@ -161,13 +203,15 @@ async def run(
             async with AdminClient(stack.admin_url) as admin:
                 await admin.register_deployment(worker.uri)
                 print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
-                for i, (keys, per, w) in enumerate(cases):
+                for i, (keys, per, w, n, max_wait, u) in enumerate(cases):
+                    clock = StageClock() if breakdown else None
                     p50, p99, achieved, invocations, attaches = await measure(
                         stack, admin, f"lat-{i}", bindings, f"lat{keys}{per}w{i}", keys,
-                        rate, seconds, w,
+                        rate, seconds, w, n, u, clock,
                     )  # fmt: skip
                     print(
-                        f"keys {keys:>6}, per {per}, completion wait {w:g}s, batch {batch_size}, "
+                        f"keys {keys:>6}, per {per}, completion wait {w:g}s, unfinished {u}, "
+                        f"sends {n}, max_wait {max_wait} ms, batch {batch_size}, "
                         f"offered {rate} records/s (achieved {achieved:,.0f}): latency p50 "
                         f"{p50:,.0f} ms, p99 {p99:,.0f} ms; {invocations:,} invocations, "
                         f"{attaches:,} attaches answered; "
@@ -192,11 +236,34 @@ def main() -> None:
         help="seconds a key's next send waits for its previous invocation to complete; "
         "0: paced by acceptance only (comma-separated: paired rounds)",
     )
+    p.add_argument(
+        "--sends",
+        default=str(BATCH_CONCURRENT_SENDS),
+        help="max_concurrent_sends (comma-separated: paired rounds)",
+    )
+    p.add_argument(
+        "--max-wait", default="50", help="the binding's max_wait in ms (comma-separated: paired)"
+    )
+    p.add_argument(
+        "--unfinished",
+        default="0",
+        help="a key's invocations that may be unfinished when its next send is posted "
+        "(comma-separated: paired)",
+    )
+    p.add_argument(
+        "--breakdown", action="store_true", help="print where the latency went, stage by stage"
+    )
     a = p.parse_args()
     counts = [int(k) for k in a.keys.split(",") if k]
     pers = [per for per in a.per.split(",") if per]
     waits = [float(w) for w in a.completion_wait.split(",") if w]
-    asyncio.run(run(a.rate, a.seconds, counts, pers, a.batch_size, waits))
+    sends = [int(n) for n in a.sends.split(",") if n]
+    max_waits = [int(w) for w in a.max_wait.split(",") if w]
+    unfinished = [int(u) for u in a.unfinished.split(",") if u]
+    asyncio.run(
+        run(a.rate, a.seconds, counts, pers, a.batch_size, waits, sends, max_waits, unfinished,
+            a.breakdown)
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

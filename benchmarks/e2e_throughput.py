@@ -455,9 +455,9 @@ class BenchBindings:
     path: Path
     stack: LocalStack
     topic: str
-    per_record_topic: str
     variants: list[Variant]
     rounds: int
+    per_record_topic: str | None = None  # the per-record rows' topic, if not `topic`
 
     def write(self, running: str | None = None) -> None:
         text = batch_bindings(
@@ -591,7 +591,7 @@ async def run(
                 stack.bootstrap_servers, per_record_topic, per_record_records, keys, partitions
             )
         bindings = BenchBindings(
-            home / "bindings.yaml", stack, topic, per_record_topic, variants, rounds
+            home / "bindings.yaml", stack, topic, variants, rounds, per_record_topic
         )
         bindings.write()
         batched_bindings = {b.name: b for b in load_bindings(bindings.path).bindings}

@@ -144,7 +144,9 @@ class GroupConsumer:
         return [TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())]
 
     async def poll(self, max_records: int, timeout: float) -> list[PolledRecord]:
-        """Up to `max_records` records, waiting at most `timeout` seconds for the first."""
+        """Up to `max_records` records: as soon as that many are fetched, else what was
+        fetched once `timeout` seconds passed (librdkafka's consume() does not return early
+        with fewer)."""
         result: list[PolledRecord] = await self._call(self._poll, max_records, timeout)
         return result
 

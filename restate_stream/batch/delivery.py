@@ -51,12 +51,14 @@ from restate_stream.batch.pacing import (
     CompletionPacer,
 )
 from restate_stream.batch.sends import Request, shape_for
+from restate_stream.batch.timings import DeliveryObserver, SendStages
 from restate_stream.bindings import SESSION_TIMEOUT_MS, Binding
 from restate_stream.errors import WorkerError
 
 log = logging.getLogger("restate_stream.batch")
 
 REVOKE_DRAIN_TIMEOUT = 10.0
+IDLE_POLL = 0.2  # seconds a poll waits for a cut's first record
 MIN_RECORDS_IN_FLIGHT = 50_000
 # A per-record binding: records read per cut (each is its own send; a cut only bounds the
 # commit bookkeeping), records in flight (waiting in their keys' lanes) and concurrent sends
@@ -66,6 +68,11 @@ MIN_RECORDS_IN_FLIGHT = 50_000
 RECORD_CUT = 500
 RECORD_RECORDS_IN_FLIGHT = 5_000
 RECORD_CONCURRENT_SENDS = 64
+# A batched binding's sends in flight at once (each key has at most one). 8 was set for httpx;
+# with the lean client a send costs little here, and at 100 keys per key 8 slots were the
+# largest share of a record's latency: sends queued for a slot while Restate had room
+# (benchmarks/batch_latency.py --breakdown, docs/benchmarks.md "Batched latency").
+BATCH_CONCURRENT_SENDS = 32
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: the
 # same 10 s as per-record bindings' subscriptions, so its partitions move to a live worker sooner.
 # A 1 s heartbeat (subscriptions: 3 s): this consumer's own rebalances finish sooner.
@@ -125,18 +132,22 @@ class BatchDelivery:
         max_batches_in_flight: int = 1024,
         max_records_in_flight: int | None = None,
         completion_wait: float = COMPLETION_WAIT,
+        unfinished_per_key: int = 0,
         keeps_high_water: bool = False,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         """`keeps_high_water`: the binding's bound handler drops records at or below its
         object's high-water (RecordBoundHandler.keeps_high_water); its sends need no
-        idempotency key (batch/sends.py RecordShape)."""
+        idempotency key (batch/sends.py RecordShape). `observer`: told each record's and
+        send's stages (benchmarks; batch/timings.py)."""
         assert binding.own_consumer, f"binding {binding.name} is delivered by a subscription"
         self.binding = binding
         self.shape = shape_for(binding, keeps_high_water=keeps_high_water)
         if binding.batch is not None:
             self.max_records = binding.batch.max_records
             self.max_wait = binding.batch.max_wait.total_seconds()
-            concurrent, in_flight = 8, max(8 * self.max_records, MIN_RECORDS_IN_FLIGHT)
+            concurrent = BATCH_CONCURRENT_SENDS
+            in_flight = max(8 * self.max_records, MIN_RECORDS_IN_FLIGHT)
         else:
             self.max_records, self.max_wait = RECORD_CUT, 0.0
             concurrent, in_flight = RECORD_CONCURRENT_SENDS, RECORD_RECORDS_IN_FLIGHT
@@ -156,7 +167,7 @@ class BatchDelivery:
         # Batched sends wait for the key's previous invocation to complete (bounded; 0: paced
         # by acceptance only); a per-record send carries one record, so none would join.
         self._pacer = (
-            CompletionPacer(completion_wait)
+            CompletionPacer(completion_wait, unfinished=unfinished_per_key)
             if binding.batch is not None and completion_wait > 0
             else None
         )
@@ -176,6 +187,7 @@ class BatchDelivery:
         self._send_failure: BaseException | None = None
         self.delivered = 0  # records whose send Restate accepted (for logs and benchmarks)
         self.first_dispatch: float | None = None  # perf_counter() at the first batch
+        self.observer = observer
 
     # --- running --------------------------------------------------------------------------
 
@@ -235,25 +247,37 @@ class BatchDelivery:
         generation = consumer.generation
         deadline: float | None = None
         while len(records) < self.max_records and not stop.is_set():
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            timeout = 0.2 if deadline is None else deadline - now
-            polled = await consumer.poll(self.max_records - len(records), timeout)
+            if deadline is None:
+                # The cut's first record: asked for alone, since librdkafka's consume() waits
+                # out its whole timeout unless it fills the request (asking for max_records
+                # held a cut's first records up to IDLE_POLL before max_wait even began).
+                polled = await consumer.poll(1, IDLE_POLL)
+            else:
+                # Until max_wait after the first record, or at once (max_wait 0, or late):
+                # what is already fetched.
+                left = max(0.0, deadline - time.monotonic())
+                polled = await consumer.poll(self.max_records - len(records), left)
             if consumer.generation != generation:
                 # Records read before a rebalance: the partitions' owner re-reads them.
                 records, generation, deadline = [], consumer.generation, None
                 continue
-            if polled and deadline is None:
-                deadline = time.monotonic() + self.max_wait
+            if self.observer is not None and polled:
+                self.observer.polled(polled, time.time())
             records.extend(polled)
-            if deadline is None and self._batches:
+            if deadline is not None:
+                if time.monotonic() >= deadline:
+                    break
+            elif polled:
+                deadline = time.monotonic() + self.max_wait
+            elif self._batches:
                 break  # idle: let the loop commit what completed
         return records
 
     def _dispatch(self, records: list[PolledRecord]) -> None:
         if self.first_dispatch is None:
             self.first_dispatch = time.perf_counter()
+        if self.observer is not None:
+            self.observer.cut(records, time.time())
         by_key = self.shape.group(records)
         next_offsets: dict[int, int] = {}
         for r in records:
@@ -363,14 +387,19 @@ class BatchDelivery:
     # --- sending --------------------------------------------------------------------------
 
     async def _send(self, key: str, waiting: _Waiting, previous: asyncio.Task[None] | None) -> None:
+        stages = SendStages(time.time()) if self.observer is not None else None
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # per-key FIFO: accepted before the next is posted
         if previous is not None and (previous.cancelled() or previous.exception() is not None):
             # The chain was abandoned (rebalance, shutdown) or broke: never post past a hole.
             raise asyncio.CancelledError
+        if stages is not None:
+            stages.previous_accepted = time.time()
         if self._pacer is not None:
             # Until the previous invocation completed (bounded): records keep joining this send.
             await self._pacer.wait(key)
+        if stages is not None:
+            stages.paced = time.time()
         records = waiting.records
         request: Request | None = None
         delay = 0.05
@@ -382,8 +411,13 @@ class BatchDelivery:
                         del self._waiting[key]
                     request = self.shape.request(key, records)
                     waiting.idempotency_key = request.headers.get("idempotency-key")
+                    if stages is not None:
+                        stages.posted = time.time()
                 problem = await self._attempt(request, len(records))
             if problem is None:
+                if self.observer is not None and stages is not None:
+                    stages.accepted = time.time()
+                    self.observer.accepted(key, records, stages)
                 return
             delay = await self._retry_later(key, records, request, problem, delay)
 

@@ -14,6 +14,7 @@ from typing import Any
 from connectors.group_consumer import PolledRecord
 from restate_stream.batch import BatchDelivery
 from restate_stream.batch.ingress_client import Answer
+from restate_stream.batch.sends import idempotency_key
 from restate_stream.batch.wire import decode_batch
 from restate_stream.bindings import Binding
 from tests.unit.test_batch import BATCHED, parse
@@ -53,23 +54,37 @@ class _Held:
 
 
 class _Ingress:
-    """Accepts every send at once (the ingress client's post); holds each attach (aiohttp's
-    get) until the test completes the invocation.
-    Records each send's (object key, offsets) and each attach's object key."""
+    """Accepts every send at once (the ingress client's post), or with `hold_acceptance`
+    when the test accepts it; holds each attach (aiohttp's get) until the test completes the
+    invocation. Records each send's (object key, offsets) and each attach's object key and
+    idempotency key."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hold_acceptance: bool = False) -> None:
         self.sends: list[tuple[str, list[int]]] = []
         self.attached: list[str] = []
+        self.attached_ids: list[str] = []
+        self.hold_acceptance = hold_acceptance
         self._running: dict[str, list[asyncio.Future[int]]] = {}
+        self._posted: list[asyncio.Future[None]] = []
 
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         key = path.split("/")[-3]  # Clicks/{key}/on_clicks/send
         self.sends.append((key, [r.offset for r in decode_batch(body)]))
+        if self.hold_acceptance:
+            accepted = asyncio.get_running_loop().create_future()
+            self._posted.append(accepted)
+            await accepted
         return Answer(202, b"")
 
+    def accept_all(self) -> None:
+        for future in self._posted:
+            future.set_result(None)
+        self._posted.clear()
+
     def get(self, url: str) -> _Held:
-        key = url.split("/")[-4]  # .../restate/invocation/Clicks/{key}/on_clicks/{id}/attach
+        *_, key, _, idempotency, _ = url.split("/")  # .../Clicks/{key}/on_clicks/{id}/attach
         self.attached.append(key)
+        self.attached_ids.append(idempotency)
         future = asyncio.get_running_loop().create_future()
         self._running.setdefault(key, []).append(future)
         return _Held(future)
@@ -186,3 +201,61 @@ async def test_no_more_attaches_than_connections_open_at_once() -> None:
     await settle()
     assert len(ingress.sends) == 6
     await d._abandon()
+
+
+async def test_with_one_unfinished_a_keys_next_send_goes_out_on_acceptance() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress, unfinished_per_key=1)
+    d._dispatch([record(0, b"a")])
+    await settle()
+    d._dispatch([record(1, b"a")])
+    await settle()
+    # a@0 has not completed, yet a@1 is posted: Restate queues it behind a@0 (one unfinished).
+    assert ingress.sends == [("a", [0]), ("a", [1])] and not ingress.attached
+    for offset in (2, 3):
+        d._dispatch([record(offset, b"a")])
+        await settle()
+    # Two unfinished: a@2 and a@3 wait in one send for a@0's invocation (not a@1's).
+    assert ingress.sends == [("a", [0]), ("a", [1])]
+    assert ingress.attached_ids == [idempotency_key("clicks", "a", [record(0, b"a")])]
+    assert d._completed_offsets() == {0: 2}
+    ingress.complete("a")
+    await settle()
+    assert ingress.sends == [("a", [0]), ("a", [1]), ("a", [2, 3])]
+    assert d._completed_offsets() == {0: 4}
+    await d._abandon()
+
+
+async def test_with_one_unfinished_a_keys_next_send_still_waits_for_acceptance() -> None:
+    ingress = _Ingress(hold_acceptance=True)
+    d = delivery(ingress, unfinished_per_key=1)
+    d._dispatch([record(0, b"a"), record(1, b"b")])
+    await settle()
+    d._dispatch([record(2, b"a")])
+    await settle()
+    # Per-key FIFO: a@2 is not posted before Restate accepted a@0.
+    assert sorted(ingress.sends) == [("a", [0]), ("b", [1])]
+    assert d._completed_offsets() == {}
+    ingress.accept_all()
+    await settle()
+    assert sorted(ingress.sends) == [("a", [0]), ("a", [2]), ("b", [1])]
+    assert d._completed_offsets() == {0: 2}
+    ingress.accept_all()
+    await settle()
+    assert d._completed_offsets() == {0: 3}
+    await d._abandon()
+
+
+async def test_a_batched_binding_posts_up_to_32_sends_at_once() -> None:
+    ingress = _Ingress(hold_acceptance=True)
+    d = delivery(ingress)
+    d._dispatch([record(offset, f"k{offset}".encode()) for offset in range(40)])
+    await settle()
+    # One send per key, each waiting for its acceptance: 32 in flight, the rest wait for a slot.
+    assert len(ingress.sends) == 32
+    ingress.accept_all()
+    await settle()
+    assert len(ingress.sends) == 40
+    ingress.accept_all()
+    await settle()
+    assert d._completed_offsets() == {0: 40}
