@@ -10,9 +10,12 @@ import os
 import platform
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from confluent_kafka import Consumer
 
 from connectors import Record, TopicAdmin, produce_records
 
@@ -194,3 +197,16 @@ class OtlpSink(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         return None
+
+
+def reading_consumer(bootstrap: str, group_prefix: str) -> Consumer:
+    """A consumer in a group of its own (a fresh group id each call) reading from the start
+    and committing nothing: a benchmark's reader."""
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{group_prefix}-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": "false",
+        }
+    )

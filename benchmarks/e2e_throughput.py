@@ -46,8 +46,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from confluent_kafka import Consumer
-
 from benchmarks import faststream_peer
 from benchmarks.apps import BATCH_HANDLERS, CONSUMER_HANDLERS
 from benchmarks.common import (
@@ -56,6 +54,7 @@ from benchmarks.common import (
     ProcessCost,
     machine,
     produce_keyed,
+    reading_consumer,
     replace_file,
 )
 from benchmarks.minimal_bridge import SERVICE as BRIDGE_SERVICE
@@ -77,14 +76,7 @@ COMPLETION_TIMEOUT = 600.0  # seconds for one round's invocations: a hang fails 
 def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
     """Records/s from the first record received to the last (group join excluded), and this
     process's CPU seconds per 1,000 records over that span (librdkafka's threads too)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-raw-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": "false",
-        }
-    )
+    consumer = reading_consumer(bootstrap, "bench-raw")
     consumer.subscribe([topic])
     seen = 0
     first = first_cpu = 0.0

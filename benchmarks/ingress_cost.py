@@ -36,11 +36,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from confluent_kafka import Consumer
 
 from benchmarks import e2e_throughput as e2e
 from benchmarks.apps import CONSUMER_HANDLERS
-from benchmarks.common import CostMeter, machine, produce_keyed
+from benchmarks.common import CostMeter, machine, produce_keyed, reading_consumer
 from connectors.group_consumer import PolledRecord
 from restate_stream.batch.ingress_client import IngressClient
 from restate_stream.batch.sends import RecordShape, Request
@@ -55,14 +54,7 @@ Sender = Callable[[str, list[deque[Request]]], Awaitable[None]]
 
 
 def read_topic(bootstrap: str, expected: int) -> list[PolledRecord]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-read-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": "false",
-        }
-    )
+    consumer = reading_consumer(bootstrap, "bench-read")
     consumer.subscribe([TOPIC])
     out: list[PolledRecord] = []
     try:
