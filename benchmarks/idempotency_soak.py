@@ -193,7 +193,7 @@ async def run(args: argparse.Namespace) -> None:
                 retention = await retention_applied(admin, handler)
                 print(
                     f"idempotency retention of {SERVICE}/{handler} in Restate: {retention} "
-                    f"(binding: idempotency_retention: {args.retention or 'unset, 30 days'}); "
+                    f"(binding: idempotency_retention: {args.retention or 'unset, 1 day'}); "
                     f"cleanup interval: {args.cleanup_interval or DEFAULT_CLEANUP}",
                     flush=True,
                 )
@@ -318,7 +318,7 @@ def main() -> None:
         "--retention",
         default=None,
         help="the binding's idempotency_retention (e.g. 2m; default: unset, the bound "
-        "handler's 30 days)",
+        "handler's 1 day)",
     )
     parser.add_argument(
         "--cleanup-interval",
