@@ -32,7 +32,7 @@ from confluent_kafka import Producer
 
 from benchmarks.apps import LATENCY_HANDLERS
 from benchmarks.e2e_throughput import REPO_ROOT
-from benchmarks.latency_stages import StageClock, breakdown_lines
+from benchmarks.latency_stages import StageClock, breakdown_lines, percentile
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream.batch import BatchDelivery
 from restate_stream.batch.delivery import BATCH_CONCURRENT_SENDS
@@ -153,7 +153,7 @@ async def measure(
     samples = sorted(s for v in await state_rows(admin, topic, "lat/%") for s in json.loads(v))
     if len(samples) != expected - 10:
         raise SystemExit(f"{len(samples)} latency samples, expected {expected - 10}")
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    p99 = percentile(samples, 0.99)
     if clock is not None:
         for line in breakdown_lines(clock.split(await first_samples(admin, topic))):
             print(line, flush=True)

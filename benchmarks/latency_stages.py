@@ -101,7 +101,8 @@ class StageClock:
         return rows
 
 
-def _p(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The value below which a fraction `q` of `values` lies (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
@@ -113,17 +114,17 @@ def breakdown_lines(rows: list[list[float]]) -> Iterable[str]:
         yield "  (no sampled records)"
         return
     totals = [sum(r) for r in rows]
-    cutoff = _p(totals, 0.99)
+    cutoff = percentile(totals, 0.99)
     tail = [r for r, t in zip(rows, totals, strict=True) if t >= cutoff]
     yield f"  {len(rows):,} records sampled (1 in {SAMPLE_EVERY}); ms:"
     yield f"  {'stage':<17}{'mean':>8}{'p50':>8}{'p99':>8}{'slowest 1%: mean':>18}"
     for i, name in enumerate(STAGES):
         column = [r[i] for r in rows]
         yield (
-            f"  {name:<17}{statistics.fmean(column):>8.0f}{_p(column, 0.5):>8.0f}"
-            f"{_p(column, 0.99):>8.0f}{statistics.fmean(r[i] for r in tail):>18.0f}"
+            f"  {name:<17}{statistics.fmean(column):>8.0f}{percentile(column, 0.5):>8.0f}"
+            f"{percentile(column, 0.99):>8.0f}{statistics.fmean(r[i] for r in tail):>18.0f}"
         )
     yield (
-        f"  {'total':<17}{statistics.fmean(totals):>8.0f}{_p(totals, 0.5):>8.0f}"
+        f"  {'total':<17}{statistics.fmean(totals):>8.0f}{percentile(totals, 0.5):>8.0f}"
         f"{cutoff:>8.0f}{statistics.fmean(sum(r) for r in tail):>18.0f}"
     )

@@ -334,10 +334,14 @@ class BatchDelivery:
             await asyncio.wait(head.sends, timeout=timeout)
             return
         self._progress.clear()
-        if head.done():
-            return
+        if not head.done():
+            await self._per_record_progress(timeout)
+
+    async def _per_record_progress(self, timeout: float) -> None:
+        """Until a per-record batch is all accepted or a send failed (`_progress`, cleared by
+        the caller), at most `timeout` seconds."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(max(timeout, 0)):
                 await self._progress.wait()
 
     def _full(self) -> bool:
@@ -498,9 +502,7 @@ class BatchDelivery:
         while self._lanes and self._send_failure is None:
             # Per record: until every lane is empty (the last batch accepted) or a send failed.
             self._progress.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
-                    await self._progress.wait()
+            await self._per_record_progress(deadline - time.monotonic())
             if time.monotonic() >= deadline:
                 break
         offsets = self._completed_offsets()

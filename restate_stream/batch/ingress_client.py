@@ -8,9 +8,9 @@ kept-alive connection and the answer is parsed from its header block and Content
 Restate's ingress (hyper) keeps HTTP/1.1 connections alive.
 
 Bounded: an answer's header block and body are each at most MAX_RESPONSE bytes; connecting
-takes at most `timeout` seconds, and so does the answer once the request was written. Failures raise
-IngressSendError naming the URL; a kept-alive connection the server closed while idle is
-retried once on a fresh one before anything was read from it.
+takes at most `timeout` seconds, and so does the answer once the request was written.
+Failures raise IngressSendError naming the URL; a kept-alive connection the server closed
+while idle is retried once on a fresh one before anything was read from it.
 """
 
 from __future__ import annotations

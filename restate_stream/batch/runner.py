@@ -74,9 +74,8 @@ class BatchRunner:
     def __bool__(self) -> bool:
         # Paused ones too (`resume` starts them in this process). A worker serving only
         # subscriptions runs no runner: with one, `restate-stream dev` hung on Ctrl-C in CI
-        # (cause not found), so `migrate --to
-        # consumer` takes a restart of such a worker; one that already runs a consumer follows
-        # the file.
+        # (cause not found), so `migrate --to consumer` takes a restart of such a worker; one
+        # that already runs a consumer follows the file.
         return bool(self.deliveries)
 
     @property
