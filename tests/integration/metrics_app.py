@@ -3,6 +3,7 @@ applied each record (so the test knows both processes served)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import restate
@@ -20,6 +21,10 @@ tally = restate.VirtualObject("MetricsTally")
 
 @tally.handler()
 async def add(ctx: restate.ObjectContext, event: KafkaEvent[Tally]) -> None:
+    # Held a moment so the 12 keys' invocations overlap: over HTTP/1.1 each one in flight then
+    # needs a connection of its own, and a burst of connections reaches both serving processes
+    # (fast invocations reused one or two connections, all in one process: a CI failure).
+    await asyncio.sleep(0.05)
     total: int = await ctx.get("total") or 0
     ctx.set("total", total + event.value.n)
     pids: list[int] = await ctx.get("pids") or []
