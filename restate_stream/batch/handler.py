@@ -25,7 +25,6 @@ fails (TerminalError), so nothing passes the high-water unverified.
 
 from __future__ import annotations
 
-import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -114,24 +113,24 @@ class BatchBoundHandler(BoundHandler):
     idempotency_retention = BATCH_IDEMPOTENCY_RETENTION
 
     async def __call__(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
-        if not tracing.enabled():
-            return await self._process(ctx, raw)
+        if not tracing.enabled():  # asked once per invocation: it reads the environment
+            return await self._process(ctx, raw, False)
         with tracing.batch_span(
             self.binding.name,
             invocation_id=ctx.request().id,
             object_key=ctx.key(),
             restate_headers=ctx.request().headers,
         ):
-            return await self._process(ctx, raw)
+            return await self._process(ctx, raw, True)
 
-    async def _process(self, ctx: restate.ObjectContext, raw: bytes) -> Any:
+    async def _process(self, ctx: restate.ObjectContext, raw: bytes, traced: bool) -> Any:
         set_handling(self.binding.name, None)  # log lines name the binding
         try:
             records = decode_batch(raw)
         except WireError as exc:
             # Not a body restate-stream's consumer writes: fail visibly, change nothing.
             raise restate.TerminalError(f"binding {self.binding.name}: {exc}") from None
-        if tracing.enabled():
+        if traced:
             trace.get_current_span().set_attribute("messaging.batch.message_count", len(records))
         # Signed when signing is on: only then may the records pass the high-water check.
         redrive_of = self.sink.redrive_of(ctx.request().headers, raw)
@@ -205,17 +204,22 @@ class BatchBoundHandler(BoundHandler):
         unconverted = json_codec.unconverted if json_codec is not None else None
         any_type = unconverted is object
         times: dict[int, datetime] = {}
-        object_keys = functools.cache(object_key_for)  # a partition's records share few keys
+        # A partition's records share few keys (a dict: functools.cache per invocation cost
+        # more than a small batch's whole per-record work).
+        object_keys: dict[bytes | None, str] = {}
         for r in records:
             _, _, _, _, key_bytes, value_bytes, headers, parsed = r
             if not per_key:
-                key = object_keys(key_bytes)
+                key = object_keys.get(key_bytes)
+                if key is None:
+                    key = object_keys[key_bytes] = object_key_for(key_bytes)
             if (
                 parsed is not UNPARSED
                 and (any_type or type(parsed) is unconverted)
                 and not (type(parsed) is dict and "specversion" in parsed)
             ):
-                fields = {"value": parsed, "key": key, "raw": value_bytes, "headers": headers}
+                fields = {"value": parsed, "key": key, "raw": value_bytes, "headers": headers,
+                          "_wire": r, "_times": times}  # fmt: skip
             else:
                 try:
                     if value_bytes is not None and json_codec is not None:
@@ -228,10 +232,10 @@ class BatchBoundHandler(BoundHandler):
                     coords = _coordinates(r, times)
                     await self.sink.dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
                     continue
-                fields = {"value": value, "key": key, "raw": value_bytes or b"", "headers": headers}
+                fields = {"value": value, "key": key, "raw": value_bytes or b"", "headers": headers,
+                          "_wire": r, "_times": times}  # fmt: skip
                 if event_id is not None or event_type is not None:
                     fields["event_id"], fields["event_type"] = event_id, event_type
-            fields["_wire"], fields["_times"] = r, times
             event = _new(_BatchEvent)
             _set(event, "__dict__", fields)  # `built`, inline: one call less per record
             append(event)
