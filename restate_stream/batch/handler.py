@@ -198,7 +198,7 @@ class BatchBoundHandler(BoundHandler):
         events: list[KafkaEvent[Any]] = []
         append = events.append
         per_key = self.binding.batch is None or self.binding.batch.per == "key"
-        key = ctx.key()
+        key: str | None = ctx.key()
         json_codec = self.json_codec
         # The type a parsed value passes through as (`object`: any); None: always convert.
         unconverted = json_codec.unconverted if json_codec is not None else None
