@@ -207,7 +207,7 @@ def _decode_v2(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
         raise WireError('batch body v2: expected "r", "t" and "at" arrays')
     if not all(type(t) is str for t in topics):
         raise WireError("t: expected topic names")
-    size, n_at, j = len(body), len(at), 0
+    size, n_at, n_topics, j = len(body), len(at), len(topics), 0
     keys: dict[str, bytes] = {}
     out: list[WireRecord] = []
     append = out.append
@@ -221,44 +221,63 @@ def _decode_v2(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
             key = _unb64(key_text, f"r[{ri}] key")
             if key is not None:
                 keys[key_text] = key
-        for i, rec in enumerate(records):
+        # The body's per-record loop: each check once, in one expression where it can be;
+        # the record's place (`records.index`: an equal record before it would have failed
+        # first) and the words of a failure are worked out only for one.
+        for rec in records:
             if type(rec) is not list or len(rec) != 7:
-                raise WireError(f"r[{ri}][{i}]: expected [topic, partition, offset, ts, "
-                                "headers, form, value]")  # fmt: skip
+                raise WireError(f"r[{ri}][{records.index(rec)}]: expected [topic, partition, "
+                                "offset, ts, headers, form, value]")  # fmt: skip
             ti, partition, offset, ts, headers, form, value = rec
-            if not (type(ti) is int and type(partition) is int and type(offset) is int):
-                raise WireError(f"r[{ri}][{i}]: expected topic index, partition and offset")
-            if not 0 <= ti < len(topics):
-                raise WireError(f"r[{ri}][{i}]: topic index {ti} not in t")
-            if ts is not None and type(ts) is not int:
-                raise WireError(f"r[{ri}][{i}] ts: expected milliseconds or null")
-            parsed = UNPARSED
+            if not (
+                type(ti) is int
+                and type(partition) is int
+                and type(offset) is int
+                and 0 <= ti < n_topics
+                and (ts is None or type(ts) is int)
+            ):
+                raise _coordinates_error(f"r[{ri}][{records.index(rec)}]", rec, n_topics)
             if form == INLINE_JSON and type(form) is int:
                 if j + 1 >= n_at:
-                    raise WireError(f"r[{ri}][{i}] value: inline, but no place for it in at")
+                    raise WireError(f"r[{ri}][{records.index(rec)}] value: inline, but no "
+                                    "place for it in at")  # fmt: skip
                 start, end = at[j], at[j + 1]
-                j += 2
                 if not (type(start) is int and type(end) is int and 0 <= start <= end <= size):
-                    raise WireError(f"r[{ri}][{i}] value: at[{j - 2}:{j}] is not within the body")
-                raw: bytes | None = body[start:end]
-                parsed = value
-            elif form == BASE64 and type(form) is int and type(value) is str:
-                raw = _unb64(value, f"r[{ri}][{i}] value")
+                    raise WireError(f"r[{ri}][{records.index(rec)}] value: at[{j}:{j + 2}] is "
+                                    "not within the body")  # fmt: skip
+                j += 2
+                # tuple.__new__, not WireRecord(...): its generated __new__ is a Python call more.
+                append(_tuple_new(WireRecord, (
+                    topics[ti], partition, offset, ts, key, body[start:end],
+                    _headers(headers, f"r[{ri}][{records.index(rec)}] headers") if headers else (),
+                    value,
+                )))  # fmt: skip
+                continue
+            if form == BASE64 and type(form) is int and type(value) is str:
+                raw = _unb64(value, f"r[{ri}][{records.index(rec)}] value")
             elif form == TOMBSTONE and type(form) is int and value is None:
                 raw = None
             else:
-                raise WireError(f"r[{ri}][{i}] value: expected form 0 and null, 1 and JSON, "
-                                "or 2 and base64")  # fmt: skip
-            headers = _headers(headers, f"r[{ri}][{i}] headers") if headers else ()
-            # tuple.__new__, not WireRecord(...): its generated __new__ is a Python call more.
-            append(
-                _tuple_new(
-                    WireRecord, (topics[ti], partition, offset, ts, key, raw, headers, parsed)
-                )
-            )
+                raise WireError(f"r[{ri}][{records.index(rec)}] value: expected form 0 and "
+                                "null, 1 and JSON, or 2 and base64")  # fmt: skip
+            append(_tuple_new(WireRecord, (
+                topics[ti], partition, offset, ts, key, raw,
+                _headers(headers, f"r[{ri}][{records.index(rec)}] headers") if headers else (),
+                UNPARSED,
+            )))  # fmt: skip
     if j != n_at:
         raise WireError(f"at: {n_at} numbers for {j // 2} inline values")
     return out
+
+
+def _coordinates_error(where: str, rec: list[Any], n_topics: int) -> WireError:
+    """What is wrong with a v2 record's topic index, partition, offset or timestamp."""
+    ti, partition, offset = rec[:3]
+    if not (type(ti) is int and type(partition) is int and type(offset) is int):
+        return WireError(f"{where}: expected topic index, partition and offset")
+    if not 0 <= ti < n_topics:
+        return WireError(f"{where}: topic index {ti} not in t")
+    return WireError(f"{where} ts: expected milliseconds or null")
 
 
 def _decode_v1(records: list[Any]) -> list[WireRecord]:

@@ -225,3 +225,103 @@ async def test_a_rejected_inline_record_is_dead_lettered_alone_with_its_place() 
     assert letter.value["source"]["offset"] == 2 and letter.value["value"] == raw.decode()
     assert letter.value["error"]["type"] == "Late"
     assert ctx.state[high_water_state("b")] == {"t/0": 2}
+
+
+async def test_inline_values_pass_unconverted_but_envelopes_are_still_unwrapped() -> None:
+    """A parsed value is taken as it is for `dict[str, Any]` (no conversion, as before: the
+    codec checks nothing for it), but a CloudEvents envelope is still unwrapped."""
+    obj = restate.VirtualObject("WireV2Passthrough")
+    seen: list[tuple[int, Any, str | None, str | None, bytes, Any]] = []
+
+    @obj.handler()
+    async def take(ctx: restate.ObjectContext, events: list[KafkaEvent[dict[str, Any]]]) -> None:
+        seen.extend((e.offset, e.value, e.event_id, e.event_type, e.raw, e.headers) for e in events)
+
+    bind([obj], spec("WireV2Passthrough"), {"local": MemoryPublisher()})
+    envelope = b'{"specversion": "1.0", "id": "e-1", "type": "clicked", "data": {"n": 2}}'
+    not_envelope = b'{"specversion": "0.3", "n": 3}'  # no id, another version: a plain dict
+    records = [
+        WireRecord("t", 0, 1, MS, b"k", b'{"n": 1}', (("h", b"v"),)),
+        WireRecord("t", 0, 2, MS, b"k", envelope),
+        WireRecord("t", 0, 3, MS, b"k", not_envelope),
+        WireRecord("t", 0, 4, MS, b"k", b"[1, 2]"),
+    ]
+    ctx = MemoryContext("k", invocation_id="inv_1")
+    await invoke(obj, "take", ctx, encode_batch(records, json_values=True))
+    assert seen == [
+        (1, {"n": 1}, None, None, b'{"n": 1}', (("h", b"v"),)),
+        (2, {"n": 2}, "e-1", "clicked", envelope, ()),
+        (3, {"specversion": "0.3", "n": 3}, None, None, not_envelope, ()),
+        (4, [1, 2], None, None, b"[1, 2]", ()),
+    ]
+    assert ctx.state[high_water_state("b")] == {"t/0": 4}
+
+
+async def test_an_inline_value_of_another_plain_type_is_dead_lettered() -> None:
+    obj = restate.VirtualObject("WireV2PlainType")
+    seen: list[Any] = []
+
+    @obj.handler()
+    async def take(ctx: restate.ObjectContext, events: list[KafkaEvent[dict]]) -> None:  # type: ignore[type-arg]
+        seen.extend(e.value for e in events)
+
+    publisher = MemoryPublisher()
+    bind([obj], spec("WireV2PlainType"), {"local": publisher})
+    records = [
+        WireRecord("t", 0, 1, MS, b"k", b'{"n": 1}'),
+        WireRecord("t", 0, 2, MS, b"k", b"[1, 2]"),  # JSON, not an object
+        WireRecord("t", 0, 3, MS, b"k", b'{"specversion": "1.0", "id": "e", "data": 5}'),
+    ]
+    await invoke(obj, "take", MemoryContext("k", invocation_id="inv_1"),
+                 encode_batch(records, json_values=True))  # fmt: skip
+    assert seen == [{"n": 1}]
+    letters = [(m.value["source"]["offset"], m.value["error"]["message"]) for m in publisher.sent]
+    assert letters == [(2, "expected a JSON dict, got list"), (3, "expected a JSON dict, got int")]
+
+
+async def test_an_inline_event_is_lazy_equal_and_replaceable_like_a_plain_one() -> None:
+    obj = restate.VirtualObject("WireV2InlineLazy")
+    events: list[KafkaEvent[Any]] = []
+
+    @obj.handler()
+    async def take(ctx: restate.ObjectContext, batch: list[KafkaEvent[Any]]) -> None:
+        assert not any("coordinates" in vars(e) for e in batch)
+        events.extend(batch)
+
+    bind([obj], spec("WireV2InlineLazy"), {"local": MemoryPublisher()})
+    body = encode_batch([WireRecord("t", 2, 5, MS, b"k", b' "x"')], json_values=True)
+    await invoke(obj, "take", MemoryContext("k", invocation_id="inv_1"), body)
+    [event] = events
+    coords = KafkaCoordinates("t", 2, 5, datetime.fromtimestamp(MS / 1000, UTC), b"k", None)
+    plain = KafkaEvent("x", "k", coords, b' "x"')
+    assert event == plain and plain == event and hash(event) == hash(plain)
+    assert dataclasses.asdict(event) == dataclasses.asdict(plain)
+    assert dataclasses.replace(event, event_id="x").event_id == "x" and event.event_id is None
+
+
+@pytest.mark.parametrize(
+    ("offsets", "high", "passed", "top"),
+    [
+        ([11, 12, 13], 10, [11, 12, 13], 13),  # wholly past the high-water: the common case
+        ([9, 10, 11, 12], 10, [11, 12], 12),  # a redelivery overlapping the last send
+        ([12, 9, 11], 10, [12, 11], 12),  # not ascending (no consumer writes it): per record
+        ([8, 10], 10, [], 10),  # wholly redelivered: the high-water stays
+    ],
+)
+async def test_one_sources_body_passes_exactly_the_records_past_its_high_water(
+    offsets: list[int], high: int, passed: list[int], top: int
+) -> None:
+    obj = restate.VirtualObject("WireV2HighWater")
+    seen: list[int] = []
+
+    @obj.handler()
+    async def take(ctx: restate.ObjectContext, events: list[KafkaEvent[Any]]) -> None:
+        seen.extend(e.offset for e in events)
+
+    bind([obj], spec("WireV2HighWater"), {"local": MemoryPublisher()})
+    ctx = MemoryContext("k", invocation_id="inv_1")
+    ctx.state[high_water_state("b")] = {"t/0": high, "t/1": 99}
+    records = [WireRecord("t", 0, o, MS, b"k", b"1") for o in offsets]
+    await invoke(obj, "take", ctx, encode_batch(records, json_values=True))
+    assert seen == passed
+    assert ctx.state[high_water_state("b")] == {"t/0": top, "t/1": 99}

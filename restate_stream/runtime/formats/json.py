@@ -63,6 +63,9 @@ class JsonCodec:
             self._kind = "model"
         elif isinstance(t, type) and dataclasses.is_dataclass(t):
             self._kind = "dataclass"
+        # The type a parsed value has when `convert` returns it as it is (`object`: any
+        # type); None when it converts. A batch checks this per record instead of calling.
+        self.unconverted: type | None = {"any": object, "plain": t}.get(self._kind)
 
     def parse(self, data: bytes) -> Any:
         return parse_json(data)
