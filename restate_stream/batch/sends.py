@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Protocol
 from urllib.parse import quote
 
@@ -28,6 +29,8 @@ from restate_stream.runtime.event import (
 )
 
 RECORD_IDEMPOTENCY_PREFIX = "rs-record/"
+
+_topic_of, _partition_of = itemgetter(0), itemgetter(1)  # of a PolledRecord
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,16 @@ def idempotency_key(binding: str, key: str, records: list[PolledRecord]) -> str:
     The ranges (not just the first offset) are in it: a batch cut differently after a
     restart must not be mistaken for the earlier, smaller one and dropped by Restate.
     """
-    ranges: dict[tuple[str, int], list[int]] = {}
-    for r in records:
-        ranges.setdefault((r.topic, r.partition), []).append(r.offset)
-    parts = [f"{t}/{p}:{o[0]}-{o[-1]}:{len(o)}" for (t, p), o in sorted(ranges.items())]
+    first, last = records[0], records[-1]
+    topics, partitions = list(map(_topic_of, records)), list(map(_partition_of, records))
+    if topics.count(first.topic) == partitions.count(first.partition) == len(records):
+        # One source partition (a key's records, or a partition's), counted in C.
+        parts = [f"{first.topic}/{first.partition}:{first.offset}-{last.offset}:{len(records)}"]
+    else:
+        ranges: dict[tuple[str, int], list[int]] = {}
+        for r in records:
+            ranges.setdefault((r.topic, r.partition), []).append(r.offset)
+        parts = [f"{t}/{p}:{o[0]}-{o[-1]}:{len(o)}" for (t, p), o in sorted(ranges.items())]
     digest = hashlib.sha256("\n".join([binding, key, *parts]).encode()).hexdigest()[:32]
     return f"rs-batch-{digest}"
 

@@ -125,6 +125,18 @@ def test_idempotency_key_names_exactly_the_records_of_a_send() -> None:
     assert first != idempotency_key("b", "k", _polled(1, [10, 11]))
 
 
+def test_idempotency_key_is_the_same_across_versions() -> None:
+    # A send resent by a newer version after an upgrade must carry the key Restate already
+    # has: one source partition (counted without a per-record loop) and several.
+    one = [PolledRecord("t", 0, o, None, b"k", b"v", ()) for o in (10, 11, 13)]
+    assert idempotency_key("b", "k", one) == "rs-batch-948220b6c4c7f77aa7ebca6d1a671d0a"
+    mixed = [
+        PolledRecord(topic, partition, offset, None, b"k", b"v", ())
+        for topic, partition, offset in [("t", 1, 5), ("u", 0, 7), ("t", 0, 9), ("t", 1, 6)]
+    ]
+    assert idempotency_key("b", "k", mixed) == "rs-batch-353626f0c623d6e25f30810ee865fbe0"
+
+
 def test_batch_field_is_read() -> None:
     (binding,) = parse(BATCHED).bindings
     assert binding.batch == BatchSpec(max_records=500, max_wait=timedelta(milliseconds=50))
