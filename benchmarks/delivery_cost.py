@@ -1,5 +1,5 @@
 """Per-record CPU of a batched binding's delivery between Kafka and the ingress, without
-either: a cut of polled confluent-kafka messages turned into records (`polled_records`),
+either: a cut of polled confluent-kafka messages turned into records (GroupConsumer's poll),
 grouped by object key, and each key's request built (body and idempotency key), against the
 minimal bridge's same work on the same messages (benchmarks/minimal_bridge.py: group by key,
 one body per key with the values spliced in), measured in the same run.
@@ -20,12 +20,13 @@ import os
 import platform
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 
 from benchmarks.minimal_bridge import body as bridge_body
-from connectors.group_consumer import polled_records
+from connectors.group_consumer import GroupConsumer, PolledRecord
 from restate_stream.batch.sends import BatchShape
 from restate_stream.bindings import BindingsFile
 from restate_stream.bindings.loader import parse_bindings
@@ -63,12 +64,29 @@ def messages(records: int, keys: int, partitions: int) -> list[Message]:
     return out
 
 
-def delivery(shape: BatchShape, cut: list[Message]) -> float:
+class _Polled:
+    """Stands in for confluent-kafka's Consumer: consume() returns the cut."""
+
+    def __init__(self, cut: list[Message]) -> None:
+        self.cut = cut
+
+    def consume(self, max_records: int, timeout: float) -> list[Message]:
+        return self.cut
+
+
+def reader(cut: list[Message]) -> Callable[[], list[PolledRecord]]:
+    """GroupConsumer's own poll over `cut` (on this thread; no broker)."""
+    consumer = GroupConsumer({"bootstrap.servers": "127.0.0.1:9"}, TOPIC, "bench")
+    consumer._consumer = _Polled(cut)  # type: ignore[assignment]
+    return lambda: consumer._poll(len(cut), 0)
+
+
+def delivery(shape: BatchShape, poll: Callable[[], list[PolledRecord]]) -> float:
     start = time.perf_counter_ns()
-    records = polled_records(cut, TOPIC, "bench")
+    records = poll()
     for key, group in shape.group(records).items():
         shape.request(key, group)
-    return (time.perf_counter_ns() - start) / len(cut) / 1000
+    return (time.perf_counter_ns() - start) / len(records) / 1000
 
 
 def bridge(cut: list[Message]) -> float:
@@ -96,10 +114,11 @@ def main() -> None:
     )
     shape = BatchShape(spec.bindings[0])
     cut = messages(args.records, args.keys, args.partitions)
+    poll = reader(cut)
     base, ours = [], []
     for _ in range(args.passes):
         base.append(bridge(cut))
-        ours.append(delivery(shape, cut))
+        ours.append(delivery(shape, poll))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )

@@ -100,7 +100,8 @@ def _unb64(text: Any, what: str) -> bytes | None:
 
 
 class EncodableRecord(Protocol):
-    """What `encode_batch` reads of a record (WireRecord, the consumer's PolledRecord)."""
+    """What `encode_batch` reads of a record (WireRecord, the consumer's PolledRecord): a
+    tuple whose first seven items are these fields in this order (read by column too)."""
 
     @property
     def topic(self) -> str: ...

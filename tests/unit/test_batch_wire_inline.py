@@ -11,6 +11,7 @@ import pytest
 
 from restate_stream.batch import wire
 from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
+from restate_stream.runtime.formats.json import UNPARSED
 
 MS = 1_700_000_000_123
 
@@ -46,7 +47,7 @@ def test_the_column_path_writes_the_record_by_record_bytes(records: list[WireRec
     assert wire._all_inline(columns)  # the column path is taken
     body = encode_batch(records, json_values=True)
     assert body == wire._encode_each(records, json_values=True)
-    assert [r._replace(parsed=wire.UNPARSED) for r in decode_batch(body)] == records
+    assert [r._replace(parsed=UNPARSED) for r in decode_batch(body)] == records
 
 
 ODD = {
