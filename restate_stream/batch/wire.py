@@ -54,6 +54,10 @@ TOMBSTONE, INLINE_JSON, BASE64 = 0, 1, 2
 # A value this long may be that deep (each level takes a byte), so its brackets are counted.
 _DEEP_CHECK_BYTES = 1000
 
+# Records from which a body is built by column (`_encode_inline`): its fixed cost per body is
+# a few records' worth of the record-by-record loop.
+_COLUMNS_FROM = 12
+
 
 class WireError(ValueError):
     pass
@@ -138,7 +142,7 @@ def encode_batch(records: Sequence[EncodableRecord], *, json_values: bool = Fals
     """The v2 body, written directly as bytes (json.dumps of one dict per record was most of
     the client's CPU per record); json.dumps only for what may need escaping (topic and
     header names). `json_values`: the binding's format is JSON, so valid values go inline."""
-    if json_values and records:
+    if json_values and len(records) >= _COLUMNS_FROM:
         columns = tuple(zip(*records, strict=False))
         if _all_inline(columns):
             return _encode_inline(columns)

@@ -44,9 +44,10 @@ CASES = {
 @pytest.mark.parametrize("records", CASES.values(), ids=CASES.keys())
 def test_the_column_path_writes_the_record_by_record_bytes(records: list[WireRecord]) -> None:
     columns = tuple(zip(*records, strict=True))
-    assert wire._all_inline(columns)  # the column path is taken
-    body = encode_batch(records, json_values=True)
+    assert wire._all_inline(columns)
+    body = wire._encode_inline(columns)
     assert body == wire._encode_each(records, json_values=True)
+    assert body == encode_batch(records, json_values=True)  # by column from 12 records
     assert [r._replace(parsed=UNPARSED) for r in decode_batch(body)] == records
 
 
@@ -74,3 +75,19 @@ def test_long_but_shallow_values_still_go_inline() -> None:
     records = [WireRecord("t", 0, 1, MS, b"k", value), *CASES["one key"]]
     assert wire._all_inline(tuple(zip(*records, strict=True)))
     assert encode_batch(records, json_values=True) == wire._encode_each(records, json_values=True)
+
+
+def test_only_bodies_of_twelve_records_or_more_are_built_by_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[int] = []
+    encode_inline = wire._encode_inline
+
+    def counted(columns: tuple[tuple[object, ...], ...]) -> bytes:
+        built.append(len(columns[0]))
+        return encode_inline(columns)
+
+    monkeypatch.setattr(wire, "_encode_inline", counted)
+    for n in (1, 11, 12, 50):
+        encode_batch(CASES["one key"][:n], json_values=True)
+    assert built == [12, 50]
