@@ -10,9 +10,11 @@ handler (runtime/bound.py) then runs unchanged for both deliveries.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Protocol
 from urllib.parse import quote
 
@@ -28,6 +30,8 @@ from restate_stream.runtime.event import (
 )
 
 RECORD_IDEMPOTENCY_PREFIX = "rs-record/"
+
+_topic_of, _partition_of = itemgetter(0), itemgetter(1)  # of a PolledRecord
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,19 @@ class SendShape(Protocol):
     def request(self, key: str, records: list[PolledRecord]) -> Request: ...
 
 
-def _send_path(binding: Binding, key: str | None) -> str:
-    service, handler = quote(binding.service, safe=""), quote(binding.handler, safe="")
-    if key is None:
-        return f"{service}/{handler}/send"
-    return f"{service}/{quote(key, safe='')}/{handler}/send"
+class _SendPaths:
+    """A binding's send paths: its service and handler quoted once, each object key's
+    quoting remembered (quote() is a few Python calls; keys repeat send after send)."""
+
+    def __init__(self, binding: Binding) -> None:
+        self.service = quote(binding.service, safe="")
+        self.handler = quote(binding.handler, safe="")
+        self.quoted = functools.lru_cache(maxsize=4096)(functools.partial(quote, safe=""))
+
+    def __call__(self, key: str | None) -> str:
+        if key is None:
+            return f"{self.service}/{self.handler}/send"
+        return f"{self.service}/{self.quoted(key)}/{self.handler}/send"
 
 
 def group_each(
@@ -72,10 +84,16 @@ def idempotency_key(binding: str, key: str, records: list[PolledRecord]) -> str:
     The ranges (not just the first offset) are in it: a batch cut differently after a
     restart must not be mistaken for the earlier, smaller one and dropped by Restate.
     """
-    ranges: dict[tuple[str, int], list[int]] = {}
-    for r in records:
-        ranges.setdefault((r.topic, r.partition), []).append(r.offset)
-    parts = [f"{t}/{p}:{o[0]}-{o[-1]}:{len(o)}" for (t, p), o in sorted(ranges.items())]
+    first, last = records[0], records[-1]
+    topics, partitions = list(map(_topic_of, records)), list(map(_partition_of, records))
+    if topics.count(first.topic) == partitions.count(first.partition) == len(records):
+        # One source partition (a key's records, or a partition's), counted in C.
+        parts = [f"{first.topic}/{first.partition}:{first.offset}-{last.offset}:{len(records)}"]
+    else:
+        ranges: dict[tuple[str, int], list[int]] = {}
+        for r in records:
+            ranges.setdefault((r.topic, r.partition), []).append(r.offset)
+        parts = [f"{t}/{p}:{o[0]}-{o[-1]}:{len(o)}" for (t, p), o in sorted(ranges.items())]
     digest = hashlib.sha256("\n".join([binding, key, *parts]).encode()).hexdigest()[:32]
     return f"rs-batch-{digest}"
 
@@ -93,6 +111,7 @@ class BatchShape:
         self.max_records = binding.batch.max_records
         self.per = binding.batch.per
         self.json_values = binding.format == "json"  # valid JSON values travel inline
+        self.path = _SendPaths(binding)
 
     def object_key(self, record: PolledRecord) -> str:
         return batch_object_key(self.per, record.topic, record.partition, record.key)
@@ -122,7 +141,7 @@ class BatchShape:
             "idempotency-key": idempotency_key(self.binding.name, key, records),
         }
         return Request(
-            _send_path(self.binding, key),
+            self.path(key),
             encode_batch(records, json_values=self.json_values),
             headers,
         )
@@ -147,6 +166,7 @@ class RecordShape:
     def __init__(self, binding: Binding, *, keeps_high_water: bool = False) -> None:
         self.binding = binding
         self.keeps_high_water = keeps_high_water
+        self.path = _SendPaths(binding)
 
     def object_key(self, record: PolledRecord) -> str:
         if record.key is None and not self.binding.keyed:
@@ -169,7 +189,7 @@ class RecordShape:
             headers["kafka.timestamp"] = str(r.timestamp_ms)
         if r.headers:
             headers[RECORD_HEADERS_HEADER] = encode_record_headers(r.headers)
-        path = _send_path(self.binding, key if self.binding.keyed else None)
+        path = self.path(key if self.binding.keyed else None)
         return Request(path, r.value or b"", headers)
 
 

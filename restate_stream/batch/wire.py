@@ -33,7 +33,10 @@ from __future__ import annotations
 
 import binascii
 import json
-from collections.abc import Sequence
+import operator
+from collections import deque
+from collections.abc import Iterable, Sequence
+from itertools import accumulate, chain, repeat
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -50,6 +53,10 @@ TOMBSTONE, INLINE_JSON, BASE64 = 0, 1, 2
 # orjson refuses a document nested deeper than 1024; inline, a value sits 5 levels down.
 # A value this long may be that deep (each level takes a byte), so its brackets are counted.
 _DEEP_CHECK_BYTES = 1000
+
+# Records from which a body is built by column (`_encode_inline`): its fixed cost per body is
+# a few records' worth of the record-by-record loop.
+_COLUMNS_FROM = 12
 
 
 class WireError(ValueError):
@@ -97,7 +104,8 @@ def _unb64(text: Any, what: str) -> bytes | None:
 
 
 class EncodableRecord(Protocol):
-    """What `encode_batch` reads of a record (WireRecord, the consumer's PolledRecord)."""
+    """What `encode_batch` reads of a record (WireRecord, the consumer's PolledRecord): a
+    tuple whose first seven items are these fields in this order (read by column too)."""
 
     @property
     def topic(self) -> str: ...
@@ -134,6 +142,62 @@ def encode_batch(records: Sequence[EncodableRecord], *, json_values: bool = Fals
     """The v2 body, written directly as bytes (json.dumps of one dict per record was most of
     the client's CPU per record); json.dumps only for what may need escaping (topic and
     header names). `json_values`: the binding's format is JSON, so valid values go inline."""
+    if json_values and len(records) >= _COLUMNS_FROM:
+        columns = tuple(zip(*records, strict=False))
+        if _all_inline(columns):
+            return _encode_inline(columns)
+    return _encode_each(records, json_values=json_values)
+
+
+def _all_inline(columns: tuple[tuple[Any, ...], ...]) -> bool:
+    """Whether every record is a timestamped, headerless value that goes inline: the case
+    `_encode_inline` writes. Each test runs in C over a column (no Python call per record)."""
+    timestamps, values, headers = columns[3], columns[5], columns[6]
+    if None in timestamps or None in values or any(headers):
+        return False
+    try:
+        deque(map(orjson.loads, values), maxlen=0)  # parsed and dropped: only validity counts
+    except orjson.JSONDecodeError:
+        return False  # one is not inline: each record is asked alone
+    return max(map(len, values)) < _DEEP_CHECK_BYTES or all(map(_shallow, values))
+
+
+def _shallow(value: bytes) -> bool:
+    return len(value) < _DEEP_CHECK_BYTES or value.count(b"[") + value.count(b"{") < 1000
+
+
+def _encode_inline(columns: tuple[tuple[Any, ...], ...]) -> bytes:
+    """`_encode_each`'s body, byte for byte, for records that all go inline with a timestamp
+    and no headers, built column by column: the per-record work is C's (map, join,
+    accumulate), so a record costs the client a fraction of what a Python loop did."""
+    topic_names, partitions, offsets, timestamps, keys, values = columns[:6]
+    topics = {name: i for i, name in enumerate(dict.fromkeys(topic_names))}
+    # Each record's "ti,partition,offset,ts,null,1,", from one orjson.dumps of all their
+    # numbers, split apart: formatting ints per record was most of the body's CPU.
+    coordinates = list(
+        zip(map(topics.__getitem__, topic_names), partitions, offsets, timestamps, strict=True)
+    )
+    numbers = orjson.dumps(coordinates)[2:-2].replace(b"],[", b",null,1,|") + b",null,1,"
+    # Before each record: "[" (the first), else the previous one's "]" and "," or, if the key
+    # changed, the run's end and a run of the new key.
+    separators: Iterable[bytes] = repeat(b"],[")
+    if keys.count(keys[0]) != len(keys):
+        run_starts = {key: b"]]],[%b,[[" % _b64_json(key) for key in dict.fromkeys(keys)}
+        changed = map(operator.ne, keys[1:], keys)
+        starts = map(run_starts.__getitem__, keys[1:])
+        separators = map(operator.getitem, zip(separators, starts, strict=False), changed)
+    prefixes = map(operator.add, chain((b"[",), separators), numbers.split(b"|"))
+    # The head, then each record's prefix and value: `at` (where each value starts and
+    # ends) is the running sum of their lengths.
+    pieces = [b'{"v":2,"r":[[%b,[' % _b64_json(keys[0])]
+    pieces += chain.from_iterable(zip(prefixes, values, strict=True))
+    at = list(accumulate(map(len, pieces)))[1:]
+    tail = b']]]],"t":%b,"at":%b}' % (orjson.dumps(list(topics)), orjson.dumps(at))
+    return b"".join(pieces) + tail
+
+
+def _encode_each(records: Sequence[EncodableRecord], *, json_values: bool) -> bytes:
+    """The v2 body, record by record: any record (tombstones, headers, base64 values)."""
     topics: dict[str, int] = {}
     out = bytearray(b'{"v":2,"r":[')
     at: list[int] = []

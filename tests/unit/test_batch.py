@@ -8,6 +8,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import restate
@@ -123,6 +124,25 @@ def test_idempotency_key_names_exactly_the_records_of_a_send() -> None:
     assert first != idempotency_key("b", "k", _polled(0, [10, 11, 12]))
     assert first != idempotency_key("b", "other", _polled(0, [10, 11]))
     assert first != idempotency_key("b", "k", _polled(1, [10, 11]))
+
+
+def test_a_batched_send_path_quotes_the_object_key_every_time() -> None:
+    shape = shape_for(parse(BATCHED).bindings[0])
+    records = _polled(0, [1])
+    for key in ["a/b", "a/b", "b64:/w==", "a/b"]:  # the second "a/b" is remembered
+        assert shape.request(key, records).path == f"Clicks/{quote(key, safe='')}/on_clicks/send"
+
+
+def test_idempotency_key_is_the_same_across_versions() -> None:
+    # A send resent by a newer version after an upgrade must carry the key Restate already
+    # has: one source partition (counted without a per-record loop) and several.
+    one = [PolledRecord("t", 0, o, None, b"k", b"v", ()) for o in (10, 11, 13)]
+    assert idempotency_key("b", "k", one) == "rs-batch-948220b6c4c7f77aa7ebca6d1a671d0a"
+    mixed = [
+        PolledRecord(topic, partition, offset, None, b"k", b"v", ())
+        for topic, partition, offset in [("t", 1, 5), ("u", 0, 7), ("t", 0, 9), ("t", 1, 6)]
+    ]
+    assert idempotency_key("b", "k", mixed) == "rs-batch-353626f0c623d6e25f30810ee865fbe0"
 
 
 def test_batch_field_is_read() -> None:

@@ -1,0 +1,93 @@
+"""The v2 encoder's column path (every value inline, timestamped, headerless) writes the
+same bytes as the record-by-record path, for one key, runs of keys and several topics; a
+batch with any other record (tombstone, headers, no timestamp, a value that is not JSON or
+nests too deep) is written record by record."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from restate_stream.batch import wire
+from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
+from restate_stream.runtime.formats.json import UNPARSED
+
+MS = 1_700_000_000_123
+
+
+def _records(keys: list[bytes | None], topics: tuple[str, ...] = ("t",)) -> list[WireRecord]:
+    rng = random.Random(7)
+    return [
+        WireRecord(
+            topics[i % len(topics)],
+            rng.randrange(0, 2**31),
+            rng.choice([0, rng.randrange(0, 2**63)]),
+            rng.choice([-1, 0, MS + i, 2**63 - 1]),
+            key,
+            rng.choice([b'{"seq": %d}' % i, b' [1, "\\u00e9", {"a": null}]\n', b"-0.5e3", b'"x"']),
+        )
+        for i, key in enumerate(keys)
+    ]
+
+
+CASES = {
+    "one key": _records([b"k"] * 50),
+    "one record": _records([b"k"]),
+    "a run per record": _records([b"a", b"b", None, b"", b"\xff", b"a"] * 5),
+    "runs": _records([b"a"] * 3 + [b"b"] * 4 + [None] * 2 + [b"a"]),
+    "no key": _records([None] * 5),
+    "two topics": _records([b"k"] * 9, topics=("t", "u.v")),
+}
+
+
+@pytest.mark.parametrize("records", CASES.values(), ids=CASES.keys())
+def test_the_column_path_writes_the_record_by_record_bytes(records: list[WireRecord]) -> None:
+    columns = tuple(zip(*records, strict=True))
+    assert wire._all_inline(columns)
+    body = wire._encode_inline(columns)
+    assert body == wire._encode_each(records, json_values=True)
+    assert body == encode_batch(records, json_values=True)  # by column from 12 records
+    assert [r._replace(parsed=UNPARSED) for r in decode_batch(body)] == records
+
+
+ODD = {
+    "a tombstone": WireRecord("t", 0, 1, MS, b"k", None),
+    "headers": WireRecord("t", 0, 1, MS, b"k", b"1", (("h", b"v"),)),
+    "no timestamp": WireRecord("t", 0, 1, None, b"k", b"1"),
+    "not JSON": WireRecord("t", 0, 1, MS, b"k", b"{nope"),
+    "JSON orjson refuses": WireRecord("t", 0, 1, MS, b"k", b"NaN"),
+    "too deep": WireRecord("t", 0, 1, MS, b"k", b"[" * 1000 + b"]" * 1000),
+}
+
+
+@pytest.mark.parametrize("odd", ODD.values(), ids=ODD.keys())
+def test_a_batch_with_any_other_record_is_written_record_by_record(odd: WireRecord) -> None:
+    records = [*CASES["runs"], odd, *CASES["one key"]]
+    assert not wire._all_inline(tuple(zip(*records, strict=True)))
+    body = encode_batch(records, json_values=True)
+    assert body == wire._encode_each(records, json_values=True)
+    assert [r[:7] for r in decode_batch(body)] == [r[:7] for r in records]
+
+
+def test_long_but_shallow_values_still_go_inline() -> None:
+    value = b"[" + b",".join([b'{"a": [1, 2]}'] * 200) + b"]"  # > 1,000 bytes, 3 deep
+    records = [WireRecord("t", 0, 1, MS, b"k", value), *CASES["one key"]]
+    assert wire._all_inline(tuple(zip(*records, strict=True)))
+    assert encode_batch(records, json_values=True) == wire._encode_each(records, json_values=True)
+
+
+def test_only_bodies_of_twelve_records_or_more_are_built_by_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[int] = []
+    encode_inline = wire._encode_inline
+
+    def counted(columns: tuple[tuple[object, ...], ...]) -> bytes:
+        built.append(len(columns[0]))
+        return encode_inline(columns)
+
+    monkeypatch.setattr(wire, "_encode_inline", counted)
+    for n in (1, 11, 12, 50):
+        encode_batch(CASES["one key"][:n], json_values=True)
+    assert built == [12, 50]
