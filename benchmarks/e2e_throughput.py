@@ -59,7 +59,7 @@ from benchmarks.common import (
 )
 from benchmarks.minimal_bridge import SERVICE as BRIDGE_SERVICE
 from benchmarks.minimal_bridge import MinimalBridge
-from benchmarks.report import Series, fmt, paired_ratio, series_table, table
+from benchmarks.report import Series, cpu_cell, fmt, paired_ratio, series_table, table
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
 from restate_stream._util.poll import apoll
@@ -310,7 +310,7 @@ def process_cost_table(costs: dict[str, list[dict[str, ProcessCost]]]) -> str:
         for process in BATCH_PROCESSES:
             cpu = statistics.median(r[process].cpu_per_1000 for r in rounds)
             rss = max(r[process].peak_rss_mib for r in rounds)
-            cells += [f"{cpu:.3f}", f"{rss:,.0f}"]
+            cells += [cpu_cell(cpu), f"{rss:,.0f}"]
         rows.append(cells)
     headers = [""]
     for process in BATCH_PROCESSES:
@@ -335,9 +335,9 @@ def stack_cost_table(
             [
                 c.name,
                 inside,
-                f"{statistics.median(c.serving_cpu):.3f}",
-                f"{statistics.median(c.restate_cpu):.3f}",
-                f"{statistics.median(c.total_cpu):.3f}",
+                cpu_cell(statistics.median(c.serving_cpu)),
+                cpu_cell(statistics.median(c.restate_cpu)),
+                cpu_cell(statistics.median(c.total_cpu)),
                 inside,
                 f"{max(c.serving_rss) / 2**20:,.0f}",
                 f"{max(c.restate_rss) / 2**20:,.0f}",
@@ -349,7 +349,8 @@ def stack_cost_table(
         cpu = [statistics.median(r[p].cpu_per_1000 for r in rounds) for p in BATCH_PROCESSES]
         total = statistics.median(sum(r[p].cpu_per_1000 for p in BATCH_PROCESSES) for r in rounds)
         rss = [max(r[p].peak_rss_mib for r in rounds) for p in BATCH_PROCESSES]
-        rows.append([name, *(f"{v:.3f}" for v in cpu), f"{total:.3f}", *(f"{v:,.0f}" for v in rss)])
+        cells = [*(cpu_cell(v) for v in cpu), cpu_cell(total), *(f"{v:,.0f}" for v in rss)]
+        rows.append([name, *cells])
     headers = [
         "whole stack, per 1,000 records",
         "CPU s consumer",
@@ -389,7 +390,7 @@ def measured(
 
 
 def report(round_: int, row: Series) -> None:
-    cpu = f", CPU s per 1,000: {row.cpu[-1]:.3f}" if row.cpu else ""
+    cpu = f", CPU s per 1,000: {cpu_cell(row.cpu[-1])}" if row.cpu else ""
     print(f"round {round_}: {row.name}: {row.rates[-1]:>10,.0f} records/s{cpu}", flush=True)
 
 

@@ -24,7 +24,7 @@ def test_rows_give_medians_and_ratios_to_the_baseline_and_to_their_named_row() -
     bridge = Series("bridge 1000", versus="batched 1000", rates=[20_000.0, 20_000.0, 20_000.0])
     header, *rows = cells(series_table(raw, [batched, bridge]))
     assert header[1:3] == ["records/s (median of 3)", "x baseline"]
-    assert rows[0] == ["raw", "150,000", "1", "", "0.020"]
+    assert rows[0] == ["raw", "150,000", "1", "", "0.0200"]
     # Paired by round: 0.3, 0.225, 0.2667 against raw; 1.5, 2.25, 2.0 against the bridge.
     assert rows[1] == ["batched 1000", "40,000", "0.2667", "2.00 x bridge 1000", "0.300"]
     assert rows[2] == ["bridge 1000", "20,000", "0.1333", "0.50 x batched 1000", ""]

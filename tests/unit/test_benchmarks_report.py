@@ -100,7 +100,7 @@ def test_process_cost_table_gives_each_process_its_cpu_and_peak_memory() -> None
     ).splitlines()  # fmt: skip
     assert len(rows) == 3
     # CPU: the median over rounds; memory: the highest.
-    assert rows[2].split() == ["batched", "0.020", "120", "0.040", "240", "0.010", "360"]
+    assert rows[2].split() == ["batched", "0.0200", "120", "0.0400", "240", "0.0100", "360"]
 
 
 def test_cost_meter_measures_this_process_and_a_group() -> None:
