@@ -28,6 +28,7 @@ from restate_stream.runtime.event import (
 )
 
 RECORD_IDEMPOTENCY_PREFIX = "rs-record/"
+MAX_TEMPLATES = 10_000  # per-record sends: keys whose path and shared headers are kept
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,10 @@ class RecordShape:
     def __init__(self, binding: Binding, *, keeps_high_water: bool = False) -> None:
         self.binding = binding
         self.keeps_high_water = keeps_high_water
+        # (object key, record key, topic) -> the send's path and the headers its records share:
+        # built once per key rather than per record (quoting the path and encoding the key
+        # were most of a request's building; py-spy).
+        self._templates: dict[tuple[str, bytes | None, str], tuple[str, dict[str, str]]] = {}
 
     def object_key(self, record: PolledRecord) -> str:
         if record.key is None and not self.binding.keyed:
@@ -159,8 +164,13 @@ class RecordShape:
 
     def request(self, key: str, records: list[PolledRecord]) -> Request:
         (r,) = records
-        coordinates = KafkaCoordinates(r.topic, r.partition, r.offset, None, r.key, None)
-        headers = {"content-type": "application/octet-stream", **coordinates.to_headers()}
+        template = self._templates.get((key, r.key, r.topic))
+        if template is None:
+            template = self._template(key, r)
+        path, shared = template
+        headers = shared.copy()  # in to_headers' order: partition and offset are in it
+        headers["kafka.partition"] = str(r.partition)
+        headers["kafka.offset"] = str(r.offset)
         if not self.keeps_high_water:
             headers["idempotency-key"] = record_idempotency_key(
                 self.binding.consumer_group, r.topic, r.partition, r.offset
@@ -169,8 +179,16 @@ class RecordShape:
             headers["kafka.timestamp"] = str(r.timestamp_ms)
         if r.headers:
             headers[RECORD_HEADERS_HEADER] = encode_record_headers(r.headers)
-        path = _send_path(self.binding, key if self.binding.keyed else None)
         return Request(path, r.value or b"", headers)
+
+    def _template(self, key: str, r: PolledRecord) -> tuple[str, dict[str, str]]:
+        if len(self._templates) >= MAX_TEMPLATES:
+            self._templates.clear()  # bounded: keys seldom seen again are built anew
+        coordinates = KafkaCoordinates(r.topic, r.partition, r.offset, None, r.key, None)
+        shared = {"content-type": "application/octet-stream", **coordinates.to_headers()}
+        path = _send_path(self.binding, key if self.binding.keyed else None)
+        template = self._templates[(key, r.key, r.topic)] = (path, shared)
+        return template
 
 
 def shape_for(binding: Binding, *, keeps_high_water: bool = False) -> SendShape:
