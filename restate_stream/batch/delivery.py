@@ -134,16 +134,12 @@ class BatchDelivery:
         max_records_in_flight: int | None = None,
         completion_wait: float = COMPLETION_WAIT,
         unfinished_per_key: int = 0,
-        keeps_high_water: bool = False,
         observer: DeliveryObserver | None = None,
     ) -> None:
-        """`keeps_high_water`: the binding's bound handler drops records at or below its
-        object's high-water (RecordBoundHandler.keeps_high_water); its sends need no
-        idempotency key (batch/sends.py RecordShape). `observer`: told each record's and
-        send's stages (benchmarks; batch/timings.py)."""
+        """`observer`: told each record's and send's stages (benchmarks; batch/timings.py)."""
         assert binding.own_consumer, f"binding {binding.name} is delivered by a subscription"
         self.binding = binding
-        self.shape = shape_for(binding, keeps_high_water=keeps_high_water)
+        self.shape = shape_for(binding)
         if binding.batch is not None:
             self.max_records = binding.batch.max_records
             self.max_wait = binding.batch.max_wait.total_seconds()

@@ -137,7 +137,7 @@ class RecordShape:
     name no object, so nothing orders them (nor does a subscription), and chaining them all on
     one key would post them one at a time.
 
-    `keeps_high_water`: the target drops a record at or below its object's high-water
+    `binding.keeps_high_water`: the target drops a record at or below its object's high-water
     (runtime/high_water.py), so a re-sent record is a no-op there and the send carries no
     idempotency key: exactness then does not depend on how long Restate keeps a key (Restate
     1.7 still keeps every completed invocation for the handler's retention, keyed or not).
@@ -145,9 +145,9 @@ class RecordShape:
 
     max_records = 1
 
-    def __init__(self, binding: Binding, *, keeps_high_water: bool = False) -> None:
+    def __init__(self, binding: Binding) -> None:
         self.binding = binding
-        self.keeps_high_water = keeps_high_water
+        self.keeps_high_water = binding.keeps_high_water
         # (object key, record key, topic) -> the send's path and the headers its records share:
         # built once per key rather than per record (quoting the path and encoding the key
         # were most of a request's building; py-spy).
@@ -191,9 +191,8 @@ class RecordShape:
         return template
 
 
-def shape_for(binding: Binding, *, keeps_high_water: bool = False) -> SendShape:
-    """`keeps_high_water`: a per-record binding's target keeps a high-water (its bound
-    handler's `keeps_high_water`); batched targets always do, and keep their keys."""
+def shape_for(binding: Binding) -> SendShape:
+    """Batched targets always keep a high-water, and their sends keep their keys."""
     if binding.batch is not None:
         return BatchShape(binding)
-    return RecordShape(binding, keeps_high_water=keeps_high_water)
+    return RecordShape(binding)
