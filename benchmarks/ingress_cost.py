@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -94,7 +95,7 @@ async def idle_cpu(admin: AdminClient, restate: int, seconds: float = 5.0) -> fl
 
 def chains(binding: Binding, records: list[PolledRecord]) -> list[deque[Request]]:
     """Each key's requests in read order, built before the clock starts."""
-    shape = RecordShape(binding, keeps_high_water=True)
+    shape = RecordShape(dataclasses.replace(binding, keeps_high_water=True))
     return [
         deque(shape.request(key, [r]) for r in group) for key, group in shape.group(records).items()
     ]

@@ -63,11 +63,12 @@ MIN_RECORDS_IN_FLIGHT = 50_000
 # A per-record binding: records read per cut (each is its own send; a cut only bounds the
 # commit bookkeeping), records in flight (waiting in their keys' lanes) and concurrent sends
 # (one record each, one sender and connection each). Restate's CPU per accepted send falls
-# as more are in flight at once (it writes them to its log together): with 64, about what a
-# subscription costs it per record; with 16, 1.2-1.3x (benchmarks/ingress_cost.py).
+# as more are in flight at once (it writes them to its log together): with 16, 1.2-1.3x what
+# a subscription costs it per record; with 64, about the same; with 100, 0.9x of 64's
+# (benchmarks/ingress_cost.py, 100 keys: all of them in flight). A key has one in flight.
 RECORD_CUT = 500
 RECORD_RECORDS_IN_FLIGHT = 5_000
-RECORD_CONCURRENT_SENDS = 64
+RECORD_CONCURRENT_SENDS = 128
 # A batched binding's sends in flight at once (each key has at most one). 8 was set for httpx;
 # with the lean client a send costs little here, and at 100 keys per key 8 slots were the
 # largest share of a record's latency: sends queued for a slot while Restate had room
@@ -133,16 +134,12 @@ class BatchDelivery:
         max_records_in_flight: int | None = None,
         completion_wait: float = COMPLETION_WAIT,
         unfinished_per_key: int = 0,
-        keeps_high_water: bool = False,
         observer: DeliveryObserver | None = None,
     ) -> None:
-        """`keeps_high_water`: the binding's bound handler drops records at or below its
-        object's high-water (RecordBoundHandler.keeps_high_water); its sends need no
-        idempotency key (batch/sends.py RecordShape). `observer`: told each record's and
-        send's stages (benchmarks; batch/timings.py)."""
+        """`observer`: told each record's and send's stages (benchmarks; batch/timings.py)."""
         assert binding.own_consumer, f"binding {binding.name} is delivered by a subscription"
         self.binding = binding
-        self.shape = shape_for(binding, keeps_high_water=keeps_high_water)
+        self.shape = shape_for(binding)
         if binding.batch is not None:
             self.max_records = binding.batch.max_records
             self.max_wait = binding.batch.max_wait.total_seconds()

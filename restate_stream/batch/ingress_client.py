@@ -57,6 +57,10 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = True
         self._buffer = bytearray()
         self._waiter: asyncio.Future[Answer] | None = None
+        # The answer's status, and where its body ends in `_buffer`, once its header block was
+        # parsed (once per answer, however many chunks its body arrives in).
+        self._status = 0
+        self._body_start = self._body_end = -1
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport instances, but have its methods.
@@ -74,24 +78,34 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             self.abort()  # bytes nobody asked for: this connection's framing is lost
             return
+        if self._body_end < 0 and not self._read_head():
+            return
+        buffer, body_end = self._buffer, self._body_end
+        if len(buffer) < body_end:
+            return
+        if len(buffer) > body_end:
+            self.keep_alive = False  # more than one answer: not to be reused
+        answer = Answer(self._status, bytes(buffer[self._body_start : body_end]))
+        buffer.clear()
+        self._body_end = -1
+        self._waiter = None
+        waiter.set_result(answer)
+
+    def _read_head(self) -> bool:
+        """Reads the header block if it is all there (True); fails the request if it is bad."""
         end = self._buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self._buffer) > MAX_RESPONSE:
                 self._fail(ValueError(f"an answer's header block over {MAX_RESPONSE} bytes"))
-            return
+            return False
         try:
-            status, length, self.keep_alive = _parse_head(bytes(self._buffer[: end + 4]))
+            self._status, length, self.keep_alive = _parse_head(bytes(self._buffer[: end + 4]))
         except ValueError as exc:
             self._fail(exc)
-            return
-        if len(self._buffer) < end + 4 + length:
-            return
-        body = bytes(self._buffer[end + 4 : end + 4 + length])
-        if len(self._buffer) > end + 4 + length:
-            self.keep_alive = False  # more than one answer: not to be reused
-        self._buffer.clear()
-        self._waiter = None
-        waiter.set_result(Answer(status, body))
+            return False
+        self._body_start = end + 4
+        self._body_end = end + 4 + length
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -195,23 +209,32 @@ class IngressClient:
 
 
 def _parse_head(head: bytes) -> tuple[int, int, bool]:
-    """(status, Content-Length, keep-alive) of an answer's header block."""
+    """(status, Content-Length, keep-alive) of an answer's header block (ending in a blank
+    line). On bytes, finding the few fields read rather than splitting every line: this runs
+    once per send."""
     if len(head) > MAX_RESPONSE:
         raise ValueError(f"an answer's header block of {len(head)} bytes")
-    status_line, *fields = head.decode("latin-1").split("\r\n")
-    version, _, rest = status_line.partition(" ")
-    if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+    if not head.startswith(b"HTTP/1.") or head[8:9] != b" " or not head[9:12].isdigit():
+        status_line = head.partition(b"\r\n")[0].decode("latin-1")
         raise ValueError(f"not an HTTP/1.x answer: {status_line[:80]!r}")
-    length, keep_alive = 0, version == "HTTP/1.1"
-    for line in fields:
-        name, _, value = line.partition(":")
-        name = name.strip().lower()
-        if name == "content-length":
-            length = int(value.strip())
-        elif name == "connection":
-            keep_alive = value.strip().lower() == "keep-alive"
-        elif name == "transfer-encoding":
-            raise ValueError(f"a {value.strip()} answer (only Content-Length is read)")
+    fields = head.lower()
+    if (encoding := _field(fields, b"transfer-encoding")) is not None:
+        raise ValueError(f"a {encoding.decode('latin-1')} answer (only Content-Length is read)")
+    length_field = _field(fields, b"content-length") or b"0"
+    if not length_field.isdigit():
+        raise ValueError(f"an answer's Content-Length {length_field.decode('latin-1')!r}")
+    length = int(length_field)
     if length > MAX_RESPONSE:
         raise ValueError(f"an answer of {length} bytes (at most {MAX_RESPONSE} are read)")
-    return int(rest[:3]), length, keep_alive
+    connection = _field(fields, b"connection")
+    keep_alive = head[5:8] == b"1.1" if connection is None else connection == b"keep-alive"
+    return int(head[9:12]), length, keep_alive
+
+
+def _field(fields: bytes, name: bytes) -> bytes | None:
+    """The value of the last `name` line of a lowercased header block, stripped, or None."""
+    start = fields.rfind(b"\r\n" + name + b":")
+    if start < 0:
+        return None
+    start += len(name) + 3
+    return fields[start : fields.find(b"\r\n", start)].strip()

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,20 +50,16 @@ class BatchRunner:
         self,
         spec: BindingsFile,
         *,
-        high_water: Collection[str] = frozenset(),
         watch_interval: float = WATCH_INTERVAL,
     ) -> None:
-        """`high_water`: the per-record bindings whose bound handler keeps a high-water
-        (runtime/bound.py `high_water_bindings`); their sends carry no idempotency key."""
+        """`spec`: as the worker bound it (its bindings' `keeps_high_water` set:
+        runtime/bound.py `with_high_water`)."""
         self.path: Path = spec.path
         self.watch_interval = watch_interval
-        self.high_water = frozenset(high_water)
         self.deliveries = {b.name: self._delivery(spec, b) for b in spec.bindings if b.own_consumer}
         # Per-record bindings bound at start: `migrate --to consumer` may move one onto the
         # consumer later (its bound handler is the same for both deliveries).
-        self._per_record = {
-            b.name: (b.service, b.handler) for b in spec.bindings if b.batch is None
-        }
+        self._per_record = {b.name: b for b in spec.bindings if b.batch is None}
         # What the file last said should run; kept across stop and start.
         self._wanted = {b.name for b in spec.bindings if b.own_consumer and not b.paused}
         self._running: dict[str, _Running] = {}
@@ -118,6 +114,9 @@ class BatchRunner:
                 continue
             for b in spec.bindings:
                 if b.name not in self.deliveries and self._joins(b):
+                    # The reloaded file knows nothing of the app: its target is the one bound.
+                    bound = self._per_record[b.name]
+                    b = dataclasses.replace(b, keeps_high_water=bound.keeps_high_water)
                     self.deliveries[b.name] = self._delivery(spec, b)
             self._wanted = {
                 b.name
@@ -131,10 +130,12 @@ class BatchRunner:
 
     def _joins(self, binding: Binding) -> bool:
         """A per-record binding the worker served by subscription, now on the consumer."""
+        bound = self._per_record.get(binding.name)
         return (
             binding.own_consumer
             and binding.batch is None
-            and self._per_record.get(binding.name) == (binding.service, binding.handler)
+            and bound is not None
+            and (bound.service, bound.handler) == (binding.service, binding.handler)
         )
 
     async def _converge(self, wanted: set[str]) -> None:
@@ -153,10 +154,7 @@ class BatchRunner:
 
     def _delivery(self, spec: BindingsFile, binding: Binding) -> BatchDelivery:
         return BatchDelivery(
-            binding,
-            spec.clusters[binding.cluster].properties,
-            spec.restate.ingress_url,
-            keeps_high_water=binding.name in self.high_water,
+            binding, spec.clusters[binding.cluster].properties, spec.restate.ingress_url
         )
 
     async def _supervise(self, delivery: BatchDelivery, stop: asyncio.Event) -> None:

@@ -30,6 +30,7 @@ from restate_stream.runtime.event import (
 )
 
 RECORD_IDEMPOTENCY_PREFIX = "rs-record/"
+MAX_TEMPLATES = 10_000  # per-record sends: keys whose path and shared headers are kept
 
 _topic_of, _partition_of = itemgetter(0), itemgetter(1)  # of a PolledRecord
 
@@ -155,7 +156,7 @@ class RecordShape:
     name no object, so nothing orders them (nor does a subscription), and chaining them all on
     one key would post them one at a time.
 
-    `keeps_high_water`: the target drops a record at or below its object's high-water
+    `binding.keeps_high_water`: the target drops a record at or below its object's high-water
     (runtime/high_water.py), so a re-sent record is a no-op there and the send carries no
     idempotency key: exactness then does not depend on how long Restate keeps a key (Restate
     1.7 still keeps every completed invocation for the handler's retention, keyed or not).
@@ -163,10 +164,14 @@ class RecordShape:
 
     max_records = 1
 
-    def __init__(self, binding: Binding, *, keeps_high_water: bool = False) -> None:
+    def __init__(self, binding: Binding) -> None:
         self.binding = binding
-        self.keeps_high_water = keeps_high_water
+        self.keeps_high_water = binding.keeps_high_water
         self.path = _SendPaths(binding)
+        # (object key, record key, topic) -> the send's path and the headers its records share:
+        # built once per key rather than per record (quoting the path and encoding the key
+        # were most of a request's building; py-spy).
+        self._templates: dict[tuple[str, bytes | None, str], tuple[str, dict[str, str]]] = {}
 
     def object_key(self, record: PolledRecord) -> str:
         if record.key is None and not self.binding.keyed:
@@ -179,8 +184,13 @@ class RecordShape:
 
     def request(self, key: str, records: list[PolledRecord]) -> Request:
         (r,) = records
-        coordinates = KafkaCoordinates(r.topic, r.partition, r.offset, None, r.key, None)
-        headers = {"content-type": "application/octet-stream", **coordinates.to_headers()}
+        template = self._templates.get((key, r.key, r.topic))
+        if template is None:
+            template = self._template(key, r)
+        path, shared = template
+        headers = shared.copy()  # in to_headers' order: partition and offset are in it
+        headers["kafka.partition"] = str(r.partition)
+        headers["kafka.offset"] = str(r.offset)
         if not self.keeps_high_water:
             headers["idempotency-key"] = record_idempotency_key(
                 self.binding.consumer_group, r.topic, r.partition, r.offset
@@ -189,13 +199,20 @@ class RecordShape:
             headers["kafka.timestamp"] = str(r.timestamp_ms)
         if r.headers:
             headers[RECORD_HEADERS_HEADER] = encode_record_headers(r.headers)
-        path = self.path(key if self.binding.keyed else None)
         return Request(path, r.value or b"", headers)
 
+    def _template(self, key: str, r: PolledRecord) -> tuple[str, dict[str, str]]:
+        if len(self._templates) >= MAX_TEMPLATES:
+            self._templates.clear()  # bounded: keys seldom seen again are built anew
+        coordinates = KafkaCoordinates(r.topic, r.partition, r.offset, None, r.key, None)
+        shared = {"content-type": "application/octet-stream", **coordinates.to_headers()}
+        path = self.path(key if self.binding.keyed else None)
+        template = self._templates[(key, r.key, r.topic)] = (path, shared)
+        return template
 
-def shape_for(binding: Binding, *, keeps_high_water: bool = False) -> SendShape:
-    """`keeps_high_water`: a per-record binding's target keeps a high-water (its bound
-    handler's `keeps_high_water`); batched targets always do, and keep their keys."""
+
+def shape_for(binding: Binding) -> SendShape:
+    """Batched targets always keep a high-water, and their sends keep their keys."""
     if binding.batch is not None:
         return BatchShape(binding)
-    return RecordShape(binding, keeps_high_water=keeps_high_water)
+    return RecordShape(binding)

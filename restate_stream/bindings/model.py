@@ -189,6 +189,10 @@ class Binding:
     # Served by restate-stream's own object named after the binding (service = name).
     window: WindowSpec | None = None
     table: bool = False
+    # Not written in the file: whether the app's target of this per-record binding keeps a
+    # high-water offset (an exclusive object handler: runtime/bound.py `with_high_water`),
+    # known once the app is imported; its consumer's sends then carry no idempotency key.
+    keeps_high_water: bool = False
     line: int = 0
     column: int = 0
     # Where each field was written; fields left to their default are absent.

@@ -14,7 +14,7 @@ from typing import Any
 from restate_stream.batch.runner import BatchRunner
 from restate_stream.bindings import check_against_app, import_app, load_bindings
 from restate_stream.runtime._sdk import identity_checked
-from restate_stream.runtime.bound import bind, high_water_bindings
+from restate_stream.runtime.bound import bind, with_high_water
 from restate_stream.runtime.logs import configure_logging
 from restate_stream.runtime.provided import provided_services, serve_provided
 from restate_stream.runtime.publisher import Publisher
@@ -48,8 +48,7 @@ def build_app(path: str, identity_keys: list[str], bindings: str | None = None) 
 
             install_metrics(b.name for b in spec.bindings if b.batch is not None)
         # Own-consumer bindings: their consumers run here, knowing which targets keep a high-water.
-        high_water = high_water_bindings([*services, *provided], spec)
-        runner = BatchRunner(spec, high_water=high_water) or None
+        runner = BatchRunner(with_high_water([*services, *provided], spec)) or None
     if identity_keys:
         app = identity_checked(app, identity_keys)
     if runner is None:

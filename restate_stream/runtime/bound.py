@@ -24,6 +24,7 @@ siblings over runtime/bound_base.py; `bind` installs whichever a binding asks fo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from datetime import timedelta
@@ -84,11 +85,11 @@ __all__ = [
     "admits_none",
     "bind",
     "causes",
-    "high_water_bindings",
     "input_type_of",
     "remembered_ids",
     "target_keeps_high_water",
     "tombstone_message",
+    "with_high_water",
     "without_none",
 ]
 
@@ -251,16 +252,23 @@ def target_keeps_high_water(binding: Binding, service: AnyService) -> bool:
     return binding.batch is None and _exclusive_object(service, binding.handler)
 
 
-def high_water_bindings(services: Iterable[AnyService], spec: BindingsFile) -> frozenset[str]:
-    """The per-record bindings whose target keeps a high-water: a record re-sent to it is a
-    no-op, so the worker's consumer sends it without an idempotency key (batch/sends.py)."""
+def with_high_water(services: Iterable[AnyService], spec: BindingsFile) -> BindingsFile:
+    """`spec` with `keeps_high_water` set on the per-record bindings whose target in the app
+    keeps a high-water: a record re-sent to it is a no-op, so the worker's consumer sends it
+    without an idempotency key (batch/sends.py)."""
     by_name = {s.name: s for s in services}
-    return frozenset(
-        b.name
-        for b in spec.bindings
-        if b.service in by_name
-        and b.handler in by_name[b.service].handlers
-        and target_keeps_high_water(b, by_name[b.service])
+
+    def keeps(b: Binding) -> bool:
+        service = by_name.get(b.service)
+        return (
+            service is not None
+            and b.handler in service.handlers
+            and target_keeps_high_water(b, service)
+        )
+
+    return dataclasses.replace(
+        spec,
+        bindings=[dataclasses.replace(b, keeps_high_water=keeps(b)) for b in spec.bindings],
     )
 
 

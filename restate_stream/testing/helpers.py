@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
@@ -124,13 +124,12 @@ def wait_exit(worker: WorkerProcess, timeout: float = 60.0) -> int | None:
 
 
 @asynccontextmanager
-async def batch_deliveries(
-    spec: BindingsFile, high_water: Collection[str] = frozenset()
-) -> AsyncIterator[BatchRunner]:
+async def batch_deliveries(spec: BindingsFile) -> AsyncIterator[BatchRunner]:
     """Run the batched bindings of `spec` in this process, as a worker does next to the app:
     their consumers read the topics and send batches through Restate's ingress until exit.
-    `high_water`: as the worker passes it (runtime/bound.py `high_water_bindings`)."""
-    runner = BatchRunner(spec, high_water=high_water)
+    `spec`: as the worker binds it (runtime/bound.py `with_high_water` marks the targets
+    that keep a high-water)."""
+    runner = BatchRunner(spec)
     await runner.start()
     try:
         yield runner

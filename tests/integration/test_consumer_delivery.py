@@ -20,7 +20,7 @@ from restate_stream.bindings import check_against_app, load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
 from restate_stream.control.status import binding_statuses
-from restate_stream.runtime.bound import bind, high_water_bindings
+from restate_stream.runtime.bound import bind, with_high_water
 from restate_stream.runtime.dead_letter import parse_record
 from restate_stream.runtime.event import object_key_for
 from restate_stream.runtime.worker import WorkerProcess
@@ -191,8 +191,8 @@ async def test_a_record_sent_again_without_idempotency_key_is_applied_once(
     spec = load_bindings(path)
     (binding,) = spec.bindings
     bind([record_app.record_log], spec)
-    high_water = high_water_bindings([record_app.record_log], spec)
-    assert high_water == {binding.name}
+    spec = with_high_water([record_app.record_log], spec)
+    assert spec.bindings[0].keeps_high_water
     keys = [f"{run}-k{k}" for k in range(6)]
     expected: dict[str, list[int]] = defaultdict(list)
     for seq in range(300):
@@ -211,7 +211,7 @@ async def test_a_record_sent_again_without_idempotency_key_is_applied_once(
             _, report = await apply_bindings(spec, restate_admin)
             assert report.ok, report.render()
             await asyncio.to_thread(produce_records, stack.bootstrap_servers, topic, records)
-            async with batch_deliveries(spec, high_water):
+            async with batch_deliveries(spec):
                 first = await wait_until(
                     lambda: applied(restate_admin, run),
                     lambda s: total(s) >= len(records),
@@ -227,7 +227,7 @@ async def test_a_record_sent_again_without_idempotency_key_is_applied_once(
                 topic,
                 {0: 0, 1: 0},
             )
-            async with batch_deliveries(spec, high_water) as runner:
+            async with batch_deliveries(spec) as runner:
                 await wait_drained(stack, binding.consumer_group, topic)
                 resent = runner.deliveries[binding.name].delivered
             await wait_until(settled, lambda n: n == 0, timeout=120, describe=str)

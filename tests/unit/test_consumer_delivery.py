@@ -5,6 +5,7 @@ offsets committed, the plan (no subscription) and what the bound handler reads b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import textwrap
 from collections.abc import Mapping
 from datetime import timedelta
@@ -17,7 +18,7 @@ import restate
 
 from connectors.consume import ConsumedRecord
 from connectors.group_consumer import PolledRecord
-from restate_stream.batch import BatchDelivery, BatchRunner, record_idempotency_key
+from restate_stream.batch import BatchDelivery, BatchRunner, record_idempotency_key, sends
 from restate_stream.batch.delivery import DeliveryFailed
 from restate_stream.batch.ingress_client import Answer
 from restate_stream.batch.sends import RecordShape
@@ -37,13 +38,14 @@ from restate_stream.runtime.bound import (
     REDRIVE_WINDOW,
     RecordBoundHandler,
     bind,
-    high_water_bindings,
+    with_high_water,
 )
 from restate_stream.runtime.dead_letter import DEAD_LETTER_TYPE, DeadLetter
 from restate_stream.runtime.event import (
     RECORD_HEADERS_HEADER,
     KafkaCoordinates,
     KafkaEvent,
+    encode_record_headers,
     object_key_for,
 )
 from restate_stream.runtime.formats import cloudevent
@@ -202,11 +204,56 @@ def test_a_send_is_the_record_as_a_subscription_invokes_its_handler() -> None:
     assert unkeyed.request("user-1", [r]).path == "Clicks/on_click/send"
 
 
+def test_a_keys_sends_share_its_path_and_headers_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Built once per key (path, topic, key), not per record: what each record carries is its
+    own, and a key sharing another's object (None and b"") keeps its own `kafka.key`."""
+    (binding,) = parse(CONSUMER).bindings
+    shape = RecordShape(binding)
+
+    def fresh(r: PolledRecord) -> dict[str, str]:
+        """What the record's headers are, built from scratch."""
+        coordinates = KafkaCoordinates(r.topic, r.partition, r.offset, None, r.key, None)
+        return {
+            "content-type": "application/octet-stream",
+            **coordinates.to_headers(),
+            "idempotency-key": record_idempotency_key(
+                binding.consumer_group, r.topic, r.partition, r.offset
+            ),
+            "kafka.timestamp": str(r.timestamp_ms),
+        }
+
+    records = [
+        record(0, 1, b"a"),
+        record(3, 9, b"a", headers=(("tag", b"x"),)),
+        record(0, 2, b"a"),
+        record(0, 3, None),
+        record(0, 4, b""),
+        record(1, 5, None),
+    ]
+    for r in records:
+        request = shape.request(shape.object_key(r), [r])
+        expected = fresh(r)
+        if r.headers:
+            expected[RECORD_HEADERS_HEADER] = encode_record_headers(r.headers)
+        assert request.headers == expected
+        assert list(request.headers) == list(expected), "header order as before"
+    assert shape.request("", [records[3]]).headers.get("kafka.key") is None
+    assert shape.request("", [records[4]]).headers["kafka.key"] == ""
+    # Bounded: past MAX_TEMPLATES keys the kept ones are dropped, not grown without end.
+    monkeypatch.setattr(sends, "MAX_TEMPLATES", 3)
+    for i in range(10):
+        r = record(0, i, f"k{i}".encode())
+        assert shape.request(f"k{i}", [r]).path == f"Clicks/k{i}/on_click/send"
+        assert len(shape._templates) <= 3
+
+
 def test_a_send_to_a_target_keeping_a_high_water_carries_no_idempotency_key() -> None:
     """There a re-sent record is dropped at the high-water; Restate need keep no entry for it."""
     (binding,) = parse(CONSUMER).bindings
     r = record(2, 7, b"user-1", b'{"n": 1}')
-    lean = RecordShape(binding, keeps_high_water=True).request("user-1", [r])
+    lean = RecordShape(dataclasses.replace(binding, keeps_high_water=True)).request("user-1", [r])
     full = RecordShape(binding).request("user-1", [r])
     assert "idempotency-key" not in lean.headers
     assert {**lean.headers, "idempotency-key": full.headers["idempotency-key"]} == full.headers
@@ -243,12 +290,12 @@ def test_only_exclusive_object_handlers_of_per_record_bindings_keep_a_high_water
         " delivery: consumer}\n"
         "  - {name: batched, topic: batched, handler: Clicks/on_click, batch: {max_records: 5}}\n"
     )
-    spec = parse(text)
-    assert high_water_bindings([clicks, click_log], spec) == {"clicks"}
+    spec = with_high_water([clicks, click_log], parse(text))
+    assert [b.name for b in spec.bindings if b.keeps_high_water] == ["clicks"]
     bind([clicks, click_log], parse(CONSUMER), {"local": MemoryPublisher()})  # type: ignore[dict-item]
     wrapper = handler_function(clicks.handlers["on_click"])
     assert isinstance(wrapper, RecordBoundHandler) and wrapper.keeps_high_water
-    runner = BatchRunner(spec, high_water=high_water_bindings([clicks, click_log], spec))
+    runner = BatchRunner(spec)
     assert isinstance(runner.deliveries["clicks"].shape, RecordShape)
     assert runner.deliveries["clicks"].shape.keeps_high_water
     assert not any(
@@ -491,6 +538,43 @@ async def test_the_worker_runs_the_consumer_and_follows_pause_resume_and_a_switc
     # start one after `migrate --to consumer`).
     idle = BatchRunner(load_bindings(subscribed))
     assert not idle and idle.deliveries == {}
+
+
+async def test_a_binding_moved_onto_the_consumer_keeps_what_its_target_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reloaded file knows nothing of the app: a binding `migrate` moves onto the running
+    consumer keeps the bound target's high-water fact (its sends carry no idempotency key)."""
+
+    async def run(self: BatchDelivery, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    monkeypatch.setattr(BatchDelivery, "run", run)
+    path = tmp_path / "bindings.yaml"
+    subscribed = CONSUMER.replace("    delivery: consumer\n", "") + (
+        "  - {name: logged, topic: clicks, handler: ClickLog/log_click, delivery: consumer}\n"
+    )
+    path.write_text(subscribed)
+    spec = with_high_water([clicks, click_log], load_bindings(path))
+    runner = BatchRunner(spec, watch_interval=0.01)
+    assert set(runner.deliveries) == {"logged"}
+
+    async def running() -> set[str]:
+        return runner.running
+
+    await runner.start()
+    try:
+        path.write_text(
+            subscribed.replace(
+                "handler: Clicks/on_click\n", "handler: Clicks/on_click\n    delivery: consumer\n"
+            )
+        )
+        await wait_until(running, lambda r: r == {"clicks", "logged"})
+    finally:
+        await runner.stop()
+    shapes = {name: delivery.shape for name, delivery in runner.deliveries.items()}
+    assert isinstance(shapes["clicks"], RecordShape) and shapes["clicks"].keeps_high_water
+    assert isinstance(shapes["logged"], RecordShape) and not shapes["logged"].keeps_high_water
 
 
 # --- dlq redrive --------------------------------------------------------------------------

@@ -4,13 +4,22 @@ as written, keep-alive reuse, a connection closed while idle, and failures namin
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
 
 from restate_stream._util.ports import free_ports
-from restate_stream.batch.ingress_client import MAX_RESPONSE, IngressClient, IngressSendError
+from restate_stream.batch import ingress_client
+from restate_stream.batch.ingress_client import (
+    MAX_RESPONSE,
+    Answer,
+    IngressClient,
+    IngressSendError,
+    _Connection,
+    _parse_head,
+)
 
 ACCEPTED = b'HTTP/1.1 202 Accepted\r\ncontent-length: 21\r\n\r\n{"status":"Accepted"}'
 
@@ -133,3 +142,101 @@ def test_the_client_runs_on_uvloop_as_in_the_worker() -> None:
         return connections
 
     assert uvloop.run(two_sends()) == [1, 1]
+
+
+# --- the answer's parser, fed chunk by chunk ----------------------------------------------
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def _connection() -> tuple[_Connection, _Transport]:
+    connection, transport = _Connection(), _Transport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    return connection, transport
+
+
+async def test_an_answer_split_anywhere_is_parsed_once_and_the_next_one_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    heads: list[bytes] = []
+
+    def counting(head: bytes) -> tuple[int, int, bool]:
+        heads.append(head)
+        return _parse_head(head)
+
+    monkeypatch.setattr(ingress_client, "_parse_head", counting)
+    connection, transport = _connection()
+    # The blank line ending the header block split between chunks, the body in three.
+    first = connection.exchange(b"request 1")
+    for chunk in (ACCEPTED[:40], ACCEPTED[40:44], ACCEPTED[44:50], ACCEPTED[50:60], ACCEPTED[60:]):
+        assert not first.done()
+        connection.data_received(chunk)
+    assert first.result() == Answer(202, b'{"status":"Accepted"}')
+    assert len(heads) == 1, "the header block is parsed once, not once per chunk"
+    # The next answer on the connection: another status and length, nothing of the first kept.
+    refused = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
+    second = connection.exchange(b"request 2")
+    connection.data_received(refused[:-2])
+    assert not second.done()
+    connection.data_received(refused[-2:])
+    assert second.result() == Answer(503, b"busy")
+    assert connection.keep_alive and not transport.aborted
+    assert transport.written == [b"request 1", b"request 2"]
+
+
+async def test_bytes_past_the_answer_or_unasked_for_end_the_connection() -> None:
+    connection, transport = _connection()
+    answer = connection.exchange(b"request")
+    connection.data_received(ACCEPTED + ACCEPTED[:10])  # a second answer nobody asked for
+    assert answer.result().status == 202
+    assert not connection.keep_alive, "its framing is lost: not to be reused"
+    connection, transport = _connection()
+    connection.data_received(ACCEPTED)
+    assert transport.aborted and connection.closed
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        ("HTTP/1.1 202 Accepted\r\ncontent-length: 21\r\n\r\n", (202, 21, True)),
+        ("HTTP/1.1 200 OK\r\nContent-Type: x\r\nCONTENT-LENGTH:  7 \r\n\r\n", (200, 7, True)),
+        ("HTTP/1.1 204 No Content\r\n\r\n", (204, 0, True)),
+        ("HTTP/1.1 202 Accepted\r\nconnection: close\r\n\r\n", (202, 0, False)),
+        ("HTTP/1.0 202 Accepted\r\ncontent-length: 2\r\n\r\n", (202, 2, False)),
+        ("HTTP/1.0 202 Accepted\r\nConnection: Keep-Alive\r\n\r\n", (202, 0, True)),
+        # A field whose value names another field is not that field.
+        ("HTTP/1.1 202 Accepted\r\nx-note: content-length: 9\r\ncontent-length: 1\r\n\r\n",
+         (202, 1, True)),
+    ],
+)  # fmt: skip
+def test_the_header_block_gives_status_length_and_keep_alive(
+    head: str, expected: tuple[int, int, bool]
+) -> None:
+    assert _parse_head(head.encode()) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "problem"),
+    [
+        ("HTTP/2 200\r\n\r\n", "not an HTTP/1.x answer: 'HTTP/2 200'"),
+        ("HTTP/1.1 2x2 Odd\r\n\r\n", "not an HTTP/1.x answer: 'HTTP/1.1 2x2 Odd'"),
+        ("SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP/1.x answer"),
+        ("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", "a chunked answer"),
+        ("HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n", "Content-Length '-1'"),
+        ("HTTP/1.1 200 OK\r\ncontent-length: ten\r\n\r\n", "Content-Length 'ten'"),
+        (f"HTTP/1.1 200 OK\r\ncontent-length: {MAX_RESPONSE + 1}\r\n\r\n", "an answer of 65537"),
+    ],
+)
+def test_a_header_block_not_read_says_why(head: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        _parse_head(head.encode())
