@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +13,17 @@ from pathlib import Path
 
 from restate_stream.stack import StackPorts
 from restate_stream.testing import CLI, LineReader
+
+# dev as a terminal starts it: SIGINT at its default, whatever this process inherited. A
+# shell running the suite in the background (`... &` with no job control) starts it with
+# SIGINT ignored, which exec keeps: dev then never saw the test's Ctrl-C and was SIGKILLed.
+AS_FROM_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+    *CLI[1:],
+]
 
 
 @dataclass
@@ -34,7 +46,7 @@ def running_dev(
     """Start `restate-stream dev ARGS`, wait until it says it runs (failing with its output
     if it does not), and SIGINT its process group on the way out (SIGKILL after 60 s)."""
     process = subprocess.Popen(
-        [*CLI, "dev", *args],
+        [*AS_FROM_A_TERMINAL, "dev", *args],
         cwd=cwd,
         env={**os.environ, **env} if env is not None else None,
         stdout=subprocess.PIPE,
