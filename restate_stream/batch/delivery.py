@@ -64,8 +64,9 @@ MIN_RECORDS_IN_FLIGHT = 50_000
 # commit bookkeeping), records in flight (waiting in their keys' lanes) and concurrent sends
 # (one record each, one sender and connection each). Restate's CPU per accepted send falls
 # as more are in flight at once (it writes them to its log together): with 16, 1.2-1.3x what
-# a subscription costs it per record; with 64, about the same; with 100, 0.9x of 64's
-# (benchmarks/ingress_cost.py, 100 keys: all of them in flight). A key has one in flight.
+# a subscription costs it per record; with 64, about the same; with 100, 0.9x of 64's in one
+# run on a loaded machine (benchmarks/ingress_cost.py, 100 keys: all of them in flight). A
+# key has one in flight.
 RECORD_CUT = 500
 RECORD_RECORDS_IN_FLIGHT = 5_000
 RECORD_CONCURRENT_SENDS = 128

@@ -46,6 +46,7 @@ from restate_stream.runtime.event import (
 )
 from restate_stream.runtime.failures import DropRecord, RejectedRecords
 from restate_stream.runtime.formats import DecodeError
+from restate_stream.runtime.formats.cloudevents import ENVELOPE_MARK
 from restate_stream.runtime.formats.json import UNPARSED
 from restate_stream.runtime.high_water import high_water_state, source_name
 from restate_stream.runtime.logs import set_handling
@@ -216,10 +217,9 @@ class BatchBoundHandler(BoundHandler):
             if (
                 parsed is not UNPARSED
                 and (any_type or type(parsed) is unconverted)
-                and not (type(parsed) is dict and "specversion" in parsed)
+                and not (type(parsed) is dict and ENVELOPE_MARK in parsed)
             ):
-                fields = {"value": parsed, "key": key, "raw": value_bytes, "headers": headers,
-                          "_wire": r, "_times": times}  # fmt: skip
+                value, event_id, event_type = parsed, None, None
             else:
                 try:
                     if value_bytes is not None and json_codec is not None:
@@ -232,10 +232,10 @@ class BatchBoundHandler(BoundHandler):
                     coords = _coordinates(r, times)
                     await self.sink.dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
                     continue
-                fields = {"value": value, "key": key, "raw": value_bytes or b"", "headers": headers,
-                          "_wire": r, "_times": times}  # fmt: skip
-                if event_id is not None or event_type is not None:
-                    fields["event_id"], fields["event_type"] = event_id, event_type
+            fields = {"value": value, "key": key, "raw": value_bytes or b"", "headers": headers,
+                      "_wire": r, "_times": times}  # fmt: skip
+            if event_id is not None or event_type is not None:
+                fields["event_id"], fields["event_type"] = event_id, event_type
             event = _new(_BatchEvent)
             _set(event, "__dict__", fields)  # `built`, inline: one call less per record
             append(event)

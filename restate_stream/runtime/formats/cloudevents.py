@@ -11,6 +11,8 @@ from typing import Any
 from restate_stream.runtime.formats.json import json_text
 
 CLOUDEVENTS_SPEC = "1.0"
+# The attribute every envelope has: a dict without it is never one (a cheap first test).
+ENVELOPE_MARK = "specversion"
 
 
 def cloudevent(event_id: str, event_type: str, source: str, time: str, data: Any) -> bytes:
@@ -29,7 +31,7 @@ def cloudevent_json(
     """The envelope around `data` already encoded as JSON text (encoded once, checked early).
     `traceparent` is the distributed-tracing extension's attribute (W3C trace context)."""
     head = {
-        "specversion": CLOUDEVENTS_SPEC,
+        ENVELOPE_MARK: CLOUDEVENTS_SPEC,
         "id": event_id,
         "source": source,
         "type": event_type,
@@ -43,14 +45,14 @@ def cloudevent_json(
 
 def unwrap_cloudevent(obj: Any) -> tuple[Any, str | None, str | None]:
     """(data, id, type) of a CloudEvents envelope; (obj, None, None) for anything else."""
-    if isinstance(obj, dict) and obj.get("specversion") == CLOUDEVENTS_SPEC and "id" in obj:
+    if isinstance(obj, dict) and obj.get(ENVELOPE_MARK) == CLOUDEVENTS_SPEC and "id" in obj:
         return obj.get("data"), str(obj["id"]), obj.get("type")
     return obj, None, None
 
 
 def envelope_traceparent(obj: Any) -> str | None:
     """The distributed-tracing extension's traceparent of a parsed envelope, if any."""
-    if isinstance(obj, dict) and obj.get("specversion") == CLOUDEVENTS_SPEC:
+    if isinstance(obj, dict) and obj.get(ENVELOPE_MARK) == CLOUDEVENTS_SPEC:
         value = obj.get("traceparent")
         return value if isinstance(value, str) else None
     return None
