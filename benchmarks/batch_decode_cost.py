@@ -3,7 +3,9 @@ body decoded (`decode_batch`) and each record turned into a `KafkaEvent` (JSON v
 dict or a pydantic model, coordinates, key), against a baseline measured in the same run:
 `json.loads` of the same values alone (what any Python consumer pays at least).
 
-Rounds alternate baseline and candidate; medians in µs/record and the ratio.
+Rounds alternate baseline and candidate; medians in µs/record and the ratio. With
+--worker-heap the process first imports what a worker does, so garbage collections walk a
+heap of a worker's size (a small script's heap made them look cheap).
 
     .venv/bin/python -m benchmarks.batch_decode_cost [--records 1000] [--rounds 7]
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import importlib
 import json
 import os
 import platform
@@ -22,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from restate_stream.batch.handler import BatchBoundHandler, batch_handler
+from restate_stream.batch.handler import BatchBoundHandler, batch_handler, records_of
 from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.bindings.loader import parse_bindings
@@ -68,7 +72,7 @@ def body(records: int) -> bytes:
 def object_side(handler: BatchBoundHandler, data: bytes) -> float:
     ctx = as_context(MemoryContext("user-7"))
     start = time.perf_counter_ns()
-    records = decode_batch(data)
+    records = records_of(data)
     events = asyncio.run(handler._events(ctx, records, None))
     elapsed = time.perf_counter_ns() - start
     assert len(events) == len(records)
@@ -88,7 +92,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--worker-heap",
+        action="store_true",
+        help="first import what a worker serving benchmarks/apps.py imports (granian, its app), "
+        "so that garbage collections walk a worker's heap, not this small script's",
+    )
     args = parser.parse_args()
+    if args.worker_heap:
+        importlib.import_module("benchmarks.apps")
+        importlib.import_module("granian")
+        importlib.import_module("restate_stream.runtime.worker")
     spec: BindingsFile = parse_bindings(BINDINGS, Path("bench-bindings.yaml"))
     binding: Binding = spec.bindings[0]
     handlers = {
@@ -105,7 +119,8 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     print(
-        f"records per body: {args.records}, rounds: {args.rounds}, load: {os.getloadavg()[0]:.2f}"
+        f"records per body: {args.records}, rounds: {args.rounds}, load: {os.getloadavg()[0]:.2f}, "
+        f"objects tracked by the garbage collector: {len(gc.get_objects()):,}"
     )
     base = statistics.median(results["baseline"])
     print(f"baseline json.loads of the values:     {base:6.2f} µs/record")
