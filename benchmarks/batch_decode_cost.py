@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from restate_stream.batch.handler import BatchBoundHandler, batch_handler, records_of
+from restate_stream.batch.handler import BatchBoundHandler, batch_handler
 from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.bindings.loader import parse_bindings
@@ -72,7 +72,7 @@ def body(records: int) -> bytes:
 def object_side(handler: BatchBoundHandler, data: bytes) -> float:
     ctx = as_context(MemoryContext("user-7"))
     start = time.perf_counter_ns()
-    records = records_of(data)
+    records = decode_batch(data)
     events = asyncio.run(handler._events(ctx, records, None))
     elapsed = time.perf_counter_ns() - start
     assert len(events) == len(records)

@@ -7,12 +7,18 @@ stretch ends: a collection in the middle finds no garbage, yet each one walks th
 survive into the older generations, so full collections follow. In a worker (a heap of ~90k
 objects: the SDK, granian, the user's app) that was a third of a batched record's worker CPU
 (py-spy/perf: gc_collect_main, visit_decref, visit_reachable; benchmarks/batch_decode_cost.py
---worker-heap). Paused, what the stretch built and dropped is freed by reference counting and
-never walked; what it keeps counts towards the next collection as before.
+--worker-heap); in the delivery, polling and encoding a cut's records, a third of its too.
+Paused, what the stretch built and dropped is freed by reference counting and never walked;
+what it keeps counts towards the next collection as before.
 
-Only around synchronous code: no `await` inside. Collection is process-wide, so a pause held
-across a suspension would hold it for every other task too, and two tasks' pauses would end
-out of order.
+Used by the batch body's encoding (the delivery) and decoding (the worker), the worker's
+events, and the consumer's poll (connectors/group_consumer.py, its own three lines).
+
+Only around synchronous code: no `await` inside, nor a wait for I/O. Collection is
+process-wide, so a pause held across a suspension would hold it for every other task too,
+and two tasks' pauses would end out of order. Threads may overlap their pauses (the consumer's
+poll thread and the event loop): the one that paused resumes, so once both ended collection
+is on again; in between, the other's stretch may be collected as usual.
 """
 
 from __future__ import annotations

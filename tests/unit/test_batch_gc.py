@@ -1,6 +1,7 @@
-"""A batch is decoded and its events built with garbage collection paused (_util/gc_pause.py):
-every object that stretch builds stays reachable, so a collection in it walks them for
-nothing. The pause never spans an await, and collection is on again whatever happened."""
+"""A batch is polled, encoded, decoded and its events built with garbage collection paused
+(_util/gc_pause.py): every object those stretches build stays reachable, so a collection in
+them walks them for nothing. The pause never spans an await, and collection is on again
+whatever happened."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 
 import pytest
 import restate
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 
+from connectors.group_consumer import GroupConsumer
 from restate_stream._util.gc_pause import collection_paused
-from restate_stream.batch.wire import WireRecord, encode_batch
+from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.event import KafkaEvent
 from restate_stream.runtime.formats import DecodeError
@@ -36,6 +39,48 @@ def collections() -> Iterator[list[int]]:
         yield started
     finally:
         gc.callbacks.remove(count)
+
+
+def test_a_body_is_encoded_and_decoded_without_a_collection(collections: list[int]) -> None:
+    records = [
+        WireRecord("t", i % 4, i, 1_700_000_000_000, b"key-%d" % (i % 25), b'{"seq": %d}' % i)
+        for i in range(20_000)
+    ]
+    for json_values in (True, False):  # by column, and record by record
+        gc.collect()
+        collections.clear()
+        body = encode_batch(records, json_values=json_values)
+        decoded = decode_batch(body)
+        # Unpaused, one every 700 containers: dozens a call. Paused, one may start once each
+        # call returned (the count of containers is not all given back as they are freed).
+        assert len(collections) <= 2, collections
+        assert len(decoded) == 20_000
+    assert gc.isenabled()
+
+
+def test_a_polls_records_are_built_without_a_collection(collections: list[int]) -> None:
+    messages = [
+        Message(topic="t", partition=0, offset=i, key=b"k", value=b"%d" % i,  # type: ignore[call-arg]
+                timestamp=(TIMESTAMP_CREATE_TIME, 1_700_000_000_000))
+        for i in range(20_000)
+    ]  # fmt: skip
+    consumer = GroupConsumer({"bootstrap.servers": "127.0.0.1:9"}, "t", "g")
+    consumer._consumer = StandInConsumer(messages)  # type: ignore[assignment]
+    gc.collect()
+    collections.clear()
+    assert len(consumer._poll(20_000, 0)) == 20_000
+    assert len(collections) <= 1, collections
+    assert gc.isenabled()
+
+
+class StandInConsumer:
+    """consume() returns what it was given, as confluent-kafka's would from a broker."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
+
+    def consume(self, max_records: int, timeout: float) -> list[Message]:
+        return self.messages
 
 
 async def test_a_large_batch_is_decoded_without_a_collection_every_few_hundred_records(
