@@ -1,4 +1,5 @@
-"""Garbage collection paused over a stretch that only builds objects which stay reachable.
+"""Garbage collection paused over a stretch that only builds objects which stay reachable;
+and a serving process's startup objects kept out of collections (`freeze_startup_objects`).
 
 CPython starts a collection every 700 net allocations of container objects (lists, dicts,
 instances), and a full one, walking every object of the process, whenever enough survivors
@@ -38,3 +39,16 @@ def collection_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def freeze_startup_objects() -> None:
+    """Move every object alive now to the permanent generation, which collections never walk:
+    called once a serving process built its app, so the modules, classes and app it loaded
+    (~90k objects in a worker) stop being walked by every full collection, which the
+    batches' and invocations' survivors start every few invocations. In
+    benchmarks/e2e_throughput.py (two loaded runs each way) the worker's CPU per record was
+    15-45% lower, batched or not.
+    What it costs: one of those objects that later becomes cyclic garbage is never freed
+    (module-level objects seldom do; a collection first frees what already is)."""
+    gc.collect()
+    gc.freeze()
