@@ -7,7 +7,8 @@ Rounds alternate baseline and candidate; medians in µs/record and the ratio. Wi
 --worker-heap the process first imports what a worker does, so garbage collections walk a
 heap of a worker's size (a small script's heap made them look cheap).
 
-    .venv/bin/python -m benchmarks.batch_decode_cost [--records 1000] [--rounds 7]
+    .venv/bin/python -m benchmarks.batch_decode_cost [--records 1000] [--rounds 7] [--keys 1]
+        [--worker-heap]
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ async def on_dicts(ctx: Any, events: list[KafkaEvent[dict[str, Any]]]) -> None: 
 async def on_models(ctx: Any, events: list[KafkaEvent[Click]]) -> None: ...
 
 
-def body(records: int) -> bytes:
+def body(records: int, keys: int = 1) -> bytes:
+    """`keys` > 1: the records' keys take turns, as in a per: partition body (a run each)."""
     return encode_batch(
         [
             WireRecord(
@@ -60,7 +62,7 @@ def body(records: int) -> bytes:
                 1,
                 i,
                 1_764_000_000_000 + i,
-                b"user-7",
+                b"user-7" if keys == 1 else b"user-%d" % (i % keys),
                 json.dumps({"seq": i, "page": f"/p/{i % 50}"}).encode(),
             )
             for i in range(records)
@@ -93,6 +95,12 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
+        "--keys",
+        type=int,
+        default=1,
+        help="keys taking turns in the body (per: partition, 100 keys on 4 partitions: 25)",
+    )
+    parser.add_argument(
         "--worker-heap",
         action="store_true",
         help="first import what a worker serving benchmarks/apps.py imports (granian, its app), "
@@ -109,7 +117,7 @@ def main() -> None:
         "dict": batch_handler(binding, on_dicts, MemoryPublisher()),
         "pydantic model": batch_handler(binding, on_models, MemoryPublisher()),
     }
-    data = body(args.records)
+    data = body(args.records, args.keys)
     results: dict[str, list[float]] = {"baseline": [], **{name: [] for name in handlers}}
     for _ in range(args.rounds):
         results["baseline"].append(baseline(data))
@@ -119,7 +127,8 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     print(
-        f"records per body: {args.records}, rounds: {args.rounds}, load: {os.getloadavg()[0]:.2f}, "
+        f"records per body: {args.records}, keys: {args.keys}, rounds: {args.rounds}, "
+        f"load: {os.getloadavg()[0]:.2f}, "
         f"objects tracked by the garbage collector: {len(gc.get_objects()):,}"
     )
     base = statistics.median(results["baseline"])
