@@ -3,15 +3,20 @@ body decoded (`decode_batch`) and each record turned into a `KafkaEvent` (JSON v
 dict or a pydantic model, coordinates, key), against a baseline measured in the same run:
 `json.loads` of the same values alone (what any Python consumer pays at least).
 
-Rounds alternate baseline and candidate; medians in µs/record and the ratio.
+Rounds alternate baseline and candidate; medians in µs/record and the ratio. With
+--worker-heap the process first imports what a worker does, so garbage collections walk a
+heap of a worker's size (a small script's heap made them look cheap).
 
-    .venv/bin/python -m benchmarks.batch_decode_cost [--records 1000] [--rounds 7]
+    .venv/bin/python -m benchmarks.batch_decode_cost [--records 1000] [--rounds 7] [--keys 1]
+        [--worker-heap]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import importlib
 import json
 import os
 import platform
@@ -48,7 +53,8 @@ async def on_dicts(ctx: Any, events: list[KafkaEvent[dict[str, Any]]]) -> None: 
 async def on_models(ctx: Any, events: list[KafkaEvent[Click]]) -> None: ...
 
 
-def body(records: int) -> bytes:
+def body(records: int, keys: int = 1) -> bytes:
+    """`keys` > 1: the records' keys take turns, as in a per: partition body (a run each)."""
     return encode_batch(
         [
             WireRecord(
@@ -56,7 +62,7 @@ def body(records: int) -> bytes:
                 1,
                 i,
                 1_764_000_000_000 + i,
-                b"user-7",
+                b"user-7" if keys == 1 else b"user-%d" % (i % keys),
                 json.dumps({"seq": i, "page": f"/p/{i % 50}"}).encode(),
             )
             for i in range(records)
@@ -88,14 +94,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--keys",
+        type=int,
+        default=1,
+        help="keys taking turns in the body (per: partition, 100 keys on 4 partitions: 25)",
+    )
+    parser.add_argument(
+        "--worker-heap",
+        action="store_true",
+        help="first import what a worker serving benchmarks/apps.py imports (granian, its app), "
+        "so that garbage collections walk a worker's heap, not this small script's",
+    )
     args = parser.parse_args()
+    if args.worker_heap:
+        importlib.import_module("benchmarks.apps")
+        importlib.import_module("granian")
+        importlib.import_module("restate_stream.runtime.worker")
     spec: BindingsFile = parse_bindings(BINDINGS, Path("bench-bindings.yaml"))
     binding: Binding = spec.bindings[0]
     handlers = {
         "dict": batch_handler(binding, on_dicts, MemoryPublisher()),
         "pydantic model": batch_handler(binding, on_models, MemoryPublisher()),
     }
-    data = body(args.records)
+    data = body(args.records, args.keys)
     results: dict[str, list[float]] = {"baseline": [], **{name: [] for name in handlers}}
     for _ in range(args.rounds):
         results["baseline"].append(baseline(data))
@@ -105,7 +127,9 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     print(
-        f"records per body: {args.records}, rounds: {args.rounds}, load: {os.getloadavg()[0]:.2f}"
+        f"records per body: {args.records}, keys: {args.keys}, rounds: {args.rounds}, "
+        f"load: {os.getloadavg()[0]:.2f}, "
+        f"objects tracked by the garbage collector: {len(gc.get_objects()):,}"
     )
     base = statistics.median(results["baseline"])
     print(f"baseline json.loads of the values:     {base:6.2f} µs/record")

@@ -59,6 +59,7 @@ from benchmarks.common import (
 )
 from benchmarks.minimal_bridge import SERVICE as BRIDGE_SERVICE
 from benchmarks.minimal_bridge import MinimalBridge
+from benchmarks.profiling import profiled
 from benchmarks.report import Series, cpu_cell, fmt, paired_ratio, series_table, table
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
@@ -646,6 +647,8 @@ async def run(
                     "worker": worker.process.pid,
                     "restate": restate_pgid,
                 }
+                # Profiled with BENCH_PROFILE (benchmarks/profiling.py): not restate-server.
+                profiled_groups = {"delivery": SELF, "worker": worker.process.pid}
                 process_costs: dict[str, list[dict[str, ProcessCost]]] = {
                     row.name: [] for row in [*batched.values(), *bridges.values()]
                 }
@@ -681,7 +684,7 @@ async def run(
                         size, per = variant
                         binding = batched_bindings[f"batch-{size}-{per}-{r - 1}"]
                         delivery = batch_delivery(binding, stack)
-                        with CostMeter(processes) as meter:
+                        with profiled(binding.name, profiled_groups), CostMeter(processes) as meter:
                             rate = await batched_rate(admin, delivery, binding.service, records)
                         measured(batched[variant], rate, meter, records, process_costs)
                         report(r, batched[variant])
@@ -694,7 +697,10 @@ async def run(
                             size,
                         )
                         bridge.prefix = f"{size}-{r}/"  # this round's objects: fresh offsets
-                        with CostMeter(processes) as meter:
+                        with (
+                            profiled(f"bridge-{size}-{r}", profiled_groups),
+                            CostMeter(processes) as meter,
+                        ):
                             rate = await batched_rate(admin, bridge, BRIDGE_SERVICE, records)
                         measured(bridges[size], rate, meter, records, process_costs)
                         report(r, bridges[size])

@@ -15,6 +15,7 @@ offsets (or the start policy), so nothing is skipped.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -201,7 +202,16 @@ class GroupConsumer:
         if self.generation != generation:
             self._rewind({m.partition() or 0 for m in messages if m.error() is None})
             return []
-        return polled_records(messages, self.topic, self.group_id)
+        # Garbage collection paused (restate_stream/_util/gc_pause.py says why; this package
+        # does not import that one): a record is two tuples, all reachable until it returns.
+        # Not over consume(), which waits for the broker.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return polled_records(messages, self.topic, self.group_id)
+        finally:
+            if collecting:
+                gc.enable()
 
     def _rewind(self, partitions: set[int]) -> None:
         consumer = self._consumer

@@ -28,11 +28,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import restate
 from opentelemetry import trace
 
+from restate_stream._util.gc_pause import collection_paused
 from restate_stream.batch.wire import WireError, WireRecord, decode_batch
 from restate_stream.bindings import Binding
 from restate_stream.runtime.bound_base import TOMBSTONE_ERROR, BoundHandler, UserFunction
@@ -96,6 +97,18 @@ _topic_of, _partition_of, _offset_of, _source_of = (
     itemgetter(2),
     itemgetter(0, 1),
 )
+
+
+_Decoded = tuple[Any, str | None, str | None]  # (value, event id, event type)
+
+
+class _Building(NamedTuple):
+    """What building a batch's events keeps from one record to the next."""
+
+    key: str | None  # the object key (per: key), else each record's, from:
+    object_keys: dict[bytes | None, str]  # a partition's records share few keys (a dict:
+    # functools.cache per invocation cost more than a small batch's whole per-record work)
+    times: dict[int, datetime]  # the batch's timestamps as datetimes (_coordinates)
 
 
 class _BatchEvent(DeferredEvent[Any]):
@@ -190,25 +203,55 @@ class BatchBoundHandler(BoundHandler):
     async def _events(
         self, ctx: restate.ObjectContext, records: list[WireRecord], redrive_of: LetterRef | None
     ) -> list[KafkaEvent[Any]]:
-        """The records decoded; one that cannot be is dead-lettered alone. The per-record
-        work of a batch: a value that came parsed and needs no conversion (a handler of
-        `dict`/`Any`, not a CloudEvents envelope) is taken as it is, inline; the rest goes
-        through the codec in plain calls (no coroutine per record unless it needs I/O).
-        Events are built without their dataclass __init__ (`built`), their event id and type
-        left to the class's None unless an envelope gave them."""
+        """The records decoded; one that cannot be is dead-lettered alone. Built with garbage
+        collection paused (`_ready_events`), which stops at a record that needs I/O: one
+        whose decoding waits for the schema registry, or that goes to the dead-letter topic."""
         events: list[KafkaEvent[Any]] = []
+        context = _Building(ctx.key(), {}, {})
+        at, n = 0, len(records)
+        waited: _Decoded | None = None  # records[at] decoded (it needed I/O)
+        while at < n:
+            with collection_paused():  # no await inside
+                at = self._ready_events(records, at, waited, events, context)
+            waited = None
+            if at == n:
+                break
+            r = records[at]
+            try:
+                waited = await self.decode(r.value, r.parsed)
+            except DecodeError as exc:
+                error = TOMBSTONE_ERROR if r.value is None else "DecodeError"
+                coords = _coordinates(r, context.times)
+                await self.sink.dead_letter(
+                    ctx, coords, r.value or b"", error, str(exc), 1, redrive_of
+                )
+                at += 1
+        return events
+
+    def _ready_events(
+        self,
+        records: list[WireRecord],
+        at: int,
+        waited: _Decoded | None,
+        events: list[KafkaEvent[Any]],
+        context: _Building,
+    ) -> int:
+        """Append the events of records[at:] until one needs I/O (its index; len(records)
+        when none did). `waited`: records[at] decoded already. The per-record work of a
+        batch: a value that came parsed and needs no conversion (a handler of `dict`/`Any`,
+        not a CloudEvents envelope) is taken as it is, inline; the rest goes through the
+        codec in plain calls. Events are built without their dataclass __init__ (`built`),
+        their event id and type left to the class's None unless an envelope gave them."""
         append = events.append
         per_key = self.binding.batch is None or self.binding.batch.per == "key"
-        key: str | None = ctx.key()
+        key, object_keys, times = context
         json_codec = self.json_codec
         # The type a parsed value passes through as (`object`: any); None: always convert.
         unconverted = json_codec.unconverted if json_codec is not None else None
         any_type = unconverted is object
-        times: dict[int, datetime] = {}
-        # A partition's records share few keys (a dict: functools.cache per invocation cost
-        # more than a small batch's whole per-record work).
-        object_keys: dict[bytes | None, str] = {}
-        for r in records:
+        decoded_now = self.decoded_now
+        for i in range(at, len(records)):
+            r = records[i]
             _, _, _, _, key_bytes, value_bytes, headers, parsed = r
             if not per_key:
                 key = object_keys.get(key_bytes)
@@ -221,17 +264,17 @@ class BatchBoundHandler(BoundHandler):
             ):
                 value, event_id, event_type = parsed, None, None
             else:
-                try:
-                    if value_bytes is not None and json_codec is not None:
-                        value, event_id, event_type = self.from_json(value_bytes, parsed)
-                    else:
-                        value, event_id, event_type = await self.decode(value_bytes)
-                except DecodeError as exc:
-                    error = TOMBSTONE_ERROR if value_bytes is None else "DecodeError"
-                    raw = value_bytes or b""
-                    coords = _coordinates(r, times)
-                    await self.sink.dead_letter(ctx, coords, raw, error, str(exc), 1, redrive_of)
-                    continue
+                decoded: _Decoded | None = waited  # records[at]'s, if it waited
+                if decoded is not None:
+                    waited = None
+                else:
+                    try:
+                        decoded = decoded_now(value_bytes, parsed)
+                    except DecodeError:
+                        return i  # dead-lettered by the caller
+                    if decoded is None:
+                        return i
+                value, event_id, event_type = decoded
             fields = {"value": value, "key": key, "raw": value_bytes or b"", "headers": headers,
                       "_wire": r, "_times": times}  # fmt: skip
             if event_id is not None or event_type is not None:
@@ -239,7 +282,7 @@ class BatchBoundHandler(BoundHandler):
             event = _new(_BatchEvent)
             _set(event, "__dict__", fields)  # `built`, inline: one call less per record
             append(event)
-        return events
+        return len(records)
 
     async def _handle(
         self,

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from restate_stream._util.gc_pause import collection_paused
 from restate_stream.runtime.event import Headers
 from restate_stream.runtime.formats.json import UNPARSED
 
@@ -141,12 +142,14 @@ def inlinable(value: bytes) -> bool:
 def encode_batch(records: Sequence[EncodableRecord], *, json_values: bool = False) -> bytes:
     """The v2 body, written directly as bytes (json.dumps of one dict per record was most of
     the client's CPU per record); json.dumps only for what may need escaping (topic and
-    header names). `json_values`: the binding's format is JSON, so valid values go inline."""
-    if json_values and len(records) >= _COLUMNS_FROM:
-        columns = tuple(zip(*records, strict=False))
-        if _all_inline(columns):
-            return _encode_inline(columns)
-    return _encode_each(records, json_values=json_values)
+    header names). `json_values`: the binding's format is JSON, so valid values go inline.
+    With garbage collection paused: what it builds per record is reachable until it returns."""
+    with collection_paused():
+        if json_values and len(records) >= _COLUMNS_FROM:
+            columns = tuple(zip(*records, strict=False))
+            if _all_inline(columns):
+                return _encode_inline(columns)
+        return _encode_each(records, json_values=json_values)
 
 
 def _all_inline(columns: tuple[tuple[Any, ...], ...]) -> bool:
@@ -250,7 +253,13 @@ def _encode_each(records: Sequence[EncodableRecord], *, json_values: bool) -> by
 
 def decode_batch(body: bytes) -> list[WireRecord]:
     """The records of a batch body (v1 or v2); WireError naming the record and field if
-    malformed."""
+    malformed. With garbage collection paused: the parsed body and the records are reachable
+    until it returns."""
+    with collection_paused():
+        return _decode(body)
+
+
+def _decode(body: bytes) -> list[WireRecord]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

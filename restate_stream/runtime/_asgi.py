@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from restate_stream._util.gc_pause import freeze_startup_objects
 from restate_stream.batch.runner import BatchRunner
 from restate_stream.bindings import check_against_app, import_app, load_bindings
 from restate_stream.runtime._sdk import identity_checked
@@ -63,7 +64,9 @@ def _from_environment() -> Any:
     configure_tracing()  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the otel extra)
     keys = split_keys(os.environ.get(IDENTITY_KEYS_ENV, ""))
     bindings = os.environ.get(BINDINGS_ENV) or None
-    return build_app(os.environ[APP_ENV], keys, bindings)
+    app = build_app(os.environ[APP_ENV], keys, bindings)
+    freeze_startup_objects()  # what lives as long as the process: no collection walks it
+    return app
 
 
 app = _from_environment()

@@ -124,6 +124,18 @@ class BoundHandler(ABC):
     ) -> tuple[Any, str | None, str | None]:
         """(value, event id, event type); None for a tombstone, which is the value None if
         the handler admits it and a DecodeError otherwise."""
+        decoded = self.decoded_now(raw, parsed)
+        if decoded is None:
+            assert raw is not None  # only a value waits for I/O
+            # A schema id not seen yet: the registry lookup blocks, so not on the event loop.
+            return await asyncio.to_thread(self.codec.decode, raw), None, None
+        return decoded
+
+    def decoded_now(
+        self, raw: bytes | None, parsed: Any = UNPARSED
+    ) -> tuple[Any, str | None, str | None] | None:
+        """decode's result without waiting for anything; None if `raw` needs I/O first (a
+        schema registry lookup), which only decode does."""
         if raw is None:
             if self.takes_none:
                 return None, None, None
@@ -132,8 +144,7 @@ class BoundHandler(ABC):
             return self.from_json(raw, parsed)
         needs_io = getattr(self.codec, "needs_io", None)
         if needs_io is not None and needs_io(raw):
-            # A schema id not seen yet: the registry lookup blocks, so not on the event loop.
-            return await asyncio.to_thread(self.codec.decode, raw), None, None
+            return None
         return self.codec.decode(raw), None, None
 
     async def call_user(

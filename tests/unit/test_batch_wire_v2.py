@@ -116,7 +116,7 @@ class Item(BaseModel):
     n: int
 
 
-def spec(service: str) -> BindingsFile:
+def spec(service: str, fmt: str = "json", per: str = "key") -> BindingsFile:
     text = bindings_yaml(
         clusters={"local": "127.0.0.1:9"},
         worker={"app": "app:app"},
@@ -124,9 +124,10 @@ def spec(service: str) -> BindingsFile:
             {
                 "name": "b",
                 "topic": "t",
+                "format": fmt,
                 "dead_letter": "t.dlq",
                 "handler": f"{service}/take",
-                "batch": {"max_records": 10, "max_wait": "10ms"},
+                "batch": {"max_records": 10, "max_wait": "10ms", "per": per},
             }
         ],
     )

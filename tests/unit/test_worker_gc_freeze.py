@@ -1,0 +1,52 @@
+"""A serving process freezes what it loaded once its app is built (_util/gc_pause.py): those
+objects leave the collected generations, so full collections stop walking them."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from restate_stream.runtime import _asgi
+
+APP = """\
+import restate
+
+counter = restate.VirtualObject("FrozenCounter")
+
+
+@counter.handler()
+async def count(ctx: restate.ObjectContext, value: int) -> None: ...
+
+
+app = restate.app([counter])
+"""
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    assert gc.get_freeze_count() == 0
+    try:
+        yield
+    finally:
+        gc.unfreeze()  # the test process's objects are collected again
+
+
+def test_the_serving_process_freezes_its_startup_objects_after_building_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unfrozen: None
+) -> None:
+    (tmp_path / "frozen_app.py").write_text(APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(_asgi.APP_ENV, "frozen_app:app")
+    monkeypatch.delenv(_asgi.BINDINGS_ENV, raising=False)
+    monkeypatch.setattr(_asgi, "configure_logging", lambda **_: None)  # not this process's
+    monkeypatch.setattr(_asgi, "configure_tracing", lambda: None)
+    app = _asgi._from_environment()
+    assert app is not None
+    import frozen_app  # built by then: its objects are among the frozen ones
+
+    frozen = gc.get_freeze_count()
+    assert frozen > 1000
+    assert not any(o is frozen_app.counter for o in gc.get_objects())  # no generation holds it
