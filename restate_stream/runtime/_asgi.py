@@ -15,6 +15,7 @@ from restate_stream.batch.runner import BatchRunner
 from restate_stream.bindings import check_against_app, import_app, load_bindings
 from restate_stream.runtime._sdk import identity_checked
 from restate_stream.runtime.bound import bind, with_high_water
+from restate_stream.runtime.granian_signals import relay_sigterm_to_granian
 from restate_stream.runtime.logs import configure_logging
 from restate_stream.runtime.provided import provided_services, serve_provided
 from restate_stream.runtime.publisher import Publisher
@@ -26,6 +27,7 @@ BINDINGS_ENV = "RESTATE_STREAM_BINDINGS"  # the bindings file whose handlers get
 IDENTITY_KEYS_ENV = "RESTATE_STREAM_IDENTITY_KEYS"  # comma-separated publickeyv1_... keys
 METRICS_ENV = "RESTATE_STREAM_METRICS"  # set: record metrics for the worker's /metrics
 LOG_FORMAT_ENV = "RESTATE_STREAM_LOG_FORMAT"  # text (default) or json
+SERVER_ENV = "RESTATE_STREAM_SERVER"  # granian or hypercorn: which server imports this module
 
 
 def split_keys(text: str) -> list[str]:
@@ -33,7 +35,12 @@ def split_keys(text: str) -> list[str]:
     return [key for key in text.split(",") if key]
 
 
-def build_app(path: str, identity_keys: list[str], bindings: str | None = None) -> Any:
+def build_app(
+    path: str,
+    identity_keys: list[str],
+    bindings: str | None = None,
+    server: str | None = None,
+) -> Any:
     app, services = import_app(path)
     runner: BatchRunner | None = None
     if bindings:
@@ -51,19 +58,27 @@ def build_app(path: str, identity_keys: list[str], bindings: str | None = None) 
         runner = BatchRunner(with_high_water([*services, *provided], spec)) or None
     if identity_keys:
         app = identity_checked(app, identity_keys)
-    if runner is None:
-        return without_lifespan_warnings(app)
-    return without_lifespan_warnings(app, startup=runner.start, shutdown=runner.stop)
+
+    async def startup() -> None:
+        if server == "granian":
+            relay_sigterm_to_granian()  # else the SDK's SIGTERM hook keeps granian from stopping
+        if runner is not None:
+            await runner.start()
+
+    return without_lifespan_warnings(
+        app, startup=startup, shutdown=runner.stop if runner is not None else None
+    )
 
 
 def _from_environment() -> Any:
     if APP_ENV not in os.environ:
         return None
+    server = os.environ.get(SERVER_ENV)
     configure_logging(log_format=os.environ.get(LOG_FORMAT_ENV, "text"))
     configure_tracing()  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the otel extra)
     keys = split_keys(os.environ.get(IDENTITY_KEYS_ENV, ""))
     bindings = os.environ.get(BINDINGS_ENV) or None
-    return build_app(os.environ[APP_ENV], keys, bindings)
+    return build_app(os.environ[APP_ENV], keys, bindings, server)
 
 
 app = _from_environment()
