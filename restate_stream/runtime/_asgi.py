@@ -54,8 +54,9 @@ def build_app(
             from restate_stream.telemetry.metrics import install_metrics
 
             install_metrics(b.name for b in spec.bindings if b.batch is not None)
-        # Own-consumer bindings: their consumers run here, knowing which targets keep a high-water.
-        runner = BatchRunner(with_high_water([*services, *provided], spec)) or None
+        # Own-consumer bindings run here, knowing which targets keep a high-water. With none yet
+        # too: the runner follows the file, so `migrate --to consumer` needs no restart.
+        runner = BatchRunner(with_high_water([*services, *provided], spec))
     if identity_keys:
         app = identity_checked(app, identity_keys)
 

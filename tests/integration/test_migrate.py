@@ -251,12 +251,12 @@ def _dropped(log: Path) -> int:
     return log.read_text(errors="replace").count("at or below the high-water")
 
 
-async def test_a_worker_serving_only_the_subscription_takes_the_binding_on_when_restarted(
+async def test_a_worker_serving_only_the_subscription_starts_the_consumer_without_a_restart(
     restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
 ) -> None:
-    """`migrate --to consumer` with a worker running that served the binding by subscription
-    only (no consumer of its own, so no runner following the file): restarted, it starts the
-    consumer at the committed offsets, and every record is applied once, in order."""
+    """`migrate --to consumer` under a steady stream, the worker that served the binding by
+    subscription only (no consumer of its own yet) left running: it starts the consumer at the
+    committed offsets itself, and every record is applied once, in order."""
     run = uuid.uuid4().hex[:8]
     stack = restate_stream_stack
     topic = name = f"joining-{run}"
@@ -265,40 +265,32 @@ async def test_a_worker_serving_only_the_subscription_takes_the_binding_on_when_
     spec = load_bindings(path)
     worker = WorkerProcess(APP, tmp_path / "worker.log", port=port, cwd=REPO, bindings=path)
 
-    def produce(seqs: range) -> None:
-        records = [Record(f"{run}-k{s % KEYS}", json.dumps({"seq": s})) for s in seqs]
-        produce_records(stack.bootstrap_servers, topic, records)
-
-    async def all_applied(count: int) -> dict[str, list[list[int]]]:
-        return await wait_until(
-            lambda: applied(restate_admin, run),
-            lambda s: total(s) >= count,
-            timeout=180,
-            interval=0.5,
-            describe=lambda s: f"{total(s)}/{count} applied",
-        )
-
     TopicAdmin(stack.bootstrap_servers).create_topic(topic, 3)
     worker.start(timeout=60)
+    assert worker.process is not None
+    pid = worker.process.pid
     try:
         _, report = await apply_bindings(spec, restate_admin)
         assert report.ok, report.render()
-        produce(range(300))
-        await all_applied(300)
-        moved = await migrate(spec, name, "consumer", restate_admin)
-        assert moved.ok, moved.outcomes
-        worker.stop()
-        worker.start(timeout=60)
-        produce(range(300, 600))
-        await all_applied(600)
+        with SteadyProducer(stack.bootstrap_servers, topic, run) as producer:
+            await grows_by(restate_admin, run, 300)
+            moved = await migrate(spec, name, "consumer", restate_admin)
+            assert moved.ok, moved.outcomes
+            live = await restate_admin.list_subscriptions()
+            assert not [s for s in live if f"c-{run}" in s.source], "subscription left"
+            # Only the consumer can deliver now, in the worker that served the subscription.
+            await grows_by(restate_admin, run, 300, timeout=60)
+        await applied_at_least(restate_admin, run, producer.sent)
+        await wait_drained(stack, spec.bindings[0].consumer_group, topic)
         await asyncio.sleep(2)  # a copy applied late would show now
         final = await applied(restate_admin, run)
+        assert worker.process.running() and worker.process.pid == pid, "restarted"
     finally:
         worker.stop()
         await drop_cluster(restate_admin, f"c-{run}")
     log = worker.log_path.read_text()
     assert f"binding {name}: delivery starting from the committed offsets" in log, log
-    for key, seqs in _by_key(run, range(600)).items():
+    for key, seqs in producer.expected().items():
         got = [seq for seq, _, _ in final[key]]
         assert got == seqs, f"{key}: lost, repeated or reordered records ({_diff(got, seqs)})"
 
