@@ -9,8 +9,10 @@ it was built (its codec, protocol and middleware).
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
+from restate_stream._util.process import die_with_parent
 from restate_stream.batch.runner import BatchRunner
 from restate_stream.bindings import check_against_app, import_app, load_bindings
 from restate_stream.runtime._sdk import identity_checked
@@ -28,6 +30,7 @@ IDENTITY_KEYS_ENV = "RESTATE_STREAM_IDENTITY_KEYS"  # comma-separated publickeyv
 METRICS_ENV = "RESTATE_STREAM_METRICS"  # set: record metrics for the worker's /metrics
 LOG_FORMAT_ENV = "RESTATE_STREAM_LOG_FORMAT"  # text (default) or json
 SERVER_ENV = "RESTATE_STREAM_SERVER"  # granian or hypercorn: which server imports this module
+WORKER_PID_ENV = "RESTATE_STREAM_WORKER_PID"  # the process that starts the serving processes
 
 
 def split_keys(text: str) -> list[str]:
@@ -71,10 +74,20 @@ def build_app(
     )
 
 
+def _tie_to_the_worker(server: str | None) -> None:
+    """A serving process whose worker died (SIGKILL, the OOM killer) stops instead of serving
+    on, orphaned: granian's gracefully, on SIGTERM; hypercorn's takes its stop from the worker
+    only (SIGTERM goes to the SDK's hook once it served a request), so SIGKILL. (A worker that
+    died before this line never hands its socket over: the process ends without serving.)"""
+    if os.environ.get(WORKER_PID_ENV) == str(os.getppid()):  # a process the worker started
+        die_with_parent(os.getppid(), signal.SIGTERM if server == "granian" else signal.SIGKILL)
+
+
 def _from_environment() -> Any:
     if APP_ENV not in os.environ:
         return None
     server = os.environ.get(SERVER_ENV)
+    _tie_to_the_worker(server)
     configure_logging(log_format=os.environ.get(LOG_FORMAT_ENV, "text"))
     configure_tracing()  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the otel extra)
     keys = split_keys(os.environ.get(IDENTITY_KEYS_ENV, ""))
