@@ -25,11 +25,17 @@ _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send this process `sig` when the thread that started it ends
+    (PR_SET_PDEATHSIG); exit now if `parent` is already gone."""
+    _prctl(_PR_SET_PDEATHSIG, sig)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _die_with_parent(parent: int) -> Callable[[], None]:
     def in_child() -> None:  # between fork and exec
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
+        die_with_parent(parent)
 
     return in_child
 

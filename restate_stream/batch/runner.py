@@ -17,7 +17,9 @@ per-record bindings it served then, which `migrate` (or an edit of `delivery:`) 
 the consumer: their bound handler is the same for both deliveries. Other changes (a binding
 added, switched between batched and unbatched, new batch limits) change the bound handlers
 and take a worker restart; until then a binding the file no longer has on the consumer is
-stopped, so it leaves its group to the subscription that takes over.
+stopped, so it leaves its group to the subscription that takes over. Every worker serving a
+bindings file runs a runner, with nothing on the consumer too: idle, it stats the file once a
+WATCH_INTERVAL, and `migrate --to consumer` starts the consumer in it without a restart.
 """
 
 from __future__ import annotations
@@ -66,13 +68,6 @@ class BatchRunner:
         self._watcher: asyncio.Task[None] | None = None
         # None: the first poll reloads the file, catching an edit made since `spec` was read.
         self._seen: tuple[int, int] | None = None
-
-    def __bool__(self) -> bool:
-        # Paused ones too (`resume` starts them in this process). A worker serving only
-        # subscriptions runs no runner: with one, `restate-stream dev` hung on Ctrl-C in CI
-        # (cause not found), so `migrate --to consumer` takes a restart of such a worker; one
-        # that already runs a consumer follows the file.
-        return bool(self.deliveries)
 
     @property
     def running(self) -> set[str]:

@@ -9,6 +9,11 @@ restate.create_client find a handler through that function, so callers would get
 input serde). So bind() changes the one Handler object in place, through the fields of the
 SDK's Handler and HandlerIO dataclasses, here and nowhere else.
 
+A serving process hears SIGTERM only through the SDK once the SDK's app served a request: the
+SDK takes the signal on the event loop for itself then (restate.server.install_shutdown_hook,
+one dispatcher per loop and signal, replacing the server's handler), so on_sigterm joins the
+SDK's own hook list.
+
 The worker's request-signature check (identity keys) uses the SDK's verifier and its route
 parsing around the user's app as it is, instead of rebuilding it with `restate.app(services,
 identity_keys=...)`: the public route, but one that drops what the user's app was built with
@@ -24,6 +29,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
+import signal
+from asyncio import AbstractEventLoop
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -38,7 +45,7 @@ from restate.client import Client
 from restate.endpoint import Endpoint
 from restate.handler import Handler, HandlerIO, handler_from_callable
 from restate.serde import BytesSerde
-from restate.server import parse_path, send_status
+from restate.server import install_shutdown_hook, parse_path, send_status
 from restate.server_context import (
     DisconnectedException,
     current_context,
@@ -56,6 +63,7 @@ __all__ = [
     "current_invocation_id",
     "handler_function",
     "identity_checked",
+    "on_sigterm",
     "registered_handler",
     "replaying",
     "sdk_version",
@@ -192,3 +200,10 @@ def identity_verifier(keys: list[str]) -> Any:
                 "publickeyv1_ followed by the base58 of an Ed25519 public key"
             ) from None
     return PyIdentityVerifier(keys)
+
+
+def on_sigterm(loop: AbstractEventLoop, hook: Callable[[], None]) -> None:
+    """Run `hook` when SIGTERM reaches `loop`, beside the SDK's own shutdown hook (it tells the
+    invocations in flight). The SDK's dispatcher takes SIGTERM on the loop from now on, replacing
+    any handler the server put there, as the SDK's first request would have anyway."""
+    install_shutdown_hook(loop, hook, signal.SIGTERM)

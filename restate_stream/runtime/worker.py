@@ -38,6 +38,8 @@ from restate_stream.runtime._asgi import (
     IDENTITY_KEYS_ENV,
     LOG_FORMAT_ENV,
     METRICS_ENV,
+    SERVER_ENV,
+    WORKER_PID_ENV,
     split_keys,
 )
 from restate_stream.runtime.logs import LOG_FORMATS
@@ -177,6 +179,8 @@ def serve_forever(
     os.environ[IDENTITY_KEYS_ENV] = ",".join(identity_keys or [])
     os.environ[BINDINGS_ENV] = str(bindings.resolve()) if bindings else ""
     os.environ[LOG_FORMAT_ENV] = log_format
+    os.environ[SERVER_ENV] = server
+    os.environ[WORKER_PID_ENV] = str(os.getpid())
     with _metrics_endpoint(metrics_host, metrics_port):
         if server == "granian":
             stopped, code = _serve_granian(host, port, processes)

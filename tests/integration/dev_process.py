@@ -61,7 +61,8 @@ def running_dev(
         assert running is not None, "".join(dev.output.lines)
         yield dev
     finally:
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's group
+        if process.poll() is None:  # a test may have killed it
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's group
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -74,9 +74,12 @@ class SteadyProducer:
         return _by_key(self.run, range(self.sent))
 
 
-def write_bindings(path: Path, stack: LocalStack, run: str, topic: str, port: int) -> Path:
+def write_bindings(
+    path: Path, stack: LocalStack, run: str, topic: str, port: int, delivery: str = ""
+) -> Path:
     """One per-record binding named after its topic (3 partitions) on cluster c-RUN, served by
-    the MigrateLog worker on `port`."""
+    the MigrateLog worker on `port`; by a subscription unless `delivery` says otherwise."""
+    delivery_line = f"    delivery: {delivery}\n" if delivery else ""
     path.write_text(f"""\
 restate: {{admin_url: "{stack.admin_url}", ingress_url: "{stack.ingress_url}"}}
 kafka:
@@ -89,7 +92,7 @@ bindings:
   - name: {topic}
     topic: {topic}
     handler: MigrateLog/on_item
-""")
+{delivery_line}""")
     return path
 
 
@@ -100,6 +103,25 @@ async def applied(admin: AdminClient, run: str) -> dict[str, list[list[int]]]:
 
 def total(state: dict[str, list[list[int]]]) -> int:
     return sum(len(v) for v in state.values())
+
+
+async def grows_by(admin: AdminClient, run: str, count: int, timeout: float = 180) -> None:
+    """Until `count` more records than now were applied."""
+    before = total(await applied(admin, run))
+    await applied_at_least(admin, run, before + count, timeout)
+
+
+async def applied_at_least(
+    admin: AdminClient, run: str, count: int, timeout: float = 180
+) -> dict[str, list[list[int]]]:
+    """The applied records once there are `count` of them."""
+    return await wait_until(
+        lambda: applied(admin, run),
+        lambda s: total(s) >= count,
+        timeout=timeout,
+        interval=0.25,
+        describe=lambda s: f"{total(s)}/{count} applied",
+    )
 
 
 async def test_migrate_there_and_back_under_load_with_a_sigkill_in_each_hand_over(
@@ -126,16 +148,6 @@ async def test_migrate_there_and_back_under_load_with_a_sigkill_in_each_hand_ove
         workers.append(worker)
         worker.start(timeout=60)
         return worker
-
-    async def grows_by(count: int) -> None:
-        before = total(await applied(restate_admin, run))
-        await wait_until(
-            lambda: applied(restate_admin, run),
-            lambda s: total(s) >= before + count,
-            timeout=180,
-            interval=0.25,
-            describe=lambda s: f"{total(s) - before}/{count} more applied",
-        )
 
     kills: list[str] = []
     rewound: list[int] = []
@@ -165,7 +177,7 @@ async def test_migrate_there_and_back_under_load_with_a_sigkill_in_each_hand_ove
         _, report = await apply_bindings(spec, restate_admin)
         assert report.ok, report.render()
         with SteadyProducer(stack.bootstrap_servers, topic, run) as producer:
-            await grows_by(400)
+            await grows_by(restate_admin, run, 400)
 
             # There: the subscription is deleted and leaves the group, then the file says
             # consumer and the worker starts it; the worker is killed mid-way and restarted.
@@ -179,7 +191,7 @@ async def test_migrate_there_and_back_under_load_with_a_sigkill_in_each_hand_ove
             live = await restate_admin.list_subscriptions()
             assert not [s for s in live if f"c-{run}" in s.source], "subscription left"
             start_worker()
-            await grows_by(400)
+            await grows_by(restate_admin, run, 400)
             with pytest.raises(MigrationError, match="already delivered by the consumer"):
                 await migrate(load_bindings(path), name, "consumer", restate_admin)
 
@@ -195,16 +207,10 @@ async def test_migrate_there_and_back_under_load_with_a_sigkill_in_each_hand_ove
             )
             assert back.ok, back.outcomes
             start_worker()
-            await grows_by(400)
+            await grows_by(restate_admin, run, 400)
         assert kills == ["consumer", "subscription"]
         sent = producer.sent
-        await wait_until(
-            lambda: applied(restate_admin, run),
-            lambda s: total(s) >= sent,
-            timeout=300,
-            interval=1.0,
-            describe=lambda s: f"{total(s)}/{sent} applied",
-        )
+        await applied_at_least(restate_admin, run, sent, timeout=300)
         await wait_drained(stack, group, topic)
         await asyncio.sleep(3)  # a copy applied late would show now
         final = await applied(restate_admin, run)
@@ -245,12 +251,12 @@ def _dropped(log: Path) -> int:
     return log.read_text(errors="replace").count("at or below the high-water")
 
 
-async def test_a_worker_serving_only_the_subscription_takes_the_binding_on_when_restarted(
+async def test_a_worker_serving_only_the_subscription_starts_the_consumer_without_a_restart(
     restate_stream_stack: LocalStack, restate_admin: AdminClient, tmp_path: Path
 ) -> None:
-    """`migrate --to consumer` with a worker running that served the binding by subscription
-    only (no consumer of its own, so no runner following the file): restarted, it starts the
-    consumer at the committed offsets, and every record is applied once, in order."""
+    """`migrate --to consumer` under a steady stream, the worker that served the binding by
+    subscription only (no consumer of its own yet) left running: it starts the consumer at the
+    committed offsets itself, and every record is applied once, in order."""
     run = uuid.uuid4().hex[:8]
     stack = restate_stream_stack
     topic = name = f"joining-{run}"
@@ -259,40 +265,32 @@ async def test_a_worker_serving_only_the_subscription_takes_the_binding_on_when_
     spec = load_bindings(path)
     worker = WorkerProcess(APP, tmp_path / "worker.log", port=port, cwd=REPO, bindings=path)
 
-    def produce(seqs: range) -> None:
-        records = [Record(f"{run}-k{s % KEYS}", json.dumps({"seq": s})) for s in seqs]
-        produce_records(stack.bootstrap_servers, topic, records)
-
-    async def all_applied(count: int) -> dict[str, list[list[int]]]:
-        return await wait_until(
-            lambda: applied(restate_admin, run),
-            lambda s: total(s) >= count,
-            timeout=180,
-            interval=0.5,
-            describe=lambda s: f"{total(s)}/{count} applied",
-        )
-
     TopicAdmin(stack.bootstrap_servers).create_topic(topic, 3)
     worker.start(timeout=60)
+    assert worker.process is not None
+    pid = worker.process.pid
     try:
         _, report = await apply_bindings(spec, restate_admin)
         assert report.ok, report.render()
-        produce(range(300))
-        await all_applied(300)
-        moved = await migrate(spec, name, "consumer", restate_admin)
-        assert moved.ok, moved.outcomes
-        worker.stop()
-        worker.start(timeout=60)
-        produce(range(300, 600))
-        await all_applied(600)
+        with SteadyProducer(stack.bootstrap_servers, topic, run) as producer:
+            await grows_by(restate_admin, run, 300)
+            moved = await migrate(spec, name, "consumer", restate_admin)
+            assert moved.ok, moved.outcomes
+            live = await restate_admin.list_subscriptions()
+            assert not [s for s in live if f"c-{run}" in s.source], "subscription left"
+            # Only the consumer can deliver now, in the worker that served the subscription.
+            await grows_by(restate_admin, run, 300, timeout=60)
+        await applied_at_least(restate_admin, run, producer.sent)
+        await wait_drained(stack, spec.bindings[0].consumer_group, topic)
         await asyncio.sleep(2)  # a copy applied late would show now
         final = await applied(restate_admin, run)
+        assert worker.process.running() and worker.process.pid == pid, "restarted"
     finally:
         worker.stop()
         await drop_cluster(restate_admin, f"c-{run}")
     log = worker.log_path.read_text()
     assert f"binding {name}: delivery starting from the committed offsets" in log, log
-    for key, seqs in _by_key(run, range(600)).items():
+    for key, seqs in producer.expected().items():
         got = [seq for seq, _, _ in final[key]]
         assert got == seqs, f"{key}: lost, repeated or reordered records ({_diff(got, seqs)})"
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from connectors.admin import TopicAdmin
 from restate_stream._util.ports import free_ports, port_is_free
 from restate_stream.control.admin import AdminClient
+from restate_stream.runtime.serving import GRACEFUL_SECONDS
 from restate_stream.stack import LocalStack, StackPorts
 from restate_stream.testing import (
     CLI,
@@ -29,6 +32,7 @@ from restate_stream.testing import (
     wait_until,
 )
 from tests.integration.dev_process import port_flags, running_dev
+from tests.integration.processes import alive, descendants
 
 pytestmark = pytest.mark.engines
 
@@ -144,15 +148,24 @@ def read_page(url: str) -> str:
         return text
 
 
-async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def dev_on_free_ports(tmp_path: Path, topic: str) -> tuple[StackPorts, int, list[str]]:
+    """dev's arguments for the two bindings on `topic`, its engines and worker on free ports."""
     ports = StackPorts.free()
     worker_port = free_ports(1)[0]
-    topic = "dev-payments"
     path = tmp_path / "bindings.yaml"
     path.write_text(
         bindings(f"http://127.0.0.1:{ports.admin}", f"127.0.0.1:{ports.kafka}", topic, worker_port)
     )
-    args = ["-f", str(path), "--home", str(tmp_path / "home"), *port_flags(ports)]
+    return (
+        ports,
+        worker_port,
+        ["-f", str(path), "--home", str(tmp_path / "home"), *port_flags(ports)],
+    )
+
+
+async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    topic = "dev-payments"
+    ports, worker_port, args = dev_on_free_ports(tmp_path, topic)
     with running_dev(args, cwd=REPO) as dev:
         output = dev.output
         board = next((line for line in output.lines if "dev: dashboard at " in line), "")
@@ -175,6 +188,38 @@ async def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "dev: stopping" in text
     for port in (ports.kafka, ports.admin, ports.ingress, worker_port):
         assert port_is_free(port), f"port {port} still held after dev stopped:\n{text}"
+
+
+def test_nothing_dev_started_outlives_a_sigkill_of_dev(tmp_path: Path) -> None:
+    """dev cannot stop anything when SIGKILLed: the kernel's parent-death signal does. The
+    worker (in a process group of its own) stops at once, its serving process too (granian
+    would kill one still running GRACEFUL_SECONDS later), and the engines after it."""
+    ports, worker_port, args = dev_on_free_ports(tmp_path, "dev-killed")
+    with running_dev(args, cwd=REPO) as dev:
+        everything = descendants(dev.process.pid)  # the engines, the worker and its own
+        # granian names its processes `granian asgi ADDRESS TARGET [worker-N]`.
+        worker = {pid for pid, line in everything.items() if line.startswith("granian ")}
+        assert len(worker) >= 2, everything  # the worker and its serving process
+        dev.process.kill()
+        dev.process.wait()
+        killed = time.monotonic()
+        took: dict[str, float] = {}
+        while time.monotonic() < killed + 20:
+            if "worker" not in took and not any(map(alive, worker)):
+                took["worker"] = time.monotonic() - killed
+            if not any(map(alive, everything)):
+                took["everything"] = time.monotonic() - killed
+                break
+            time.sleep(0.1)
+        left = {pid: line for pid, line in everything.items() if alive(pid)}
+        for pid in left:  # no orphan outlives the test, whatever it asserts
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    print(f"gone after dev's SIGKILL: {took}")
+    assert not left, f"outlived dev's SIGKILL by 20 s: {left}"
+    assert took.get("worker", 20) < GRACEFUL_SECONDS / 2, took
+    for port in (ports.kafka, ports.admin, ports.ingress, worker_port):
+        assert port_is_free(port), f"port {port} still held after dev was killed"
 
 
 @pytest.mark.parametrize(

@@ -168,7 +168,7 @@ async def test_a_per_record_binding_moved_onto_the_consumer_starts_there_and_sto
     path = tmp_path / "bindings.yaml"
     write(path, batched=False)
     runner = BatchRunner(load_bindings(path), watch_interval=0.01)
-    # A worker runs the runner only with a consumer to run; once running, it follows the file.
+    # Every worker runs the runner, with no consumer to run too: it follows the file.
     await runner.start()
     try:
         assert runner.running == set()

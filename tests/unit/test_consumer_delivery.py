@@ -534,10 +534,14 @@ async def test_the_worker_runs_the_consumer_and_follows_pause_resume_and_a_switc
     assert runs == ["start clicks", "stop clicks"] * 2
     subscribed = tmp_path / "subscribed.yaml"
     subscribed.write_text(CONSUMER.replace("    delivery: consumer\n", ""))
-    # No consumer to run: no runner (a worker serving only subscriptions takes a restart to
-    # start one after `migrate --to consumer`).
-    idle = BatchRunner(load_bindings(subscribed))
-    assert not idle and idle.deliveries == {}
+    # No consumer to run yet: the runner only follows the file (`migrate` may move one there).
+    idle = BatchRunner(load_bindings(subscribed), watch_interval=0.01)
+    await idle.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert idle.deliveries == {} and idle.running == set()
+    finally:
+        await idle.stop()
 
 
 async def test_a_binding_moved_onto_the_consumer_keeps_what_its_target_keeps(

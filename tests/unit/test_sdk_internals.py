@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,13 @@ Message = dict[str, Any]
 
 def call(app: Any, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> Message:
     """One GET over HTTP/2, as Restate sends it; the response's status, headers and body."""
+    return asyncio.run(serve_one(app, path, headers))
+
+
+async def serve_one(
+    app: Any, path: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> Message:
+    """call(), in the running event loop."""
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -113,7 +122,7 @@ def call(app: Any, path: str, headers: list[tuple[bytes, bytes]] | None = None) 
         "root_path": "",
         "headers": headers or [],
     }
-    asyncio.run(app(scope, receive, send))
+    await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return {"status": start["status"], "headers": dict(start.get("headers", [])), "body": body}
@@ -213,3 +222,23 @@ def test_identity_keys_keep_the_users_app_as_built(
     assert found["headers"].get(b"x-user-middleware") == b"1"
     assert json.loads(found["body"])["protocolMode"] == "REQUEST_RESPONSE"
     assert call(app, "/discover")["status"] == 401
+
+
+async def test_on_sigterm_hears_the_signal_the_sdk_takes_from_the_server() -> None:
+    loop = asyncio.get_running_loop()
+    server: list[str] = []
+    ours: list[str] = []
+    loop.add_signal_handler(signal.SIGTERM, server.append, "stop")  # as granian's loop has it
+    try:
+        _sdk.on_sigterm(loop, lambda: ours.append("stop"))
+        obj, _ = _declared()
+        assert (await serve_one(restate.app([obj]), "/health"))["status"] == 200
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):
+            if ours:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+    # The SDK's dispatcher holds SIGTERM (what granian_signals.py works around) and runs ours.
+    assert server == [] and ours == ["stop"]
