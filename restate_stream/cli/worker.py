@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import click
 
 from restate_stream._util.ports import LOOPBACK, free_ports, wait_until_listening
-from restate_stream.bindings import BindingsFile, load_checked
+from restate_stream.bindings import BindingsFile, WorkerSpec, load_checked
 from restate_stream.cli import options
 from restate_stream.cli.bindings import admin_client, apply_file
 from restate_stream.cli.output import note, say
@@ -205,6 +205,23 @@ def dev_ports(spec: BindingsFile, file: Path, flags: dict[str, int | None]) -> S
     return StackPorts(**chosen)
 
 
+def dev_worker(worker: WorkerSpec, file: Path, home: Path) -> WorkerProcess:
+    """The worker dev runs: as the file's `worker:` says, its log in `home`."""
+    return WorkerProcess(
+        worker.app,
+        home / "worker.log",
+        port=_worker_port(worker.uri),
+        processes=worker.processes,
+        cwd=Path.cwd(),
+        bindings=file.resolve(),
+        identity_keys=worker.identity_keys,
+        server=worker.server or DEFAULT_SERVER,
+        # dev always shows its metrics: the file's port, else a free one.
+        metrics_port=worker.metrics_port or free_ports(1)[0],
+        log_format=worker.log_format,
+    )
+
+
 @click.command(
     epilog=options.example(
         "restate-stream dev", "restate-stream dev -f bindings.yaml --home /tmp/dev"
@@ -221,18 +238,7 @@ def dev(file: Path, wait: float, home: Path, ports: dict[str, int | None]) -> in
         raise StackError(f"{file} declares no worker: `dev` needs `worker: {{app: ...}}`")
     stack = LocalStack(home, dev_ports(spec, file, ports))
     stack.start(progress=say)
-    process = WorkerProcess(
-        spec.worker.app,
-        home / "worker.log",
-        port=_worker_port(spec.worker.uri),
-        cwd=Path.cwd(),
-        bindings=file.resolve(),
-        identity_keys=spec.worker.identity_keys,
-        server=spec.worker.server or DEFAULT_SERVER,
-        # dev always shows its metrics: the file's port, else a free one.
-        metrics_port=spec.worker.metrics_port or free_ports(1)[0],
-        log_format=spec.worker.log_format,
-    )
+    process = dev_worker(spec.worker, file, home)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     dashboard: BackgroundDashboard | None = None

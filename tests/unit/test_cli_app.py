@@ -8,9 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from connectors import PartitionLag
+from restate_stream.bindings.loader import parse_bindings
 from restate_stream.cli import main
 from restate_stream.cli.app import cli, parse_command_line
 from restate_stream.cli.status import render_text
+from restate_stream.cli.worker import dev_worker
 from restate_stream.control.status import BindingStatus
 from restate_stream.errors import RestateStreamError
 from restate_stream.stack import StackPorts
@@ -155,3 +157,26 @@ def test_status_rows_are_one_line_each_off_a_terminal() -> None:
         assert cell in row, row
     assert "orders: stuck key 'k-9': backing-off after 3 retries" in text
     assert render_text([]) == "No bindings declared.\n"
+
+
+def test_dev_runs_the_worker_the_file_declares(tmp_path: Path) -> None:
+    """dev's worker takes the file's `worker:` as `restate-stream worker` does, `processes`
+    included (dev used to run one serving process whatever the file said)."""
+    file = tmp_path / "bindings.yaml"
+    text = bindings_yaml(
+        clusters={"local": "127.0.0.1:9092"},
+        worker={
+            "app": "app:app",
+            "uri": "http://127.0.0.1:9080",
+            "processes": 3,
+            "server": "hypercorn",
+            "log_format": "json",
+        },
+    )
+    spec = parse_bindings(text, file)
+    assert spec.worker is not None
+    worker = dev_worker(spec.worker, file, tmp_path)
+    assert (worker.app, worker.port, worker.processes) == ("app:app", 9080, 3)
+    assert (worker.server, worker.log_format) == ("hypercorn", "json")
+    assert worker.log_path == tmp_path / "worker.log"
+    assert worker.bindings == file.resolve()
