@@ -9,16 +9,20 @@ once its previous one was answered), sent from this process by:
   connections (the consumer's client);
 - *http1-pipelined*: HTTP/1.1, up to `--depth` requests (of distinct keys) written at once on
   each of 4 connections, their answers read in order;
-- *h2c*: HTTP/2 with prior knowledge on one connection, one stream per key in flight;
+- *h2c*: HTTP/2 with prior knowledge on one connection, one stream per key in flight (httpx);
+- *h2c-raw*: the same through the `h2` library alone: the requests and answers of all the
+  keys in flight share each `write()` and `read()` (what many requests per write would save);
 - *subscription*: Restate's Kafka subscription over the same topic (the reference).
 
 Every variant is counted the same way (the counters' state, polled every 0.1 s); restate-server's
 CPU while idle with that polling (measured first, per second) times each variant's span is
 subtracted, so a slower variant is not charged more polling per record. Rounds rotate the
-variants; restate-server's CPU s per 1,000 records (net of that), and the rate, are printed
-per round and as medians. Variants' rates are the client's, from this one Python process.
+variants; restate-server's CPU s per 1,000 records (net of that), this process's (the client,
+with the counting), and the rate, are printed per round and as medians. Variants' rates are
+the client's, from this one Python process.
 
     .venv/bin/python -m benchmarks.ingress_cost [--records 5000] [--rounds 2] [--depth 16]
+        [--variants http1-64,h2c-raw,subscription]
 """
 
 from __future__ import annotations
@@ -36,11 +40,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 
 from benchmarks import e2e_throughput as e2e
 from benchmarks.apps import CONSUMER_HANDLERS
-from benchmarks.common import CostMeter, machine, produce_keyed, reading_consumer
+from benchmarks.common import SELF, CostMeter, machine, produce_keyed, reading_consumer
 from connectors.group_consumer import PolledRecord
 from restate_stream.batch.ingress_client import IngressClient
 from restate_stream.batch.sends import RecordShape, Request
@@ -168,13 +175,70 @@ async def h2c(url: str, keys: list[deque[Request]]) -> None:
         await asyncio.gather(*(chain(c) for c in keys))
 
 
-async def run(records: int, rounds: int, depth: int) -> None:
-    variants = ["http1", "http1-64", "http1-pipelined", "h2c", "subscription"]
+async def h2c_raw(url: str, keys: list[deque[Request]]) -> None:
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+    connection = h2.connection.H2Connection(config)
+    connection.initiate_connection()
+    in_flight: dict[int, deque[Request]] = {}
+    statuses: dict[int, bytes] = {}
+
+    def post(chain: deque[Request]) -> None:
+        request = chain[0]
+        stream = connection.get_next_available_stream_id()
+        headers = [
+            (":method", "POST"),
+            (":path", f"/{request.path}"),
+            (":scheme", "http"),
+            (":authority", parts.netloc),
+            ("content-length", str(len(request.body))),
+            *request.headers.items(),
+        ]
+        connection.send_headers(stream, headers)
+        connection.send_data(stream, request.body, end_stream=True)
+        in_flight[stream] = chain
+
+    try:
+        for chain in keys:
+            if chain:
+                post(chain)
+        writer.write(connection.data_to_send())
+        while in_flight:
+            data = await reader.read(1 << 16)
+            if not data:
+                raise ConnectionError("the ingress closed the connection")
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    statuses[event.stream_id] = dict(event.headers)[b":status"]
+                elif isinstance(event, h2.events.DataReceived):
+                    connection.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
+                elif isinstance(event, h2.events.StreamEnded):
+                    chain = in_flight.pop(event.stream_id)
+                    status = statuses.pop(event.stream_id)
+                    assert status in (b"200", b"202"), status
+                    chain.popleft()
+                    if chain:
+                        post(chain)
+                elif isinstance(event, h2.events.StreamReset):
+                    raise ConnectionError(f"stream {event.stream_id} reset: {event.error_code}")
+            writer.write(connection.data_to_send())
+    finally:
+        writer.close()
+
+
+VARIANTS = ("http1", "http1-64", "http1-pipelined", "h2c", "h2c-raw", "subscription")
+
+
+async def run(records: int, rounds: int, depth: int, variants: list[str]) -> None:
     if rounds * len(variants) > CONSUMER_HANDLERS:
         raise SystemExit(f"at most {CONSUMER_HANDLERS // len(variants)} rounds")
     home = Path(tempfile.mkdtemp(prefix="rs-bench-ingress-"))
     rates: dict[str, list[float]] = {v: [] for v in variants}
     cpu: dict[str, list[float]] = {v: [] for v in variants}
+    client_cpu: dict[str, list[float]] = {v: [] for v in variants}
     with LocalStack(home, StackPorts.free()) as stack:
         produce_keyed(stack.bootstrap_servers, TOPIC, records, KEYS, 4)
         handlers = rounds * len(variants)
@@ -202,7 +266,7 @@ async def run(records: int, rounds: int, depth: int) -> None:
                     for variant in variants[shift:] + variants[:shift]:
                         binding = by_name[f"consumer-counter-{slot}"]
                         start = time.perf_counter()
-                        with CostMeter({"restate": restate}) as meter:
+                        with CostMeter({"restate": restate, "client": SELF}) as meter:
                             rate = await one_round(
                                 variant, admin, stack, binding, slot, topic_records, depth,
                                 worker,
@@ -210,11 +274,14 @@ async def run(records: int, rounds: int, depth: int) -> None:
                         slot += 1
                         span = time.perf_counter() - start
                         rates[variant].append(rate)
-                        spent = meter.costs(records)["restate"].cpu_per_1000
+                        costs = meter.costs(records)
+                        spent = costs["restate"].cpu_per_1000
                         cpu[variant].append(spent - idle * span * 1000 / records)
+                        client_cpu[variant].append(costs["client"].cpu_per_1000)
                         print(
                             f"round {r + 1}: {variant:<16} {rate:>7,.0f} records/s, restate-server "
-                            f"CPU s per 1,000: {cpu[variant][-1]:.3f} "
+                            f"CPU s per 1,000: {cpu[variant][-1]:.3f}, client "
+                            f"{client_cpu[variant][-1]:.3f} "
                             f"(load {os.getloadavg()[0]:.2f}, {time.strftime('%H:%M:%S')})",
                             flush=True,
                         )
@@ -223,10 +290,13 @@ async def run(records: int, rounds: int, depth: int) -> None:
     print()
     print(machine())
     print(f"records: {records}, keys: {KEYS}, rounds: {rounds}, pipeline depth: {depth}")
-    print("| variant | records/s (median) | restate-server CPU s / 1,000 (median) |")
-    print("| --- | ---: | ---: |")
+    print("| variant | records/s | restate-server CPU s / 1,000 | client CPU s / 1,000 |")
+    print("| --- | ---: | ---: | ---: |")
     for v in variants:
-        print(f"| {v} | {statistics.median(rates[v]):,.0f} | {statistics.median(cpu[v]):.3f} |")
+        print(
+            f"| {v} | {statistics.median(rates[v]):,.0f} | {statistics.median(cpu[v]):.3f} "
+            f"| {statistics.median(client_cpu[v]):.3f} |"
+        )
 
 
 async def one_round(
@@ -257,6 +327,8 @@ async def one_round(
         send = http1(stack.ingress_url, keys, 64)
     elif variant == "http1-pipelined":
         send = http1_pipelined(stack.ingress_url, keys, depth)
+    elif variant == "h2c-raw":
+        send = h2c_raw(stack.ingress_url, keys)
     else:
         send = h2c(stack.ingress_url, keys)
     sending = asyncio.ensure_future(send)
@@ -282,8 +354,14 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--depth", type=int, default=16)
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.records, args.rounds, args.depth))
+    variants = args.variants.split(",")
+    if unknown := set(variants) - set(VARIANTS):
+        parser.error(f"--variants: unknown {', '.join(sorted(unknown))} (expected {VARIANTS})")
+    asyncio.run(run(args.records, args.rounds, args.depth, variants))
 
 
 if __name__ == "__main__":
