@@ -212,20 +212,23 @@ class BatchBoundHandler(BoundHandler):
         waited: _Decoded | None = None  # records[at] decoded (it needed I/O)
         while at < n:
             with collection_paused():  # no await inside
-                at = self._ready_events(records, at, waited, events, context)
+                at, failure = self._ready_events(records, at, waited, events, context)
             waited = None
             if at == n:
                 break
             r = records[at]
-            try:
-                waited = await self.decode(r.value, r.parsed)
-            except DecodeError as exc:
-                error = TOMBSTONE_ERROR if r.value is None else "DecodeError"
-                coords = _coordinates(r, context.times)
-                await self.sink.dead_letter(
-                    ctx, coords, r.value or b"", error, str(exc), 1, redrive_of
-                )
-                at += 1
+            if failure is None:
+                try:
+                    waited = await self.decode(r.value, r.parsed)
+                    continue
+                except DecodeError as exc:
+                    failure = exc
+            error = TOMBSTONE_ERROR if r.value is None else "DecodeError"
+            coords = _coordinates(r, context.times)
+            await self.sink.dead_letter(
+                ctx, coords, r.value or b"", error, str(failure), 1, redrive_of
+            )
+            at += 1
         return events
 
     def _ready_events(
@@ -235,13 +238,15 @@ class BatchBoundHandler(BoundHandler):
         waited: _Decoded | None,
         events: list[KafkaEvent[Any]],
         context: _Building,
-    ) -> int:
-        """Append the events of records[at:] until one needs I/O (its index; len(records)
-        when none did). `waited`: records[at] decoded already. The per-record work of a
-        batch: a value that came parsed and needs no conversion (a handler of `dict`/`Any`,
-        not a CloudEvents envelope) is taken as it is, inline; the rest goes through the
-        codec in plain calls. Events are built without their dataclass __init__ (`built`),
-        their event id and type left to the class's None unless an envelope gave them."""
+    ) -> tuple[int, DecodeError | None]:
+        """Append the events of records[at:] until one needs I/O: its index, with the
+        DecodeError if it goes to the dead-letter topic, None if its decoding waits
+        (len(records) when none did). `waited`: records[at] decoded already. The per-record
+        work of a batch: a value that came parsed and needs no conversion (a handler of
+        `dict`/`Any`, not a CloudEvents envelope) is taken as it is, inline; the rest goes
+        through the codec in plain calls. Events are built without their dataclass __init__
+        (`built`), their event id and type left to the class's None unless an envelope gave
+        them."""
         append = events.append
         per_key = self.binding.batch is None or self.binding.batch.per == "key"
         key, object_keys, times = context
@@ -270,10 +275,10 @@ class BatchBoundHandler(BoundHandler):
                 else:
                     try:
                         decoded = decoded_now(value_bytes, parsed)
-                    except DecodeError:
-                        return i  # dead-lettered by the caller
+                    except DecodeError as exc:
+                        return i, exc  # dead-lettered by the caller
                     if decoded is None:
-                        return i
+                        return i, None
                 value, event_id, event_type = decoded
             fields = {"value": value, "key": key, "raw": value_bytes or b"", "headers": headers,
                       "_wire": r, "_times": times}  # fmt: skip
@@ -282,7 +287,7 @@ class BatchBoundHandler(BoundHandler):
             event = _new(_BatchEvent)
             _set(event, "__dict__", fields)  # `built`, inline: one call less per record
             append(event)
-        return len(records)
+        return len(records), None
 
     async def _handle(
         self,

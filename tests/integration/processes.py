@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from restate_stream._util.pids import argv_of
+
 
 def descendants(pid: int) -> dict[int, str]:
     """The processes below `pid` (children, theirs, ...), each with its command line."""
@@ -24,11 +26,7 @@ def descendants(pid: int) -> dict[int, str]:
 
 
 def command_line(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    return " ".join(argv_of(pid) or [])
 
 
 def alive(pid: int) -> bool:
