@@ -35,7 +35,7 @@ from benchmarks.e2e_throughput import REPO_ROOT
 from benchmarks.latency_stages import StageClock, breakdown_lines, percentile
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream.batch import BatchDelivery
-from restate_stream.batch.delivery import BATCH_CONCURRENT_SENDS
+from restate_stream.batch.delivery import BATCH_CONCURRENT_SENDS, HOLD_WHILE_BEHIND
 from restate_stream.batch.pacing import COMPLETION_WAIT
 from restate_stream.bindings import load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
@@ -108,7 +108,7 @@ async def sends_of(admin: AdminClient, topic: str) -> int:
 async def measure(
     stack: LocalStack, admin: AdminClient, binding_name: str, bindings: Path, topic: str,
     keys: int, rate: int, seconds: float, completion_wait: float, sends: int, unfinished: int,
-    clock: StageClock | None,
+    hold: float, clock: StageClock | None,
 ) -> tuple[float, float, float, int, int]:  # fmt: skip
     spec = load_bindings(bindings)
     binding = dataclasses.replace(
@@ -117,7 +117,7 @@ async def measure(
     delivery = BatchDelivery(binding, {"bootstrap.servers": stack.bootstrap_servers},
                              stack.ingress_url, completion_wait=completion_wait,
                              max_concurrent_sends=sends, unfinished_per_key=unfinished,
-                             observer=clock)  # fmt: skip
+                             hold_while_behind=hold, observer=clock)  # fmt: skip
     prefix = f"{topic}-"
     stop = asyncio.Event()
     task = asyncio.create_task(delivery.run(stop))
@@ -165,7 +165,7 @@ async def measure(
 async def run(
     rate: int, seconds: float, key_counts: list[int], pers: list[str], batch_size: int,
     waits: list[float], sends: list[int], max_waits: list[int], unfinished: list[int],
-    breakdown: bool,
+    holds: list[float], breakdown: bool,
 ) -> None:  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="rs-bench-latency-"))
     with LocalStack(home, StackPorts.free()) as stack:
@@ -176,16 +176,17 @@ async def run(
         ]
         # Paired rounds: each completion wait in turn on the same stack.
         cases = [
-            (keys, per, w, n, mw, u)
+            (keys, per, w, n, mw, u, h)
             for keys in key_counts
             for per in pers
             for w in waits
             for n in sends
             for mw in max_waits
             for u in unfinished
+            for h in holds
         ]
         assert len(cases) <= LATENCY_HANDLERS, f"at most {LATENCY_HANDLERS} cases per run"
-        for i, (keys, per, _, _, max_wait, _) in enumerate(cases):
+        for i, (keys, per, _, _, max_wait, _, _) in enumerate(cases):
             topic = f"lat{keys}{per}w{i}"
             TopicAdmin(stack.bootstrap_servers).create_topic(topic, 4)
             lines.append(
@@ -203,14 +204,15 @@ async def run(
             async with AdminClient(stack.admin_url) as admin:
                 await admin.register_deployment(worker.uri)
                 print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
-                for i, (keys, per, w, n, max_wait, u) in enumerate(cases):
+                for i, (keys, per, w, n, max_wait, u, h) in enumerate(cases):
                     clock = StageClock() if breakdown else None
                     p50, p99, achieved, invocations, attaches = await measure(
                         stack, admin, f"lat-{i}", bindings, f"lat{keys}{per}w{i}", keys,
-                        rate, seconds, w, n, u, clock,
+                        rate, seconds, w, n, u, h, clock,
                     )  # fmt: skip
                     print(
                         f"keys {keys:>6}, per {per}, completion wait {w:g}s, unfinished {u}, "
+                        f"hold {h:g}s, "
                         f"sends {n}, max_wait {max_wait} ms, batch {batch_size}, "
                         f"offered {rate} records/s (achieved {achieved:,.0f}): latency p50 "
                         f"{p50:,.0f} ms, p99 {p99:,.0f} ms; {invocations:,} invocations, "
@@ -251,6 +253,12 @@ def main() -> None:
         "(comma-separated: paired)",
     )
     p.add_argument(
+        "--hold",
+        default=f"{HOLD_WHILE_BEHIND:g}",
+        help="seconds a per-key send may be held while the consumer is behind; 0: never "
+        "(comma-separated: paired)",
+    )
+    p.add_argument(
         "--breakdown", action="store_true", help="print where the latency went, stage by stage"
     )
     a = p.parse_args()
@@ -260,9 +268,10 @@ def main() -> None:
     sends = [int(n) for n in a.sends.split(",") if n]
     max_waits = [int(w) for w in a.max_wait.split(",") if w]
     unfinished = [int(u) for u in a.unfinished.split(",") if u]
+    holds = [float(h) for h in a.hold.split(",") if h]
     asyncio.run(
         run(a.rate, a.seconds, counts, pers, a.batch_size, waits, sends, max_waits, unfinished,
-            a.breakdown)
+            holds, a.breakdown)
     )  # fmt: skip
 
 

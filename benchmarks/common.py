@@ -49,6 +49,14 @@ def group_cpu_seconds(pgid: int) -> float:
     return sum(int(f[11]) + int(f[12]) for f in _group_stats(pgid)) / TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy since boot (/proc/stat: all but idle
+    and iowait), whoever spent them."""
+    with open("/proc/stat") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS
+
+
 def group_rss_bytes(pgid: int) -> int:
     """Resident memory of the processes now in process group `pgid` (shared pages counted in
     each process, as ps does)."""

@@ -53,6 +53,7 @@ from benchmarks.common import (
     CostMeter,
     ProcessCost,
     machine,
+    machine_busy_seconds,
     produce_keyed,
     reading_consumer,
     replace_file,
@@ -65,6 +66,7 @@ from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
 from restate_stream._util.poll import apoll
 from restate_stream.batch import BatchDelivery
+from restate_stream.batch.delivery import HOLD_WHILE_BEHIND
 from restate_stream.bindings import Binding, load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.runtime.worker import WorkerProcess
@@ -220,6 +222,10 @@ class Unbatched:
     restate_cpu: list[float] = dataclasses.field(default_factory=list)
     serving_rss: list[int] = dataclasses.field(default_factory=list)  # peak bytes per round
     restate_rss: list[int] = dataclasses.field(default_factory=list)
+    # Not in the totals (the same broker and counting serve every row): what else the span cost.
+    kafka_cpu: list[float] = dataclasses.field(default_factory=list)  # the broker, s per 1,000
+    bench_cpu: list[float] = dataclasses.field(default_factory=list)  # this process, s per 1,000
+    busy_cores: list[float] = dataclasses.field(default_factory=list)  # the machine's, mean
 
     def sink(self, r: int) -> str:
         """The handler round `r` (from 1) subscribes: a bound handler's own per round."""
@@ -237,17 +243,25 @@ async def unbatched_round(
     topic: str,
     records: int,
     restate_pgid: int,
+    kafka_pgid: int,
     round_: int,
     bindings: BenchBindings,
     worker: WorkerProcess,
 ) -> None:
-    with CostMeter({"serving": candidate.pgid, "restate": restate_pgid}) as meter:
+    groups = {"serving": candidate.pgid, "restate": restate_pgid, "kafka": kafka_pgid}
+    busy, started = machine_busy_seconds(), time.monotonic()
+    with CostMeter({**groups, "bench": SELF}) as meter:
         if candidate.consumer_bindings is not None:
             binding = candidate.consumer_bindings[round_]
             rate = await consumer_rate(admin, bindings, binding, worker, records)
         else:
             rate = await restate_rate(admin, "bench", topic, records, candidate.sink(round_))
+    candidate.busy_cores.append(
+        (machine_busy_seconds() - busy) / max(time.monotonic() - started, 1e-3)
+    )
     costs = meter.costs(records)
+    candidate.kafka_cpu.append(costs["kafka"].cpu_per_1000)
+    candidate.bench_cpu.append(costs["bench"].cpu_per_1000)
     candidate.rates.append(rate)
     candidate.serving_cpu.append(costs["serving"].cpu_per_1000)
     candidate.restate_cpu.append(costs["restate"].cpu_per_1000)
@@ -518,6 +532,7 @@ def batch_delivery(binding: Binding, stack: LocalStack) -> BatchDelivery:
         dataclasses.replace(binding, paused=False),
         {"bootstrap.servers": stack.bootstrap_servers},
         stack.ingress_url,
+        hold_while_behind=float(os.environ.get("RS_HOLD", HOLD_WHILE_BEHIND)),
     )
 
 
@@ -601,6 +616,8 @@ async def run(
                 await admin.register_deployment(worker.uri)
                 assert worker.process is not None and stack.restate.process is not None
                 restate_pgid = stack.restate.process.pid
+                assert stack.kafka.process is not None
+                kafka_pgid = stack.kafka.process.pid
                 candidates = [
                     Unbatched("bare Python SDK, subscription", "BenchCounter", worker.process.pid),
                     Unbatched(BASELINE, BOUND_SERVICE, worker.process.pid),
@@ -669,6 +686,7 @@ async def run(
                                 per_record_topic,
                                 per_record_records,
                                 restate_pgid,
+                                kafka_pgid,
                                 r,
                                 bindings,
                                 worker,
@@ -676,8 +694,9 @@ async def run(
                             print(
                                 f"round {r}: {c.name:<32} {c.rates[-1]:>8,.0f} records/s, "
                                 f"CPU s per 1,000: serving {c.serving_cpu[-1]:.2f}, "
-                                f"restate {c.restate_cpu[-1]:.2f} "
-                                f"(load {os.getloadavg()[0]:.2f})",
+                                f"restate {c.restate_cpu[-1]:.2f}, kafka {c.kafka_cpu[-1]:.2f}, "
+                                f"this process {c.bench_cpu[-1]:.2f}; machine busy "
+                                f"{c.busy_cores[-1]:.2f} cores (load {os.getloadavg()[0]:.2f})",
                                 flush=True,
                             )
                     for variant in variants:

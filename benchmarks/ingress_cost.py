@@ -124,6 +124,35 @@ async def http1(url: str, keys: list[deque[Request]], connections: int = 16) -> 
         await client.close()
 
 
+async def http1_ticked(url: str, keys: list[deque[Request]], tick: float) -> None:
+    """http1 with every key in flight (100 connections), a key's next request held until the
+    next shared tick: the requests of the keys answered meanwhile go out together, in one loop
+    iteration (bursts, as a subscription's records reach Restate's log)."""
+    client = IngressClient(url, connections=len(keys))
+    loop = asyncio.get_running_loop()
+    next_tick: asyncio.Future[None] = loop.create_future()
+
+    async def ticker() -> None:
+        nonlocal next_tick
+        while True:
+            await asyncio.sleep(tick)
+            fired, next_tick = next_tick, loop.create_future()
+            fired.set_result(None)
+
+    async def chain(requests: deque[Request]) -> None:
+        for request in requests:
+            answer = await client.post(request.path, request.body, request.headers)
+            assert answer.status in (200, 202), answer.text()
+            await next_tick
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await asyncio.gather(*(chain(c) for c in keys))
+    finally:
+        ticking.cancel()
+        await client.close()
+
+
 def wire(host: str, request: Request) -> bytes:
     head = [f"POST /{request.path} HTTP/1.1", f"Host: {host}"]
     head.append(f"Content-Length: {len(request.body)}")
@@ -229,7 +258,17 @@ async def h2c_raw(url: str, keys: list[deque[Request]]) -> None:
         writer.close()
 
 
-VARIANTS = ("http1", "http1-64", "http1-pipelined", "h2c", "h2c-raw", "subscription")
+VARIANTS = (
+    "http1",
+    "http1-64",
+    "http1-100",
+    "http1-ticked",
+    "http1-pipelined",
+    "h2c",
+    "h2c-raw",
+    "subscription",
+)
+TICK = 0.005  # http1-ticked: seconds between bursts
 
 
 async def run(records: int, rounds: int, depth: int, variants: list[str]) -> None:
@@ -325,6 +364,10 @@ async def one_round(
         send = http1(stack.ingress_url, keys)
     elif variant == "http1-64":
         send = http1(stack.ingress_url, keys, 64)
+    elif variant == "http1-100":
+        send = http1(stack.ingress_url, keys, len(keys))
+    elif variant == "http1-ticked":
+        send = http1_ticked(stack.ingress_url, keys, TICK)
     elif variant == "http1-pipelined":
         send = http1_pipelined(stack.ingress_url, keys, depth)
     elif variant == "h2c-raw":

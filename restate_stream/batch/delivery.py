@@ -75,6 +75,11 @@ RECORD_CONCURRENT_SENDS = 128
 # largest share of a record's latency: sends queued for a slot while Restate had room
 # (benchmarks/batch_latency.py --breakdown, docs/benchmarks.md "Batched latency").
 BATCH_CONCURRENT_SENDS = 32
+# While the consumer is behind (its cuts fill to max_records), a batched key's next send is
+# held until the records in flight reach their bound, at most this long: sends then carry
+# what a window holds per key, as a bridge polling a window and sending each key's share does,
+# rather than what arrived during one key's round.
+HOLD_WHILE_BEHIND = 1.0
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: the
 # same 10 s as per-record bindings' subscriptions, so its partitions move to a live worker sooner.
 # A 1 s heartbeat (subscriptions: 3 s): this consumer's own rebalances finish sooner.
@@ -135,6 +140,7 @@ class BatchDelivery:
         max_records_in_flight: int | None = None,
         completion_wait: float = COMPLETION_WAIT,
         unfinished_per_key: int = 0,
+        hold_while_behind: float = HOLD_WHILE_BEHIND,
         observer: DeliveryObserver | None = None,
     ) -> None:
         """`observer`: told each record's and send's stages (benchmarks; batch/timings.py)."""
@@ -159,6 +165,12 @@ class BatchDelivery:
         self.max_records_in_flight = max_records_in_flight or in_flight
         self.max_concurrent_sends = max_concurrent_sends or concurrent
         self._send_slots = asyncio.Semaphore(self.max_concurrent_sends)
+        # `per: partition` sends fill to max_records from a few cuts: holding them only
+        # stalls the worker and Restate while the window fills (measured: slower).
+        per_key = binding.batch is not None and binding.batch.per == "key"
+        self.hold_while_behind = hold_while_behind if per_key else 0.0
+        self._released = asyncio.Event()  # cleared while behind with room left in flight
+        self._released.set()
         self._batches: deque[_Batch] = deque()
         self._tails: dict[str, asyncio.Task[None]] = {}  # object key -> its latest send
         self._waiting: dict[str, _Waiting] = {}  # object key -> its send not posted yet
@@ -228,6 +240,7 @@ class BatchDelivery:
                 records = await self._cut(consumer, stop)
                 if records:
                     self._dispatch(records)
+                self._hold_while_behind(len(records))
                 await consumer.commit(self._completed_offsets())
                 self._raise_if_a_send_failed()
                 while self._full() and not stop.is_set():
@@ -325,6 +338,15 @@ class BatchDelivery:
             task.add_done_callback(functools.partial(self._note_accepted, key, waiting))
             batch.sends.append(task)
 
+    def _hold_while_behind(self, cut: int) -> None:
+        """A full cut means the consumer is behind: keys' next sends are held (bounded) while
+        the window has room, so more of each key's records join them. Otherwise (caught up, or
+        the window full, when only posting makes room) they go."""
+        if self.hold_while_behind and cut >= self.max_records and not self._full():
+            self._released.clear()
+        else:
+            self._released.set()
+
     async def _head_batch_progress(self, timeout: float) -> None:
         """Until the oldest batch in flight may be done (at most `timeout` seconds)."""
         head = self._batches[0]
@@ -400,6 +422,11 @@ class BatchDelivery:
         if self._pacer is not None:
             # Until the previous invocation completed (bounded): records keep joining this send.
             await self._pacer.wait(key)
+        if not self._released.is_set():
+            # Behind: more of the key's records join while the window fills (bounded).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.hold_while_behind):
+                    await self._released.wait()
         if stages is not None:
             stages.paced = time.time()
         records = waiting.records
@@ -493,6 +520,7 @@ class BatchDelivery:
         return future.result()
 
     async def _drain(self, timeout: float) -> dict[int, int]:
+        self._released.set()  # held sends go now: the drain waits for them
         sends = list({t: None for batch in self._batches for t in batch.sends})
         if sends:
             await asyncio.wait(sends, timeout=timeout)
