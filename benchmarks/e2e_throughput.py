@@ -64,6 +64,7 @@ from benchmarks.profiling import profiled
 from benchmarks.report import Series, cpu_cell, fmt, paired_ratio, series_table, table
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
+from restate_stream._util.gc_pause import freeze_startup_objects
 from restate_stream._util.poll import apoll
 from restate_stream.batch import BatchDelivery
 from restate_stream.batch.delivery import HOLD_WHILE_BEHIND
@@ -669,6 +670,10 @@ async def run(
                 process_costs: dict[str, list[dict[str, ProcessCost]]] = {
                     row.name: [] for row in [*batched.values(), *bridges.values()]
                 }
+                # The deliveries run here as in a serving process, whose startup objects are
+                # frozen out of collections (restate_stream/runtime/_asgi.py): so are this one's
+                # (the minimal bridge runs here too).
+                freeze_startup_objects()
                 for r in range(1, rounds + 1):
                     raw.add(*raw_consume_rate(stack.bootstrap_servers, topic, records))
                     print(

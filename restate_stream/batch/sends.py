@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Protocol
@@ -32,7 +33,7 @@ from restate_stream.runtime.event import (
 RECORD_IDEMPOTENCY_PREFIX = "rs-record/"
 MAX_TEMPLATES = 10_000  # per-record sends: keys whose path and shared headers are kept
 
-_topic_of, _partition_of = itemgetter(0), itemgetter(1)  # of a PolledRecord
+_topic_of, _partition_of, _key_of = itemgetter(0), itemgetter(1), itemgetter(4)  # PolledRecord
 
 
 @dataclass(frozen=True)
@@ -120,14 +121,14 @@ class BatchShape:
     def group(self, records: list[PolledRecord]) -> dict[str, list[PolledRecord]]:
         # By the raw key (or source partition) first, asking the object key once per group:
         # asking it per record was most of a cut's grouping CPU.
-        by_raw: dict[object, list[PolledRecord]] = {}
-        per_partition = self.per == "partition"
-        for r in records:
-            raw = (r.topic, r.partition) if per_partition else r.key
-            group = by_raw.get(raw)
-            if group is None:
-                by_raw[raw] = group = []
-            group.append(r)
+        by_raw: defaultdict[object, list[PolledRecord]] = defaultdict(list)
+        raws: Iterable[object] = (
+            zip(map(_topic_of, records), map(_partition_of, records), strict=True)
+            if self.per == "partition"
+            else map(_key_of, records)
+        )
+        for raw, r in zip(raws, records, strict=True):  # fields read in C: the loop only appends
+            by_raw[raw].append(r)
         by_key: dict[str, list[PolledRecord]] = {}
         for group in by_raw.values():
             key = self.object_key(group[0])
