@@ -34,7 +34,7 @@ import restate
 from opentelemetry import trace
 
 from restate_stream._util.gc_pause import collection_paused
-from restate_stream.batch.wire import WireError, WireRecord, decode_batch
+from restate_stream.batch.wire import NewerWireVersion, WireError, WireRecord, decode_batch
 from restate_stream.bindings import Binding
 from restate_stream.runtime.bound_base import TOMBSTONE_ERROR, BoundHandler, UserFunction
 from restate_stream.runtime.dead_letter import LetterRef
@@ -141,6 +141,9 @@ class BatchBoundHandler(BoundHandler):
         set_handling(self.binding.name, None)  # log lines name the binding
         try:
             records = decode_batch(raw)
+        except NewerWireVersion as exc:
+            # Retried (then paused, as any failing invocation): a worker that reads it runs it.
+            raise NewerWireVersion(f"binding {self.binding.name}: {exc}") from None
         except WireError as exc:
             # Not a body restate-stream's consumer writes: fail visibly, change nothing.
             raise restate.TerminalError(f"binding {self.binding.name}: {exc}") from None

@@ -64,6 +64,11 @@ class WireError(ValueError):
     pass
 
 
+class NewerWireVersion(WireError):
+    """A body of a version this worker does not read yet, written by a newer restate-stream's
+    delivery (a rolling upgrade): retried, for a worker that reads it, never dropped."""
+
+
 class WireRecord(NamedTuple):
     """One record of a body (a tuple: decoding builds one per record, cheaply)."""
 
@@ -267,6 +272,11 @@ def _decode(body: bytes) -> list[WireRecord]:
     version = doc.get("v") if isinstance(doc, dict) else None
     if version == VERSION:
         return _decode_v2(doc, body)
+    if type(version) is int and version > VERSION:
+        raise NewerWireVersion(
+            f"batch body version {version}: this worker reads versions 1 to {VERSION} "
+            "(upgrade it: a newer worker's delivery wrote this body)"
+        )
     if version != V1 or not isinstance(doc.get("records"), list):
         raise WireError(
             'batch body: expected {"v": 2, "r": [...], ...} or {"v": 1, "records": [...]}'

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ import restate
 from pydantic import BaseModel
 
 from restate_stream.batch import high_water_state
-from restate_stream.batch.wire import WireError, WireRecord, decode_batch, encode_batch
+from restate_stream.batch.wire import (
+    NewerWireVersion,
+    WireError,
+    WireRecord,
+    decode_batch,
+    encode_batch,
+)
 from restate_stream.bindings import BindingsFile, parse_bindings
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
@@ -86,7 +93,7 @@ def _v2(runs: Any, topics: Any = ("t",), at: Any = ()) -> bytes:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b'{"v": 3, "r": []}', 'expected {"v": 2'),
+        (b'{"v": 0, "r": []}', 'expected {"v": 2'),
         (b'{"v": 2, "r": []}', '"r", "t" and "at" arrays'),
         (_v2([], topics=[1]), "t: expected topic names"),
         (_v2([["aw=="]]), "r[0]: expected [key, [record, ...]]"),
@@ -132,6 +139,30 @@ def spec(service: str, fmt: str = "json", per: str = "key") -> BindingsFile:
         ],
     )
     return parse_bindings(text, Path("bindings.yaml"), {})
+
+
+async def test_a_body_of_a_newer_version_is_retried_not_failed_terminally() -> None:
+    """A newer worker's delivery may write a version this worker does not read (a rolling
+    upgrade): a TerminalError would drop its records, so the invocation is retried instead
+    (Restate pauses it after the retry policy's attempts: a newer worker can resume it)."""
+    obj = restate.VirtualObject("WireNewer")
+    seen: list[KafkaEvent[Item]] = []
+
+    @obj.handler()
+    async def take(ctx: restate.ObjectContext, events: list[KafkaEvent[Item]]) -> None:
+        seen.extend(events)
+
+    publisher = MemoryPublisher()
+    bind([obj], spec("WireNewer"), {"local": publisher})
+    body = b'{"v": 3, "columns": {}}'
+    with pytest.raises(NewerWireVersion) as raised:
+        await invoke(obj, "take", MemoryContext("k", invocation_id="inv_1"), body)
+    assert not isinstance(raised.value, restate.TerminalError)
+    assert "binding b: batch body version 3: this worker reads versions 1 to 2" in str(raised.value)
+    assert seen == [] and publisher.sent == []  # nothing applied, nothing dead-lettered
+    # A body that is no version restate-stream writes still fails visibly, at once.
+    with pytest.raises(restate.TerminalError, match=re.escape('expected {"v": 2')):
+        await invoke(obj, "take", MemoryContext("k"), b'{"v": -1}')
 
 
 async def test_a_poison_value_in_v2_is_dead_lettered_with_its_reason_and_place() -> None:
