@@ -19,6 +19,7 @@ INTERNAL = {
     "restate_stream.runtime.failures.DropRecord": "a signal to drop a record, not a failure",
     "restate_stream.runtime.dead_letter.NotADeadLetterError": "a record that is no letter",
     "restate_stream.batch.wire.WireError": "a batch body restate-stream did not write",
+    "restate_stream.batch.wire.NewerWireVersion": "a newer body: Restate retries the invocation",
     "restate_stream.windows.aggregate.WindowValueError": "a record value a window cannot add",
     "restate_stream.testing.memory.NoResponseError": "the in-memory kit's missing response",
     "restate_stream.runtime.failures.RejectedRecords": "a batched handler's partial success",
