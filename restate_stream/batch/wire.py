@@ -1,6 +1,20 @@
 """The invocation body of a batched binding: many records of one object key, as JSON.
 
-Version 2 (what the delivery writes):
+Version 3 (what the delivery writes when every record's value goes inline, with a timestamp
+and no headers: a JSON binding's usual batch), by column:
+
+    {"v": 3, "t": [topic, ...], "k": [key base64 | null, ...],
+     "ti": [topic index, ...], "ki": [key index, ...], "p": [partition, ...],
+     "o": [offset, ...], "ts": [ts millis, ...], "vals": [value, ...], "at": [start, end, ...]}
+
+Each record is one place in the columns; "t" and "k" hold each topic and key once. The
+worker's one parse of the body yields a few long lists of numbers and the values parsed, and
+builds its records from them in C (version 2's list per record, walked in Python, was most of
+a batch's decoding in the worker). The values are spliced in byte for byte, and "at" holds
+where each starts and ends, as in version 2.
+
+Version 2 (what the delivery writes for any other batch: tombstones, headers, values that are
+not JSON; and what a worker before version 3 reads):
 
     {"v": 2,
      "r": [[key base64 | null, [[topic index, partition, offset, ts millis | null,
@@ -18,7 +32,7 @@ and dead-letters exactly as before). An inline value is spliced in byte for byte
 holds where each one starts and ends in the body, in order, so the worker takes the raw
 value (for dead letters and `KafkaEvent.raw`) as a slice: exact, whatever its spacing.
 
-Version 1 (still read: a v1 body may be in Restate's journal across an upgrade):
+Version 1 (still read, like version 2: a body may be in Restate's journal across an upgrade):
 
     {"v": 1, "records": [{"t": topic, "p": partition, "o": offset, "ts": millis | null,
                           "k": key base64 | null, "v": value base64 | null,
@@ -35,7 +49,7 @@ import binascii
 import json
 import operator
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import accumulate, chain, repeat
 from typing import Any, NamedTuple, Protocol
 
@@ -45,7 +59,8 @@ from restate_stream._util.gc_pause import collection_paused
 from restate_stream.runtime.event import Headers
 from restate_stream.runtime.formats.json import UNPARSED
 
-VERSION = 2
+VERSION = 3  # the newest this worker reads (and its delivery writes, by column)
+V2 = 2
 V1 = 1
 
 # Value forms of a v2 record.
@@ -55,9 +70,11 @@ TOMBSTONE, INLINE_JSON, BASE64 = 0, 1, 2
 # A value this long may be that deep (each level takes a byte), so its brackets are counted.
 _DEEP_CHECK_BYTES = 1000
 
-# Records from which a body is built by column (`_encode_inline`): its fixed cost per body is
-# a few records' worth of the record-by-record loop.
+# Records from which a body is built by column (`_encode_inline`, version 3): its fixed cost
+# per body is a few records' worth of the record-by-record loop.
 _COLUMNS_FROM = 12
+_V3_COLUMNS = ("ti", "ki", "p", "o", "ts")  # integers, one per record
+_INT = {int}
 
 
 class WireError(ValueError):
@@ -175,33 +192,30 @@ def _shallow(value: bytes) -> bool:
 
 
 def _encode_inline(columns: tuple[tuple[Any, ...], ...]) -> bytes:
-    """`_encode_each`'s body, byte for byte, for records that all go inline with a timestamp
-    and no headers, built column by column: the per-record work is C's (map, join,
-    accumulate), so a record costs the client a fraction of what a Python loop did."""
+    """The version 3 body of records that all go inline with a timestamp and no headers, built
+    column by column: orjson writes the columns of numbers, the values are joined, and `at` is
+    a running sum of their lengths: the per-record work is C's."""
     topic_names, partitions, offsets, timestamps, keys, values = columns[:6]
     topics = {name: i for i, name in enumerate(dict.fromkeys(topic_names))}
-    # Each record's "ti,partition,offset,ts,null,1,", from one orjson.dumps of all their
-    # numbers, split apart: formatting ints per record was most of the body's CPU.
-    coordinates = list(
-        zip(map(topics.__getitem__, topic_names), partitions, offsets, timestamps, strict=True)
+    key_index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    head = orjson.dumps(
+        {
+            "v": VERSION,
+            "t": list(topics),
+            "k": [_b64(key) for key in key_index],
+            "ti": list(map(topics.__getitem__, topic_names)),
+            "ki": list(map(key_index.__getitem__, keys)),
+            "p": partitions,
+            "o": offsets,
+            "ts": timestamps,
+        }
     )
-    numbers = orjson.dumps(coordinates)[2:-2].replace(b"],[", b",null,1,|") + b",null,1,"
-    # Before each record: "[" (the first), else the previous one's "]" and "," or, if the key
-    # changed, the run's end and a run of the new key.
-    separators: Iterable[bytes] = repeat(b"],[")
-    if keys.count(keys[0]) != len(keys):
-        run_starts = {key: b"]]],[%b,[[" % _b64_json(key) for key in dict.fromkeys(keys)}
-        changed = map(operator.ne, keys[1:], keys)
-        starts = map(run_starts.__getitem__, keys[1:])
-        separators = map(operator.getitem, zip(separators, starts, strict=False), changed)
-    prefixes = map(operator.add, chain((b"[",), separators), numbers.split(b"|"))
-    # The head, then each record's prefix and value: `at` (where each value starts and
-    # ends) is the running sum of their lengths.
-    pieces = [b'{"v":2,"r":[[%b,[' % _b64_json(keys[0])]
-    pieces += chain.from_iterable(zip(prefixes, values, strict=True))
-    at = list(accumulate(map(len, pieces)))[1:]
-    tail = b']]]],"t":%b,"at":%b}' % (orjson.dumps(list(topics)), orjson.dumps(at))
-    return b"".join(pieces) + tail
+    opening = head[:-1] + b',"vals":['
+    lengths = list(map(len, values))
+    # Each value starts one comma after the previous one's end.
+    starts = list(accumulate(map((1).__add__, lengths[:-1]), initial=len(opening)))
+    at = list(chain.from_iterable(zip(starts, map(operator.add, starts, lengths), strict=True)))
+    return b"".join((opening, b",".join(values), b'],"at":', orjson.dumps(at), b"}"))
 
 
 def _encode_each(records: Sequence[EncodableRecord], *, json_values: bool) -> bytes:
@@ -271,6 +285,8 @@ def _decode(body: bytes) -> list[WireRecord]:
         raise WireError(f"batch body is not JSON: {exc}") from exc
     version = doc.get("v") if isinstance(doc, dict) else None
     if version == VERSION:
+        return _decode_v3(doc, body)
+    if version == V2:
         return _decode_v2(doc, body)
     if type(version) is int and version > VERSION:
         raise NewerWireVersion(
@@ -279,9 +295,55 @@ def _decode(body: bytes) -> list[WireRecord]:
         )
     if version != V1 or not isinstance(doc.get("records"), list):
         raise WireError(
-            'batch body: expected {"v": 2, "r": [...], ...} or {"v": 1, "records": [...]}'
+            'batch body: expected {"v": 3, "t": [...], ...}, {"v": 2, "r": [...], ...} or '
+            '{"v": 1, "records": [...]}'
         )
     return _decode_v1(doc["records"])
+
+
+def _decode_v3(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
+    """Version 3's records, built from its columns in C; each column checked whole (its
+    types, its length, its indexes' range) before any record is built."""
+    topics: Any = doc.get("t")
+    keys: Any = doc.get("k")
+    values: Any = doc.get("vals")
+    at: Any = doc.get("at")
+    ints: list[Any] = [doc.get(name) for name in _V3_COLUMNS]
+    if not all(type(c) is list for c in (topics, keys, values, at, *ints)):
+        raise WireError(
+            'batch body v3: expected "t", "k", "ti", "ki", "p", "o", "ts", "vals" and "at" arrays'
+        )
+    n = len(values)
+    for name, column in zip(_V3_COLUMNS, ints, strict=True):
+        if len(column) != n:
+            raise WireError(f"{name}: {len(column)} numbers for {n} values")
+        if not set(map(type, column)) <= _INT:
+            raise WireError(f"{name}: expected integers")
+    topic_indexes, key_indexes, partitions, offsets, timestamps = ints
+    if not all(type(t) is str for t in topics):
+        raise WireError("t: expected topic names")
+    if n and not (min(topic_indexes) >= 0 and max(topic_indexes) < len(topics)):
+        raise WireError(f"ti: a topic index not in t (of {len(topics)})")
+    if n and not (min(key_indexes) >= 0 and max(key_indexes) < len(keys)):
+        raise WireError(f"ki: a key index not in k (of {len(keys)})")
+    if len(at) != 2 * n or not set(map(type, at)) <= _INT:
+        raise WireError(f"at: expected {2 * n} integers, a start and an end per value")
+    starts, ends = at[0::2], at[1::2]
+    if n and (min(at) < 0 or max(at) > len(body) or not all(map(operator.le, starts, ends))):
+        raise WireError("at: a value's place is not within the body")
+    raw_keys = [_unb64(key, f"k[{i}]") for i, key in enumerate(keys)]
+    columns = zip(
+        map(topics.__getitem__, topic_indexes),
+        partitions,
+        offsets,
+        timestamps,
+        map(raw_keys.__getitem__, key_indexes),
+        map(body.__getitem__, map(slice, starts, ends)),  # each value's raw bytes
+        repeat((), n),
+        values,  # parsed
+        strict=True,
+    )
+    return list(map(_tuple_new, repeat(WireRecord), columns))
 
 
 def _decode_v2(doc: dict[str, Any], body: bytes) -> list[WireRecord]:

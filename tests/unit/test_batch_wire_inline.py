@@ -1,16 +1,19 @@
-"""The v2 encoder's column path (every value inline, timestamped, headerless) writes the
-same bytes as the record-by-record path, for one key, runs of keys and several topics; a
-batch with any other record (tombstone, headers, no timestamp, a value that is not JSON or
-nests too deep) is written record by record."""
+"""The encoder's column path (every value inline, timestamped, headerless) writes version 3,
+whose records decode to what the record-by-record path's version 2 decodes to, for one key,
+runs of keys and several topics; a batch with any other record (tombstone, headers, no
+timestamp, a value that is not JSON or nests too deep) is written record by record (v2). A
+malformed v3 body is a WireError naming the column."""
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
+import orjson
 import pytest
 
 from restate_stream.batch import wire
-from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
+from restate_stream.batch.wire import WireError, WireRecord, decode_batch, encode_batch
 from restate_stream.runtime.formats.json import UNPARSED
 
 MS = 1_700_000_000_123
@@ -42,13 +45,20 @@ CASES = {
 
 
 @pytest.mark.parametrize("records", CASES.values(), ids=CASES.keys())
-def test_the_column_path_writes_the_record_by_record_bytes(records: list[WireRecord]) -> None:
+def test_the_column_path_decodes_to_the_record_by_record_records(
+    records: list[WireRecord],
+) -> None:
     columns = tuple(zip(*records, strict=True))
     assert wire._all_inline(columns)
     body = wire._encode_inline(columns)
-    assert body == wire._encode_each(records, json_values=True)
-    assert body == encode_batch(records, json_values=True)  # by column from 12 records
+    assert orjson.loads(body)["v"] == 3
+    v2 = wire._encode_each(records, json_values=True)
+    assert orjson.loads(v2)["v"] == 2
+    # The same records, values parsed the same and raw bytes exact, in the same order.
+    assert decode_batch(body) == decode_batch(v2)
     assert [r._replace(parsed=UNPARSED) for r in decode_batch(body)] == records
+    if len(records) >= 12:  # by column from 12 records
+        assert encode_batch(records, json_values=True) == body
 
 
 ODD = {
@@ -74,7 +84,9 @@ def test_long_but_shallow_values_still_go_inline() -> None:
     value = b"[" + b",".join([b'{"a": [1, 2]}'] * 200) + b"]"  # > 1,000 bytes, 3 deep
     records = [WireRecord("t", 0, 1, MS, b"k", value), *CASES["one key"]]
     assert wire._all_inline(tuple(zip(*records, strict=True)))
-    assert encode_batch(records, json_values=True) == wire._encode_each(records, json_values=True)
+    body = encode_batch(records, json_values=True)
+    assert orjson.loads(body)["v"] == 3
+    assert decode_batch(body) == decode_batch(wire._encode_each(records, json_values=True))
 
 
 def test_only_bodies_of_twelve_records_or_more_are_built_by_column(
@@ -91,3 +103,42 @@ def test_only_bodies_of_twelve_records_or_more_are_built_by_column(
     for n in (1, 11, 12, 50):
         encode_batch(CASES["one key"][:n], json_values=True)
     assert built == [12, 50]
+
+
+def _v3(**fields: Any) -> bytes:
+    """A well-formed two-record v3 body, with `fields` replaced."""
+    doc: dict[str, Any] = {
+        "v": 3, "t": ["t"], "k": ["aw==", None], "ti": [0, 0], "ki": [0, 1], "p": [0, 1],
+        "o": [5, 6], "ts": [MS, MS], "vals": [1, 2], "at": [0, 1, 0, 1],
+    }  # fmt: skip
+    doc.update(fields)
+    return orjson.dumps(doc)
+
+
+def test_a_well_formed_v3_body_decodes() -> None:
+    first, second = decode_batch(_v3())
+    assert first == WireRecord("t", 0, 5, MS, b"k", b"{", (), 1)
+    assert second == WireRecord("t", 1, 6, MS, None, b"{", (), 2)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_v3(vals={}), 'batch body v3: expected "t", "k", "ti", "ki", "p", "o", "ts", "vals"'),
+        (_v3(o=[5]), "o: 1 numbers for 2 values"),
+        (_v3(p=[0, "1"]), "p: expected integers"),
+        (_v3(ts=[MS, None]), "ts: expected integers"),
+        (_v3(ti=[0, True]), "ti: expected integers"),
+        (_v3(t=[1]), "t: expected topic names"),
+        (_v3(ti=[0, 1]), "ti: a topic index not in t (of 1)"),
+        (_v3(ki=[-1, 0]), "ki: a key index not in k (of 2)"),
+        (_v3(at=[0, 1, 0]), "at: expected 4 integers"),
+        (_v3(at=[0, 1, 3, 2]), "at: a value's place is not within the body"),
+        (_v3(at=[0, 1, 0, 10**6]), "at: a value's place is not within the body"),
+        (_v3(k=["%%", None]), "k[0]: invalid base64"),
+    ],
+)
+def test_malformed_v3_bodies_name_the_column(body: bytes, message: str) -> None:
+    with pytest.raises(WireError) as raised:
+        decode_batch(body)
+    assert message in str(raised.value)
