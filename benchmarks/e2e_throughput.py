@@ -67,7 +67,6 @@ from benchmarks.ts_peer import TsPeer
 from restate_stream._util.gc_pause import freeze_startup_objects
 from restate_stream._util.poll import apoll
 from restate_stream.batch import BatchDelivery
-from restate_stream.batch.delivery import HOLD_WHILE_BEHIND
 from restate_stream.bindings import Binding, load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.runtime.worker import WorkerProcess
@@ -533,7 +532,6 @@ def batch_delivery(binding: Binding, stack: LocalStack) -> BatchDelivery:
         dataclasses.replace(binding, paused=False),
         {"bootstrap.servers": stack.bootstrap_servers},
         stack.ingress_url,
-        hold_while_behind=float(os.environ.get("RS_HOLD", HOLD_WHILE_BEHIND)),
     )
 
 
