@@ -108,14 +108,24 @@ def chains(binding: Binding, records: list[PolledRecord]) -> list[deque[Request]
     ]
 
 
+# Seconds from writing each HTTP/1.1 request to its answer, of the latest http1 variant run:
+# with every key in flight, a key's next request waits for this, so it bounds the rate at
+# keys / latency whatever the CPU.
+ANSWER_SECONDS: list[float] = []
+
+
 async def http1(url: str, keys: list[deque[Request]], connections: int = 16) -> None:
     client = IngressClient(url, connections=connections)
     slots = asyncio.Semaphore(connections)
+    ANSWER_SECONDS.clear()
+    clock = time.perf_counter
 
     async def chain(requests: deque[Request]) -> None:
         for request in requests:
             async with slots:
+                started = clock()
                 answer = await client.post(request.path, request.body, request.headers)
+                ANSWER_SECONDS.append(clock() - started)
             assert answer.status in (200, 202), answer.text()
 
     try:
@@ -317,10 +327,16 @@ async def run(records: int, rounds: int, depth: int, variants: list[str]) -> Non
                         spent = costs["restate"].cpu_per_1000
                         cpu[variant].append(spent - idle * span * 1000 / records)
                         client_cpu[variant].append(costs["client"].cpu_per_1000)
+                        answers = ""
+                        if variant in ("http1", "http1-64", "http1-100") and ANSWER_SECONDS:
+                            q = statistics.quantiles(ANSWER_SECONDS, n=100)
+                            answers = (
+                                f", answered in p50 {q[49] * 1e3:.0f} ms p99 {q[98] * 1e3:.0f}"
+                            )
                         print(
                             f"round {r + 1}: {variant:<16} {rate:>7,.0f} records/s, restate-server "
                             f"CPU s per 1,000: {cpu[variant][-1]:.3f}, client "
-                            f"{client_cpu[variant][-1]:.3f} "
+                            f"{client_cpu[variant][-1]:.3f}{answers} "
                             f"(load {os.getloadavg()[0]:.2f}, {time.strftime('%H:%M:%S')})",
                             flush=True,
                         )
