@@ -143,6 +143,9 @@ class GroupConsumer:
         self._sent: dict[int, int] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"kafka:{group_id}")
         self._consumer: Consumer | None = None
+        # Records in the broker past this consumer's position after its latest poll, over its
+        # partitions (from the high watermarks librdkafka cached from its fetches): a backlog.
+        self.behind = 0
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -202,6 +205,7 @@ class GroupConsumer:
         if self.generation != generation:
             self._rewind({m.partition() or 0 for m in messages if m.error() is None})
             return []
+        self.behind = self._behind(consumer)
         # Garbage collection paused (restate_stream/_util/gc_pause.py says why; this package
         # does not import that one): a record is two tuples, all reachable until it returns.
         # Not over consume(), which waits for the broker.
@@ -212,6 +216,22 @@ class GroupConsumer:
         finally:
             if collecting:
                 gc.enable()
+
+    def _behind(self, consumer: Consumer) -> int:
+        """Records past this consumer's position in its partitions, by the high watermarks
+        librdkafka cached from its latest fetches (no broker call); 0 where either is unknown."""
+        if not self.assigned:
+            return 0
+        try:
+            positions = consumer.position([TopicPartition(self.topic, p) for p in self.assigned])
+            behind = 0
+            for tp in positions:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high is not None and high > tp.offset:
+                    behind += high - tp.offset
+            return behind
+        except KafkaException:
+            return 0
 
     def _rewind(self, partitions: set[int]) -> None:
         consumer = self._consumer

@@ -78,10 +78,10 @@ RECORD_CONCURRENT_SENDS = 128
 # largest share of a record's latency: sends queued for a slot while Restate had room
 # (benchmarks/batch_latency.py --breakdown, docs/benchmarks.md "Batched latency").
 BATCH_CONCURRENT_SENDS = 32
-# While the consumer is behind (its cuts fill to max_records), a batched key's next send is
-# held until the records in flight reach their bound, at most this long: sends then carry
-# what a window holds per key, as a bridge polling a window and sending each key's share does,
-# rather than what arrived during one key's round.
+# While the consumer is behind (its cuts fill to max_records, and Kafka holds enough to fill
+# the window), a batched key's next send is held until the records in flight reach their
+# bound, at most this long: sends then carry what a window holds per key, as a bridge polling
+# a window and sending each key's share does, rather than what arrived during one key's round.
 HOLD_WHILE_BEHIND = 1.0
 # A member that died (SIGKILL, OOM) holds its partitions until its session times out: the
 # same 10 s as per-record bindings' subscriptions, so its partitions move to a live worker sooner.
@@ -243,7 +243,7 @@ class BatchDelivery:
                 records = await self._cut(consumer, stop)
                 if records:
                     self._dispatch(records)
-                self._hold_while_behind(len(records))
+                self._hold_while_behind(len(records), consumer.behind)
                 await consumer.commit(self._completed_offsets())
                 self._raise_if_a_send_failed()
                 while self._full() and not stop.is_set():
@@ -340,11 +340,19 @@ class BatchDelivery:
             task.add_done_callback(functools.partial(self._note_accepted, key, waiting))
             batch.sends.append(task)
 
-    def _hold_while_behind(self, cut: int) -> None:
-        """A full cut means the consumer is behind: keys' next sends are held (bounded) while
-        the window has room, so more of each key's records join them. Otherwise (caught up, or
-        the window full, when only posting makes room) they go."""
-        if self.hold_while_behind and cut >= self.max_records and not self._full():
+    def _hold_while_behind(self, cut: int, behind: int) -> None:
+        """A full cut with enough records still in Kafka (`behind`) to fill the window: keys'
+        next sends are held (bounded) until it fills, so more of each key's records join them.
+        Otherwise they go: caught up, a backlog too small to fill the window (a moment's stall
+        in a stream, where holding would only add latency), or the window full (only posting
+        makes room)."""
+        room = self.max_records_in_flight - sum(b.records for b in self._batches)
+        if (
+            self.hold_while_behind
+            and cut >= self.max_records
+            and not self._full()
+            and behind >= room
+        ):
             self._released.clear()
         else:
             self._released.set()

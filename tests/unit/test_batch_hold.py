@@ -1,7 +1,8 @@
-"""While the consumer is behind (its cuts fill to max_records), a `per: key` binding's sends
-are held until the records in flight reach their bound, the consumer catches up, or a bounded
-wait passes: each key's records of several cuts then travel in one invocation instead of one
-per cut. Counted in sends, not timed (but for the bounded wait)."""
+"""While the consumer is behind (its cuts fill to max_records and Kafka holds enough to fill
+the window), a `per: key` binding's sends are held until the records in flight reach their
+bound, the consumer catches up, or a bounded wait passes: each key's records of several cuts
+then travel in one invocation instead of one per cut. Counted in sends, not timed (but for the
+bounded wait)."""
 
 from __future__ import annotations
 
@@ -38,10 +39,10 @@ def delivery(ingress: _Ingress, per: str = "key", **options: float) -> BatchDeli
     return d
 
 
-def step(d: BatchDelivery, records: list[PolledRecord]) -> None:
-    """What one turn of the delivery's loop does with a cut."""
+def step(d: BatchDelivery, records: list[PolledRecord], behind: int = 10**6) -> None:
+    """What one turn of the delivery's loop does with a cut, `behind` records left in Kafka."""
     d._dispatch(records)
-    d._hold_while_behind(len(records))
+    d._hold_while_behind(len(records), behind)
 
 
 def sizes(ingress: _Ingress) -> list[tuple[str, int]]:
@@ -59,6 +60,20 @@ async def test_behind_a_keys_records_of_several_cuts_join_one_send() -> None:
     # Without the hold: a and b sent 250 each from the first cut, then 50 each.
     assert sorted(sizes(ingress)) == [("a", 300), ("b", 300)]
     assert d._completed_offsets() == {0: FULL + 100}
+    await d._abandon()
+
+
+async def test_a_full_cut_with_too_little_left_in_kafka_to_fill_the_window_is_not_held() -> None:
+    """A stream's moment of stall fills a cut, but holding would wait out the bound for a
+    window the backlog cannot fill: only latency."""
+    ingress = _Ingress()
+    d = delivery(ingress, max_records_in_flight=10 * FULL)
+    step(d, cut(0, FULL), behind=3 * FULL)  # room for 9 more cuts, 3 in Kafka
+    await settle()
+    assert sorted(sizes(ingress)) == [("a", 250), ("b", 250)]
+    step(d, cut(FULL, FULL), behind=9 * FULL)  # room for 8: the backlog fills it
+    await settle()
+    assert sorted(sizes(ingress)) == [("a", 250), ("b", 250)]  # held
     await d._abandon()
 
 
