@@ -226,8 +226,9 @@ class GroupConsumer:
             positions = consumer.position([TopicPartition(self.topic, p) for p in self.assigned])
             behind = 0
             for tp in positions:
-                _, high = consumer.get_watermark_offsets(tp, cached=True)
-                if tp.offset >= 0 and high is not None and high > tp.offset:
+                offsets = consumer.get_watermark_offsets(tp, cached=True)  # None: unknown
+                high = offsets[1] if offsets is not None else -1
+                if tp.offset >= 0 and high > tp.offset:
                     behind += high - tp.offset
             return behind
         except KafkaException:
