@@ -143,9 +143,6 @@ class GroupConsumer:
         self._sent: dict[int, int] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"kafka:{group_id}")
         self._consumer: Consumer | None = None
-        # Records in the broker past this consumer's position after its latest poll, over its
-        # partitions (from the high watermarks librdkafka cached from its fetches): a backlog.
-        self.behind = 0
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -205,7 +202,6 @@ class GroupConsumer:
         if self.generation != generation:
             self._rewind({m.partition() or 0 for m in messages if m.error() is None})
             return []
-        self.behind = self._behind(consumer)
         # Garbage collection paused (restate_stream/_util/gc_pause.py says why; this package
         # does not import that one): a record is two tuples, all reachable until it returns.
         # Not over consume(), which waits for the broker.
@@ -217,10 +213,16 @@ class GroupConsumer:
             if collecting:
                 gc.enable()
 
-    def _behind(self, consumer: Consumer) -> int:
-        """Records past this consumer's position in its partitions, by the high watermarks
-        librdkafka cached from its latest fetches (no broker call); 0 where either is unknown."""
-        if not self.assigned:
+    async def backlog(self) -> int:
+        """Records in Kafka past this consumer's position in its partitions, by the high
+        watermarks librdkafka cached from its latest fetches (no broker call); a partition
+        whose position or watermark is unknown yet counts 0."""
+        result: int = await self._call(self._backlog)
+        return result
+
+    def _backlog(self) -> int:
+        consumer = self._consumer
+        if consumer is None or not self.assigned:
             return 0
         try:
             positions = consumer.position([TopicPartition(self.topic, p) for p in self.assigned])

@@ -243,7 +243,9 @@ class BatchDelivery:
                 records = await self._cut(consumer, stop)
                 if records:
                     self._dispatch(records)
-                self._hold_while_behind(len(records), consumer.behind)
+                # The backlog is asked only when a hold may follow (a full per-key cut).
+                full_cut = self.hold_while_behind and len(records) >= self.max_records
+                self._hold_while_behind(len(records), await consumer.backlog() if full_cut else 0)
                 await consumer.commit(self._completed_offsets())
                 self._raise_if_a_send_failed()
                 while self._full() and not stop.is_set():
