@@ -243,9 +243,9 @@ class BatchDelivery:
                 records = await self._cut(consumer, stop)
                 if records:
                     self._dispatch(records)
-                # The backlog is asked only when a hold may follow (a full per-key cut).
-                full_cut = self.hold_while_behind and len(records) >= self.max_records
-                self._hold_while_behind(len(records), await consumer.backlog() if full_cut else 0)
+                cut = len(records)
+                # The backlog (a hop to the consumer's thread) is asked only when it decides.
+                self._hold_while_behind(cut, await consumer.backlog() if self._may_hold(cut) else 0)
                 await consumer.commit(self._completed_offsets())
                 self._raise_if_a_send_failed()
                 while self._full() and not stop.is_set():
@@ -349,15 +349,15 @@ class BatchDelivery:
         in a stream, where holding would only add latency), or the window full (only posting
         makes room)."""
         room = self.max_records_in_flight - sum(b.records for b in self._batches)
-        if (
-            self.hold_while_behind
-            and cut >= self.max_records
-            and not self._full()
-            and behind >= room
-        ):
+        if self._may_hold(cut) and behind >= room:
             self._released.clear()
         else:
             self._released.set()
+
+    def _may_hold(self, cut: int) -> bool:
+        """A full cut of a per-key binding with room left in flight: only then does the
+        backlog decide whether sends are held."""
+        return self.hold_while_behind > 0 and cut >= self.max_records and not self._full()
 
     async def _head_batch_progress(self, timeout: float) -> None:
         """Until the oldest batch in flight may be done (at most `timeout` seconds)."""
