@@ -15,10 +15,11 @@ import restate
 
 from examples.food_ordering import driver_matcher, driver_twin, geo, order_status, order_workflow
 from examples.food_ordering.model import DeliveryJob, Point
+from examples.food_ordering.settings import RETRY
 
 NO_DRIVER = "no driver in time"
 
-manager = restate.VirtualObject("delivery-manager")
+manager = restate.VirtualObject("delivery-manager", invocation_retry_policy=RETRY)
 
 
 class DeliveryRequest(TypedDict):

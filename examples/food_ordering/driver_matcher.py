@@ -12,7 +12,9 @@ from typing import TypedDict
 
 import restate
 
-matcher = restate.VirtualObject("driver-matcher")
+from examples.food_ordering.settings import RETRY
+
+matcher = restate.VirtualObject("driver-matcher", invocation_retry_policy=RETRY)
 
 
 class DriverRequest(TypedDict):

@@ -16,11 +16,12 @@ import restate
 
 from examples.food_ordering import delivery_manager, driver_matcher
 from examples.food_ordering.model import DeliveryJob, Location, Point
+from examples.food_ordering.settings import RETRY
 from restate_stream.runtime.event import KafkaEvent
 
 SEEN_KEPT = 5_000  # sequence numbers kept for inspection; a demo run sees a few hundred
 
-twin = restate.VirtualObject("driver-digital-twin")
+twin = restate.VirtualObject("driver-digital-twin", invocation_retry_policy=RETRY)
 
 
 class TwinView(TypedDict):

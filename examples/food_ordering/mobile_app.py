@@ -16,13 +16,13 @@ import restate
 
 from examples.food_ordering import driver_twin, geo
 from examples.food_ordering.model import DeliveryJob, Location, Point
-from examples.food_ordering.settings import DRIVER_UPDATES, publisher
+from examples.food_ordering.settings import DRIVER_UPDATES, RETRY, publisher
 
 TICK = timedelta(milliseconds=500)
 KM_PER_TICK = geo.SPEED_KM_S * TICK.total_seconds()
 BREAK_AFTER_DELIVERY = timedelta(seconds=1)
 
-phone = restate.VirtualObject("driver-mobile-app")
+phone = restate.VirtualObject("driver-mobile-app", invocation_retry_policy=RETRY)
 
 
 class StartRequest(TypedDict):

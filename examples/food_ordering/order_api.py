@@ -19,9 +19,9 @@ import restate
 
 from examples.food_ordering import order_workflow
 from examples.food_ordering.model import Cart, Order, OrderPlaced
-from examples.food_ordering.settings import ORDERS, publisher
+from examples.food_ordering.settings import ORDERS, RETRY, publisher
 
-api = restate.Service("order-api")
+api = restate.Service("order-api", invocation_retry_policy=RETRY)
 
 
 class Placed(TypedDict):

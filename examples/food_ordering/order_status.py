@@ -12,8 +12,9 @@ from typing import TypedDict
 import restate
 
 from examples.food_ordering.model import StatusEntry, StatusView
+from examples.food_ordering.settings import RETRY
 
-status = restate.VirtualObject("order-status")
+status = restate.VirtualObject("order-status", invocation_retry_policy=RETRY)
 
 
 class EtaUpdate(TypedDict):

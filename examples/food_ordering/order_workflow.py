@@ -15,12 +15,12 @@ import restate
 
 from examples.food_ordering import delivery_manager, order_status, payments, restaurant
 from examples.food_ordering.model import DeliveryJob, Order, Outcome, RestaurantRecord
-from examples.food_ordering.settings import RESTAURANTS
+from examples.food_ordering.settings import RESTAURANTS, RETRY
 from restate_stream.tables import Table
 
 KITCHEN_TIMEOUT = timedelta(seconds=60)
 
-workflow = restate.Workflow("order-workflow")
+workflow = restate.Workflow("order-workflow", invocation_retry_policy=RETRY)
 restaurant_table: Table[RestaurantRecord] = Table(RESTAURANTS, RestaurantRecord)
 
 Undo = Callable[[], Awaitable[object]]

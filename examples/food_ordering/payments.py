@@ -16,6 +16,7 @@ from restate import RunOptions
 
 from examples.food_ordering import ingress
 from examples.food_ordering.model import Ledger, Receipt
+from examples.food_ordering.settings import RETRY
 
 CARD_LIMIT_CENTS = 100_000  # the simulated card declines anything above this
 
@@ -31,7 +32,7 @@ REFUND_RETRY: RunOptions[Receipt] = RunOptions(
     max_retry_interval=timedelta(seconds=5),
 )
 
-provider = restate.VirtualObject("payment-provider")
+provider = restate.VirtualObject("payment-provider", invocation_retry_policy=RETRY)
 
 
 class ChargeRequest(TypedDict):

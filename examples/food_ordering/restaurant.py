@@ -16,6 +16,7 @@ from restate import RunOptions
 
 from examples.food_ordering import ingress
 from examples.food_ordering.model import Item
+from examples.food_ordering.settings import RETRY
 
 SOLD_OUT = {"fugu sashimi"}
 COOK_BASE_S = 2.0
@@ -28,7 +29,7 @@ CALLBACK_RETRY: RunOptions[None] = RunOptions(
     max_retry_interval=timedelta(seconds=5),
 )
 
-pos = restate.VirtualObject("restaurant-pos")
+pos = restate.VirtualObject("restaurant-pos", invocation_retry_policy=RETRY)
 
 
 class PrepareRequest(TypedDict):

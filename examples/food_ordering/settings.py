@@ -6,8 +6,11 @@ from the environment the worker was started with (the runner and the tests set t
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
+
+import restate
 
 from restate_stream.bindings import BindingsFile, load_bindings
 from restate_stream.runtime.publisher import Publisher
@@ -19,6 +22,15 @@ ORDERS = "orders"  # checkout's events, keyed by restaurant: the orders-per-rest
 RESTAURANTS = "restaurants"  # the restaurant directory, keyed by restaurant id: a table
 ORDER_COUNTS = "restaurant-order-counts"  # the orders-per-restaurant window's results
 DRIVER_SPEEDS = "driver-speeds"  # the driver-speed window's results
+
+# Every service's retries: a restarted worker is called again within 2 s. Restate's default
+# backoff doubles up to a minute, so a worker down for 15 s could leave an order waiting past
+# its 30 s driver timer. 300 attempts (about 10 minutes down) before an invocation pauses.
+RETRY = restate.InvocationRetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    max_interval=timedelta(seconds=2),
+    max_attempts=300,
+)
 
 
 @cache

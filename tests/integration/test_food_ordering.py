@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 
 from examples.food_ordering import app, directory, scenario
@@ -339,7 +340,18 @@ async def test_driver_locations_are_consumed_in_order_per_driver(food: Food) -> 
     assert {w.key for w in held.windows} & set(drivers), held
 
 
+async def services_max_retry_intervals(admin_url: str) -> dict[str, str]:
+    """Each of the app's services' retry interval cap, as Restate registered it."""
+    async with httpx.AsyncClient(base_url=admin_url, timeout=10) as admin:
+        answers = [await admin.get(f"/services/{s.name}") for s in app.services]
+    return {a.json()["name"]: a.json()["retry_policy"]["max_interval"] for a in answers}
+
+
 async def test_worker_restart_mid_demo_loses_no_order_and_charges_once(food: Food) -> None:
+    # A restarted worker is called again within 2 s, not after Restate's default backoff
+    # (up to a minute), which could outlast an order's driver timer.
+    caps = await services_max_retry_intervals(food.spec.restate.admin_url)
+    assert set(caps.values()) == {"2s"} and len(caps) == len(app.services), caps
     region = f"restart-{run_id()}"
     carts = scenario.carts(5, reject=3, region=region)
     async with FoodClient(food.ingress_url) as client:
