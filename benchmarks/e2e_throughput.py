@@ -486,6 +486,7 @@ class Feeder(Protocol):
     """What batched_rate watches: restate-stream's BatchDelivery or the minimal bridge."""
 
     delivered: int
+    sends: int  # accepted
     first_dispatch: float | None
 
     async def run(self, stop: asyncio.Event) -> None: ...
@@ -517,6 +518,8 @@ async def batched_rate(admin: AdminClient, feeder: Feeder, service: str, expecte
                 f"all counted after {end - feeder.first_dispatch:.2f}s",
                 flush=True,
             )
+        each = feeder.delivered / max(feeder.sends, 1)
+        print(f"    {feeder.sends:,} sends, {each:,.0f} records each", flush=True)
     finally:
         stop.set()
         await task

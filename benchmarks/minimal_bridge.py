@@ -60,6 +60,7 @@ class MinimalBridge:
         self.topic, self.group, self.batch, self.ingress_url = topic, group, batch, ingress_url
         self.prefix = ""  # object keys' prefix: a benchmark round's objects are its own
         self.delivered = 0  # records whose send Restate accepted
+        self.sends = 0
         self.first_dispatch: float | None = None  # perf_counter() at the first send
 
     async def send(self, http: aiohttp.ClientSession, key: bytes, messages: list[Message]) -> None:
@@ -88,5 +89,6 @@ class MinimalBridge:
                     await asyncio.gather(*(self.send(http, k, ms) for k, ms in by_key.items()))
                     self.consumer.commit(asynchronous=False)  # what was polled: all accepted
                     self.delivered += len(polled)
+                    self.sends += len(by_key)
         finally:
             self.consumer.close()

@@ -141,6 +141,9 @@ class GroupConsumer:
         # {partition: highest offset sent}: a failure answered after a later commit was sent
         # is that later commit's to settle; committing the failed one again would rewind it.
         self._sent: dict[int, int] = {}
+        # {partition: where reading starts} for partitions not read from yet since assigned
+        # (their position is unknown until then): the backlog counts them from there.
+        self._starts: dict[int, int] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"kafka:{group_id}")
         self._consumer: Consumer | None = None
 
@@ -159,6 +162,7 @@ class GroupConsumer:
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.generation += 1
         self.assigned = {tp.partition for tp in partitions}
+        self._starts.clear()
         log.info("%s: assigned %s%s", self.group_id, self.topic, sorted(self.assigned))
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -215,8 +219,9 @@ class GroupConsumer:
 
     async def backlog(self) -> int:
         """Records in Kafka past this consumer's position in its partitions, by the high
-        watermarks librdkafka cached from its latest fetches (no broker call); a partition
-        whose position or watermark is unknown yet counts 0."""
+        watermarks librdkafka cached from its latest fetches. A partition not read from yet
+        since it was assigned counts from where its reading starts (the group's committed
+        offset, asked once per assignment), one whose watermark is unknown yet counts 0."""
         result: int = await self._call(self._backlog)
         return result
 
@@ -229,12 +234,26 @@ class GroupConsumer:
             behind = 0
             for tp in positions:
                 offsets = consumer.get_watermark_offsets(tp, cached=True)  # None: unknown
-                high = offsets[1] if offsets is not None else -1
-                if tp.offset >= 0 and high > tp.offset:
-                    behind += high - tp.offset
+                low, high = offsets if offsets is not None else (-1, -1)
+                position = tp.offset if tp.offset >= 0 else self._reading_starts(tp.partition, low)
+                if position >= 0 and high > position:
+                    behind += high - position
             return behind
         except KafkaException:
             return 0
+
+    def _reading_starts(self, partition: int, low: int) -> int:
+        """Where reading `partition` starts (-1: unknown): its committed offset, else the
+        earliest (cached low watermark) or the latest (no backlog) per `start`."""
+        if partition not in self._starts:
+            assert self._consumer is not None
+            unread = [TopicPartition(self.topic, p) for p in self.assigned - self._starts.keys()]
+            for tp in self._consumer.committed(unread, timeout=5):
+                self._starts[tp.partition] = tp.offset  # OFFSET_INVALID (< 0): none committed
+        start = self._starts.get(partition, -1)
+        if start >= 0:
+            return start
+        return low if self.start_at == "earliest" else -1
 
     def _rewind(self, partitions: set[int]) -> None:
         consumer = self._consumer
@@ -301,6 +320,7 @@ class GroupConsumer:
         for partition in partitions:
             self._failed.pop(partition, None)
             self._sent.pop(partition, None)
+            self._starts.pop(partition, None)
 
     async def close(self) -> None:
         """Leave the group (on_revoke runs one last time) and stop the thread."""

@@ -199,6 +199,7 @@ class BatchDelivery:
         # The first send that raised (not a refusal: those are retried), noted as it ends.
         self._send_failure: BaseException | None = None
         self.delivered = 0  # records whose send Restate accepted (for logs and benchmarks)
+        self.sends = 0  # sends Restate accepted
         self.first_dispatch: float | None = None  # perf_counter() at the first batch
         self.observer = observer
 
@@ -243,9 +244,7 @@ class BatchDelivery:
                 records = await self._cut(consumer, stop)
                 if records:
                     self._dispatch(records)
-                cut = len(records)
-                # The backlog (a hop to the consumer's thread) is asked only when it decides.
-                self._hold_while_behind(cut, await consumer.backlog() if self._may_hold(cut) else 0)
+                await self._hold_or_release(consumer, len(records))
                 await consumer.commit(self._completed_offsets())
                 self._raise_if_a_send_failed()
                 while self._full() and not stop.is_set():
@@ -341,6 +340,16 @@ class BatchDelivery:
             task.add_done_callback(functools.partial(self._forget_tail, key))
             task.add_done_callback(functools.partial(self._note_accepted, key, waiting))
             batch.sends.append(task)
+
+    async def _hold_or_release(self, consumer: GroupConsumer, cut: int) -> None:
+        """Whether keys' next sends are held after this cut. The backlog (a hop to the
+        consumer's thread) is asked only when it decides; meanwhile the cut's new sends wait
+        for the answer (they would be posted during the hop, each with one cut's records)."""
+        behind = 0
+        if self._may_hold(cut):
+            self._released.clear()
+            behind = await consumer.backlog()
+        self._hold_while_behind(cut, behind)
 
     def _hold_while_behind(self, cut: int, behind: int) -> None:
         """A full cut with enough records still in Kafka (`behind`) to fill the window: keys'
@@ -502,6 +511,7 @@ class BatchDelivery:
             return str(exc)
         if answer.status in (200, 202):
             self.delivered += records
+            self.sends += 1
             return None
         return f"HTTP {answer.status}: {answer.text()[:300]}"
 

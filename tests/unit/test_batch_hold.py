@@ -77,6 +77,33 @@ async def test_a_full_cut_with_too_little_left_in_kafka_to_fill_the_window_is_no
     await d._abandon()
 
 
+class _SlowBacklog:
+    """A consumer whose backlog answers after a few turns of the loop, as the hop to the
+    consumer's thread does."""
+
+    def __init__(self, behind: int) -> None:
+        self.behind = behind
+
+    async def backlog(self) -> int:
+        await settle()
+        return self.behind
+
+
+async def test_a_full_cuts_sends_wait_for_the_backlogs_answer() -> None:
+    """Not posted during the hop that asks the backlog: they would carry one cut's records."""
+    ingress = _Ingress()
+    d = delivery(ingress)
+    d._dispatch(cut(0, FULL))
+    await d._hold_or_release(_SlowBacklog(10**6), FULL)  # type: ignore[arg-type]
+    await settle()
+    assert ingress.sends == []  # held: behind
+    d._dispatch(cut(FULL, FULL))
+    await d._hold_or_release(_SlowBacklog(0), FULL)  # type: ignore[arg-type]
+    await settle()
+    assert sorted(sizes(ingress)) == [("a", 500), ("b", 500)]  # caught up: both cuts in one
+    await d._abandon()
+
+
 async def test_held_sends_go_once_the_records_in_flight_reach_their_bound() -> None:
     ingress = _Ingress()
     d = delivery(ingress, max_records_in_flight=2 * FULL)
