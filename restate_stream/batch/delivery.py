@@ -18,7 +18,8 @@ binding's records wait in their key's lane (a queue, not a task per record) and
 
 A batched key's next send also waits, before it is posted, for the previous one's invocation
 to complete (bounded; completion paces, it never holds a commit: batch/pacing.py), so the
-invocation rate follows what Restate completes rather than keys x cuts per second.
+invocation rate follows what Restate completes rather than keys x cuts per second; a full
+send (max_records) does not wait, since no record could join it.
 Until a key's send is posted (its previous send is in flight or running, or all
 `max_concurrent_sends` are in flight), the key's records of later batches join it (up to
 `max_records` per send) instead of queueing a send each: a send costs Restate, the worker
@@ -442,7 +443,7 @@ class BatchDelivery:
             stages.previous_accepted = time.time()
         if self._pacer is not None:
             # Until the previous invocation completed (bounded): records keep joining this send.
-            await self._pacer.wait(key)
+            await self._pacer.wait(key, full=len(waiting.records) >= self.shape.max_records)
         if not self._released.is_set():
             # Behind: more of the key's records join while the window fills (bounded).
             with contextlib.suppress(TimeoutError):

@@ -128,6 +128,27 @@ async def test_a_keys_records_join_while_its_previous_invocation_runs() -> None:
     await d._abandon()
 
 
+async def test_a_full_send_does_not_wait_for_the_previous_invocation() -> None:
+    """The wait is for records to join the send: a send of max_records (BATCHED: 500) can
+    take none, so it goes on acceptance, and no attach is made for it."""
+    ingress = _Ingress()
+    d = delivery(ingress)
+    d._dispatch([record(0, b"a")])
+    await settle()
+    d._dispatch([record(o, b"a") for o in range(1, 501)])  # a full send's worth
+    await settle()
+    assert [(key, len(offsets)) for key, offsets in ingress.sends] == [("a", 1), ("a", 500)]
+    assert ingress.attached == []  # a@0's invocation is still running
+    d._dispatch([record(501, b"a")])
+    await settle()
+    assert len(ingress.sends) == 2
+    assert ingress.attached == ["a"]  # a@501 waits for the full send's invocation
+    ingress.complete("a")
+    await settle()
+    assert ingress.sends[-1] == ("a", [501])
+    await d._abandon()
+
+
 async def test_a_key_waits_only_for_its_own_previous_invocation() -> None:
     ingress = _Ingress()
     d = delivery(ingress)
