@@ -40,6 +40,9 @@ from connectors.logs import Config, client_properties
 
 log = logging.getLogger("connectors.group_consumer")
 
+# Seconds the backlog waits, once per assignment, for the group's committed offsets.
+COMMITTED_TIMEOUT = 1.0
+
 
 _tuple_new = tuple.__new__
 
@@ -143,7 +146,8 @@ class GroupConsumer:
         self._sent: dict[int, int] = {}
         # {partition: where reading starts} for partitions not read from yet since assigned
         # (their position is unknown until then): the backlog counts them from there.
-        self._starts: dict[int, int] = {}
+        # None: the group's coordinator did not answer.
+        self._starts: dict[int, int | None] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"kafka:{group_id}")
         self._consumer: Consumer | None = None
 
@@ -248,9 +252,23 @@ class GroupConsumer:
         if partition not in self._starts:
             assert self._consumer is not None
             unread = [TopicPartition(self.topic, p) for p in self.assigned - self._starts.keys()]
-            for tp in self._consumer.committed(unread, timeout=5):
+            # Asked once per assignment, even if unanswered: on the consumer's thread, a
+            # coordinator that does not answer would hold every poll after a full cut.
+            self._starts.update(dict.fromkeys(tp.partition for tp in unread))
+            try:
+                committed = self._consumer.committed(unread, timeout=COMMITTED_TIMEOUT)
+            except KafkaException as exc:
+                log.info(
+                    "%s: committed offsets of %s not known (%s): its unread partitions count 0 "
+                    "in the backlog",
+                    self.group_id, self.topic, exc,
+                )  # fmt: skip
+                committed = []
+            for tp in committed:
                 self._starts[tp.partition] = tp.offset  # OFFSET_INVALID (< 0): none committed
-        start = self._starts.get(partition, -1)
+        start = self._starts[partition]
+        if start is None:
+            return -1
         if start >= 0:
             return start
         return low if self.start_at == "earliest" else -1
