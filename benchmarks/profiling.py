@@ -11,8 +11,8 @@ group (or this process, SELF) with
   native threads py-spy does not see (granian's and librdkafka's) included, into
   `<dir>/<name>-<group>.threads`.
 
-Without it, `profiled` does nothing. py-spy must be on PATH or beside the interpreter
-(`pip install py-spy` into the benchmark's venv); it runs in a process group of its own, so
+Without it, `profiled` does nothing. py-spy must be on PATH or beside the interpreter (the
+`bench` extra installs it, as `scripts/setup` does); it runs in a process group of its own, so
 its CPU is not counted in a measured group's, but it does slow what it samples: a profiled
 round's rates do not count.
 """
@@ -39,7 +39,10 @@ def _py_spy() -> str:
     beside = Path(sys.executable).with_name("py-spy")
     found = str(beside) if beside.exists() else shutil.which("py-spy")
     if found is None:
-        raise SystemExit(f"{PROFILE_ENV} is set but py-spy is not installed (pip install py-spy)")
+        raise SystemExit(
+            f"{PROFILE_ENV} is set but py-spy is not installed (pip install py-spy, or the "
+            "bench extra: pip install -e '.[bench]')"
+        )
     return found
 
 
