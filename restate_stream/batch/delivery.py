@@ -358,7 +358,7 @@ class BatchDelivery:
         Otherwise they go: caught up, a backlog too small to fill the window (a moment's stall
         in a stream, where holding would only add latency), or the window full (only posting
         makes room)."""
-        room = self.max_records_in_flight - sum(b.records for b in self._batches)
+        room = self.max_records_in_flight - self._records_in_flight()
         if self._may_hold(cut) and behind >= room:
             self._released.clear()
         else:
@@ -389,8 +389,11 @@ class BatchDelivery:
     def _full(self) -> bool:
         return (
             len(self._batches) >= self.max_batches_in_flight
-            or sum(b.records for b in self._batches) >= self.max_records_in_flight
+            or self._records_in_flight() >= self.max_records_in_flight
         )
+
+    def _records_in_flight(self) -> int:
+        return sum(b.records for b in self._batches)
 
     def _forget_tail(self, key: str, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and self._send_failure is None:
