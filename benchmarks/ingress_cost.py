@@ -12,6 +12,10 @@ once its previous one was answered), sent from this process by:
 - *h2c*: HTTP/2 with prior knowledge on one connection, one stream per key in flight (httpx);
 - *h2c-raw*: the same through the `h2` library alone: the requests and answers of all the
   keys in flight share each `write()` and `read()` (what many requests per write would save);
+- *idem-send*, *idem-send-attach*, *idem-call*: every key in flight over aiohttp, each request
+  with an idempotency key as batched sends carry: acceptance only (202); acceptance then the
+  attach that answers at completion (how a batched binding's completion pacing learns it);
+  a call, answered at completion (one request where pacing makes two);
 - *subscription*: Restate's Kafka subscription over the same topic (the reference).
 
 Every variant is counted the same way (the counters' state, polled every 0.1 s); restate-server's
@@ -40,6 +44,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import h2.config
 import h2.connection
 import h2.events
@@ -268,6 +273,32 @@ async def h2c_raw(url: str, keys: list[deque[Request]]) -> None:
         writer.close()
 
 
+async def idempotent(url: str, keys: list[deque[Request]], mode: str) -> None:
+    """`mode`: send, send-attach or call; see the module's docstring."""
+    run_id = uuid.uuid4().hex[:8]
+    connector = aiohttp.TCPConnector(limit=4 * len(keys))
+    async with aiohttp.ClientSession(connector=connector) as client:
+
+        async def chain(requests: deque[Request]) -> None:
+            for n, request in enumerate(requests):
+                idempotency_key = f"{run_id}-{n}"
+                headers = {**request.headers, "idempotency-key": idempotency_key}
+                path = request.path
+                if mode == "call":
+                    path = path.removesuffix("/send")
+                async with client.post(f"{url}/{path}", data=request.body, headers=headers) as a:
+                    await a.read()
+                    assert a.status in (200, 202), a.status
+                if mode == "send-attach":
+                    service, key, handler, _ = path.split("/")
+                    attach = f"restate/invocation/{service}/{key}/{handler}/{idempotency_key}"
+                    async with client.get(f"{url}/{attach}/attach") as a:
+                        await a.read()
+                        assert a.status == 200, a.status
+
+        await asyncio.gather(*(chain(c) for c in keys))
+
+
 VARIANTS = (
     "http1",
     "http1-64",
@@ -276,6 +307,9 @@ VARIANTS = (
     "http1-pipelined",
     "h2c",
     "h2c-raw",
+    "idem-send",
+    "idem-send-attach",
+    "idem-call",
     "subscription",
 )
 TICK = 0.005  # http1-ticked: seconds between bursts
@@ -388,6 +422,8 @@ async def one_round(
         send = http1_pipelined(stack.ingress_url, keys, depth)
     elif variant == "h2c-raw":
         send = h2c_raw(stack.ingress_url, keys)
+    elif variant.startswith("idem-"):
+        send = idempotent(stack.ingress_url, keys, variant.removeprefix("idem-"))
     else:
         send = h2c(stack.ingress_url, keys)
     sending = asyncio.ensure_future(send)
