@@ -17,9 +17,11 @@ binding's records wait in their key's lane (a queue, not a task per record) and
 `max_concurrent_sends` senders post ready keys' head records in turn.
 
 A batched key's next send also waits, before it is posted, for the previous one's invocation
-to complete (bounded; completion paces, it never holds a commit: batch/pacing.py), so the
-invocation rate follows what Restate completes rather than keys x cuts per second; a full
-send (max_records) does not wait, since no record could join it.
+to complete (bounded: batch/pacing.py), so the invocation rate follows what Restate completes
+rather than keys x cuts per second; a full send (max_records) does not wait, since no record
+could join it. In a stream the send is a call, answered at completion (`_call`), so commits
+follow completion there, or acceptance asked by a one-way send once the call outlived the
+bound.
 Until a key's send is posted (its previous send is in flight or running, or all
 `max_concurrent_sends` are in flight), the key's records of later batches join it (up to
 `max_records` per send) instead of queueing a send each: a send costs Restate, the worker
@@ -115,8 +117,9 @@ class _Waiting:
 
     records: list[PolledRecord]
     task: asyncio.Task[None] | None = None
-    # Once posted: the send's idempotency key (the pacer attaches by it), taken from the
-    # request rather than hashed again over the records.
+    # Once accepted by a one-way send: its idempotency key (the pacer attaches by it), taken
+    # from the request rather than hashed again over the records. None after a call answered:
+    # its invocation completed, nothing to wait for.
     idempotency_key: str | None = None
 
 
@@ -169,6 +172,10 @@ class BatchDelivery:
         self.max_records_in_flight = max_records_in_flight or in_flight
         self.max_concurrent_sends = max_concurrent_sends or concurrent
         self._send_slots = asyncio.Semaphore(self.max_concurrent_sends)
+        # Paced sends go as calls (`_call`), held open until their invocation completes: as
+        # many at once as the pacer's attaches were.
+        self._call_slots = asyncio.Semaphore(ATTACH_CONNECTIONS)
+        self._catching_up = False  # the latest cut was full
         # `per: partition` sends fill to max_records from a few cuts: holding them only
         # stalls the worker and Restate while the window fills (measured: slower).
         per_key = binding.batch is not None and binding.batch.per == "key"
@@ -176,6 +183,7 @@ class BatchDelivery:
         self._released = asyncio.Event()  # cleared while behind with room left in flight
         self._released.set()
         self._batches: deque[_Batch] = deque()
+        self._held = 0  # records of `_batches` (in flight: read and not committed)
         self._tails: dict[str, asyncio.Task[None]] = {}  # object key -> its latest send
         self._waiting: dict[str, _Waiting] = {}  # object key -> its send not posted yet
         # Batched sends wait for the key's previous invocation to complete (bounded; 0: paced
@@ -222,7 +230,10 @@ class BatchDelivery:
         # Our own lean client: httpx's per-request machinery (pool assignment, sniffio) was
         # ~75% of this process's CPU (py-spy, 10,000 keys), aiohttp's still most of a send's.
         # The pacer's attaches (long-held GETs, few) stay on aiohttp.
-        client = IngressClient(self.ingress_url, connections=self.max_concurrent_sends)
+        connections = self.max_concurrent_sends
+        if self._pacer is not None:
+            connections += ATTACH_CONNECTIONS  # calls held open: kept for the next ones
+        client = IngressClient(self.ingress_url, connections=connections)
         self._client = client
         try:
             async with aiohttp.ClientSession(
@@ -304,6 +315,7 @@ class BatchDelivery:
         else:
             self._queue_sends(by_key, batch)
         self._batches.append(batch)
+        self._held += batch.records
 
     def _queue_records(self, by_key: dict[str, list[PolledRecord]], batch: _Batch) -> None:
         """Per record: each key's records join its lane; a key new to the lanes is ready."""
@@ -346,6 +358,9 @@ class BatchDelivery:
         """Whether keys' next sends are held after this cut. The backlog (a hop to the
         consumer's thread) is asked only when it decides; meanwhile the cut's new sends wait
         for the answer (they would be posted during the hop, each with one cut's records)."""
+        # A full cut: reading a backlog, where a send's records must leave the window at
+        # acceptance, not completion, for the next ones to be read meanwhile (`_calls_pace`).
+        self._catching_up = cut >= self.max_records
         behind = 0
         if self._may_hold(cut):
             self._released.clear()
@@ -393,7 +408,7 @@ class BatchDelivery:
         )
 
     def _records_in_flight(self) -> int:
-        return sum(b.records for b in self._batches)
+        return self._held
 
     def _forget_tail(self, key: str, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and self._send_failure is None:
@@ -418,6 +433,7 @@ class BatchDelivery:
         offsets: dict[int, int] = {}
         while self._batches and self._batches[0].done():
             batch = self._batches.popleft()
+            self._held -= batch.records
             for partition, offset in batch.next_offsets.items():
                 offsets[partition] = max(offsets.get(partition, 0), offset)
         return offsets
@@ -456,6 +472,10 @@ class BatchDelivery:
             stages.paced = time.time()
         records = waiting.records
         request: Request | None = None
+        if self._calls_pace(key, records):
+            request = await self._call(key, waiting, stages)
+            if request is None:
+                return  # completed, so accepted
         delay = 0.05
         while True:
             async with self._send_slots:
@@ -464,16 +484,75 @@ class BatchDelivery:
                     if self._waiting.get(key) is waiting:
                         del self._waiting[key]
                     request = self.shape.request(key, records)
-                    waiting.idempotency_key = request.headers.get("idempotency-key")
                     if stages is not None:
                         stages.posted = time.time()
                 problem = await self._attempt(request, len(records))
             if problem is None:
+                waiting.idempotency_key = request.headers.get("idempotency-key")
                 if self.observer is not None and stages is not None:
                     stages.accepted = time.time()
                     self.observer.accepted(key, records, stages)
                 return
             delay = await self._retry_later(key, records, request, problem, delay)
+
+    def _calls_pace(self, key: str, records: list[PolledRecord]) -> bool:
+        """Whether the key's send goes as a call (`_call`): paced on completion, each of the
+        key's invocations finished before its next is posted (`unfinished_per_key` 0); not
+        while the key is stalled, nor a full send (nothing waits for their completion), nor
+        when as many calls are open as their connections (many keys, Restate behind: a
+        one-way send then, as when the pacer's attaches are all taken), nor while reading a
+        backlog (the latest cut was full, or a quarter of the window is in flight): a call's
+        records stay in the window, uncommitted, until it completes, which held the reading
+        of a backlog back (10,000 records per send: 0.8x the rate of one-way sends,
+        benchmarks/e2e_throughput.py)."""
+        pacer = self._pacer
+        return (
+            pacer is not None
+            and not self._catching_up
+            and self._held * 4 < self.max_records_in_flight
+            and pacer.unfinished == 0
+            and not pacer.is_stalled(key)
+            and len(records) < self.shape.max_records
+            and not self._call_slots.locked()
+        )
+
+    async def _call(self, key: str, waiting: _Waiting, stages: SendStages | None) -> Request | None:
+        """Post the key's waiting records as a call (`POST {Service}/{key}/{handler}` with the
+        send's idempotency key), answered once the invocation completed: one request where a
+        one-way send and the pacer's attach made two (restate-server's CPU per invocation
+        0.59 against 0.71 ms, the client's 0.17 against 0.30: benchmarks/ingress_cost.py
+        --variants idem-send-attach,idem-call). None once it answered 200. Otherwise the
+        request, to be posted as a one-way send with the same idempotency key, which Restate
+        answers for the same invocation: that tells acceptance (commits and the key's next
+        send wait for it) when the call answered anything else (a refusal, or the handler's
+        failure), raised, or outlived COMPLETION_WAIT (left open, it paces the key's later
+        sends by acceptance until it answers, as a stalled attach does)."""
+        assert self._client is not None and self._pacer is not None
+        records = waiting.records
+        async with self._call_slots:
+            if self._waiting.get(key) is waiting:
+                del self._waiting[key]  # posting now: later records start a send
+            request = self.shape.request(key, records)
+            if stages is not None:
+                stages.posted = time.time()
+            path = request.path.removesuffix("/send")
+            call = asyncio.ensure_future(self._client.post(path, request.body, request.headers))
+            try:
+                done, _ = await asyncio.wait([call], timeout=self._pacer.completion_wait)
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+        if not done:
+            self._pacer.stalled(key, call)
+            return request
+        if call.exception() is None and call.result().status == 200:
+            self.delivered += len(records)
+            self.sends += 1
+            if self.observer is not None and stages is not None:
+                stages.accepted = time.time()
+                self.observer.accepted(key, records, stages)
+            return None
+        return request
 
     async def _sender(self) -> None:
         """Posts the head record of ready lanes, one at a time, until cancelled. A send that
@@ -568,6 +647,7 @@ class BatchDelivery:
         tasks += self._senders
         self._senders = []
         self._batches.clear()
+        self._held = 0
         self._tails.clear()
         self._waiting.clear()
         self._lanes.clear()

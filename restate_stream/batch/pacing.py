@@ -20,13 +20,17 @@ whose invocation outlives it (paused, retrying, a slow handler) is paced by acce
 until that invocation completes, so a stuck key neither stalls other keys nor fills the
 consumer's in-flight bounds with one send per `COMPLETION_WAIT`.
 
-How completion is learnt: the ingress attach endpoint by idempotency key
+How completion is learnt: in a stream, the send is a call answered at completion
+(BatchDelivery._call: one request instead of two); otherwise (one-way sends while a backlog is
+read, or a key stalled) the ingress attach endpoint by idempotency key
 (`GET /restate/invocation/{Object}/{key}/{handler}/{idempotency key}/attach`), which answers
 once the invocation completed. It works for a delivery in any process (the benchmark's, or a
 worker process other than the one Restate ran the invocation in, where an in-process signal
 from the handler would never arrive), and costs one request only when the key's next send is
 already waiting for it (a key whose previous send completed long ago attaches to nothing).
-A call instead of a send would merge acceptance into completion, which commits must not wait on.
+A call merges acceptance into completion: a call still open after COMPLETION_WAIT is followed
+by a one-way send with its idempotency key, which tells acceptance, so commits never wait on a
+stuck invocation longer than that bound.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import contextlib
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -81,7 +86,8 @@ class CompletionPacer:
         self._attaches = 0  # open now
         # key -> its accepted sends, oldest first, at most `unfinished + 1`
         self._accepted: dict[str, deque[_Accepted]] = {}
-        self._stalled: dict[str, asyncio.Task[bool]] = {}  # key -> its attach still open
+        # key -> its attach (or call: BatchDelivery._call) still open
+        self._stalled: dict[str, asyncio.Future[Any]] = {}
         self._client: aiohttp.ClientSession | None = None
         self.answers: Counter[int] = Counter()  # attach answers by HTTP status (tests, logs)
 
@@ -132,9 +138,23 @@ class CompletionPacer:
             attach.cancel()
             raise
         if not done:
-            # Outlived the bound: paced by acceptance until this invocation completes.
-            self._stalled[key] = attach
-            attach.add_done_callback(lambda _: self._stalled.pop(key, None))
+            self.stalled(key, attach)
+
+    def is_stalled(self, key: str) -> bool:
+        return key in self._stalled
+
+    def stalled(self, key: str, completion: asyncio.Future[Any]) -> None:
+        """`key`'s invocation outlived the bound: its sends are paced by acceptance until
+        `completion` (an attach, or a call, still open) ends, however it ends."""
+        self._stalled[key] = completion
+
+        def ended(future: asyncio.Future[Any]) -> None:
+            if self._stalled.get(key) is future:
+                del self._stalled[key]
+            if not future.cancelled():
+                future.exception()  # a call that failed: nothing to report, the send went on
+
+        completion.add_done_callback(ended)
 
     async def _attach(self, path: str) -> bool:
         """True once the invocation completed (whatever its outcome); False if the attach

@@ -145,6 +145,13 @@ async def test_status_counts_batch_invocations_and_shows_stuck_keys(
             assert s.invocations.get("backing-off") == 1, s.invocations
             assert sum(s.invocations.values()) <= len(items), s.invocations  # only this binding's
             assert {p.partition for p in s.lag} == {0, 1}
+            # The stuck key's send was a call that outlived the completion wait: its acceptance
+            # was asked by a one-way send, so its offset is committed while it retries (not
+            # after the call's 30 s client timeout).
+            await wait_until(
+                status, lambda s: s.total_lag == 0 and bool(s.stuck_keys), timeout=15,
+                describe=repr,
+            )  # fmt: skip
 
             # Each CLI run takes its own snapshot, and between backoffs the key is briefly
             # running (not stuck): ask again until a snapshot caught it backing off.

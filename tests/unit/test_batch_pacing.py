@@ -1,8 +1,9 @@
-"""A batched binding's sends of one key wait for the previous invocation to complete (learnt
-by attaching to it through the ingress), so records arriving meanwhile join one send instead
-of each cut making its own; commits still follow acceptance, and a key whose invocation does
-not complete is paced by acceptance again after a bounded wait, without holding other keys.
-Counted in sends and attaches, not timed."""
+"""A batched binding's sends of one key wait for the previous invocation to complete (a call
+answered at completion, or an attach after a one-way send), so records arriving meanwhile
+join one send instead of each cut making its own; commits follow acceptance (a call's answer,
+or a one-way send asking it), and a key whose invocation does not complete is paced by
+acceptance again after a bounded wait, without holding other keys.
+Counted in sends, calls and attaches, not timed."""
 
 from __future__ import annotations
 
@@ -54,27 +55,49 @@ class _Held:
 
 
 class _Ingress:
-    """Accepts every send at once (the ingress client's post), or with `hold_acceptance`
-    when the test accepts it; holds each attach (aiohttp's get) until the test completes the
-    invocation. Records each send's (object key, offsets) and each attach's object key and
+    """Restate's ingress as the delivery sees it. A call (`POST Clicks/{key}/on_clicks`) is
+    answered once the test completes the invocation (200, or `status`); a one-way send
+    (`.../send`) is accepted at once (202), or with `hold_acceptance` when the test accepts
+    it; an attach (aiohttp's get) is held until the test completes the invocation. `sends`:
+    each new invocation's (object key, offsets), `calls` the object keys of those posted as
+    calls, `confirmed` those whose acceptance a one-way send with a called invocation's
+    idempotency key asked, `attached` each attach's object key, `attached_ids` its
     idempotency key."""
 
     def __init__(self, *, hold_acceptance: bool = False) -> None:
         self.sends: list[tuple[str, list[int]]] = []
+        self.calls: list[str] = []
+        self.confirmed: list[str] = []
         self.attached: list[str] = []
         self.attached_ids: list[str] = []
         self.hold_acceptance = hold_acceptance
+        self._invocations: set[str] = set()  # idempotency keys seen
         self._running: dict[str, list[asyncio.Future[int]]] = {}
         self._posted: list[asyncio.Future[None]] = []
 
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Answer:
-        key = path.split("/")[-3]  # Clicks/{key}/on_clicks/send
+        one_way = path.endswith("/send")
+        key = path.split("/")[-3 if one_way else -2]
+        idempotency = headers["idempotency-key"]
+        if idempotency in self._invocations:
+            self.confirmed.append(key)
+            return Answer(200, b"")
+        self._invocations.add(idempotency)
         self.sends.append((key, [r.offset for r in decode_batch(body)]))
+        if not one_way:
+            self.calls.append(key)
+            status = await self._run(key)
+            return Answer(status, b"null")
         if self.hold_acceptance:
             accepted = asyncio.get_running_loop().create_future()
             self._posted.append(accepted)
             await accepted
         return Answer(202, b"")
+
+    def _run(self, key: str) -> asyncio.Future[int]:
+        future = asyncio.get_running_loop().create_future()
+        self._running.setdefault(key, []).append(future)
+        return future
 
     def accept_all(self) -> None:
         for future in self._posted:
@@ -85,13 +108,11 @@ class _Ingress:
         *_, key, _, idempotency, _ = url.split("/")  # .../Clicks/{key}/on_clicks/{id}/attach
         self.attached.append(key)
         self.attached_ids.append(idempotency)
-        future = asyncio.get_running_loop().create_future()
-        self._running.setdefault(key, []).append(future)
-        return _Held(future)
+        return _Held(self._run(key))
 
-    def complete(self, key: str) -> None:
+    def complete(self, key: str, status: int = 200) -> None:
         for future in self._running.pop(key, []):
-            future.set_result(200)
+            future.set_result(status)
 
 
 def delivery(ingress: _Ingress, **options: Any) -> BatchDelivery:
@@ -115,37 +136,56 @@ async def test_a_keys_records_join_while_its_previous_invocation_runs() -> None:
     for offset in (1, 2, 3):  # three more cuts while a@0's invocation runs
         d._dispatch([record(offset, b"a")])
         await settle()
-    # Accepted is committed, whether or not the invocation completed.
-    assert d._completed_offsets() == {0: 1}
     # Paced by acceptance alone, each cut was a send of its own (4 invocations); here a@1..3
-    # wait in one send for a@0 to complete.
+    # wait in one send for a@0's call to answer (no attach: the call is answered at completion).
     assert ingress.sends == [("a", [0])]
-    assert ingress.attached == ["a"]
+    assert ingress.calls == ["a"] and ingress.attached == []
+    assert d._completed_offsets() == {}  # a call is known accepted once it answered
     ingress.complete("a")
     await settle()
     assert ingress.sends == [("a", [0]), ("a", [1, 2, 3])]
+    assert d._completed_offsets() == {0: 1}
+    ingress.complete("a")
+    await settle()
     assert d._completed_offsets() == {0: 4}
+    assert ingress.confirmed == [] and d.sends == 2
+    await d._abandon()
+
+
+async def test_a_call_answered_otherwise_is_accepted_by_a_one_way_send() -> None:
+    """A call's answer other than 200 (a refusal, or the handler's failure) does not tell
+    acceptance: a one-way send with the same idempotency key asks it."""
+    ingress = _Ingress()
+    d = delivery(ingress)
+    d._dispatch([record(0, b"a")])
+    await settle()
+    ingress.complete("a", status=500)
+    await settle()
+    assert ingress.sends == [("a", [0])] and ingress.confirmed == ["a"]
+    assert d._completed_offsets() == {0: 1}
     await d._abandon()
 
 
 async def test_a_full_send_does_not_wait_for_the_previous_invocation() -> None:
     """The wait is for records to join the send: a send of max_records (BATCHED: 500) can
-    take none, so it goes on acceptance, and no attach is made for it."""
+    take none, so it goes one-way, on acceptance, and the next full one does not wait for its
+    invocation; a send that is not full then waits for it, through an attach."""
     ingress = _Ingress()
     d = delivery(ingress)
-    d._dispatch([record(0, b"a")])
+    d._dispatch([record(o, b"a") for o in range(500)])  # a full send's worth
     await settle()
-    d._dispatch([record(o, b"a") for o in range(1, 501)])  # a full send's worth
+    d._dispatch([record(o, b"a") for o in range(500, 1000)])
     await settle()
-    assert [(key, len(offsets)) for key, offsets in ingress.sends] == [("a", 1), ("a", 500)]
-    assert ingress.attached == []  # a@0's invocation is still running
-    d._dispatch([record(501, b"a")])
+    assert [(key, len(offsets)) for key, offsets in ingress.sends] == [("a", 500), ("a", 500)]
+    assert ingress.calls == [] and ingress.attached == []  # the first is still running
+    assert d._completed_offsets() == {0: 1000}
+    d._dispatch([record(1000, b"a")])
     await settle()
     assert len(ingress.sends) == 2
-    assert ingress.attached == ["a"]  # a@501 waits for the full send's invocation
+    assert ingress.attached == ["a"]  # a@1000 waits for the second full send's invocation
     ingress.complete("a")
     await settle()
-    assert ingress.sends[-1] == ("a", [501])
+    assert ingress.sends[-1] == ("a", [1000]) and ingress.calls == ["a"]
     await d._abandon()
 
 
@@ -159,8 +199,10 @@ async def test_a_key_waits_only_for_its_own_previous_invocation() -> None:
     ingress.complete("b")
     await settle()
     assert sorted(ingress.sends) == [("a", [0]), ("b", [1]), ("b", [3])]
-    # The second cut is not committed (a@2 is not posted), the first one is.
-    assert d._completed_offsets() == {0: 2}
+    assert d._completed_offsets() == {}  # a@0 has not answered: the first cut waits for it
+    ingress.complete("a")
+    await settle()
+    assert d._completed_offsets() == {0: 2}  # b@3 still runs, a@2 was just posted
     await d._abandon()
 
 
@@ -173,24 +215,26 @@ async def test_a_stuck_invocation_delays_its_keys_next_send_once_then_not_again(
     while len(ingress.sends) < 2:  # a@0 never completes: a@1 is posted after the bound
         await asyncio.sleep(0.01)
     await settle()
+    # a@0's acceptance was asked by a one-way send; its call stays open.
+    assert ingress.confirmed == ["a"]
     for offset in (2, 3):
         d._dispatch([record(offset, b"a")])
         await settle()
-    # Stalled: later sends go on acceptance, no new attach while the first is open, and
-    # everything accepted is committed.
+    # Stalled: later sends go one-way, on acceptance, with no attach while the call is open,
+    # and everything accepted is committed.
     assert ingress.sends == [("a", [0]), ("a", [1]), ("a", [2]), ("a", [3])]
-    assert ingress.attached == ["a"]
+    assert ingress.calls == ["a"] and ingress.attached == []
     assert d._completed_offsets() == {0: 4}
     # Once the stuck invocation completes, the key is paced on completion again: a@4 waits
-    # for a@3's invocation.
+    # for a@3's invocation (an attach: a@3 went one-way), then goes as a call.
     ingress.complete("a")
     await settle()
     d._dispatch([record(4, b"a")])
     await settle()
-    assert ingress.sends[-1] == ("a", [3]) and ingress.attached == ["a", "a"]
+    assert ingress.sends[-1] == ("a", [3]) and ingress.attached == ["a"]
     ingress.complete("a")
     await settle()
-    assert ingress.sends[-1] == ("a", [4])
+    assert ingress.sends[-1] == ("a", [4]) and ingress.calls == ["a", "a"]
     assert d._pacer is not None
     await d._abandon()
     await d._pacer.close()
@@ -205,20 +249,21 @@ async def test_completion_wait_zero_paces_by_acceptance_only() -> None:
     assert ingress.sends == [("a", [0]), ("a", [1]), ("a", [2])] and not ingress.attached
 
 
-async def test_no_more_attaches_than_connections_open_at_once() -> None:
+async def test_no_more_calls_than_their_connections_open_at_once() -> None:
     ingress = _Ingress()
     d = delivery(ingress)
-    assert d._pacer is not None
-    d._pacer.max_attaches = 2
+    d._call_slots = asyncio.Semaphore(2)
     d._dispatch([record(0, b"a"), record(1, b"b"), record(2, b"c")])
     await settle()
+    # a and b are called; c, finding both calls' connections taken, goes one-way.
+    assert sorted(ingress.calls) == ["a", "b"]
+    assert sorted(ingress.sends) == [("a", [0]), ("b", [1]), ("c", [2])]
     d._dispatch([record(3, b"a"), record(4, b"b"), record(5, b"c")])
     await settle()
-    # a and b wait for their invocations; c, finding both attaches taken, goes on acceptance.
-    assert sorted(ingress.attached) == ["a", "b"]
-    assert sorted(ingress.sends) == [("a", [0]), ("b", [1]), ("c", [2]), ("c", [5])]
+    assert ingress.attached == ["c"]  # c@5 waits for c@2's invocation
     ingress.complete("a")
     ingress.complete("b")
+    ingress.complete("c")
     await settle()
     assert len(ingress.sends) == 6
     await d._abandon()
@@ -267,16 +312,54 @@ async def test_with_one_unfinished_a_keys_next_send_still_waits_for_acceptance()
     await d._abandon()
 
 
-async def test_a_batched_binding_posts_up_to_32_sends_at_once() -> None:
+async def test_a_batched_binding_posts_up_to_32_one_way_sends_at_once() -> None:
     ingress = _Ingress(hold_acceptance=True)
     d = delivery(ingress)
+    d._call_slots = asyncio.Semaphore(0)  # every call's connection taken: all go one-way
     d._dispatch([record(offset, f"k{offset}".encode()) for offset in range(40)])
     await settle()
     # One send per key, each waiting for its acceptance: 32 in flight, the rest wait for a slot.
-    assert len(ingress.sends) == 32
+    assert len(ingress.sends) == 32 and ingress.calls == []
     ingress.accept_all()
     await settle()
     assert len(ingress.sends) == 40
     ingress.accept_all()
     await settle()
     assert d._completed_offsets() == {0: 40}
+
+
+class _CaughtUp:
+    async def backlog(self) -> int:
+        return 0
+
+
+async def test_while_catching_up_sends_go_one_way_and_leave_the_window_at_acceptance() -> None:
+    """After a full cut (a backlog being read), a send is not a call: its records would stay
+    in the window until its invocation completed, holding the next reads back."""
+    ingress = _Ingress()
+    d = delivery(ingress)
+    await d._hold_or_release(_CaughtUp(), 500)  # type: ignore[arg-type]
+    d._dispatch([record(0, b"a")])
+    await settle()
+    assert ingress.sends == [("a", [0])] and ingress.calls == []
+    assert d._completed_offsets() == {0: 1}  # accepted, though still running
+    d._dispatch([record(1, b"a")])
+    await settle()
+    assert ingress.attached == ["a"]  # paced on a@0's completion all the same
+    await d._hold_or_release(_CaughtUp(), 1)  # streaming again: calls
+    ingress.complete("a")
+    await settle()
+    assert ingress.sends[-1] == ("a", [1]) and ingress.calls == ["a"]
+    await d._abandon()
+
+
+async def test_with_a_quarter_of_the_window_in_flight_sends_go_one_way() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress, max_records_in_flight=8)
+    d._dispatch([record(0, b"a")])  # 1 of 8 in flight: a call
+    await settle()
+    d._dispatch([record(1, b"b"), record(2, b"c")])  # 3 of 8 in flight
+    await settle()
+    assert ingress.calls == ["a"]
+    assert sorted(ingress.sends) == [("a", [0]), ("b", [1]), ("c", [2])]
+    await d._abandon()
