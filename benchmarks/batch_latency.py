@@ -108,7 +108,7 @@ async def sends_of(admin: AdminClient, topic: str) -> int:
 async def measure(
     stack: LocalStack, admin: AdminClient, binding_name: str, bindings: Path, topic: str,
     keys: int, rate: int, seconds: float, completion_wait: float, sends: int, unfinished: int,
-    hold: float, clock: StageClock | None,
+    hold: float, calls: bool, clock: StageClock | None,
 ) -> tuple[float, float, float, int, int]:  # fmt: skip
     spec = load_bindings(bindings)
     binding = dataclasses.replace(
@@ -117,7 +117,7 @@ async def measure(
     delivery = BatchDelivery(binding, {"bootstrap.servers": stack.bootstrap_servers},
                              stack.ingress_url, completion_wait=completion_wait,
                              max_concurrent_sends=sends, unfinished_per_key=unfinished,
-                             hold_while_behind=hold, observer=clock)  # fmt: skip
+                             hold_while_behind=hold, calls=calls, observer=clock)  # fmt: skip
     prefix = f"{topic}-"
     stop = asyncio.Event()
     task = asyncio.create_task(delivery.run(stop))
@@ -165,7 +165,7 @@ async def measure(
 async def run(
     rate: int, seconds: float, key_counts: list[int], pers: list[str], batch_size: int,
     waits: list[float], sends: list[int], max_waits: list[int], unfinished: list[int],
-    holds: list[float], breakdown: bool,
+    holds: list[float], calls: list[bool], breakdown: bool,
 ) -> None:  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="rs-bench-latency-"))
     with LocalStack(home, StackPorts.free()) as stack:
@@ -176,7 +176,7 @@ async def run(
         ]
         # Paired rounds: each completion wait in turn on the same stack.
         cases = [
-            (keys, per, w, n, mw, u, h)
+            (keys, per, w, n, mw, u, h, c)
             for keys in key_counts
             for per in pers
             for w in waits
@@ -184,9 +184,10 @@ async def run(
             for mw in max_waits
             for u in unfinished
             for h in holds
+            for c in calls
         ]
         assert len(cases) <= LATENCY_HANDLERS, f"at most {LATENCY_HANDLERS} cases per run"
-        for i, (keys, per, _, _, max_wait, _, _) in enumerate(cases):
+        for i, (keys, per, _, _, max_wait, _, _, _) in enumerate(cases):
             topic = f"lat{keys}{per}w{i}"
             TopicAdmin(stack.bootstrap_servers).create_topic(topic, 4)
             lines.append(
@@ -204,15 +205,15 @@ async def run(
             async with AdminClient(stack.admin_url) as admin:
                 await admin.register_deployment(worker.uri)
                 print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
-                for i, (keys, per, w, n, max_wait, u, h) in enumerate(cases):
+                for i, (keys, per, w, n, max_wait, u, h, c) in enumerate(cases):
                     clock = StageClock() if breakdown else None
                     p50, p99, achieved, invocations, attaches = await measure(
                         stack, admin, f"lat-{i}", bindings, f"lat{keys}{per}w{i}", keys,
-                        rate, seconds, w, n, u, h, clock,
+                        rate, seconds, w, n, u, h, c, clock,
                     )  # fmt: skip
                     print(
                         f"keys {keys:>6}, per {per}, completion wait {w:g}s, unfinished {u}, "
-                        f"hold {h:g}s, "
+                        f"hold {h:g}s, calls {'on' if c else 'off'}, "
                         f"sends {n}, max_wait {max_wait} ms, batch {batch_size}, "
                         f"offered {rate} records/s (achieved {achieved:,.0f}): latency p50 "
                         f"{p50:,.0f} ms, p99 {p99:,.0f} ms; {invocations:,} invocations, "
@@ -259,6 +260,12 @@ def main() -> None:
         "(comma-separated: paired)",
     )
     p.add_argument(
+        "--calls",
+        default="1",
+        help="1: a stream's paced sends go as calls, answered at completion; 0: one-way sends "
+        "and attaches (comma-separated: paired)",
+    )
+    p.add_argument(
         "--breakdown", action="store_true", help="print where the latency went, stage by stage"
     )
     a = p.parse_args()
@@ -269,9 +276,10 @@ def main() -> None:
     max_waits = [int(w) for w in a.max_wait.split(",") if w]
     unfinished = [int(u) for u in a.unfinished.split(",") if u]
     holds = [float(h) for h in a.hold.split(",") if h]
+    calls = [c.strip() not in ("0", "off", "false") for c in a.calls.split(",") if c]
     asyncio.run(
         run(a.rate, a.seconds, counts, pers, a.batch_size, waits, sends, max_waits, unfinished,
-            holds, a.breakdown)
+            holds, calls, a.breakdown)
     )  # fmt: skip
 
 

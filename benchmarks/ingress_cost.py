@@ -15,7 +15,8 @@ once its previous one was answered), sent from this process by:
 - *idem-send*, *idem-send-attach*, *idem-call*: every key in flight over aiohttp, each request
   with an idempotency key as batched sends carry: acceptance only (202); acceptance then the
   attach that answers at completion (how a batched binding's completion pacing learns it);
-  a call, answered at completion (one request where pacing makes two);
+  a call, answered at completion (one request where pacing makes two); *idem-bare-call*: the
+  same call without an idempotency key (what keeping one costs Restate);
 - *subscription*: Restate's Kafka subscription over the same topic (the reference).
 
 Every variant is counted the same way (the counters' state, polled every 0.1 s); restate-server's
@@ -282,9 +283,11 @@ async def idempotent(url: str, keys: list[deque[Request]], mode: str) -> None:
         async def chain(requests: deque[Request]) -> None:
             for n, request in enumerate(requests):
                 idempotency_key = f"{run_id}-{n}"
-                headers = {**request.headers, "idempotency-key": idempotency_key}
+                headers = dict(request.headers)
+                if mode != "bare-call":
+                    headers["idempotency-key"] = idempotency_key
                 path = request.path
-                if mode == "call":
+                if mode.endswith("call"):
                     path = path.removesuffix("/send")
                 async with client.post(f"{url}/{path}", data=request.body, headers=headers) as a:
                     await a.read()
@@ -310,6 +313,7 @@ VARIANTS = (
     "idem-send",
     "idem-send-attach",
     "idem-call",
+    "idem-bare-call",
     "subscription",
 )
 TICK = 0.005  # http1-ticked: seconds between bursts

@@ -10,12 +10,14 @@ each invocation: its Kafka timestamp plus its sample). A record's latency then s
   inside its polls (the poll after the first record returns at max_wait or when full), so
   this holds the cut's wait too
 - polled -> cut: until the cut was handed on (grouped, sends made)
-- previous send: cut until the key's previous send was accepted (per-key FIFO)
-- pacing: until the key's earlier invocation completed (batch/pacing.py)
+- previous send: cut until the key's previous send was accepted (per-key FIFO); a call is
+  answered at completion, so after a call this holds the wait for its invocation too
+- pacing: until the key's earlier invocation completed (batch/pacing.py), after a one-way send
 - slot: until one of `max_concurrent_sends` was free
-- send -> accept: the POST until Restate's 202
+- send -> accept: the POST until Restate's 202; 0 for a call, whose acceptance is not seen
+  apart from its completion
 - accept -> run: queued in Restate (behind the object's earlier invocations) until the
-  handler ran
+  handler ran; for a call, from the POST
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class StageClock:
                 previous = max(s.previous_accepted, cut)
                 paced = max(s.paced, previous)
                 posted = max(s.posted, paced)
-                marks = [ts_ms / 1000, polled, cut, previous, paced, posted, s.accepted, run]
+                accepted = posted if s.called else s.accepted
+                marks = [ts_ms / 1000, polled, cut, previous, paced, posted, accepted, run]
                 rows.append([(b - a) * 1000 for a, b in itertools.pairwise(marks)])
         return rows
 

@@ -148,9 +148,12 @@ class BatchDelivery:
         completion_wait: float = COMPLETION_WAIT,
         unfinished_per_key: int = 0,
         hold_while_behind: float = HOLD_WHILE_BEHIND,
+        calls: bool = True,
         observer: DeliveryObserver | None = None,
     ) -> None:
-        """`observer`: told each record's and send's stages (benchmarks; batch/timings.py)."""
+        """`calls`: a stream's paced sends go as calls (`_call`; False: one-way sends and the
+        pacer's attaches). `observer`: told each record's and send's stages (benchmarks;
+        batch/timings.py)."""
         assert binding.own_consumer, f"binding {binding.name} is delivered by a subscription"
         self.binding = binding
         self.shape = shape_for(binding)
@@ -176,6 +179,7 @@ class BatchDelivery:
         # many at once as the pacer's attaches were.
         self._call_slots = asyncio.Semaphore(ATTACH_CONNECTIONS)
         self._catching_up = False  # the latest cut was full
+        self.calls = calls
         # `per: partition` sends fill to max_records from a few cuts: holding them only
         # stalls the worker and Restate while the window fills (measured: slower).
         per_key = binding.batch is not None and binding.batch.per == "key"
@@ -507,7 +511,8 @@ class BatchDelivery:
         benchmarks/e2e_throughput.py)."""
         pacer = self._pacer
         return (
-            pacer is not None
+            self.calls
+            and pacer is not None
             and not self._catching_up
             and self._held * 4 < self.max_records_in_flight
             and pacer.unfinished == 0

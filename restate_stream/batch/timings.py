@@ -23,7 +23,8 @@ class SendStages:
     previous_accepted: float = 0.0  # the key's previous send was accepted (per-key FIFO)
     paced: float = 0.0  # done waiting on the key's earlier invocation (batch/pacing.py)
     posted: float = 0.0  # a send slot was free: the request went out
-    accepted: float = 0.0  # Restate answered 202 (or 200)
+    accepted: float = 0.0  # Restate answered 202 (or 200; a call: once the invocation completed)
+    called: bool = False  # a call (BatchDelivery._call): its acceptance was not seen apart
 
 
 class DeliveryObserver(Protocol):

@@ -363,3 +363,15 @@ async def test_with_a_quarter_of_the_window_in_flight_sends_go_one_way() -> None
     assert ingress.calls == ["a"]
     assert sorted(ingress.sends) == [("a", [0]), ("b", [1]), ("c", [2])]
     await d._abandon()
+
+
+async def test_without_calls_paced_sends_go_one_way_and_attach() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress, calls=False)
+    d._dispatch([record(0, b"a")])
+    await settle()
+    d._dispatch([record(1, b"a")])
+    await settle()
+    assert ingress.calls == [] and ingress.attached == ["a"]
+    assert d._completed_offsets() == {0: 1}
+    await d._abandon()
