@@ -554,7 +554,7 @@ class BatchDelivery:
             self.delivered += len(records)
             self.sends += 1
             if self.observer is not None and stages is not None:
-                stages.accepted = time.time()
+                stages.accepted, stages.called = time.time(), True
                 self.observer.accepted(key, records, stages)
             return None
         return request

@@ -28,3 +28,16 @@ def test_stages_add_up_and_a_late_joiner_is_charged_from_its_cut() -> None:
     assert round(sum(late_row)) == 200
     lines = list(breakdown_lines([early_row, late_row]))
     assert len(lines) == 2 + len(STAGES) + 1 and lines[-1].split()[0] == "total"
+
+
+def test_a_calls_time_counts_from_its_post_to_the_run() -> None:
+    """A call is answered after the run: its acceptance stage is 0, its queueing from the POST."""
+    clock = StageClock(every=1)
+    r = record(0, 1_000)
+    clock.polled([r], 1.010)
+    clock.cut([r], 1.020)
+    stages = SendStages(1.020, previous_accepted=1.050, paced=1.050, posted=1.060, accepted=1.400)
+    stages.called = True
+    clock.accepted("k", [r], stages)
+    (row,) = clock.split({("k", 0, 0): 300})  # ran at 1.300 s, answered at 1.400 s
+    assert [round(ms) for ms in row] == [10, 10, 30, 0, 10, 0, 240]
