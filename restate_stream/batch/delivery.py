@@ -175,8 +175,8 @@ class BatchDelivery:
         self.max_records_in_flight = max_records_in_flight or in_flight
         self.max_concurrent_sends = max_concurrent_sends or concurrent
         self._send_slots = asyncio.Semaphore(self.max_concurrent_sends)
-        # Paced sends go as calls (`_call`), held open until their invocation completes: as
-        # many at once as the pacer's attaches were.
+        # Paced sends go as calls (`_call`), held open until their invocation completes (or
+        # the client's timeout): as many open at once as the pacer's attaches.
         self._call_slots = asyncio.Semaphore(ATTACH_CONNECTIONS)
         self._catching_up = False  # the latest cut was full
         self.calls = calls
@@ -534,19 +534,22 @@ class BatchDelivery:
         sends by acceptance until it answers, as a stalled attach does)."""
         assert self._client is not None and self._pacer is not None
         records = waiting.records
-        async with self._call_slots:
-            if self._waiting.get(key) is waiting:
-                del self._waiting[key]  # posting now: later records start a send
-            request = self.shape.request(key, records)
-            if stages is not None:
-                stages.posted = time.time()
-            path = request.path.removesuffix("/send")
-            call = asyncio.ensure_future(self._client.post(path, request.body, request.headers))
-            try:
-                done, _ = await asyncio.wait([call], timeout=self._pacer.completion_wait)
-            except asyncio.CancelledError:
-                call.cancel()
-                raise
+        if self._waiting.get(key) is waiting:
+            del self._waiting[key]  # posting now: later records start a send
+        request = self.shape.request(key, records)
+        if stages is not None:
+            stages.posted = time.time()
+        path = request.path.removesuffix("/send")
+        # Its slot is held until it answers, stalled or not: open calls stay bounded (a key
+        # whose call stalled sends one-way meanwhile, so has at most one open).
+        await self._call_slots.acquire()  # free: `_calls_pace` checked it, nothing awaited since
+        call = asyncio.ensure_future(self._client.post(path, request.body, request.headers))
+        call.add_done_callback(lambda _: self._call_slots.release())
+        try:
+            done, _ = await asyncio.wait([call], timeout=self._pacer.completion_wait)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
         if not done:
             self._pacer.stalled(key, call)
             return request

@@ -375,3 +375,24 @@ async def test_without_calls_paced_sends_go_one_way_and_attach() -> None:
     assert ingress.calls == [] and ingress.attached == ["a"]
     assert d._completed_offsets() == {0: 1}
     await d._abandon()
+
+
+async def test_a_stalled_call_keeps_its_connection_slot_until_it_answers() -> None:
+    ingress = _Ingress()
+    d = delivery(ingress, completion_wait=0.05)
+    d._call_slots = asyncio.Semaphore(1)
+    d._dispatch([record(0, b"a")])
+    await settle()
+    while not ingress.confirmed:  # a@0's call outlived the bound: acceptance asked one-way
+        await asyncio.sleep(0.01)
+    d._dispatch([record(1, b"b")])
+    await settle()
+    assert ingress.calls == ["a"]  # b went one-way: a's stalled call still holds the slot
+    ingress.complete("a")
+    await settle()
+    d._dispatch([record(2, b"c")])
+    await settle()
+    assert ingress.calls == ["a", "c"]
+    assert d._pacer is not None
+    await d._abandon()
+    await d._pacer.close()
