@@ -16,6 +16,7 @@ from connectors.group_consumer import PolledRecord
 from restate_stream.batch import BatchDelivery
 from restate_stream.batch.ingress_client import Answer
 from restate_stream.batch.sends import idempotency_key
+from restate_stream.batch.timings import SendStages
 from restate_stream.batch.wire import decode_batch
 from restate_stream.bindings import Binding
 from tests.unit.test_batch import BATCHED, parse
@@ -396,3 +397,34 @@ async def test_a_stalled_call_keeps_its_connection_slot_until_it_answers() -> No
     assert d._pacer is not None
     await d._abandon()
     await d._pacer.close()
+
+
+class _Stages:
+    """A delivery observer keeping each accepted send's stages."""
+
+    def __init__(self) -> None:
+        self.accepted_stages: list[SendStages] = []
+
+    def polled(self, records: list[PolledRecord], at: float) -> None:
+        pass
+
+    def cut(self, records: list[PolledRecord], at: float) -> None:
+        pass
+
+    def accepted(self, key: str, records: list[PolledRecord], stages: SendStages) -> None:
+        self.accepted_stages.append(stages)
+
+
+async def test_an_observer_is_told_which_sends_were_calls() -> None:
+    ingress, observer = _Ingress(), _Stages()
+    d = delivery(ingress, observer=observer)
+    d._dispatch([record(o, b"a") for o in range(500)])  # full: one-way
+    await settle()
+    d._dispatch([record(500, b"a")])
+    await settle()
+    ingress.complete("a")  # the full send's invocation (attached)
+    await settle()
+    ingress.complete("a")  # a@500's call
+    await settle()
+    assert [s.called for s in observer.accepted_stages] == [False, True]
+    await d._abandon()
