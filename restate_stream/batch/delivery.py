@@ -377,7 +377,7 @@ class BatchDelivery:
         Otherwise they go: caught up, a backlog too small to fill the window (a moment's stall
         in a stream, where holding would only add latency), or the window full (only posting
         makes room)."""
-        room = self.max_records_in_flight - self._records_in_flight()
+        room = self.max_records_in_flight - self._held
         if self._may_hold(cut) and behind >= room:
             self._released.clear()
         else:
@@ -408,11 +408,8 @@ class BatchDelivery:
     def _full(self) -> bool:
         return (
             len(self._batches) >= self.max_batches_in_flight
-            or self._records_in_flight() >= self.max_records_in_flight
+            or self._held >= self.max_records_in_flight
         )
-
-    def _records_in_flight(self) -> int:
-        return self._held
 
     def _forget_tail(self, key: str, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and self._send_failure is None:
@@ -493,9 +490,7 @@ class BatchDelivery:
                 problem = await self._attempt(request, len(records))
             if problem is None:
                 waiting.idempotency_key = request.headers.get("idempotency-key")
-                if self.observer is not None and stages is not None:
-                    stages.accepted = time.time()
-                    self.observer.accepted(key, records, stages)
+                self._observe_accepted(key, records, stages, called=False)
                 return
             delay = await self._retry_later(key, records, request, problem, delay)
 
@@ -556,11 +551,16 @@ class BatchDelivery:
         if call.exception() is None and call.result().status == 200:
             self.delivered += len(records)
             self.sends += 1
-            if self.observer is not None and stages is not None:
-                stages.accepted, stages.called = time.time(), True
-                self.observer.accepted(key, records, stages)
+            self._observe_accepted(key, records, stages, called=True)
             return None
         return request
+
+    def _observe_accepted(
+        self, key: str, records: list[PolledRecord], stages: SendStages | None, *, called: bool
+    ) -> None:
+        if self.observer is not None and stages is not None:
+            stages.accepted, stages.called = time.time(), called
+            self.observer.accepted(key, records, stages)
 
     async def _sender(self) -> None:
         """Posts the head record of ready lanes, one at a time, until cancelled. A send that
