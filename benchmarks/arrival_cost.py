@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 
 from benchmarks.common import group_cpu_seconds
-from benchmarks.e2e_throughput import REPO_ROOT, BenchBindings, counted
+from benchmarks.e2e_throughput import REPO_ROOT, BenchBindings, Variant, counted
 from benchmarks.minimal_bridge import SERVICE as BRIDGE_SERVICE
 from restate_stream.batch.wire import WireRecord, encode_batch
 from restate_stream.control.admin import AdminClient
@@ -92,7 +92,7 @@ async def post_all(
 async def run(keys: int, waves: int, per: int, rounds: int, spreads: list[float]) -> None:
     home = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     with LocalStack(home, StackPorts.free()) as stack:
-        bindings = BenchBindings(home / "bindings.yaml", stack, "bench", [(per, "key")], 1)
+        bindings = BenchBindings(home / "bindings.yaml", stack, "bench", [Variant(per)], 1)
         bindings.write()  # makes the worker wrap BenchBatchCounter/count_0
         worker = WorkerProcess(
             "benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT, bindings=bindings.path

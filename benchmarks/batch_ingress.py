@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.common import group_cpu_seconds
-from benchmarks.e2e_throughput import REPO_ROOT, batch_bindings, counted
+from benchmarks.e2e_throughput import REPO_ROOT, Variant, batch_bindings, counted
 from restate_stream.batch.wire import WireRecord, encode_batch
 from restate_stream.control.admin import AdminClient
 from restate_stream.runtime.worker import WorkerProcess
@@ -102,7 +102,7 @@ async def run(sends: int, per_send: int, keys: int, concurrency: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="rs-bench-ingress-"))
     with LocalStack(home, StackPorts.free()) as stack:
         bindings_path = home / "bindings.yaml"
-        bindings_path.write_text(batch_bindings(stack, "unused", [(1, "key")], 16))
+        bindings_path.write_text(batch_bindings(stack, "unused", [Variant(1)], 16))
         worker = WorkerProcess(
             "benchmarks.apps:app", home / "worker.log", cwd=REPO_ROOT, bindings=bindings_path
         )

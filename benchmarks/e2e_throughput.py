@@ -67,7 +67,7 @@ from benchmarks.ts_peer import TsPeer
 from restate_stream._util.gc_pause import freeze_startup_objects
 from restate_stream._util.poll import apoll
 from restate_stream.batch import BatchDelivery
-from restate_stream.bindings import Binding, load_bindings
+from restate_stream.bindings import BatchSpec, Binding, load_bindings
 from restate_stream.control.admin import AdminClient, sql_literal
 from restate_stream.runtime.worker import WorkerProcess
 from restate_stream.stack import LocalStack, StackPorts
@@ -202,9 +202,6 @@ async def applied_rate(
             print(f"    ... {done}/{expected}", flush=True)
             last_report = now
         await asyncio.sleep(0.1)
-
-
-BATCH_WAIT = "50ms"
 
 
 @dataclasses.dataclass
@@ -379,12 +376,22 @@ def stack_cost_table(
     return table(headers, rows)
 
 
-Variant = tuple[int, str]  # (max_records, per)
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A batched row's binding settings; `max_wait` is named in the row only when a run
+    compares several (`--max-wait 50,10`)."""
 
+    max_records: int
+    per: str = "key"
+    max_wait_ms: int = int(BatchSpec().max_wait.total_seconds() * 1000)
+    named_wait: bool = False
 
-def variant_name(variant: Variant) -> str:
-    size, per = variant
-    return f"{size}" if per == "key" else f"{size} per partition"
+    def name(self) -> str:
+        name = f"{self.max_records}" if self.per == "key" else f"{self.max_records} per partition"
+        return f"{name}, max_wait {self.max_wait_ms}ms" if self.named_wait else name
+
+    def binding(self, round_: int) -> str:
+        return f"batch-{self.max_records}-{self.per}-{self.max_wait_ms}-{round_}"
 
 
 def bridge_name(size: int) -> str:
@@ -426,7 +433,7 @@ def batch_bindings(
         f'kafka: {{clusters: {{bench: {{bootstrap.servers: "{stack.bootstrap_servers}"}}}}}}',
         "bindings:",
     ]
-    runs = [(size, per, r) for size, per in variants for r in range(rounds)]
+    runs = [(v, r) for v in variants for r in range(rounds)]
     # Not delivered by the worker (paused): they make the worker wrap BenchBoundCounter's
     # handlers, `count` (other benchmarks subscribe it) and one per round (each its own
     # high-water); the benchmark subscribes them itself, as it does the bare SDK's counter.
@@ -447,11 +454,11 @@ def batch_bindings(
             f" handler: BenchConsumerCounter/count_{r},"
             f" paused: {str(name != running).lower()}, delivery: consumer}}"
         )
-    for i, (size, per, r) in enumerate(runs):
+    for i, (v, r) in enumerate(runs):
         lines.append(
-            f"  - {{name: batch-{size}-{per}-{r}, topic: {topic},"
+            f"  - {{name: {v.binding(r)}, topic: {topic},"
             f" handler: BenchBatchCounter/count_{i}, paused: true,"
-            f" batch: {{max_records: {size}, max_wait: {BATCH_WAIT}, per: {per}}}}}"
+            f" batch: {{max_records: {v.max_records}, max_wait: {v.max_wait_ms}ms, per: {v.per}}}}}"
         )
     return "\n".join(lines) + "\n"
 
@@ -642,10 +649,10 @@ async def run(
                 raw_consume_rate(stack.bootstrap_servers, topic, records)
                 raw = Series("raw confluent-kafka consume + JSON decode")
                 batched = {
-                    v: Series(f"batched, max_records {variant_name(v)}", versus=bridge_name(v[0]))
+                    v: Series(f"batched, max_records {v.name()}", versus=bridge_name(v.max_records))
                     for v in variants
                 }
-                sizes = sorted({size for size, _ in variants})
+                sizes = sorted({v.max_records for v in variants})
                 bridges = {
                     size: Series(bridge_name(size), versus=f"batched, max_records {size}")
                     for size in sizes
@@ -706,8 +713,7 @@ async def run(
                                 flush=True,
                             )
                     for variant in variants:
-                        size, per = variant
-                        binding = batched_bindings[f"batch-{size}-{per}-{r - 1}"]
+                        binding = batched_bindings[variant.binding(r - 1)]
                         delivery = batch_delivery(binding, stack)
                         with profiled(binding.name, profiled_groups), CostMeter(processes) as meter:
                             rate = await batched_rate(admin, delivery, binding.service, records)
@@ -775,8 +781,9 @@ async def run(
             f"{paired_ratio(candidates[1].rates, bare.rates):.3f} x bare Python SDK"
         )
     if variants or peer_rows:
+        waits_named = ", ".join(f"{w}ms" for w in sorted({v.max_wait_ms for v in variants}))
         print(
-            f"batched: max_wait {BATCH_WAIT}; baseline: {raw.name}; ratios paired by round; "
+            f"batched: max_wait {waits_named}; baseline: {raw.name}; ratios paired by round; "
             "CPU of the delivery (this process), the worker and restate-server; a peer's: its "
             "own process"
         )
@@ -820,6 +827,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-sizes", default="1000,10000", help="comma-separated max_records")
     parser.add_argument(
+        "--max-wait",
+        default=str(Variant(0).max_wait_ms),
+        help="the batched bindings' max_wait in ms (comma-separated: rows side by side)",
+    )
+    parser.add_argument(
         "--per", default="key", help="comma-separated batch objects: key, partition (per: ...)"
     )
     parser.add_argument(
@@ -851,7 +863,13 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(size) for size in args.batch_sizes.split(",") if size]
     per = [] if args.per_record_only else [p for p in args.per.split(",") if p]
-    variants = [(size, p) for p in per for size in sizes]
+    waits = [int(w) for w in args.max_wait.split(",") if w]
+    variants = [
+        Variant(size, p, wait, named_wait=len(waits) > 1)
+        for p in per
+        for size in sizes
+        for wait in waits
+    ]
     if args.no_unbatched:
         unbatched_rounds = 0
     elif args.per_record_only:
