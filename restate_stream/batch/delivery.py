@@ -175,9 +175,6 @@ class BatchDelivery:
         self.max_records_in_flight = max_records_in_flight or in_flight
         self.max_concurrent_sends = max_concurrent_sends or concurrent
         self._send_slots = asyncio.Semaphore(self.max_concurrent_sends)
-        # Paced sends go as calls (`_call`), held open until their invocation completes (or
-        # the client's timeout): as many open at once as the pacer's attaches.
-        self._call_slots = asyncio.Semaphore(ATTACH_CONNECTIONS)
         self._catching_up = False  # the latest cut was full
         self.calls = calls
         # `per: partition` sends fill to max_records from a few cuts: holding them only
@@ -495,39 +492,34 @@ class BatchDelivery:
             delay = await self._retry_later(key, records, request, problem, delay)
 
     def _calls_pace(self, key: str, records: list[PolledRecord]) -> bool:
-        """Whether the key's send goes as a call (`_call`): paced on completion, each of the
-        key's invocations finished before its next is posted (`unfinished_per_key` 0); not
-        while the key is stalled, nor a full send (nothing waits for their completion), nor
-        when as many calls are open as their connections (many keys, Restate behind: a
-        one-way send then, as when the pacer's attaches are all taken), nor while reading a
-        backlog (the latest cut was full, or a quarter of the window is in flight): a call's
-        records stay in the window, uncommitted, until it completes, which held the reading
-        of a backlog back (10,000 records per send: 0.8x the rate of one-way sends,
-        benchmarks/e2e_throughput.py)."""
+        """Whether the key's send goes as a call (`_call`): when the pacer allows one
+        (`CompletionPacer.may_call`); not for a full send (nothing waits for its completion),
+        nor while reading a backlog (the latest cut was full, or a quarter of the window is in
+        flight): a call's records stay in the window, uncommitted, until it completes, which
+        held the reading of a backlog back (10,000 records per send: 0.8x the rate of one-way
+        sends, benchmarks/e2e_throughput.py)."""
         pacer = self._pacer
         return (
             self.calls
             and pacer is not None
             and not self._catching_up
             and self._held * 4 < self.max_records_in_flight
-            and pacer.unfinished == 0
-            and not pacer.is_stalled(key)
             and len(records) < self.shape.max_records
-            and not self._call_slots.locked()
+            and pacer.may_call(key)
         )
 
     async def _call(self, key: str, waiting: _Waiting, stages: SendStages | None) -> Request | None:
         """Post the key's waiting records as a call (`POST {Service}/{key}/{handler}` with the
-        send's idempotency key), answered once the invocation completed: one request where a
-        one-way send and the pacer's attach made two (restate-server's CPU per invocation
-        0.59 against 0.71 ms, the client's 0.17 against 0.30: benchmarks/ingress_cost.py
-        --variants idem-send-attach,idem-call). None once it answered 200. Otherwise the
-        request, to be posted as a one-way send with the same idempotency key, which Restate
-        answers for the same invocation: that tells acceptance (commits and the key's next
-        send wait for it) when the call answered anything else (a refusal, or the handler's
-        failure), raised, or outlived COMPLETION_WAIT (left open, it paces the key's later
-        sends by acceptance until it answers, as a stalled attach does)."""
-        assert self._client is not None and self._pacer is not None
+        send's idempotency key, `CompletionPacer.call`), answered once the invocation
+        completed: one request where a one-way send and the pacer's attach made two
+        (restate-server's CPU per invocation 0.59 against 0.71 ms, the client's 0.17 against
+        0.30: benchmarks/ingress_cost.py --variants idem-send-attach,idem-call). None once it
+        answered 200. Otherwise the request, to be posted as a one-way send with the same
+        idempotency key, which Restate answers for the same invocation: that tells acceptance
+        (commits and the key's next send wait for it) when the call answered anything else (a
+        refusal, or the handler's failure), raised, or outlived COMPLETION_WAIT."""
+        client, pacer = self._client, self._pacer
+        assert client is not None and pacer is not None
         records = waiting.records
         if self._waiting.get(key) is waiting:
             del self._waiting[key]  # posting now: later records start a send
@@ -535,25 +527,12 @@ class BatchDelivery:
         if stages is not None:
             stages.posted = time.time()
         path = request.path.removesuffix("/send")
-        # Its slot is held until it answers, stalled or not: open calls stay bounded (a key
-        # whose call stalled sends one-way meanwhile, so has at most one open).
-        await self._call_slots.acquire()  # free: `_calls_pace` checked it, nothing awaited since
-        call = asyncio.ensure_future(self._client.post(path, request.body, request.headers))
-        call.add_done_callback(lambda _: self._call_slots.release())
-        try:
-            done, _ = await asyncio.wait([call], timeout=self._pacer.completion_wait)
-        except asyncio.CancelledError:
-            call.cancel()
-            raise
-        if not done:
-            self._pacer.stalled(key, call)
+        if not await pacer.call(key, lambda: client.post(path, request.body, request.headers)):
             return request
-        if call.exception() is None and call.result().status == 200:
-            self.delivered += len(records)
-            self.sends += 1
-            self._observe_accepted(key, records, stages, called=True)
-            return None
-        return request
+        self.delivered += len(records)
+        self.sends += 1
+        self._observe_accepted(key, records, stages, called=True)
+        return None
 
     def _observe_accepted(
         self, key: str, records: list[PolledRecord], stages: SendStages | None, *, called: bool

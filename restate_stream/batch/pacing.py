@@ -21,8 +21,9 @@ until that invocation completes, so a stuck key neither stalls other keys nor fi
 consumer's in-flight bounds with one send per `COMPLETION_WAIT`.
 
 How completion is learnt: in a stream, the send is a call answered at completion
-(BatchDelivery._call: one request instead of two); otherwise (one-way sends while a backlog is
-read, or a key stalled) the ingress attach endpoint by idempotency key
+(`CompletionPacer.call`, for BatchDelivery._call: one request instead of two); otherwise
+(one-way sends while a backlog is read, or a key stalled) the ingress attach endpoint by
+idempotency key
 (`GET /restate/invocation/{Object}/{key}/{handler}/{idempotency key}/attach`), which answers
 once the invocation completed. It works for a delivery in any process (the benchmark's, or a
 worker process other than the one Restate ran the invocation in, where an in-process signal
@@ -39,11 +40,14 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+
+from restate_stream.batch.ingress_client import Answer
 
 # The longest a key's next send waits, after its previous send was accepted, for that
 # invocation to complete. Short enough that a stuck key still commits; long enough to
@@ -84,9 +88,12 @@ class CompletionPacer:
         self.max_attaches = max_attaches
         self.unfinished = unfinished
         self._attaches = 0  # open now
+        # Calls are held open until their invocation completes (or the client's timeout): as
+        # many open at once as attaches; a call keeps its slot until it answers, stalled or not.
+        self._call_slots = asyncio.Semaphore(max_attaches)
         # key -> its accepted sends, oldest first, at most `unfinished + 1`
         self._accepted: dict[str, deque[_Accepted]] = {}
-        # key -> its attach (or call: BatchDelivery._call) still open
+        # key -> its attach (or call: `call`) still open
         self._stalled: dict[str, asyncio.Future[Any]] = {}
         self._client: aiohttp.ClientSession | None = None
         self.answers: Counter[int] = Counter()  # attach answers by HTTP status (tests, logs)
@@ -142,6 +149,32 @@ class CompletionPacer:
 
     def is_stalled(self, key: str) -> bool:
         return key in self._stalled
+
+    def may_call(self, key: str) -> bool:
+        """Whether `key`'s next send may go as a call (`call`): each of its invocations
+        finished before the next is posted (`unfinished` 0), the key not stalled, and a call
+        slot free (when all are taken, many keys with Restate behind, a one-way send goes, as
+        when the attaches are all open)."""
+        return self.unfinished == 0 and key not in self._stalled and not self._call_slots.locked()
+
+    async def call(self, key: str, post: Callable[[], Awaitable[Answer]]) -> bool:
+        """Post `key`'s send as a call (`post`), answered once its invocation completed: True
+        once it answered 200 within COMPLETION_WAIT. False if it answered anything else, raised,
+        or outlived the bound; left open then, it paces the key's later sends by acceptance
+        until it answers (`stalled`), and the caller learns acceptance by a one-way send with
+        the same idempotency key. Only after `may_call(key)`, with nothing awaited since."""
+        await self._call_slots.acquire()  # free: `may_call` said so
+        call = asyncio.ensure_future(post())
+        call.add_done_callback(lambda _: self._call_slots.release())
+        try:
+            done, _ = await asyncio.wait([call], timeout=self.completion_wait)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        if not done:
+            self.stalled(key, call)
+            return False
+        return call.exception() is None and call.result().status == 200
 
     def stalled(self, key: str, completion: asyncio.Future[Any]) -> None:
         """`key`'s invocation outlived the bound: its sends are paced by acceptance until

@@ -27,6 +27,11 @@ def binding() -> Binding:
     return b
 
 
+def call_slots(d: BatchDelivery, slots: int) -> None:
+    assert d._pacer is not None
+    d._pacer._call_slots = asyncio.Semaphore(slots)
+
+
 def record(offset: int, key: bytes) -> PolledRecord:
     return PolledRecord("clicks", 0, offset, 1_700_000_000_000, key, b"{}", ())
 
@@ -253,7 +258,7 @@ async def test_completion_wait_zero_paces_by_acceptance_only() -> None:
 async def test_no_more_calls_than_their_connections_open_at_once() -> None:
     ingress = _Ingress()
     d = delivery(ingress)
-    d._call_slots = asyncio.Semaphore(2)
+    call_slots(d, 2)
     d._dispatch([record(0, b"a"), record(1, b"b"), record(2, b"c")])
     await settle()
     # a and b are called; c, finding both calls' connections taken, goes one-way.
@@ -316,7 +321,7 @@ async def test_with_one_unfinished_a_keys_next_send_still_waits_for_acceptance()
 async def test_a_batched_binding_posts_up_to_32_one_way_sends_at_once() -> None:
     ingress = _Ingress(hold_acceptance=True)
     d = delivery(ingress)
-    d._call_slots = asyncio.Semaphore(0)  # every call's connection taken: all go one-way
+    call_slots(d, 0)  # every call's connection taken: all go one-way
     d._dispatch([record(offset, f"k{offset}".encode()) for offset in range(40)])
     await settle()
     # One send per key, each waiting for its acceptance: 32 in flight, the rest wait for a slot.
@@ -381,7 +386,7 @@ async def test_without_calls_paced_sends_go_one_way_and_attach() -> None:
 async def test_a_stalled_call_keeps_its_connection_slot_until_it_answers() -> None:
     ingress = _Ingress()
     d = delivery(ingress, completion_wait=0.05)
-    d._call_slots = asyncio.Semaphore(1)
+    call_slots(d, 1)
     d._dispatch([record(0, b"a")])
     await settle()
     while not ingress.confirmed:  # a@0's call outlived the bound: acceptance asked one-way
