@@ -147,9 +147,6 @@ class CompletionPacer:
         if not done:
             self.stalled(key, attach)
 
-    def is_stalled(self, key: str) -> bool:
-        return key in self._stalled
-
     def may_call(self, key: str) -> bool:
         """Whether `key`'s next send may go as a call (`call`): each of its invocations
         finished before the next is posted (`unfinished` 0), the key not stalled, and a call
