@@ -187,8 +187,8 @@ async def run(
             for h in holds
             for c in calls
         ]
-        # Kafka's JIT warms over the first ~45 s of load, and the first cases of a run show it
-        # (p99 1.3 s, then 0.5 s, then 0.26-0.4 s: docs/benchmarks.md): warm-up cases first.
+        # Kafka's JIT warms over the first ~45 s of load, and a run's first cases show it (p99
+        # 0.6-1.1 s in the first, 0.3-0.4 s in the second: docs/benchmarks.md): warm-ups first.
         cases = cases[:1] * warmups + cases
         assert len(cases) <= LATENCY_HANDLERS, f"at most {LATENCY_HANDLERS} cases per run"
         for i, (keys, per, _, _, max_wait, _, _, _) in enumerate(cases):
