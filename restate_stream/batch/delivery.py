@@ -233,7 +233,8 @@ class BatchDelivery:
         # The pacer's attaches (long-held GETs, few) stay on aiohttp.
         connections = self.max_concurrent_sends
         if self._pacer is not None:
-            connections += ATTACH_CONNECTIONS  # calls held open: kept for the next ones
+            # Calls held open (the pacer bounds them): kept for the next ones.
+            connections += self._pacer.max_attaches
         client = IngressClient(self.ingress_url, connections=connections)
         self._client = client
         try:

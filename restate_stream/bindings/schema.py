@@ -154,7 +154,7 @@ class BatchSpec(_Spec):
     max_records: BatchRecords = 500
     # Short: in a stream a busy key's records join its next send while its previous invocation
     # runs, so sends grow with load rather than with waiting, and a cut's wait mostly adds
-    # latency (against 50 ms: p50 10-30 ms lower, throughput alike: docs/benchmarks.md).
+    # latency (against 50 ms: p50 up to 25 ms lower, throughput alike: docs/benchmarks.md).
     max_wait: BatchWait = timedelta(milliseconds=10)
     per: Annotated[BatchPer, Expect('"key" or "partition"')] = "key"
 
