@@ -114,16 +114,14 @@ def chains(binding: Binding, records: list[PolledRecord]) -> list[deque[Request]
     ]
 
 
-# Seconds from writing each HTTP/1.1 request to its answer, of the latest http1 variant run:
-# with every key in flight, a key's next request waits for this, so it bounds the rate at
-# keys / latency whatever the CPU.
-ANSWER_SECONDS: list[float] = []
-
-
-async def http1(url: str, keys: list[deque[Request]], connections: int = 16) -> None:
+async def http1(
+    url: str, keys: list[deque[Request]], answers: list[float], connections: int = 16
+) -> None:
+    """`answers` gets the seconds from writing each request to its answer: with every key in
+    flight, a key's next request waits for this, so it bounds the rate at keys / latency
+    whatever the CPU."""
     client = IngressClient(url, connections=connections)
     slots = asyncio.Semaphore(connections)
-    ANSWER_SECONDS.clear()
     clock = time.perf_counter
 
     async def chain(requests: deque[Request]) -> None:
@@ -131,7 +129,7 @@ async def http1(url: str, keys: list[deque[Request]], connections: int = 16) -> 
             async with slots:
                 started = clock()
                 answer = await client.post(request.path, request.body, request.headers)
-                ANSWER_SECONDS.append(clock() - started)
+                answers.append(clock() - started)
             assert answer.status in (200, 202), answer.text()
 
     try:
@@ -353,10 +351,11 @@ async def run(records: int, rounds: int, depth: int, variants: list[str]) -> Non
                     for variant in variants[shift:] + variants[:shift]:
                         binding = by_name[f"consumer-counter-{slot}"]
                         start = time.perf_counter()
+                        answers: list[float] = []  # an http1 variant's answer times
                         with CostMeter({"restate": restate, "client": SELF}) as meter:
                             rate = await one_round(
                                 variant, admin, stack, binding, slot, topic_records, depth,
-                                worker,
+                                worker, answers,
                             )  # fmt: skip
                         slot += 1
                         span = time.perf_counter() - start
@@ -365,16 +364,16 @@ async def run(records: int, rounds: int, depth: int, variants: list[str]) -> Non
                         spent = costs["restate"].cpu_per_1000
                         cpu[variant].append(spent - idle * span * 1000 / records)
                         client_cpu[variant].append(costs["client"].cpu_per_1000)
-                        answers = ""
-                        if variant in ("http1", "http1-64", "http1-100") and ANSWER_SECONDS:
-                            q = statistics.quantiles(ANSWER_SECONDS, n=100)
-                            answers = (
+                        answered = ""
+                        if answers:
+                            q = statistics.quantiles(answers, n=100)
+                            answered = (
                                 f", answered in p50 {q[49] * 1e3:.0f} ms p99 {q[98] * 1e3:.0f}"
                             )
                         print(
                             f"round {r + 1}: {variant:<16} {rate:>7,.0f} records/s, restate-server "
                             f"CPU s per 1,000: {cpu[variant][-1]:.3f}, client "
-                            f"{client_cpu[variant][-1]:.3f}{answers} "
+                            f"{client_cpu[variant][-1]:.3f}{answered} "
                             f"(load {os.getloadavg()[0]:.2f}, {time.strftime('%H:%M:%S')})",
                             flush=True,
                         )
@@ -401,8 +400,10 @@ async def one_round(
     topic_records: list[PolledRecord],
     depth: int,
     worker: WorkerProcess,
+    answers: list[float],
 ) -> float:
-    """One variant's rate, records applied per second."""
+    """One variant's rate, records applied per second; an http1 variant's answer times
+    appended to `answers`."""
     service = e2e.BOUND_SERVICE if variant == "subscription" else e2e.CONSUMER_SERVICE
     keys = chains(binding, topic_records)
     before = await e2e.counted(admin, service)
@@ -415,11 +416,11 @@ async def one_round(
         )
         send: Awaitable[None] = asyncio.sleep(0)
     elif variant == "http1":
-        send = http1(stack.ingress_url, keys)
+        send = http1(stack.ingress_url, keys, answers)
     elif variant == "http1-64":
-        send = http1(stack.ingress_url, keys, 64)
+        send = http1(stack.ingress_url, keys, answers, 64)
     elif variant == "http1-100":
-        send = http1(stack.ingress_url, keys, len(keys))
+        send = http1(stack.ingress_url, keys, answers, len(keys))
     elif variant == "http1-ticked":
         send = http1_ticked(stack.ingress_url, keys, TICK)
     elif variant == "http1-pipelined":

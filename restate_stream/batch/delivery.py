@@ -49,7 +49,6 @@ import aiohttp
 from connectors.group_consumer import GroupConsumer, PolledRecord
 from restate_stream.batch.ingress_client import IngressClient, IngressSendError
 from restate_stream.batch.pacing import (
-    ATTACH_CONNECTIONS,
     COMPLETION_WAIT,
     STALLED_ATTACH_TIMEOUT,
     CompletionPacer,
@@ -237,16 +236,18 @@ class BatchDelivery:
             connections += self._pacer.max_attaches
         client = IngressClient(self.ingress_url, connections=connections)
         self._client = client
-        try:
-            async with aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=ATTACH_CONNECTIONS),
-                timeout=aiohttp.ClientTimeout(total=STALLED_ATTACH_TIMEOUT),
-            ) as attach_client:
-                if self._pacer is not None:
-                    self._pacer.open(attach_client, self.ingress_url)
-                await self._deliver(consumer, stop)
-        finally:
-            await client.close()
+        async with contextlib.AsyncExitStack() as closing:
+            closing.push_async_callback(client.close)
+            if self._pacer is not None:
+                # Attaches, held open until completion, on connections of their own.
+                attach_client = await closing.enter_async_context(
+                    aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(limit=self._pacer.max_attaches),
+                        timeout=aiohttp.ClientTimeout(total=STALLED_ATTACH_TIMEOUT),
+                    )
+                )
+                self._pacer.open(attach_client, self.ingress_url)
+            await self._deliver(consumer, stop)
 
     async def _deliver(self, consumer: GroupConsumer, stop: asyncio.Event) -> None:
         b = self.binding
@@ -358,33 +359,28 @@ class BatchDelivery:
 
     async def _hold_or_release(self, consumer: GroupConsumer, cut: int) -> None:
         """Whether keys' next sends are held after this cut. The backlog (a hop to the
-        consumer's thread) is asked only when it decides; meanwhile the cut's new sends wait
-        for the answer (they would be posted during the hop, each with one cut's records)."""
+        consumer's thread) is asked only when it decides: a full cut of a per-key binding with
+        room left in flight. Meanwhile the cut's new sends wait for the answer (they would be
+        posted during the hop, each with one cut's records)."""
         # A full cut: reading a backlog, where a send's records must leave the window at
         # acceptance, not completion, for the next ones to be read meanwhile (`_calls_pace`).
         self._catching_up = cut >= self.max_records
-        behind = 0
-        if self._may_hold(cut):
+        if self.hold_while_behind > 0 and self._catching_up and not self._full():
             self._released.clear()
-            behind = await consumer.backlog()
-        self._hold_while_behind(cut, behind)
-
-    def _hold_while_behind(self, cut: int, behind: int) -> None:
-        """A full cut with enough records still in Kafka (`behind`) to fill the window: keys'
-        next sends are held (bounded) until it fills, so more of each key's records join them.
-        Otherwise they go: caught up, a backlog too small to fill the window (a moment's stall
-        in a stream, where holding would only add latency), or the window full (only posting
-        makes room)."""
-        room = self.max_records_in_flight - self._held
-        if self._may_hold(cut) and behind >= room:
-            self._released.clear()
+            self._hold_while_behind(await consumer.backlog())
         else:
             self._released.set()
 
-    def _may_hold(self, cut: int) -> bool:
-        """A full cut of a per-key binding with room left in flight: only then does the
-        backlog decide whether sends are held."""
-        return self.hold_while_behind > 0 and cut >= self.max_records and not self._full()
+    def _hold_while_behind(self, behind: int) -> None:
+        """Enough records still in Kafka (`behind`) to fill the window: keys' next sends are
+        held (bounded) until it fills, so more of each key's records join them. Otherwise they
+        go: a backlog too small to fill the window (a moment's stall in a stream, where holding
+        would only add latency), or the window full (only posting makes room)."""
+        room = self.max_records_in_flight - self._held
+        if behind >= room > 0:
+            self._released.clear()
+        else:
+            self._released.set()
 
     async def _head_batch_progress(self, timeout: float) -> None:
         """Until the oldest batch in flight may be done (at most `timeout` seconds)."""

@@ -114,12 +114,21 @@ _EVENT_FIELDS = ("value", "key", "raw", "headers", "_wire", "_times")
 _Decoded = tuple[Any, str | None, str | None]  # (value, event id, event type)
 
 
+class _ObjectKeys(dict[bytes | None, str]):
+    """A record key's object key, made once per batch: a partition's records share few keys
+    (a dict: functools.cache per invocation cost more than a small batch's whole per-record
+    work). Looked up in C (`__getitem__`); only a key not seen yet calls back to Python."""
+
+    def __missing__(self, raw_key: bytes | None) -> str:
+        key = self[raw_key] = object_key_for(raw_key)
+        return key
+
+
 class _Building(NamedTuple):
     """What building a batch's events keeps from one record to the next."""
 
     key: str | None  # the object key (per: key), else each record's, from:
-    object_keys: dict[bytes | None, str]  # a partition's records share few keys (a dict:
-    # functools.cache per invocation cost more than a small batch's whole per-record work)
+    object_keys: _ObjectKeys
     times: dict[int, datetime]  # the batch's timestamps as datetimes (_coordinates)
 
 
@@ -150,11 +159,7 @@ def _events_by_column(
     if per_key:
         keys: Iterable[str | None] = repeat(key, n)
     else:
-        raw_keys = list(map(_key_of, records))
-        for raw_key in dict.fromkeys(raw_keys):
-            if raw_key not in object_keys:
-                object_keys[raw_key] = object_key_for(raw_key)
-        keys = map(object_keys.__getitem__, raw_keys)
+        keys = map(object_keys.__getitem__, map(_key_of, records))
     # An inline value's raw bytes are never empty: `value_bytes or b""` is the value itself.
     rows = zip(
         map(_parsed_of, records),
@@ -270,7 +275,7 @@ class BatchBoundHandler(BoundHandler):
         collection paused (`_ready_events`), which stops at a record that needs I/O: one
         whose decoding waits for the schema registry, or that goes to the dead-letter topic."""
         events: list[KafkaEvent[Any]] = []
-        context = _Building(ctx.key(), {}, {})
+        context = _Building(ctx.key(), _ObjectKeys(), {})
         at, n = 0, len(records)
         waited: _Decoded | None = None  # records[at] decoded (it needed I/O)
         while at < n:
@@ -325,9 +330,7 @@ class BatchBoundHandler(BoundHandler):
             r = records[i]
             _, _, _, _, key_bytes, value_bytes, headers, parsed = r
             if not per_key:
-                key = object_keys.get(key_bytes)
-                if key is None:
-                    key = object_keys[key_bytes] = object_key_for(key_bytes)
+                key = object_keys[key_bytes]
             if (
                 parsed is not UNPARSED
                 and (any_type or type(parsed) is unconverted)

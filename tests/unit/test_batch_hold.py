@@ -39,10 +39,20 @@ def delivery(ingress: _Ingress, per: str = "key", **options: float) -> BatchDeli
     return d
 
 
-def step(d: BatchDelivery, records: list[PolledRecord], behind: int = 10**6) -> None:
+class _Backlog:
+    """A consumer whose backlog answers at once."""
+
+    def __init__(self, behind: int) -> None:
+        self.behind = behind
+
+    async def backlog(self) -> int:
+        return self.behind
+
+
+async def step(d: BatchDelivery, records: list[PolledRecord], behind: int = 10**6) -> None:
     """What one turn of the delivery's loop does with a cut, `behind` records left in Kafka."""
     d._dispatch(records)
-    d._hold_while_behind(len(records), behind)
+    await d._hold_or_release(_Backlog(behind), len(records))  # type: ignore[arg-type]
 
 
 def sizes(ingress: _Ingress) -> list[tuple[str, int]]:
@@ -52,10 +62,10 @@ def sizes(ingress: _Ingress) -> list[tuple[str, int]]:
 async def test_behind_a_keys_records_of_several_cuts_join_one_send() -> None:
     ingress = _Ingress()
     d = delivery(ingress)
-    step(d, cut(0, FULL))  # full: behind
+    await step(d, cut(0, FULL))  # full: behind
     await settle()
     assert ingress.sends == []  # held
-    step(d, cut(FULL, 100))  # not full: caught up, the held sends go
+    await step(d, cut(FULL, 100))  # not full: caught up, the held sends go
     await settle()
     # Without the hold: a and b sent 250 each from the first cut, then 50 each.
     assert sorted(sizes(ingress)) == [("a", 300), ("b", 300)]
@@ -68,10 +78,10 @@ async def test_a_full_cut_with_too_little_left_in_kafka_to_fill_the_window_is_no
     window the backlog cannot fill: only latency."""
     ingress = _Ingress()
     d = delivery(ingress, max_records_in_flight=10 * FULL)
-    step(d, cut(0, FULL), behind=3 * FULL)  # room for 9 more cuts, 3 in Kafka
+    await step(d, cut(0, FULL), behind=3 * FULL)  # room for 9 more cuts, 3 in Kafka
     await settle()
     assert sorted(sizes(ingress)) == [("a", 250), ("b", 250)]
-    step(d, cut(FULL, FULL), behind=9 * FULL)  # room for 8: the backlog fills it
+    await step(d, cut(FULL, FULL), behind=9 * FULL)  # room for 8: the backlog fills it
     await settle()
     assert sorted(sizes(ingress)) == [("a", 250), ("b", 250)]  # held
     await d._abandon()
@@ -107,10 +117,10 @@ async def test_a_full_cuts_sends_wait_for_the_backlogs_answer() -> None:
 async def test_held_sends_go_once_the_records_in_flight_reach_their_bound() -> None:
     ingress = _Ingress()
     d = delivery(ingress, max_records_in_flight=2 * FULL)
-    step(d, cut(0, FULL))
+    await step(d, cut(0, FULL))
     await settle()
     assert ingress.sends == []
-    step(d, cut(FULL, FULL))  # behind still, but the window is full: only posting makes room
+    await step(d, cut(FULL, FULL))  # behind still, but the window is full: only posting makes room
     await settle()
     assert sorted(sizes(ingress)) == [("a", 500), ("b", 500)]
     await d._abandon()
@@ -119,7 +129,7 @@ async def test_held_sends_go_once_the_records_in_flight_reach_their_bound() -> N
 async def test_a_held_send_goes_after_the_bounded_wait() -> None:
     ingress = _Ingress()
     d = delivery(ingress, hold_while_behind=0.05)
-    step(d, cut(0, FULL))
+    await step(d, cut(0, FULL))
     await settle()
     assert ingress.sends == []
     await asyncio.sleep(0.2)
@@ -130,7 +140,7 @@ async def test_a_held_send_goes_after_the_bounded_wait() -> None:
 async def test_a_rebalance_drain_posts_held_sends() -> None:
     ingress = _Ingress()
     d = delivery(ingress)
-    step(d, cut(0, FULL))
+    await step(d, cut(0, FULL))
     await settle()
     assert await d._drain(5.0) == {0: FULL}
     assert sorted(sizes(ingress)) == [("a", 250), ("b", 250)]
@@ -139,7 +149,7 @@ async def test_a_rebalance_drain_posts_held_sends() -> None:
 async def test_per_partition_and_per_record_sends_are_never_held() -> None:
     ingress = _Ingress()
     d = delivery(ingress, per="partition")
-    step(d, cut(0, FULL))
+    await step(d, cut(0, FULL))
     await settle()
     assert sizes(ingress) == [("clicks%2F0", FULL)]
     await d._abandon()
