@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer
 
 from connectors import Record, TopicAdmin, produce_records
+from connectors.group_consumer import FETCH_PROPERTIES
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -207,14 +209,18 @@ class OtlpSink(BaseHTTPRequestHandler):
         return None
 
 
-def reading_consumer(bootstrap: str, group_prefix: str) -> Consumer:
+def reading_consumer(
+    bootstrap: str, group_prefix: str, fetching: Mapping[str, Any] = FETCH_PROPERTIES
+) -> Consumer:
     """A consumer in a group of its own (a fresh group id each call) reading from the start
-    and committing nothing: a benchmark's reader."""
+    and committing nothing: a benchmark's reader. It fetches as restate-stream's own consumer
+    does (`fetching`: connectors.group_consumer.FETCH_PROPERTIES), unless told otherwise."""
     return Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"{group_prefix}-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": "false",
+            **fetching,
         }
     )

@@ -41,10 +41,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from benchmarks import faststream_peer
 from benchmarks.apps import BATCH_HANDLERS, CONSUMER_HANDLERS
@@ -64,6 +64,7 @@ from benchmarks.profiling import profiled
 from benchmarks.report import Series, cpu_cell, fmt, paired_ratio, series_table, table
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
+from connectors.group_consumer import FETCH_PROPERTIES
 from restate_stream._util.gc_pause import freeze_startup_objects
 from restate_stream._util.poll import apoll
 from restate_stream.batch import BatchDelivery
@@ -76,10 +77,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPLETION_TIMEOUT = 600.0  # seconds for one round's invocations: a hang fails the run
 
 
-def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
+def raw_consume_rate(
+    bootstrap: str, topic: str, expected: int, fetching: Mapping[str, Any] = FETCH_PROPERTIES
+) -> tuple[float, float]:
     """Records/s from the first record received to the last (group join excluded), and this
-    process's CPU seconds per 1,000 records over that span (librdkafka's threads too)."""
-    consumer = reading_consumer(bootstrap, "bench-raw")
+    process's CPU seconds per 1,000 records over that span (librdkafka's threads too).
+    `fetching`: as restate-stream's consumer fetches, unless told otherwise."""
+    consumer = reading_consumer(bootstrap, "bench-raw", fetching)
     consumer.subscribe([topic])
     seen = 0
     first = first_cpu = 0.0
@@ -670,6 +674,9 @@ async def run(
                 # The first consumer group creates __consumer_offsets (50 partitions): warm up.
                 raw_consume_rate(stack.bootstrap_servers, topic, records)
                 raw = Series("raw confluent-kafka consume + JSON decode")
+                # The same reader with librdkafka's fetch backoff left at its default (1 s):
+                # what the fetch setting alone is worth.
+                raw_default = Series(f"{raw.name}, fetch.queue.backoff.ms default")
                 batched = {
                     v: Series(f"batched, max_records {v.name()}", versus=bridge_name(v.max_records))
                     for v in variants
@@ -706,8 +713,10 @@ async def run(
                 freeze_startup_objects()
                 for r in range(1, rounds + 1):
                     raw.add(*raw_consume_rate(stack.bootstrap_servers, topic, records))
+                    raw_default.add(*raw_consume_rate(stack.bootstrap_servers, topic, records, {}))
                     print(
-                        f"round {r}: raw consumer {raw.rates[-1]:>10,.0f} records/s "
+                        f"round {r}: raw consumer {raw.rates[-1]:>10,.0f} records/s, with "
+                        f"librdkafka's fetch backoff {raw_default.rates[-1]:,.0f} "
                         f"(load {os.getloadavg()[0]:.2f})",
                         flush=True,
                     )
@@ -814,7 +823,13 @@ async def run(
             for c in candidates
             if c.name == BASELINE and c.rates
         ]
-        rows = [*unbatched_rows, *batched.values(), *bridges.values(), *peer_rows.values()]
+        rows = [
+            raw_default,
+            *unbatched_rows,
+            *batched.values(),
+            *bridges.values(),
+            *peer_rows.values(),
+        ]
         print(series_table(raw, rows))
         print(
             "batched, per process: CPU s per 1,000 records (median) and peak resident memory "

@@ -86,7 +86,11 @@ def subscribe(broker_name: str, tally: Tally, args: argparse.Namespace) -> Any:
         from faststream.confluent import KafkaBroker as ConfluentBroker
         from faststream.confluent.annotations import KafkaMessage  # type: ignore[assignment]
 
-        broker = ConfluentBroker(args.bootstrap, log_level=logging.DEBUG)
+        # Fetching as restate-stream's consumer does (connectors/group_consumer.py): not 1 s
+        # without a fetch once librdkafka's queue held 100,000 records.
+        broker = ConfluentBroker(
+            args.bootstrap, log_level=logging.DEBUG, config={"fetch.queue.backoff.ms": 10}
+        )
 
         def keys(message: Any) -> list[bytes]:
             raw = message.raw_message

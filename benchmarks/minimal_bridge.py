@@ -55,6 +55,9 @@ class MinimalBridge:
                 "group.id": group,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": "false",
+                # As restate-stream's consumer fetches (connectors/group_consumer.py): not
+                # 1 s without a fetch once librdkafka's queue held 100,000 records.
+                "fetch.queue.backoff.ms": 10,
             }
         )
         self.topic, self.group, self.batch, self.ingress_url = topic, group, batch, ingress_url

@@ -5,6 +5,7 @@ backlog can fill. Against the real broker."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import pytest
@@ -83,3 +84,37 @@ async def test_a_partition_not_read_from_yet_counts_from_the_groups_committed_of
         assert behind == expected
     finally:
         await consumer.close()
+
+
+async def test_a_full_local_queue_holds_fetching_for_10_ms_not_librdkafkas_second(
+    restate_stream_stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once librdkafka's local queue holds `queued.min.messages`, it stops fetching for
+    `fetch.queue.backoff.ms`: by default a second, during which a member that drained its
+    queue read nothing (connectors/group_consumer.py, FETCH_PROPERTIES). The threshold is
+    lowered here so that a small backlog fills the queue; librdkafka's own log says how long
+    each pause lasts."""
+    bootstrap = restate_stream_stack.bootstrap_servers
+    topic = f"behind-{uuid.uuid4().hex[:8]}"
+    TopicAdmin(bootstrap).create_topic(topic, 1)
+    produce_records(bootstrap, topic, [Record(b"k", b"%d" % i) for i in range(5000)])
+    consumer = GroupConsumer(
+        {"bootstrap.servers": bootstrap},
+        topic,
+        f"g-{topic}",
+        properties={"queued.min.messages": 500, "debug": "fetch"},
+    )
+    with caplog.at_level(logging.DEBUG, logger="connectors.librdkafka"):
+        await consumer.start()
+        try:
+            taken = 0
+            for _ in range(500):
+                taken += len(await consumer.poll(100, 1.0))
+                if taken == 5000:
+                    break
+        finally:
+            await consumer.close()
+    assert taken == 5000
+    pauses = [r.getMessage() for r in caplog.records if "Queue full" in r.getMessage()]
+    assert pauses, "the local queue never filled: nothing was measured"
+    assert all("Fetch backoff for 10ms" in p for p in pauses), pauses[:3]
