@@ -116,18 +116,19 @@ class CompletionPacer:
             self._accepted[key] = queue = deque(maxlen=self.unfinished + 1)
         queue.append(_Accepted(path, now))
 
-    async def wait(self, key: str, *, full: bool = False) -> None:
+    async def wait(self, key: str, *, at_once: bool = False) -> None:
         """Before posting `key`'s next send: until at most `unfinished` of its accepted
         invocations are not completed (waiting for the oldest one that must be), at most until
-        COMPLETION_WAIT after that one was accepted; at once if the key is stalled, or if the
-        send is `full`: the wait is for records to join it, and none can."""
+        COMPLETION_WAIT after that one was accepted; at once if the key is stalled, or if told
+        so (`at_once`): the wait is for records to join the send, and none can (it is full)
+        or others gather them (the delivery's hold while it reads a backlog)."""
         queue = self._accepted.get(key)
         if queue is None or len(queue) <= self.unfinished:
             return
         previous = queue.popleft()
         if not queue:
             del self._accepted[key]
-        if full or key in self._stalled or self._client is None:
+        if at_once or key in self._stalled or self._client is None:
             return
         if self._attaches >= self.max_attaches:
             # As many attaches open as connections (many keys, Restate behind): more would

@@ -339,9 +339,10 @@ class _CaughtUp:
         return 0
 
 
-async def test_while_catching_up_sends_go_one_way_and_leave_the_window_at_acceptance() -> None:
+async def test_while_catching_up_sends_go_one_way_at_acceptance() -> None:
     """After a full cut (a backlog being read), a send is not a call: its records would stay
-    in the window until its invocation completed, holding the next reads back."""
+    in the window until its invocation completed, holding the next reads back. Nor does the
+    key's next send wait for that completion: the hold gathers its records there."""
     ingress = _Ingress()
     d = delivery(ingress)
     await d._hold_or_release(_CaughtUp(), 500)  # type: ignore[arg-type]
@@ -351,11 +352,15 @@ async def test_while_catching_up_sends_go_one_way_and_leave_the_window_at_accept
     assert d._completed_offsets() == {0: 1}  # accepted, though still running
     d._dispatch([record(1, b"a")])
     await settle()
-    assert ingress.attached == ["a"]  # paced on a@0's completion all the same
-    await d._hold_or_release(_CaughtUp(), 1)  # streaming again: calls
+    assert ingress.sends == [("a", [0]), ("a", [1])]  # a@0 still running
+    assert ingress.attached == []
+    await d._hold_or_release(_CaughtUp(), 1)  # streaming again: paced on completion, calls
+    d._dispatch([record(2, b"a")])
+    await settle()
+    assert ingress.attached == ["a"] and ingress.calls == []  # waits for a@1
     ingress.complete("a")
     await settle()
-    assert ingress.sends[-1] == ("a", [1]) and ingress.calls == ["a"]
+    assert ingress.calls == ["a"] and d._completed_offsets() == {0: 2}
     await d._abandon()
 
 
