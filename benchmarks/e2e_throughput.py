@@ -65,7 +65,7 @@ from benchmarks.report import Series, cpu_cell, fmt, paired_ratio, series_table,
 from benchmarks.ts_peer import SERVICE as TS_SERVICE
 from benchmarks.ts_peer import TsPeer
 from connectors.group_consumer import FETCH_PROPERTIES
-from restate_stream._util.gc_pause import freeze_startup_objects
+from restate_stream._util.gc_pause import tune_for_serving
 from restate_stream._util.poll import apoll
 from restate_stream.batch import BatchDelivery
 from restate_stream.bindings import BatchSpec, Binding, load_bindings
@@ -707,10 +707,10 @@ async def run(
                 process_costs: dict[str, list[dict[str, ProcessCost]]] = {
                     row.name: [] for row in [*batched.values(), *bridges.values()]
                 }
-                # The deliveries run here as in a serving process, whose startup objects are
-                # frozen out of collections (restate_stream/runtime/_asgi.py): so are this one's
+                # The deliveries run here as in a serving process, whose collections are tuned
+                # once its app is built (restate_stream/runtime/_asgi.py): so are this one's
                 # (the minimal bridge runs here too).
-                freeze_startup_objects()
+                tune_for_serving()
                 for r in range(1, rounds + 1):
                     raw.add(*raw_consume_rate(stack.bootstrap_servers, topic, records))
                     raw_default.add(*raw_consume_rate(stack.bootstrap_servers, topic, records, {}))

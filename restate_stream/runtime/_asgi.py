@@ -12,7 +12,7 @@ import os
 import signal
 from typing import Any
 
-from restate_stream._util.gc_pause import freeze_startup_objects
+from restate_stream._util.gc_pause import tune_for_serving
 from restate_stream._util.process import die_with_parent
 from restate_stream.batch.runner import BatchRunner
 from restate_stream.bindings import check_against_app, import_app, load_bindings
@@ -94,7 +94,7 @@ def _from_environment() -> Any:
     keys = split_keys(os.environ.get(IDENTITY_KEYS_ENV, ""))
     bindings = os.environ.get(BINDINGS_ENV) or None
     app = build_app(os.environ[APP_ENV], keys, bindings, server)
-    freeze_startup_objects()  # what lives as long as the process: no collection walks it
+    tune_for_serving()  # collections: startup objects frozen, young ones less often
     return app
 
 
