@@ -716,7 +716,7 @@ async def run(
                     raw_default.add(*raw_consume_rate(stack.bootstrap_servers, topic, records, {}))
                     print(
                         f"round {r}: raw consumer {raw.rates[-1]:>10,.0f} records/s, with "
-                        f"librdkafka's fetch backoff {raw_default.rates[-1]:,.0f} "
+                        f"librdkafka's default fetch backoff {raw_default.rates[-1]:,.0f} "
                         f"(load {os.getloadavg()[0]:.2f})",
                         flush=True,
                     )
