@@ -338,7 +338,8 @@ def _decode_v3(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
         offsets,
         timestamps,
         map(raw_keys.__getitem__, key_indexes),
-        map(body.__getitem__, map(slice, starts, ends)),  # each value's raw bytes
+        # Each value's raw bytes (sliced in the comprehension: no slice object per record).
+        [body[s:e] for s, e in zip(starts, ends, strict=True)],
         repeat((), n),
         values,  # parsed
         strict=True,
