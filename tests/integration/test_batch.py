@@ -15,11 +15,16 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from connectors import Record, TopicAdmin, produce_records
+from connectors.group_consumer import PolledRecord
 from restate_stream._util.ports import free_ports
-from restate_stream.bindings import check_against_app, load_bindings
+from restate_stream.batch.ingress_client import IngressClient
+from restate_stream.batch.pacing import CompletionPacer
+from restate_stream.batch.sends import shape_for
+from restate_stream.bindings import Binding, check_against_app, load_bindings
 from restate_stream.control.admin import AdminClient
 from restate_stream.control.apply import apply_bindings
 from restate_stream.runtime.bound import bind
@@ -154,12 +159,12 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
                 describe=lambda p: f"{total(p[0])} applied, {len(p[1])} dead letters",
             )
             tags = await object_state(restate_admin, "BatchLog", "tags")
-            # A key's next send waited for its previous invocation through the ingress attach
-            # (every key, the binary and the empty one too): answered once it completed, with
-            # its output (200) or its failure (the TerminalError one), never "not found".
+            # Where a key's next send waited for its previous invocation through the ingress
+            # attach (after a one-way send: a backlog being read), it was answered once that
+            # completed, with its output (200) or its failure (the TerminalError one), never
+            # "not found" (that every key's attach finds its invocation: the test below).
             pacer = runner.deliveries[f"items-{run}"]._pacer
-            assert pacer is not None and pacer.answers[200] > 0, pacer and pacer.answers
-            assert set(pacer.answers) <= {200, 500}, pacer.answers
+            assert pacer is not None and set(pacer.answers) <= {200, 500}, pacer.answers
         finally:
             await drop_cluster(restate_admin, f"c-{run}")
 
@@ -188,6 +193,54 @@ async def test_poison_records_in_batches_are_dead_letters_and_neighbours_apply(
     binary_object = object_key_for(binary_key)
     assert binary_object.startswith("b64:") and binary_object in state
     assert tags[f"{run}-k1"] == [f"t{s}" for s in expected[f"{run}-k1"]]
+
+
+async def test_an_attach_finds_the_invocation_of_a_one_way_send_whatever_its_key(
+    restate_stream_stack: LocalStack,
+    restate_admin: AdminClient,
+    restate_app: Callable[[Any], AbstractAsyncContextManager[ServedApp]],
+    tmp_path: Path,
+) -> None:
+    """After a one-way send (a backlog being read), a key's next send learns that invocation's
+    completion through the ingress attach by idempotency key (batch/pacing.py): it finds the
+    invocation for a text key, a key that is not UTF-8 (its `b64:` object) and the empty key
+    of keyless records, and is answered once it completed (200), never "not found"."""
+    run = uuid.uuid4().hex[:8]
+    stack = restate_stream_stack
+    path = tmp_path / "bindings.yaml"
+    path.write_text(
+        bindings_yaml(stack, run, partitions=1, batch="{max_records: 100, max_wait: 20ms}")
+    )
+    spec = load_bindings(path)
+    assert bind([batch_app.batch_log], spec) == ["BatchLog/on_items"]
+    (binding,) = spec.bindings
+    assert isinstance(binding, Binding)
+    shape = shape_for(binding)
+    raw_keys = [f"{run}-text".encode(), b"\xff\xfe" + run.encode(), None]
+    pacer = CompletionPacer(completion_wait=60)  # waits for the answer, however slow
+    async with restate_app(batch_app.app), aiohttp.ClientSession() as attach_client:
+        client = IngressClient(stack.ingress_url, connections=2)
+        pacer.open(attach_client, stack.ingress_url)
+        try:
+            for offset, raw_key in enumerate(raw_keys):
+                value = json.dumps({"seq": offset}).encode()
+                record = PolledRecord(
+                    binding.topic, 0, offset, 1_700_000_000_000, raw_key, value, ()
+                )
+                key = shape.object_key(record)
+                request = shape.request(key, [record])
+                answer = await client.post(request.path, request.body, request.headers)
+                assert answer.status == 202, answer.text()
+                idempotency_key = request.headers["idempotency-key"]
+                pacer.accepted(key, binding.service, binding.handler, idempotency_key)
+                await pacer.wait(key)  # as the key's next send would
+        finally:
+            await client.close()
+            await pacer.close()
+    assert pacer.answers == {200: len(raw_keys)}, pacer.answers
+    state = await applied(restate_admin)
+    assert state[f"{run}-text"] == [0]
+    assert state[object_key_for(raw_keys[1])] == [1]
 
 
 def kill_group(worker: WorkerProcess) -> None:
