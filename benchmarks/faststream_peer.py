@@ -25,6 +25,8 @@ from typing import Any
 
 from faststream import AckPolicy
 
+from connectors.group_consumer import FETCH_PROPERTIES
+
 BROKERS = ("aiokafka", "confluent")
 SUBSCRIBERS = ("per-message", "batch")
 
@@ -86,10 +88,12 @@ def subscribe(broker_name: str, tally: Tally, args: argparse.Namespace) -> Any:
         from faststream.confluent import KafkaBroker as ConfluentBroker
         from faststream.confluent.annotations import KafkaMessage  # type: ignore[assignment]
 
-        # Fetching as restate-stream's consumer does (connectors/group_consumer.py): not 1 s
-        # without a fetch once librdkafka's queue held 100,000 records.
+        # Fetching as restate-stream's consumer does: not 1 s without a fetch once
+        # librdkafka's queue held 100,000 records.
         broker = ConfluentBroker(
-            args.bootstrap, log_level=logging.DEBUG, config={"fetch.queue.backoff.ms": 10}
+            args.bootstrap,
+            log_level=logging.DEBUG,
+            config={"fetch.queue.backoff.ms": FETCH_PROPERTIES["fetch.queue.backoff.ms"]},
         )
 
         def keys(message: Any) -> list[bytes]:

@@ -21,9 +21,11 @@ until that invocation completes, so a stuck key neither stalls other keys nor fi
 consumer's in-flight bounds with one send per `COMPLETION_WAIT`.
 
 How completion is learnt: in a stream, the send is a call answered at completion
-(`CompletionPacer.call`, for BatchDelivery._call: one request instead of two); otherwise
-(one-way sends while a backlog is read, or a key stalled) the ingress attach endpoint by
-idempotency key
+(`CompletionPacer.call`, for BatchDelivery._call: one request instead of two). After a
+one-way send (a backlog was being read, a quarter of the window was in flight, or calls are
+off), a key's next send that waits in a stream learns it through the ingress attach endpoint
+by idempotency key (while the backlog is still read, its next send does not wait: the
+delivery's hold gathers its records)
 (`GET /restate/invocation/{Object}/{key}/{handler}/{idempotency key}/attach`), which answers
 once the invocation completed. It works for a delivery in any process (the benchmark's, or a
 worker process other than the one Restate ran the invocation in, where an in-process signal
