@@ -62,6 +62,7 @@ class RestateServer:
         # More RESTATE_* settings, e.g. the request-signing key.
         self.extra_env = dict(extra_env or {})
         self.log_path = data_dir / "restate.log"
+        self.temp_dir = data_dir / "tmp"
         # Run ahead of everything else, e.g. a tracer in tests.
         self.launch_prefix = list(launch_prefix)
         # Set by command(): whether the server's GitHub release check is kept on loopback,
@@ -97,6 +98,11 @@ class RestateServer:
             # (benchmarks/restate_config.py). Applied when a data dir is first provisioned.
             "RESTATE_DEFAULT_NUM_PARTITIONS": str(LOCAL_PARTITIONS),
             **LOCAL_BOUNDS,
+            # Each partition's invoker makes a temporary directory (`invoker-<id>`) that the
+            # server leaves behind when it stops: under the stack's own directory, not the
+            # system's. (Not the invoker's `tmp-dir` setting: every partition would share that
+            # one directory, and each clears it when it starts.)
+            "TMPDIR": str(self.temp_dir),
             # The release check's refused connection to 127.0.0.1:443 is expected in the
             # sandbox: not an ERROR worth a line on every start.
             **({"RESTATE_LOG_FILTER": "warn,restate=info,octocrab=off"} if self.sandboxed else {}),
@@ -136,7 +142,7 @@ class RestateServer:
         )
 
     def start(self, *, detached: bool = False, timeout: float = 60.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()  # before environment(): it depends on the sandbox
         self.process = ManagedProcess(
             "restate",

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +38,12 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     return alive
 
 
+def _system_temp_invoker_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("invoker-*"))
+
+
 def test_cli_up_status_down_leaves_no_process(tmp_path: Path) -> None:
+    before = _system_temp_invoker_dirs()
     ports = StackPorts.free()
     home = tmp_path / "stack"
     port_args = [
@@ -62,6 +68,11 @@ def test_cli_up_status_down_leaves_no_process(tmp_path: Path) -> None:
     assert _wait_gone(pids, 5) == []
     after = run_cli("stack", "status", "--home", str(home), timeout=30)
     assert after.returncode == 2 and "no stack is running" in after.stderr
+    # restate-server's invokers left their temporary directories in the stack's home, where
+    # they go with it, not in the system's temp directory (every server this suite starts
+    # is the stack's).
+    assert list((home / "restate" / "tmp").glob("invoker-*")), "no invoker directory in home"
+    assert _system_temp_invoker_dirs() - before == set()
 
 
 _OWNER = """
