@@ -22,7 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
-from benchmarks.common import group_cpu_seconds
+from benchmarks.common import group_cpu_seconds, remove_scratch
 from benchmarks.e2e_throughput import REPO_ROOT, BenchBindings, Variant, counted
 from benchmarks.minimal_bridge import SERVICE as BRIDGE_SERVICE
 from restate_stream.batch.wire import WireRecord, encode_batch
@@ -126,6 +126,7 @@ async def run(keys: int, waves: int, per: int, rounds: int, spreads: list[float]
                             )
         finally:
             worker.stop()
+    remove_scratch(home)
 
 
 def main() -> None:

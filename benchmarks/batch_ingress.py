@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import group_cpu_seconds
+from benchmarks.common import group_cpu_seconds, remove_scratch
 from benchmarks.e2e_throughput import REPO_ROOT, Variant, batch_bindings, counted
 from restate_stream.batch.wire import WireRecord, encode_batch
 from restate_stream.control.admin import AdminClient
@@ -146,6 +146,7 @@ async def run(sends: int, per_send: int, keys: int, concurrency: int) -> None:
                     )
         finally:
             worker.stop()
+    remove_scratch(home)
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from benchmarks.apps import LATENCY_HANDLERS
+from benchmarks.common import remove_scratch
 from benchmarks.e2e_throughput import REPO_ROOT
 from benchmarks.latency_stages import StageClock, breakdown_lines, percentile
 from connectors import Record, TopicAdmin, produce_records
@@ -229,6 +230,7 @@ async def run(
                 print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
         finally:
             worker.stop()
+    remove_scratch(home)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import threading
 import time
 import uuid
@@ -173,6 +174,12 @@ def disk_bytes(root: Path) -> tuple[int, int]:
             allocated += stat.st_blocks * 512
             apparent += stat.st_size
     return allocated, apparent
+
+
+def remove_scratch(home: Path) -> None:
+    """A run's temporary home (engines' data and logs: 100-200 MiB a run) removed once the run
+    ended well; a run that raised never gets here, so its home stays for its logs."""
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def replace_file(path: Path, text: str) -> None:

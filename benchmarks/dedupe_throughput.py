@@ -24,7 +24,7 @@ from typing import Any
 
 import restate
 
-from benchmarks.common import machine
+from benchmarks.common import machine, remove_scratch
 from benchmarks.e2e_throughput import restate_rate
 from connectors import Record, TopicAdmin, produce_records
 from restate_stream.control.admin import AdminClient, sql_literal
@@ -169,6 +169,7 @@ async def run(records: int, keys: int, rounds: int, partitions: int) -> None:
     if total != expected:
         raise SystemExit(f"state check failed: {total} counted, expected {expected}")
     print(f"state check: {total} counted = {records} records x {rounds} rounds x 2 bindings")
+    remove_scratch(home)
 
 
 def main() -> None:

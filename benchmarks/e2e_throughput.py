@@ -56,6 +56,7 @@ from benchmarks.common import (
     machine_busy_seconds,
     produce_keyed,
     reading_consumer,
+    remove_scratch,
     replace_file,
 )
 from benchmarks.minimal_bridge import SERVICE as BRIDGE_SERVICE
@@ -847,6 +848,7 @@ async def run(
         f"{per_record_records} records "
         f"x {unbatched_rounds} rounds, none lost/doubled"
     )
+    remove_scratch(home)
 
 
 def main() -> None:

@@ -52,6 +52,7 @@ from benchmarks.common import (
     group_rss_bytes,
     machine,
     produce_keyed,
+    remove_scratch,
     replace_file,
 )
 from benchmarks.e2e_throughput import applied_rate, completed_rate, counted
@@ -296,6 +297,7 @@ async def run(args: argparse.Namespace) -> None:
         f"completed invocations Restate keeps at the end: {kept[0]['n']:,} for the {delivered:,} "
         "records delivered (probe included); with keys, fewer means expired entries were removed"
     )
+    remove_scratch(home)
 
 
 def main() -> None:

@@ -53,7 +53,14 @@ import httpx
 
 from benchmarks import e2e_throughput as e2e
 from benchmarks.apps import CONSUMER_HANDLERS
-from benchmarks.common import SELF, CostMeter, machine, produce_keyed, reading_consumer
+from benchmarks.common import (
+    SELF,
+    CostMeter,
+    machine,
+    produce_keyed,
+    reading_consumer,
+    remove_scratch,
+)
 from connectors.group_consumer import PolledRecord
 from restate_stream.batch.ingress_client import IngressClient
 from restate_stream.batch.sends import RecordShape, Request
@@ -389,6 +396,7 @@ async def run(records: int, rounds: int, depth: int, variants: list[str]) -> Non
             f"| {v} | {statistics.median(rates[v]):,.0f} | {statistics.median(cpu[v]):.3f} "
             f"| {statistics.median(client_cpu[v]):.3f} |"
         )
+    remove_scratch(home)
 
 
 async def one_round(

@@ -50,6 +50,7 @@ import confluent_kafka
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
+from benchmarks.common import remove_scratch
 from benchmarks.publish_apps import BOOTSTRAP_ENV, OUTPUT_SUFFIX, value
 from connectors import KafkaProducer, Record, TopicAdmin, create_producer, produce_records
 from restate_stream._util.poll import apoll
@@ -385,6 +386,7 @@ async def run(
     print(f"ratio publish-in-handler / no-publish handler:  {relay_m / sink_m:>9.4f}")
     print(f"ratio publish_many / raw confluent:             {many_m / raw_m:>9.4f}")
     print(f"ratio publish_many / publish-in-handler:        {many_m / relay_m:>9.4f}")
+    remove_scratch(home)
 
 
 def main() -> None:

@@ -18,7 +18,13 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import group_cpu_seconds, group_rss_bytes, machine, produce_keyed
+from benchmarks.common import (
+    group_cpu_seconds,
+    group_rss_bytes,
+    machine,
+    produce_keyed,
+    remove_scratch,
+)
 from benchmarks.e2e_throughput import batch_bindings, restate_rate
 from restate_stream.control.admin import AdminClient
 from restate_stream.runtime.worker import WorkerProcess
@@ -69,6 +75,7 @@ async def one(name: str, env: dict[str, str], records: int, keys: int) -> tuple[
         f"RSS {rss / 2**20:,.0f} MiB (load {os.getloadavg()[0]:.2f})",
         flush=True,
     )
+    remove_scratch(home)
     return rate, cpu, rss
 
 

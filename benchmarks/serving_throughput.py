@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import group_cpu_seconds, machine, produce_keyed
+from benchmarks.common import group_cpu_seconds, machine, produce_keyed, remove_scratch
 from benchmarks.e2e_throughput import restate_rate
 from restate_stream.control.admin import AdminClient
 from restate_stream.runtime.serving import SERVERS, ServerName
@@ -115,6 +115,7 @@ async def run(
     if total != expected:
         raise SystemExit(f"state check failed: {total} increments, expected {expected}")
     print(f"state check: {total} increments = {records} records x {rounds * len(servers)} drains")
+    remove_scratch(home)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from benchmarks.common import OtlpSink, group_cpu_seconds, machine, produce_keyed
+from benchmarks.common import OtlpSink, group_cpu_seconds, machine, produce_keyed, remove_scratch
 from benchmarks.e2e_throughput import batch_bindings, restate_rate
 from restate_stream._util.ports import LOOPBACK, free_ports
 from restate_stream.control.admin import AdminClient
@@ -148,6 +148,7 @@ async def run(
         )
     print(f"OTLP bytes received by the sink: {OtlpSink.received:,}")
     print(f"state check: every drain counted its {records} records exactly")
+    remove_scratch(home)
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ from typing import IO
 
 from confluent_kafka import Consumer, TopicPartition
 
-from benchmarks.common import group_cpu_seconds, machine
+from benchmarks.common import group_cpu_seconds, machine, remove_scratch
 from benchmarks.e2e_throughput import completed_rate
 from connectors import Record, TopicAdmin, produce_records
 from connectors.consume import end_offsets
@@ -613,6 +613,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"records: {args.records} (kill: {args.kill_records}), keys: {args.keys}")
     print(f"load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min)")
     print("\n".join(table([rs, batched, *quix_rows], args.size_ms, args.grace_ms)))
+    remove_scratch(home)
 
 
 def main() -> None:
