@@ -8,6 +8,10 @@ same invocation, so they commit together with the handler's state changes. A Ter
 exhausted retries dead-letter every record passed to the handler, and the high-water still
 advances: the key moves on. Decoding, failures and dead letters are every bound handler's
 (runtime/bound_base.py): this handler is the per-record one's sibling.
+A handler typed `list[T]` takes the values alone. When a body's records all come from one
+partition past the high-water and their values came parsed as T (a JSON binding's dicts, or
+Any), the values are the body's own parsed list and no record or event is built: they are
+built only if a failure, a rejection or an outcome observer asks for their coordinates.
 A record with a null value (a tombstone) is the value None for a handler whose type admits
 None (`list[KafkaEvent[T | None]]`), and is dead-lettered alone (error type Tombstone)
 otherwise, whatever the format; the body tells null from an empty value exactly.
@@ -28,17 +32,23 @@ from __future__ import annotations
 import logging
 import operator
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import restate
 from opentelemetry import trace
 
 from restate_stream._util.gc_pause import collection_paused
-from restate_stream.batch.wire import NewerWireVersion, WireError, WireRecord, decode_batch
+from restate_stream.batch.wire import (
+    Columns,
+    NewerWireVersion,
+    WireError,
+    WireRecord,
+    decode_body,
+)
 from restate_stream.bindings import Binding
 from restate_stream.runtime.bound_base import TOMBSTONE_ERROR, BoundHandler, UserFunction
 from restate_stream.runtime.dead_letter import LetterRef
@@ -135,16 +145,19 @@ def _all_unconverted(records: list[WireRecord], unconverted: type) -> bool:
     it must have, or object for any), none a CloudEvents envelope: what `_ready_events` takes
     inline record by record, checked here over whole columns in C."""
     parsed = list(map(_parsed_of, records))
-    if UNPARSED in parsed:
-        return False
-    types = set(map(type, parsed))
+    return UNPARSED not in parsed and _values_unconverted(parsed, unconverted)
+
+
+def _values_unconverted(values: list[Any], unconverted: type) -> bool:
+    """Whether parsed values pass as they are (`_all_unconverted`), checked in C."""
+    types = set(map(type, values))
     if unconverted is not object and types != {unconverted}:
         return False
     if dict not in types:
         return True
     # Only an all-dict batch is checked in C; a mix of dicts and other values goes record by
     # record (each dict asked there).
-    return types == {dict} and not any(map(operator.contains, parsed, repeat(ENVELOPE_MARK)))
+    return types == {dict} and not any(map(operator.contains, values, repeat(ENVELOPE_MARK)))
 
 
 def _events_by_column(
@@ -186,9 +199,39 @@ class _BatchEvent(DeferredEvent[Any]):
         return _coordinates(fields["_wire"], fields["_times"])
 
 
+class _EventsWhenAsked(Sequence[KafkaEvent[Any]]):
+    """The events of a values handler's batch, built only when asked: for a failure (dead
+    letters, retries), a rejection, or an outcome observer. Otherwise the handler's values
+    are all it costs: the parsed body's own list."""
+
+    def __init__(self, columns: Columns, context: _Building, per_key: bool) -> None:
+        self._columns, self._context, self._per_key = columns, context, per_key
+        self._built: list[KafkaEvent[Any]] | None = None
+
+    def _events(self) -> list[KafkaEvent[Any]]:
+        if self._built is None:
+            with collection_paused():
+                records = self._columns.records()
+                self._built = _events_by_column(records, self._context, self._per_key)
+        return self._built
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    @overload
+    def __getitem__(self, index: int) -> KafkaEvent[Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[KafkaEvent[Any]]: ...
+    def __getitem__(self, index: int | slice) -> KafkaEvent[Any] | Sequence[KafkaEvent[Any]]:
+        return self._events()[index]
+
+    def __iter__(self) -> Iterator[KafkaEvent[Any]]:
+        return iter(self._events())
+
+
 class BatchBoundHandler(BoundHandler):
     """The bound handler of a batched binding: its input is a batch body, and the user's
-    function takes a list of events."""
+    function takes a list of events, or of their values (`list[T]`)."""
 
     batched = True
     idempotency_retention = BATCH_IDEMPOTENCY_RETENTION
@@ -207,7 +250,7 @@ class BatchBoundHandler(BoundHandler):
     async def _process(self, ctx: restate.ObjectContext, raw: bytes, traced: bool) -> Any:
         set_handling(self.binding.name, None)  # log lines name the binding
         try:
-            records = decode_batch(raw)
+            decoded = decode_body(raw)
         except NewerWireVersion as exc:
             # Retried (then paused, as any failing invocation): a worker that reads it runs it.
             raise NewerWireVersion(f"binding {self.binding.name}: {exc}") from None
@@ -215,23 +258,53 @@ class BatchBoundHandler(BoundHandler):
             # Not a body restate-stream's consumer writes: fail visibly, change nothing.
             raise restate.TerminalError(f"binding {self.binding.name}: {exc}") from None
         if traced:
-            trace.get_current_span().set_attribute("messaging.batch.message_count", len(records))
+            trace.get_current_span().set_attribute("messaging.batch.message_count", len(decoded))
         # Signed when signing is on: only then may the records pass the high-water check.
         redrive_of = self.sink.redrive_of(ctx.request().headers, raw)
         if redrive_of is not None:
-            return await self._redrive(ctx, records, redrive_of)
+            return await self._redrive(ctx, _records_of(decoded), redrive_of)
         state_key = high_water_state(self.binding.name)
         high: dict[str, int] = await ctx.get(state_key) or {}
-        fresh, tops = self._past_high_water(ctx, records, high)
-        events = await self._events(ctx, fresh, None)
-        if events:
-            await self._handle(ctx, events, None)
+        tops = None
+        if not self.wants_event and isinstance(decoded, Columns):
+            tops = await self._values_at_once(ctx, decoded, high)
+        if tops is None:
+            fresh, tops = self._past_high_water(ctx, _records_of(decoded), high)
+            events = await self._events(ctx, fresh, None)
+            if events:
+                await self._handle(ctx, self._input(events), events, None)
         for (topic, partition), top in tops.items():
             name = source_name(topic, partition)
             high[name] = max(high.get(name, -1), top)
-        if fresh:
+        if tops:
             ctx.set(state_key, high)
         return None
+
+    async def _values_at_once(
+        self, ctx: restate.ObjectContext, columns: Columns, high: dict[str, int]
+    ) -> dict[tuple[str, int], int] | None:
+        """A values handler's batch handled straight from the body's columns: when all its
+        records come from one source, past its high-water (no redelivery), and their parsed
+        values pass as they are. Each record's only cost is then its share of the body's
+        parse: no record or event is built unless a failure needs one. The source's new
+        high-water; None if the batch takes the record-by-record way instead."""
+        source = columns.one_source()
+        json_codec = self.json_codec
+        if source is None or json_codec is None or json_codec.unconverted is None:
+            return None
+        offsets = columns.offsets
+        if min(offsets) <= high.get(source_name(*source), -1):
+            return None
+        if not _values_unconverted(columns.values, json_codec.unconverted):
+            return None
+        per_key = self.binding.batch is None or self.binding.batch.per == "key"
+        events = _EventsWhenAsked(columns, _Building(ctx.key(), _ObjectKeys(), {}), per_key)
+        await self._handle(ctx, columns.values, events, None)
+        return {source: max(offsets)}
+
+    def _input(self, events: list[KafkaEvent[Any]]) -> list[Any]:
+        """What the user's function takes: the events, or their values."""
+        return events if self.wants_event else [event.value for event in events]
 
     def _past_high_water(
         self, ctx: restate.ObjectContext, records: list[WireRecord], high: dict[str, int]
@@ -267,7 +340,8 @@ class BatchBoundHandler(BoundHandler):
         self, ctx: restate.ObjectContext, records: list[WireRecord], redrive_of: LetterRef
     ) -> None:
         events = await self._events(ctx, records, redrive_of)
-        for event in await self._handle(ctx, events, redrive_of) if events else []:
+        applied = await self._handle(ctx, self._input(events), events, redrive_of) if events else []
+        for event in applied:
             await self.sink.resolved(ctx, event.coordinates, redrive_of)
 
     async def _events(
@@ -363,16 +437,22 @@ class BatchBoundHandler(BoundHandler):
     async def _handle(
         self,
         ctx: restate.ObjectContext,
-        events: list[KafkaEvent[Any]],
+        arg: list[Any],
+        events: Sequence[KafkaEvent[Any]],
         redrive_of: LetterRef | None,
-    ) -> list[KafkaEvent[Any]]:
-        """Run the user's handler; the events it applied (none if they were dead-lettered
-        instead; all but those it rejected otherwise)."""
-        applied, result = await self.call_user(ctx, events, events, redrive_of)
+    ) -> Sequence[KafkaEvent[Any]]:
+        """Run the user's function on `arg` (`events`, or their values, in order); the events
+        it applied (none if they were dead-lettered instead; all but those it rejected
+        otherwise). A rejection names what the function was given: an event, or a value
+        (told apart by identity)."""
+        # Values are paired with their events by place: the function gets its own list, so
+        # sorting or emptying it changes neither the pairing nor what a failure dead-letters.
+        given = arg if self.wants_event else list(arg)
+        applied, result = await self.call_user(ctx, given, events, redrive_of)
         if not applied:
             return []
         why_not = (
-            {id(e): why for e, why in result.rejected}
+            {id(item): why for item, why in result.rejected}
             if isinstance(result, RejectedRecords)
             else {}
         )
@@ -380,9 +460,9 @@ class BatchBoundHandler(BoundHandler):
         if not why_not and not report_applied:
             return events  # every one applied; their coordinates stay unbuilt
         taken = []
-        for event in events:
+        for item, event in zip(arg, events, strict=True):
             coords = event.coordinates
-            why = why_not.get(id(event))
+            why = why_not.get(id(item))
             if why is None:
                 taken.append(event)
                 if report_applied:
@@ -398,7 +478,11 @@ class BatchBoundHandler(BoundHandler):
         return taken
 
 
+def _records_of(decoded: Columns | list[WireRecord]) -> list[WireRecord]:
+    return decoded.records() if isinstance(decoded, Columns) else decoded
+
+
 def batch_handler(binding: Binding, fn: UserFunction, publisher: Publisher) -> BatchBoundHandler:
-    """The wrapper for `fn`, which must take `list[KafkaEvent[T]]` (HandlerSignatureError,
-    a ValueError, otherwise)."""
+    """The wrapper for `fn`, which must take `list[KafkaEvent[T]]` or `list[T]`
+    (HandlerSignatureError, a ValueError, otherwise)."""
     return BatchBoundHandler.of(binding, fn, publisher)

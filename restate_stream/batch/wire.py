@@ -270,22 +270,81 @@ def _encode_each(records: Sequence[EncodableRecord], *, json_values: bool) -> by
     return bytes(out)
 
 
+class Columns:
+    """A version 3 body, its columns checked, its records not built yet: a handler of values
+    takes `values` as they are (parsed with the body) and needs a record only for a failure.
+    `records()` builds them all (in C), as `decode_batch` gives them."""
+
+    __slots__ = (
+        "_body", "_ends", "_keys", "_starts", "_topics", "key_indexes", "offsets",
+        "partitions", "timestamps", "topic_indexes", "values",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        body: bytes,
+        topics: list[str],
+        keys: list[bytes | None],
+        ints: list[list[int]],
+        values: list[Any],
+        at: list[int],
+    ) -> None:
+        self._body, self._topics, self._keys, self.values = body, topics, keys, values
+        self.topic_indexes, self.key_indexes, self.partitions, self.offsets, self.timestamps = ints
+        self._starts, self._ends = at[0::2], at[1::2]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def one_source(self) -> tuple[str, int] | None:
+        """The (topic, partition) of every record, if they share one (a body most often does;
+        told by C-level passes)."""
+        topics, partitions = set(self.topic_indexes), set(self.partitions)
+        if len(topics) != 1 or len(partitions) != 1:
+            return None
+        return self._topics[topics.pop()], partitions.pop()
+
+    def records(self) -> list[WireRecord]:
+        with collection_paused():
+            n, body = len(self.values), self._body
+            columns = zip(
+                map(self._topics.__getitem__, self.topic_indexes),
+                self.partitions,
+                self.offsets,
+                self.timestamps,
+                map(self._keys.__getitem__, self.key_indexes),
+                # Each value's raw bytes (sliced in the comprehension: no slice object each).
+                [body[s:e] for s, e in zip(self._starts, self._ends, strict=True)],
+                repeat((), n),
+                self.values,  # parsed
+                strict=True,
+            )
+            return list(map(_tuple_new, repeat(WireRecord), columns))
+
+
 def decode_batch(body: bytes) -> list[WireRecord]:
-    """The records of a batch body (v1 or v2); WireError naming the record and field if
+    """The records of a batch body (any version); WireError naming the record and field if
     malformed. With garbage collection paused: the parsed body and the records are reachable
     until it returns."""
+    decoded = decode_body(body)
+    return decoded.records() if isinstance(decoded, Columns) else decoded
+
+
+def decode_body(body: bytes) -> Columns | list[WireRecord]:
+    """A version 3 body's columns (its records built when asked), or an older body's records;
+    WireError as `decode_batch`."""
     with collection_paused():
         return _decode(body)
 
 
-def _decode(body: bytes) -> list[WireRecord]:
+def _decode(body: bytes) -> Columns | list[WireRecord]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise WireError(f"batch body is not JSON: {exc}") from exc
     version = doc.get("v") if isinstance(doc, dict) else None
     if version == VERSION:
-        return _decode_v3(doc, body)
+        return _columns_v3(doc, body)
     if version == V2:
         return _decode_v2(doc, body)
     if type(version) is int and version > VERSION:
@@ -301,9 +360,9 @@ def _decode(body: bytes) -> list[WireRecord]:
     return _decode_v1(doc["records"])
 
 
-def _decode_v3(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
-    """Version 3's records, built from its columns in C; each column checked whole (its
-    types, its length, its indexes' range) before any record is built."""
+def _columns_v3(doc: dict[str, Any], body: bytes) -> Columns:
+    """Version 3's columns, each checked whole (its types, its length, its indexes' range)
+    before any record is built from them."""
     topics: Any = doc.get("t")
     keys: Any = doc.get("k")
     values: Any = doc.get("vals")
@@ -319,7 +378,7 @@ def _decode_v3(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
             raise WireError(f"{name}: {len(column)} numbers for {n} values")
         if not set(map(type, column)) <= _INT:
             raise WireError(f"{name}: expected integers")
-    topic_indexes, key_indexes, partitions, offsets, timestamps = ints
+    topic_indexes, key_indexes = ints[:2]
     if not all(type(t) is str for t in topics):
         raise WireError("t: expected topic names")
     if n and not (min(topic_indexes) >= 0 and max(topic_indexes) < len(topics)):
@@ -328,23 +387,10 @@ def _decode_v3(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
         raise WireError(f"ki: a key index not in k (of {len(keys)})")
     if len(at) != 2 * n or not set(map(type, at)) <= _INT:
         raise WireError(f"at: expected {2 * n} integers, a start and an end per value")
-    starts, ends = at[0::2], at[1::2]
-    if n and (min(at) < 0 or max(at) > len(body) or not all(map(operator.le, starts, ends))):
+    if n and (min(at) < 0 or max(at) > len(body) or not all(map(operator.le, at[0::2], at[1::2]))):
         raise WireError("at: a value's place is not within the body")
     raw_keys = [_unb64(key, f"k[{i}]") for i, key in enumerate(keys)]
-    columns = zip(
-        map(topics.__getitem__, topic_indexes),
-        partitions,
-        offsets,
-        timestamps,
-        map(raw_keys.__getitem__, key_indexes),
-        # Each value's raw bytes (sliced in the comprehension: no slice object per record).
-        [body[s:e] for s, e in zip(starts, ends, strict=True)],
-        repeat((), n),
-        values,  # parsed
-        strict=True,
-    )
-    return list(map(_tuple_new, repeat(WireRecord), columns))
+    return Columns(body, topics, raw_keys, ints, values, at)
 
 
 def _decode_v2(doc: dict[str, Any], body: bytes) -> list[WireRecord]:

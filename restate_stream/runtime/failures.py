@@ -43,9 +43,13 @@ class DropRecord(Exception):
 class RejectedRecords(Exception):
     """Raised by a batched handler after it applied the rest of its batch: these events it
     could not take, each with its RecordError (dead-lettered alone) or DropRecord (dropped and
-    reported). What the handler wrote to state before raising stays."""
+    reported). What the handler wrote to state before raising stays. A handler of values
+    (`list[T]`) names the values it was given instead, told apart by identity (the same
+    object, not an equal one)."""
 
-    def __init__(self, rejected: list[tuple[KafkaEvent[Any], RecordError | DropRecord]]) -> None:
+    def __init__(
+        self, rejected: list[tuple[KafkaEvent[Any] | Any, RecordError | DropRecord]]
+    ) -> None:
         super().__init__(f"{len(rejected)} record(s) rejected")
         self.rejected = rejected
 

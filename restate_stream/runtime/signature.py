@@ -2,7 +2,8 @@
 
 A per-record bound handler (runtime/bound.py) takes `event: KafkaEvent[T]` (the value with its
 record's metadata) or `value: T` (the value alone, so a plain handler binds unchanged); a
-batched one (batch/handler.py) takes `events: list[KafkaEvent[T]]`. A hint admitting None
+batched one (batch/handler.py) takes `events: list[KafkaEvent[T]]` or `values: list[T]` (the
+values alone: no event is built per record). A hint admitting None
 (`T | None`, `Any`) receives tombstones as the value None. Both wrappers and the check against
 the app (bindings/app_check.py) read the hint through `handler_input` / `input_problem`.
 """
@@ -20,7 +21,7 @@ from restate_stream.errors import ConfigurationError
 from restate_stream.runtime.event import KafkaEvent
 
 # How a batched handler must declare its input (quoted by the errors that refuse another).
-BATCH_INPUT = "`events: list[KafkaEvent[T]]`"
+BATCH_INPUT = "`events: list[KafkaEvent[T]]` or `values: list[T]`"
 
 
 class HandlerSignatureError(ConfigurationError, ValueError):
@@ -33,17 +34,17 @@ class HandlerInput:
 
     value_type: Any  # what a record's non-null value is decoded into (T of `T | None`)
     takes_none: bool  # the hint admits None: a tombstone is delivered as the value None
-    wants_event: bool  # a KafkaEvent (or a list of them), not the bare value
+    wants_event: bool  # a KafkaEvent (or a list of them), not the bare value (or values)
 
 
 def handler_input(fn: Callable[..., Any], *, batched: bool) -> HandlerInput | None:
     """The input `fn` declares for a per-record or a `batched` binding; None if a batched
-    handler's input is not a list of events (`input_problem` words it)."""
+    handler's input is not a list (`input_problem` words it)."""
     if batched:
         is_list, declared = batch_value_type(fn)
         if not is_list:
             return None
-        wants_event = True
+        wants_event = _takes_events(fn)
     else:
         declared, wants_event = input_type_of(fn)
     return HandlerInput(without_none(declared), admits_none(declared), wants_event)
@@ -90,17 +91,31 @@ def without_none(value_type: Any) -> Any:
     return typing.Union[tuple(rest)] if len(rest) > 1 else rest[0]  # noqa: UP007
 
 
-def batch_value_type(fn: Callable[..., Any]) -> tuple[bool, Any]:
-    """(whether the input is `list[KafkaEvent[T]]`, T) from the handler's input hint."""
+def _batch_item(fn: Callable[..., Any]) -> tuple[bool, Any]:
+    """(whether the input hint is `list[X]`, X) for a batched handler."""
     params = list(inspect.signature(fn).parameters)
     if len(params) < 2:
         return False, None
     hint = typing.get_type_hints(fn).get(params[1])
-    if typing.get_origin(hint) is not list:
+    if typing.get_origin(hint) is not list or not typing.get_args(hint):
         return False, None
-    (item,) = typing.get_args(hint) or (None,)
+    (item,) = typing.get_args(hint)
+    return True, item
+
+
+def _takes_events(fn: Callable[..., Any]) -> bool:
+    item = _batch_item(fn)[1]
+    return item is KafkaEvent or typing.get_origin(item) is KafkaEvent
+
+
+def batch_value_type(fn: Callable[..., Any]) -> tuple[bool, Any]:
+    """(whether the input is `list[KafkaEvent[T]]` or `list[T]`, T) from the handler's input
+    hint."""
+    is_list, item = _batch_item(fn)
+    if not is_list:
+        return False, None
     if item is KafkaEvent:
         return True, Any
     if typing.get_origin(item) is KafkaEvent:
         return True, typing.get_args(item)[0]
-    return False, None
+    return True, item

@@ -45,4 +45,15 @@ async def on_partition(ctx: restate.ObjectContext, events: list[KafkaEvent[Item]
     ctx.set("seqs_by_key", by_key)
 
 
-app = restate.app([batch_log, partition_log])
+values_log = restate.VirtualObject("ValuesLog")
+
+
+@values_log.handler()
+async def on_values(ctx: restate.ObjectContext, values: list[dict[str, int]]) -> None:
+    """The values alone (no events): a body past the high-water reaches it as parsed."""
+    seqs: list[int] = await ctx.get("seqs") or []
+    seqs.extend(value["seq"] for value in values)
+    ctx.set("seqs", seqs)
+
+
+app = restate.app([batch_log, partition_log, values_log])
