@@ -64,8 +64,15 @@ async def count_batch(ctx: restate.ObjectContext, events: list[KafkaEvent[dict[s
     ctx.set("count", current + len(events))
 
 
+async def count_values(ctx: restate.ObjectContext, values: list[dict[str, Any]]) -> None:
+    """The same count from the values alone (`values: list[T]`: no event per record)."""
+    current: int = await ctx.get("count", type_hint=int) or 0
+    ctx.set("count", current + len(values))
+
+
 for _i in range(BATCH_HANDLERS):
     batch_counter.handler(name=f"count_{_i}")(count_batch)
+    batch_counter.handler(name=f"values_{_i}")(count_values)
 
 
 # Latency: per record, milliseconds from its Kafka timestamp (set when produced) to the

@@ -1,7 +1,10 @@
 """Per-record cost of a batched binding's object side before the user's handler runs: the
 body decoded (`decode_batch`) and each record turned into a `KafkaEvent` (JSON value into a
 dict or a pydantic model, coordinates, key), against a baseline measured in the same run:
-`json.loads` of the same values alone (what any Python consumer pays at least).
+`json.loads` of the same values alone (what any Python consumer pays at least). Then whole
+invocations of the bound handler (in memory: decode, high-water, events or values, a handler
+that reads every value, the state written), for a handler of events and one of values
+(`values: list[T]`, which takes the body's parsed values without an event per record).
 
 Rounds alternate baseline and candidate; medians in µs/record and the ratio. With
 --worker-heap the process first imports what a worker does, so garbage collections walk a
@@ -27,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from restate_stream._util.gc_pause import tune_for_serving
 from restate_stream.batch.handler import BatchBoundHandler, batch_handler
 from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
 from restate_stream.bindings import Binding, BindingsFile
@@ -51,6 +55,32 @@ async def on_dicts(ctx: Any, events: list[KafkaEvent[dict[str, Any]]]) -> None: 
 
 
 async def on_models(ctx: Any, events: list[KafkaEvent[Click]]) -> None: ...
+
+
+async def read_events(ctx: Any, events: list[KafkaEvent[dict[str, Any]]]) -> None:
+    for event in events:
+        event.value  # noqa: B018 (read, as a handler does)
+
+
+async def read_values(ctx: Any, values: list[dict[str, Any]]) -> None:
+    for value in values:
+        value  # noqa: B018
+
+
+async def read_models(ctx: Any, values: list[Click]) -> None:
+    for value in values:
+        value  # noqa: B018
+
+
+async def invocations(handler: BatchBoundHandler, data: bytes, records: int) -> float:
+    """µs per record of one whole invocation (the median of several), each on a fresh object."""
+    times = []
+    for _ in range(9):
+        ctx = as_context(MemoryContext("user-7"))
+        start = time.perf_counter_ns()
+        await handler(ctx, data)
+        times.append(time.perf_counter_ns() - start)
+    return statistics.median(times) / records / 1000
 
 
 def body(records: int, keys: int = 1) -> bytes:
@@ -111,18 +141,28 @@ def main() -> None:
         importlib.import_module("benchmarks.apps")
         importlib.import_module("granian")
         importlib.import_module("restate_stream.runtime.worker")
+        tune_for_serving()  # as a serving process does once its app is built
     spec: BindingsFile = parse_bindings(BINDINGS, Path("bench-bindings.yaml"))
     binding: Binding = spec.bindings[0]
     handlers = {
         "dict": batch_handler(binding, on_dicts, MemoryPublisher()),
         "pydantic model": batch_handler(binding, on_models, MemoryPublisher()),
     }
+    whole = {
+        "events of dicts": batch_handler(binding, read_events, MemoryPublisher()),
+        "values, dicts": batch_handler(binding, read_values, MemoryPublisher()),
+        "values, pydantic models": batch_handler(binding, read_models, MemoryPublisher()),
+    }
     data = body(args.records, args.keys)
-    results: dict[str, list[float]] = {"baseline": [], **{name: [] for name in handlers}}
+    results: dict[str, list[float]] = {
+        "baseline": [], **{name: [] for name in handlers}, **{name: [] for name in whole}
+    }  # fmt: skip
     for _ in range(args.rounds):
         results["baseline"].append(baseline(data))
         for name, handler in handlers.items():
             results[name].append(object_side(handler, data))
+        for name, handler in whole.items():
+            results[name].append(asyncio.run(invocations(handler, data, args.records)))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
@@ -137,6 +177,13 @@ def main() -> None:
         median = statistics.median(results[name])
         ratio = median / base
         print(f"object side, values as {name:<15} {median:6.2f} µs/record = {ratio:.2f} x baseline")
+    events = statistics.median(results["events of dicts"])
+    for name in whole:
+        median = statistics.median(results[name])
+        print(
+            f"whole invocation, {name:<24} {median:6.2f} µs/record = {median / base:.2f} x "
+            f"baseline, {median / events:.2f} x events of dicts"
+        )
 
 
 if __name__ == "__main__":

@@ -390,13 +390,16 @@ class Variant:
     per: str = "key"
     max_wait_ms: int = int(BatchSpec().max_wait.total_seconds() * 1000)
     named_wait: bool = False
+    values: bool = False  # the handler takes `values: list[T]`, not events
 
     def name(self) -> str:
         name = f"{self.max_records}" if self.per == "key" else f"{self.max_records} per partition"
-        return f"{name}, max_wait {self.max_wait_ms}ms" if self.named_wait else name
+        name = f"{name}, max_wait {self.max_wait_ms}ms" if self.named_wait else name
+        return f"{name}, values" if self.values else name
 
     def binding(self, round_: int) -> str:
-        return f"batch-{self.max_records}-{self.per}-{self.max_wait_ms}-{round_}"
+        kind = "-values" if self.values else ""
+        return f"batch-{self.max_records}-{self.per}-{self.max_wait_ms}{kind}-{round_}"
 
 
 def bridge_name(size: int) -> str:
@@ -459,10 +462,12 @@ def batch_bindings(
             f" handler: BenchConsumerCounter/count_{r},"
             f" paused: {str(name != running).lower()}, delivery: consumer}}"
         )
-    for i, (v, r) in enumerate(runs):
+    handlers = {False: (f"count_{i}" for i in range(BATCH_HANDLERS)),
+                True: (f"values_{i}" for i in range(BATCH_HANDLERS))}  # fmt: skip
+    for v, r in runs:
         lines.append(
             f"  - {{name: {v.binding(r)}, topic: {topic},"
-            f" handler: BenchBatchCounter/count_{i}, paused: true,"
+            f" handler: BenchBatchCounter/{next(handlers[v.values])}, paused: true,"
             f" batch: {{max_records: {v.max_records}, max_wait: {v.max_wait_ms}ms, per: {v.per}}}}}"
         )
     return "\n".join(lines) + "\n"
@@ -619,8 +624,12 @@ async def run(
     peers: bool = False,
     per_record_records: int | None = None,
 ) -> None:
-    if len(variants) * rounds > BATCH_HANDLERS:
-        raise SystemExit(f"at most {BATCH_HANDLERS} batched rounds (batch variants x rounds)")
+    if max(sum(v.values == kind for v in variants) for kind in (False, True)) * rounds > (
+        BATCH_HANDLERS
+    ):
+        raise SystemExit(
+            f"at most {BATCH_HANDLERS} batched rounds of each handler kind (variants x rounds)"
+        )
     if rounds > CONSUMER_HANDLERS:
         raise SystemExit(f"at most {CONSUMER_HANDLERS} rounds")
     load_start = os.getloadavg()[0]
@@ -899,6 +908,12 @@ def main() -> None:
         action="store_true",
         help="also the same counter on Restate's TypeScript SDK (npm, served by Node)",
     )
+    parser.add_argument(
+        "--values",
+        action="store_true",
+        help="beside each batched row, the same with a handler of values (`values: list[T]`) "
+        "instead of events",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.batch_sizes.split(",") if size]
     per = [] if args.per_record_only else [p for p in args.per.split(",") if p]
@@ -909,6 +924,8 @@ def main() -> None:
         for size in sizes
         for wait in waits
     ]
+    if args.values:
+        variants = [x for v in variants for x in (v, dataclasses.replace(v, values=True))]
     if args.no_unbatched:
         unbatched_rounds = 0
     elif args.per_record_only:
