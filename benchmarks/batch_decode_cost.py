@@ -11,7 +11,10 @@ Rounds alternate baseline and candidate; medians in µs/record and the ratio. Wi
 heap of a worker's size (a small script's heap made them look cheap).
 
     .venv/bin/python -m benchmarks.batch_decode_cost [--records 1000] [--rounds 7] [--keys 1]
-        [--worker-heap]
+        [--worker-heap] [--metrics]
+
+--metrics installs the worker's metrics (a worker with `metrics_port` does), counting in
+memory here (a serving process writes them to multiprocess files: no cheaper).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
 from restate_stream.bindings import Binding, BindingsFile
 from restate_stream.bindings.loader import parse_bindings
 from restate_stream.runtime.event import KafkaEvent
+from restate_stream.telemetry.metrics import install_metrics
 from restate_stream.testing.memory import MemoryContext, MemoryPublisher, as_context
 
 BINDINGS = """\
@@ -136,7 +140,14 @@ def main() -> None:
         help="first import what a worker serving benchmarks/apps.py imports (granian, its app), "
         "so that garbage collections walk a worker's heap, not this small script's",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="with the worker's metrics installed, as in a worker with metrics_port",
+    )
     args = parser.parse_args()
+    if args.metrics:
+        install_metrics(["clicks"])
     if args.worker_heap:
         importlib.import_module("benchmarks.apps")
         importlib.import_module("granian")

@@ -65,7 +65,13 @@ from restate_stream.runtime.formats.cloudevents import ENVELOPE_MARK
 from restate_stream.runtime.formats.json import UNPARSED
 from restate_stream.runtime.high_water import high_water_state, source_name
 from restate_stream.runtime.logs import set_handling
-from restate_stream.runtime.outcomes import observed
+from restate_stream.runtime.outcomes import (
+    AppliedRecords,
+    counts_observed,
+    each_applied_observed,
+    observed,
+    report,
+)
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.telemetry import tracing
 
@@ -456,8 +462,9 @@ class BatchBoundHandler(BoundHandler):
             if isinstance(result, RejectedRecords)
             else {}
         )
-        report_applied = observed()
-        if not why_not and not report_applied:
+        each_applied = each_applied_observed()
+        if not why_not and not each_applied:
+            self._count_applied(ctx, len(events))
             return events  # every one applied; their coordinates stay unbuilt
         taken = []
         for item, event in zip(arg, events, strict=True):
@@ -465,8 +472,8 @@ class BatchBoundHandler(BoundHandler):
             why = why_not.get(id(item))
             if why is None:
                 taken.append(event)
-                if report_applied:
-                    self.report(ctx, "applied", coords)
+                if each_applied:
+                    self.report(ctx, "applied", coords, each_applied=True)
             elif isinstance(why, DropRecord):
                 log.info("dropped record at %s: %s: %s", coords.describe(), why.cause, why)
                 self.report(ctx, "dropped", coords, why.cause, str(why))
@@ -475,7 +482,13 @@ class BatchBoundHandler(BoundHandler):
                 await self.sink.dead_letter(
                     ctx, coords, event.raw, error_type, message, 1, redrive_of
                 )
+        self._count_applied(ctx, len(taken))
         return taken
+
+    def _count_applied(self, ctx: restate.ObjectContext, records: int) -> None:
+        if records and counts_observed():
+            binding = self.binding
+            report(AppliedRecords(binding.name, binding.topic, records, ctx.request().id))
 
 
 def _records_of(decoded: Columns | list[WireRecord]) -> list[WireRecord]:

@@ -215,9 +215,12 @@ class BoundHandler(ABC):
         coords: KafkaCoordinates,
         cause: str | None = None,
         message: str | None = None,
+        each_applied: bool = False,
     ) -> None:
+        """`each_applied`: an applied record of a batch, for the observers that want each."""
         if observed():
             invocation = ctx.request().id
-            report(Outcome(self.binding.name, decision, coords, cause, message, invocation))
+            outcome = Outcome(self.binding.name, decision, coords, cause, message, invocation)
+            report(outcome, each_applied=each_applied)
         if tracing.enabled():
             tracing.set_outcome(trace.get_current_span(), decision, cause)

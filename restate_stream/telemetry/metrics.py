@@ -20,7 +20,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from restate_stream.runtime.outcomes import Event, HandlerRun, Outcome, PublishDone, observe
+from restate_stream.runtime.outcomes import (
+    AppliedRecords,
+    Event,
+    HandlerRun,
+    Outcome,
+    PublishDone,
+    observe,
+)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _DECODE_CAUSES = frozenset({"DecodeError", "Tombstone"})
@@ -114,6 +121,8 @@ class WorkerMetrics:
                 self.decode_failures.labels(binding, topic).inc()
             elif event.decision == "retrying":
                 self.retries.labels(binding, topic).inc()
+        elif isinstance(event, AppliedRecords):
+            self.records.labels(event.binding, event.topic, "applied", "").inc(event.records)
         elif isinstance(event, HandlerRun):
             self.handler_seconds.labels(event.binding).observe(event.seconds)
             if event.binding in self.batched:
@@ -135,7 +144,7 @@ def install_metrics(batched: Iterable[str] = ()) -> WorkerMetrics:
     global _installed
     if _installed is None:
         metrics = WorkerMetrics()
-        _installed = (metrics, observe(metrics.observe))
+        _installed = (metrics, observe(metrics.observe, each_applied=False))
     _installed[0].batched.update(batched)
     return _installed[0]
 

@@ -8,13 +8,24 @@ import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import restate
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from restate_stream.runtime.event import KafkaCoordinates
-from restate_stream.runtime.outcomes import HandlerRun, Outcome, PublishDone
+from restate_stream.batch.wire import WireRecord, encode_batch
+from restate_stream.runtime.bound import bind
+from restate_stream.runtime.event import KafkaCoordinates, KafkaEvent
+from restate_stream.runtime.outcomes import (
+    AppliedRecords,
+    Event,
+    HandlerRun,
+    Outcome,
+    PublishDone,
+    observe,
+)
 from restate_stream.telemetry.metrics import (
     METRICS,
     MULTIPROC_ENV,
@@ -22,6 +33,8 @@ from restate_stream.telemetry.metrics import (
     metrics_registry,
     prepare_metrics_dir,
 )
+from restate_stream.testing import MemoryContext, MemoryPublisher, invoke
+from tests.unit.test_batch_wire_v2 import spec
 
 COORDS = KafkaCoordinates("orders", 0, 7, datetime(2026, 1, 1, tzinfo=UTC), b"k", None)
 
@@ -129,3 +142,40 @@ def test_the_metrics_directory_stays_owner_only(
         os.umask(previous)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert list(directory.iterdir()) == []
+
+
+async def test_a_batchs_applied_records_are_counted_once_not_reported_one_by_one() -> None:
+    """Metrics counts a batch's applied records from one AppliedRecords per call; an observer
+    that wants each applied record (the test kit) still gets one Outcome per record; neither
+    gets both, so nothing is counted twice."""
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    each: list[Event] = []
+    counting: list[Event] = []
+
+    def count(event: Event) -> None:
+        counting.append(event)
+        metrics.observe(event)
+
+    stops = [observe(count, each_applied=False), observe(each.append)]
+    obj = restate.VirtualObject("MetricsBatch")
+
+    @obj.handler()
+    async def take(ctx: restate.ObjectContext, events: list[KafkaEvent[dict[str, Any]]]) -> None:
+        return None
+
+    bind([obj], spec("MetricsBatch"), {"local": MemoryPublisher()})
+    records = [WireRecord("t", 0, i, 1_700_000_000_000, b"k", b'{"n": 1}') for i in range(30)]
+    try:
+        await invoke(obj, "take", MemoryContext("k", invocation_id="inv_1"), encode_batch(records))
+    finally:
+        for stop in stops:
+            stop()
+    applied = labels(binding="b", topic="t", outcome="applied", cause="")
+    assert samples(registry)[("restate_stream_records_total", applied)] == 30
+    outcomes = [e for e in each if isinstance(e, Outcome)]
+    assert [o.coordinates.offset for o in outcomes] == list(range(30))
+    assert not [e for e in each if isinstance(e, AppliedRecords)]
+    assert [e for e in counting if not isinstance(e, HandlerRun)] == [
+        AppliedRecords("b", "t", 30, "inv_1")
+    ]
