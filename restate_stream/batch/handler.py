@@ -303,10 +303,15 @@ class BatchBoundHandler(BoundHandler):
             return None
         if not _values_unconverted(columns.values, json_codec.unconverted):
             return None
-        per_key = self.binding.batch is None or self.binding.batch.per == "key"
-        events = _EventsWhenAsked(columns, _Building(ctx.key(), _ObjectKeys(), {}), per_key)
+        context = _Building(ctx.key(), _ObjectKeys(), {})
+        events = _EventsWhenAsked(columns, context, self._per_key)
         await self._handle(ctx, columns.values, events, None)
         return {source: max(offsets)}
+
+    @property
+    def _per_key(self) -> bool:
+        """One object per record key (else per source partition: records of many keys)."""
+        return self.binding.batch is None or self.binding.batch.per == "key"
 
     def _input(self, events: list[KafkaEvent[Any]]) -> list[Any]:
         """What the user's function takes: the events, or their values."""
@@ -398,7 +403,7 @@ class BatchBoundHandler(BoundHandler):
         (`built`), their event id and type left to the class's None unless an envelope gave
         them."""
         append = events.append
-        per_key = self.binding.batch is None or self.binding.batch.per == "key"
+        per_key = self._per_key
         key, object_keys, times = context
         json_codec = self.json_codec
         # The type a parsed value passes through as (`object`: any); None: always convert.
