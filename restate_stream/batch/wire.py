@@ -74,6 +74,7 @@ _DEEP_CHECK_BYTES = 1000
 # per body is a few records' worth of the record-by-record loop.
 _COLUMNS_FROM = 12
 _V3_COLUMNS = ("ti", "ki", "p", "o", "ts")  # integers, one per record
+_FEW = 3  # the first three repeat a few values (`_columns_v3`)
 _INT = {int}
 
 
@@ -276,7 +277,7 @@ class Columns:
     `records()` builds them all (in C), as `decode_batch` gives them."""
 
     __slots__ = (
-        "_body", "_ends", "_keys", "_starts", "_topics", "key_indexes", "offsets",
+        "_body", "_ends", "_keys", "_sources", "_starts", "_topics", "key_indexes", "offsets",
         "partitions", "timestamps", "topic_indexes", "values",
     )  # fmt: skip
 
@@ -288,21 +289,23 @@ class Columns:
         ints: list[list[int]],
         values: list[Any],
         at: list[int],
+        sources: tuple[set[int], set[int]],
     ) -> None:
         self._body, self._topics, self._keys, self.values = body, topics, keys, values
         self.topic_indexes, self.key_indexes, self.partitions, self.offsets, self.timestamps = ints
         self._starts, self._ends = at[0::2], at[1::2]
+        self._sources = sources  # the distinct topic indexes and partitions
 
     def __len__(self) -> int:
         return len(self.values)
 
     def one_source(self) -> tuple[str, int] | None:
         """The (topic, partition) of every record, if they share one (a body most often does;
-        told by C-level passes)."""
-        topics, partitions = set(self.topic_indexes), set(self.partitions)
+        told when the body was read)."""
+        topics, partitions = self._sources
         if len(topics) != 1 or len(partitions) != 1:
             return None
-        return self._topics[topics.pop()], partitions.pop()
+        return self._topics[next(iter(topics))], next(iter(partitions))
 
     def records(self) -> list[WireRecord]:
         with collection_paused():
@@ -376,9 +379,19 @@ def _columns_v3(doc: dict[str, Any], body: bytes) -> Columns:
     for name, column in zip(_V3_COLUMNS, ints, strict=True):
         if len(column) != n:
             raise WireError(f"{name}: {len(column)} numbers for {n} values")
-        if not set(map(type, column)) <= _INT:
+    # Topic and key indexes and partitions repeat: each column's distinct values (a set,
+    # built in C) are checked, not every place; offsets and timestamps are each checked.
+    distinct: list[set[Any]] = []
+    for name, column in zip(_V3_COLUMNS, ints, strict=False):
+        try:
+            seen = set(column) if len(distinct) < _FEW else column
+        except TypeError:  # an unhashable JSON array or object
+            seen = [None]
+        if not set(map(type, seen)) <= _INT:
             raise WireError(f"{name}: expected integers")
-    topic_indexes, key_indexes = ints[:2]
+        if len(distinct) < _FEW:
+            distinct.append(seen)
+    topic_indexes, key_indexes, partitions = distinct
     if not all(type(t) is str for t in topics):
         raise WireError("t: expected topic names")
     if n and not (min(topic_indexes) >= 0 and max(topic_indexes) < len(topics)):
@@ -390,7 +403,7 @@ def _columns_v3(doc: dict[str, Any], body: bytes) -> Columns:
     if n and (min(at) < 0 or max(at) > len(body) or not all(map(operator.le, at[0::2], at[1::2]))):
         raise WireError("at: a value's place is not within the body")
     raw_keys = [_unb64(key, f"k[{i}]") for i, key in enumerate(keys)]
-    return Columns(body, topics, raw_keys, ints, values, at)
+    return Columns(body, topics, raw_keys, ints, values, at, (topic_indexes, partitions))
 
 
 def _decode_v2(doc: dict[str, Any], body: bytes) -> list[WireRecord]:

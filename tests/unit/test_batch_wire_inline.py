@@ -129,6 +129,10 @@ def test_a_well_formed_v3_body_decodes() -> None:
         (_v3(p=[0, "1"]), "p: expected integers"),
         (_v3(ts=[MS, None]), "ts: expected integers"),
         (_v3(ti=[0, True]), "ti: expected integers"),
+        (_v3(ti=[[0], 0]), "ti: expected integers"),  # not hashable
+        (_v3(ki=[0, 1.5]), "ki: expected integers"),
+        (_v3(p=[{}, 0]), "p: expected integers"),
+        (_v3(o=[5, 6.0]), "o: expected integers"),
         (_v3(t=[1]), "t: expected topic names"),
         (_v3(ti=[0, 1]), "ti: a topic index not in t (of 1)"),
         (_v3(ki=[-1, 0]), "ki: a key index not in k (of 2)"),
