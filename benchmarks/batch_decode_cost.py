@@ -8,7 +8,8 @@ that reads every value, the state written), for a handler of events and one of v
 
 Rounds alternate baseline and candidate; medians in µs/record and the ratio. With
 --worker-heap the process first imports what a worker does, so garbage collections walk a
-heap of a worker's size (a small script's heap made them look cheap).
+heap of a worker's size (a small script's heap made them look cheap), and then tunes its
+collections as a serving process does (`tune_for_serving`).
 
     .venv/bin/python -m benchmarks.batch_decode_cost [--records 1000] [--rounds 7] [--keys 1]
         [--worker-heap] [--metrics]
