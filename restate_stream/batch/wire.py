@@ -73,8 +73,8 @@ _DEEP_CHECK_BYTES = 1000
 # Records from which a body is built by column (`_encode_inline`, version 3): its fixed cost
 # per body is a few records' worth of the record-by-record loop.
 _COLUMNS_FROM = 12
-_V3_COLUMNS = ("ti", "ki", "p", "o", "ts")  # integers, one per record
-_FEW = 3  # the first three repeat a few values (`_columns_v3`)
+# Integers, one per record; the first three repeat a few values (`_columns_v3`).
+_V3_COLUMNS = ("ti", "ki", "p", "o", "ts")
 _INT = {int}
 
 
@@ -384,17 +384,12 @@ def _columns_v3(doc: dict[str, Any], body: bytes) -> Columns:
             raise WireError(f"{name}: {len(column)} numbers for {n} values")
     # Topic and key indexes and partitions repeat: each column's distinct values (a set,
     # built in C) are checked, not every place; offsets and timestamps are each checked.
-    distinct: list[set[Any]] = []
-    for name, column in zip(_V3_COLUMNS, ints, strict=False):
-        try:
-            seen = set(column) if len(distinct) < _FEW else column
-        except TypeError:  # an unhashable JSON array or object
-            seen = [None]
-        if not set(map(type, seen)) <= _INT:
+    topic_indexes, key_indexes, partitions = (
+        _distinct_ints(name, column) for name, column in zip(_V3_COLUMNS[:3], ints[:3], strict=True)
+    )
+    for name, column in zip(_V3_COLUMNS[3:], ints[3:], strict=True):
+        if not set(map(type, column)) <= _INT:
             raise WireError(f"{name}: expected integers")
-        if len(distinct) < _FEW:
-            distinct.append(seen)
-    topic_indexes, key_indexes, partitions = distinct
     if not all(type(t) is str for t in topics):
         raise WireError("t: expected topic names")
     if n and not (min(topic_indexes) >= 0 and max(topic_indexes) < len(topics)):
@@ -407,6 +402,17 @@ def _columns_v3(doc: dict[str, Any], body: bytes) -> Columns:
         raise WireError("at: a value's place is not within the body")
     raw_keys = [_unb64(key, f"k[{i}]") for i, key in enumerate(keys)]
     return Columns(body, topics, raw_keys, ints, values, at, (topic_indexes, partitions))
+
+
+def _distinct_ints(name: str, column: list[Any]) -> set[int]:
+    """A column's distinct values, all integers (WireError naming the column otherwise)."""
+    try:
+        distinct = set(column)
+    except TypeError:  # an unhashable JSON array or object
+        raise WireError(f"{name}: expected integers") from None
+    if not set(map(type, distinct)) <= _INT:
+        raise WireError(f"{name}: expected integers")
+    return distinct
 
 
 def _decode_v2(doc: dict[str, Any], body: bytes) -> list[WireRecord]:
