@@ -41,10 +41,10 @@ def handler_input(fn: Callable[..., Any], *, batched: bool) -> HandlerInput | No
     """The input `fn` declares for a per-record or a `batched` binding; None if a batched
     handler's input is not a list (`input_problem` words it)."""
     if batched:
-        is_list, declared = batch_value_type(fn)
+        is_list, item = _batch_item(fn)
         if not is_list:
             return None
-        wants_event = _takes_events(fn)
+        declared, wants_event = _item_type(item)
     else:
         declared, wants_event = input_type_of(fn)
     return HandlerInput(without_none(declared), admits_none(declared), wants_event)
@@ -103,19 +103,18 @@ def _batch_item(fn: Callable[..., Any]) -> tuple[bool, Any]:
     return True, item
 
 
-def _takes_events(fn: Callable[..., Any]) -> bool:
-    item = _batch_item(fn)[1]
-    return item is KafkaEvent or typing.get_origin(item) is KafkaEvent
+def _item_type(item: Any) -> tuple[Any, bool]:
+    """(T, whether the items are events) for a batched handler's `list[KafkaEvent[T]]` or
+    `list[T]`."""
+    if item is KafkaEvent:
+        return Any, True
+    if typing.get_origin(item) is KafkaEvent:
+        return typing.get_args(item)[0], True
+    return item, False
 
 
 def batch_value_type(fn: Callable[..., Any]) -> tuple[bool, Any]:
     """(whether the input is `list[KafkaEvent[T]]` or `list[T]`, T) from the handler's input
     hint."""
     is_list, item = _batch_item(fn)
-    if not is_list:
-        return False, None
-    if item is KafkaEvent:
-        return True, Any
-    if typing.get_origin(item) is KafkaEvent:
-        return True, typing.get_args(item)[0]
-    return True, item
+    return (True, _item_type(item)[0]) if is_list else (False, None)
