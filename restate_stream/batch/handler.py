@@ -48,6 +48,7 @@ from restate_stream.batch.wire import (
     WireError,
     WireRecord,
     decode_body,
+    records_of,
 )
 from restate_stream.bindings import Binding
 from restate_stream.runtime.bound_base import TOMBSTONE_ERROR, BoundHandler, UserFunction
@@ -268,14 +269,14 @@ class BatchBoundHandler(BoundHandler):
         # Signed when signing is on: only then may the records pass the high-water check.
         redrive_of = self.sink.redrive_of(ctx.request().headers, raw)
         if redrive_of is not None:
-            return await self._redrive(ctx, _records_of(decoded), redrive_of)
+            return await self._redrive(ctx, records_of(decoded), redrive_of)
         state_key = high_water_state(self.binding.name)
         high: dict[str, int] = await ctx.get(state_key) or {}
         tops = None
         if not self.wants_event and isinstance(decoded, Columns):
             tops = await self._values_at_once(ctx, decoded, high)
         if tops is None:
-            fresh, tops = self._past_high_water(ctx, _records_of(decoded), high)
+            fresh, tops = self._past_high_water(ctx, records_of(decoded), high)
             events = await self._events(ctx, fresh, None)
             if events:
                 await self._handle(ctx, self._input(events), events, None)
@@ -494,10 +495,6 @@ class BatchBoundHandler(BoundHandler):
         if records and counts_observed():
             binding = self.binding
             report(AppliedRecords(binding.name, binding.topic, records, ctx.request().id))
-
-
-def _records_of(decoded: Columns | list[WireRecord]) -> list[WireRecord]:
-    return decoded.records() if isinstance(decoded, Columns) else decoded
 
 
 def batch_handler(binding: Binding, fn: UserFunction, publisher: Publisher) -> BatchBoundHandler:

@@ -291,12 +291,12 @@ class Columns:
         keys: list[bytes | None],
         ints: list[list[int]],
         values: list[Any],
-        at: list[int],
+        places: tuple[list[int], list[int]],
         sources: tuple[set[int], set[int]],
     ) -> None:
         self._body, self._topics, self._keys, self.values = body, topics, keys, values
         self.topic_indexes, self.key_indexes, self.partitions, self.offsets, self.timestamps = ints
-        self._starts, self._ends = at[0::2], at[1::2]
+        self._starts, self._ends = places  # where each value starts and ends in the body
         self._sources = sources  # the distinct topic indexes and partitions
 
     def __len__(self) -> int:
@@ -332,7 +332,11 @@ def decode_batch(body: bytes) -> list[WireRecord]:
     """The records of a batch body (any version); WireError naming the record and field if
     malformed. With garbage collection paused: the parsed body and the records are reachable
     until it returns."""
-    decoded = decode_body(body)
+    return records_of(decode_body(body))
+
+
+def records_of(decoded: Columns | list[WireRecord]) -> list[WireRecord]:
+    """The records of what `decode_body` gave: a v3 body's built from its columns."""
     return decoded.records() if isinstance(decoded, Columns) else decoded
 
 
@@ -398,10 +402,13 @@ def _columns_v3(doc: dict[str, Any], body: bytes) -> Columns:
         raise WireError(f"ki: a key index not in k (of {len(keys)})")
     if len(at) != 2 * n or not set(map(type, at)) <= _INT:
         raise WireError(f"at: expected {2 * n} integers, a start and an end per value")
-    if n and (min(at) < 0 or max(at) > len(body) or not all(map(operator.le, at[0::2], at[1::2]))):
+    starts, ends = at[0::2], at[1::2]
+    if n and (min(at) < 0 or max(at) > len(body) or not all(map(operator.le, starts, ends))):
         raise WireError("at: a value's place is not within the body")
     raw_keys = [_unb64(key, f"k[{i}]") for i, key in enumerate(keys)]
-    return Columns(body, topics, raw_keys, ints, values, at, (topic_indexes, partitions))
+    return Columns(
+        body, topics, raw_keys, ints, values, (starts, ends), (topic_indexes, partitions)
+    )
 
 
 def _distinct_ints(name: str, column: list[Any]) -> set[int]:
