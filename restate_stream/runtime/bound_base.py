@@ -36,7 +36,14 @@ from restate_stream.runtime.formats import (
     unwrap_cloudevent,
 )
 from restate_stream.runtime.formats.json import UNPARSED
-from restate_stream.runtime.outcomes import Decision, HandlerRun, Outcome, observed, report
+from restate_stream.runtime.outcomes import (
+    Decision,
+    HandlerRun,
+    Outcome,
+    Retrying,
+    observed,
+    report,
+)
 from restate_stream.runtime.publisher import Publisher
 from restate_stream.runtime.signature import HandlerSignatureError, handler_input, input_problem
 from restate_stream.telemetry import tracing
@@ -185,6 +192,12 @@ class BoundHandler(ABC):
             if verdict.action == "pass-on":
                 raise  # a suspension or SDK signal wrapped by user code: the SDK handles it
             if verdict.action == "retry":
+                if observed():
+                    report(
+                        Retrying(
+                            self.binding.name, self.binding.topic, verdict.error_type, invocation
+                        )
+                    )
                 if observed() or tracing.enabled():
                     for event in records:
                         self.report(

@@ -1,8 +1,9 @@
 """What happens to records in a worker, as events for observers (the in-memory test kit,
 metrics, tracing): per record, what a bound handler decided (`Outcome`: applied,
 dead-lettered with its cause, deduplicated, a redelivery dropped, left to Restate to retry);
-per handler call, how long it ran on how many records (`HandlerRun`); per durable publish,
-its ack or error (`PublishDone`).
+per handler call, how long it ran on how many records (`HandlerRun`) and, if it raised an
+error Restate retries, one `Retrying` (an attempt: a batch's records each say `retrying` too);
+per durable publish, its ack or error (`PublishDone`).
 
 Observers subscribe with `observe`. Reporting costs one truth test while nobody observes.
 A batched handler's applied records are many: an observer that only counts them (metrics)
@@ -59,6 +60,17 @@ class HandlerRun:
 
 
 @dataclass(frozen=True)
+class Retrying:
+    """A call of a bound handler raised an error Restate retries: one per attempt, however
+    many records it held."""
+
+    binding: str
+    topic: str
+    cause: str  # the exception's class name
+    invocation_id: str | None = None
+
+
+@dataclass(frozen=True)
 class AppliedRecords:
     """A batched handler's call applied `records` records of `topic`: what an observer that
     subscribed with `each_applied=False` gets instead of their `Outcome`s."""
@@ -79,7 +91,7 @@ class PublishDone:
     error: str | None = None  # the exception's class name when the broker did not ack
 
 
-Event = Outcome | AppliedRecords | HandlerRun | PublishDone
+Event = Outcome | AppliedRecords | HandlerRun | Retrying | PublishDone
 Observer = Callable[[Event], None]
 # Each observer, with whether it wants each applied record of a batch (else their count).
 _observers: list[tuple[Observer, bool]] = []

@@ -26,6 +26,7 @@ from restate_stream.runtime.outcomes import (
     HandlerRun,
     Outcome,
     PublishDone,
+    Retrying,
     observe,
 )
 
@@ -119,8 +120,9 @@ class WorkerMetrics:
             self.records.labels(binding, topic, outcome, event.cause or "").inc()
             if event.cause in _DECODE_CAUSES:
                 self.decode_failures.labels(binding, topic).inc()
-            elif event.decision == "retrying":
-                self.retries.labels(binding, topic).inc()
+        elif isinstance(event, Retrying):
+            # An attempt, once: a batch's records each report `retrying` as well.
+            self.retries.labels(event.binding, event.topic).inc()
         elif isinstance(event, AppliedRecords):
             self.records.labels(event.binding, event.topic, "applied", "").inc(event.records)
         elif isinstance(event, HandlerRun):

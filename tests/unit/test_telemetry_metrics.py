@@ -24,6 +24,7 @@ from restate_stream.runtime.outcomes import (
     HandlerRun,
     Outcome,
     PublishDone,
+    Retrying,
     observe,
 )
 from restate_stream.telemetry.metrics import (
@@ -54,6 +55,7 @@ def feed(metrics: WorkerMetrics, copies: int = 1) -> None:
         metrics.observe(Outcome("orders", "applied", COORDS))
         metrics.observe(Outcome("orders", "dead-lettered", COORDS, "DecodeError", "bad"))
         metrics.observe(Outcome("orders", "retrying", COORDS, "ConnectionError", "down"))
+        metrics.observe(Retrying("orders", "orders", "ConnectionError"))
         metrics.observe(Outcome("orders", "deduplicated", COORDS))
         metrics.observe(HandlerRun("clicks", 40, 0.02, False))
         metrics.observe(PublishDone("out", 3, 0.005))
@@ -179,3 +181,31 @@ async def test_a_batchs_applied_records_are_counted_once_not_reported_one_by_one
     assert [e for e in counting if not isinstance(e, HandlerRun)] == [
         AppliedRecords("b", "t", 30, "inv_1")
     ]
+
+
+async def test_a_failed_batch_attempt_counts_one_retry_and_each_record_retrying() -> None:
+    """retries_total counts attempts (docs/operations.md), not the records a batch held;
+    records_total says `retrying` for each of them."""
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    stop = observe(metrics.observe, each_applied=False)
+    obj = restate.VirtualObject("MetricsRetry")
+
+    @obj.handler()
+    async def take(ctx: restate.ObjectContext, events: list[KafkaEvent[dict[str, Any]]]) -> None:
+        raise ConnectionError("the database is down")
+
+    bind([obj], spec("MetricsRetry"), {"local": MemoryPublisher()})
+    records = [WireRecord("t", 0, i, 1_700_000_000_000, b"k", b'{"n": 1}') for i in range(30)]
+    try:
+        for _ in range(2):  # two attempts of the same invocation
+            with pytest.raises(ConnectionError):
+                await invoke(
+                    obj, "take", MemoryContext("k", invocation_id="inv_1"), encode_batch(records)
+                )
+    finally:
+        stop()
+    got = samples(registry)
+    assert got[("restate_stream_retries_total", labels(binding="b", topic="t"))] == 2
+    retrying = labels(binding="b", topic="t", outcome="retrying", cause="ConnectionError")
+    assert got[("restate_stream_records_total", retrying)] == 2 * 30
