@@ -1,17 +1,24 @@
 """The invocation body of a batched binding: many records of one object key, as JSON.
 
-Version 3 (what the delivery writes when every record's value goes inline, with a timestamp
+Version 4 (what the delivery writes when every record's value goes inline, with a timestamp
 and no headers: a JSON binding's usual batch), by column:
 
-    {"v": 3, "t": [topic, ...], "k": [key base64 | null, ...],
-     "ti": [topic index, ...], "ki": [key index, ...], "p": [partition, ...],
-     "o": [offset, ...], "ts": [ts millis, ...], "vals": [value, ...], "at": [start, end, ...]}
+    {"v": 4, "t": [topic, ...], "k": [key base64 | null, ...],
+     "ti": topic index | [topic index, ...], "ki": key index | [key index, ...],
+     "p": partition | [partition, ...], "o": [offset, ...], "ts": [ts millis, ...],
+     "vals": [value, ...], "vs": where the first value starts, "len": [value length, ...]}
 
-Each record is one place in the columns; "t" and "k" hold each topic and key once. The
-worker's one parse of the body yields a few long lists of numbers and the values parsed, and
-builds its records from them in C (version 2's list per record, walked in Python, was most of
-a batch's decoding in the worker). The values are spliced in byte for byte, and "at" holds
-where each starts and ends, as in version 2.
+Each record is one place in the columns; "t" and "k" hold each topic and key once. "ti", "ki"
+and "p" are one number when every record shares it (a `per: key` body's records share all
+three, a `per: partition` body's its topic and partition). The worker's one parse of the body
+yields a few lists of numbers and the values parsed, and builds its records from them in C
+(version 2's list per record, walked in Python, was most of a batch's decoding in the
+worker). The values are spliced in byte for byte, one comma apart, from "vs" on: "len" gives
+each one's raw bytes as a slice of the body, worked out only when a record is built.
+
+Version 3 (what the delivery wrote before version 4; still read) has the same columns, but
+"ti", "ki" and "p" always lists, and "at": [start, end, ...] instead of "vs" and "len" (its
+per-record lists were a third of the body's numbers to write, parse and check).
 
 Version 2 (what the delivery writes for any other batch: tombstones, headers, values that are
 not JSON; and what a worker before version 3 reads):
@@ -46,10 +53,11 @@ ascending offsets.
 from __future__ import annotations
 
 import binascii
+import functools
 import json
 import operator
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, repeat
 from typing import Any, NamedTuple, Protocol
 
@@ -59,7 +67,8 @@ from restate_stream._util.gc_pause import collection_paused
 from restate_stream.runtime.event import Headers
 from restate_stream.runtime.formats.json import UNPARSED
 
-VERSION = 3  # the newest this worker reads (and its delivery writes, by column)
+VERSION = 4  # the newest this worker reads (and its delivery writes, by column)
+V3 = 3
 V2 = 2
 V1 = 1
 
@@ -73,7 +82,8 @@ _DEEP_CHECK_BYTES = 1000
 # Records from which a body is built by column (`_encode_inline`, version 3): its fixed cost
 # per body is a few records' worth of the record-by-record loop.
 _COLUMNS_FROM = 12
-# Integers, one per record; the first three repeat a few values (`_columns_v3`).
+# Integers, one per record; the first three repeat a few values (`_columns_v3`), and in
+# version 4 may be one number for all (`_columns_v4`).
 _V3_COLUMNS = ("ti", "ki", "p", "o", "ts")
 _INT = {int}
 
@@ -193,33 +203,48 @@ def _shallow(value: bytes) -> bool:
 
 
 def _encode_inline(columns: tuple[tuple[Any, ...], ...]) -> bytes:
-    """The version 3 body of records that all go inline with a timestamp and no headers, built
-    column by column: orjson writes the columns of numbers, the values are joined, and `at` is
-    a running sum of their lengths: the per-record work is C's."""
+    """The version 4 body of records that all go inline with a timestamp and no headers, built
+    column by column: orjson writes the columns of numbers, the values are joined, and "len"
+    is their lengths: the per-record work is C's."""
     topic_names, partitions, offsets, timestamps, keys, values = columns[:6]
-    topics = {name: i for i, name in enumerate(dict.fromkeys(topic_names))}
-    key_index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    topics, topic_indexes = _indexed(topic_names)
+    distinct_keys, key_indexes = _indexed(keys)
     head = orjson.dumps(
         {
             "v": VERSION,
-            "t": list(topics),
-            "k": [_b64(key) for key in key_index],
-            "ti": list(map(topics.__getitem__, topic_names)),
-            "ki": list(map(key_index.__getitem__, keys)),
-            "p": partitions,
+            "t": topics,
+            "k": [_b64(key) for key in distinct_keys],
+            "ti": topic_indexes,
+            "ki": key_indexes,
+            "p": partitions[0] if _all_same(partitions) else partitions,
             "o": offsets,
             "ts": timestamps,
         }
     )
     opening = head[:-1] + b',"vals":['
-    lengths = list(map(len, values))
-    # Each value starts one comma after the previous one's end; starts and ends are
-    # interleaved by slice assignment (a third less than chaining zipped pairs).
-    starts = list(accumulate(map((1).__add__, lengths[:-1]), initial=len(opening)))
-    at = [0] * (2 * len(values))
-    at[0::2] = starts
-    at[1::2] = map(operator.add, starts, lengths)
-    return b"".join((opening, b",".join(values), b'],"at":', orjson.dumps(at), b"}"))
+    return b"".join(
+        (
+            opening,
+            b",".join(values),
+            b'],"vs":%d,"len":' % len(opening),
+            orjson.dumps(list(map(len, values))),
+            b"}",
+        )
+    )
+
+
+def _all_same(column: tuple[Any, ...]) -> bool:
+    """Whether a column holds one item throughout (counted in C)."""
+    return bool(column) and column.count(column[0]) == len(column)
+
+
+def _indexed(column: tuple[Any, ...]) -> tuple[list[Any], int | list[int]]:
+    """A column's distinct items, and each place's index among them: one number when the
+    column holds one item throughout."""
+    if _all_same(column):
+        return [column[0]], 0
+    index = {item: i for i, item in enumerate(dict.fromkeys(column))}
+    return list(index), list(map(index.__getitem__, column))
 
 
 def _encode_each(records: Sequence[EncodableRecord], *, json_values: bool) -> bytes:
@@ -280,7 +305,7 @@ class Columns:
     `records()` builds them all (in C), as `decode_batch` gives them."""
 
     __slots__ = (
-        "_body", "_ends", "_keys", "_sources", "_starts", "_topics", "key_indexes", "offsets",
+        "_body", "_keys", "_places", "_sources", "_topics", "key_indexes", "offsets",
         "partitions", "timestamps", "topic_indexes", "values",
     )  # fmt: skip
 
@@ -291,12 +316,12 @@ class Columns:
         keys: list[bytes | None],
         ints: list[list[int]],
         values: list[Any],
-        places: tuple[list[int], list[int]],
+        places: Callable[[], tuple[Iterable[int], Iterable[int]]],
         sources: tuple[set[int], set[int]],
     ) -> None:
         self._body, self._topics, self._keys, self.values = body, topics, keys, values
         self.topic_indexes, self.key_indexes, self.partitions, self.offsets, self.timestamps = ints
-        self._starts, self._ends = places  # where each value starts and ends in the body
+        self._places = places  # where each value starts and ends in the body, when asked
         self._sources = sources  # the distinct topic indexes and partitions
 
     def __len__(self) -> int:
@@ -320,7 +345,7 @@ class Columns:
                 self.timestamps,
                 map(self._keys.__getitem__, self.key_indexes),
                 # Each value's raw bytes (sliced in the comprehension: no slice object each).
-                [body[s:e] for s, e in zip(self._starts, self._ends, strict=True)],
+                [body[s:e] for s, e in zip(*self._places(), strict=True)],
                 repeat((), n),
                 self.values,  # parsed
                 strict=True,
@@ -354,6 +379,8 @@ def _decode(body: bytes) -> Columns | list[WireRecord]:
         raise WireError(f"batch body is not JSON: {exc}") from exc
     version = doc.get("v") if isinstance(doc, dict) else None
     if version == VERSION:
+        return _columns_v4(doc, body)
+    if version == V3:
         return _columns_v3(doc, body)
     if version == V2:
         return _decode_v2(doc, body)
@@ -364,51 +391,94 @@ def _decode(body: bytes) -> Columns | list[WireRecord]:
         )
     if version != V1 or not isinstance(doc.get("records"), list):
         raise WireError(
-            'batch body: expected {"v": 3, "t": [...], ...}, {"v": 2, "r": [...], ...} or '
-            '{"v": 1, "records": [...]}'
+            'batch body: expected {"v": 4, "t": [...], ...}, {"v": 3, ...}, '
+            '{"v": 2, "r": [...], ...} or {"v": 1, "records": [...]}'
         )
     return _decode_v1(doc["records"])
+
+
+def _columns_v4(doc: dict[str, Any], body: bytes) -> Columns:
+    """Version 4's columns, each checked whole (as `_columns_v3`); "ti", "ki" and "p" may be
+    one number for every record, and the values' places come from "vs" and "len"."""
+    values: Any = doc.get("vals")
+    lengths: Any = doc.get("len")
+    first: Any = doc.get("vs")
+    if type(values) is not list or type(lengths) is not list or type(first) is not int:
+        raise WireError('batch body v4: expected "vals" and "len" arrays and a "vs" number')
+    n = len(values)
+    if len(lengths) != n or not set(map(type, lengths)) <= _INT:
+        raise WireError(f"len: expected {n} integers, a length per value")
+    if n and (first < 0 or min(lengths) < 0 or first + sum(lengths) + n - 1 > len(body)):
+        raise WireError("vs, len: the values' places are not within the body")
+    topics, keys, ints, sources = _checked_columns(doc, n, one_for_all=True)
+    places = functools.partial(_places_from_lengths, first, lengths)
+    return Columns(body, topics, keys, ints, values, places, sources)
+
+
+def _places_from_lengths(first: int, lengths: list[int]) -> tuple[list[int], Iterable[int]]:
+    """Where each value starts and ends: one comma apart, from `first` on."""
+    if not lengths:
+        return [], []
+    starts = list(accumulate(map((1).__add__, lengths[:-1]), initial=first))
+    return starts, map(operator.add, starts, lengths)
 
 
 def _columns_v3(doc: dict[str, Any], body: bytes) -> Columns:
     """Version 3's columns, each checked whole (its types, its length, its indexes' range)
     before any record is built from them."""
-    topics: Any = doc.get("t")
-    keys: Any = doc.get("k")
     values: Any = doc.get("vals")
     at: Any = doc.get("at")
-    ints: list[Any] = [doc.get(name) for name in _V3_COLUMNS]
-    if not all(type(c) is list for c in (topics, keys, values, at, *ints)):
-        raise WireError(
-            'batch body v3: expected "t", "k", "ti", "ki", "p", "o", "ts", "vals" and "at" arrays'
-        )
+    if type(values) is not list or type(at) is not list:
+        raise WireError('batch body v3: expected "vals" and "at" arrays')
     n = len(values)
-    for name, column in zip(_V3_COLUMNS, ints, strict=True):
-        if len(column) != n:
-            raise WireError(f"{name}: {len(column)} numbers for {n} values")
-    # Topic and key indexes and partitions repeat: each column's distinct values (a set,
-    # built in C) are checked, not every place; offsets and timestamps are each checked.
-    topic_indexes, key_indexes, partitions = (
-        _distinct_ints(name, column) for name, column in zip(_V3_COLUMNS[:3], ints[:3], strict=True)
-    )
-    for name, column in zip(_V3_COLUMNS[3:], ints[3:], strict=True):
-        if not set(map(type, column)) <= _INT:
-            raise WireError(f"{name}: expected integers")
-    if not all(type(t) is str for t in topics):
-        raise WireError("t: expected topic names")
-    if n and not (min(topic_indexes) >= 0 and max(topic_indexes) < len(topics)):
-        raise WireError(f"ti: a topic index not in t (of {len(topics)})")
-    if n and not (min(key_indexes) >= 0 and max(key_indexes) < len(keys)):
-        raise WireError(f"ki: a key index not in k (of {len(keys)})")
     if len(at) != 2 * n or not set(map(type, at)) <= _INT:
         raise WireError(f"at: expected {2 * n} integers, a start and an end per value")
     starts, ends = at[0::2], at[1::2]
     if n and (min(at) < 0 or max(at) > len(body) or not all(map(operator.le, starts, ends))):
         raise WireError("at: a value's place is not within the body")
+    topics, keys, ints, sources = _checked_columns(doc, n, one_for_all=False)
+    return Columns(body, topics, keys, ints, values, lambda: (starts, ends), sources)
+
+
+def _checked_columns(
+    doc: dict[str, Any], n: int, *, one_for_all: bool
+) -> tuple[list[str], list[bytes | None], list[list[int]], tuple[set[int], set[int]]]:
+    """A column body's topics, keys (decoded), its five integer columns (`_V3_COLUMNS`, each
+    `n` long; with `one_for_all`, the first three may be one number for every record) and the
+    distinct topic indexes and partitions; WireError naming the column."""
+    topics: Any = doc.get("t")
+    keys: Any = doc.get("k")
+    if type(topics) is not list or type(keys) is not list:
+        raise WireError('batch body: expected "t" and "k" arrays')
+    ints: list[list[int]] = []
+    distinct: list[set[int]] = []
+    for name in _V3_COLUMNS:
+        column: Any = doc.get(name)
+        if one_for_all and type(column) is int and name in ("ti", "ki", "p"):
+            ints.append([column] * n)
+            distinct.append({column} if n else set())
+            continue
+        if type(column) is not list:
+            expected = "a number or an array" if one_for_all and name != "o" else "an array"
+            raise WireError(f"{name}: expected {expected} of integers")
+        if len(column) != n:
+            raise WireError(f"{name}: {len(column)} numbers for {n} values")
+        if name in ("ti", "ki", "p"):
+            # They repeat: each column's distinct values (a set, built in C) are checked, not
+            # every place; offsets and timestamps are each checked.
+            distinct.append(_distinct_ints(name, column))
+        elif not set(map(type, column)) <= _INT:
+            raise WireError(f"{name}: expected integers")
+        ints.append(column)
+    topic_indexes, key_indexes, partitions = distinct
+    if not all(type(t) is str for t in topics):
+        raise WireError("t: expected topic names")
+    if topic_indexes and not (min(topic_indexes) >= 0 and max(topic_indexes) < len(topics)):
+        raise WireError(f"ti: a topic index not in t (of {len(topics)})")
+    if key_indexes and not (min(key_indexes) >= 0 and max(key_indexes) < len(keys)):
+        raise WireError(f"ki: a key index not in k (of {len(keys)})")
     raw_keys = [_unb64(key, f"k[{i}]") for i, key in enumerate(keys)]
-    return Columns(
-        body, topics, raw_keys, ints, values, (starts, ends), (topic_indexes, partitions)
-    )
+    return topics, raw_keys, ints, (topic_indexes, partitions)
 
 
 def _distinct_ints(name: str, column: list[Any]) -> set[int]:

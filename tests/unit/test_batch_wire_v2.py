@@ -93,7 +93,7 @@ def _v2(runs: Any, topics: Any = ("t",), at: Any = ()) -> bytes:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b'{"v": 0, "r": []}', 'expected {"v": 3'),
+        (b'{"v": 0, "r": []}', 'expected {"v": 4'),
         (b'{"v": 2, "r": []}', '"r", "t" and "at" arrays'),
         (_v2([], topics=[1]), "t: expected topic names"),
         (_v2([["aw=="]]), "r[0]: expected [key, [record, ...]]"),
@@ -154,14 +154,14 @@ async def test_a_body_of_a_newer_version_is_retried_not_failed_terminally() -> N
 
     publisher = MemoryPublisher()
     bind([obj], spec("WireNewer"), {"local": publisher})
-    body = b'{"v": 4, "columns": {}}'
+    body = b'{"v": 5, "columns": {}}'
     with pytest.raises(NewerWireVersion) as raised:
         await invoke(obj, "take", MemoryContext("k", invocation_id="inv_1"), body)
     assert not isinstance(raised.value, restate.TerminalError)
-    assert "binding b: batch body version 4: this worker reads versions 1 to 3" in str(raised.value)
+    assert "binding b: batch body version 5: this worker reads versions 1 to 4" in str(raised.value)
     assert seen == [] and publisher.sent == []  # nothing applied, nothing dead-lettered
     # A body that is no version restate-stream writes still fails visibly, at once.
-    with pytest.raises(restate.TerminalError, match=re.escape('expected {"v": 3')):
+    with pytest.raises(restate.TerminalError, match=re.escape('expected {"v": 4')):
         await invoke(obj, "take", MemoryContext("k"), b'{"v": -1}')
 
 
