@@ -15,7 +15,6 @@ offsets (or the start policy), so nothing is skipped.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from confluent_kafka import (
 )
 
 from connectors import errors as kafka_errors
+from connectors.gc_pause import collection_paused
 from connectors.logs import Config, client_properties
 
 log = logging.getLogger("connectors.group_consumer")
@@ -220,16 +220,10 @@ class GroupConsumer:
         if self.generation != generation:
             self._rewind({m.partition() or 0 for m in messages if m.error() is None})
             return []
-        # Garbage collection paused (restate_stream/_util/gc_pause.py says why; this package
-        # does not import that one): a record is two tuples, all reachable until it returns.
-        # Not over consume(), which waits for the broker.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        # A record is two tuples, all reachable until it returns (gc_pause.py). Not over
+        # consume(), which waits for the broker.
+        with collection_paused():
             return polled_records(messages, self.topic, self.group_id)
-        finally:
-            if collecting:
-                gc.enable()
 
     async def backlog(self) -> int:
         """Records in Kafka past this consumer's position in its partitions, by the high

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple, overload
 import restate
 from opentelemetry import trace
 
-from restate_stream._util.gc_pause import collection_paused
+from connectors.gc_pause import collection_paused
 from restate_stream.batch.wire import (
     Columns,
     NewerWireVersion,

@@ -63,7 +63,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from restate_stream._util.gc_pause import collection_paused
+from connectors.gc_pause import collection_paused
 from restate_stream.runtime.event import Headers
 from restate_stream.runtime.formats.json import UNPARSED
 

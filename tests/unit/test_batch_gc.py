@@ -1,5 +1,5 @@
 """A batch is polled, encoded, decoded and its events built with garbage collection paused
-(_util/gc_pause.py): every object those stretches build stays reachable, so a collection in
+(connectors/gc_pause.py): every object those stretches build stays reachable, so a collection in
 them walks them for nothing. The pause never spans an await, and collection is on again
 whatever happened."""
 
@@ -14,8 +14,8 @@ import pytest
 import restate
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 
+from connectors.gc_pause import collection_paused
 from connectors.group_consumer import GroupConsumer
-from restate_stream._util.gc_pause import collection_paused
 from restate_stream.batch.wire import WireRecord, decode_batch, encode_batch
 from restate_stream.runtime.bound import bind
 from restate_stream.runtime.event import KafkaEvent

@@ -36,8 +36,9 @@ DEV_STACK = frozenset(
 )
 
 # Modules every other module may import without a cycle: the error tree's root (with the
-# families connectors raises in) and the secrets policy. They import only the standard library.
-LEAVES = frozenset({"connectors.base_errors", "connectors.secrets"})
+# families connectors raises in), the secrets policy and the garbage collection pause. They
+# import only the standard library.
+LEAVES = frozenset({"connectors.base_errors", "connectors.secrets", "connectors.gc_pause"})
 
 _OPTIONAL = "an optional extra, imported only when used"
 _METRICS = (
