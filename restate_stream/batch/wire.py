@@ -79,7 +79,7 @@ TOMBSTONE, INLINE_JSON, BASE64 = 0, 1, 2
 # A value this long may be that deep (each level takes a byte), so its brackets are counted.
 _DEEP_CHECK_BYTES = 1000
 
-# Records from which a body is built by column (`_encode_inline`, version 3): its fixed cost
+# Records from which a body is built by column (`_encode_inline`, version 4): its fixed cost
 # per body is a few records' worth of the record-by-record loop.
 _COLUMNS_FROM = 12
 # Integers, one per record; the first three repeat a few values (`_columns_v3`), and in
