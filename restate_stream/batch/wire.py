@@ -57,7 +57,7 @@ import functools
 import json
 import operator
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate, repeat
 from typing import Any, NamedTuple, Protocol
 
@@ -300,13 +300,14 @@ def _encode_each(records: Sequence[EncodableRecord], *, json_values: bool) -> by
 
 
 class Columns:
-    """A version 3 body, its columns checked, its records not built yet: a handler of values
-    takes `values` as they are (parsed with the body) and needs a record only for a failure.
-    `records()` builds them all (in C), as `decode_batch` gives them."""
+    """A version 3 or 4 body, its columns checked, its records not built yet: a handler of
+    values takes `values` as they are (parsed with the body), and events are built from the
+    columns, each asking for its raw bytes (`raw`) and coordinates (`record`) only if it needs
+    them. `records()` builds them all (in C), as `decode_batch` gives them."""
 
     __slots__ = (
-        "_body", "_keys", "_places", "_sources", "_topics", "key_indexes", "offsets",
-        "partitions", "timestamps", "topic_indexes", "values",
+        "_body", "_keys", "_place_lists", "_places", "_records", "_sources", "_topics",
+        "key_indexes", "offsets", "partitions", "timestamps", "topic_indexes", "values",
     )  # fmt: skip
 
     def __init__(
@@ -322,6 +323,8 @@ class Columns:
         self._body, self._topics, self._keys, self.values = body, topics, keys, values
         self.topic_indexes, self.key_indexes, self.partitions, self.offsets, self.timestamps = ints
         self._places = places  # where each value starts and ends in the body, when asked
+        self._place_lists: tuple[list[int], list[int]] | None = None
+        self._records: list[WireRecord] | None = None  # built by `record`
         self._sources = sources  # the distinct topic indexes and partitions
 
     def __len__(self) -> int:
@@ -335,6 +338,29 @@ class Columns:
             return None
         return self._topics[next(iter(topics))], next(iter(partitions))
 
+    def keys(self) -> Iterator[bytes | None]:
+        """Each record's key, in order."""
+        return map(self._keys.__getitem__, self.key_indexes)
+
+    def raw(self, i: int) -> bytes:
+        """The `i`th record's value as it came (a slice of the body)."""
+        starts, ends = self._value_places()
+        return self._body[starts[i] : ends[i]]
+
+    def record(self, i: int) -> WireRecord:
+        """The `i`th record (for an event's coordinates). All are built, in C, at the first
+        ask: a handler that reads one event's coordinates mostly reads every one's."""
+        if self._records is None:
+            self._records = self.records()
+        return self._records[i]
+
+    def _value_places(self) -> tuple[list[int], list[int]]:
+        """Where each value starts and ends in the body, worked out once."""
+        if self._place_lists is None:
+            starts, ends = self._places()
+            self._place_lists = (list(starts), list(ends))
+        return self._place_lists
+
     def records(self) -> list[WireRecord]:
         with collection_paused():
             n, body = len(self.values), self._body
@@ -343,9 +369,9 @@ class Columns:
                 self.partitions,
                 self.offsets,
                 self.timestamps,
-                map(self._keys.__getitem__, self.key_indexes),
+                self.keys(),
                 # Each value's raw bytes (sliced in the comprehension: no slice object each).
-                [body[s:e] for s, e in zip(*self._places(), strict=True)],
+                [body[s:e] for s, e in zip(*self._value_places(), strict=True)],
                 repeat((), n),
                 self.values,  # parsed
                 strict=True,

@@ -5,6 +5,7 @@ goes record by record."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -95,3 +96,49 @@ async def test_events_by_column_equal_the_record_by_record_ones(
     assert taken == by_column
     assert with_columns == record_by_record
     assert len(with_columns) == len(values) - (values[-1] == b"not json")
+
+
+@pytest.mark.parametrize("per", ["key", "partition"])
+async def test_events_of_one_sources_columns_equal_the_record_by_record_ones(
+    per: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body of one partition past the high-water: its events come from the columns
+    (`_events_of_columns`), their raw bytes and coordinates read only when asked, equal field
+    for field to the record-by-record loop's, and `dataclasses.replace` works on them."""
+    of_columns = batch_handler._events_of_columns
+    taken: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        taken.append(1)
+        return of_columns(*args)
+
+    monkeypatch.setattr(batch_handler, "_events_of_columns", counted)
+    seen: list[list[tuple[Any, ...]]] = []
+    lazy: list[bool] = []
+    replaced: list[KafkaEvent[Any]] = []
+    obj = restate.VirtualObject(f"OfColumns{per}")
+
+    async def take(ctx: restate.ObjectContext, events: list[KafkaEvent[Any]]) -> None:
+        lazy.append("raw" in events[0].__dict__ or "coordinates" in events[0].__dict__)
+        seen.append(_seen(events))
+        replaced.append(dataclasses.replace(events[3], value={"n": -1}))
+
+    obj.handler(name="take")(take)
+    bind([obj], spec(obj.name, per=per), {"local": MemoryPublisher()})
+    keys = [b"a", b"b", b"\xff", None]
+    records = [
+        WireRecord("t", 3, 10 + i, MS + i, keys[i % len(keys)] if per == "partition" else b"a", v)
+        for i, v in enumerate(PLAIN)
+    ]
+    body = encode_batch(records, json_values=True)
+    key = "a" if per == "key" else "t/3"
+    await invoke(obj, "take", MemoryContext(key, invocation_id="inv_1"), body)
+    assert taken == [1] and lazy == [False]
+    monkeypatch.setattr(batch_handler, "_values_unconverted", lambda *_: False)
+    monkeypatch.setattr(batch_handler, "_all_unconverted", lambda *_: False)
+    await invoke(obj, "take", MemoryContext(key, invocation_id="inv_2"), body)
+    assert taken == [1]  # the second went record by record
+    assert seen[0] == seen[1] and len(seen[0]) == len(PLAIN)
+    assert [e[2] for e in seen[0]] == PLAIN  # raw bytes, exact
+    assert replaced[0] == replaced[1] and replaced[0].raw == PLAIN[3]
+    assert replaced[0].offset == 13 and replaced[0].value == {"n": -1}

@@ -11,7 +11,7 @@ import pytest
 import restate
 from pydantic import BaseModel
 
-from restate_stream.batch import wire
+from restate_stream.batch import handler, wire
 from restate_stream.batch.wire import WireRecord, encode_batch
 from restate_stream.bindings import BindingsError, check_against_app
 from restate_stream.runtime.bound import bind
@@ -39,17 +39,23 @@ def _plain(count: int, first: int = 0) -> list[bytes]:
 
 
 class _Built:
-    """Counts the batches whose records were built from the body's columns."""
+    """Counts the batches whose records or events were built from the body's columns."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        build = wire.Columns.records
+        build_records = wire.Columns.records
+        build_events = handler._events_of_columns
 
-        def counted(columns: wire.Columns) -> list[WireRecord]:
+        def counted_records(columns: wire.Columns) -> list[WireRecord]:
             self.count += 1
-            return build(columns)
+            return build_records(columns)
 
-        monkeypatch.setattr(wire.Columns, "records", counted)
+        def counted_events(columns: wire.Columns, *args: Any) -> list[KafkaEvent[Any]]:
+            self.count += 1
+            return build_events(columns, *args)
+
+        monkeypatch.setattr(wire.Columns, "records", counted_records)
+        monkeypatch.setattr(handler, "_events_of_columns", counted_events)
 
 
 def _object(name: str, fn: Any, publisher: MemoryPublisher, per: str = "key") -> Any:
@@ -139,7 +145,7 @@ async def test_a_failed_batch_of_values_is_dead_lettered_byte_for_byte_in_place(
     raw = [b'{"n": %d,  "a": "\\u00e9"}' % i for i in range(20)]
     ctx = MemoryContext("k", invocation_id="inv_1")
     await invoke(obj, "take", ctx, encode_batch(_records(raw), json_values=True))
-    assert built.count == 1  # the letters asked for the records
+    assert built.count == 2  # the letters asked for the events, their coordinates the records
     letters = [(m.value["source"]["offset"], m.value["value"]) for m in publisher.sent]
     assert letters == [(10 + i, value.decode()) for i, value in enumerate(raw)]
     assert {m.value["error"]["type"] for m in publisher.sent} == {"TerminalError"}
