@@ -192,13 +192,11 @@ class BoundHandler(ABC):
             if verdict.action == "pass-on":
                 raise  # a suspension or SDK signal wrapped by user code: the SDK handles it
             if verdict.action == "retry":
-                if observed():
-                    report(
-                        Retrying(
-                            self.binding.name, self.binding.topic, verdict.error_type, invocation
-                        )
-                    )
-                if observed() or tracing.enabled():
+                watched = observed()
+                if watched:  # the attempt, once; then each record's outcome
+                    b = self.binding
+                    report(Retrying(b.name, b.topic, verdict.error_type, invocation))
+                if watched or tracing.enabled():
                     for event in records:
                         self.report(
                             ctx, "retrying", event.coordinates, verdict.error_type, verdict.message

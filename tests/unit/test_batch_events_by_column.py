@@ -40,19 +40,25 @@ def _seen(events: list[KafkaEvent[Any]]) -> list[tuple[Any, ...]]:
     ]  # fmt: skip
 
 
+def _calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """A 1 for each call of the batch handler module's function `name` from now on."""
+    function = getattr(batch_handler, name)
+    calls: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return function(*args)
+
+    monkeypatch.setattr(batch_handler, name, counted)
+    return calls
+
+
 async def _run(
     name: str, per: str, values: list[bytes], typed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
     """The events seen with the column path allowed, then with it refused; and how many
     batches took the column path."""
-    by_column = batch_handler._events_by_column
-    taken: list[int] = []
-
-    def counted(*args: Any) -> Any:
-        taken.append(1)
-        return by_column(*args)
-
-    monkeypatch.setattr(batch_handler, "_events_by_column", counted)
+    taken = _calls(monkeypatch, "_events_by_column")
     seen: list[list[tuple[Any, ...]]] = []
     obj = restate.VirtualObject(name)
 
@@ -105,14 +111,7 @@ async def test_events_of_one_sources_columns_equal_the_record_by_record_ones(
     """A body of one partition past the high-water: its events come from the columns
     (`_events_of_columns`), their raw bytes and coordinates read only when asked, equal field
     for field to the record-by-record loop's, and `dataclasses.replace` works on them."""
-    of_columns = batch_handler._events_of_columns
-    taken: list[int] = []
-
-    def counted(*args: Any) -> Any:
-        taken.append(1)
-        return of_columns(*args)
-
-    monkeypatch.setattr(batch_handler, "_events_of_columns", counted)
+    taken = _calls(monkeypatch, "_events_of_columns")
     seen: list[list[tuple[Any, ...]]] = []
     lazy: list[bool] = []
     replaced: list[KafkaEvent[Any]] = []
